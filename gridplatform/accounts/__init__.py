@@ -1,0 +1,1 @@
+"""Accounts and roles: households, the grid operator, regulators, admins, and their identities."""

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    HOUSEHOLD = "household", "Household"
+    GRID_OPERATOR = "grid_operator", "Grid operator"
+    REGULATOR = "regulator", "Regulator"
+    ADMIN = "admin", "Administrator"
+
+
+class HouseholdKind(models.TextChoices):
+    CONSUMER = "consumer", "Consumer"
+    PROSUMER = "prosumer", "Prosumer (rooftop PV)"
+    STORAGE = "storage", "Storage owner (PV and battery)"
+
+
+# Roles that watch every account: the grid operator sees all balances and changes none.
+SUPERVISORY_ROLES = (Role.GRID_OPERATOR, Role.REGULATOR, Role.ADMIN)
+
+
+class UserManager(BaseUserManager["User"]):
+    """Only for Django's own commands (createsuperuser); everything else uses services."""
+
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: object) -> User:
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> User:
+        fields.update(role=Role.ADMIN, is_staff=True, is_superuser=True)
+        fields.setdefault("name", "Administrator")
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.HOUSEHOLD)
+    household_kind = models.CharField(
+        max_length=20, choices=HouseholdKind.choices, blank=True, default=""
+    )
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="household_kind_iff_household",
+                condition=(
+                    models.Q(role=Role.HOUSEHOLD) & ~models.Q(household_kind="")
+                    | ~models.Q(role=Role.HOUSEHOLD) & models.Q(household_kind="")
+                ),
+            ),
+            models.CheckConstraint(
+                name="role_is_known", condition=models.Q(role__in=Role.values)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    @property
+    def is_household(self) -> bool:
+        return self.role == Role.HOUSEHOLD
+
+    @property
+    def watches_accounts(self) -> bool:
+        return self.role in SUPERVISORY_ROLES
+
+
+class Identity(models.Model):
+    """An account's Ed25519 identity: its public key, its address, and its sealed private key.
+
+    ``sealed_private_key`` is empty for an account that holds its own key: the platform then
+    holds nothing that can sign for it.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="identity")
+    public_key = models.CharField(max_length=64, unique=True)
+    address = models.CharField(max_length=50, unique=True)
+    sealed_private_key = models.BinaryField(null=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.CheckConstraint(
+                name="public_key_is_64_hex", condition=models.Q(public_key__regex=r"^[0-9a-f]{64}$")
+            ),
+            models.CheckConstraint(
+                name="address_is_50_hex", condition=models.Q(address__regex=r"^[0-9a-f]{50}$")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def is_custodial(self) -> bool:
+        return self.sealed_private_key is not None

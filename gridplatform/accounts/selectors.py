@@ -1,0 +1,26 @@
+"""Reads of accounts, each scoped by who asks."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from gridplatform.accounts.models import User
+
+
+def account_list(*, user: User) -> QuerySet[User]:
+    """Every account for the grid operator, regulators and admins; a household sees itself."""
+    accounts = User.objects.select_related("identity").order_by("role", "name", "id")
+    if user.is_authenticated and user.watches_accounts:
+        return accounts
+    if user.is_authenticated:
+        return accounts.filter(pk=user.pk)
+    return accounts.none()
+
+
+def access_account(*, user: User, id: int) -> User:
+    """The account ``id`` if ``user`` may see it; 404 otherwise (not 403: no existence leak)."""
+    try:
+        return account_list(user=user).get(pk=id)
+    except User.DoesNotExist:
+        raise Http404("No such account.") from None

@@ -1,0 +1,52 @@
+"""The demo community: a small residential feeder, its grid operator and its regulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gridplatform.accounts import services
+from gridplatform.accounts.models import HouseholdKind, Role, User
+
+DEMO_PASSWORD = "sunny-feeder-2026"
+DEMO_DOMAIN = "demo.example"
+
+P, C, S = HouseholdKind.PROSUMER, HouseholdKind.CONSUMER, HouseholdKind.STORAGE
+
+# 30 homes along two streets: most with rooftop PV, some plain consumers, a few with batteries.
+HOUSEHOLDS: tuple[tuple[str, HouseholdKind], ...] = (
+    ("Ada Okafor", P), ("Ben Hartmann", P), ("Chiara Rossi", S), ("Dmitri Volkov", C),
+    ("Elif Yilmaz", P), ("Femi Adeyemi", P), ("Greta Lind", P), ("Hiro Tanaka", S),
+    ("Ines Duarte", P), ("Jonas Berg", C), ("Kavya Iyer", P), ("Lars Nilsen", P),
+    ("Maya Cohen", P), ("Noah Schmidt", C), ("Olga Petrova", P), ("Pablo Ortega", S),
+    ("Quinn Walsh", P), ("Rania Haddad", P), ("Sven Larsen", C), ("Tomoko Sato", P),
+    ("Uma Patel", P), ("Victor Dubois", P), ("Wen Li", S), ("Ximena Flores", P),
+    ("Yusuf Demir", C), ("Zofia Nowak", P), ("Amara Diallo", P), ("Bruno Costa", C),
+    ("Clara Weiss", P), ("Dev Malhotra", P),
+)
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    role: str
+    name: str
+    email: str
+
+
+def demo_email(name: str) -> str:
+    return f"{name.split()[0].lower()}@{DEMO_DOMAIN}"
+
+
+def demo_community_create() -> list[DemoLogin]:
+    """Create the demo accounts that do not exist yet; safe to run again."""
+    people: list[tuple[str, str, Role, str]] = [
+        ("Feeder Grid Operator", f"operator@{DEMO_DOMAIN}", Role.GRID_OPERATOR, ""),
+        ("Energy Regulator", f"regulator@{DEMO_DOMAIN}", Role.REGULATOR, ""),
+    ]
+    people += [(name, demo_email(name), Role.HOUSEHOLD, kind) for name, kind in HOUSEHOLDS]
+    existing = set(User.objects.values_list("email", flat=True))
+    for name, email, role, kind in people:
+        if email not in existing:
+            services.user_create(
+                email=email, name=name, password=DEMO_PASSWORD, role=role, household_kind=kind
+            )
+    return [DemoLogin(role=str(role.label), name=name, email=email) for name, email, role, _ in people]

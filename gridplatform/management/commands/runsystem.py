@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from gridplatform.demo import DEMO_PASSWORD, demo_community_create
+from gridplatform.processes import commands
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole system in the foreground: the ASGI web server, a Celery worker and beat. "
+        "With --demo it first migrates and creates the demo community. Ctrl-C stops everything."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--demo", action="store_true", help="migrate and create the demo")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        if options["demo"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            logins = demo_community_create()
+        else:
+            logins = []
+        children: dict[str, subprocess.Popen[bytes]] = {}
+
+        def stop(*_: object) -> None:
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            for child in children.values():
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            # Children inherit REDIS_URL, so they all share one (possibly embedded) Redis.
+            for name, argv in commands(host=host, port=port, var_dir=settings.VAR_DIR).items():
+                children[name] = subprocess.Popen(argv)
+            url = f"http://{host}:{port}/"
+            self._wait_until_up(url + "healthz", children)
+            self._announce(url, logins)
+            while True:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        raise CommandError(f"the {name} process exited with {child.returncode}")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("stopping")
+        finally:
+            stop()
+
+    def _wait_until_up(self, url: str, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if children["web"].poll() is not None:
+                raise CommandError("the web process exited during start-up")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise CommandError(f"the web process did not answer {url} within 60 s")
+
+    def _announce(self, url: str, logins: list[Any]) -> None:
+        self.stdout.write(self.style.SUCCESS(f"\nThe grid platform is running at {url}\n"))
+        if logins:
+            self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+            for login in logins[:4]:
+                self.stdout.write(f"  {login.role:<22} {login.email:<28} {login.name}")
+            self.stdout.write(f"  ... and {len(logins) - 4} more households (see the README)")
+        self.stdout.write("Press Ctrl-C to stop.\n")

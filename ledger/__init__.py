@@ -1,0 +1,1 @@
+"""The ledger: signed transactions, blocks, validators and consensus."""

@@ -1,0 +1,1 @@
+"""The market: the deterministic contract logic, order books, settlement and trading."""

@@ -1,0 +1,1 @@
+"""Meters: devices, reading ingestion and the meters' REST API."""

@@ -1,0 +1,1 @@
+"""Supervision: grid topology, security checks, review, veto, curtailment, suspension."""
