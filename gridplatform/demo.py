@@ -14,14 +14,36 @@ P, C, S = HouseholdKind.PROSUMER, HouseholdKind.CONSUMER, HouseholdKind.STORAGE
 
 # 30 homes along two streets: most with rooftop PV, some plain consumers, a few with batteries.
 HOUSEHOLDS: tuple[tuple[str, HouseholdKind], ...] = (
-    ("Ada Okafor", P), ("Ben Hartmann", P), ("Chiara Rossi", S), ("Dmitri Volkov", C),
-    ("Elif Yilmaz", P), ("Femi Adeyemi", P), ("Greta Lind", P), ("Hiro Tanaka", S),
-    ("Ines Duarte", P), ("Jonas Berg", C), ("Kavya Iyer", P), ("Lars Nilsen", P),
-    ("Maya Cohen", P), ("Noah Schmidt", C), ("Olga Petrova", P), ("Pablo Ortega", S),
-    ("Quinn Walsh", P), ("Rania Haddad", P), ("Sven Larsen", C), ("Tomoko Sato", P),
-    ("Uma Patel", P), ("Victor Dubois", P), ("Wen Li", S), ("Ximena Flores", P),
-    ("Yusuf Demir", C), ("Zofia Nowak", P), ("Amara Diallo", P), ("Bruno Costa", C),
-    ("Clara Weiss", P), ("Dev Malhotra", P),
+    ("Ada Okafor", P),
+    ("Ben Hartmann", P),
+    ("Chiara Rossi", S),
+    ("Dmitri Volkov", C),
+    ("Elif Yilmaz", P),
+    ("Femi Adeyemi", P),
+    ("Greta Lind", P),
+    ("Hiro Tanaka", S),
+    ("Ines Duarte", P),
+    ("Jonas Berg", C),
+    ("Kavya Iyer", P),
+    ("Lars Nilsen", P),
+    ("Maya Cohen", P),
+    ("Noah Schmidt", C),
+    ("Olga Petrova", P),
+    ("Pablo Ortega", S),
+    ("Quinn Walsh", P),
+    ("Rania Haddad", P),
+    ("Sven Larsen", C),
+    ("Tomoko Sato", P),
+    ("Uma Patel", P),
+    ("Victor Dubois", P),
+    ("Wen Li", S),
+    ("Ximena Flores", P),
+    ("Yusuf Demir", C),
+    ("Zofia Nowak", P),
+    ("Amara Diallo", P),
+    ("Bruno Costa", C),
+    ("Clara Weiss", P),
+    ("Dev Malhotra", P),
 )
 
 
@@ -49,4 +71,6 @@ def demo_community_create() -> list[DemoLogin]:
             services.user_create(
                 email=email, name=name, password=DEMO_PASSWORD, role=role, household_kind=kind
             )
-    return [DemoLogin(role=str(role.label), name=name, email=email) for name, email, role, _ in people]
+    return [
+        DemoLogin(role=str(role.label), name=name, email=email) for name, email, role, _ in people
+    ]

@@ -14,10 +14,35 @@ def commands(*, host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
     """The argv of each long-running process, keyed by its name."""
     python = sys.executable
     return {
-        "web": [python, "-m", "daphne", "-b", host, "-p", str(port),
-                "gridplatform.asgi:application"],
-        "worker": [python, "-m", "celery", "-A", "gridplatform", "worker",
-                   "--loglevel=INFO", "--concurrency=1", "--hostname=worker@%h"],
-        "beat": [python, "-m", "celery", "-A", "gridplatform", "beat", "--loglevel=INFO",
-                 f"--schedule={var_dir / 'celerybeat-schedule'}"],
+        "web": [
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            "gridplatform.asgi:application",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "gridplatform",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--hostname=worker@%h",
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "gridplatform",
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={var_dir / 'celerybeat-schedule'}",
+        ],
     }

@@ -110,7 +110,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Each validator keeps its own store; `{node}` is replaced by the validator's index.
-LEDGER_STORE_URL = env.str("LEDGER_STORE_URL", default=f"sqlite:///{VAR_DIR}/ledger-{{node}}.sqlite3")
+LEDGER_STORE_URL = env.str(
+    "LEDGER_STORE_URL", default=f"sqlite:///{VAR_DIR}/ledger-{{node}}.sqlite3"
+)
 
 # --- Redis: Celery broker, Channels layer, cache ----------------------------------------------
 

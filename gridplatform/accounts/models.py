@@ -67,9 +67,7 @@ class User(AbstractBaseUser, PermissionsMixin):
                     | ~models.Q(role=Role.HOUSEHOLD) & models.Q(household_kind="")
                 ),
             ),
-            models.CheckConstraint(
-                name="role_is_known", condition=models.Q(role__in=Role.values)
-            ),
+            models.CheckConstraint(name="role_is_known", condition=models.Q(role__in=Role.values)),
         ]
 
     def __str__(self) -> str:

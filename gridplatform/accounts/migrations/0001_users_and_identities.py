@@ -2,72 +2,164 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import gridplatform.accounts.models
 from django.conf import settings
 from django.db import migrations, models
 
+import gridplatform.accounts.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('email', models.EmailField(max_length=254, unique=True)),
-                ('name', models.CharField(max_length=150)),
-                ('role', models.CharField(choices=[('household', 'Household'), ('grid_operator', 'Grid operator'), ('regulator', 'Regulator'), ('admin', 'Administrator')], default='household', max_length=20)),
-                ('household_kind', models.CharField(blank=True, choices=[('consumer', 'Consumer'), ('prosumer', 'Prosumer (rooftop PV)'), ('storage', 'Storage owner (PV and battery)')], default='', max_length=20)),
-                ('is_active', models.BooleanField(default=True)),
-                ('is_staff', models.BooleanField(default=False)),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254, unique=True)),
+                ("name", models.CharField(max_length=150)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("household", "Household"),
+                            ("grid_operator", "Grid operator"),
+                            ("regulator", "Regulator"),
+                            ("admin", "Administrator"),
+                        ],
+                        default="household",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "household_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("consumer", "Consumer"),
+                            ("prosumer", "Prosumer (rooftop PV)"),
+                            ("storage", "Storage owner (PV and battery)"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                ("is_staff", models.BooleanField(default=False)),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
             managers=[
-                ('objects', gridplatform.accounts.models.UserManager()),
+                ("objects", gridplatform.accounts.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Identity',
+            name="Identity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_key', models.CharField(max_length=64, unique=True)),
-                ('address', models.CharField(max_length=50, unique=True)),
-                ('sealed_private_key', models.BinaryField(null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='identity', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_key", models.CharField(max_length=64, unique=True)),
+                ("address", models.CharField(max_length=50, unique=True)),
+                ("sealed_private_key", models.BinaryField(null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="identity",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'identities',
+                "verbose_name_plural": "identities",
             },
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('role', 'household'), models.Q(('household_kind', ''), _negated=True)), models.Q(models.Q(('role', 'household'), _negated=True), ('household_kind', '')), _connector='OR'), name='household_kind_iff_household'),
+            model_name="user",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("role", "household"), models.Q(("household_kind", ""), _negated=True)
+                    ),
+                    models.Q(
+                        models.Q(("role", "household"), _negated=True), ("household_kind", "")
+                    ),
+                    _connector="OR",
+                ),
+                name="household_kind_iff_household",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['household', 'grid_operator', 'regulator', 'admin'])), name='role_is_known'),
+            model_name="user",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("role__in", ["household", "grid_operator", "regulator", "admin"])
+                ),
+                name="role_is_known",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.CheckConstraint(condition=models.Q(('public_key__regex', '^[0-9a-f]{64}$')), name='public_key_is_64_hex'),
+            model_name="identity",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("public_key__regex", "^[0-9a-f]{64}$")),
+                name="public_key_is_64_hex",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.CheckConstraint(condition=models.Q(('address__regex', '^[0-9a-f]{50}$')), name='address_is_50_hex'),
+            model_name="identity",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("address__regex", "^[0-9a-f]{50}$")), name="address_is_50_hex"
+            ),
         ),
     ]
