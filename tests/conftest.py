@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from gridplatform.accounts.models import HouseholdKind, Role, User
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    # Argon2 is what production uses (tested in test_settings); in-process tests use a fast
+    # hasher so that dozens of accounts cost milliseconds. Servers started by tests use Argon2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def prosumer(db: None) -> User:
+    return UserFactory(name="Ada Seller", household_kind=HouseholdKind.PROSUMER)
+
+
+@pytest.fixture
+def consumer(db: None) -> User:
+    return UserFactory(name="Ben Buyer", household_kind=HouseholdKind.CONSUMER)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return UserFactory(name="Olga Outsider", household_kind=HouseholdKind.CONSUMER)
+
+
+@pytest.fixture
+def grid_operator(db: None) -> User:
+    return UserFactory(name="Grid Operator", role=Role.GRID_OPERATOR)
+
+
+@pytest.fixture
+def regulator(db: None) -> User:
+    return UserFactory(name="The Regulator", role=Role.REGULATOR)
+
+
+@pytest.fixture
+def admin(db: None) -> User:
+    return User.objects.create_superuser("admin@test.example", "admin-password-123")
