@@ -10,9 +10,17 @@ import sys
 from pathlib import Path
 
 
-def commands(*, host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
-    """The argv of each long-running process, keyed by its name."""
+def commands(
+    *, host: str, port: int, var_dir: Path, behind_proxy: bool = False
+) -> dict[str, list[str]]:
+    """The argv of each long-running process, keyed by its name.
+
+    ``behind_proxy`` makes the web server take the client's address from the reverse proxy's
+    X-Forwarded-For. Only behind a proxy: elsewhere a client could forge its address and so
+    dodge the login lockout, which counts failures per email and address.
+    """
     python = sys.executable
+    proxy = ["--proxy-headers"] if behind_proxy else []
     return {
         "web": [
             python,
@@ -22,6 +30,7 @@ def commands(*, host: str, port: int, var_dir: Path) -> dict[str, list[str]]:
             host,
             "-p",
             str(port),
+            *proxy,
             "gridplatform.asgi:application",
         ],
         "worker": [

@@ -48,7 +48,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             # Children inherit REDIS_URL, so they all share one (possibly embedded) Redis.
-            for name, argv in commands(host=host, port=port, var_dir=settings.VAR_DIR).items():
+            processes = commands(
+                host=host,
+                port=port,
+                var_dir=settings.VAR_DIR,
+                behind_proxy=settings.SECURE_PROXY_SSL_HEADER is not None,
+            )
+            for name, argv in processes.items():
                 children[name] = subprocess.Popen(argv)
             url = f"http://{host}:{port}/"
             self._wait_until_up(url + "healthz", children)
