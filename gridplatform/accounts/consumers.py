@@ -16,6 +16,9 @@ class AccountListConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.watches_accounts:
+            # Accept, then close with our code: a socket closed before it is accepted reaches
+            # the browser as 1006 (abnormal), which the page cannot tell from a network fault.
+            await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(ACCOUNTS_GROUP, self.channel_name)

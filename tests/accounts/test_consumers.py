@@ -43,12 +43,18 @@ async def _connect(
 
 
 def connect(user: User | None, origin: str = "http://localhost") -> tuple[bool, Any]:
+    """Whether the socket stays open, and the close code when it does not."""
     handshake = headers(user, origin)
 
     async def run() -> tuple[bool, Any]:
-        communicator, result = await _connect(handshake)
-        await communicator.disconnect()
-        return result
+        communicator, (connected, code) = await _connect(handshake)
+        if not connected:
+            return False, code
+        if await communicator.receive_nothing(timeout=0.3):
+            await communicator.disconnect()
+            return True, None
+        closed = await communicator.receive_output(timeout=1)
+        return False, closed.get("code")
 
     return async_to_sync(run)()
 
@@ -79,7 +85,7 @@ def test_it_pushes_a_new_account_to_a_watching_operator(grid_operator: User) -> 
 
 
 def test_it_lets_a_regulator_watch_too(regulator: User) -> None:
-    assert connect(regulator)[0] is True
+    assert connect(regulator) == (True, None)
 
 
 def test_it_refuses_a_household(prosumer: User) -> None:

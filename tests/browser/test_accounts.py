@@ -1,0 +1,123 @@
+"""Accounts in a real browser: registration, login, the live operator console and refusals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from gridplatform.accounts.models import HouseholdKind, Role, User
+from tests.browser.support import outside_event_loop
+from tests.factories import PASSWORD, UserFactory
+
+NewPage = Callable[[], Page]
+ADDRESS = re.compile(r"^01[0-9a-f]{48}$")
+NEW_PASSWORD = "kestrel-over-the-harbour-42"
+LIVE_UPDATE_TIMEOUT_MS = 10_000
+
+
+def register(page: Page, *, name: str, email: str, household: str, password: str) -> None:
+    page.goto("/accounts/register/")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label(household, exact=True).check()
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Password again").fill(password)
+    page.get_by_role("button", name="Register").click()
+
+
+def log_in(page: Page, *, email: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def stored_address(email: str) -> str:
+    return User.objects.get(email=email).identity.address
+
+
+def test_it_registers_a_household_that_sees_its_address(new_page: NewPage) -> None:
+    page = new_page()
+    register(
+        page,
+        name="Amara Nwosu",
+        email="amara@test.example",
+        household=HouseholdKind.STORAGE.label,
+        password=NEW_PASSWORD,
+    )
+
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Amara Nwosu")
+    address = stored_address("amara@test.example")
+    assert ADDRESS.match(address)
+    expect(page.get_by_test_id("address")).to_have_text(address)
+    assert User.objects.get(email="amara@test.example").household_kind == HouseholdKind.STORAGE
+
+    page.get_by_role("button", name="Log out Amara Nwosu").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+    expect(page.get_by_test_id("address")).to_have_count(0)
+
+    log_in(page, email="amara@test.example", password=NEW_PASSWORD)
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(page.get_by_test_id("address")).to_have_text(address)
+
+
+def test_it_shows_a_new_household_on_the_operator_console_live(new_page: NewPage) -> None:
+    operator = outside_event_loop(
+        UserFactory, role=Role.GRID_OPERATOR, name="Grid Operator", email="ops@test.example"
+    )
+    console = new_page()
+    log_in(console, email=operator.email, password=PASSWORD)
+    expect(console).to_have_url(re.compile(r"/console/operator/$"))
+    rows = console.locator("#account-rows tr")
+    expect(rows).to_have_count(1)
+    expect(console.locator("[data-live-status]")).to_have_text(re.compile(r"^Live"))
+    console.evaluate("window.__marker = 1")
+
+    household = new_page()
+    register(
+        household,
+        name="Tomasz Kowalczyk",
+        email="tomasz@test.example",
+        household=HouseholdKind.CONSUMER.label,
+        password=NEW_PASSWORD,
+    )
+    expect(household).to_have_url(re.compile(r"/dashboard/$"))
+    address = stored_address("tomasz@test.example")
+
+    row = console.locator(f'tr[data-address="{address}"]')
+    expect(row).to_contain_text("Tomasz Kowalczyk", timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(row).to_contain_text(address)
+    expect(rows).to_have_count(2)
+    assert console.evaluate("window.__marker") == 1, "the console reloaded"
+
+
+def test_it_refuses_the_console_to_a_household(new_page: NewPage) -> None:
+    household = outside_event_loop(UserFactory, name="Hana Household", email="hana@test.example")
+    page = new_page()
+    log_in(page, email=household.email, password=PASSWORD)
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+
+    response = page.goto("/console/operator/")
+
+    assert response is not None
+    assert response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("403")
+    expect(page.get_by_role("alert")).to_have_text("You are not allowed to open this page.")
+    expect(page.locator("#account-rows")).to_have_count(0)
+
+
+def test_it_refuses_a_wrong_password(new_page: NewPage) -> None:
+    household = outside_event_loop(UserFactory, name="Wes Wrong", email="wes@test.example")
+    page = new_page()
+
+    log_in(page, email=household.email, password="not-" + PASSWORD)
+
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+    expect(page.get_by_role("alert")).to_contain_text("Please enter a correct email and password.")
+    expect(page.get_by_role("button", name=re.compile(r"^Log out"))).to_have_count(0)
+    assert "sessionid" not in {cookie["name"] for cookie in page.context.cookies()}
+    page.goto("/dashboard/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/dashboard/$"))
