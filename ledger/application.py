@@ -1,0 +1,311 @@
+"""The ledger's application interface, and the ledger's own transaction types.
+
+No Django import. Like CometBFT's ABCI, this separates what the validators agree on (blocks of
+transactions) from what the transactions mean. An application (the market, the meters,
+supervision) registers transaction types in a ``Registry``: a name, the roles allowed to send it,
+and a deterministic handler ``handler(state, tx, context)`` that reads and writes ``State`` and
+raises ``TxFailed(code)`` to refuse. Handlers take time from ``context.timestamp_ms`` (block
+time), never from a clock; they do no I/O, use no randomness and no floats.
+
+Execution of one transaction, in this order (``check`` gives the same codes at admission):
+
+1. ``unknown_sender``: no account at the sender's address;
+2. ``wrong_chain``: the transaction names another network;
+3. ``bad_signature``: not signed by the account's *current* key (a rotated key replaces the old);
+4. ``bad_nonce``: the nonce is not the account's next one;
+5. the nonce is consumed from here on, even if the transaction then fails;
+6. ``unknown_type`` / ``not_allowed``: no such type, or the sender's role may not send it;
+7. the handler runs; if it raises ``TxFailed``, every change it made is undone.
+
+The result of each transaction is ``"ok"`` or its error code, recorded in the block.
+
+Ledger state keys: ``acct/<address>`` = ``{"public_key", "role", "nonce"}``, ``bal/<address>`` =
+integer credits in minor units, ``ledger/supply`` = credits in circulation,
+``ledger/genesis`` = ``{"chain", "issuer"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridplatform.identity import (
+    BadSignature,
+    IdentityError,
+    address_from_public_key,
+    public_key_bytes,
+    validate_address,
+    verify,
+)
+from ledger.crypto import Transaction
+from ledger.state import State
+
+ANY_ROLE = "*"
+
+# Roles on the ledger. Households are registered by the grid operator; the grid operator (also
+# the issuer of credits) and the regulators are listed in genesis.
+HOUSEHOLD = "household"
+GRID_OPERATOR = "grid_operator"
+REGULATOR = "regulator"
+ROLES = frozenset({HOUSEHOLD, GRID_OPERATOR, REGULATOR})
+REGISTRABLE_ROLES = frozenset({HOUSEHOLD})
+
+
+class TxFailed(Exception):
+    """A handler refuses a transaction; ``code`` is stable and recorded in the block."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Context:
+    chain: str
+    height: int
+    timestamp_ms: int
+    tx_id: str
+    sender_role: str
+
+
+Handler = Callable[[State, Transaction, Context], None]
+
+
+@dataclass(frozen=True)
+class TxType:
+    name: str
+    senders: frozenset[str]
+    handler: Handler
+
+    def allows(self, role: str) -> bool:
+        return ANY_ROLE in self.senders or role in self.senders
+
+
+@dataclass
+class Registry:
+    types: dict[str, TxType] = field(default_factory=dict)
+
+    def register(self, name: str, *, senders: Iterable[str], handler: Handler) -> None:
+        if name in self.types:
+            raise ValueError(f"transaction type {name!r} is registered twice")
+        self.types[name] = TxType(name=name, senders=frozenset(senders), handler=handler)
+
+    def get(self, name: str) -> TxType | None:
+        return self.types.get(name)
+
+
+def account(state: State, address: str) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = state.get(f"acct/{address}")
+    return value
+
+
+def balance(state: State, address: str) -> int:
+    value: int = state.get(f"bal/{address}", 0)
+    return value
+
+
+def check(
+    state: State,
+    registry: Registry,
+    tx: Transaction,
+    *,
+    chain: str,
+    expected_nonce: int | None = None,
+) -> str | None:
+    """The first reason ``tx`` cannot execute now, as an error code; None if it can.
+
+    ``expected_nonce`` overrides the account's committed nonce (admission passes the next nonce
+    after the sender's transactions already waiting in the pool).
+    """
+    acct = account(state, tx.sender)
+    if acct is None:
+        return "unknown_sender"
+    if tx.chain != chain:
+        return "wrong_chain"
+    try:
+        verify(acct["public_key"], tx.signing_bytes(), tx.signature)
+    except BadSignature:
+        return "bad_signature"
+    nonce = acct["nonce"] if expected_nonce is None else expected_nonce
+    if tx.nonce != nonce:
+        return "bad_nonce"
+    tx_type = registry.get(tx.type)
+    if tx_type is None:
+        return "unknown_type"
+    if not tx_type.allows(acct["role"]):
+        return "not_allowed"
+    return None
+
+
+def execute(
+    state: State,
+    registry: Registry,
+    transactions: Sequence[Transaction],
+    *,
+    chain: str,
+    height: int,
+    timestamp_ms: int,
+) -> list[str]:
+    """Execute a block's transactions in order on ``state``; return each one's result."""
+    results = []
+    for tx in transactions:
+        results.append(_execute_one(state, registry, tx, chain, height, timestamp_ms))
+    state.clear_journal()
+    return results
+
+
+def _execute_one(
+    state: State, registry: Registry, tx: Transaction, chain: str, height: int, timestamp_ms: int
+) -> str:
+    acct = account(state, tx.sender)
+    refused = check(state, registry, tx, chain=chain)
+    if refused in ("unknown_sender", "wrong_chain", "bad_signature", "bad_nonce") or acct is None:
+        return refused or "unknown_sender"
+    state.set(f"acct/{tx.sender}", acct | {"nonce": acct["nonce"] + 1})
+    if refused is not None:
+        return refused
+    tx_type = registry.get(tx.type)
+    assert tx_type is not None  # check() returned None, so the type exists
+    context = Context(
+        chain=chain,
+        height=height,
+        timestamp_ms=timestamp_ms,
+        tx_id=tx.id,
+        sender_role=acct["role"],
+    )
+    savepoint = state.savepoint()
+    try:
+        tx_type.handler(state, tx, context)
+    except TxFailed as failure:
+        state.rollback_to(savepoint)
+        return failure.code
+    return "ok"
+
+
+# --- payload helpers for handlers ------------------------------------------------------------
+
+
+def payload_fields(tx: Transaction, *names: str) -> list[Any]:
+    """The payload's fields, exactly these and no others, or TxFailed('bad_payload')."""
+    if set(tx.payload) != set(names):
+        raise TxFailed("bad_payload", f"payload must have exactly {sorted(names)}")
+    return [tx.payload[name] for name in names]
+
+
+def positive_amount(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise TxFailed("bad_amount", "amount must be a positive integer in minor units")
+    return value
+
+
+def registered_address(state: State, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TxFailed("bad_address")
+    try:
+        validate_address(value)
+    except IdentityError:
+        raise TxFailed("bad_address") from None
+    if account(state, value) is None:
+        raise TxFailed("unknown_account")
+    return value
+
+
+# --- genesis and the ledger's own transaction types ------------------------------------------
+
+
+def genesis_state(
+    *, chain: str, issuer_public_key: str, regulator_public_keys: Sequence[str]
+) -> State:
+    """The state at height 0: the grid operator (the issuer of credits) and the regulators."""
+    state = State()
+    issuer = address_from_public_key(issuer_public_key)
+    state.set("ledger/genesis", {"chain": chain, "issuer": issuer})
+    state.set("ledger/supply", 0)
+    members = [(issuer_public_key, GRID_OPERATOR)]
+    members += [(key, REGULATOR) for key in regulator_public_keys]
+    for public_key, role in members:
+        address = address_from_public_key(public_key)
+        if account(state, address) is not None:
+            raise ValueError(f"{address} is listed twice in genesis")
+        state.set(f"acct/{address}", {"public_key": public_key, "role": role, "nonce": 0})
+    state.clear_journal()
+    return state
+
+
+def issuer(state: State) -> str:
+    value: str = state.get("ledger/genesis")["issuer"]
+    return value
+
+
+def _account_register(state: State, tx: Transaction, context: Context) -> None:
+    """The grid operator binds a new address to its public key and a role."""
+    address, public_key, role = payload_fields(tx, "address", "public_key", "role")
+    if role not in REGISTRABLE_ROLES:
+        raise TxFailed("bad_role", "only households are registered by transaction")
+    try:
+        public_key_bytes(public_key)
+        derived = address_from_public_key(public_key)
+    except (IdentityError, TypeError):
+        raise TxFailed("bad_public_key") from None
+    if derived != address:
+        raise TxFailed("address_key_mismatch", "the address does not derive from the key")
+    if account(state, address) is not None:
+        raise TxFailed("already_registered")
+    state.set(f"acct/{address}", {"public_key": public_key, "role": role, "nonce": 0})
+
+
+def _key_rotate(state: State, tx: Transaction, context: Context) -> None:
+    """An account replaces its key; signed by the old key. The address stays the same."""
+    (public_key,) = payload_fields(tx, "public_key")
+    try:
+        public_key_bytes(public_key)
+    except (IdentityError, TypeError):
+        raise TxFailed("bad_public_key") from None
+    acct = account(state, tx.sender)
+    assert acct is not None
+    if public_key == acct["public_key"]:
+        raise TxFailed("same_key")
+    state.set(f"acct/{tx.sender}", acct | {"public_key": public_key})
+
+
+def _credit_issue(state: State, tx: Transaction, context: Context) -> None:
+    """The issuer creates credits for an account (a household topped up with real money)."""
+    to, amount = payload_fields(tx, "to", "amount")
+    to = registered_address(state, to)
+    amount = positive_amount(amount)
+    if tx.sender != issuer(state):
+        raise TxFailed("not_issuer")
+    state.set(f"bal/{to}", balance(state, to) + amount)
+    state.set("ledger/supply", state.get("ledger/supply") + amount)
+
+
+def _credit_transfer(state: State, tx: Transaction, context: Context) -> None:
+    to, amount = payload_fields(tx, "to", "amount")
+    to = registered_address(state, to)
+    amount = positive_amount(amount)
+    if to == tx.sender:
+        raise TxFailed("self_transfer")
+    if balance(state, tx.sender) < amount:
+        raise TxFailed("insufficient_balance")
+    state.set(f"bal/{tx.sender}", balance(state, tx.sender) - amount)
+    state.set(f"bal/{to}", balance(state, to) + amount)
+
+
+def _credit_redeem(state: State, tx: Transaction, context: Context) -> None:
+    """A holder hands credits back to the issuer for a payout; they leave circulation."""
+    (amount,) = payload_fields(tx, "amount")
+    amount = positive_amount(amount)
+    if balance(state, tx.sender) < amount:
+        raise TxFailed("insufficient_balance")
+    state.set(f"bal/{tx.sender}", balance(state, tx.sender) - amount)
+    state.set("ledger/supply", state.get("ledger/supply") - amount)
+
+
+def register_ledger_types(registry: Registry) -> Registry:
+    registry.register("account.register", senders={GRID_OPERATOR}, handler=_account_register)
+    registry.register("key.rotate", senders={ANY_ROLE}, handler=_key_rotate)
+    registry.register("credit.issue", senders={GRID_OPERATOR}, handler=_credit_issue)
+    registry.register("credit.transfer", senders={HOUSEHOLD}, handler=_credit_transfer)
+    registry.register("credit.redeem", senders={HOUSEHOLD}, handler=_credit_redeem)
+    return registry

@@ -1,0 +1,66 @@
+"""The ledger's state: a flat map of string keys to canonical JSON values, with a state root.
+
+No Django import. Every validator holds one ``State`` and changes it only by executing blocks.
+Keys are namespaced by who owns them: ``acct/<address>`` and ``bal/<address>`` belong to the
+ledger; an application registering transaction types (the market) uses its own prefix.
+
+The state root is the hex SHA-256 of the RFC 8785 canonical JSON of the whole map (the keys
+sorted by RFC 8785's rule). Values must be canonical: integers, strings, booleans, null, lists
+and objects of them; never a float.
+
+Changes can be undone back to a savepoint, so that a failing transaction leaves no trace
+(``savepoint`` / ``rollback_to``); the journal is cleared when a block's execution ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from ledger.crypto import canonical
+
+_MISSING = object()
+
+
+class State:
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = copy.deepcopy(data) if data else {}
+        self._journal: list[tuple[str, Any]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The stored value. Treat it as read-only: write a changed copy back with ``set``."""
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        canonical(value)  # refuses floats and other values the state root cannot hash
+        self._journal.append((key, self._data.get(key, _MISSING)))
+        self._data[key] = value
+
+    def delete(self, key: str) -> None:
+        if key in self._data:
+            self._journal.append((key, self._data.pop(key)))
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        return (key for key in sorted(self._data) if key.startswith(prefix))
+
+    def savepoint(self) -> int:
+        return len(self._journal)
+
+    def rollback_to(self, savepoint: int) -> None:
+        while len(self._journal) > savepoint:
+            key, old = self._journal.pop()
+            if old is _MISSING:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = old
+
+    def clear_journal(self) -> None:
+        self._journal.clear()
+
+    def root(self) -> str:
+        return hashlib.sha256(canonical(self._data)).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return copy.deepcopy(self._data)
