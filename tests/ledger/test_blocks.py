@@ -460,6 +460,16 @@ def test_it_rejects_missing_and_extra_fields(chain: list[Block], where: str) -> 
             blocks.block_from_json(obj)
 
 
+def _with_field(chain: list[Block], path: tuple[Any, ...], value: object) -> dict[str, Any]:
+    """The JSON of block 2 of the chain, with the field at ``path`` set to ``value``."""
+    obj = _json(chain)
+    target: Any = obj
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return obj
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [
@@ -481,11 +491,7 @@ def test_it_rejects_missing_and_extra_fields(chain: list[Block], where: str) -> 
 def test_it_rejects_a_field_of_the_wrong_type(
     chain: list[Block], path: tuple[Any, ...], value: object
 ) -> None:
-    obj = _json(chain)
-    target: Any = obj
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
+    obj = _with_field(chain, path, value)
     with pytest.raises(blocks.BlockFieldType):
         blocks.block_from_json(obj)
 
@@ -508,11 +514,7 @@ def test_it_rejects_a_field_of_the_wrong_type(
 def test_it_rejects_a_field_value_out_of_its_domain(
     chain: list[Block], path: tuple[Any, ...], value: object
 ) -> None:
-    obj = _json(chain)
-    target: Any = obj
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
+    obj = _with_field(chain, path, value)
     with pytest.raises(blocks.BlockFieldValue):
         blocks.block_from_json(obj)
 
