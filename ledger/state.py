@@ -28,6 +28,7 @@ class State:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = copy.deepcopy(data) if data else {}
         self._journal: list[tuple[str, Any]] = []
+        self._dirty: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The stored value. Treat it as read-only: write a changed copy back with ``set``."""
@@ -37,10 +38,12 @@ class State:
         canonical(value)  # refuses floats and other values the state root cannot hash
         self._journal.append((key, self._data.get(key, _MISSING)))
         self._data[key] = value
+        self._dirty.add(key)
 
     def delete(self, key: str) -> None:
         if key in self._data:
             self._journal.append((key, self._data.pop(key)))
+            self._dirty.add(key)
 
     def keys(self, prefix: str) -> Iterator[str]:
         return (key for key in sorted(self._data) if key.startswith(prefix))
@@ -58,6 +61,16 @@ class State:
 
     def clear_journal(self) -> None:
         self._journal.clear()
+
+    def take_changes(self) -> dict[str, Any]:
+        """The keys written since the last call, with their values (``None``: deleted).
+
+        A store persists these after each block instead of the whole state. A key changed and
+        then rolled back is reported with its current value, which is harmless to write again.
+        """
+        changes = {key: copy.deepcopy(self._data.get(key)) for key in sorted(self._dirty)}
+        self._dirty.clear()
+        return changes
 
     def root(self) -> str:
         return hashlib.sha256(canonical(self._data)).hexdigest()

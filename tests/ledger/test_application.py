@@ -262,3 +262,14 @@ def test_it_conserves_credits_and_replays_to_the_same_root(ops: list[Any]) -> No
     for block in blocks:
         replay.run(*block)
     assert replay.state.root() == ledger.state.root()
+
+
+def test_it_reports_the_keys_a_block_changed() -> None:
+    state = State({"a": 1, "b": 2})
+    state.set("a", 10)
+    state.delete("b")
+    savepoint = state.savepoint()
+    state.set("c", 3)
+    state.rollback_to(savepoint)
+    assert state.take_changes() == {"a": 10, "b": None, "c": None}
+    assert state.take_changes() == {}
