@@ -146,12 +146,18 @@ def execute(
     chain: str,
     height: int,
     timestamp_ms: int,
+    keep_journal: bool = False,
 ) -> list[str]:
-    """Execute a block's transactions in order on ``state``; return each one's result."""
+    """Execute a block's transactions in order on ``state``; return each one's result.
+
+    With ``keep_journal`` the changes can still be undone with ``state.rollback_to`` (a
+    validator executes a proposed block tentatively to check it, then rolls back).
+    """
     results = []
     for tx in transactions:
         results.append(_execute_one(state, registry, tx, chain, height, timestamp_ms))
-    state.clear_journal()
+    if not keep_journal:
+        state.clear_journal()
     return results
 
 

@@ -306,6 +306,19 @@ class Block:
     def hash(self) -> str:
         return block_hash(self.header)
 
+    # The consensus module treats a block as a proposal: these are what it reads.
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def previous_hash(self) -> str:
+        return self.header.previous_hash
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.header.timestamp_ms
+
 
 # --- hashes and signing bytes ----------------------------------------------------------------
 
