@@ -10,8 +10,33 @@ import sys
 from pathlib import Path
 
 
+def validator_command(index: int) -> list[str]:
+    """Validator ``index`` as a Celery worker: its own queue only, one task at a time.
+
+    Solo pool, prefetch 1 and late acks (settings) so that an unfinished message is given back
+    rather than lost; no gossip or mingle, which validators do not need.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "gridplatform",
+        "worker",
+        "--loglevel=INFO",
+        f"--queues=validator.{index}",
+        "--pool=solo",
+        "--concurrency=1",
+        "--prefetch-multiplier=1",
+        f"--hostname=validator-{index}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
 def commands(
-    *, host: str, port: int, var_dir: Path, behind_proxy: bool = False
+    *, host: str, port: int, var_dir: Path, behind_proxy: bool = False, validators: int = 0
 ) -> dict[str, list[str]]:
     """The argv of each long-running process, keyed by its name.
 
@@ -21,7 +46,7 @@ def commands(
     """
     python = sys.executable
     proxy = ["--proxy-headers"] if behind_proxy else []
-    return {
+    processes = {
         "web": [
             python,
             "-m",
@@ -55,3 +80,11 @@ def commands(
             f"--schedule={var_dir / 'celerybeat-schedule'}",
         ],
     }
+    for index in range(validators):
+        processes[f"validator-{index}"] = [
+            python,
+            "manage.py",
+            "run_validator",
+            f"--node={index}",
+        ]
+    return processes

@@ -2,7 +2,8 @@
 
 Environment variables (a table of them is in the README):
 DEBUG, SECRET_KEY, KEY_ENCRYPTION_KEY, RETIRED_KEY_ENCRYPTION_KEYS, ALLOWED_HOSTS,
-CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_STORE_URL, SECURE_SSL_REDIRECT,
+CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_DIR, LEDGER_STORE_URL, LEDGER_VALIDATORS,
+LEDGER_CHAIN_ID, SECURE_SSL_REDIRECT,
 SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE.
 """
 
@@ -109,10 +110,16 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Each validator keeps its own store; `{node}` is replaced by the validator's index.
+# The ledger: the genesis document and one key file per validator live in LEDGER_DIR; each
+# validator keeps its own store, `{node}` in LEDGER_STORE_URL being replaced by its index.
+LEDGER_DIR = Path(env.str("LEDGER_DIR", default=str(VAR_DIR / "ledger")))
 LEDGER_STORE_URL = env.str(
-    "LEDGER_STORE_URL", default=f"sqlite:///{VAR_DIR}/ledger-{{node}}.sqlite3"
+    "LEDGER_STORE_URL", default=f"sqlite:///{LEDGER_DIR}/store-{{node}}.sqlite3"
 )
+LEDGER_VALIDATORS = env.int("LEDGER_VALIDATORS", default=4)
+LEDGER_CHAIN_ID = env.str("LEDGER_CHAIN_ID", default="gridplatform-dev")
+# Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
+LEDGER_ALLOW_FAULTS = DEBUG and env.bool("LEDGER_ALLOW_FAULTS", default=False)
 
 # --- Redis: Celery broker, Channels layer, cache ----------------------------------------------
 

@@ -1,0 +1,299 @@
+"""One validator: consensus, transaction pool, execution and its own store, without transport.
+
+No Django and no Celery: ``ledger/tasks.py`` drives a :class:`Validator` from Celery messages and
+a clock thread; the tests drive several of them in one process. The validator is the consensus
+module's :class:`~ledger.consensus.Application` (it proposes and checks blocks by executing them)
+and carries out the consensus effects in order, as the persistence contract asks:
+
+* ``Persist``: the consensus state is written to the store's ``meta`` table (durable on return)
+  before any later effect, so a vote is on disk before it is sent;
+* ``Send``: handed to the transport;
+* ``Commit``: the block is executed on the state, checked against its recorded results and state
+  root, and appended with its certificate and the changed state keys in one store transaction;
+  then the site is told. A block whose execution disagrees with what a quorum certified means
+  this validator's code or state is wrong: it stops (``Diverged``) rather than store it.
+
+Admission into the pool (each failure its own code, before anything reaches a block):
+``malformed``, ``pool_full``, then the execution checks of ``ledger.application.check`` against
+the committed state with the sender's pending transactions counted: ``unknown_sender``,
+``wrong_chain``, ``bad_signature``, ``nonce_pending`` (that nonce is already waiting),
+``bad_nonce`` (not the next one), ``unknown_type``, ``not_allowed``. A transaction already in the
+pool or already committed is ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from gridplatform.identity import IdentityError, KeyPair, verify
+from ledger import application
+from ledger.application import Registry
+from ledger.blocks import (
+    Block,
+    BlockError,
+    CommitSignature,
+    block_from_json,
+    block_to_json,
+    proposal_bytes,
+    propose_block,
+    results_root_of,
+    signatures_root_of,
+    tx_root_of,
+)
+from ledger.consensus import (
+    Certificate,
+    Commit,
+    Config,
+    Effect,
+    Envelope,
+    Fault,
+    MalformedMessage,
+    Node,
+    Persist,
+    PersistedState,
+    Send,
+)
+from ledger.crypto import LedgerCryptoError, Transaction, canonical
+from ledger.genesis import Genesis
+from ledger.store import Store
+
+CONSENSUS_META_KEY = "consensus"
+# A proposal dated further than this past a validator's clock is not voted for (it would make
+# every later block wait for it); block time still comes only from the block itself.
+MAX_CLOCK_SKEW_MS = 30_000
+
+
+class Transport(Protocol):
+    def send(self, to: int | None, message: dict[str, Any]) -> None:
+        """Deliver a consensus message to validator ``to`` (every other one when None)."""
+
+    def committed(self, block: Block) -> None:
+        """Tell the site that ``block`` is final (with its certificate)."""
+
+
+class Diverged(Exception):
+    """A certified block does not execute to its recorded results and state root here."""
+
+
+def config_of(genesis: Genesis, **timing: int) -> Config:
+    return Config(
+        chain_id=genesis.chain,
+        validators=tuple(genesis.validators),
+        genesis_hash=genesis.block_hash,
+        genesis_timestamp_ms=genesis.timestamp_ms,
+        **timing,
+    )
+
+
+def certificate_of(block: Block) -> Certificate:
+    return Certificate(
+        block.height,
+        block.hash,
+        tuple((vote.validator, vote.signature) for vote in block.certificate),
+    )
+
+
+class Validator:
+    """Validator ``index``: its consensus node, pool, state and store. Not thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        index: int,
+        keys: KeyPair,
+        store: Store,
+        registry: Registry,
+        transport: Transport,
+        now_ms: int,
+        fault: Fault = Fault.NONE,
+        pool_limit: int = 20_000,
+        max_block_transactions: int = 2_000,
+        timing: dict[str, int] | None = None,
+    ) -> None:
+        self.genesis = genesis
+        self.index = index
+        self.store = store
+        self.registry = registry
+        self.transport = transport
+        self.pool_limit = pool_limit
+        self.max_block_transactions = max_block_transactions
+        self.state = store.load_state()
+        self.pool: dict[str, Transaction] = {}  # by id, in arrival order
+        self._pending_nonces: dict[str, set[int]] = {}
+        self._keys = keys
+        self._now_ms = now_ms
+        committed = [(block, certificate_of(block)) for block in store.blocks(1, store.height())]
+        raw = store.get_meta(CONSENSUS_META_KEY)
+        persisted = PersistedState.from_json(json.loads(raw)) if raw else None
+        self.node: Node[Block] = Node(
+            config_of(genesis, **(timing or {})),
+            index,
+            keys,
+            self,
+            committed=committed,
+            persisted=persisted,
+            fault=fault,
+            now_ms=now_ms,
+        )
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def submit(self, data: Any) -> str | None:
+        """Admit a transaction (its JSON object) into the pool; the refusal code, or None."""
+        try:
+            tx = Transaction.from_json(data)
+        except (LedgerCryptoError, IdentityError, TypeError, ValueError):
+            return "malformed"
+        if tx.id in self.pool or self.store.locate_tx(tx.id) is not None:
+            return "duplicate"
+        if len(self.pool) >= self.pool_limit:
+            return "pool_full"
+        pending = self._pending_nonces.get(tx.sender, set())
+        if tx.nonce in pending:
+            return "nonce_pending"
+        account = application.account(self.state, tx.sender)
+        next_nonce = (account["nonce"] if account else 0) + len(pending)
+        refused = application.check(
+            self.state, self.registry, tx, chain=self.genesis.chain, expected_nonce=next_nonce
+        )
+        if refused is not None:
+            return refused
+        self.pool[tx.id] = tx
+        pending.add(tx.nonce)
+        self._pending_nonces[tx.sender] = pending
+        self._run(self.node.on_transactions_available())
+        return None
+
+    def deliver(self, data: Any) -> None:
+        """A consensus message from a peer; garbage is dropped."""
+        try:
+            envelope = Envelope.from_json(data)
+        except (MalformedMessage, KeyError, TypeError, ValueError):
+            return
+        self._run(self.node.on_message(envelope))
+
+    def tick(self, now_ms: int) -> None:
+        self._now_ms = max(self._now_ms, now_ms)
+        self._run(self.node.on_tick(now_ms))
+
+    # -- consensus.Application ---------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return bool(self.pool)
+
+    def propose(self, height: int, previous_hash: str, timestamp_ms: int) -> Block | None:
+        transactions = list(self.pool.values())[: self.max_block_transactions]
+        if not transactions:
+            return None
+        results, state_root = self._execute_tentatively(transactions, height, timestamp_ms)
+        return propose_block(
+            keypair=self._keys,
+            chain=self.genesis.chain,
+            height=height,
+            previous_hash=previous_hash,
+            timestamp_ms=timestamp_ms,
+            proposer=self.index,
+            transactions=transactions,
+            results=results,
+            state_root=state_root,
+        )
+
+    def check(self, proposal: Block) -> bool:
+        header = proposal.header
+        if (
+            header.chain != self.genesis.chain
+            or not 0 <= header.proposer < len(self.genesis.validators)
+            or header.timestamp_ms > self._now_ms + MAX_CLOCK_SKEW_MS
+            or proposal.certificate
+            or header.tx_root != tx_root_of(proposal.transactions)
+            or header.results_root != results_root_of(proposal.results)
+            or header.signatures_root != signatures_root_of(proposal.transactions)
+            or len(proposal.results) != len(proposal.transactions)
+        ):
+            return False
+        try:
+            verify(
+                self.genesis.validators[header.proposer],
+                proposal_bytes(header.chain, header.height, proposal.hash),
+                proposal.proposer_signature,
+            )
+        except IdentityError:
+            return False
+        results, state_root = self._execute_tentatively(
+            proposal.transactions, header.height, header.timestamp_ms
+        )
+        return results == list(proposal.results) and state_root == header.state_root
+
+    def encode(self, proposal: Block) -> dict[str, Any]:
+        return block_to_json(proposal)
+
+    def decode(self, data: Any) -> Block:
+        try:
+            return block_from_json(data)
+        except BlockError as error:
+            raise ValueError(str(error)) from error
+
+    # -- effects -------------------------------------------------------------------------------
+
+    def _run(self, effects: Sequence[Effect[Block]]) -> None:
+        for effect in effects:
+            if isinstance(effect, Persist):
+                self.store.put_meta(CONSENSUS_META_KEY, canonical(effect.state.to_json()).decode())
+            elif isinstance(effect, Send):
+                self.transport.send(effect.to, effect.message.to_json())
+            elif isinstance(effect, Commit):
+                self._commit(effect.block, effect.certificate)
+
+    def _commit(self, block: Block, certificate: Certificate) -> None:
+        votes = tuple(CommitSignature(validator=i, signature=s) for i, s in certificate.signatures)
+        final = dataclasses.replace(block, certificate=votes)
+        results = application.execute(
+            self.state,
+            self.registry,
+            block.transactions,
+            chain=self.genesis.chain,
+            height=block.height,
+            timestamp_ms=block.timestamp_ms,
+        )
+        if results != list(block.results) or self.state.root() != block.header.state_root:
+            raise Diverged(
+                f"validator {self.index}: block {block.height} does not execute to its certified "
+                "results and state root; stopping instead of storing a wrong state"
+            )
+        self.store.append(final, self.state.take_changes())
+        for tx in block.transactions:
+            self.pool.pop(tx.id, None)
+        self._prune_pool()
+        self.transport.committed(final)
+
+    def _prune_pool(self) -> None:
+        """Drop pooled transactions whose nonce a committed block has used up."""
+        self._pending_nonces = {}
+        for tx_id, tx in list(self.pool.items()):
+            account = application.account(self.state, tx.sender)
+            if account is not None and tx.nonce < account["nonce"]:
+                del self.pool[tx_id]
+            else:
+                self._pending_nonces.setdefault(tx.sender, set()).add(tx.nonce)
+
+    def _execute_tentatively(
+        self, transactions: Sequence[Transaction], height: int, timestamp_ms: int
+    ) -> tuple[list[str], str]:
+        savepoint = self.state.savepoint()
+        try:
+            results = application.execute(
+                self.state,
+                self.registry,
+                transactions,
+                chain=self.genesis.chain,
+                height=height,
+                timestamp_ms=timestamp_ms,
+                keep_journal=True,
+            )
+            return results, self.state.root()
+        finally:
+            self.state.rollback_to(savepoint)

@@ -1,0 +1,13 @@
+"""Every transaction type the validators execute, gathered in one registry.
+
+Later applications (market, meters, supervision) add their types here, so that a validator,
+``ledger verify`` and a replay all execute with the same rules.
+"""
+
+from __future__ import annotations
+
+from ledger.application import Registry, register_ledger_types
+
+
+def build_registry() -> Registry:
+    return register_ledger_types(Registry())

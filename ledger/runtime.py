@@ -1,0 +1,123 @@
+"""The validator process: one :class:`~ledger.node.Validator`, driven by Celery and a clock.
+
+A validator process is a Celery worker consuming only its own queue (``validator.<index>``), with
+the solo pool: one task at a time, in the worker's main thread. A daemon thread ticks the
+validator's clock every ``TICK_S`` seconds (view-change timers, retransmission, catch-up live
+here, not in Celery ETA tasks, which a Redis restart loses). Both take one lock, so the validator
+sees one input at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+from ledger.blocks import Block
+from ledger.consensus import Fault
+from ledger.genesis import Genesis, read_key_file
+from ledger.node import Validator
+from ledger.registry import build_registry
+from ledger.store import open_store
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.05
+INDEX_VARIABLE = "VALIDATOR_INDEX"
+FAULT_VARIABLE = "VALIDATOR_FAULT"
+
+_lock = threading.Lock()
+_validator: Validator | None = None
+
+
+def queue_name(index: int) -> str:
+    return f"validator.{index}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def genesis_path() -> Any:
+    return settings.LEDGER_DIR / "genesis.json"
+
+
+def key_path(index: int) -> Any:
+    return settings.LEDGER_DIR / f"validator-{index}.key"
+
+
+def store_url(index: int) -> str:
+    return str(settings.LEDGER_STORE_URL).replace("{node}", str(index))
+
+
+class CeleryTransport:
+    """Consensus messages go to each validator's own durable list queue (never a fanout)."""
+
+    def __init__(self, index: int, validators: int) -> None:
+        self.index = index
+        self.validators = validators
+
+    def send(self, to: int | None, message: dict[str, Any]) -> None:
+        from ledger.tasks import deliver
+
+        targets = [to] if to is not None else [i for i in range(self.validators) if i != self.index]
+        for target in targets:
+            deliver.apply_async((target, message), queue=queue_name(target))
+
+    def committed(self, block: Block) -> None:
+        log.info("validator %s committed block %s (%s)", self.index, block.height, block.hash)
+
+
+def _fault() -> Fault:
+    name = os.environ.get(FAULT_VARIABLE, "")
+    if not name:
+        return Fault.NONE
+    if not settings.LEDGER_ALLOW_FAULTS:
+        raise RuntimeError(f"{FAULT_VARIABLE} is a test-only switch; LEDGER_ALLOW_FAULTS is off")
+    return Fault[name.upper()]
+
+
+def _start() -> Validator:
+    index = int(os.environ[INDEX_VARIABLE])
+    genesis = Genesis.from_json_file(genesis_path())
+    keys = read_key_file(key_path(index)).keypair
+    store = open_store(store_url(index))
+    validator = Validator(
+        genesis=genesis,
+        index=index,
+        keys=keys,
+        store=store,
+        registry=build_registry(),
+        transport=CeleryTransport(index, len(genesis.validators)),
+        now_ms=now_ms(),
+        fault=_fault(),
+    )
+    threading.Thread(target=_clock, name=f"validator-{index}-clock", daemon=True).start()
+    log.info("validator %s up at height %s", index, store.height())
+    return validator
+
+
+def validator() -> Validator:
+    global _validator
+    if _validator is None:
+        _validator = _start()
+    return _validator
+
+
+def run(action: str, *args: Any) -> Any:
+    """Call a method of this process's validator under the lock."""
+    with _lock:
+        return getattr(validator(), action)(*args)
+
+
+def _clock() -> None:
+    while True:
+        time.sleep(TICK_S)
+        try:
+            run("tick", now_ms())
+        except Exception:  # the clock must keep ticking; the failure is logged and retried
+            log.exception("validator tick failed")

@@ -1,0 +1,234 @@
+"""Four validators as real Celery worker processes on the real Redis broker.
+
+Each validator is `manage.py run_validator --node K`: its own queue, key file and store (SQLite
+files, or PostgreSQL databases when the suite runs against PostgreSQL). Transactions go in
+through the site's submit service; the test reads the stores only to check them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+
+from ledger import runtime
+from ledger.audit import verify_store
+from ledger.crypto import Transaction, sign_transaction
+from ledger.genesis import install_genesis, write_key_file
+from ledger.services import transaction_submit
+from ledger.store import Store, create_database, drop_database, open_store
+from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, VALIDATORS, genesis_of, registry
+from tests.processes import child_env
+
+pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LiveNetwork:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.genesis, block = genesis_of()
+        tag = uuid.uuid4().hex[:10]
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            db = settings.DATABASES["default"]
+            server = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+            self.store_template = f"{server}/test_ledger_live_{tag}_{{node}}"
+        else:
+            self.store_template = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+        for index, pair in enumerate(VALIDATORS):
+            write_key_file(directory / f"validator-{index}.key", pair, index, CHAIN)
+            url = self.url(index)
+            create_database(url)
+            store = open_store(url)
+            install_genesis(store, self.genesis, block)
+            store.close()
+        self.genesis.to_json_file(directory / "genesis.json")
+        # Queues from an earlier run on the same Redis would feed these validators stale votes.
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.delete(*[runtime.queue_name(i) for i in range(4)])
+        client.close()
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.nonces: dict[str, int] = {}
+
+    def url(self, index: int) -> str:
+        return self.store_template.replace("{node}", str(index))
+
+    def start(self, index: int) -> None:
+        env = child_env(LEDGER_DIR=str(self.directory), LEDGER_STORE_URL=self.store_template)
+        log = open(self.directory / f"validator-{index}.log", "ab")
+        self.processes[index] = subprocess.Popen(
+            [sys.executable, "manage.py", "run_validator", f"--node={index}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, index: int) -> None:
+        process = self.processes.pop(index)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for index in list(self.processes):
+            process = self.processes.pop(index)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def store(self, index: int) -> Store:
+        return open_store(self.url(index))
+
+    def submit(self, who: Any, type: str, **payload: Any) -> Transaction:
+        nonce = self.nonces.get(who.address, 0)
+        self.nonces[who.address] = nonce + 1
+        tx = sign_transaction(keypair=who, chain=CHAIN, type=type, nonce=nonce, payload=payload)
+        transaction_submit(transaction=tx, validators=range(4))
+        return tx
+
+    def register(self, who: Any) -> Transaction:
+        return self.submit(
+            OPERATOR,
+            "account.register",
+            address=who.address,
+            public_key=who.public_key_hex,
+            role="household",
+        )
+
+    def wait(self, condition: Callable[[], bool], *, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            for index, process in self.processes.items():
+                assert process.poll() is None, f"validator {index} died: {self.log(index)}"
+            assert time.monotonic() < deadline, f"{what} within {seconds} s; {self.heights()}"
+            time.sleep(0.2)
+
+    def committed_everywhere(self, txs: list[Transaction], nodes: list[int]) -> bool:
+        for index in nodes:
+            store = self.store(index)
+            try:
+                if any(store.locate_tx(tx.id) is None for tx in txs):
+                    return False
+            finally:
+                store.close()
+        return True
+
+    def heights(self) -> dict[int, int]:
+        result = {}
+        for index in range(4):
+            store = self.store(index)
+            result[index] = store.height()
+            store.close()
+        return result
+
+    def chains(self) -> dict[int, list[str]]:
+        result = {}
+        for index in range(4):
+            store = self.store(index)
+            result[index] = [b.hash for b in store.blocks(0, store.height())]
+            store.close()
+        return result
+
+    def log(self, index: int) -> str:
+        return (self.directory / f"validator-{index}.log").read_text()[-3000:]
+
+    def drop(self) -> None:
+        if not self.store_template.startswith("sqlite"):
+            for index in range(4):
+                drop_database(self.url(index), force=True)
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[LiveNetwork]:
+    live = LiveNetwork(tmp_path)
+    for index in range(4):
+        live.start(index)
+    try:
+        yield live
+    finally:
+        live.stop()
+        live.drop()
+
+
+def assert_identical_and_verified(network: LiveNetwork) -> None:
+    chains = network.chains()
+    assert len({tuple(chain) for chain in chains.values()}) == 1, chains
+    for index in range(4):
+        store = network.store(index)
+        report = verify_store(store, network.genesis, registry())
+        store.close()
+        assert report.ok, (index, report.describe())
+
+
+def test_it_commits_a_stream_identically_on_four_worker_processes(network: LiveNetwork) -> None:
+    setup = [network.register(h) for h in HOUSEHOLDS]
+    setup += [
+        network.submit(OPERATOR, "credit.issue", to=h.address, amount=1_000) for h in HOUSEHOLDS
+    ]
+    network.wait(
+        lambda: network.committed_everywhere(setup, [0, 1, 2, 3]),
+        seconds=60,
+        what="registrations and top-ups committed on every validator",
+    )
+    # Households can send once their registration is committed (before, every validator
+    # refuses them at admission as unknown senders).
+    transfers = []
+    for round_ in range(3):
+        for sender, receiver in zip(HOUSEHOLDS, HOUSEHOLDS[1:] + HOUSEHOLDS[:1], strict=True):
+            transfers.append(
+                network.submit(sender, "credit.transfer", to=receiver.address, amount=10 + round_)
+            )
+    network.wait(
+        lambda: network.committed_everywhere(transfers, [0, 1, 2, 3]),
+        seconds=60,
+        what="all transfers committed on every validator",
+    )
+    assert_identical_and_verified(network)
+
+
+def test_it_survives_a_validator_killed_mid_stream(network: LiveNetwork) -> None:
+    first = [network.register(h) for h in HOUSEHOLDS[:4]]
+    network.wait(
+        lambda: network.committed_everywhere(first, [0, 1, 2, 3]),
+        seconds=60,
+        what="the first transactions committed",
+    )
+    network.kill(2)  # kill -9, while more transactions flow
+    rest = [network.register(h) for h in HOUSEHOLDS[4:]]
+    rest += [
+        network.submit(OPERATOR, "credit.issue", to=h.address, amount=10) for h in HOUSEHOLDS[:4]
+    ]
+    network.wait(
+        lambda: network.committed_everywhere(rest, [0, 1, 3]),
+        seconds=90,
+        what="blocks kept coming with validator 2 down",
+    )
+    network.start(2)
+    started = time.monotonic()
+    network.wait(
+        lambda: network.committed_everywhere(first + rest, [0, 1, 2, 3]),
+        seconds=60,
+        what="validator 2 caught up",
+    )
+    caught_up_s = time.monotonic() - started
+    assert_identical_and_verified(network)
+    # Every acknowledged transaction is committed exactly once.
+    store = network.store(0)
+    ids = [tx.id for block in store.blocks(1, store.height()) for tx in block.transactions]
+    store.close()
+    assert sorted(ids) == sorted(tx.id for tx in first + rest)
+    print(f"validator 2 caught up in {caught_up_s:.1f} s")
