@@ -21,12 +21,12 @@ The result of each transaction is ``"ok"`` or its error code, recorded in the bl
 
 Ledger state keys: ``acct/<address>`` = ``{"public_key", "role", "nonce"}``, ``bal/<address>`` =
 integer credits in minor units, ``ledger/supply`` = credits in circulation,
-``ledger/genesis`` = ``{"chain", "issuer"}``.
+``ledger/genesis`` = ``{"chain", "issuer", "validators", "options"}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,12 +221,29 @@ def registered_address(state: State, value: Any) -> str:
 
 
 def genesis_state(
-    *, chain: str, issuer_public_key: str, regulator_public_keys: Sequence[str]
+    *,
+    chain: str,
+    issuer_public_key: str,
+    regulator_public_keys: Sequence[str],
+    validators: Sequence[str] = (),
+    options: Mapping[str, int] | None = None,
 ) -> State:
-    """The state at height 0: the grid operator (the issuer of credits) and the regulators."""
+    """The state at height 0: the grid operator (the issuer of credits) and the regulators.
+
+    The validator set and the network's options are part of it, so block 0's state root (and
+    so its hash) commits to the whole genesis document.
+    """
     state = State()
     issuer = address_from_public_key(issuer_public_key)
-    state.set("ledger/genesis", {"chain": chain, "issuer": issuer})
+    state.set(
+        "ledger/genesis",
+        {
+            "chain": chain,
+            "issuer": issuer,
+            "validators": list(validators),
+            "options": dict(options or {}),
+        },
+    )
     state.set("ledger/supply", 0)
     members = [(issuer_public_key, GRID_OPERATOR)]
     members += [(key, REGULATOR) for key in regulator_public_keys]

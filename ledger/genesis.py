@@ -20,9 +20,8 @@ validator 0's proposer signature and a certificate signed by *every* validator (
 command holds all the keys when it creates the network), so it verifies with
 ``verify_block(previous=None)`` like any other block.
 
-Block 0's hash covers the chain id, time and genesis state but not the validator list or the
-options: compare :meth:`Genesis.document_hash` out of band to be sure two operators hold the same
-document.
+Block 0's hash covers the whole document: the chain id and time in its header, and the members,
+validator list and options in its genesis state.
 
 Key files hold one validator's private key as JSON (``chain``, ``index``, ``public_key``,
 ``private_key``, hex). They are created with mode 0600 and never overwritten; a key file that
@@ -222,6 +221,8 @@ class Genesis:
             chain=self.chain,
             issuer_public_key=self.issuer_public_key,
             regulator_public_keys=list(self.regulator_public_keys),
+            validators=list(self.validators),
+            options=dict(self.options),
         )
 
     def block_header(self) -> BlockHeader:

@@ -35,6 +35,9 @@ class State:
         return self._data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
+        if value is None:
+            # None means "deleted" in take_changes() and in the stores; use delete().
+            raise ValueError(f"state values cannot be null ({key}); delete the key instead")
         canonical(value)  # refuses floats and other values the state root cannot hash
         self._journal.append((key, self._data.get(key, _MISSING)))
         self._data[key] = value

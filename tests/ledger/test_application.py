@@ -219,6 +219,11 @@ def test_it_refuses_a_float_in_state() -> None:
         State().set("x", 1.5)
 
 
+def test_it_refuses_null_in_state_which_would_read_as_deleted() -> None:
+    with pytest.raises(ValueError, match="cannot be null"):
+        State().set("x", None)
+
+
 def test_it_refuses_registering_a_type_twice() -> None:
     registry = app.register_ledger_types(app.Registry())
     with pytest.raises(ValueError, match="registered twice"):
@@ -273,3 +278,15 @@ def test_it_reports_the_keys_a_block_changed() -> None:
     state.rollback_to(savepoint)
     assert state.take_changes() == {"a": 10, "b": None, "c": None}
     assert state.take_changes() == {}
+
+
+def test_it_commits_genesis_to_its_validator_set() -> None:
+    def root(validators: list[str]) -> str:
+        return app.genesis_state(
+            chain=CHAIN,
+            issuer_public_key=OPERATOR.public_key_hex,
+            regulator_public_keys=[],
+            validators=validators,
+        ).root()
+
+    assert root([ADA.public_key_hex]) != root([BEN.public_key_hex])
