@@ -9,6 +9,7 @@ SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,7 +105,8 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
     # A file, not memory, so that servers and workers started by tests see the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-site.sqlite3")}
+    # Named per process, so that two test runs on one checkout do not share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-site-{os.getpid()}.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)

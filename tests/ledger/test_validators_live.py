@@ -64,8 +64,10 @@ class LiveNetwork:
     def url(self, index: int) -> str:
         return self.store_template.replace("{node}", str(index))
 
-    def start(self, index: int) -> None:
-        env = child_env(LEDGER_DIR=str(self.directory), LEDGER_STORE_URL=self.store_template)
+    def start(self, index: int, **extra_env: str) -> None:
+        env = child_env(
+            LEDGER_DIR=str(self.directory), LEDGER_STORE_URL=self.store_template, **extra_env
+        )
         log = open(self.directory / f"validator-{index}.log", "ab")
         self.processes[index] = subprocess.Popen(
             [sys.executable, "manage.py", "run_validator", f"--node={index}"],
@@ -164,6 +166,16 @@ def network(tmp_path: Path) -> Iterator[LiveNetwork]:
         live.drop()
 
 
+@pytest.fixture
+def unstarted_network(tmp_path: Path) -> Iterator[LiveNetwork]:
+    live = LiveNetwork(tmp_path)
+    try:
+        yield live
+    finally:
+        live.stop()
+        live.drop()
+
+
 def assert_identical_and_verified(network: LiveNetwork) -> None:
     chains = network.chains()
     assert len({tuple(chain) for chain in chains.values()}) == 1, chains
@@ -232,3 +244,57 @@ def test_it_survives_a_validator_killed_mid_stream(network: LiveNetwork) -> None
     store.close()
     assert sorted(ids) == sorted(tx.id for tx in first + rest)
     print(f"validator 2 caught up in {caught_up_s:.1f} s")
+
+
+def test_it_changes_view_when_the_proposer_is_killed(network: LiveNetwork) -> None:
+    first = [network.register(HOUSEHOLDS[0])]
+    network.wait(
+        lambda: network.committed_everywhere(first, [0, 1, 2, 3]),
+        seconds=60,
+        what="block 1 committed",
+    )
+    height = network.heights()[0]
+    next_proposer = (height + 1) % 4  # the proposer of view 0 at the next height
+    network.kill(next_proposer)
+    rest = [network.register(HOUSEHOLDS[1])]
+    alive = [i for i in range(4) if i != next_proposer]
+    network.wait(
+        lambda: network.committed_everywhere(rest, alive),
+        seconds=60,
+        what="commits resumed after a view change",
+    )
+    store = network.store(alive[0])
+    block = store.block(height + 1)
+    store.close()
+    assert block is not None
+    assert block.header.proposer != next_proposer  # proposed in a later view, by another
+
+
+def test_it_never_commits_conflicting_blocks_with_an_equivocating_validator(
+    unstarted_network: LiveNetwork,
+) -> None:
+    network = unstarted_network
+    liar = 1
+    for index in range(4):
+        if index == liar:
+            network.start(index, LEDGER_ALLOW_FAULTS="1", VALIDATOR_FAULT="equivocate")
+        else:
+            network.start(index)
+    txs = [network.register(h) for h in HOUSEHOLDS]
+    txs += [network.submit(OPERATOR, "credit.issue", to=h.address, amount=500) for h in HOUSEHOLDS]
+    honest = [0, 2, 3]
+    network.wait(
+        lambda: network.committed_everywhere(txs, honest),
+        seconds=90,
+        what="the honest validators committed everything",
+    )
+    chains = network.chains()
+    honest_chains = {tuple(chains[i]) for i in honest}
+    assert len(honest_chains) == 1
+    # The liar's own store, however far it got, is a prefix of the honest chain.
+    assert tuple(chains[liar]) == tuple(chains[0][: len(chains[liar])])
+    for index in honest:
+        store = network.store(index)
+        report = verify_store(store, network.genesis, registry())
+        store.close()
+        assert report.ok, (index, report.describe())
