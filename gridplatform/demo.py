@@ -74,3 +74,48 @@ def demo_community_create() -> list[DemoLogin]:
     return [
         DemoLogin(role=str(role.label), name=name, email=email) for name, email, role, _ in people
     ]
+
+
+def demo_ledger_register() -> int:
+    """Register on the ledger every demo household it does not know yet; returns how many.
+
+    Signed by the grid operator's custodial key. Reads validator 0's store (only reads) for who
+    is registered and for the operator's next nonce, so running it again sends nothing twice.
+    """
+    from gridplatform.accounts.services import identity_unseal
+    from ledger import application, runtime
+    from ledger.crypto import sign_transaction
+    from ledger.genesis import Genesis
+    from ledger.services import transaction_submit
+    from ledger.store import open_store
+
+    genesis = Genesis.from_json_file(runtime.genesis_path())
+    store = open_store(runtime.store_url(0))
+    try:
+        state = store.load_state()
+    finally:
+        store.close()
+    operator = User.objects.get(role=Role.GRID_OPERATOR, email=f"operator@{DEMO_DOMAIN}")
+    keys = identity_unseal(identity_=operator.identity)
+    nonce = application.account(state, keys.address)["nonce"]
+    sent = 0
+    households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
+    for household in households.select_related("identity").order_by("id"):
+        identity = household.identity
+        if application.account(state, identity.address) is not None:
+            continue
+        tx = sign_transaction(
+            keypair=keys,
+            chain=genesis.chain,
+            type="account.register",
+            nonce=nonce,
+            payload={
+                "address": identity.address,
+                "public_key": identity.public_key,
+                "role": "household",
+            },
+        )
+        transaction_submit(transaction=tx, validators=range(len(genesis.validators)))
+        nonce += 1
+        sent += 1
+    return sent

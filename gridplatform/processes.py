@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+
 
 def validator_command(index: int) -> list[str]:
     """Validator ``index`` as a Celery worker: its own queue only, one task at a time.
@@ -83,7 +85,7 @@ def commands(
     for index in range(validators):
         processes[f"validator-{index}"] = [
             python,
-            "manage.py",
+            str(MANAGE_PY),
             "run_validator",
             f"--node={index}",
         ]

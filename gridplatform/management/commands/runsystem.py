@@ -11,8 +11,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gridplatform.demo import DEMO_PASSWORD, demo_community_create
+from gridplatform.demo import DEMO_PASSWORD, demo_community_create, demo_ledger_register
 from gridplatform.processes import commands
+from ledger import runtime
+from ledger.services import genesis_create
 
 
 class Command(BaseCommand):
@@ -31,8 +33,12 @@ class Command(BaseCommand):
         if options["demo"]:
             call_command("migrate", interactive=False, verbosity=0)
             logins = demo_community_create()
+            if not runtime.genesis_path().exists():
+                genesis = genesis_create(validators=settings.LEDGER_VALIDATORS)
+                self.stdout.write(f"created the ledger network {genesis.chain}")
         else:
             logins = []
+        validators = settings.LEDGER_VALIDATORS if runtime.genesis_path().exists() else 0
         children: dict[str, subprocess.Popen[bytes]] = {}
 
         def stop(*_: object) -> None:
@@ -53,11 +59,16 @@ class Command(BaseCommand):
                 port=port,
                 var_dir=settings.VAR_DIR,
                 behind_proxy=settings.SECURE_PROXY_SSL_HEADER is not None,
+                validators=validators,
             )
             for name, argv in processes.items():
                 children[name] = subprocess.Popen(argv)
             url = f"http://{host}:{port}/"
             self._wait_until_up(url + "healthz", children)
+            if options["demo"] and validators:
+                sent = demo_ledger_register()
+                if sent:
+                    self.stdout.write(f"registering {sent} demo households on the ledger")
             self._announce(url, logins)
             while True:
                 for name, child in children.items():
