@@ -20,7 +20,7 @@ from celery.app.utils import find_app
 from django.conf import settings
 from django.core.management import get_commands
 
-from gridplatform.processes import commands
+from gridplatform.processes import MANAGE_PY, commands
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -55,7 +55,18 @@ def service_commands() -> dict[str, list[str]]:
 
 def process_commands() -> dict[str, list[str]]:
     """The processes of the run command, with the var_dir they have inside the image."""
-    return commands(host="0.0.0.0", port=8000, var_dir=Path(APP_DIR) / "var", behind_proxy=True)  # noqa: S104
+    processes = commands(
+        host="0.0.0.0",  # noqa: S104
+        port=8000,
+        var_dir=Path(APP_DIR) / "var",
+        behind_proxy=True,
+        validators=4,
+    )
+    # The run command names manage.py by its path; in the image it is ./manage.py in /app.
+    return {
+        name: [("manage.py" if arg == str(MANAGE_PY) else arg) for arg in argv]
+        for name, argv in processes.items()
+    }
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -103,7 +114,10 @@ def test_it_runs_only_commands_the_project_has() -> None:
         for name, command in service_commands().items()
         if command[:2] == ["python", "manage.py"]
     }
-    assert manage_commands == {"migrate": "migrate"}
+    assert manage_commands == {
+        "migrate": "migrate",
+        **{f"validator-{k}": "run_validator" for k in range(4)},
+    }
     for name, command in manage_commands.items():
         assert command in available, f"{name} runs `manage.py {command}`, which does not exist"
 
