@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from ledger import runtime
 
@@ -33,3 +34,42 @@ def submit(index: int, transaction: dict[str, Any]) -> str | None:
         code: str | None = runtime.run("submit", transaction)
         return code
     return None
+
+
+@worker_ready.connect
+def _start_validator(**_: Any) -> None:
+    """A validator process starts its node (and clock) at once, not at its first message, so
+    that after a restart it catches up even while its peers are idle."""
+    if os.environ.get(runtime.INDEX_VARIABLE) is not None:
+        runtime.run("tick", runtime.now_ms())
+
+
+# --- the site's tasks: on the default queue, run by the site's worker ----------------------------
+
+
+@shared_task(name="ledger.block_committed", ignore_result=True, time_limit=120, soft_time_limit=100)
+def block_committed(index: int, block: dict[str, Any]) -> None:
+    """Validator ``index`` committed ``block`` (its JSON, with its certificate).
+
+    Every validator sends every block, so this runs several times per block: the projection
+    verifies each copy and ignores heights it already has.
+    """
+    from ledger import projection, services
+
+    projection.block_project(block=block)
+    header = block.get("header") if isinstance(block, dict) else None
+    height = header.get("height") if isinstance(header, dict) else None
+    if isinstance(height, int):
+        services.validator_commit_record(index=index, height=height)
+
+
+@shared_task(name="ledger.validator_status", ignore_result=True, time_limit=30, soft_time_limit=25)
+def validator_status(
+    index: int, height: int, view: int, now_ms: int, genesis_hash: str | None = None
+) -> None:
+    """Validator ``index``'s heartbeat: its committed height and view at ``now_ms``."""
+    from ledger import services
+
+    services.validator_status_record(
+        index=index, height=height, view=view, at_ms=now_ms, genesis_hash=genesis_hash
+    )
