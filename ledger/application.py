@@ -26,6 +26,7 @@ integer credits in minor units, ``ledger/supply`` = credits in circulation,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,18 @@ def balance(state: State, address: str) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=65_536)
+def _signature_valid(public_key: str, message: bytes, signature: str) -> bool:
+    """Ed25519 verification, remembered: a validator checks each transaction at admission, when
+    it checks the proposed block and when it commits it. A pure function, so caching it changes
+    no result; only valid and invalid answers for the same inputs are reused."""
+    try:
+        verify(public_key, message, signature)
+    except BadSignature:
+        return False
+    return True
+
+
 def check(
     state: State,
     registry: Registry,
@@ -123,9 +136,7 @@ def check(
         return "unknown_sender"
     if tx.chain != chain:
         return "wrong_chain"
-    try:
-        verify(acct["public_key"], tx.signing_bytes(), tx.signature)
-    except BadSignature:
+    if not _signature_valid(acct["public_key"], tx.signing_bytes(), tx.signature):
         return "bad_signature"
     nonce = acct["nonce"] if expected_nonce is None else expected_nonce
     if tx.nonce != nonce:

@@ -56,6 +56,7 @@ of RFC 9162 section 2.1.3.2. Over the API, roots and proof entries are 64 lowerc
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import json
@@ -335,14 +336,21 @@ class Transaction:
         return {**self.unsigned_json(), "signature": self.signature}
 
     def signing_bytes(self) -> bytes:
+        return self._signing_bytes
+
+    # Computed once: a validator needs them at admission, in the Merkle root, in execution and
+    # in the store, and canonicalization is the costly part. Safe because the transaction is
+    # frozen and its payload is a private copy.
+    @functools.cached_property
+    def _signing_bytes(self) -> bytes:
         return canonical(self.unsigned_json())
 
-    @property
+    @functools.cached_property
     def id_bytes(self) -> bytes:
         """The raw 32-byte id: the Merkle leaf of this transaction."""
         return hashlib.sha256(self.signing_bytes()).digest()
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return self.id_bytes.hex()
 
