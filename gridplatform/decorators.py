@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 View = Callable[..., HttpResponse]
 
 
-def role_required(*roles: str) -> Callable[[View], View]:
+def role_required(*roles: object) -> Callable[[View], View]:
     """Anonymous users go to the login page; logged-in users of another role get a 403."""
 
     def decorator(view: View) -> View:

@@ -3,8 +3,8 @@
 Environment variables (a table of them is in the README):
 DEBUG, SECRET_KEY, KEY_ENCRYPTION_KEY, RETIRED_KEY_ENCRYPTION_KEYS, ALLOWED_HOSTS,
 CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_DIR, LEDGER_STORE_URL, LEDGER_VALIDATORS,
-LEDGER_CHAIN_ID, SECURE_SSL_REDIRECT,
-SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE.
+LEDGER_CHAIN_ID, LEDGER_POOL_LIMIT, LEDGER_PENDING_TIMEOUT_S, SECURE_SSL_REDIRECT,
+SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE, API_THROTTLE_USER, API_THROTTLE_ANON.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "csp",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "gridplatform",
     "gridplatform.accounts",
     "ledger",
@@ -120,6 +123,12 @@ LEDGER_STORE_URL = env.str(
 )
 LEDGER_VALIDATORS = env.int("LEDGER_VALIDATORS", default=4)
 LEDGER_CHAIN_ID = env.str("LEDGER_CHAIN_ID", default="gridplatform-dev")
+# The site's admission pool: transactions admitted by the site and not yet seen in a block. At
+# this many the site refuses more (`pool_full`), as a validator does with its own pool.
+LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
+# A sender's pending transactions older than this are given up (their nonces freed), so that a
+# transaction the validators lost cannot block its sender for ever (docs/ledger.md).
+LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
 LEDGER_ALLOW_FAULTS = DEBUG and env.bool("LEDGER_ALLOW_FAULTS", default=False)
 
@@ -223,6 +232,49 @@ CONTENT_SECURITY_POLICY = {
         "form-action": [SELF],
         "frame-ancestors": [NONE],
     }
+}
+
+# --- REST API: DRF, errors as JSON with a stable code, schema and docs by drf-spectacular -----
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "gridplatform.accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: the browsable API renders inline scripts, which the CSP forbids; /api/docs/
+    # is the interactive documentation.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "gridplatform.api.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_THROTTLE_USER", default="1200/min"),
+        "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+    },
+    "EXCEPTION_HANDLER": "gridplatform.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Grid platform API",
+    "DESCRIPTION": (
+        "The REST API of the peer-to-peer energy market. Authenticate with a token made on "
+        "your settings page (`Authorization: Token <token>`). Every error is JSON "
+        '`{"code", "message", "detail"?}` with a stable code; see docs/ledger.md.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come from the drf-spectacular-sidecar package, served by us: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- internationalisation: UTC inside, the user's zone on screen ------------------------------

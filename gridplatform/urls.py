@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from gridplatform import views
 from gridplatform.accounts import views as account_views
+from ledger import views as ledger_views
+
+# Unknown URLs and crashes under /api/ answer JSON like every other API error.
+handler404 = "gridplatform.api.page_not_found"
+handler500 = "gridplatform.api.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +32,30 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("accounts/settings/", account_views.account_settings, name="account-settings"),
+    path("accounts/settings/tokens/", account_views.api_token_create, name="api-token-create"),
+    path(
+        "accounts/settings/tokens/<int:token_id>/revoke/",
+        account_views.api_token_revoke,
+        name="api-token-revoke",
+    ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI from our own static files (drf-spectacular-sidecar, no CDN). The split view
+    # serves its start-up script as a file, and our template drops drf-spectacular's inline
+    # <style>: the page works under the site's CSP, which allows no inline script or style.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
+    path("api/v1/ledger/", include("ledger.urls")),
+    path("ledger/", ledger_views.block_list, name="ledger-blocks"),
+    path("ledger/rows/", ledger_views.block_rows, name="ledger-block-rows"),
+    path("ledger/blocks/<int:height>/", ledger_views.block_detail, name="ledger-block"),
+    path("ledger/tx/<str:tx_id>/", ledger_views.transaction_detail, name="ledger-transaction"),
+    path("ledger/validators/rows/", ledger_views.validator_rows, name="ledger-validator-rows"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from gridplatform.accounts import selectors
 from gridplatform.accounts.models import Role
 from gridplatform.decorators import role_required
+from ledger import selectors as ledger_selectors
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -32,7 +33,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_console(request: HttpRequest) -> HttpResponse:
     accounts = selectors.account_list(user=request.user)
-    return render(request, "console/operator.html", {"accounts": accounts})
+    context = {"accounts": accounts, "validators": ledger_selectors.validator_list()}
+    return render(request, "console/operator.html", context)
 
 
 @role_required(Role.REGULATOR, Role.ADMIN)

@@ -5,6 +5,10 @@ the solo pool: one task at a time, in the worker's main thread. A daemon thread 
 validator's clock every ``TICK_S`` seconds (view-change timers, retransmission, catch-up live
 here, not in Celery ETA tasks, which a Redis restart loses). Both take one lock, so the validator
 sees one input at a time.
+
+The site hears from each validator on the default queue (its own worker): ``ledger.block_committed``
+with every block it commits, and every ``HEARTBEAT_S`` a ``ledger.validator_status`` heartbeat
+(height, view, time), which expires unread after ``HEARTBEAT_EXPIRES_S``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from ledger.blocks import Block
+from ledger.blocks import Block, block_to_json
 from ledger.consensus import Fault
 from ledger.genesis import Genesis, read_key_file
 from ledger.node import Validator
@@ -27,6 +31,8 @@ from ledger.store import open_store
 log = logging.getLogger(__name__)
 
 TICK_S = 0.05
+HEARTBEAT_S = 2.0
+HEARTBEAT_EXPIRES_S = 10
 INDEX_VARIABLE = "VALIDATOR_INDEX"
 FAULT_VARIABLE = "VALIDATOR_FAULT"
 
@@ -69,7 +75,13 @@ class CeleryTransport:
             deliver.apply_async((target, message), queue=queue_name(target))
 
     def committed(self, block: Block) -> None:
+        from ledger.tasks import block_committed
+
         log.info("validator %s committed block %s (%s)", self.index, block.height, block.hash)
+        try:
+            block_committed.apply_async((self.index, block_to_json(block)))
+        except Exception:  # the block is stored; the site also hears of it from the others
+            log.exception("could not tell the site about block %s", block.height)
 
 
 def _fault() -> Fault:
@@ -114,10 +126,27 @@ def run(action: str, *args: Any) -> Any:
         return getattr(validator(), action)(*args)
 
 
+def _heartbeat() -> None:
+    """Tell the site this validator's height and view (read under the lock, sent outside it)."""
+    from ledger.tasks import validator_status
+
+    with _lock:
+        node = validator()
+        args = (node.index, node.node.height, node.node.view, now_ms(), node.genesis.block_hash)
+    validator_status.apply_async(args, expires=HEARTBEAT_EXPIRES_S)
+
+
 def _clock() -> None:
+    next_beat = 0.0
     while True:
         time.sleep(TICK_S)
         try:
             run("tick", now_ms())
         except Exception:  # the clock must keep ticking; the failure is logged and retried
             log.exception("validator tick failed")
+        if time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + HEARTBEAT_S
+            try:
+                _heartbeat()
+            except Exception:  # a missed heartbeat shows the validator down, nothing worse
+                log.exception("validator heartbeat failed")

@@ -2,25 +2,84 @@
 
 The site never writes a validator's store after genesis: it only sends transactions to the
 validators' queues, and every validator decides for itself whether to admit them.
+
+Admission (:func:`transaction_admit`) runs, before anything is sent, the checks every validator
+runs on its own pool (``ledger.node.Validator.submit``), in the same order, against the site's
+replica of the committed state with the site's pending transactions counted. Each refusal has its
+code (docs/ledger.md): ``malformed``, ``duplicate``, ``pool_full``, ``nonce_pending``, then
+``ledger.application.check``'s ``unknown_sender``, ``wrong_chain``, ``bad_signature``,
+``bad_nonce``, ``unknown_type``, ``not_allowed``. An admitted transaction is recorded as pending
+(``SubmittedTransaction``) and sent to every validator once the record is committed.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from gridplatform.accounts.models import Identity, Role
-from gridplatform.identity import KeyPair
-from ledger import runtime
-from ledger.crypto import Transaction
+from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.services import AccountError, identity_unseal
+from gridplatform.errors import DomainError
+from gridplatform.identity import IdentityError, KeyPair
+from ledger import application, projection, runtime
+from ledger.blocks import block_to_json
+from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_genesis, write_key_file
+from ledger.models import (
+    LedgerAccount,
+    StateEntry,
+    SubmittedTransaction,
+    TransactionRecord,
+    ValidatorStatus,
+)
+from ledger.registry import build_registry
+from ledger.state import State
 from ledger.store import DatabaseExists, create_database, open_store
+
+log = logging.getLogger(__name__)
+
+# Every code admission can refuse with, and what it means (also the API's 400 codes).
+ADMISSION_CODES: dict[str, str] = {
+    "malformed": "The transaction is not well-formed (fields, types, canonical JSON).",
+    "duplicate": "This transaction is already pending or committed.",
+    "pool_full": "Too many transactions are waiting; try again shortly.",
+    "nonce_pending": "A transaction of this sender with this nonce is already pending.",
+    "unknown_sender": "No account is registered at the sender's address.",
+    "wrong_chain": "The transaction is signed for another network.",
+    "bad_signature": "The signature is not the sender's current key's.",
+    "bad_nonce": "The nonce is not the sender's next one.",
+    "unknown_type": "There is no such transaction type.",
+    "not_allowed": "The sender's role may not send this type of transaction.",
+}
+# Refusals of the web users' signing service, beyond admission's.
+SIGNING_CODES: dict[str, str] = {
+    "no_identity": "This account has no ledger identity.",
+    "not_custodial": "This account holds its own key; the platform cannot sign for it.",
+}
 
 
 class GenesisExists(Exception):
     pass
+
+
+class TransactionRejected(DomainError):
+    """Admission refused a transaction; ``code`` is one of ADMISSION_CODES (or SIGNING_CODES)."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        text = message or ADMISSION_CODES.get(code) or SIGNING_CODES.get(code) or code
+        super().__init__(text, code=code)
+
+
+class LedgerUnavailable(DomainError):
+    code = "ledger_unavailable"
+    status_code = 503
 
 
 def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
@@ -56,6 +115,8 @@ def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
         finally:
             store.close()
     genesis.to_json_file(runtime.genesis_path())
+    # The site's read models start at block 0, with the certificate every validator signed.
+    projection.block_project(block=block_to_json(block))
     return genesis
 
 
@@ -68,3 +129,198 @@ def transaction_submit(
     count = settings.LEDGER_VALIDATORS
     for index in validators if validators is not None else range(count):
         submit.apply_async((index, transaction.to_json()), queue=runtime.queue_name(index))
+
+
+# --- admission -------------------------------------------------------------------------------
+
+
+def _genesis() -> Genesis:
+    genesis = projection.load_genesis()
+    if genesis is None:
+        raise LedgerUnavailable("There is no ledger network here yet (no genesis document).")
+    # The site's replica starts from the genesis accounts before any block has arrived.
+    projection.genesis_project()
+    return genesis
+
+
+def _lock_sender(address: str) -> None:
+    """Lock the sender's account row: admissions for one sender run one at a time.
+
+    A sender with no account row (not registered) is refused ``unknown_sender`` anyway; the
+    unique (sender, nonce) constraint on pending rows is the last line either way.
+    """
+    list(LedgerAccount.objects.select_for_update().filter(address=address).values_list("pk"))
+
+
+def _prune_stale(address: str) -> None:
+    """Give up the sender's pending transactions if the oldest has waited too long.
+
+    Validators admit nonces strictly in order, so when one pending transaction was lost (a
+    validator's pool was full, a broker lost the message), every later one of the sender is
+    refused too: waiting for them would block the sender for ever. Precondition: the sender is
+    locked (``_lock_sender``).
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.LEDGER_PENDING_TIMEOUT_S)
+    pending = SubmittedTransaction.objects.filter(sender=address)
+    if pending.filter(submitted_at__lt=cutoff).exists():
+        count, _ = pending.delete()
+        log.warning("gave up %s stale pending transactions of %s", count, address)
+
+
+def _committed_account(address: str) -> dict[str, Any] | None:
+    value = StateEntry.objects.filter(key=f"acct/{address}").values_list("value", flat=True)
+    found: dict[str, Any] | None = value.first()
+    return found
+
+
+def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> None:
+    """The admission checks, in the validators' order; record the transaction as pending.
+
+    Precondition: inside a transaction, the sender locked (``_lock_sender``).
+    """
+    _prune_stale(tx.sender)
+    if (
+        SubmittedTransaction.objects.filter(tx_id=tx.id).exists()
+        or TransactionRecord.objects.filter(tx_id=tx.id).exists()
+    ):
+        raise TransactionRejected("duplicate")
+    if SubmittedTransaction.objects.count() >= settings.LEDGER_POOL_LIMIT:
+        raise TransactionRejected("pool_full")
+    pending = set(
+        SubmittedTransaction.objects.filter(sender=tx.sender).values_list("nonce", flat=True)
+    )
+    if tx.nonce in pending:
+        raise TransactionRejected("nonce_pending")
+    acct = _committed_account(tx.sender)
+    state = State({f"acct/{tx.sender}": acct} if acct is not None else None)
+    expected = (acct["nonce"] if acct is not None else 0) + len(pending)
+    refused = application.check(
+        state, build_registry(), tx, chain=genesis.chain, expected_nonce=expected
+    )
+    if refused is not None:
+        raise TransactionRejected(refused)
+    try:
+        with transaction.atomic():
+            SubmittedTransaction.objects.create(
+                tx_id=tx.id,
+                sender=tx.sender,
+                nonce=tx.nonce,
+                body=tx.to_json(),
+                submitted_by=submitted_by,
+            )
+    except IntegrityError:  # the sender lock makes this unreachable; the constraint is the net
+        raise TransactionRejected("nonce_pending") from None
+    transaction.on_commit(lambda: transaction_submit(transaction=tx))
+
+
+def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:
+    """Admit a signed transaction (its decoded JSON) and send it to every validator.
+
+    Raises ``TransactionRejected(code)`` with nothing recorded, or ``LedgerUnavailable`` when
+    this site has no network. On success the transaction is pending (``SubmittedTransaction``)
+    and, once that commits, sent to each validator's queue. The sender's account row is locked
+    for the check, so two admissions for one sender never interleave.
+    """
+    try:
+        tx = Transaction.from_json(data)
+    except (LedgerCryptoError, IdentityError, TypeError, ValueError) as error:
+        raise TransactionRejected(
+            "malformed", f"The transaction is not well-formed: {error}"
+        ) from None
+    genesis = _genesis()
+    with transaction.atomic(durable=True):
+        _lock_sender(tx.sender)
+        _admit(tx, genesis=genesis, submitted_by=submitted_by)
+    return tx
+
+
+def transaction_sign_and_submit(*, user: User, type: str, payload: dict[str, Any]) -> Transaction:
+    """Sign a transaction with ``user``'s custodial key, with its next nonce, and admit it.
+
+    The next nonce is the committed one plus the sender's pending transactions, taken under the
+    sender's lock, so two submissions at once from one account never get the same nonce.
+    Raises ``TransactionRejected``: ``no_identity``, ``not_custodial``, ``malformed`` (a bad
+    type or payload) or any admission code.
+    """
+    identity_ = Identity.objects.filter(user=user).first()
+    if identity_ is None:
+        raise TransactionRejected("no_identity")
+    try:
+        keypair = identity_unseal(identity_=identity_)
+    except AccountError:
+        raise TransactionRejected("not_custodial") from None
+    genesis = _genesis()
+    address = keypair.address
+    with transaction.atomic(durable=True):
+        _lock_sender(address)
+        _prune_stale(address)
+        acct = _committed_account(address)
+        pending = SubmittedTransaction.objects.filter(sender=address).count()
+        nonce = (acct["nonce"] if acct is not None else 0) + pending
+        try:
+            tx = sign_transaction(
+                keypair=keypair, chain=genesis.chain, type=type, nonce=nonce, payload=payload
+            )
+        except (LedgerCryptoError, TypeError, ValueError) as error:
+            raise TransactionRejected(
+                "malformed", f"The transaction is not well-formed: {error}"
+            ) from None
+        _admit(tx, genesis=genesis, submitted_by=user)
+    return tx
+
+
+# --- validator status --------------------------------------------------------------------------
+
+
+def _site_now_ms() -> int:
+    return int(timezone.now().timestamp() * 1000)
+
+
+def validator_status_record(
+    *, index: int, height: int, view: int, at_ms: int, genesis_hash: str | None = None
+) -> bool:
+    """Record validator ``index``'s heartbeat (its height and view at ``at_ms``, its clock).
+
+    Ignored (False) when it names another network's genesis, when its numbers are not
+    non-negative integers, or when it is older than the last one recorded (heartbeats may arrive
+    out of order). A heartbeat from the future (clock skew) counts as now.
+    """
+    numbers = (index, height, view, at_ms)
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in numbers):
+        return False
+    genesis = projection.load_genesis()
+    if genesis is not None and genesis_hash is not None and genesis_hash != genesis.block_hash:
+        return False
+    if genesis is not None and index >= len(genesis.validators):
+        return False
+    seen_at = projection.datetime_of_ms(min(at_ms, _site_now_ms()))
+    with transaction.atomic(durable=True):
+        ValidatorStatus.objects.bulk_create([ValidatorStatus(index=index)], ignore_conflicts=True)
+        status = ValidatorStatus.objects.select_for_update().get(index=index)
+        if status.last_seen_at is not None and seen_at <= status.last_seen_at:
+            return False
+        if height > status.height:
+            status.last_commit_at = seen_at
+        status.height = height
+        status.view = view
+        status.last_seen_at = seen_at
+        status.save()
+    return True
+
+
+def validator_commit_record(*, index: int, height: int) -> bool:
+    """Validator ``index`` says it committed block ``height`` just now (its notification)."""
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in (index, height)):
+        return False
+    genesis = projection.load_genesis()
+    if genesis is not None and index >= len(genesis.validators):
+        return False
+    with transaction.atomic(durable=True):
+        ValidatorStatus.objects.bulk_create([ValidatorStatus(index=index)], ignore_conflicts=True)
+        status = ValidatorStatus.objects.select_for_update().get(index=index)
+        if height <= status.height:
+            return False
+        status.height = height
+        status.last_commit_at = timezone.now()
+        status.save(update_fields=["height", "last_commit_at"])
+    return True

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from gridplatform.accounts.models import Identity, User
+from gridplatform.accounts.models import ApiToken, Identity, User
 
 
 class IdentityInline(admin.StackedInline):
@@ -38,3 +38,18 @@ class UserAdmin(BaseUserAdmin):
     def get_readonly_fields(self, request: object, obj: User | None = None) -> tuple[str, ...]:
         # Roles decide who may sign what on the ledger; they are set by the services only.
         return ("role", "household_kind") if obj else ()
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made on the settings page (the admin never sees one); here they can only be
+    looked at. Revoking is the holder's, on the settings page."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "prefix", "user__email")
+    readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    exclude = ("digest",)
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

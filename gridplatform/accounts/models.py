@@ -112,3 +112,37 @@ class Identity(models.Model):
     @property
     def is_custodial(self) -> bool:
         return self.sealed_private_key is not None
+
+
+class ApiToken(models.Model):
+    """A token an account made on its settings page, for the REST API.
+
+    Only the SHA-256 digest of the token is stored, never the token: it is shown once, when it
+    is made. ``prefix`` (its first 8 characters) lets the holder tell tokens apart. A revoked
+    token stays, with ``revoked_at``, as a record of what existed.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="api_token_digest_is_64_hex",
+                condition=models.Q(digest__regex=r"^[0-9a-f]{64}$"),
+            ),
+            models.CheckConstraint(name="api_token_name_not_empty", condition=~models.Q(name="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

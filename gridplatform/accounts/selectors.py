@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from gridplatform.accounts.models import User
+from gridplatform.accounts.models import ApiToken, User
 
 
 def account_list(*, user: User) -> QuerySet[User]:
@@ -24,3 +24,10 @@ def access_account(*, user: User, id: int) -> User:
         return account_list(user=user).get(pk=id)
     except User.DoesNotExist:
         raise Http404("No such account.") from None
+
+
+def api_token_list(*, user: User) -> QuerySet[ApiToken]:
+    """``user``'s own API tokens, newest first, revoked ones included (marked as such)."""
+    if not user.is_authenticated:
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

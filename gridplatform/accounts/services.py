@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
 
 from gridplatform import identity
 from gridplatform.accounts.events import accounts_changed_on_commit
-from gridplatform.accounts.models import HouseholdKind, Identity, Role, User
+from gridplatform.accounts.models import ApiToken, HouseholdKind, Identity, Role, User
+from gridplatform.errors import DomainError
+
+# Active API tokens one account may hold at once.
+API_TOKEN_LIMIT = 20
+API_TOKEN_PREFIX_LENGTH = 8
+# last_used_at is written at most this often per token, not on every request.
+API_TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-class AccountError(Exception):
+class AccountError(DomainError):
     """A domain error with a stable code, shown to the user as its message."""
 
     code = "account_error"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
 
 class EmailTaken(AccountError):
     code = "email_taken"
+
+
+class TooManyApiTokens(AccountError):
+    code = "too_many_tokens"
+
+
+class InvalidApiToken(AccountError):
+    code = "authentication_failed"
+    status_code = 401
 
 
 def key_ring() -> identity.KeyRing:
@@ -83,7 +101,8 @@ def household_register(
         email=email,
         name=name,
         password=password,
-        role=Role.HOUSEHOLD,
+        # Without Django's stubs, mypy sees a choices member as its (value, label) tuple.
+        role=Role.HOUSEHOLD,  # type: ignore[arg-type]
         household_kind=household_kind,
     )
 
@@ -119,3 +138,79 @@ def key_encryption_key_rotate() -> int:
             row.save(update_fields=["sealed_private_key"])
             count += 1
     return count
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+def api_token_digest(token: str) -> str:
+    """The stored form of a token: SHA-256 of its UTF-8 bytes, as 64 lowercase hex.
+
+    A token carries 256 random bits, so a plain (unsalted, fast) hash is enough: nobody can
+    guess a token from its digest, and a lookup by digest leaks nothing through its timing.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """Make an API token for ``user``; return it and the plaintext token, shown only once.
+
+    Refuses an empty name (``AccountError``) and more than ``API_TOKEN_LIMIT`` active tokens
+    per account (``TooManyApiTokens``). The account row is locked so that two requests at once
+    cannot both pass the limit.
+    """
+    name = name.strip()
+    if not name:
+        raise AccountError("Give the token a name, so that you can tell it from your others.")
+    if len(name) > 100:
+        raise AccountError("A token name has at most 100 characters.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic(durable=True):
+        User.objects.select_for_update().get(pk=user.pk)
+        if user.api_tokens.filter(revoked_at__isnull=True).count() >= API_TOKEN_LIMIT:
+            raise TooManyApiTokens(
+                f"An account holds at most {API_TOKEN_LIMIT} active tokens; revoke one first."
+            )
+        api_token = ApiToken.objects.create(
+            user=user,
+            name=name,
+            prefix=token[:API_TOKEN_PREFIX_LENGTH],
+            digest=api_token_digest(token),
+        )
+    return api_token, token
+
+
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke ``user``'s token ``token_id`` (Http404 if it is not theirs); idempotent."""
+    with transaction.atomic(durable=True):
+        try:
+            api_token = ApiToken.objects.select_for_update().get(pk=token_id, user=user)
+        except ApiToken.DoesNotExist:
+            raise Http404("No such token.") from None
+        if api_token.revoked_at is None:
+            api_token.revoked_at = timezone.now()
+            api_token.save(update_fields=["revoked_at"])
+    return api_token
+
+
+def api_token_authenticate(*, token: str) -> tuple[User, ApiToken]:
+    """The active account holding ``token``, or ``InvalidApiToken``; notes when it was used.
+
+    An unknown, revoked or malformed token, or one of a deactivated account, all give the same
+    error, so that a caller learns nothing about which tokens exist.
+    """
+    if not token or len(token) > 200:
+        raise InvalidApiToken("Invalid or revoked token.")
+    api_token = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=api_token_digest(token), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if api_token is None:
+        raise InvalidApiToken("Invalid or revoked token.")
+    now = timezone.now()
+    if api_token.last_used_at is None or now - api_token.last_used_at > API_TOKEN_TOUCH_INTERVAL:
+        # A plain UPDATE, not a locking read: concurrent requests may both write, harmlessly.
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
+        api_token.last_used_at = now
+    return api_token.user, api_token

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gridplatform.accounts import selectors, services
-from gridplatform.accounts.forms import RegistrationForm
+from gridplatform.accounts.forms import ApiTokenForm, RegistrationForm
 from gridplatform.accounts.models import SUPERVISORY_ROLES
 from gridplatform.decorators import role_required
 
@@ -38,3 +40,52 @@ def account_rows(request: HttpRequest) -> HttpResponse:
     """The rows of the console's account table: what the live page reloads on a push."""
     accounts = selectors.account_list(user=request.user)
     return render(request, "console/_account_rows.html", {"accounts": accounts})
+
+
+def _settings_page(
+    request: HttpRequest, *, form: ApiTokenForm, new_token: str = "", status: int = 200
+) -> HttpResponse:
+    tokens = selectors.api_token_list(user=request.user)
+    context = {"form": form, "tokens": tokens, "new_token": new_token}
+    response = render(request, "accounts/settings.html", context, status=status)
+    if new_token:
+        # The one page that ever shows the token: no cache may keep a copy.
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_GET
+def account_settings(request: HttpRequest) -> HttpResponse:
+    """The account's settings: its API tokens, a form to make one, and a button to revoke."""
+    return _settings_page(request, form=ApiTokenForm())
+
+
+@login_required
+@require_POST
+def api_token_create(request: HttpRequest) -> HttpResponse:
+    """Make a token and show it, once: the response to this POST is the only place it appears."""
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        try:
+            token, plaintext = services.api_token_create(
+                user=request.user, name=form.cleaned_data["name"]
+            )
+        except services.AccountError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request,
+                f"Token “{token.name}” created. Copy it now: it is shown only this once.",
+            )
+            return _settings_page(request, form=ApiTokenForm(), new_token=plaintext)
+    return _settings_page(request, form=form, status=400)
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of the account's own tokens (another account's is a 404)."""
+    token = services.api_token_revoke(user=request.user, token_id=token_id)
+    messages.success(request, f"Token “{token.name}” ({token.prefix}…) is revoked.")
+    return redirect("account-settings")

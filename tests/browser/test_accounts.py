@@ -73,7 +73,9 @@ def test_it_shows_a_new_household_on_the_operator_console_live(new_page: NewPage
     expect(console).to_have_url(re.compile(r"/console/operator/$"))
     rows = console.locator("#account-rows tr")
     expect(rows).to_have_count(1)
-    expect(console.locator("[data-live-status]")).to_have_text(re.compile(r"^Live"))
+    expect(
+        console.locator("section[data-live-target='#account-rows'] [data-live-status]")
+    ).to_have_text(re.compile(r"^Live"))
     console.evaluate("window.__marker = 1")
 
     household = new_page()

@@ -1,0 +1,132 @@
+"""What every REST API view shares: the one exception handler, the error body, pagination.
+
+Every error the API returns is JSON of one shape, with a stable ``code`` a client can branch on
+and a ``message`` for people::
+
+    {"code": "bad_nonce", "message": "The nonce is not the sender's next one.", "detail": {...}}
+
+``detail`` is optional (field errors of a validation failure, ``retry_after`` of a throttle).
+Domain errors (``gridplatform.errors.DomainError``) carry their own code and status; DRF's and
+Django's errors are mapped below. Bad input never reaches the 500 path: an unexpected exception
+is a bug, answered with ``{"code": "server_error"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from gridplatform.errors import DomainError
+
+API_PREFIX = "/api/"
+
+# DRF's exceptions, by class, to our codes. Subclasses are looked up along their MRO.
+_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.ParseError: "malformed",
+    exceptions.ValidationError: "invalid",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+}
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response (for the schema)."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable error code.")
+    message = serializers.CharField(help_text="What went wrong, for people.")
+    detail = serializers.DictField(
+        required=False, help_text="Optional details: field errors, retry_after, ..."
+    )
+
+
+def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if detail:
+        body["detail"] = detail
+    return body
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    for cls in type(exc).__mro__:
+        if cls in _CODES:
+            return _CODES[cls]
+    default = exc.default_code
+    return default if isinstance(default, str) else "error"
+
+
+def _message_of(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "The request is not valid; see detail."
+    detail = exc.detail
+    if isinstance(detail, (list, dict)):
+        return str(exc.default_detail)
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every error as ``{"code", "message", "detail"?}``.
+
+    Returns None (DRF then re-raises, and Django answers 500) only for exceptions that are not
+    errors of the request: bugs.
+    """
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.detail), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers: dict[str, str] = {}
+    detail: dict[str, Any] | None = None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+        detail = {"retry_after": int(exc.wait)}
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    set_rollback()
+    return Response(
+        error_body(_code_of(exc), _message_of(exc), detail), status=exc.status_code, headers=headers
+    )
+
+
+class Pagination(LimitOffsetPagination):
+    """``?limit=&offset=``; at most 200 per page."""
+
+    default_limit = 50
+    max_limit = 200
+
+
+# --- Django's error pages, as JSON under /api/ -------------------------------------------------
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON for an unknown URL under /api/, the site's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON under /api/, the site's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        message = "Something went wrong on our side; it has been logged."
+        return JsonResponse(error_body("server_error", message), status=500)
+    return defaults.server_error(request)

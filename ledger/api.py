@@ -1,0 +1,291 @@
+"""The ledger's REST API, under /api/v1/ledger/: thin views, one per operation.
+
+Each view validates its input, calls one service or selector, and serializes the answer; every
+error is mapped to ``{"code", "message"}`` by ``gridplatform.api.exception_handler``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridplatform.api import ErrorSerializer
+from ledger import selectors, services
+from ledger.crypto import LedgerCryptoError, loads
+
+# A transaction is a few hundred bytes; anything this large is not one.
+MAX_TRANSACTION_BYTES = 64 * 1024
+
+TAG = "ledger"
+HEX64 = "a" * 64
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description)
+
+
+UNAUTHENTICATED = _error(
+    "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
+)
+NOT_FOUND = _error("`not_found`.")
+ADMISSION_TABLE = "\n".join(
+    f"- `{code}`: {meaning}" for code, meaning in services.ADMISSION_CODES.items()
+)
+
+
+class LedgerJSONParser(BaseParser):
+    """JSON for signed objects: ``ledger.crypto.loads`` refuses floats, NaN and duplicate keys,
+    which a signature would otherwise cover ambiguously (docs/ledger.md, canonical JSON)."""
+
+    media_type = "application/json"
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
+        data = stream.read(MAX_TRANSACTION_BYTES + 1)
+        if len(data) > MAX_TRANSACTION_BYTES:
+            raise ParseError(f"The body is larger than {MAX_TRANSACTION_BYTES} bytes.")
+        try:
+            return loads(data)
+        except LedgerCryptoError as error:
+            raise ParseError(f"The body is not JSON the ledger accepts: {error}") from None
+
+
+class ProofSerializer(serializers.Serializer):
+    root = serializers.CharField(help_text="The block's tx_root (64 hex).")
+    index = serializers.IntegerField(help_text="The transaction's position in its block.")
+    tree_size = serializers.IntegerField(help_text="The number of transactions in the block.")
+    path = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="RFC 6962 audit path, leaf side first, 64 hex each.",
+    )
+
+
+class TransactionSubmitApi(APIView):
+    """Submit a signed transaction to the ledger."""
+
+    parser_classes = [LedgerJSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TransactionSubmission"
+
+        chain = serializers.CharField(help_text="The network id, from genesis.")
+        type = serializers.CharField(help_text="The transaction type, e.g. credit.transfer.")
+        sender = serializers.CharField(help_text="The sender's address (50 hex).")
+        nonce = serializers.IntegerField(min_value=0, help_text="The sender's next nonce.")
+        payload = serializers.DictField(help_text="Type-specific; integers, never floats.")
+        signature = serializers.CharField(help_text="Ed25519 over the signing bytes (128 hex).")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TransactionAccepted"
+
+        id = serializers.CharField(help_text="The transaction id (64 hex).")
+        status = serializers.ChoiceField(choices=[selectors.PENDING])
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_transaction_submit",
+        summary="Submit a signed transaction",
+        description=(
+            "The transaction is checked as every validator checks it, then sent to all of "
+            "them; poll `GET /api/v1/ledger/transactions/{id}` for its outcome. The body is "
+            "parsed strictly: floats and duplicate keys are `malformed`.\n\n"
+            "Refusal codes (400):\n" + ADMISSION_TABLE
+        ),
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: _error("A refusal; `code` is one of the admission codes above."),
+            401: UNAUTHENTICATED,
+            503: _error("`ledger_unavailable`: this site has no ledger network yet."),
+        },
+        examples=[
+            OpenApiExample(
+                "A refusal",
+                value={"code": "bad_nonce", "message": services.ADMISSION_CODES["bad_nonce"]},
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        # Deliberately no serializer validation of the body: DRF's fields would coerce "5" or
+        # 5.0 to 5, and a signature covers exact bytes. The service parses it strictly.
+        tx = services.transaction_admit(data=request.data, submitted_by=request.user)
+        body = self.OutputSerializer({"id": tx.id, "status": selectors.PENDING}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class TransactionDetailApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TransactionStatus"
+
+        id = serializers.CharField()
+        status = serializers.ChoiceField(
+            choices=[selectors.PENDING, selectors.COMMITTED, selectors.FAILED],
+            help_text="pending: admitted, not in a block yet; committed: in a block with "
+            "result ok; failed: in a block with an error result.",
+        )
+        type = serializers.CharField()
+        sender = serializers.CharField()
+        nonce = serializers.IntegerField()
+        height = serializers.IntegerField(allow_null=True)
+        position = serializers.IntegerField(allow_null=True)
+        result = serializers.CharField(allow_null=True, help_text='"ok" or an error code.')
+        proof = ProofSerializer(allow_null=True, help_text="Merkle inclusion proof.")
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_transaction_get",
+        summary="A transaction's status, result and Merkle proof",
+        responses={200: OutputSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, id: str) -> Response:
+        found = selectors.transaction_status(tx_id=id)
+        return Response(self.OutputSerializer(found).data)
+
+
+class BlockSummarySerializer(serializers.Serializer):
+    height = serializers.IntegerField()
+    hash = serializers.CharField()
+    previous_hash = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    proposer = serializers.IntegerField()
+    tx_count = serializers.IntegerField()
+    tx_root = serializers.CharField()
+    state_root = serializers.CharField()
+
+
+class BlockListApi(ListAPIView):
+    serializer_class = BlockSummarySerializer
+
+    def get_queryset(self) -> Any:
+        return selectors.block_list()
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_block_list",
+        summary="Committed blocks, newest first",
+        responses={200: BlockSummarySerializer(many=True), 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class BlockTransactionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField()
+    sender = serializers.CharField()
+    nonce = serializers.IntegerField()
+    result = serializers.CharField(help_text='"ok" or an error code.')
+
+
+class CommitVoteSerializer(serializers.Serializer):
+    validator = serializers.IntegerField()
+    signature = serializers.CharField()
+
+
+class BlockDetailApi(APIView):
+    class OutputSerializer(BlockSummarySerializer):
+        class Meta:
+            ref_name = "BlockDetail"
+
+        chain = serializers.CharField()
+        timestamp_ms = serializers.IntegerField()
+        results_root = serializers.CharField()
+        signatures_root = serializers.CharField()
+        proposer_signature = serializers.CharField(
+            allow_null=True, help_text="Null only for block 0 projected from genesis.json."
+        )
+        transactions = BlockTransactionSerializer(many=True)
+        certificate = CommitVoteSerializer(many=True)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_block_get",
+        summary="A block: header, transactions and their results, certificate",
+        responses={200: OutputSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, height: int) -> Response:
+        record = selectors.access_block(height=height)
+        header = record.body["header"]
+        data = {
+            "height": record.height,
+            "hash": record.hash,
+            "previous_hash": record.previous_hash,
+            "timestamp": record.timestamp,
+            "proposer": record.proposer,
+            "tx_count": record.tx_count,
+            "tx_root": record.tx_root,
+            "state_root": record.state_root,
+            "chain": header["chain"],
+            "timestamp_ms": header["timestamp_ms"],
+            "results_root": header["results_root"],
+            "signatures_root": header["signatures_root"],
+            "proposer_signature": record.body["proposer_signature"],
+            "transactions": selectors.block_transactions(record),
+            "certificate": record.body["certificate"],
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
+class AccountDetailApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "LedgerAccount"
+
+        address = serializers.CharField()
+        public_key = serializers.CharField()
+        role = serializers.CharField()
+        nonce = serializers.IntegerField(help_text="The next nonce the account must use.")
+        balance = serializers.IntegerField(
+            allow_null=True,
+            help_text="Credits in minor units; null unless you are the account's owner, the "
+            "grid operator or a regulator.",
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_account_get",
+        summary="A ledger account: public key, nonce and (to whom it may see it) balance",
+        responses={200: OutputSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, address: str) -> Response:
+        account = selectors.access_ledger_account(user=request.user, address=address)
+        return Response(self.OutputSerializer(account).data)
+
+
+class ValidatorListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ValidatorStatus"
+
+        index = serializers.IntegerField()
+        height = serializers.IntegerField(allow_null=True)
+        view = serializers.IntegerField(allow_null=True)
+        last_commit_at = serializers.DateTimeField(allow_null=True)
+        last_seen_at = serializers.DateTimeField(allow_null=True)
+        up = serializers.BooleanField(help_text="Heard from within the last 10 seconds.")
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_validator_list",
+        summary="The validators: height, view, last commit, up or down",
+        responses={200: OutputSerializer(many=True), 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(selectors.validator_list(), many=True).data)

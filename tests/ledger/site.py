@@ -1,0 +1,86 @@
+"""The site side of the ledger in tests: a network directory, and a chain the site projects.
+
+``Site`` holds a real chain (``tests.ledger.chains``) whose genesis document is written into a
+fresh ``LEDGER_DIR``; ``commit`` makes and certifies the next block (4 real validator keys) from
+transactions, as the validators would, and hands it to the projection as a commit notification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gridplatform.identity import KeyPair
+from ledger import application
+from ledger.blocks import Block, block_to_json
+from ledger.crypto import Transaction, sign_transaction
+from ledger.projection import block_project
+from ledger.state import State
+from tests.ledger.chains import CHAIN, OPERATOR, Chain, make_block
+
+
+def use_network(settings: Any, directory: Path, chain: Chain) -> None:
+    """Point LEDGER_DIR at ``directory`` holding ``chain``'s genesis document."""
+    chain.genesis.to_json_file(directory / "genesis.json")
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+
+
+def project(block: Block) -> bool:
+    return block_project(block=block_to_json(block))
+
+
+class Site:
+    """A chain, its latest state, and the next nonce of each key that signs through it."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.blocks = list(chain.blocks)
+        self.state = State(chain.states[-1].to_json())
+        self._issued: dict[str, int] = {}
+
+    def project_all(self) -> None:
+        for block in self.blocks:
+            project(block)
+
+    def nonce(self, who: KeyPair) -> int:
+        """The next nonce for ``who``: committed, plus what this helper signed since."""
+        acct = application.account(self.state, who.address)
+        committed = acct["nonce"] if acct else 0
+        return max(committed, self._issued.get(who.address, 0))
+
+    def sign(
+        self,
+        who: KeyPair,
+        type: str,
+        *,
+        nonce: int | None = None,
+        chain: str = CHAIN,
+        **payload: Any,
+    ) -> Transaction:
+        if nonce is None:
+            nonce = self.nonce(who)
+            self._issued[who.address] = nonce + 1
+        return sign_transaction(keypair=who, chain=chain, type=type, nonce=nonce, payload=payload)
+
+    def commit(self, transactions: list[Transaction]) -> Block:
+        """The next certified block of ``transactions``, projected; the site's state follows."""
+        block = make_block(self.blocks[-1], self.state, transactions)
+        self.blocks.append(block)
+        assert project(block)
+        return block
+
+    def register(self, address: str, public_key: str, credits: int = 0) -> Block:
+        """Register an account (a site user's identity) and give it credits, in one block."""
+        txs = [
+            self.sign(
+                OPERATOR,
+                "account.register",
+                address=address,
+                public_key=public_key,
+                role="household",
+            )
+        ]
+        if credits:
+            txs.append(self.sign(OPERATOR, "credit.issue", to=address, amount=credits))
+        return self.commit(txs)

@@ -1,0 +1,95 @@
+"""The block explorer pages and the consoles' validator health, on projected real blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from gridplatform.accounts.models import Role, User
+from ledger import selectors
+from ledger.models import BlockRecord, TransactionRecord
+from tests.factories import UserFactory
+from tests.ledger.chains import build_chain
+from tests.ledger.site import Site, use_network
+
+
+@pytest.fixture
+def site(db: None, settings: Any, tmp_path: Path) -> Site:
+    chain = build_chain(3, 2)
+    use_network(settings, tmp_path, chain)
+    projected = Site(chain)
+    projected.project_all()
+    return projected
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def test_it_lists_the_blocks_newest_first(site: Site, prosumer: User) -> None:
+    page = logged_in(prosumer).get(reverse("ledger-blocks")).content.decode()
+    heights = [int(h) for h in BlockRecord.objects.values_list("height", flat=True)]
+    assert sorted(heights) == [0, 1, 2, 3]
+    positions = [page.index(f'data-height="{h}"') for h in (3, 2, 1, 0)]
+    assert positions == sorted(positions)
+
+
+def test_it_shows_a_blocks_transactions_and_certificate(site: Site, prosumer: User) -> None:
+    block = site.blocks[2]
+    page = logged_in(prosumer).get(reverse("ledger-block", args=[2])).content.decode()
+    assert block.hash in page
+    assert block.header.tx_root in page
+    for tx in block.transactions:
+        assert reverse("ledger-transaction", args=[tx.id]) in page
+    for vote in block.certificate:
+        assert vote.signature in page
+
+
+def test_it_gives_the_browser_what_it_needs_to_check_a_proof(site: Site, prosumer: User) -> None:
+    tx = site.blocks[3].transactions[1]
+    page = logged_in(prosumer).get(reverse("ledger-transaction", args=[tx.id])).content.decode()
+    status = selectors.transaction_status(tx_id=tx.id)
+    assert status.proof is not None
+    assert f'data-leaf="{tx.id}"' in page
+    assert f'data-root="{site.blocks[3].header.tx_root}"' in page
+    assert f'data-path="{",".join(status.proof["path"])}"' in page
+    assert f'data-index="{status.proof["index"]}"' in page
+
+
+def test_it_answers_404_for_an_unknown_block_or_transaction(site: Site, prosumer: User) -> None:
+    client = logged_in(prosumer)
+    assert client.get(reverse("ledger-block", args=[99])).status_code == 404
+    assert client.get(reverse("ledger-transaction", args=["ab" * 32])).status_code == 404
+    assert client.get(reverse("ledger-transaction", args=["not-an-id"])).status_code == 404
+
+
+def test_it_sends_anonymous_visitors_to_log_in(site: Site) -> None:
+    response = Client().get(reverse("ledger-blocks"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_it_shows_validator_health_only_to_supervisors(
+    site: Site, prosumer: User, grid_operator: User
+) -> None:
+    assert logged_in(prosumer).get(reverse("ledger-validator-rows")).status_code == 403
+    rows = logged_in(grid_operator).get(reverse("ledger-validator-rows")).content.decode()
+    assert rows.count("<tr data-validator=") == 4
+    assert rows.count(">down<") == 4  # the site has heard from none of them in this test
+    console = logged_in(grid_operator).get(reverse("operator-console")).content.decode()
+    assert "Validators" in console
+
+
+def test_it_counts_the_projected_transactions(site: Site) -> None:
+    assert TransactionRecord.objects.count() == sum(len(b.transactions) for b in site.blocks)
+
+
+def test_it_is_reachable_from_the_navigation(db: None) -> None:
+    page = logged_in(UserFactory(role=Role.HOUSEHOLD)).get(reverse("dashboard")).content.decode()
+    assert reverse("ledger-blocks") in page
