@@ -200,6 +200,27 @@ def _execute_one(
     return "ok"
 
 
+def execute_certified(
+    state: State,
+    registry: Registry,
+    transactions: Sequence[Transaction],
+    *,
+    chain: str,
+    height: int,
+    timestamp_ms: int,
+    results: Sequence[str],
+    state_root: str,
+) -> bool:
+    """Execute a certified block on ``state``; whether it gave the recorded results and root.
+
+    For a block a quorum certified, False means this copy of the state or code is wrong.
+    """
+    executed = execute(
+        state, registry, transactions, chain=chain, height=height, timestamp_ms=timestamp_ms
+    )
+    return executed == list(results) and state.root() == state_root
+
+
 # --- payload helpers for handlers ------------------------------------------------------------
 
 

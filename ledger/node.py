@@ -251,15 +251,16 @@ class Validator:
     def _commit(self, block: Block, certificate: Certificate) -> None:
         votes = tuple(CommitSignature(validator=i, signature=s) for i, s in certificate.signatures)
         final = dataclasses.replace(block, certificate=votes)
-        results = application.execute(
+        if not application.execute_certified(
             self.state,
             self.registry,
             block.transactions,
             chain=self.genesis.chain,
             height=block.height,
             timestamp_ms=block.timestamp_ms,
-        )
-        if results != list(block.results) or self.state.root() != block.header.state_root:
+            results=block.results,
+            state_root=block.header.state_root,
+        ):
             raise Diverged(
                 f"validator {self.index}: block {block.height} does not execute to its certified "
                 "results and state root; stopping instead of storing a wrong state"

@@ -286,15 +286,16 @@ def _project_next(
         raise ProjectionRefused(f"block {block.height} does not verify: {error}") from error
     if state is None:
         state = replica_state()
-    results = application.execute(
+    if not application.execute_certified(
         state,
         build_registry(),
         block.transactions,
         chain=genesis.chain,
         height=block.height,
         timestamp_ms=block.timestamp_ms,
-    )
-    if results != list(block.results) or state.root() != block.header.state_root:
+        results=block.results,
+        state_root=block.header.state_root,
+    ):
         # A quorum certified it, so the site's replica or code is wrong: a bug, not an attack.
         raise ProjectionRefused(
             f"block {block.height} does not re-execute to its certified results and state root "
@@ -468,15 +469,16 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
                     raise ProjectionRefused(
                         f"block {block.height} does not verify: {error}"
                     ) from error
-                results = application.execute(
+                if not application.execute_certified(
                     state,
                     registry,
                     block.transactions,
                     chain=genesis.chain,
                     height=block.height,
                     timestamp_ms=block.timestamp_ms,
-                )
-                if results != list(block.results) or state.root() != block.header.state_root:
+                    results=block.results,
+                    state_root=block.header.state_root,
+                ):
                     raise ProjectionRefused(
                         f"block {block.height} does not re-execute to its certified results and "
                         "state root"
