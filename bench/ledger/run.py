@@ -915,7 +915,10 @@ def main() -> int:
             result["throughput"] = bench.throughput()
             log(f"throughput {result['throughput']['committed_tx_per_s']:.1f} tx/s committed")
         for name, path in args.profile_files.items():
-            result.setdefault("profile", {})[name] = {"file": path, **summarize_profile(path)}
+            result.setdefault("profile", {})[name] = {
+                "file": os.path.relpath(path, ROOT),
+                **summarize_profile(path),
+            }
         for reader in bench.readers:
             reader.close()
     finally:
