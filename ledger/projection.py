@@ -37,6 +37,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from ledger import application, runtime
+from ledger.application import Registry
 from ledger.blocks import (
     Block,
     BlockError,
@@ -264,31 +265,18 @@ def _project_genesis(genesis: Genesis, cursor: ProjectionCursor, block: Block | 
     cursor.save(update_fields=["height"])
 
 
-def _project_next(
-    block: Block, genesis: Genesis, cursor: ProjectionCursor, state: State | None
-) -> State:
-    """Project ``block``, the block at cursor.height + 1; return the state after it.
-
-    ``state`` is the replica after the cursor's height if the caller has it (else it is read).
-    Raises ProjectionRefused, having written nothing.
-    """
-    if block.height == 0:
-        _project_genesis(genesis, cursor, block)
-        return genesis.genesis_state()
-    previous = BlockRecord.objects.get(height=block.height - 1)
+def _verify_and_execute(
+    block: Block, *, genesis: Genesis, previous: BlockHeader, state: State, registry: Registry
+) -> None:
+    """Check ``block`` against its predecessor (links, roots, signatures, certificate), then
+    execute it on ``state``; ProjectionRefused unless it gives its certified results and root."""
     try:
-        verify_block(
-            block,
-            validators=list(genesis.validators),
-            previous=BlockHeader.from_json(previous.body["header"]),
-        )
+        verify_block(block, validators=list(genesis.validators), previous=previous)
     except BlockError as error:
         raise ProjectionRefused(f"block {block.height} does not verify: {error}") from error
-    if state is None:
-        state = replica_state()
     if not application.execute_certified(
         state,
-        build_registry(),
+        registry,
         block.transactions,
         chain=genesis.chain,
         height=block.height,
@@ -301,6 +289,29 @@ def _project_next(
             f"block {block.height} does not re-execute to its certified results and state root "
             "on the site's replica; run `manage.py rebuild_read_models` after fixing the cause"
         )
+
+
+def _project_next(
+    block: Block, genesis: Genesis, cursor: ProjectionCursor, state: State | None
+) -> State:
+    """Project ``block``, the block at cursor.height + 1; return the state after it.
+
+    ``state`` is the replica after the cursor's height if the caller has it (else it is read).
+    Raises ProjectionRefused, having written nothing.
+    """
+    if block.height == 0:
+        _project_genesis(genesis, cursor, block)
+        return genesis.genesis_state()
+    previous = BlockRecord.objects.get(height=block.height - 1)
+    if state is None:
+        state = replica_state()
+    _verify_and_execute(
+        block,
+        genesis=genesis,
+        previous=BlockHeader.from_json(previous.body["header"]),
+        state=state,
+        registry=build_registry(),
+    )
     _write_block(block, block_to_json(block))
     _write_state(state, state.take_changes(), (tx.id for tx in block.transactions))
     cursor.height = block.height
@@ -463,26 +474,9 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
             else:
                 assert state is not None
                 assert previous is not None
-                try:
-                    verify_block(block, validators=list(genesis.validators), previous=previous)
-                except BlockError as error:
-                    raise ProjectionRefused(
-                        f"block {block.height} does not verify: {error}"
-                    ) from error
-                if not application.execute_certified(
-                    state,
-                    registry,
-                    block.transactions,
-                    chain=genesis.chain,
-                    height=block.height,
-                    timestamp_ms=block.timestamp_ms,
-                    results=block.results,
-                    state_root=block.header.state_root,
-                ):
-                    raise ProjectionRefused(
-                        f"block {block.height} does not re-execute to its certified results and "
-                        "state root"
-                    )
+                _verify_and_execute(
+                    block, genesis=genesis, previous=previous, state=state, registry=registry
+                )
             _write_block(block, block_to_json(block))
             previous = block.header
             cursor.height = block.height
