@@ -37,6 +37,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -56,7 +57,7 @@ from ledger.blocks import (
 )
 from ledger.crypto import MAX_SAFE_INTEGER, LedgerCryptoError, canonical, is_name, loads
 from ledger.state import State
-from ledger.store import Store
+from ledger.store import DatabaseExists, Store, create_database, open_store
 
 GENESIS_META_KEY = "genesis"
 GENESIS_FIELDS = frozenset(
@@ -314,6 +315,40 @@ def install_genesis(store: Store, genesis: Genesis, block: Block) -> None:
         raise GenesisError("the store already holds blocks")
     store.put_meta(GENESIS_META_KEY, genesis.dumps())
     store.append(block, genesis.genesis_state().to_json())
+
+
+GENESIS_FILE = "genesis.json"
+
+
+def key_file_name(index: int) -> str:
+    return f"validator-{index}.key"
+
+
+def install_network(
+    directory: str | os.PathLike[str],
+    *,
+    genesis: Genesis,
+    block: Block,
+    keys: Sequence[KeyPair],
+    store_urls: Sequence[str],
+) -> None:
+    """Write a new network: validator K's key file (mode 0600) and ``genesis.json`` into
+    ``directory``, and genesis into validator K's store at ``store_urls[K]``, creating its
+    database unless it exists (it must then be empty: ``install_genesis`` refuses blocks)."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (pair, url) in enumerate(zip(keys, store_urls, strict=True)):
+        write_key_file(folder / key_file_name(index), pair, index, genesis.chain)
+        try:
+            create_database(url)
+        except DatabaseExists:
+            pass
+        store = open_store(url)
+        try:
+            install_genesis(store, genesis, block)
+        finally:
+            store.close()
+    genesis.to_json_file(folder / GENESIS_FILE)
 
 
 def stored_genesis(store: Store) -> Genesis | None:

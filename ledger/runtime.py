@@ -23,7 +23,7 @@ from django.conf import settings
 
 from ledger.blocks import Block, block_to_json
 from ledger.consensus import Fault
-from ledger.genesis import Genesis, read_key_file
+from ledger.genesis import GENESIS_FILE, Genesis, key_file_name, read_key_file
 from ledger.node import Validator
 from ledger.registry import build_registry
 from ledger.store import open_store
@@ -49,11 +49,11 @@ def now_ms() -> int:
 
 
 def genesis_path() -> Any:
-    return settings.LEDGER_DIR / "genesis.json"
+    return settings.LEDGER_DIR / GENESIS_FILE
 
 
 def key_path(index: int) -> Any:
-    return settings.LEDGER_DIR / f"validator-{index}.key"
+    return settings.LEDGER_DIR / key_file_name(index)
 
 
 def store_url(index: int) -> str:

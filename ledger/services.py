@@ -31,7 +31,7 @@ from gridplatform.identity import IdentityError, KeyPair
 from ledger import application, projection, runtime
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
-from ledger.genesis import Genesis, create_genesis, install_genesis, write_key_file
+from ledger.genesis import Genesis, create_genesis, install_network
 from ledger.models import (
     LedgerAccount,
     StateEntry,
@@ -41,7 +41,6 @@ from ledger.models import (
 )
 from ledger.registry import build_registry
 from ledger.state import State
-from ledger.store import DatabaseExists, create_database, open_store
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +100,13 @@ def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
         issuer_public_key=operator.public_key,
         regulator_public_keys=[r.public_key for r in regulators],
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    for index, pair in enumerate(keys):
-        write_key_file(runtime.key_path(index), pair, index, genesis.chain)
-        url = runtime.store_url(index)
-        try:
-            create_database(url)
-        except DatabaseExists:
-            pass
-        store = open_store(url)
-        try:
-            install_genesis(store, genesis, block)
-        finally:
-            store.close()
-    genesis.to_json_file(runtime.genesis_path())
+    install_network(
+        directory,
+        genesis=genesis,
+        block=block,
+        keys=keys,
+        store_urls=[runtime.store_url(index) for index in range(validators)],
+    )
     # The site's read models start at block 0, with the certificate every validator signed.
     projection.block_project(block=block_to_json(block))
     return genesis

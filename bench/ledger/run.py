@@ -336,8 +336,7 @@ class Network:
 
     def create(self, operator: Any) -> None:
         from gridplatform.identity import KeyPair
-        from ledger.genesis import create_genesis, install_genesis, write_key_file
-        from ledger.store import create_database, open_store
+        from ledger.genesis import create_genesis, install_network
 
         keys = [KeyPair.generate() for _ in range(VALIDATORS)]
         genesis, block = create_genesis(
@@ -346,14 +345,9 @@ class Network:
             validator_keys=keys,
             issuer_public_key=operator.public_key_hex,
         )
-        for index, pair in enumerate(keys):
-            write_key_file(self.directory / f"validator-{index}.key", pair, index, CHAIN)
-            create_database(self.url(index))
-            self.created.append(self.url(index))
-            store = open_store(self.url(index))
-            install_genesis(store, genesis, block)
-            store.close()
-        genesis.to_json_file(self.directory / "genesis.json")
+        urls = [self.url(index) for index in range(VALIDATORS)]
+        self.created.extend(urls)  # dropped at the end, even if installing fails half-way
+        install_network(self.directory, genesis=genesis, block=block, keys=keys, store_urls=urls)
 
     def purge_queues(self) -> None:
         import redis

@@ -24,9 +24,9 @@ from django.conf import settings
 from ledger import runtime
 from ledger.audit import verify_store
 from ledger.crypto import Transaction, sign_transaction
-from ledger.genesis import install_genesis, write_key_file
+from ledger.genesis import install_network
 from ledger.services import transaction_submit
-from ledger.store import Store, create_database, drop_database, open_store
+from ledger.store import Store, drop_database, open_store
 from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, VALIDATORS, genesis_of, registry
 from tests.processes import child_env
 
@@ -46,14 +46,13 @@ class LiveNetwork:
             self.store_template = f"{server}/test_ledger_live_{tag}_{{node}}"
         else:
             self.store_template = f"sqlite:///{directory}/store-{{node}}.sqlite3"
-        for index, pair in enumerate(VALIDATORS):
-            write_key_file(directory / f"validator-{index}.key", pair, index, CHAIN)
-            url = self.url(index)
-            create_database(url)
-            store = open_store(url)
-            install_genesis(store, self.genesis, block)
-            store.close()
-        self.genesis.to_json_file(directory / "genesis.json")
+        install_network(
+            directory,
+            genesis=self.genesis,
+            block=block,
+            keys=VALIDATORS,
+            store_urls=[self.url(index) for index in range(4)],
+        )
         # Queues from an earlier run on the same Redis would feed these validators stale votes.
         client = redis.Redis.from_url(settings.REDIS_URL)
         client.delete(*[runtime.queue_name(i) for i in range(4)])
