@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -48,12 +49,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def genesis_path() -> Any:
-    return settings.LEDGER_DIR / GENESIS_FILE
+def genesis_path() -> Path:
+    return Path(settings.LEDGER_DIR) / GENESIS_FILE
 
 
-def key_path(index: int) -> Any:
-    return settings.LEDGER_DIR / key_file_name(index)
+def key_path(index: int) -> Path:
+    return Path(settings.LEDGER_DIR) / key_file_name(index)
 
 
 def store_url(index: int) -> str:

@@ -17,7 +17,7 @@ from gridplatform.identity import KeyPair
 from ledger import application as app
 from ledger.audit import verify_store
 from ledger.blocks import Block
-from ledger.crypto import sign_transaction
+from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_genesis
 from ledger.node import Validator
 from ledger.store import open_store
@@ -177,13 +177,7 @@ def test_it_refuses_transactions_at_admission_with_their_codes(network: Network)
         == "not_allowed"
     )
     assert validator.submit(signed(REGULATOR, "no.such.type", 0)) == "unknown_type"
-    assert list(validator.pool) == [sign_transaction_id(first)]
-
-
-def sign_transaction_id(data: dict[str, Any]) -> str:
-    from ledger.crypto import Transaction
-
-    return Transaction.from_json(data).id
+    assert list(validator.pool) == [Transaction.from_json(first).id]
 
 
 def test_it_refuses_when_the_pool_is_full(tmp_path: Path) -> None:
