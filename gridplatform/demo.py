@@ -86,7 +86,7 @@ def demo_ledger_register() -> int:
     from ledger import application, runtime
     from ledger.crypto import sign_transaction
     from ledger.genesis import Genesis
-    from ledger.services import transaction_submit
+    from ledger.services import transactions_submit
     from ledger.store import open_store
 
     genesis = Genesis.from_json_file(runtime.genesis_path())
@@ -98,7 +98,7 @@ def demo_ledger_register() -> int:
     operator = User.objects.get(role=Role.GRID_OPERATOR, email=f"operator@{DEMO_DOMAIN}")
     keys = identity_unseal(identity_=operator.identity)
     nonce = application.account(state, keys.address)["nonce"]
-    sent = 0
+    transactions = []
     households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
     for household in households.select_related("identity").order_by("id"):
         identity = household.identity
@@ -115,7 +115,7 @@ def demo_ledger_register() -> int:
                 "role": "household",
             },
         )
-        transaction_submit(transaction=tx, validators=range(len(genesis.validators)))
+        transactions.append(tx)
         nonce += 1
-        sent += 1
-    return sent
+    transactions_submit(transactions=transactions, validators=range(len(genesis.validators)))
+    return len(transactions)

@@ -59,7 +59,7 @@ which validator should have proposed at this height (that is consensus's busines
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -413,14 +413,23 @@ def block_to_json(block: Block) -> dict[str, Any]:
     }
 
 
-def block_from_json(obj: object) -> Block:
-    """Parse a decoded JSON block strictly; ``block_to_json`` gives back the same object."""
+def block_from_json(obj: object, *, known: Mapping[str, Transaction] | None = None) -> Block:
+    """Parse a decoded JSON block strictly; ``block_to_json`` gives back the same object.
+
+    ``known``: transactions already parsed, by signature; one whose JSON matches exactly
+    (``Transaction.matches_json``) is reused instead of parsed again.
+    """
     fields = _check_fields("block", obj, BLOCK_FIELDS)
     for name in ("transactions", "results", "certificate"):
         if not isinstance(fields[name], list):
             raise BlockFieldType(f"{name} must be a JSON array")
     transactions = []
     for index, item in enumerate(fields["transactions"]):
+        signature = item.get("signature") if known and isinstance(item, dict) else None
+        seen = known.get(signature) if known and isinstance(signature, str) else None
+        if seen is not None and seen.matches_json(item):
+            transactions.append(seen)
+            continue
         try:
             transactions.append(Transaction.from_json(item))
         except MalformedTransaction as error:

@@ -14,7 +14,7 @@ so any two quorums share at least ``f + 1`` validators, at least one of them hon
 Messages
 --------
 Every message is an :class:`Envelope` ``{sender, body, signature}``: the signature is the sender's
-Ed25519 signature over ``rfc8785.dumps(body)``, and every body carries its ``kind`` and the
+Ed25519 signature over the RFC 8785 bytes of ``body``, and every body carries its ``kind`` and the
 ``chain`` id. A receiver drops a message from an unknown sender or itself, with a bad signature, for
 another chain, or whose body does not have exactly the keys of its kind. Bodies:
 
@@ -85,11 +85,13 @@ different views; that is why the certificate's signatures come from a third phas
 
 Liveness with up to ``f`` validators down or lying, once the network delivers within the timeouts:
 timeouts double per view, so eventually an honest proposer's view is long enough; the proposer
-rotates; messages of the current height are retransmitted every ``retransmit_ms`` because the
-transport may lose them; a validator that receives a message for a height it already committed
-answers with the committed blocks; a validator idles without votes or timers when there is nothing
-to propose. A view-change from any single validator counts as work, so that a transaction that
-reached only some pools still gets proposed once the rotation reaches a validator that holds it.
+rotates; messages of the current height are retransmitted because the transport may lose them
+(after ``retransmit_ms``, then backing off to 4 x ``retransmit_ms`` within one height and view; a
+proposal only to the peers that have not voted for it yet); a validator that receives a message
+for a height it already committed answers with the committed blocks; a validator idles without
+votes or timers when there is nothing to propose. A view-change from any single validator counts
+as work, so that a transaction that reached only some pools still gets proposed once the rotation
+reaches a validator that holds it.
 
 Persistence contract (what makes a restart safe)
 -----------------------------------------------
@@ -136,9 +138,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import rfc8785
-
 from gridplatform.identity import IdentityError, KeyPair, public_key_bytes, verify
+from ledger.crypto import NonCanonicalValue, check_canonical, encode_checked
 
 JSONDict = dict[str, Any]
 
@@ -164,6 +165,8 @@ _BODY_KEYS: dict[str, frozenset[str]] = {
 _PREPARED_KEYS = frozenset({"view", "block", "proposal", "prepares"})
 
 VIEW_WINDOW = 64
+# Retransmission waits retransmit_ms, then twice, then four times that, within a height and view.
+MAX_RETRANSMIT_DOUBLINGS = 2
 FUTURE_HEIGHTS = 3
 MAX_BUFFERED_PER_HEIGHT = 256
 MAX_PROPOSALS_PER_HEIGHT = 64
@@ -301,7 +304,7 @@ def commit_statement(chain_id: str, height: int, block_hash: str) -> JSONDict:
 
 def commit_bytes(chain_id: str, height: int, block_hash: str) -> bytes:
     """The domain-separated bytes that the signatures of a commit certificate sign."""
-    return rfc8785.dumps(commit_statement(chain_id, height, block_hash))
+    return encode_checked(commit_statement(chain_id, height, block_hash))
 
 
 def vote_statement(kind: str, chain_id: str, height: int, view: int, block_hash: str) -> JSONDict:
@@ -369,7 +372,7 @@ def verify_certificate(chain_id: str, validators: Sequence[str], certificate: Ce
 
 @dataclass(frozen=True, eq=False)
 class Envelope:
-    """A signed message: ``signature`` is the sender's over ``rfc8785.dumps(body)``."""
+    """A signed message: ``signature`` is the sender's over the RFC 8785 bytes of ``body``."""
 
     sender: int
     body: Mapping[str, Any]
@@ -384,7 +387,7 @@ class Envelope:
     def signed_bytes(self) -> bytes:
         """The canonical bytes of the body (computed once per envelope)."""
         if self._canonical is None:
-            object.__setattr__(self, "_canonical", rfc8785.dumps(self.body))
+            object.__setattr__(self, "_canonical", encode_checked(self.body))
         assert self._canonical is not None
         return self._canonical
 
@@ -399,12 +402,17 @@ class Envelope:
         sender, body, signature = data["sender"], data["body"], data["signature"]
         if not _is_index(sender) or not isinstance(body, Mapping) or not isinstance(signature, str):
             raise MalformedMessage("an envelope is {sender, body, signature}")
-        return cls(sender, dict(body), signature)
+        body = dict(body)
+        try:
+            check_canonical(body)  # what it signed must have canonical bytes (no floats, ...)
+        except NonCanonicalValue as error:
+            raise MalformedMessage(f"the body is not canonical JSON: {error}") from None
+        return cls(sender, body, signature)
 
 
 def sign_envelope(keys: KeyPair, sender: int, body: Mapping[str, Any]) -> Envelope:
     """Sign ``body`` as validator ``sender``."""
-    canonical = rfc8785.dumps(body)
+    canonical = encode_checked(body)
     return Envelope(sender, dict(body), keys.sign(canonical), canonical)
 
 
@@ -604,6 +612,8 @@ class Node(Generic[P]):
         self._stale = False
         self._effects: list[Effect[P]] = []
         self._next_retransmit = now_ms + config.retransmit_ms
+        self._retransmits = 0  # in this height and view; each doubles the wait, up to a limit
+        self._retransmit_round = (self._height, 0)
         self._next_sync = now_ms + config.sync_interval_ms
         self._sync_round = 0
         self._last_request: int | None = None
@@ -865,7 +875,7 @@ class Node(Generic[P]):
     def _receive(self, envelope: Envelope) -> None:
         try:
             self._dispatch(envelope)
-        except (_Malformed, MalformedMessage, rfc8785.CanonicalizationError):
+        except (_Malformed, MalformedMessage, NonCanonicalValue):
             return
 
     def _dispatch(self, envelope: Envelope) -> None:
@@ -966,7 +976,7 @@ class Node(Generic[P]):
         statement = vote_statement(
             PREPARE, self._config.chain_id, self._height, claimed.view, claimed.block_hash
         )
-        data_bytes = rfc8785.dumps(statement)
+        data_bytes = encode_checked(statement)
         valid: dict[int, str] = {}
         for signer, signature in claimed.prepares:
             if signer not in valid and self._verified_signature(signer, data_bytes, signature):
@@ -1299,16 +1309,37 @@ class Node(Generic[P]):
         ):
             self._future_since = now
             self._request_blocks(self._future_sender)
+        if (self._height, self._view) != self._retransmit_round:
+            # A new height or view: retransmit soon, then back off again.
+            self._retransmit_round = (self._height, self._view)
+            self._retransmits = 0
+            self._next_retransmit = min(self._next_retransmit, now + self._config.retransmit_ms)
         if now >= self._next_retransmit:
-            self._next_retransmit = now + self._config.retransmit_ms
-            for sends in list(self._outbox.values()):
-                self._emit(sends)
+            doublings = min(self._retransmits + 1, MAX_RETRANSMIT_DOUBLINGS)
+            self._retransmits += 1
+            self._next_retransmit = now + (self._config.retransmit_ms << doublings)
+            self._retransmit()
         if now >= self._next_sync:
             self._next_sync = now + self._config.sync_interval_ms
             peers = self._peers()
             if peers:
                 self._sync_round += 1
                 self._send_request(peers[self._sync_round % len(peers)])
+
+    def _retransmit(self) -> None:
+        """Send this height's messages again (the transport may have lost them). A proposal
+        (PROPOSE, NEW_VIEW) goes only to the peers that have not voted in this view yet: a peer
+        that voted has it, and a block of thousands of transactions is the costliest message."""
+        voted = self._prepares.get(self._view, {})
+        for kind, sends in list(self._outbox.items()):
+            if kind in (PROPOSE, NEW_VIEW):
+                sends = [
+                    Send(to, send.message)
+                    for send in sends
+                    for to in ([send.to] if send.to is not None else self._peers())
+                    if to not in voted
+                ]
+            self._emit(sends)
 
     def _on_timeout(self) -> None:
         if not self._in_view_change:

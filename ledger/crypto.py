@@ -55,7 +55,6 @@ of RFC 9162 section 2.1.3.2. Over the API, roots and proof entries are 64 lowerc
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import hmac
@@ -166,39 +165,87 @@ class InvalidInclusionProof(LedgerCryptoError):
 # --- canonical JSON --------------------------------------------------------------------------
 
 
-def _check_canonical(value: object, path: str, depth: int) -> None:
+def _check_canonical(value: Any, path: str, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise NonCanonicalValue(f"{path}: nested more than {MAX_DEPTH} levels deep")
-    if value is None or isinstance(value, (bool, str)):
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _check_text(value, path)
         return
-    if isinstance(value, int):
+    if value is None or kind is bool:
+        return
+    if kind is int:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise NonCanonicalValue(
                 f"{path}: integer outside +-(2**53 - 1); send big quantities as decimal strings"
             )
         return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise NonCanonicalValue(f"{path}: object keys must be strings, not {key!r}")
+            if not key.isascii():
+                _check_text(key, path)
+            if type(item) is not str or not item.isascii():
+                _check_canonical(item, f"{path}.{key}", depth + 1)
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            if type(item) is not str or not item.isascii():
+                _check_canonical(item, f"{path}[{index}]", depth + 1)
+        return
     if isinstance(value, float):
         raise NonCanonicalValue(f"{path}: floats are not allowed; use integers or decimal strings")
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_canonical(item, f"{path}[{index}]", depth + 1)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise NonCanonicalValue(f"{path}: object keys must be strings, not {key!r}")
-            _check_canonical(item, f"{path}.{key}", depth + 1)
+    if isinstance(value, (str, int, list, tuple, dict)):  # subclasses: check as their base
+        base: Any = next(t for t in (str, int, list, tuple, dict) if isinstance(value, t))
+        _check_canonical(base(value), path, depth)
         return
     raise NonCanonicalValue(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NonCanonicalValue(f"{path}: a string holds a lone surrogate") from None
+
+
+# With only ASCII in the output, Python's encoder and RFC 8785 write the same bytes: keys sorted by
+# code point equal keys sorted by UTF-16 code unit, the escapes are the same (\" \\ \b \f \n \r
+# \t, other controls as lowercase \u00xx), and integers within 2**53 print alike. Anything
+# non-ASCII goes to the rfc8785 package, whose key order and escaping are the specification's.
+# tests/ledger/test_crypto.py checks the two agree on generated values.
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def encode_checked(obj: object) -> bytes:
+    """RFC 8785 bytes of a value already known to pass the checks (see :func:`canonical`).
+
+    For values this process built from checked parts (blocks of parsed transactions, its own
+    consensus state, state whose every write was checked); anything from outside goes through
+    :func:`canonical`.
+    """
+    text = _ENCODE(obj)
+    if text.isascii():
+        return text.encode("ascii")
+    try:
+        return rfc8785.dumps(obj)  # type: ignore[arg-type]  # checked by the caller
+    except rfc8785.CanonicalizationError as error:
+        raise NonCanonicalValue(str(error)) from None
+
+
+def check_canonical(obj: object) -> None:
+    """Raise NonCanonicalValue unless ``obj`` follows the rules in the module docstring."""
+    _check_canonical(obj, "$", 0)
 
 
 def canonical(obj: object) -> bytes:
     """The RFC 8785 canonical JSON bytes of ``obj`` under the rules in the module docstring."""
     _check_canonical(obj, "$", 0)
-    try:
-        return rfc8785.dumps(obj)  # type: ignore[arg-type]  # checked just above
-    except rfc8785.CanonicalizationError as error:  # e.g. lone surrogates in a string
-        raise NonCanonicalValue(str(error)) from None
+    return encode_checked(obj)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -253,6 +300,28 @@ def is_name(text: str) -> bool:
     return _NAME.fullmatch(text) is not None
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, tuples as lists, scalars); faster than
+    ``copy.deepcopy``, which this module's hot paths used to spend most of their time in."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [copy_json(item) for item in value]
+    return value
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: like ``==``, but ``1``, ``1.0`` and ``true`` are all different."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if type(a) is list or type(a) is tuple:
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    return bool(a == b)
+
+
 # --- transactions ----------------------------------------------------------------------------
 
 
@@ -300,7 +369,7 @@ class Transaction:
         if not is_lower_hex(self.signature, SIGNATURE_HEX_LENGTH):
             raise MalformedSignature("signature must be 128 lowercase hex characters")
         # A private copy: the caller's dict may change later, the signed transaction may not.
-        object.__setattr__(self, "payload", copy.deepcopy(self.payload))
+        object.__setattr__(self, "payload", copy_json(self.payload))
 
     @classmethod
     def from_json(cls, obj: object) -> Transaction:
@@ -323,13 +392,29 @@ class Transaction:
             signature=obj["signature"],
         )
 
+    def matches_json(self, obj: object) -> bool:
+        """Whether ``obj`` is exactly this transaction's JSON: the same fields, values and JSON
+        types (``1`` and ``true`` differ). Lets a validator reuse a transaction it has parsed
+        and verified already when a block brings it again, instead of parsing it anew."""
+        return (
+            isinstance(obj, dict)
+            and obj.keys() == TRANSACTION_FIELDS
+            and obj["signature"] == self.signature
+            and obj["chain"] == self.chain
+            and obj["type"] == self.type
+            and obj["sender"] == self.sender
+            and type(obj["nonce"]) is int
+            and obj["nonce"] == self.nonce
+            and _same_json(obj["payload"], self.payload)
+        )
+
     def unsigned_json(self) -> dict[str, Any]:
         return {
             "chain": self.chain,
             "type": self.type,
             "sender": self.sender,
             "nonce": self.nonce,
-            "payload": copy.deepcopy(self.payload),
+            "payload": copy_json(self.payload),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -343,7 +428,10 @@ class Transaction:
     # frozen and its payload is a private copy.
     @functools.cached_property
     def _signing_bytes(self) -> bytes:
-        return canonical(self.unsigned_json())
+        # Every field was checked at construction, and the payload is a private copy (read
+        # here, not copied again).
+        unsigned = {"chain": self.chain, "type": self.type, "sender": self.sender}
+        return encode_checked(unsigned | {"nonce": self.nonce, "payload": self.payload})
 
     @functools.cached_property
     def id_bytes(self) -> bytes:

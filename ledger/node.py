@@ -56,7 +56,7 @@ from ledger.consensus import (
     PersistedState,
     Send,
 )
-from ledger.crypto import LedgerCryptoError, Transaction, canonical
+from ledger.crypto import LedgerCryptoError, Transaction, encode_checked
 from ledger.genesis import Genesis
 from ledger.store import Store
 
@@ -124,6 +124,11 @@ class Validator:
         self.state = store.load_state()
         self.pool: dict[str, Transaction] = {}  # by id, in arrival order
         self._pending_nonces: dict[str, set[int]] = {}
+        # Transactions parsed lately, by signature (oldest first), reused when a block brings
+        # them; and the outcome of the last block executed tentatively, reused at its commit.
+        self._recent: dict[str, Transaction] = {}
+        self._recent_limit = 2 * pool_limit
+        self._tentative: _Tentative | None = None
         self._keys = keys
         self._now_ms = now_ms
         committed = [(block, certificate_of(block)) for block in store.blocks(1, store.height())]
@@ -144,6 +149,18 @@ class Validator:
 
     def submit(self, data: Any) -> str | None:
         """Admit a transaction (its JSON object) into the pool; the refusal code, or None."""
+        return self.submit_many([data])[0]
+
+    def submit_many(self, items: Sequence[Any]) -> list[str | None]:
+        """Admit transactions in order, each as :meth:`submit` would; their codes (None: in).
+
+        The consensus hears once that transactions are waiting, however many came in."""
+        codes = [self._admit(data) for data in items]
+        if any(code is None for code in codes):
+            self._run(self.node.on_transactions_available())
+        return codes
+
+    def _admit(self, data: Any) -> str | None:
         try:
             tx = Transaction.from_json(data)
         except (LedgerCryptoError, IdentityError, TypeError, ValueError):
@@ -163,10 +180,16 @@ class Validator:
         if refused is not None:
             return refused
         self.pool[tx.id] = tx
+        self._remember(tx)
         pending.add(tx.nonce)
         self._pending_nonces[tx.sender] = pending
-        self._run(self.node.on_transactions_available())
         return None
+
+    def _remember(self, tx: Transaction) -> None:
+        """Keep a parsed transaction, so that the block bringing it back is not parsed anew."""
+        self._recent[tx.signature] = tx
+        while len(self._recent) > self._recent_limit:
+            del self._recent[next(iter(self._recent))]
 
     def deliver(self, data: Any) -> None:
         """A consensus message from a peer; garbage is dropped."""
@@ -233,7 +256,7 @@ class Validator:
 
     def decode(self, data: Any) -> Block:
         try:
-            return block_from_json(data)
+            return block_from_json(data, known=self._recent)
         except BlockError as error:
             raise ValueError(str(error)) from error
 
@@ -242,7 +265,9 @@ class Validator:
     def _run(self, effects: Sequence[Effect[Block]]) -> None:
         for effect in effects:
             if isinstance(effect, Persist):
-                self.store.put_meta(CONSENSUS_META_KEY, canonical(effect.state.to_json()).decode())
+                self.store.put_meta(
+                    CONSENSUS_META_KEY, encode_checked(effect.state.to_json()).decode()
+                )
             elif isinstance(effect, Send):
                 self.transport.send(effect.to, effect.message.to_json())
             elif isinstance(effect, Commit):
@@ -251,7 +276,12 @@ class Validator:
     def _commit(self, block: Block, certificate: Certificate) -> None:
         votes = tuple(CommitSignature(validator=i, signature=s) for i, s in certificate.signatures)
         final = dataclasses.replace(block, certificate=votes)
-        if not application.execute_certified(
+        tentative, self._tentative = self._tentative, None
+        if tentative is not None and tentative.matches(block, self.store.height()):
+            # This very block was executed on this very state when it was proposed or checked,
+            # and gave the certified results and root: apply the changes it made then.
+            self.state.apply(tentative.changes)
+        elif not application.execute_certified(
             self.state,
             self.registry,
             block.transactions,
@@ -295,6 +325,37 @@ class Validator:
                 timestamp_ms=timestamp_ms,
                 keep_journal=True,
             )
-            return results, self.state.root()
+            root = self.state.root()
+            self._tentative = _Tentative(
+                parent_height=self.store.height(),
+                transactions=tuple((tx.id, tx.signature) for tx in transactions),
+                timestamp_ms=timestamp_ms,
+                results=tuple(results),
+                state_root=root,
+                changes=self.state.changes_since(savepoint),
+            )
+            return results, root
         finally:
             self.state.rollback_to(savepoint)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tentative:
+    """What executing a block's transactions on the state at ``parent_height`` gave."""
+
+    parent_height: int
+    transactions: tuple[tuple[str, str], ...]  # (id, signature)
+    timestamp_ms: int
+    results: tuple[str, ...]
+    state_root: str
+    changes: dict[str, Any]
+
+    def matches(self, block: Block, tip: int) -> bool:
+        """Whether committing ``block`` on top of height ``tip`` would execute the same."""
+        return (
+            tip == self.parent_height == block.height - 1
+            and self.timestamp_ms == block.timestamp_ms
+            and self.results == tuple(block.results)
+            and self.state_root == block.header.state_root
+            and self.transactions == tuple((tx.id, tx.signature) for tx in block.transactions)
+        )

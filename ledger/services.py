@@ -112,15 +112,21 @@ def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
     return genesis
 
 
-def transaction_submit(
-    *, transaction: Transaction, validators: Sequence[int] | None = None
+def transactions_submit(
+    *, transactions: Sequence[Transaction], validators: Sequence[int] | None = None
 ) -> None:
-    """Send a signed transaction to every validator's queue (each admits it or not itself)."""
+    """Send signed transactions to every validator's queue, one message per validator however
+    many transactions there are (each validator admits each one or not, itself, in order)."""
+    from gridplatform.celery import app
     from ledger.tasks import submit
 
+    if not transactions:
+        return
+    body = runtime.wire_text([tx.to_json() for tx in transactions])
     count = settings.LEDGER_VALIDATORS
-    for index in validators if validators is not None else range(count):
-        submit.apply_async((index, transaction.to_json()), queue=runtime.queue_name(index))
+    with app.producer_or_acquire() as producer:  # one broker connection for every queue
+        for index in validators if validators is not None else range(count):
+            submit.apply_async((index, body), queue=runtime.queue_name(index), producer=producer)
 
 
 # --- admission -------------------------------------------------------------------------------
@@ -202,7 +208,7 @@ def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> N
             )
     except IntegrityError:  # the sender lock makes this unreachable; the constraint is the net
         raise TransactionRejected("nonce_pending") from None
-    transaction.on_commit(lambda: transaction_submit(transaction=tx))
+    transaction.on_commit(lambda: transactions_submit(transactions=[tx]))
 
 
 def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:

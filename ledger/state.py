@@ -14,19 +14,18 @@ Changes can be undone back to a savepoint, so that a failing transaction leaves 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.crypto import canonical
+from ledger.crypto import check_canonical, copy_json, encode_checked
 
 _MISSING = object()
 
 
 class State:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = copy.deepcopy(data) if data else {}
+        self._data: dict[str, Any] = copy_json(data) if data else {}
         self._journal: list[tuple[str, Any]] = []
         self._dirty: set[str] = set()
 
@@ -38,7 +37,7 @@ class State:
         if value is None:
             # None means "deleted" in take_changes() and in the stores; use delete().
             raise ValueError(f"state values cannot be null ({key}); delete the key instead")
-        canonical(value)  # refuses floats and other values the state root cannot hash
+        check_canonical(value)  # refuses floats and other values the state root cannot hash
         self._journal.append((key, self._data.get(key, _MISSING)))
         self._data[key] = value
         self._dirty.add(key)
@@ -62,6 +61,20 @@ class State:
             else:
                 self._data[key] = old
 
+    def changes_since(self, savepoint: int) -> dict[str, Any]:
+        """The value now of every key written since ``savepoint`` (a private marker: deleted)."""
+        keys = dict.fromkeys(key for key, _ in self._journal[savepoint:])
+        return {key: self._data.get(key, _MISSING) for key in keys}
+
+    def apply(self, changes: dict[str, Any]) -> None:
+        """Write back what :meth:`changes_since` returned (values it checked already)."""
+        for key, value in changes.items():
+            if value is _MISSING:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+            self._dirty.add(key)
+
     def clear_journal(self) -> None:
         self._journal.clear()
 
@@ -71,12 +84,13 @@ class State:
         A store persists these after each block instead of the whole state. A key changed and
         then rolled back is reported with its current value, which is harmless to write again.
         """
-        changes = {key: copy.deepcopy(self._data.get(key)) for key in sorted(self._dirty)}
+        changes = {key: copy_json(self._data.get(key)) for key in sorted(self._dirty)}
         self._dirty.clear()
         return changes
 
     def root(self) -> str:
-        return hashlib.sha256(canonical(self._data)).hexdigest()
+        return hashlib.sha256(encode_checked(self._data)).hexdigest()  # every value was checked
 
     def to_json(self) -> dict[str, Any]:
-        return copy.deepcopy(self._data)
+        data: dict[str, Any] = copy_json(self._data)
+        return data

@@ -7,6 +7,7 @@ that reaches the wrong process is refused rather than run there. Delivery is at 
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -21,18 +22,20 @@ def _mine(index: int) -> bool:
 
 
 @shared_task(name="ledger.deliver", ignore_result=True, time_limit=30, soft_time_limit=25)
-def deliver(index: int, message: dict[str, Any]) -> None:
-    """A consensus message for validator ``index``."""
+def deliver(index: int, message: str | dict[str, Any]) -> None:
+    """A consensus message for validator ``index`` (its JSON text)."""
     if _mine(index):
-        runtime.run("deliver", message)
+        runtime.run("deliver", runtime.from_wire(message))
 
 
 @shared_task(name="ledger.submit", ignore_result=True, time_limit=30, soft_time_limit=25)
-def submit(index: int, transaction: dict[str, Any]) -> str | None:
-    """A signed transaction for validator ``index``'s pool; returns its admission code."""
-    if _mine(index):
-        code: str | None = runtime.run("submit", transaction)
-        return code
+def submit(index: int, transactions: str | list[Any]) -> list[str | None] | None:
+    """Signed transactions for validator ``index``'s pool (the JSON text of a list of them),
+    admitted in order; returns each one's admission code (None: admitted)."""
+    items = runtime.from_wire(transactions)
+    if _mine(index) and isinstance(items, list):
+        codes: list[str | None] = runtime.run("submit_many", items)
+        return codes
     return None
 
 
@@ -41,6 +44,10 @@ def _start_validator(**_: Any) -> None:
     """A validator process starts its node (and clock) at once, not at its first message, so
     that after a restart it catches up even while its peers are idle."""
     if os.environ.get(runtime.INDEX_VARIABLE) is not None:
+        # Two INFO lines per task ("received", "succeeded") cost a validator more than some
+        # messages do; its own log (commits, view changes) stays at INFO.
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         runtime.run("tick", runtime.now_ms())
 
 
@@ -48,16 +55,17 @@ def _start_validator(**_: Any) -> None:
 
 
 @shared_task(name="ledger.block_committed", ignore_result=True, time_limit=120, soft_time_limit=100)
-def block_committed(index: int, block: dict[str, Any]) -> None:
-    """Validator ``index`` committed ``block`` (its JSON, with its certificate).
+def block_committed(index: int, block: str | dict[str, Any]) -> None:
+    """Validator ``index`` committed ``block`` (its JSON text, with its certificate).
 
     Every validator sends every block, so this runs several times per block: the projection
     verifies each copy and ignores heights it already has.
     """
     from ledger import projection, services
 
-    projection.block_project(block=block)
-    header = block.get("header") if isinstance(block, dict) else None
+    data: Any = runtime.from_wire(block)
+    projection.block_project(block=data)
+    header = data.get("header") if isinstance(data, dict) else None
     height = header.get("height") if isinstance(header, dict) else None
     if isinstance(height, int):
         services.validator_commit_record(index=index, height=height)

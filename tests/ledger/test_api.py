@@ -331,7 +331,9 @@ def test_it_never_gives_two_concurrent_submissions_of_one_account_the_same_nonce
     site.register(prosumer.identity.address, prosumer.identity.public_key, credits=1_000)
     sent: list[str] = []
     monkeypatch.setattr(
-        services, "transaction_submit", lambda *, transaction: sent.append(transaction.id)
+        services,
+        "transactions_submit",
+        lambda *, transactions: sent.extend(tx.id for tx in transactions),
     )
     start = threading.Barrier(6)
 

@@ -611,3 +611,19 @@ def test_it_rejects_any_single_change_to_a_block(block: Block, data: st.DataObje
         parent[path[-1]] = value[:position] + replacement + value[position + 1 :]
     with pytest.raises(crypto.LedgerCryptoError):
         _verify(blocks.block_from_json(obj), _PREVIOUS.header)
+
+
+def test_it_reuses_a_known_transaction_only_when_its_json_matches_exactly(
+    chain: list[Block],
+) -> None:
+    block = next(b for b in chain if len(b.transactions) >= 2)
+    data = blocks.block_to_json(block)
+    first, second = block.transactions[0], block.transactions[1]
+    known = {first.signature: first, second.signature: second}
+    data["transactions"][1]["nonce"] = True if second.nonce == 1 else second.nonce
+    data["transactions"][1]["payload"] = {**data["transactions"][1]["payload"], "extra": 1}
+    parsed = blocks.block_from_json(data, known=known)
+    assert parsed.transactions[0] is first  # the same object: not parsed again
+    assert parsed.transactions[1] is not second  # what the block says, parsed afresh
+    assert parsed.transactions[1].payload["extra"] == 1
+    assert parsed.transactions[1].id != second.id

@@ -254,8 +254,30 @@ def test_it_never_proposes_a_second_block_after_the_proposer_restarts() -> None:
     proposed = _sends(effects, PROPOSE)[0].message
     stored = PersistedState.from_json(effects[0].state.to_json())
     restarted, _ = _node(1, "tx-1", "tx-2", persisted=stored, now_ms=900)
-    resent = restarted.on_tick(900 + CONFIG.retransmit_ms)
-    assert [s.message.signature for s in _sends(resent, PROPOSE)] == [proposed.signature]
+    resent = _sends(restarted.on_tick(900 + CONFIG.retransmit_ms), PROPOSE)
+    # The very same signed proposal, to each peer (none has voted for it yet).
+    assert sorted(s.to for s in resent) == [0, 2, 3]
+    assert {s.message.signature for s in resent} == {proposed.signature}
+
+
+def test_it_resends_a_proposal_only_to_peers_that_have_not_voted_and_backs_off() -> None:
+    proposer, _ = _node(1, "tx-1")
+    effects = proposer.on_tick(5)
+    block = _block("tx-1", timestamp_ms=5).hash
+    assert _votes(effects, PREPARE) == [block]
+    proposer.on_message(_signed(2, vote_statement(PREPARE, CHAIN_ID, 1, 0, block)))
+    times, targets = [], []
+    for now in range(10, CONFIG.base_timeout_ms, 5):
+        resent = _sends(proposer.on_tick(now), PROPOSE)
+        if resent:
+            times.append(now)
+            targets.append(sorted(s.to for s in resent))
+    assert targets
+    assert all(t == [0, 3] for t in targets)
+    # After retransmit_ms, then twice that (the view times out before the next, at 4x).
+    retransmit = CONFIG.retransmit_ms
+    assert times[0] <= 5 + retransmit
+    assert times[1] - times[0] == 2 * retransmit
 
 
 def _view_change(sender: int, prepared: dict[str, Any] | None, view: int = 1) -> Envelope:

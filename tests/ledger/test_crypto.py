@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -109,6 +110,54 @@ def test_it_canonicalizes_by_rfc8785() -> None:
     assert crypto.canonical(value) == (
         '{"a":{"c":"","d":-5},"b":[1,true,null,"é\\n"],"\U0001f600":1,"\ufb33":0}'.encode()
     )
+
+
+_canonical_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"])),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(exclude_categories=["Cs"])), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(_canonical_values)
+def test_its_fast_encoder_writes_the_bytes_of_the_rfc8785_package(value: object) -> None:
+    # Non-ASCII text (the generator favours it) goes to rfc8785 itself; ASCII takes the fast path.
+    assert crypto.canonical(value) == rfc8785.dumps(value)
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**53) + 1, 2**53 - 1)
+        | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+)
+def test_its_fast_path_writes_the_bytes_of_the_rfc8785_package_for_ascii(value: object) -> None:
+    assert crypto.canonical(value) == rfc8785.dumps(value)
+
+
+def test_it_rejects_a_lone_surrogate_in_a_key_or_a_value() -> None:
+    for value in ({"\ud800": 1}, {"a": "x\udfff"}, ["\ud83d"]):
+        with pytest.raises(crypto.NonCanonicalValue, match="surrogate"):
+            crypto.canonical(value)
 
 
 @pytest.mark.parametrize(
@@ -431,6 +480,21 @@ def test_it_compares_transactions_by_their_bytes() -> None:
     assert a.payload == b.payload  # Python thinks 1 == True ...
     assert a != b  # ... the wire does not.
     assert len({a, b, Transaction.from_json({**_vector_json(), "payload": {"flag": 1}})}) == 2
+
+
+def test_it_recognises_its_own_json_exactly() -> None:
+    tx = Transaction.from_json({**_vector_json(), "payload": {"flag": 1, "list": [1, "a"]}})
+    assert tx.matches_json(tx.to_json())
+    for change in (
+        {"payload": {"flag": True, "list": [1, "a"]}},  # equal in Python, not on the wire
+        {"payload": {"flag": 1, "list": [1.0, "a"]}},
+        {"payload": {"flag": 1, "list": [1, "a"], "extra": 0}},
+        {"nonce": True},
+        {"signature": "ab" * 64},
+    ):
+        assert not tx.matches_json({**tx.to_json(), **change}), change
+    assert not tx.matches_json({**tx.to_json(), "extra": 1})
+    assert not tx.matches_json([tx.to_json()])
 
 
 # --- transaction properties ------------------------------------------------------------------

@@ -218,3 +218,28 @@ def test_it_restarts_from_its_store_without_losing_a_block(tmp_path: Path) -> No
     network.submit(register(HOUSEHOLDS[1], 1))
     network.run(until=lambda: min(network.heights()) >= 2)
     assert len({v.state.root() for v in network.validators}) == 1
+
+
+def test_it_commits_a_block_it_checked_without_executing_it_again(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = HOUSEHOLDS[0]
+    network.submit(register(ada, 0))
+    network.run(until=lambda: min(network.heights()) >= 1)
+    executed: list[int] = []
+    real = app.execute_certified
+
+    def counting(*args: Any, **kwargs: Any) -> bool:
+        executed.append(kwargs["height"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app, "execute_certified", counting)
+    network.submit(signed(OPERATOR, "credit.issue", 1, to=ada.address, amount=500))
+    network.run(until=lambda: min(network.heights()) >= 2)
+    # Every validator proposed or checked block 2 on the state it then committed it on: it
+    # applied the changes of that execution instead of executing the block a second time.
+    assert executed == []
+    assert {app.balance(v.state, ada.address) for v in network.validators} == {500}
+    assert len({v.state.root() for v in network.validators}) == 1
+    for index, validator in enumerate(network.validators):
+        assert verify_store(validator.store, network.genesis, registry()).ok, index

@@ -25,7 +25,7 @@ from ledger import runtime
 from ledger.audit import verify_store
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_network
-from ledger.services import transaction_submit
+from ledger.services import transactions_submit
 from ledger.store import Store, drop_database, open_store
 from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, VALIDATORS, genesis_of, registry
 from tests.processes import child_env
@@ -98,7 +98,7 @@ class LiveNetwork:
         nonce = self.nonces.get(who.address, 0)
         self.nonces[who.address] = nonce + 1
         tx = sign_transaction(keypair=who, chain=CHAIN, type=type, nonce=nonce, payload=payload)
-        transaction_submit(transaction=tx, validators=range(4))
+        transactions_submit(transactions=[tx], validators=range(4))
         return tx
 
     def register(self, who: Any) -> Transaction:
