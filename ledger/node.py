@@ -129,6 +129,7 @@ class Validator:
         self._recent: dict[str, Transaction] = {}
         self._recent_limit = 2 * pool_limit
         self._tentative: _Tentative | None = None
+        self._proposal_text = ("", "")  # (block hash, its proposal's JSON text)
         self._keys = keys
         self._now_ms = now_ms
         committed = [(block, certificate_of(block)) for block in store.blocks(1, store.height())]
@@ -265,13 +266,35 @@ class Validator:
     def _run(self, effects: Sequence[Effect[Block]]) -> None:
         for effect in effects:
             if isinstance(effect, Persist):
-                self.store.put_meta(
-                    CONSENSUS_META_KEY, encode_checked(effect.state.to_json()).decode()
-                )
+                self.store.put_meta(CONSENSUS_META_KEY, self._persisted_text(effect.state))
             elif isinstance(effect, Send):
                 self.transport.send(effect.to, effect.message.to_json())
             elif isinstance(effect, Commit):
                 self._commit(effect.block, effect.certificate)
+
+    def _persisted_text(self, state: PersistedState) -> str:
+        """The consensus state as JSON text. A vote persists it several times per height, each
+        time with the same proposal (possibly thousands of transactions): that part is encoded
+        once per block and spliced in."""
+        data = state.to_json()
+        spliced: dict[str, str] = {}
+        for key in ("prepare", "prepared"):
+            entry = data.get(key)
+            if entry is None:
+                continue
+            block_hash = entry["block"]
+            if self._proposal_text[0] != block_hash:
+                self._proposal_text = (block_hash, encode_checked(entry["proposal"]).decode())
+            marker = f"proposal of {key}"
+            spliced[json.dumps(marker)] = self._proposal_text[1]
+            entry["proposal"] = marker
+        # Positions found before any splicing: a spliced proposal may hold any string at all.
+        text = encode_checked(data).decode()
+        pieces, done = [], 0
+        for at, marker, proposal in sorted((text.index(m), m, p) for m, p in spliced.items()):
+            pieces += [text[done:at], proposal]
+            done = at + len(marker)
+        return "".join([*pieces, text[done:]])
 
     def _commit(self, block: Block, certificate: Certificate) -> None:
         votes = tuple(CommitSignature(validator=i, signature=s) for i, s in certificate.signatures)

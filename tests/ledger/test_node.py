@@ -6,6 +6,7 @@ processes elsewhere); everything else is the product: consensus, pool, execution
 
 from __future__ import annotations
 
+import json
 import random
 from collections import deque
 from pathlib import Path
@@ -17,6 +18,7 @@ from gridplatform.identity import KeyPair
 from ledger import application as app
 from ledger.audit import verify_store
 from ledger.blocks import Block
+from ledger.consensus import PersistedState, PreparedCertificate, PrepareRecord
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_genesis
 from ledger.node import Validator
@@ -243,3 +245,25 @@ def test_it_commits_a_block_it_checked_without_executing_it_again(
     assert len({v.state.root() for v in network.validators}) == 1
     for index, validator in enumerate(network.validators):
         assert verify_store(validator.store, network.genesis, registry()).ok, index
+
+
+def test_it_persists_its_votes_exactly_even_when_a_payload_mimics_its_markers(
+    network: Network,
+) -> None:
+    # The persisted text splices in each proposal's JSON at a marker; a proposal may hold any
+    # string, the markers included, and must come back exactly.
+    tricky = {"proposal of prepared": "proposal of prepare", "note": ['"proposal of prepared"']}
+    first = {"transactions": [tricky], "n": 1}
+    second = {"transactions": [tricky, tricky], "n": 2}
+    state = PersistedState(
+        height=3,
+        view=1,
+        view_change=False,
+        prepare=PrepareRecord(1, "a" * 64, first),
+        precommit=(0, "b" * 64),
+        commit=None,
+        prepared=PreparedCertificate(0, "b" * 64, second, ((0, "c" * 128), (2, "d" * 128))),
+    )
+    validator = network.validators[0]
+    for _ in range(2):  # encoded afresh, then with the cached proposal
+        assert json.loads(validator._persisted_text(state)) == state.to_json()
