@@ -3,7 +3,8 @@
 Environment variables (a table of them is in the README):
 DEBUG, SECRET_KEY, KEY_ENCRYPTION_KEY, RETIRED_KEY_ENCRYPTION_KEYS, ALLOWED_HOSTS,
 CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_DIR, LEDGER_STORE_URL, LEDGER_VALIDATORS,
-LEDGER_CHAIN_ID, LEDGER_POOL_LIMIT, LEDGER_PENDING_TIMEOUT_S, SECURE_SSL_REDIRECT,
+LEDGER_CHAIN_ID, LEDGER_POOL_LIMIT, LEDGER_PENDING_TIMEOUT_S, LEDGER_CATCH_UP_AFTER_S,
+SECURE_SSL_REDIRECT,
 SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE, API_THROTTLE_USER, API_THROTTLE_ANON.
 """
 
@@ -129,6 +130,8 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # A sender's pending transactions older than this are given up (their nonces freed), so that a
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
+# The read models ask a validator for missed blocks when stalled this long (ledger.services).
+LEDGER_CATCH_UP_AFTER_S = env.int("LEDGER_CATCH_UP_AFTER_S", default=10)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
 LEDGER_ALLOW_FAULTS = DEBUG and env.bool("LEDGER_ALLOW_FAULTS", default=False)
 
@@ -168,6 +171,11 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-clear-expired": {
         "task": "gridplatform.accounts.tasks.sessions_clear_expired",
         "schedule": timedelta(hours=1),
+    },
+    "ledger-projection-catch-up": {
+        "task": "ledger.projection_catch_up",
+        "schedule": timedelta(seconds=10),
+        "options": {"expires": 10},
     },
 }
 

@@ -200,6 +200,17 @@ class Validator:
             return
         self._run(self.node.on_message(envelope))
 
+    def resend(self, from_height: int, limit: int = 64) -> int:
+        """Tell the site again of committed blocks ``from_height`` on (at most ``limit``), for a
+        site whose projection missed every notification of a height; how many were sent."""
+        if not isinstance(from_height, int) or isinstance(from_height, bool) or from_height < 1:
+            return 0
+        last = min(self.store.height(), from_height + max(0, limit) - 1)
+        blocks = self.store.blocks(from_height, last) if last >= from_height else []
+        for block in blocks:
+            self.transport.committed(block)
+        return len(blocks)
+
     def tick(self, now_ms: int) -> None:
         self._now_ms = max(self._now_ms, now_ms)
         self._run(self.node.on_tick(now_ms))

@@ -33,7 +33,9 @@ from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
 from ledger.models import (
+    BlockRecord,
     LedgerAccount,
+    ProjectionCursor,
     StateEntry,
     SubmittedTransaction,
     TransactionRecord,
@@ -322,3 +324,44 @@ def validator_commit_record(*, index: int, height: int) -> bool:
         status.last_commit_at = timezone.now()
         status.save(update_fields=["height", "last_commit_at"])
     return True
+
+
+def projection_catch_up() -> int | None:
+    """Ask a validator to send again the blocks the site's read models lack; which one, or None.
+
+    Blocks reach the projection through commit notifications, one from every validator; if all
+    of a height's were lost (a broker restart), the projection would wait for ever. When the
+    newest projected block is older than ``LEDGER_CATCH_UP_AFTER_S`` while the heartbeats of live
+    validators report a greater height, the one reporting the highest is asked to send the blocks
+    after it again (``ledger.resend_blocks``, at most 64 per call). A validator
+    cannot make the site accept anything by it: every block is verified as it is projected.
+    """
+    from ledger.tasks import resend_blocks
+
+    cursor = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
+    if cursor is None or cursor < 0:
+        return None
+    projected: int = cursor
+    # Stalled, not merely a moment behind: the newest projected block is older than the wait.
+    wait = timedelta(seconds=settings.LEDGER_CATCH_UP_AFTER_S)
+    tip_time = BlockRecord.objects.filter(height=projected).values_list("timestamp", flat=True)
+    if tip_time.first() is None or tip_time.first() > timezone.now() - wait:
+        return None
+    ahead = (
+        ValidatorStatus.objects.filter(
+            height__gt=projected, last_seen_at__gte=timezone.now() - wait
+        )
+        .order_by("-height", "index")
+        .first()
+    )
+    if ahead is None:
+        return None
+    log.warning(
+        "read models at height %s, validator %s at %s: asking it to send the blocks again",
+        projected,
+        ahead.index,
+        ahead.height,
+    )
+    index: int = ahead.index
+    resend_blocks.apply_async((index, projected + 1), queue=runtime.queue_name(index))
+    return index

@@ -39,6 +39,13 @@ def submit(index: int, transactions: str | list[Any]) -> list[str | None] | None
     return None
 
 
+@shared_task(name="ledger.resend_blocks", ignore_result=True, time_limit=60, soft_time_limit=50)
+def resend_blocks(index: int, from_height: int) -> None:
+    """Validator ``index`` tells the site again of the blocks it committed from ``from_height``."""
+    if _mine(index):
+        runtime.run("resend", from_height)
+
+
 @worker_ready.connect
 def _start_validator(**_: Any) -> None:
     """A validator process starts its node (and clock) at once, not at its first message, so
@@ -69,6 +76,16 @@ def block_committed(index: int, block: str | dict[str, Any]) -> None:
     height = header.get("height") if isinstance(header, dict) else None
     if isinstance(height, int):
         services.validator_commit_record(index=index, height=height)
+
+
+@shared_task(
+    name="ledger.projection_catch_up", ignore_result=True, time_limit=30, soft_time_limit=25
+)
+def projection_catch_up() -> None:
+    """Periodic: if validators report blocks the read models lack, ask one to send them again."""
+    from ledger import services
+
+    services.projection_catch_up()
 
 
 @shared_task(name="ledger.validator_status", ignore_result=True, time_limit=30, soft_time_limit=25)

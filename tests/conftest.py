@@ -7,6 +7,17 @@ from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
+def _no_api_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The counters live in the shared Redis, keyed by user id, and test databases reuse ids: a
+    # large API suite would trip production's limits. The throttling test sets its own rates.
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {"user": "1000000/min", "anon": "1000000/min"}
+    )
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # Argon2 is what production uses (tested in test_settings); in-process tests use a fast
     # hasher so that dozens of accounts cost milliseconds. Servers started by tests use Argon2.

@@ -653,6 +653,7 @@ class Bench:
             if "start" not in marks and now >= window_start:
                 marks["start"] = self.snapshot(pids, submitted_phase)
                 submit_mark = len(self.submit_seconds)
+                window_end = marks["start"]["t"] + args.duration  # a full window, however late
             if now >= window_end:
                 marks["end"] = self.snapshot(pids, submitted_phase)
                 break

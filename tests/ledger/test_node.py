@@ -267,3 +267,19 @@ def test_it_persists_its_votes_exactly_even_when_a_payload_mimics_its_markers(
     validator = network.validators[0]
     for _ in range(2):  # encoded afresh, then with the cached proposal
         assert json.loads(validator._persisted_text(state)) == state.to_json()
+
+
+def test_it_sends_committed_blocks_to_the_site_again_on_request(network: Network) -> None:
+    network.submit(register(HOUSEHOLDS[0], 0))
+    network.run(until=lambda: min(network.heights()) >= 1)
+    network.submit(register(HOUSEHOLDS[1], 1))
+    network.run(until=lambda: min(network.heights()) >= 2)
+    validator = network.validators[2]
+    before = list(network.committed[2])
+    assert validator.resend(1) == 2
+    again = network.committed[2][len(before) :]
+    assert [b.hash for b in again] == [b.hash for b in validator.store.blocks(1, 2)]
+    assert all(len(b.certificate) >= 3 for b in again)  # with their certificates
+    assert validator.resend(2, limit=1) == 1
+    for nothing in (3, 0, -1, True, "1"):
+        assert validator.resend(nothing) == 0  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils import timezone
 
 from gridplatform.accounts.consumers import CLOSE_FORBIDDEN
 from gridplatform.accounts.models import User
 from gridplatform.asgi import application
 from ledger import runtime, services
-from ledger.blocks import CommitSignature, block_to_json
+from ledger.blocks import Block, CommitSignature, block_to_json
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -32,20 +34,24 @@ from ledger.models import (
     TransactionRecord,
     ValidatorStatus,
 )
+from ledger.node import Validator
 from ledger.projection import LEDGER_GROUP, datetime_of_ms, genesis_project
 from ledger.selectors import validator_list
 from ledger.state import State
 from ledger.store import create_database, open_store
-from ledger.tasks import block_committed, validator_status
+from ledger.tasks import block_committed, resend_blocks, validator_status
 from tests.accounts.test_consumers import headers
 from tests.ledger.chains import (
+    GENESIS_TIME_MS,
     HOUSEHOLDS,
     OPERATOR,
+    VALIDATORS,
     Chain,
     build_chain,
     certify,
     flip_hex,
     make_block,
+    registry,
     rewrite_body,
     write_chain,
 )
@@ -455,3 +461,68 @@ def test_it_pushes_block_hints_to_authenticated_sockets_only(chain: Chain, prosu
     refused, hint = async_to_sync(run)()
     assert refused == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
     assert hint == {"type": "ledger.block", "height": 41}
+
+
+def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        resend_blocks, "apply_async", lambda args, **options: sent.append((args, options))
+    )
+    for block in chain.blocks[:3]:
+        assert project(block)
+    project(chain.blocks[4])  # block 3 never arrived: 4 waits for it
+    assert ProjectionCursor.objects.get().height == 2
+    now = timezone.now()
+    ValidatorStatus.objects.create(index=0, height=6, last_seen_at=now - timedelta(minutes=5))
+    ValidatorStatus.objects.create(index=1, height=5, last_seen_at=now)
+    ValidatorStatus.objects.create(index=3, height=6, last_seen_at=now)
+    ValidatorStatus.objects.create(index=2, height=2, last_seen_at=now)
+
+    # The chain's blocks are dated 2026-01-01: the projection has been stuck for long.
+    assert services.projection_catch_up() == 3  # the highest validator heard from lately
+    assert sent == [((3, 3), {"queue": "validator.3"})]
+
+    # Validator 3 sends them again (its own code, its own store); the projection catches up.
+    class ToTheSite:
+        def send(self, to: int | None, message: dict[str, Any]) -> None:
+            raise AssertionError("resending blocks sends no consensus message")
+
+        def committed(self, block: Block) -> None:
+            block_committed(3, runtime.wire_text(block_to_json(block)))
+
+    store = open_store(runtime.store_url(3))
+    write_chain(store, chain)
+    validator = Validator(
+        genesis=chain.genesis,
+        index=3,
+        keys=VALIDATORS[3],
+        store=store,
+        registry=registry(),
+        transport=ToTheSite(),
+        now_ms=GENESIS_TIME_MS,
+    )
+    assert validator.resend(3) == 4
+    assert ProjectionCursor.objects.get().height == 6
+    assert services.projection_catch_up() is None  # nothing missing any more
+
+
+def test_it_does_not_ask_for_blocks_while_the_projection_keeps_up(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[Any] = []
+    monkeypatch.setattr(resend_blocks, "apply_async", lambda *args, **options: sent.append(args))
+    for block in chain.blocks[:3]:
+        project(block)
+    ValidatorStatus.objects.create(index=1, height=3, last_seen_at=timezone.now())
+    # The newest projected block is recent: block 3's notifications may still be on their way.
+    BlockRecord.objects.filter(height=2).update(timestamp=timezone.now())
+    assert services.projection_catch_up() is None
+    # Stuck, but the only validator ahead has not been heard from lately.
+    BlockRecord.objects.filter(height=2).update(timestamp=timezone.now() - timedelta(minutes=1))
+    ValidatorStatus.objects.filter(index=1).update(
+        last_seen_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert services.projection_catch_up() is None
+    assert sent == []
