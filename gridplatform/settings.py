@@ -130,6 +130,8 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # A sender's pending transactions older than this are given up (their nonces freed), so that a
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
+# Applications' read models, projected from every committed block (ledger.projection.ReadModel).
+LEDGER_READ_MODELS: list[str] = []
 # The read models ask a validator for missed blocks when stalled this long (ledger.services).
 LEDGER_CATCH_UP_AFTER_S = env.int("LEDGER_CATCH_UP_AFTER_S", default=10)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
@@ -288,6 +290,8 @@ SPECTACULAR_SETTINGS = {
 # --- internationalisation: UTC inside, the user's zone on screen ------------------------------
 
 LANGUAGE_CODE = "en"
+# Display only: the ledger counts integer minor units (cents) of this currency.
+CURRENCY_SYMBOL = env.str("CURRENCY_SYMBOL", default="€")
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

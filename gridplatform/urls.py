@@ -17,6 +17,21 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("console/operator/", views.operator_console, name="operator-console"),
+    path(
+        "console/operator/households/rows/",
+        views.operator_household_rows,
+        name="operator-household-rows",
+    ),
+    path(
+        "console/operator/households/<int:user_id>/enrol/",
+        views.operator_household_enrol,
+        name="operator-household-enrol",
+    ),
+    path(
+        "console/operator/households/<int:user_id>/top-up/",
+        views.operator_household_top_up,
+        name="operator-household-top-up",
+    ),
     path("console/regulator/", views.regulator_console, name="regulator-console"),
     path("console/accounts/rows/", account_views.account_rows, name="account-rows"),
     path("accounts/register/", account_views.register, name="register"),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from gridplatform.accounts import selectors
-from gridplatform.accounts.models import Role
+from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
+from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import selectors as ledger_selectors
+from ledger import services as ledger_services
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -33,8 +37,61 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_console(request: HttpRequest) -> HttpResponse:
     accounts = selectors.account_list(user=request.user)
-    context = {"accounts": accounts, "validators": ledger_selectors.validator_list()}
+    context = {
+        "accounts": accounts,
+        "validators": ledger_selectors.validator_list(),
+        "households": ledger_selectors.household_ledger_list(user=request.user),
+    }
     return render(request, "console/operator.html", context)
+
+
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_household_rows(request: HttpRequest) -> HttpResponse:
+    """The households-on-the-ledger rows of the operator console (reloaded on every block)."""
+    households = ledger_selectors.household_ledger_list(user=request.user)
+    return render(request, "console/_household_rows.html", {"households": households})
+
+
+def _household(user_id: int) -> User:
+    return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD)
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_enrol(request: HttpRequest, user_id: int) -> HttpResponse:
+    household = _household(user_id)
+    try:
+        tx = ledger_services.household_enrol(operator=request.user, household=household)
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"{household.name}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"{household.name} is being registered on the ledger (transaction {tx.id[:12]}…).",
+        )
+    return redirect("operator-console")
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_top_up(request: HttpRequest, user_id: int) -> HttpResponse:
+    household = _household(user_id)
+    try:
+        amount = minor_from_text(request.POST.get("amount", ""))
+        tx = ledger_services.credits_top_up(
+            operator=request.user, household=household, amount=amount
+        )
+    except MoneyError as error:
+        messages.error(request, f"Top-up for {household.name}: {error}")
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"Top-up for {household.name}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"Top-up of {text_from_minor(amount)} for {household.name} submitted "
+            f"(transaction {tx.id[:12]}…); the balance changes when its block commits.",
+        )
+    return redirect("operator-console")
 
 
 @role_required(Role.REGULATOR, Role.ADMIN)

@@ -30,10 +30,12 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from importlib import import_module
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from ledger import application, runtime
@@ -141,6 +143,24 @@ def _lock_cursor() -> ProjectionCursor:
 # --- writes ----------------------------------------------------------------------------------
 
 
+class ReadModel(Protocol):
+    """An application's read models (a module named in ``settings.LEDGER_READ_MODELS``).
+
+    ``project`` gets the state after a block and the keys it changed (``None``: deleted), inside
+    the projection's transaction; a rebuild calls ``clear`` and then ``project`` once with every
+    key of the final state. So the rows must be a function of the state alone, and a rebuild
+    gives exactly the rows the live projection gave.
+    """
+
+    def clear(self) -> None: ...
+
+    def project(self, *, state: State, changes: dict[str, Any]) -> None: ...
+
+
+def read_models() -> list[ReadModel]:
+    return [import_module(name) for name in settings.LEDGER_READ_MODELS]
+
+
 def _write_block(block: Block, body: dict[str, Any]) -> None:
     header = block.header
     record = BlockRecord.objects.create(
@@ -226,6 +246,9 @@ def _write_state(state: State, changes: dict[str, Any], committed_ids: Iterable[
     )
     for chunk in _chunks(gone):
         LedgerAccount.objects.filter(address__in=chunk).delete()
+
+    for read_model in read_models():
+        read_model.project(state=state, changes=changes)
 
     # Pending transactions now committed, or whose nonce a committed block used up (they can
     # never be committed any more).
@@ -459,6 +482,8 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
         BlockRecord.objects.all().delete()
         LedgerAccount.objects.all().delete()
         StateEntry.objects.all().delete()
+        for read_model in read_models():
+            read_model.clear()
         cursor.height = -1
         state: State | None = None
         previous: BlockHeader | None = None

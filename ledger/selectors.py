@@ -192,3 +192,36 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
             )
         )
     return views
+
+
+@dataclass(frozen=True)
+class HouseholdOnLedger:
+    user: User
+    address: str
+    registered: bool
+    balance: int | None
+
+
+def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
+    """Every household with its ledger address, whether it is registered there and its balance;
+    for the grid operator (and admins) only, empty for anyone else."""
+    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
+        return []
+    households = (
+        User.objects.filter(role=Role.HOUSEHOLD, identity__isnull=False)
+        .select_related("identity")
+        .order_by("name", "id")
+    )
+    addresses = [h.identity.address for h in households]
+    balances = dict(
+        LedgerAccount.objects.filter(address__in=addresses).values_list("address", "balance")
+    )
+    return [
+        HouseholdOnLedger(
+            user=h,
+            address=h.identity.address,
+            registered=h.identity.address in balances,
+            balance=balances.get(h.identity.address),
+        )
+        for h in households
+    ]

@@ -269,6 +269,66 @@ def transaction_sign_and_submit(*, user: User, type: str, payload: dict[str, Any
     return tx
 
 
+# --- the grid operator's own transactions ----------------------------------------------------
+
+
+def _operator_household(operator: User, household: User) -> Identity:
+    if operator.role != Role.GRID_OPERATOR:
+        raise TransactionRejected("not_allowed", "Only the grid operator does this.")
+    identity_: Identity | None = Identity.objects.filter(
+        user=household, user__role=Role.HOUSEHOLD
+    ).first()
+    if identity_ is None:
+        raise TransactionRejected("no_identity", "That is not a household with a ledger identity.")
+    return identity_
+
+
+def household_enrol(*, operator: User, household: User) -> Transaction:
+    """The grid operator registers a household's address and public key on the ledger, so that
+    it can hold credits and trade (``account.register``, signed with the operator's key).
+
+    Raises ``TransactionRejected``: ``not_allowed`` (not the grid operator), ``no_identity``,
+    ``already_registered`` (on the ledger, or its registration pending), or an admission code.
+    """
+    identity_ = _operator_household(operator, household)
+    pending = SubmittedTransaction.objects.filter(
+        body__type="account.register", body__payload__address=identity_.address
+    )
+    if _committed_account(identity_.address) is not None or pending.exists():
+        raise TransactionRejected("already_registered", "This household is on the ledger already.")
+    return transaction_sign_and_submit(
+        user=operator,
+        type="account.register",
+        payload={
+            "address": identity_.address,
+            "public_key": identity_.public_key,
+            "role": application.HOUSEHOLD,
+        },
+    )
+
+
+def credits_top_up(*, operator: User, household: User, amount: int) -> Transaction:
+    """The grid operator issues ``amount`` minor units of credits to a household: a top-up paid
+    in real money (``credit.issue``, signed with the operator's key).
+
+    Raises ``TransactionRejected``: ``not_allowed``, ``no_identity``, ``bad_amount`` (not a
+    positive integer), ``unknown_account`` (the household is not on the ledger yet), or an
+    admission code.
+    """
+    identity_ = _operator_household(operator, household)
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 2**53 - 1:
+        raise TransactionRejected("bad_amount", "The amount must be a positive number of cents.")
+    if _committed_account(identity_.address) is None:
+        raise TransactionRejected(
+            "unknown_account", "This household is not on the ledger yet: enrol it first."
+        )
+    return transaction_sign_and_submit(
+        user=operator,
+        type="credit.issue",
+        payload={"to": identity_.address, "amount": amount},
+    )
+
+
 # --- validator status --------------------------------------------------------------------------
 
 

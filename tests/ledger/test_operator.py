@@ -1,0 +1,179 @@
+"""The grid operator enrols households on the ledger and tops up their credits from its console.
+
+Real signed transactions through the site's admission (``SubmittedTransaction``), then real
+certified blocks projected into the read models, as the validators would commit them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from gridplatform.accounts.models import User
+from gridplatform.accounts.services import key_ring
+from gridplatform.money import MoneyError, minor_from_text, text_from_minor
+from ledger import services
+from ledger.crypto import Transaction
+from ledger.models import LedgerAccount, SubmittedTransaction
+from tests.ledger.chains import OPERATOR, build_chain
+from tests.ledger.site import Site, use_network
+
+pytestmark = pytest.mark.django_db
+CONSOLE = "/console/operator/"
+
+
+@pytest.fixture
+def site(settings: Any, tmp_path: Path, grid_operator: User) -> Site:
+    # The chain's issuer key becomes the grid operator's custodial key.
+    identity = grid_operator.identity
+    identity.public_key = OPERATOR.public_key_hex
+    identity.address = OPERATOR.address
+    identity.sealed_private_key = key_ring().seal(OPERATOR.private_key, address=OPERATOR.address)
+    identity.save()
+    chain = build_chain(1, 1)
+    use_network(settings, tmp_path, chain)
+    site = Site(chain)
+    site.project_all()
+    return site
+
+
+def pending(sent: dict[str, Any]) -> Transaction:
+    row = SubmittedTransaction.objects.get()
+    assert row.body["type"] == sent["type"]
+    assert row.body["payload"] == sent["payload"]
+    return Transaction.from_json(row.body)
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_operator_enrols_a_household_and_tops_it_up(
+    site: Site, grid_operator: User, prosumer: User
+) -> None:
+    address = prosumer.identity.address
+    client = client_for(grid_operator)
+    page = client.get(CONSOLE).content.decode()
+    assert f'data-household="{prosumer.pk}"' in page
+    assert "Enrol" in page
+
+    response = client.post(f"{CONSOLE}households/{prosumer.pk}/enrol/", follow=True)
+    assert "is being registered on the ledger" in response.content.decode()
+    registration = pending(
+        {
+            "type": "account.register",
+            "payload": {
+                "address": address,
+                "public_key": prosumer.identity.public_key,
+                "role": "household",
+            },
+        }
+    )
+    # Asked twice before the block commits: refused, nothing more sent.
+    again = client.post(f"{CONSOLE}households/{prosumer.pk}/enrol/", follow=True)
+    assert "on the ledger already" in again.content.decode()
+    assert SubmittedTransaction.objects.count() == 1
+
+    site.commit([registration])
+    assert not SubmittedTransaction.objects.exists()
+    assert LedgerAccount.objects.get(address=address).balance == 0
+
+    response = client.post(
+        f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": "25.50"}, follow=True
+    )
+    assert "Top-up of €25.50" in response.content.decode()
+    top_up = pending({"type": "credit.issue", "payload": {"to": address, "amount": 2550}})
+    site.commit([top_up])
+    assert LedgerAccount.objects.get(address=address).balance == 2550
+    rows = client.get(f"{CONSOLE}households/rows/").content.decode()
+    assert "€25.50" in rows
+    assert "Registered" in rows
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("", "Enter an amount such as 12.50."),
+        ("ten", "Enter an amount such as 12.50."),
+        ("-5", "Enter an amount of zero or more."),
+        ("1.005", "whole cents"),
+        ("0", "positive number of cents"),
+        ("1e20", "too large"),
+    ],
+)
+def test_a_bad_top_up_says_why_and_sends_nothing(
+    site: Site, grid_operator: User, prosumer: User, amount: str, message: str
+) -> None:
+    site.register(prosumer.identity.address, prosumer.identity.public_key)
+    response = client_for(grid_operator).post(
+        f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": amount}, follow=True
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_a_household_not_on_the_ledger_cannot_be_topped_up(
+    site: Site, grid_operator: User, prosumer: User
+) -> None:
+    with pytest.raises(services.TransactionRejected) as refused:
+        services.credits_top_up(operator=grid_operator, household=prosumer, amount=100)
+    assert refused.value.code == "unknown_account"
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_only_the_grid_operator_enrols_and_tops_up(
+    site: Site, regulator: User, prosumer: User, consumer: User, admin: User
+) -> None:
+    site.register(prosumer.identity.address, prosumer.identity.public_key)
+    for who in (regulator, consumer, prosumer):
+        client = client_for(who)
+        assert client.post(f"{CONSOLE}households/{consumer.pk}/enrol/").status_code == 403
+        top_up = client.post(f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": "5"})
+        assert top_up.status_code == 403
+        assert client.get(f"{CONSOLE}households/rows/").status_code == 403
+    # An admin sees the console but holds no issuer key: the ledger work is the operator's.
+    assert client_for(admin).post(f"{CONSOLE}households/{consumer.pk}/enrol/").status_code == 403
+    for who in (regulator, prosumer):
+        with pytest.raises(services.TransactionRejected) as refused:
+            services.household_enrol(operator=who, household=consumer)
+        assert refused.value.code == "not_allowed"
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_the_operator_cannot_enrol_or_top_up_a_non_household(
+    site: Site, grid_operator: User, regulator: User
+) -> None:
+    client = client_for(grid_operator)
+    assert client.post(f"{CONSOLE}households/{regulator.pk}/enrol/").status_code == 404
+    assert client.post(f"{CONSOLE}households/999999/top-up/", {"amount": "1"}).status_code == 404
+    assert client.get(f"{CONSOLE}households/{regulator.pk}/enrol/").status_code == 405
+    assert not SubmittedTransaction.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"), [("12.5", 1250), ("0.01", 1), (" 7 ", 700), ("1000000", 100_000_000)]
+)
+def test_amounts_people_type_become_exact_minor_units(text: str, minor: int) -> None:
+    assert minor_from_text(text) == minor
+
+
+@pytest.mark.parametrize("text", ["", "abc", "NaN", "Infinity", "-0.01", "0.001", "9" * 20])
+def test_it_refuses_amounts_it_would_have_to_round(text: str) -> None:
+    with pytest.raises(MoneyError):
+        minor_from_text(text)
+
+
+def test_it_writes_minor_units_as_money() -> None:
+    assert [text_from_minor(n) for n in (0, 5, 1250, 123456789, -5)] == [
+        "€0.00",
+        "€0.05",
+        "€12.50",
+        "€1,234,567.89",
+        "-€0.05",
+    ]
