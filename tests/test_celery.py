@@ -30,7 +30,10 @@ def test_it_serializes_json_only_with_time_limits() -> None:
 def test_it_schedules_only_tasks_that_exist() -> None:
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert scheduled == {"gridplatform.accounts.tasks.sessions_clear_expired"}
+    assert scheduled == {
+        "gridplatform.accounts.tasks.sessions_clear_expired",
+        "ledger.projection_catch_up",
+    }
     assert scheduled <= set(app.tasks)
 
 
