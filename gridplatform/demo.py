@@ -76,11 +76,17 @@ def demo_community_create() -> list[DemoLogin]:
     ]
 
 
-def demo_ledger_register() -> int:
-    """Register on the ledger every demo household it does not know yet; returns how many.
+DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
+DEMO_FEEDERS = ("feeder-north", "feeder-south")  # the two streets
 
-    Signed by the grid operator's custodial key. Reads validator 0's store (only reads) for who
-    is registered and for the operator's next nonce, so running it again sends nothing twice.
+
+def demo_ledger_register() -> int:
+    """Put every demo household the ledger does not know yet on it, ready to trade: registered,
+    on its street's feeder, with 50.00 of credits. Returns how many households.
+
+    Signed by the grid operator's custodial key, sent as one batch. Reads validator 0's store
+    (only reads) for who is registered and for the operator's next nonce, so running it again
+    sends nothing twice.
     """
     from gridplatform.accounts.services import identity_unseal
     from ledger import application, runtime
@@ -99,23 +105,29 @@ def demo_ledger_register() -> int:
     keys = identity_unseal(identity_=operator.identity)
     nonce = application.account(state, keys.address)["nonce"]
     transactions = []
+
+    def signed(type_: str, payload: dict[str, object]) -> None:
+        nonlocal nonce
+        transactions.append(
+            sign_transaction(
+                keypair=keys, chain=genesis.chain, type=type_, nonce=nonce, payload=payload
+            )
+        )
+        nonce += 1
+
     households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
-    for household in households.select_related("identity").order_by("id"):
+    new = 0
+    for position, household in enumerate(households.select_related("identity").order_by("id")):
         identity = household.identity
         if application.account(state, identity.address) is not None:
             continue
-        tx = sign_transaction(
-            keypair=keys,
-            chain=genesis.chain,
-            type="account.register",
-            nonce=nonce,
-            payload={
-                "address": identity.address,
-                "public_key": identity.public_key,
-                "role": "household",
-            },
+        new += 1
+        signed(
+            "account.register",
+            {"address": identity.address, "public_key": identity.public_key, "role": "household"},
         )
-        transactions.append(tx)
-        nonce += 1
+        feeder = DEMO_FEEDERS[position * len(DEMO_FEEDERS) // len(HOUSEHOLDS) % len(DEMO_FEEDERS)]
+        signed("grid.feeder.assign", {"address": identity.address, "feeder": feeder})
+        signed("credit.issue", {"to": identity.address, "amount": DEMO_TOP_UP})
     transactions_submit(transactions=transactions, validators=range(len(genesis.validators)))
-    return len(transactions)
+    return new

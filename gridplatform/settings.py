@@ -131,7 +131,7 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
-LEDGER_READ_MODELS: list[str] = []
+LEDGER_READ_MODELS: list[str] = ["market.projection"]
 # The read models ask a validator for missed blocks when stalled this long (ledger.services).
 LEDGER_CATCH_UP_AFTER_S = env.int("LEDGER_CATCH_UP_AFTER_S", default=10)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
@@ -173,6 +173,11 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-clear-expired": {
         "task": "gridplatform.accounts.tasks.sessions_clear_expired",
         "schedule": timedelta(hours=1),
+    },
+    "market-slots-clear": {
+        "task": "market.slots_clear",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 30},
     },
     "ledger-projection-catch-up": {
         "task": "ledger.projection_catch_up",

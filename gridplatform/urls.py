@@ -66,6 +66,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/ledger/", include("ledger.urls")),
+    path("api/v1/", include("market.urls")),
+    path("market/", include("market.page_urls")),
     path("ledger/", ledger_views.block_list, name="ledger-blocks"),
     path("ledger/rows/", ledger_views.block_rows, name="ledger-block-rows"),
     path("ledger/blocks/<int:height>/", ledger_views.block_detail, name="ledger-block"),

@@ -14,6 +14,7 @@ from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
+from market import selectors as market_selectors
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -31,7 +32,11 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard.html", {"account": request.user})
+    context = {"account": request.user}
+    if request.user.role == Role.HOUSEHOLD:
+        # Balance, locked margin and free balance; None: not on the ledger yet.
+        context["money"] = market_selectors.money(user=request.user)
+    return render(request, "dashboard.html", context)
 
 
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)

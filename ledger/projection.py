@@ -82,6 +82,11 @@ def datetime_of_ms(timestamp_ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=timestamp_ms)
 
 
+def ms_of_datetime(moment: datetime) -> int:
+    """An aware datetime as ms since 1970-01-01T00:00Z, the ledger's time (exact; sub-ms cut)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
 def load_genesis() -> Genesis | None:
     """The site's genesis document (``LEDGER_DIR/genesis.json``), or None when there is none."""
     path = runtime.genesis_path()
@@ -146,15 +151,16 @@ def _lock_cursor() -> ProjectionCursor:
 class ReadModel(Protocol):
     """An application's read models (a module named in ``settings.LEDGER_READ_MODELS``).
 
-    ``project`` gets the state after a block and the keys it changed (``None``: deleted), inside
-    the projection's transaction; a rebuild calls ``clear`` and then ``project`` once with every
-    key of the final state. So the rows must be a function of the state alone, and a rebuild
-    gives exactly the rows the live projection gave.
+    ``project`` gets each block (its transactions and their results), the state after it and
+    the keys it changed (``None``: deleted), in height order, inside the projection's
+    transaction. A rebuild calls ``clear`` and then ``project`` for every block again, so the
+    rows are a function of the chain and a rebuild gives exactly the rows the live projection
+    gave.
     """
 
     def clear(self) -> None: ...
 
-    def project(self, *, state: State, changes: dict[str, Any]) -> None: ...
+    def project(self, *, block: Block, state: State, changes: dict[str, Any]) -> None: ...
 
 
 def read_models() -> list[ReadModel]:
@@ -202,6 +208,11 @@ def _write_block(block: Block, body: dict[str, Any]) -> None:
     )
 
 
+def _project_read_models(block: Block, state: State, changes: dict[str, Any]) -> None:
+    for read_model in read_models():
+        read_model.project(block=block, state=state, changes=changes)
+
+
 def _write_state(state: State, changes: dict[str, Any], committed_ids: Iterable[str]) -> None:
     """Write changed state keys, the accounts they touch, and drop what is no longer pending."""
     upserts = [
@@ -247,9 +258,6 @@ def _write_state(state: State, changes: dict[str, Any], committed_ids: Iterable[
     for chunk in _chunks(gone):
         LedgerAccount.objects.filter(address__in=chunk).delete()
 
-    for read_model in read_models():
-        read_model.project(state=state, changes=changes)
-
     # Pending transactions now committed, or whose nonce a committed block used up (they can
     # never be committed any more).
     ids = list(committed_ids)
@@ -284,6 +292,7 @@ def _project_genesis(genesis: Genesis, cursor: ProjectionCursor, block: Block | 
     state = genesis.genesis_state()
     _write_block(parsed, body)
     _write_state(state, state.to_json(), ())
+    _project_read_models(parsed, state, state.to_json())
     cursor.height = 0
     cursor.save(update_fields=["height"])
 
@@ -336,7 +345,9 @@ def _project_next(
         registry=build_registry(),
     )
     _write_block(block, block_to_json(block))
-    _write_state(state, state.take_changes(), (tx.id for tx in block.transactions))
+    changes = state.take_changes()
+    _write_state(state, changes, (tx.id for tx in block.transactions))
+    _project_read_models(block, state, changes)
     cursor.height = block.height
     cursor.save(update_fields=["height"])
     return state
@@ -496,12 +507,16 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
                 except (BlockError, GenesisError) as error:
                     raise ProjectionRefused(f"block 0 is not this network's: {error}") from error
                 state = genesis.genesis_state()
+                _project_read_models(block, state, state.take_changes())  # every genesis key
             else:
                 assert state is not None
                 assert previous is not None
                 _verify_and_execute(
                     block, genesis=genesis, previous=previous, state=state, registry=registry
                 )
+                # The ledger's tables are written once, from the final state, below; the
+                # applications' read models follow the chain block by block.
+                _project_read_models(block, state, state.take_changes())
             _write_block(block, block_to_json(block))
             previous = block.header
             cursor.height = block.height

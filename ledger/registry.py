@@ -7,7 +7,9 @@ Later applications (market, meters, supervision) add their types here, so that a
 from __future__ import annotations
 
 from ledger.application import Registry, register_ledger_types
+from market.contract import register_market_types
 
 
 def build_registry() -> Registry:
-    return register_ledger_types(Registry())
+    # The market also guards credit.transfer and credit.redeem: they may not spend margins.
+    return register_market_types(register_ledger_types(Registry()))

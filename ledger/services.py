@@ -234,13 +234,17 @@ def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:
     return tx
 
 
-def transaction_sign_and_submit(*, user: User, type: str, payload: dict[str, Any]) -> Transaction:
+def transaction_sign_and_submit(
+    *, user: User, type: str, payload: dict[str, Any], rehearse: bool = False
+) -> Transaction:
     """Sign a transaction with ``user``'s custodial key, with its next nonce, and admit it.
 
     The next nonce is the committed one plus the sender's pending transactions, taken under the
     sender's lock, so two submissions at once from one account never get the same nonce.
     Raises ``TransactionRejected``: ``no_identity``, ``not_custodial``, ``malformed`` (a bad
-    type or payload) or any admission code.
+    type or payload) or any admission code. With ``rehearse``, also the code its execution
+    gives on the site's replica of the committed state (:func:`transaction_rehearse`), so a web
+    user hears at once what the validators would answer (they still decide).
     """
     identity_ = Identity.objects.filter(user=user).first()
     if identity_ is None:
@@ -265,8 +269,66 @@ def transaction_sign_and_submit(*, user: User, type: str, payload: dict[str, Any
             raise TransactionRejected(
                 "malformed", f"The transaction is not well-formed: {error}"
             ) from None
+        if rehearse:
+            transaction_rehearse(tx, genesis=genesis)
         _admit(tx, genesis=genesis, submitted_by=user)
     return tx
+
+
+def transaction_rehearse(tx: Transaction, *, genesis: Genesis) -> None:
+    """Execute ``tx`` on the site's replica of the committed state, at the site's clock, as if
+    the sender's pending transactions were done (its nonce taken as the next); nothing is kept.
+
+    Raises ``TransactionRejected(code)`` with the execution's code unless it gives ``ok``. The
+    replica may be a block behind and pending transactions are not applied, so ``ok`` here is
+    a forecast: the block decides.
+    """
+    state = ReplicaState()
+    acct = application.account(state, tx.sender)
+    if acct is not None:
+        state.set(f"acct/{tx.sender}", acct | {"nonce": tx.nonce})
+    cursor = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
+    (result,) = application.execute(
+        state,
+        build_registry(),
+        [tx],
+        chain=genesis.chain,
+        height=(cursor or 0) + 1,
+        timestamp_ms=_site_now_ms(),
+        keep_journal=True,
+    )
+    if result != "ok":
+        raise TransactionRejected(result, EXECUTION_MESSAGES.get(result))
+
+
+class ReplicaState(State):
+    """The site's replica of the committed state (``StateEntry``), read key by key on demand.
+
+    For rehearsing one transaction: only the keys it reads are loaded. ``keys()`` sees only
+    loaded keys, so it is not for handlers that list keys.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self._read:
+            self._read.add(key)
+            if key not in self._data:
+                found = StateEntry.objects.filter(key=key).values_list("value", flat=True)
+                value = found.first()
+                if value is not None:
+                    self._data[key] = value
+        return super().get(key, default)
+
+
+# Plain words for execution codes, for pages (the API gives the code itself).
+EXECUTION_MESSAGES: dict[str, str] = {
+    "unknown_account": "That account is not on the ledger.",
+    "insufficient_balance": "Not enough credits.",
+    "insufficient_free_balance": "Not enough free credits: part of the balance is locked.",
+}
 
 
 # --- the grid operator's own transactions ----------------------------------------------------

@@ -23,6 +23,7 @@ import hashlib
 import os
 import random
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -198,9 +199,9 @@ class _Feed:
 
 @functools.cache
 def _built(
-    n_blocks: int, txs_per_block: int, seed: int, households: int, chain: str
+    n_blocks: int, txs_per_block: int, seed: int, households: int, chain: str, start_ms: int
 ) -> tuple[Genesis, tuple[Block, ...], tuple[dict[str, Any], ...]]:
-    genesis, block0 = genesis_of(chain)
+    genesis, block0 = genesis_of(chain, start_ms)
     state = genesis.genesis_state()
     blocks = [block0]
     states = [state.to_json()]
@@ -214,12 +215,18 @@ def _built(
 
 
 def build_chain(
-    n_blocks: int, txs_per_block: int, seed: int = 0, *, households: int = 4, chain: str = CHAIN
+    n_blocks: int,
+    txs_per_block: int,
+    seed: int = 0,
+    *,
+    households: int = 4,
+    chain: str = CHAIN,
+    start_ms: int = GENESIS_TIME_MS,
 ) -> Chain:
-    """Genesis and ``n_blocks`` blocks after it (heights 0..n_blocks), each of
-    ``txs_per_block`` transactions, with the state after each height. Deterministic in its
-    arguments (and cached: the states returned are fresh copies)."""
-    genesis, blocks, states = _built(n_blocks, txs_per_block, seed, households, chain)
+    """Genesis (at ``start_ms``) and ``n_blocks`` blocks after it (heights 0..n_blocks), 5 s
+    apart, each of ``txs_per_block`` transactions, with the state after each height.
+    Deterministic in its arguments (and cached: the states returned are fresh copies)."""
+    genesis, blocks, states = _built(n_blocks, txs_per_block, seed, households, chain, start_ms)
     return Chain(genesis, list(blocks), [State(data) for data in states])
 
 
@@ -388,3 +395,10 @@ def rewrite_body(url: str, height: int, change: Callable[[dict[str, Any]], None]
     new_body = canonical(obj).decode()
     assert new_body != body
     raw_sql(url, "UPDATE blocks SET body = ? WHERE height = ?", (new_body, height))
+
+
+def recent_start_ms() -> int:
+    """A genesis time a minute ago, on a whole minute: for chains whose blocks must be "now" for
+    the site (its clock decides, e.g., which market slots are open). Cached per minute."""
+    now = time.time_ns() // 1_000_000
+    return now // 60_000 * 60_000 - 60_000

@@ -15,6 +15,7 @@ from ledger import application
 from ledger.blocks import Block, block_to_json
 from ledger.crypto import Transaction, sign_transaction
 from ledger.projection import block_project
+from ledger.registry import build_registry
 from ledger.state import State
 from tests.ledger.chains import CHAIN, OPERATOR, Chain, make_block
 
@@ -63,9 +64,18 @@ class Site:
             self._issued[who.address] = nonce + 1
         return sign_transaction(keypair=who, chain=chain, type=type, nonce=nonce, payload=payload)
 
-    def commit(self, transactions: list[Transaction]) -> Block:
-        """The next certified block of ``transactions``, projected; the site's state follows."""
-        block = make_block(self.blocks[-1], self.state, transactions)
+    def commit(self, transactions: list[Transaction], *, timestamp_ms: int | None = None) -> Block:
+        """The next certified block of ``transactions``, projected; the site's state follows.
+
+        Dated 5 s after the last block unless ``timestamp_ms`` says otherwise."""
+        # The product's registry (every application's types), as the site's projection uses.
+        block = make_block(
+            self.blocks[-1],
+            self.state,
+            transactions,
+            registry_=build_registry(),
+            timestamp_ms=timestamp_ms,
+        )
         self.blocks.append(block)
         assert project(block)
         return block
@@ -84,3 +94,24 @@ class Site:
         if credits:
             txs.append(self.sign(OPERATOR, "credit.issue", to=address, amount=credits))
         return self.commit(txs)
+
+
+def give_issuer_key(user: Any) -> None:
+    """Make the chains' issuer key (``OPERATOR``) ``user``'s custodial key: the grid operator
+    of the site then signs as the genesis issuer."""
+    from gridplatform.accounts.services import key_ring
+
+    identity = user.identity
+    identity.public_key = OPERATOR.public_key_hex
+    identity.address = OPERATOR.address
+    identity.sealed_private_key = key_ring().seal(OPERATOR.private_key, address=OPERATOR.address)
+    identity.save()
+
+
+def commit_pending(site: Site, *, timestamp_ms: int | None = None) -> Block:
+    """Commit the site's pending transactions (``SubmittedTransaction``) in one block, in the
+    order they were submitted, as the validators would."""
+    from ledger.models import SubmittedTransaction
+
+    rows = SubmittedTransaction.objects.order_by("id")
+    return site.commit([Transaction.from_json(row.body) for row in rows], timestamp_ms=timestamp_ms)

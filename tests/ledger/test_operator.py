@@ -13,13 +13,12 @@ import pytest
 from django.test import Client
 
 from gridplatform.accounts.models import User
-from gridplatform.accounts.services import key_ring
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import services
 from ledger.crypto import Transaction
 from ledger.models import LedgerAccount, SubmittedTransaction
-from tests.ledger.chains import OPERATOR, build_chain
-from tests.ledger.site import Site, use_network
+from tests.ledger.chains import build_chain
+from tests.ledger.site import Site, give_issuer_key, use_network
 
 pytestmark = pytest.mark.django_db
 CONSOLE = "/console/operator/"
@@ -27,12 +26,7 @@ CONSOLE = "/console/operator/"
 
 @pytest.fixture
 def site(settings: Any, tmp_path: Path, grid_operator: User) -> Site:
-    # The chain's issuer key becomes the grid operator's custodial key.
-    identity = grid_operator.identity
-    identity.public_key = OPERATOR.public_key_hex
-    identity.address = OPERATOR.address
-    identity.sealed_private_key = key_ring().seal(OPERATOR.private_key, address=OPERATOR.address)
-    identity.save()
+    give_issuer_key(grid_operator)  # the chain's issuer key becomes the operator's
     chain = build_chain(1, 1)
     use_network(settings, tmp_path, chain)
     site = Site(chain)

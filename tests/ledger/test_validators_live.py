@@ -7,150 +7,17 @@ through the site's submit service; the test reads the stores only to check them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
 
-from ledger import runtime
 from ledger.audit import verify_store
-from ledger.crypto import Transaction, sign_transaction
-from ledger.genesis import install_network
-from ledger.services import transactions_submit
-from ledger.store import Store, drop_database, open_store
-from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, VALIDATORS, genesis_of, registry
-from tests.processes import child_env
+from tests.ledger.chains import HOUSEHOLDS, OPERATOR, registry
+from tests.ledger.live import LiveNetwork
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class LiveNetwork:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.genesis, block = genesis_of()
-        tag = uuid.uuid4().hex[:10]
-        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-            db = settings.DATABASES["default"]
-            server = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-            self.store_template = f"{server}/test_ledger_live_{tag}_{{node}}"
-        else:
-            self.store_template = f"sqlite:///{directory}/store-{{node}}.sqlite3"
-        install_network(
-            directory,
-            genesis=self.genesis,
-            block=block,
-            keys=VALIDATORS,
-            store_urls=[self.url(index) for index in range(4)],
-        )
-        # Queues from an earlier run on the same Redis would feed these validators stale votes.
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.delete(*[runtime.queue_name(i) for i in range(4)])
-        client.close()
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.nonces: dict[str, int] = {}
-
-    def url(self, index: int) -> str:
-        return self.store_template.replace("{node}", str(index))
-
-    def start(self, index: int, **extra_env: str) -> None:
-        env = child_env(
-            LEDGER_DIR=str(self.directory), LEDGER_STORE_URL=self.store_template, **extra_env
-        )
-        log = open(self.directory / f"validator-{index}.log", "ab")
-        self.processes[index] = subprocess.Popen(
-            [sys.executable, "manage.py", "run_validator", f"--node={index}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, index: int) -> None:
-        process = self.processes.pop(index)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def stop(self) -> None:
-        for index in list(self.processes):
-            process = self.processes.pop(index)
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-    def store(self, index: int) -> Store:
-        return open_store(self.url(index))
-
-    def submit(self, who: Any, type: str, **payload: Any) -> Transaction:
-        nonce = self.nonces.get(who.address, 0)
-        self.nonces[who.address] = nonce + 1
-        tx = sign_transaction(keypair=who, chain=CHAIN, type=type, nonce=nonce, payload=payload)
-        transactions_submit(transactions=[tx], validators=range(4))
-        return tx
-
-    def register(self, who: Any) -> Transaction:
-        return self.submit(
-            OPERATOR,
-            "account.register",
-            address=who.address,
-            public_key=who.public_key_hex,
-            role="household",
-        )
-
-    def wait(self, condition: Callable[[], bool], *, seconds: float, what: str) -> None:
-        deadline = time.monotonic() + seconds
-        while not condition():
-            for index, process in self.processes.items():
-                assert process.poll() is None, f"validator {index} died: {self.log(index)}"
-            assert time.monotonic() < deadline, f"{what} within {seconds} s; {self.heights()}"
-            time.sleep(0.2)
-
-    def committed_everywhere(self, txs: list[Transaction], nodes: list[int]) -> bool:
-        for index in nodes:
-            store = self.store(index)
-            try:
-                if any(store.locate_tx(tx.id) is None for tx in txs):
-                    return False
-            finally:
-                store.close()
-        return True
-
-    def heights(self) -> dict[int, int]:
-        result = {}
-        for index in range(4):
-            store = self.store(index)
-            result[index] = store.height()
-            store.close()
-        return result
-
-    def chains(self) -> dict[int, list[str]]:
-        result = {}
-        for index in range(4):
-            store = self.store(index)
-            result[index] = [b.hash for b in store.blocks(0, store.height())]
-            store.close()
-        return result
-
-    def log(self, index: int) -> str:
-        return (self.directory / f"validator-{index}.log").read_text()[-3000:]
-
-    def drop(self) -> None:
-        if not self.store_template.startswith("sqlite"):
-            for index in range(4):
-                drop_database(self.url(index), force=True)
 
 
 @pytest.fixture

@@ -1,0 +1,686 @@
+"""The market's REST API, under /api/v1/: thin views, one method per operation.
+
+Each write validates its body strictly (``market.serializers``: integers are JSON integers, a
+slot has its zone), then calls one ``market.services`` action, which signs the transaction with
+the user's custodial key, rehearses it and submits it: the answer is ``202`` with the
+transaction's id, and the read models show the outcome once its block commits. Reads go through
+``market.selectors``, each scoped by who asks. Every error is ``{"code", "message", "detail"?}``
+(``gridplatform.api.exception_handler``); the codes are listed per endpoint in the schema and in
+docs/market.md, "REST API".
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gridplatform.accounts.models import Role, User
+from gridplatform.api import ErrorSerializer
+from gridplatform.errors import DomainError
+from ledger.projection import ms_of_datetime
+from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
+from market import selectors, services
+from market.models import Offer, OfferStatus, Order, OrderStatus, Side
+from market.serializers import (
+    AddressField,
+    BookSerializer,
+    ContractSerializer,
+    OfferSerializer,
+    OrderSerializer,
+    PendingOfferSerializer,
+    PendingOrderSerializer,
+    SlotField,
+    SlotSerializer,
+    WholeNumberField,
+    parse_slot,
+)
+
+TAG = "market"
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class InvalidInput(DomainError):
+    """A request refused before anything is signed: a field's code (``bad_slot``, ...)."""
+
+
+class NotAHousehold(DomainError):
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFoundError(DomainError):
+    """404 with a code more precise than ``not_found`` (``unknown_order``, ``not_on_ledger``)."""
+
+    status_code = 404
+
+
+# The code of a bad field, in a body or a query string (the contract's code where it has one).
+FIELD_CODES = {
+    "slot": "bad_slot",
+    "side": "bad_side",
+    "energy_wh": "bad_energy",
+    "price": "bad_price",
+    "buyer": "bad_address",
+    "status": "bad_status",
+}
+# An integer beyond 2**53 - 1 is out of every bound the market accepts (and cannot be signed).
+OUT_OF_BOUNDS = {"energy_wh": "energy_out_of_bounds", "price": "price_out_of_bounds"}
+MESSAGES = services.MESSAGES | {
+    "bad_slot": "The slot is an ISO 8601 start time with its zone, e.g. 2026-01-01T12:15:00Z.",
+    "bad_status": "That is not a status of these rows.",
+    "malformed": "The body is not a JSON object.",
+    "forbidden": "Only households trade.",
+    "unknown_order": "No such open order of yours.",
+    "unknown_offer": "No such open offer for you.",
+    "not_on_ledger": "Your account is not on the ledger yet: the grid operator enrols it.",
+}
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """``data`` checked by ``serializer_class``, or ``InvalidInput`` with the code of the first
+    bad field in the serializer's order (the order the contract checks them in)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(MESSAGES["malformed"], code="malformed")
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        result: dict[str, Any] = dict(serializer.validated_data)
+        return result
+    errors = {name: [str(e) for e in problems] for name, problems in serializer.errors.items()}
+    name = next((name for name in serializer.fields if name in errors), "")
+    if not name:
+        raise InvalidInput(MESSAGES["malformed"], code="malformed", detail=errors)
+    code = FIELD_CODES.get(name, "invalid")
+    if serializer.errors[name][0].code == "unsafe":  # an integer too large for the ledger
+        code = OUT_OF_BOUNDS.get(name, code)
+    raise InvalidInput(MESSAGES.get(code, f"{name}: {errors[name][0]}"), code=code, detail=errors)
+
+
+# Orders and offers are named by the transaction that made them.
+TX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_id(id: str, *, code: str | None = None) -> None:
+    """Anything but a transaction id is unknown, without a query: a URL can carry what a
+    database refuses in a string (PostgreSQL: a NUL)."""
+    if not TX_ID.fullmatch(id):
+        if code is None:
+            raise Http404("Not found.")
+        raise NotFoundError(MESSAGES[code], code=code)
+
+
+def _household(user: User) -> None:
+    if user.role != Role.HOUSEHOLD:
+        raise NotAHousehold(MESSAGES["forbidden"])
+
+
+def _unknown_is_404(error: TransactionRejected, code: str) -> DomainError:
+    """The services' (or the rehearsal's) ``unknown_order``/``unknown_offer`` as a 404."""
+    if error.code == code:
+        return NotFoundError(MESSAGES[code], code=code)
+    return error
+
+
+def _slot_of(text: str) -> datetime:
+    start = parse_slot(text)
+    if start is None:
+        raise InvalidInput(MESSAGES["bad_slot"], code="bad_slot")
+    if ms_of_datetime(start) % selectors.options().slot_ms:
+        raise InvalidInput(MESSAGES["slot_misaligned"], code="slot_misaligned")
+    return start
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+class SlotFormField(forms.Field):
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return None
+        moment = parse_slot(value)
+        if moment is None:
+            raise forms.ValidationError(MESSAGES["bad_slot"], code="invalid")
+        return moment
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "date-time",
+        "description": "The slot's start, ISO 8601 with its zone (`Z`, or `+` as `%2B`).",
+    }
+)
+class SlotFilter(django_filters.Filter):
+    """Rows of the slot starting at an ISO 8601 time with its zone."""
+
+    field_class = SlotFormField
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, with a bad filter value refused by the field's code, like a bad body."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            errors = {name: list(problems) for name, problems in filterset.errors.items()}
+            name = next(iter(errors))
+            code = FIELD_CODES.get(name, "invalid")
+            message = MESSAGES.get(code, f"{name}: {errors[name][0]}")
+            raise InvalidInput(message, code=code, detail=errors)
+        return filterset.qs
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
+    slot = SlotFilter()
+    side = django_filters.ChoiceFilter(choices=Side.choices)
+
+    class Meta:
+        model = Order
+        fields = ["status", "slot", "side"]
+
+
+class OfferFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=OfferStatus.choices)
+    slot = SlotFilter()
+
+    class Meta:
+        model = Offer
+        fields = ["status", "slot"]
+
+
+# --- the schema's words ------------------------------------------------------------------------
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description)
+
+
+def _codes(*codes: str) -> str:
+    return "\n".join(f"- `{code}`: {MESSAGES.get(code, code)}" for code in codes)
+
+
+UNAUTHENTICATED = _error(
+    "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
+)
+FORBIDDEN = _error("`forbidden`: only households trade.")
+QUALIFICATION = (
+    "market_suspended",
+    "account_restricted",
+    "no_feeder",
+    "feeder_suspended",
+    "too_many_defaults",
+)
+SLOT_CHECKS = (
+    "slot_misaligned",
+    "slot_past",
+    "slot_closed",
+    "beyond_horizon",
+    "energy_out_of_bounds",
+    "price_out_of_bounds",
+)
+SIGNING = (
+    "Signing and admission: "
+    + ", ".join(f"`{code}`" for code in [*SIGNING_CODES, *ADMISSION_CODES])
+    + " (docs/ledger.md)."
+)
+PENDING = (
+    "The transaction is signed with your custodial key, rehearsed on the site's copy of the "
+    "ledger (so most refusals come back at once, with the validators' code) and sent to the "
+    "validators: **202** means sent, not done. Follow it at "
+    "`GET /api/v1/ledger/transactions/{id}`; the read models show the outcome once its block "
+    "commits."
+)
+ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The id (64 hex).")
+SLOT_PATH = OpenApiParameter(
+    "slot",
+    OpenApiTypes.DATETIME,
+    OpenApiParameter.PATH,
+    description="The slot's start, ISO 8601 with its zone, URL-encoded (`+` as `%2B`).",
+)
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+
+class OrderListApi(ListAPIView):
+    """GET: your orders. POST: place one."""
+
+    serializer_class = OrderSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = OrderFilter
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOrderPlacement"
+
+        slot = SlotField()
+        side = serializers.ChoiceField(choices=Side.choices)
+        energy_wh = WholeNumberField(help_text="Energy in Wh, a JSON integer.")
+        price = WholeNumberField(help_text="Limit price in minor units per kWh, a JSON integer.")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOrderPlaced"
+
+        order = PendingOrderSerializer()
+        transaction = serializers.CharField(help_text="The transaction's id (= the order's).")
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return selectors.order_list(user=self.request.user)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_order_list",
+        summary="Your orders, newest first",
+        description="Paged (`?limit=`, `?offset=`); filter by `status`, `slot`, `side`. "
+        "A bad filter value is a 400: `bad_status`, `bad_slot`, `bad_side`.",
+        responses={
+            200: OrderSerializer(many=True),
+            400: _error("`bad_status`, `bad_slot` or `bad_side`."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_order_place",
+        summary="Place a limit order",
+        description=PENDING
+        + "\n\nRefusals (400), in the order they are checked:\n"
+        + _codes("malformed", "bad_slot", "bad_side", "bad_energy", "bad_price")
+        + "\n\nthen the validators' (the rehearsal's):\n"
+        + _codes(*SLOT_CHECKS, *QUALIFICATION, "opposite_side_open", "insufficient_free_balance")
+        + "\n\n"
+        + SIGNING,
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: _error("A refusal; `code` is one of the codes above."),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+        },
+        examples=[
+            OpenApiExample(
+                "A bid",
+                value={
+                    "slot": "2026-01-01T12:15:00Z",
+                    "side": "buy",
+                    "energy_wh": 2000,
+                    "price": 25,
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A refusal",
+                value={"code": "bad_energy", "message": MESSAGES["bad_energy"]},
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        _household(request.user)
+        data = validated(self.InputSerializer, request.data)
+        tx = services.order_place(user=request.user, **data)
+        order = {"id": tx.id, "status": "pending", **data}
+        body = self.OutputSerializer({"order": order, "transaction": tx.id}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class OrderDetailApi(APIView):
+    """GET: one of your orders. DELETE: cancel it."""
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOrderCancelling"
+
+        order = serializers.CharField()
+        transaction = serializers.CharField(help_text="The cancel transaction's id.")
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_order_get",
+        summary="One of your orders",
+        description="Once its block has committed; another account's order is a 404.",
+        parameters=[ID],
+        responses={200: OrderSerializer, 401: UNAUTHENTICATED, 404: _error("`not_found`.")},
+    )
+    def get(self, request: Request, id: str) -> Response:
+        _check_id(id)
+        order = get_object_or_404(selectors.order_list(user=request.user), id=id)
+        return Response(OrderSerializer(order).data)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_order_cancel",
+        summary="Cancel the unmatched rest of one of your open orders",
+        description=PENDING
+        + "\n\nRefusals: 404 `unknown_order` (not yours, or not open); 400 `slot_past`, "
+        "`slot_closed` (after gate closure the rest waits for the slot's clearing). " + SIGNING,
+        parameters=[ID],
+        request=None,
+        responses={
+            202: OutputSerializer,
+            400: _error("`slot_past`, `slot_closed`, or a signing or admission code."),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: _error("`unknown_order`."),
+        },
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        _household(request.user)
+        _check_id(id, code="unknown_order")
+        try:
+            tx = services.order_cancel(user=request.user, order_id=id)
+        except TransactionRejected as error:
+            raise _unknown_is_404(error, "unknown_order") from None
+        body = self.OutputSerializer({"order": id, "transaction": tx.id}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+# --- slots and books ---------------------------------------------------------------------------
+
+
+class SlotListApi(APIView):
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_slot_list",
+        summary="The slots open for trading now, with their best bid and ask",
+        description="Earliest first: every slot whose gate has not closed, within the "
+        "market's horizon. `best_bid`/`best_ask` are null when that side is empty.",
+        responses={200: SlotSerializer(many=True), 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(SlotSerializer(selectors.slot_list(), many=True).data)
+
+
+class BookApi(APIView):
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_book_get",
+        summary="A slot's order book: price levels, no owners",
+        description="Bids best (highest) first, asks best (lowest) first; each level is the "
+        "open energy at a price and how many orders make it up. Refusals (400): `bad_slot` "
+        "(not an ISO 8601 time with its zone), `slot_misaligned` (not a slot's start).",
+        parameters=[SLOT_PATH],
+        responses={
+            200: BookSerializer,
+            400: _error("`bad_slot` or `slot_misaligned`."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request: Request, slot: str) -> Response:
+        return Response(BookSerializer(selectors.book(slot=_slot_of(slot))).data)
+
+
+# --- bilateral offers --------------------------------------------------------------------------
+
+
+class OfferListApi(ListAPIView):
+    """GET: the offers you may see. POST: post one."""
+
+    serializer_class = OfferSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = OfferFilter
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOfferPosting"
+
+        slot = SlotField()
+        energy_wh = WholeNumberField(help_text="Energy in Wh, a JSON integer.")
+        price = WholeNumberField(help_text="Minor units per kWh, a JSON integer.")
+        buyer = AddressField(
+            allow_blank=True,
+            help_text='The address of the one buyer it is for; "" for anyone. Required.',
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOfferPosted"
+
+        offer = PendingOfferSerializer()
+        transaction = serializers.CharField(help_text="The transaction's id (= the offer's).")
+
+    def get_queryset(self) -> QuerySet[Offer]:
+        return selectors.offer_list(user=self.request.user)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_offer_list",
+        summary="Offers you may see",
+        description="Your own (any status) and the open ones made to you or to anyone; by "
+        "slot, then price. Paged; filter by `status`, `slot` (400 `bad_status`, `bad_slot`).",
+        responses={
+            200: OfferSerializer(many=True),
+            400: _error("`bad_status` or `bad_slot`."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_offer_post",
+        summary="Offer energy to one buyer or to anyone",
+        description=PENDING
+        + "\n\nRefusals (400), in the order they are checked:\n"
+        + _codes("malformed", "bad_slot", "bad_energy", "bad_price", "bad_address")
+        + "\n\nthen the validators' (the rehearsal's):\n"
+        + _codes(
+            *SLOT_CHECKS,
+            *QUALIFICATION,
+            "unknown_account",
+            "own_offer",
+            "insufficient_free_balance",
+        )
+        + "\n\n"
+        + SIGNING,
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: _error("A refusal; `code` is one of the codes above."),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        _household(request.user)
+        data = validated(self.InputSerializer, request.data)
+        tx = services.offer_post(user=request.user, **data)
+        offer = {"id": tx.id, "status": "pending", **data}
+        body = self.OutputSerializer({"offer": offer, "transaction": tx.id}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class OfferSentSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "MarketOfferTransaction"
+
+    offer = serializers.CharField()
+    transaction = serializers.CharField(help_text="The transaction's id.")
+
+
+class OfferDetailApi(APIView):
+    """GET: an offer you may see. DELETE: withdraw one of yours."""
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_offer_get",
+        summary="An offer you may see",
+        parameters=[ID],
+        responses={200: OfferSerializer, 401: UNAUTHENTICATED, 404: _error("`not_found`.")},
+    )
+    def get(self, request: Request, id: str) -> Response:
+        _check_id(id)
+        offer = get_object_or_404(selectors.offer_list(user=request.user), id=id)
+        return Response(OfferSerializer(offer).data)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_offer_withdraw",
+        summary="Withdraw the rest of one of your open offers",
+        description=PENDING
+        + "\n\nRefusals: 404 `unknown_offer` (not yours, or not open); 400 `slot_past`, "
+        "`slot_closed`. " + SIGNING,
+        parameters=[ID],
+        request=None,
+        responses={
+            202: OfferSentSerializer,
+            400: _error("`slot_past`, `slot_closed`, or a signing or admission code."),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: _error("`unknown_offer`."),
+        },
+    )
+    def delete(self, request: Request, id: str) -> Response:
+        _household(request.user)
+        _check_id(id, code="unknown_offer")
+        try:
+            tx = services.offer_withdraw(user=request.user, offer_id=id)
+        except TransactionRejected as error:
+            raise _unknown_is_404(error, "unknown_offer") from None
+        body = OfferSentSerializer({"offer": id, "transaction": tx.id}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class OfferAcceptApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketOfferAcceptance"
+
+        energy_wh = WholeNumberField(
+            min_value=1, help_text="How much of the offer to take, Wh (a positive JSON integer)."
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_offer_accept",
+        summary="Take all or part of an offer, at its price",
+        description=PENDING
+        + "\n\nRefusals: 404 `unknown_offer` (no open offer made to you or to anyone); "
+        "400, in the order they are checked:\n"
+        + _codes("malformed", "bad_energy")
+        + "\n\nthen the validators' (the rehearsal's):\n"
+        + _codes(
+            "slot_past",
+            "slot_closed",
+            "own_offer",
+            "not_offered_to_you",
+            "exceeds_offer",
+            *QUALIFICATION,
+            "grid_refused",
+            "insufficient_free_balance",
+        )
+        + "\n\n"
+        + SIGNING,
+        parameters=[ID],
+        request=InputSerializer,
+        responses={
+            202: OfferSentSerializer,
+            400: _error("A refusal; `code` is one of the codes above."),
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: _error("`unknown_offer`."),
+        },
+    )
+    def post(self, request: Request, id: str) -> Response:
+        _household(request.user)
+        _check_id(id, code="unknown_offer")
+        # Only offers this account may see: another buyer's offer is not even known to exist.
+        if not selectors.offer_list(user=request.user).filter(id=id).exists():
+            raise NotFoundError(MESSAGES["unknown_offer"], code="unknown_offer")
+        data = validated(self.InputSerializer, request.data)
+        try:
+            tx = services.offer_accept(user=request.user, offer_id=id, **data)
+        except TransactionRejected as error:
+            raise _unknown_is_404(error, "unknown_offer") from None
+        body = OfferSentSerializer({"offer": id, "transaction": tx.id}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+# --- contracts and money -----------------------------------------------------------------------
+
+
+class ContractListApi(ListAPIView):
+    serializer_class = ContractSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.contract_list(user=self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return super().get_serializer_context() | {
+            "address": selectors.address_of(self.request.user)
+        }
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_contract_list",
+        summary="Your contracts, as seller or buyer, newest first",
+        description="Paged (`?limit=`, `?offset=`). `side` is your side of each.",
+        responses={200: ContractSerializer(many=True), 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class AccountApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketAccountMoney"
+
+        address = serializers.CharField()
+        balance = serializers.IntegerField(help_text="Credits, minor units.")
+        locked = serializers.IntegerField(
+            help_text="Locked as margins: open orders, offers, contracts."
+        )
+        free = serializers.IntegerField(help_text="balance - locked: what you may spend or lock.")
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_account_get",
+        summary="Your balance, locked margins and free balance",
+        responses={
+            200: OutputSerializer,
+            401: UNAUTHENTICATED,
+            404: _error("`not_on_ledger`: your account is not registered on the ledger yet."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        money = selectors.money(user=request.user)
+        if money is None:
+            raise NotFoundError(MESSAGES["not_on_ledger"], code="not_on_ledger")
+        data = {
+            "address": selectors.address_of(request.user),
+            "balance": money.balance,
+            "locked": money.locked,
+            "free": money.free,
+        }
+        return Response(self.OutputSerializer(data).data)

@@ -1,0 +1,720 @@
+"""The market's contract logic: orders, matching, bilateral offers and contracts, on ledger state.
+
+No Django import. Every handler here is a deterministic function of the state and the block
+(``context.timestamp_ms`` is the only time): integers only (energy in Wh, money in minor units,
+prices in minor units per kWh), no floats, no randomness, no I/O. Amounts follow
+``market.pricing`` (one rounding rule: down); options come from genesis (``market.options``).
+``docs/market.md`` is the same reference with examples.
+
+Money
+=====
+
+No market transaction moves credits between accounts: balances (``bal/<address>``) change only
+by the ledger's ``credit.*`` types (and, in a later issue, settlement). Publishing *locks* part of
+the owner's balance as a margin; ``free balance = balance - locked``. A buyer locks the full price
+of its bid plus the network fee (``pricing.buyer_margin``); a seller a security deposit
+(``pricing.seller_deposit``, ``market.deposit_bps`` of the order's value). When orders match,
+the margins move to the contract and stay locked there: the buyer's escrow at the contract price
+(a price better than its bid releases the difference), the seller's deposit as it was locked
+for that energy. Cancelling, withdrawing or the end of trading for a slot releases what an
+unmatched remainder had locked. ``credit.transfer`` and ``credit.redeem`` may spend only the
+free balance (:func:`register_market_types` guards them).
+
+Delivery slots
+==============
+
+A slot is named by its start, ms since 1970-01-01T00:00Z, a multiple of ``market.slot_ms``.
+With ``now`` the block time, a slot is open for trading while
+``now < slot - market.gate_closure_ms`` and ``slot - now <= market.horizon_ms``.
+
+State keys
+==========
+
+=========================================  ====================================================
+``market/locked/<address>``                int, minor units of the balance locked as margins
+                                           (orders, offers, contracts); absent = 0
+``market/order/<id>``                      a resting order, see ``market.book`` (id: the
+                                           transaction that placed it)
+``market/level/<slot>/<side>/<price>``     a price level: queue of orders in time order, its
+``market/level/<slot>/<side>/<price>/<n>`` entries (order ids) numbered in time order
+``market/book/<slot>/<side>/<d>/<prefix>`` the price index of a side's levels (``market.book``)
+``market/open/<slot>/<address>``           ``{"side", "count"}``: the account's resting orders
+                                           in the slot (all on one side)
+``market/offer/<id>``                      a bilateral offer: ``{"id", "owner", "slot", "price",
+                                           "energy_wh", "remaining_wh", "locked", "buyer",
+                                           "height", "seq"}``; ``buyer`` ``""``: anyone
+``market/offers/<slot>``                   the slot's offers in time order, a queue like a
+``market/offers/<slot>/<seq>``             price level's (``market.book``)
+``market/contracts/<slot>``                int, the number of contracts made for the slot
+``market/contract/<slot>-<n>``             contract number n of the slot (0, 1, ...: time
+                                           priority), below
+``market/auction/<slot>``                  call auction result: ``{"price", "volume_wh",
+                                           "contracts", "tx", "height"}``
+``market/defaults/<address>``              default records, written by settlement (later); read
+                                           here: ``{"unsettled": int, ...}``
+``grid/feeder/<address>``                  the household's feeder (``market.grid``)
+``supervision/restricted/<address>``       present: the account may not publish orders or accept
+                                           offers (written by supervision, later)
+``supervision/suspended/market``           present: the market is suspended
+``supervision/suspended/feeder/<feeder>``  present: the feeder is suspended
+=========================================  ====================================================
+
+A contract::
+
+    {"id": "<slot>-<n>", "kind": "order" | "auction" | "offer", "slot", "index": n,
+     "seller", "buyer", "energy_wh", "price", "network_fee", "penalty_bps",
+     "escrow", "deposit", "seller_tx", "buyer_tx", "tx", "height", "timestamp_ms",
+     "grid": {"requested_wh", "constraint"}}            <- only when the grid check tailored it
+
+``price`` and ``network_fee`` are minor units per kWh; ``escrow`` (the buyer's) and ``deposit``
+(the seller's) are minor units locked for the contract; ``seller_tx``/``buyer_tx`` are the ids of
+the parties' signed transactions (orders, offer and acceptance; the transactions are in the
+blocks); ``tx`` the transaction that made the match. Settlement pays ``value(delivered, price) +
+value(delivered, network_fee)`` from the escrow and charges ``penalty_bps`` of the undelivered
+energy's value from the deposit.
+
+Transaction types
+=================
+
+Households send every market type but ``market.slot.clear`` (anyone) and
+``grid.feeder.assign`` (``market.grid``, grid operator). Each payload has exactly the fields
+listed (``bad_payload``); the codes are listed in the order they are checked.
+
+``market.order.place`` ``{"slot": int, "side": "buy"|"sell", "energy_wh": int, "price": int}``
+    A limit order. Refusals: ``bad_side``, ``bad_slot``, ``bad_energy``, ``bad_price`` (wrong
+    types; ``slot`` must be an integer >= 0, ``energy_wh`` and ``price`` integers),
+    ``slot_misaligned``, ``slot_past`` (started already), ``slot_closed`` (gate closed),
+    ``beyond_horizon``, ``energy_out_of_bounds``, ``price_out_of_bounds``, then the
+    qualification audit: ``market_suspended``, ``account_restricted``, ``no_feeder``,
+    ``feeder_suspended``, ``too_many_defaults``, ``opposite_side_open`` (the account has resting
+    orders on the other side of this slot: no self-trades), ``insufficient_free_balance``.
+    Continuous market: the order trades at once with the best resting orders that it crosses,
+    at each resting order's price, in price-time priority; the remainder rests in the book.
+    Call auction: it rests until ``market.slot.clear``.
+``market.order.cancel`` ``{"order": id}``
+    Takes the unmatched remainder out of the book and releases its margin. Refusals:
+    ``unknown_order`` (also: fully matched, cancelled, expired), ``not_owner``, ``slot_past``,
+    ``slot_closed`` (after gate closure the remainder waits for ``market.slot.clear``).
+``market.offer.post`` ``{"slot", "energy_wh", "price", "buyer": address or ""}``
+    A seller's bilateral offer, to one buyer or (``""``) to anyone; locks the seller's deposit.
+    Refusals: as ``market.order.place`` (no side, no ``opposite_side_open``), with
+    ``bad_address``, ``unknown_account``, ``not_household``, ``own_offer`` (the named buyer)
+    before ``insufficient_free_balance``.
+``market.offer.accept`` ``{"offer": id, "energy_wh": int}``
+    A buyer takes all or part of an offer at its price: a contract. Refusals: ``unknown_offer``,
+    ``bad_energy`` (not a positive integer), ``slot_past``, ``slot_closed``, ``own_offer``,
+    ``not_offered_to_you``, ``exceeds_offer``, the buyer's qualification audit
+    (``market_suspended``, ``account_restricted``, ``no_feeder``, ``feeder_suspended``,
+    ``too_many_defaults``), ``feeder_suspended`` (the seller's feeder), ``grid_refused`` (the
+    grid check allows nothing), ``insufficient_free_balance``.
+``market.offer.withdraw`` ``{"offer": id}``
+    Releases the rest of the offer's deposit. Refusals: ``unknown_offer``, ``not_owner``,
+    ``slot_closed``.
+``market.slot.clear`` ``{"slot": int}``
+    Ends trading for a slot whose gate has closed; any account may send it (the grid operator's
+    site does after every gate closure). With ``market.call_auction`` = 1 it first runs the
+    uniform-price auction (``market.auction``) over the book; then every unmatched order and
+    offer of the slot expires and releases its margin. While the market is suspended it runs no
+    auction (it only expires). Refusals: ``bad_slot``, ``slot_misaligned``, ``slot_open`` (gate
+    not closed yet), ``nothing_to_clear`` (no order or offer in the slot, e.g. cleared already).
+    Clearing is never lazy: nothing else runs it.
+
+Matching and the grid check
+===========================
+
+Each match asks ``market.grid.grid_check`` how much energy the grid can carry. When it allows
+less than the match, the contract is made for what it allows and records ``grid``; the incoming
+order then stops matching and its remainder rests. When it allows nothing, the incoming order
+stops and rests. In the call auction a tailored or refused bid is passed over at the clearing
+price, which is not recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any, NamedTuple
+
+from ledger.application import (
+    ANY_ROLE,
+    GRID_OPERATOR,
+    HOUSEHOLD,
+    Context,
+    Handler,
+    Registry,
+    TxFailed,
+    account,
+    balance,
+    payload_fields,
+    registered_address,
+)
+from ledger.crypto import Transaction
+from ledger.state import State
+from market import auction, book, grid
+from market.book import BUY, SELL
+from market.options import Options, market_options
+from market.pricing import buyer_margin, seller_deposit
+
+MARKET_SUSPENDED_KEY = "supervision/suspended/market"
+OFFER_PREFIX = "market/offer/"
+
+
+def locked_key(address: str) -> str:
+    return f"market/locked/{address}"
+
+
+def open_key(slot: int, address: str) -> str:
+    return f"market/open/{slot}/{address}"
+
+
+def offers_key(slot: int) -> str:
+    return f"market/offers/{slot}"
+
+
+def contract_key(contract_id: str) -> str:
+    return f"market/contract/{contract_id}"
+
+
+def contracts_key(slot: int) -> str:
+    return f"market/contracts/{slot}"
+
+
+def auction_key(slot: int) -> str:
+    return f"market/auction/{slot}"
+
+
+# --- balances and margins ----------------------------------------------------------------------
+
+
+def locked(state: State, address: str) -> int:
+    value: int = state.get(locked_key(address), 0)
+    return value
+
+
+def free_balance(state: State, address: str) -> int:
+    return balance(state, address) - locked(state, address)
+
+
+def _add_locked(state: State, address: str, delta: int) -> None:
+    if delta:
+        total = locked(state, address) + delta
+        if total:
+            state.set(locked_key(address), total)
+        else:
+            state.delete(locked_key(address))
+
+
+def _check_free(state: State, address: str, amount: int) -> None:
+    if free_balance(state, address) < amount:
+        raise TxFailed("insufficient_free_balance", "the free balance does not cover the margin")
+
+
+def _lock(state: State, address: str, amount: int) -> None:
+    _check_free(state, address, amount)
+    _add_locked(state, address, amount)
+
+
+def _margin(side: str, energy_wh: int, price: int, options: Options) -> int:
+    """What an order (or offer: ``sell``) of ``energy_wh`` at ``price`` locks."""
+    if side == BUY:
+        return buyer_margin(energy_wh, price, options.network_fee)
+    return seller_deposit(energy_wh, price, options.deposit_bps)
+
+
+# --- payload fields, slots and the qualification audit -----------------------------------------
+
+
+def _integer(value: Any, code: str) -> int:
+    if type(value) is not int:  # a bool is not an integer here
+        raise TxFailed(code)
+    return value
+
+
+def _check_trading(slot: int, now: int, options: Options) -> None:
+    """Trading for the slot has not closed (at block time ``now``)."""
+    if now >= slot:
+        raise TxFailed("slot_past", "the slot has started")
+    if now >= slot - options.gate_closure_ms:
+        raise TxFailed("slot_closed", "trading for the slot has closed")
+
+
+def _check_slot_open(slot: int, now: int, options: Options) -> None:
+    """``slot`` names a slot that is open for new orders and offers."""
+    if slot % options.slot_ms:
+        raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
+    _check_trading(slot, now, options)
+    if slot - now > options.horizon_ms:
+        raise TxFailed("beyond_horizon", "the slot is too far ahead")
+
+
+def _check_bounds(energy_wh: int, price: int, options: Options) -> None:
+    if not options.energy_min_wh <= energy_wh <= options.energy_max_wh:
+        raise TxFailed("energy_out_of_bounds")
+    if not options.price_min <= price <= options.price_max:
+        raise TxFailed("price_out_of_bounds")
+
+
+def _qualify(state: State, address: str, options: Options) -> None:
+    """The qualification audit of an account about to trade."""
+    if state.get(MARKET_SUSPENDED_KEY) is not None:
+        raise TxFailed("market_suspended")
+    if state.get(f"supervision/restricted/{address}") is not None:
+        raise TxFailed("account_restricted")
+    feeder = grid.feeder_of(state, address)
+    if feeder is None:
+        raise TxFailed("no_feeder", "the grid operator has not assigned the account a feeder")
+    _check_feeder(state, feeder)
+    defaults = state.get(f"market/defaults/{address}")
+    if defaults is not None and defaults.get("unsettled", 0) > options.max_unsettled_defaults:
+        raise TxFailed("too_many_defaults")
+
+
+def _check_feeder(state: State, feeder: str) -> None:
+    if state.get(f"supervision/suspended/feeder/{feeder}") is not None:
+        raise TxFailed("feeder_suspended")
+
+
+def _order_terms(
+    state: State, tx: Transaction, context: Context, slot: Any, energy_wh: Any, price: Any
+) -> tuple[int, int, int, Options]:
+    """Checks shared by orders and offers, up to and including the qualification audit."""
+    slot = _integer(slot, "bad_slot")
+    if slot < 0:
+        raise TxFailed("bad_slot")
+    energy_wh = _integer(energy_wh, "bad_energy")
+    price = _integer(price, "bad_price")
+    options = market_options(state)
+    _check_slot_open(slot, context.timestamp_ms, options)
+    _check_bounds(energy_wh, price, options)
+    _qualify(state, tx.sender, options)
+    return slot, energy_wh, price, options
+
+
+# --- contracts ---------------------------------------------------------------------------------
+
+
+class Trade(NamedTuple):
+    buy: dict[str, Any]
+    sell: dict[str, Any]
+    released: int  # of the buyer's margin: the price improvement
+
+
+def _trade(
+    state: State,
+    context: Context,
+    options: Options,
+    *,
+    kind: str,
+    buy: dict[str, Any],
+    sell: dict[str, Any],
+    energy_wh: int,
+    price: int,
+    allowance: grid.GridAllowance,
+    asked_wh: int,
+) -> Trade:
+    """Make the contract for ``energy_wh`` between a buy and a sell (orders, or an offer and its
+    acceptance) at ``price``; return both with their remainders and margins after it, and what
+    the buyer's margin released (the caller subtracts it from the buyer's locked amount).
+
+    The buyer's margin for the energy (locked at its own price) becomes the escrow at
+    ``price``, and the difference is released; the seller's deposit for the energy moves as it
+    is. Rounding down makes both differences >= 0 (``market.pricing``).
+    """
+    buy_after = buy["remaining_wh"] - energy_wh
+    sell_after = sell["remaining_wh"] - energy_wh
+    buy_locked = _margin(BUY, buy_after, buy["price"], options)
+    sell_locked = _margin(SELL, sell_after, sell["price"], options)
+    escrow = buyer_margin(energy_wh, price, options.network_fee)
+    deposit = sell["locked"] - sell_locked
+    slot = sell["slot"]
+    index: int = state.get(contracts_key(slot), 0)
+    contract: dict[str, Any] = {
+        "id": f"{slot}-{index}",
+        "kind": kind,
+        "slot": slot,
+        "index": index,
+        "seller": sell["owner"],
+        "buyer": buy["owner"],
+        "energy_wh": energy_wh,
+        "price": price,
+        "network_fee": options.network_fee,
+        "penalty_bps": options.penalty_bps,
+        "escrow": escrow,
+        "deposit": deposit,
+        "seller_tx": sell["id"],
+        "buyer_tx": buy["id"],
+        "tx": context.tx_id,
+        "height": context.height,
+        "timestamp_ms": context.timestamp_ms,
+    }
+    if energy_wh < asked_wh:
+        contract["grid"] = {"requested_wh": asked_wh, "constraint": allowance.constraint}
+    state.set(contracts_key(slot), index + 1)
+    state.set(contract_key(contract["id"]), contract)
+    return Trade(
+        buy=buy | {"remaining_wh": buy_after, "locked": buy_locked},
+        sell=sell | {"remaining_wh": sell_after, "locked": sell_locked},
+        released=buy["locked"] - buy_locked - escrow,
+    )
+
+
+def _allowed(
+    state: State, *, seller: str, buyer: str, slot: int, energy_wh: int
+) -> grid.GridAllowance:
+    allowance = grid.grid_check(state, seller=seller, buyer=buyer, slot=slot, energy_wh=energy_wh)
+    if 0 <= allowance.energy_wh <= energy_wh:
+        return allowance
+    return allowance._replace(energy_wh=max(0, min(energy_wh, allowance.energy_wh)))
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+
+def _open_add(state: State, slot: int, address: str, side: str) -> None:
+    key = open_key(slot, address)
+    current = state.get(key)
+    state.set(key, {"side": side, "count": current["count"] + 1 if current else 1})
+
+
+def _open_remove(state: State, slot: int, address: str) -> None:
+    key = open_key(slot, address)
+    current = state.get(key)
+    if current["count"] == 1:
+        state.delete(key)
+    else:
+        state.set(key, current | {"count": current["count"] - 1})
+
+
+def order_place(state: State, tx: Transaction, context: Context) -> None:
+    """``market.order.place``: publish a limit order; in a continuous market, match it.
+
+    Precondition (checked by the registry): the sender is a household.
+    """
+    slot, side, energy_wh, price = payload_fields(tx, "slot", "side", "energy_wh", "price")
+    if side not in (BUY, SELL):
+        raise TxFailed("bad_side")
+    slot, energy_wh, price, options = _order_terms(state, tx, context, slot, energy_wh, price)
+    resting = state.get(open_key(slot, tx.sender))
+    if resting is not None and resting["side"] != side:
+        raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
+    margin = _margin(side, energy_wh, price, options)
+    _check_free(state, tx.sender, margin)
+    order = {
+        "id": context.tx_id,
+        "owner": tx.sender,
+        "slot": slot,
+        "side": side,
+        "price": price,
+        "energy_wh": energy_wh,
+        "remaining_wh": energy_wh,
+        "locked": margin,
+        "height": context.height,
+    }
+    released = 0
+    if not options.call_auction:
+        order, released = _match(state, context, options, order)
+    if order["remaining_wh"]:
+        book.add(state, order)
+        _open_add(state, slot, tx.sender, side)
+    _add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
+
+
+def _match(
+    state: State, context: Context, options: Options, order: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """Trade an incoming order against the book while it crosses; return what is left of it,
+    and how much of its margin the trades released (if it is a bid)."""
+    slot, side = order["slot"], order["side"]
+    resting_side = book.opposite(side)
+    released = 0
+    best = book.best_price(state, slot, resting_side)
+    while order["remaining_wh"] and best is not None and book.crosses(side, order["price"], best):
+        resting = book.head(state, slot, resting_side, best)
+        buy, sell = (order, resting) if side == BUY else (resting, order)
+        asked = min(order["remaining_wh"], resting["remaining_wh"])
+        allowance = _allowed(
+            state, seller=sell["owner"], buyer=buy["owner"], slot=slot, energy_wh=asked
+        )
+        if allowance.energy_wh == 0:
+            break
+        trade = _trade(
+            state,
+            context,
+            options,
+            kind="order",
+            buy=buy,
+            sell=sell,
+            energy_wh=allowance.energy_wh,
+            price=best,
+            allowance=allowance,
+            asked_wh=asked,
+        )
+        if side == BUY:
+            order, resting_after = trade.buy, trade.sell
+            released += trade.released
+        else:
+            order, resting_after = trade.sell, trade.buy
+            _add_locked(state, resting["owner"], -trade.released)
+        if resting_after["remaining_wh"]:
+            book.update(state, resting_after)
+        else:
+            if book.remove(state, resting):  # the level is gone: the next best price
+                best = book.best_price(state, slot, resting_side)
+            _open_remove(state, slot, resting["owner"])
+        if allowance.energy_wh < asked:
+            break  # the grid's constraint binds: the rest of the order waits in the book
+    return order, released
+
+
+def order_cancel(state: State, tx: Transaction, context: Context) -> None:
+    """``market.order.cancel``: withdraw an order's unmatched remainder, release its margin.
+
+    Precondition (checked by the registry): the sender is a household.
+    """
+    (order_id,) = payload_fields(tx, "order")
+    order = state.get(book.order_key(order_id)) if isinstance(order_id, str) else None
+    if order is None:
+        raise TxFailed("unknown_order")
+    if order["owner"] != tx.sender:
+        raise TxFailed("not_owner")
+    _check_trading(order["slot"], context.timestamp_ms, market_options(state))
+    book.remove(state, order)
+    _open_remove(state, order["slot"], tx.sender)
+    _add_locked(state, tx.sender, -order["locked"])
+
+
+# --- bilateral offers --------------------------------------------------------------------------
+
+
+def offer_post(state: State, tx: Transaction, context: Context) -> None:
+    """``market.offer.post``: a seller offers energy to a named buyer or to anyone.
+
+    Precondition (checked by the registry): the sender is a household.
+    """
+    slot, energy_wh, price, buyer = payload_fields(tx, "slot", "energy_wh", "price", "buyer")
+    slot, energy_wh, price, options = _order_terms(state, tx, context, slot, energy_wh, price)
+    if buyer != "":
+        buyer = registered_address(state, buyer)
+        named = account(state, buyer)
+        if named is None or named["role"] != HOUSEHOLD:
+            raise TxFailed("not_household")
+        if buyer == tx.sender:
+            raise TxFailed("own_offer")
+    deposit = _margin(SELL, energy_wh, price, options)
+    _lock(state, tx.sender, deposit)
+    offer = {
+        "id": context.tx_id,
+        "owner": tx.sender,
+        "slot": slot,
+        "price": price,
+        "energy_wh": energy_wh,
+        "remaining_wh": energy_wh,
+        "locked": deposit,
+        "buyer": buyer,
+        "height": context.height,
+    }
+    book.queue_push(state, offers_key(slot), OFFER_PREFIX, offer)
+
+
+def _offer(state: State, offer_id: Any) -> dict[str, Any]:
+    offer = state.get(OFFER_PREFIX + offer_id) if isinstance(offer_id, str) else None
+    if offer is None:
+        raise TxFailed("unknown_offer")
+    result: dict[str, Any] = offer
+    return result
+
+
+def offer_accept(state: State, tx: Transaction, context: Context) -> None:
+    """``market.offer.accept``: a buyer takes all or part of an offer; a contract at its price.
+
+    Precondition (checked by the registry): the sender is a household.
+    """
+    offer_id, energy_wh = payload_fields(tx, "offer", "energy_wh")
+    offer = _offer(state, offer_id)
+    energy_wh = _integer(energy_wh, "bad_energy")
+    if energy_wh <= 0:
+        raise TxFailed("bad_energy")
+    options = market_options(state)
+    slot, seller = offer["slot"], offer["owner"]
+    _check_trading(slot, context.timestamp_ms, options)
+    if seller == tx.sender:
+        raise TxFailed("own_offer")
+    if offer["buyer"] not in ("", tx.sender):
+        raise TxFailed("not_offered_to_you")
+    if energy_wh > offer["remaining_wh"]:
+        raise TxFailed("exceeds_offer")
+    _qualify(state, tx.sender, options)
+    seller_feeder = grid.feeder_of(state, seller)
+    if seller_feeder is not None:
+        _check_feeder(state, seller_feeder)
+    allowance = _allowed(state, seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
+    if allowance.energy_wh == 0:
+        raise TxFailed("grid_refused", allowance.constraint)
+    escrow = buyer_margin(allowance.energy_wh, offer["price"], options.network_fee)
+    _lock(state, tx.sender, escrow)
+    acceptance = {
+        "id": context.tx_id,
+        "owner": tx.sender,
+        "price": offer["price"],
+        "remaining_wh": allowance.energy_wh,
+        "locked": escrow,
+    }
+    offer_after = _trade(
+        state,
+        context,
+        options,
+        kind="offer",
+        buy=acceptance,
+        sell=offer,
+        energy_wh=allowance.energy_wh,
+        price=offer["price"],
+        allowance=allowance,
+        asked_wh=energy_wh,
+    ).sell
+    if offer_after["remaining_wh"]:
+        state.set(OFFER_PREFIX + offer["id"], offer_after)
+    else:
+        book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
+
+
+def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
+    """``market.offer.withdraw``: the seller takes back the rest of an offer and its deposit.
+
+    Precondition (checked by the registry): the sender is a household.
+    """
+    (offer_id,) = payload_fields(tx, "offer")
+    offer = _offer(state, offer_id)
+    if offer["owner"] != tx.sender:
+        raise TxFailed("not_owner")
+    _check_trading(offer["slot"], context.timestamp_ms, market_options(state))
+    book.queue_unlink(state, offers_key(offer["slot"]), OFFER_PREFIX, offer)
+    _add_locked(state, tx.sender, -offer["locked"])
+
+
+# --- the end of trading for a slot -------------------------------------------------------------
+
+
+def slot_clear(state: State, tx: Transaction, context: Context) -> None:
+    """``market.slot.clear``: after gate closure, run the call auction (if the market has one)
+    and expire every unmatched order and offer of the slot, releasing their margins.
+
+    Any account may send it. O(orders + offers of the slot), once per slot.
+    """
+    (slot,) = payload_fields(tx, "slot")
+    slot = _integer(slot, "bad_slot")
+    if slot < 0:
+        raise TxFailed("bad_slot")
+    options = market_options(state)
+    if slot % options.slot_ms:
+        raise TxFailed("slot_misaligned")
+    if context.timestamp_ms < slot - options.gate_closure_ms:
+        raise TxFailed("slot_open", "trading for the slot has not closed yet")
+    if (
+        book.best_price(state, slot, BUY) is None
+        and book.best_price(state, slot, SELL) is None
+        and state.get(offers_key(slot)) is None
+    ):
+        raise TxFailed("nothing_to_clear")
+    bids = book.take_all(state, slot, BUY)
+    asks = book.take_all(state, slot, SELL)
+    if options.call_auction and state.get(MARKET_SUSPENDED_KEY) is None:
+        _call_auction(state, context, options, slot, bids, asks)
+    for order in itertools.chain(bids, asks):
+        _add_locked(state, order["owner"], -order["locked"])
+        state.delete(open_key(slot, order["owner"]))
+    for offer in book.queue_delete(state, offers_key(slot), OFFER_PREFIX):
+        _add_locked(state, offer["owner"], -offer["locked"])
+
+
+def _call_auction(
+    state: State,
+    context: Context,
+    options: Options,
+    slot: int,
+    bids: list[dict[str, Any]],
+    asks: list[dict[str, Any]],
+) -> None:
+    """Match ``bids`` and ``asks`` (taken out of the book, best first) at one clearing price;
+    the orders in the lists are replaced by what is left of them."""
+
+    def levels(orders: list[dict[str, Any]]) -> list[tuple[int, int]]:
+        grouped = itertools.groupby(orders, key=lambda order: order["price"])
+        return [(price, sum(o["remaining_wh"] for o in group)) for price, group in grouped]
+
+    clearing = auction.clearing_price(levels(bids), levels(asks))
+    contracts = volume = 0
+    if clearing is not None:
+        i = j = 0
+        while i < len(bids) and j < len(asks):
+            bid, ask = bids[i], asks[j]
+            if bid["price"] < clearing.price or ask["price"] > clearing.price:
+                break
+            asked = min(bid["remaining_wh"], ask["remaining_wh"])
+            allowance = _allowed(
+                state, seller=ask["owner"], buyer=bid["owner"], slot=slot, energy_wh=asked
+            )
+            if allowance.energy_wh:
+                trade = _trade(
+                    state,
+                    context,
+                    options,
+                    kind="auction",
+                    buy=bid,
+                    sell=ask,
+                    energy_wh=allowance.energy_wh,
+                    price=clearing.price,
+                    allowance=allowance,
+                    asked_wh=asked,
+                )
+                bids[i], asks[j] = trade.buy, trade.sell
+                _add_locked(state, bid["owner"], -trade.released)
+                contracts += 1
+                volume += allowance.energy_wh
+            if bids[i]["remaining_wh"] == 0 or allowance.energy_wh < asked:
+                i += 1  # filled, or the grid binds for this buyer: the next bid
+            if asks[j]["remaining_wh"] == 0:
+                j += 1
+    state.set(
+        auction_key(slot),
+        {
+            "price": clearing.price if clearing else 0,
+            "volume_wh": volume,
+            "contracts": contracts,
+            "tx": context.tx_id,
+            "height": context.height,
+        },
+    )
+
+
+# --- registration ------------------------------------------------------------------------------
+
+
+def _spending_free_balance_only(handler: Handler) -> Handler:
+    """Wrap a ledger handler that spends the sender's balance so that it may not spend what is
+    locked as margins: after it, the balance must still cover the locked amount."""
+
+    def guarded(state: State, tx: Transaction, context: Context) -> None:
+        handler(state, tx, context)
+        if balance(state, tx.sender) < locked(state, tx.sender):
+            raise TxFailed("insufficient_free_balance", "that money is locked as margins")
+
+    guarded.__doc__ = handler.__doc__
+    return guarded
+
+
+def register_market_types(registry: Registry) -> Registry:
+    """Add the market's and the grid's transaction types to ``registry`` (which already holds
+    the ledger's), and make ``credit.transfer`` and ``credit.redeem`` spend free balance only."""
+    for name in ("credit.transfer", "credit.redeem"):
+        tx_type = registry.types[name]
+        registry.types[name] = dataclasses.replace(
+            tx_type, handler=_spending_free_balance_only(tx_type.handler)
+        )
+    registry.register("grid.feeder.assign", senders={GRID_OPERATOR}, handler=grid.feeder_assign)
+    registry.register("market.order.place", senders={HOUSEHOLD}, handler=order_place)
+    registry.register("market.order.cancel", senders={HOUSEHOLD}, handler=order_cancel)
+    registry.register("market.offer.post", senders={HOUSEHOLD}, handler=offer_post)
+    registry.register("market.offer.accept", senders={HOUSEHOLD}, handler=offer_accept)
+    registry.register("market.offer.withdraw", senders={HOUSEHOLD}, handler=offer_withdraw)
+    registry.register("market.slot.clear", senders={ANY_ROLE}, handler=slot_clear)
+    return registry

@@ -1,0 +1,260 @@
+"""The market's forms: what people type, turned into the integers the ledger signs.
+
+Energy is typed in kWh or Wh and becomes integer Wh; a price is typed in cents or currency per
+kWh and becomes integer minor units per kWh. The conversion is exact: the decimal text is split
+into its digits (no float, and no ``Decimal`` context whose precision could round a long
+fraction), and anything finer than a Wh or a cent is refused rather than rounded. The bounds are
+the market's options (genesis), so a number the validators would refuse is refused here first,
+with the limits in words. Everything else (the slot still open, the free balance, ...) is the
+contract's to say, through the services' refusal codes (:data:`FIELD_OF_CODE` puts them next to
+the field they are about).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.utils import dateformat, timezone
+
+from gridplatform.identity import IdentityError, validate_address
+from gridplatform.money import text_from_minor
+from ledger.projection import datetime_of_ms, ms_of_datetime
+from market.models import Side
+from market.options import Options
+from market.pricing import WH_PER_KWH
+from market.selectors import Slot
+
+KWH, WH = "kWh", "Wh"
+CENTS, MAJOR = "cents", "major"
+# Decimals that still give a whole Wh (1 kWh = 1000 Wh) or a whole cent (1 major = 100 minor).
+_PLACES = {KWH: 3, WH: 0, CENTS: 0, MAJOR: 2}
+_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+_MAX_LENGTH = 40  # far beyond any bound; keeps int() of typed text small
+
+# The services' refusal codes that are about one field, to show the message next to it.
+FIELD_OF_CODE = {
+    "bad_slot": "slot",
+    "slot_misaligned": "slot",
+    "slot_past": "slot",
+    "slot_closed": "slot",
+    "beyond_horizon": "slot",
+    "bad_side": "side",
+    "opposite_side_open": "side",
+    "bad_energy": "energy",
+    "energy_out_of_bounds": "energy",
+    "exceeds_offer": "energy",
+    "bad_price": "price",
+    "price_out_of_bounds": "price",
+    "bad_address": "buyer",
+    "unknown_account": "buyer",
+    "own_offer": "buyer",
+}
+
+
+class NotANumber(ValueError):
+    """Not a plain decimal number (digits and at most one point)."""
+
+
+class Inexact(ValueError):
+    """A number with more decimals than the unit allows: it would have to be rounded."""
+
+
+def scaled(text: str, places: int) -> int:
+    """``"1.5"``, 3 -> 1500: a non-negative decimal text times ``10**places``, exactly.
+
+    Raises NotANumber or Inexact (``"1.0005"``, 3): never rounds. Trailing zeros are fine.
+    """
+    text = text.strip()
+    match = _NUMBER.fullmatch(text)
+    if match is None or len(text) > _MAX_LENGTH or not any(c.isdigit() for c in text):
+        raise NotANumber(text)
+    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(fraction) > places:
+        raise Inexact(text)
+    scale: int = 10**places
+    return int(whole or "0") * scale + int(fraction.ljust(places, "0") or "0")
+
+
+def energy_text(energy_wh: int) -> str:
+    """1500 -> ``"1.5 kWh"``, 2000 -> ``"2 kWh"``, 1 -> ``"0.001 kWh"`` (exact)."""
+    kwh, wh = divmod(energy_wh, WH_PER_KWH)
+    fraction = f"{wh:03d}".rstrip("0")
+    return f"{kwh:,}{'.' + fraction if fraction else ''} kWh"
+
+
+def price_text(price: int) -> str:
+    """25 (minor units per kWh) -> ``"€0.25/kWh"``."""
+    return f"{text_from_minor(price)}/kWh"
+
+
+def slot_label(start: datetime) -> str:
+    """A slot's start as people read it, in the site's time zone."""
+    text: str = dateformat.format(timezone.localtime(start), "D j M, H:i T")
+    return text
+
+
+class _MarketForm(forms.Form):
+    """Energy (and, in subclasses, a price and a slot) with the market's bounds."""
+
+    energy = forms.CharField(
+        label="Energy",
+        max_length=_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter the energy."},
+    )
+    energy_unit = forms.ChoiceField(
+        label="Energy unit", choices=[(KWH, "kWh"), (WH, "Wh")], initial=KWH
+    )
+
+    def __init__(self, *args: Any, options: Options, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = options
+
+    def _energy_wh(self, cleaned: dict[str, Any]) -> None:
+        text, unit = cleaned.get("energy"), cleaned.get("energy_unit")
+        if text is None or unit is None:
+            return
+        try:
+            energy_wh = scaled(text, _PLACES[unit])
+        except NotANumber:
+            self.add_error("energy", "Enter the energy as a number, such as 1.5 (kWh) or 800 (Wh).")
+            return
+        except Inexact:
+            message = (
+                "Energy is traded in whole Wh: at most three decimals in kWh."
+                if unit == KWH
+                else "Energy in Wh must be a whole number."
+            )
+            self.add_error("energy", message)
+            return
+        low, high = self.options.energy_min_wh, self.options.energy_max_wh
+        if not low <= energy_wh <= high:
+            self.add_error(
+                "energy",
+                f"The energy must be from {energy_text(low)} to {energy_text(high)}.",
+            )
+            return
+        cleaned["energy_wh"] = energy_wh
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self._energy_wh(cleaned)
+        return cleaned
+
+
+class _PricedForm(_MarketForm):
+    """A slot, energy and a price: an order or an offer."""
+
+    slot = forms.TypedChoiceField(
+        label="Delivery slot",
+        coerce=int,
+        error_messages={
+            "required": "Choose a delivery slot.",
+            "invalid_choice": "That slot is not open for trading now; choose one from the list.",
+        },
+    )
+    price = forms.CharField(
+        label="Price",
+        max_length=_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter the price per kWh."},
+    )
+    price_unit = forms.ChoiceField(label="Price unit", initial=CENTS)
+
+    field_order = ["slot", "side", "energy", "energy_unit", "price", "price_unit", "buyer"]
+
+    def __init__(self, *args: Any, options: Options, slots: list[Slot], **kwargs: Any) -> None:
+        super().__init__(*args, options=options, **kwargs)
+        self.fields["slot"].choices = [
+            (str(ms_of_datetime(slot.start)), slot_label(slot.start)) for slot in slots
+        ]
+        self.fields["price_unit"].choices = [
+            (CENTS, "cents per kWh"),
+            (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),
+        ]
+
+    def _price(self, cleaned: dict[str, Any]) -> None:
+        text, unit = cleaned.get("price"), cleaned.get("price_unit")
+        if text is None or unit is None:
+            return
+        try:
+            price = scaled(text, _PLACES[unit])
+        except NotANumber:
+            example = "25 (cents)" if unit == CENTS else f"0.25 ({settings.CURRENCY_SYMBOL})"
+            self.add_error("price", f"Enter the price per kWh as a number, such as {example}.")
+            return
+        except Inexact:
+            message = (
+                "Prices are whole cents per kWh: no decimals in cents."
+                if unit == CENTS
+                else "Prices are whole cents per kWh: at most two decimals."
+            )
+            self.add_error("price", message)
+            return
+        low, high = self.options.price_min, self.options.price_max
+        if not low <= price <= high:
+            self.add_error(
+                "price", f"The price must be from {price_text(low)} to {price_text(high)}."
+            )
+            return
+        cleaned["price_minor"] = price
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._price(cleaned)
+        if isinstance(cleaned.get("slot"), int):
+            cleaned["slot_start"] = datetime_of_ms(cleaned["slot"])
+        return cleaned
+
+
+class OrderForm(_PricedForm):
+    """A limit order: buy or sell energy in a slot at a price per kWh or better."""
+
+    side = forms.ChoiceField(
+        label="Buy or sell",
+        choices=Side.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose buy or sell.", "invalid_choice": "Choose buy or sell."},
+    )
+
+
+class OfferForm(_PricedForm):
+    """A bilateral offer to sell, to one named buyer or to anyone."""
+
+    buyer = forms.CharField(
+        label="Buyer's address",
+        required=False,
+        max_length=60,
+        help_text="Leave empty to offer to anyone.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_buyer(self) -> str:
+        buyer: str = self.cleaned_data["buyer"].strip().lower()
+        if buyer:
+            try:
+                validate_address(buyer)
+            except IdentityError:
+                raise forms.ValidationError(
+                    "That is not an account address (50 hexadecimal characters, starting 01)."
+                ) from None
+        return buyer
+
+
+class AcceptForm(_MarketForm):
+    """How much of an offer to take: all of what it has left, or part of it."""
+
+    def __init__(self, *args: Any, remaining_wh: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.remaining_wh = remaining_wh
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("energy_wh", 0) > self.remaining_wh:
+            self.add_error("energy", f"The offer has {energy_text(self.remaining_wh)} left.")
+            del cleaned["energy_wh"]
+        return cleaned

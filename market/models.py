@@ -1,0 +1,120 @@
+"""The market's read models: projections of committed blocks (``market.projection``).
+
+Nothing here is the truth: the ledger's state is. Every row is written by the projection from
+committed blocks and can be rebuilt from a validator's store (``manage.py rebuild_read_models``).
+Money in integer minor units, prices in minor units per kWh, energy in Wh; times are block times.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class OfferStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    TAKEN = "taken", "Taken"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+
+
+class Order(models.Model):
+    """A limit order, from the block that placed it to the one that closed it."""
+
+    id = models.CharField(max_length=64, primary_key=True, help_text="The placing transaction.")
+    owner = models.CharField(max_length=50, db_index=True)
+    slot = models.DateTimeField(db_index=True, help_text="Start of the delivery slot (UTC).")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    price = models.BigIntegerField(help_text="Minor units per kWh.")
+    energy_wh = models.BigIntegerField()
+    remaining_wh = models.BigIntegerField()
+    locked = models.BigIntegerField(default=0, help_text="Margin still locked, minor units.")
+    status = models.CharField(max_length=9, choices=OrderStatus.choices, db_index=True)
+    height = models.BigIntegerField(help_text="The block that placed it.")
+    placed_at = models.DateTimeField()
+    closed_height = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-height", "id"]
+        indexes = [models.Index(fields=["slot", "side", "status", "price"])]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.energy_wh} Wh at {self.price}/kWh for {self.slot:%Y-%m-%d %H:%M}"
+
+    @property
+    def filled_wh(self) -> int:
+        return self.energy_wh - self.remaining_wh
+
+
+class Offer(models.Model):
+    """A seller's bilateral offer, to one buyer or (``buyer`` empty) to anyone."""
+
+    id = models.CharField(max_length=64, primary_key=True, help_text="The posting transaction.")
+    owner = models.CharField(max_length=50, db_index=True)
+    buyer = models.CharField(max_length=50, blank=True, db_index=True)
+    slot = models.DateTimeField(db_index=True)
+    price = models.BigIntegerField()
+    energy_wh = models.BigIntegerField()
+    remaining_wh = models.BigIntegerField()
+    locked = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=9, choices=OfferStatus.choices, db_index=True)
+    height = models.BigIntegerField()
+    posted_at = models.DateTimeField()
+    closed_height = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slot", "price", "height", "id"]
+
+    def __str__(self) -> str:
+        return f"offer of {self.energy_wh} Wh at {self.price}/kWh for {self.slot:%Y-%m-%d %H:%M}"
+
+
+class Contract(models.Model):
+    """A match: energy for a slot at a price, between a seller and a buyer."""
+
+    id = models.CharField(max_length=40, primary_key=True, help_text="<slot ms>-<n>")
+    kind = models.CharField(max_length=8)  # order, auction, offer
+    slot = models.DateTimeField(db_index=True)
+    index = models.PositiveIntegerField(help_text="Time priority within the slot.")
+    seller = models.CharField(max_length=50, db_index=True)
+    buyer = models.CharField(max_length=50, db_index=True)
+    energy_wh = models.BigIntegerField()
+    price = models.BigIntegerField()
+    network_fee = models.BigIntegerField(help_text="Minor units per kWh.")
+    penalty_bps = models.BigIntegerField()
+    escrow = models.BigIntegerField()
+    deposit = models.BigIntegerField()
+    seller_tx = models.CharField(max_length=64)
+    buyer_tx = models.CharField(max_length=64)
+    tx = models.CharField(max_length=64, help_text="The transaction that made the match.")
+    height = models.BigIntegerField()
+    made_at = models.DateTimeField()
+    grid = models.JSONField(null=True, blank=True, help_text="Set when the grid check tailored it.")
+
+    class Meta:
+        ordering = ["-height", "slot", "index"]
+
+    def __str__(self) -> str:
+        return f"contract {self.id}: {self.energy_wh} Wh at {self.price}/kWh"
+
+
+class MarketAccount(models.Model):
+    """An account's margins: what of its balance is locked (orders, offers, contracts)."""
+
+    address = models.CharField(max_length=50, primary_key=True)
+    locked = models.BigIntegerField(default=0)
+    feeder = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.locked} locked"

@@ -1,0 +1,108 @@
+"""The market's options: integers fixed in the genesis document, with defaults.
+
+No Django import. A network sets them in its genesis ``options`` (``ledger/genesis`` state key,
+``{"options": {name: int}}``); a name that genesis does not set takes its default below. They
+never change after genesis, so every validator reads the same values at every height.
+
+====================================  ==============  =============================================
+option                                default         meaning
+====================================  ==============  =============================================
+``market.slot_ms``                    900 000         delivery slot length (15 min); slots start at
+                                                      multiples of it since 1970-01-01T00:00Z
+``market.horizon_ms``                 86 400 000      how far ahead a slot may be traded (a day):
+                                                      its start at most this long after block time
+``market.gate_closure_ms``            300 000         trading for a slot closes this long before
+                                                      the slot starts (5 min)
+``market.call_auction``               0               0: continuous double auction; 1: uniform-price
+                                                      call auction at gate closure
+``market.energy_min_wh``              1               smallest order or offer, Wh
+``market.energy_max_wh``              1 000 000       largest order or offer, Wh (1 MWh)
+``market.price_min``                  1               lowest price, minor units per kWh
+``market.price_max``                  100 000         highest price, minor units per kWh (capped at
+                                                      :data:`PRICE_LIMIT`)
+``market.deposit_bps``                2 000           seller's security deposit, basis points of
+                                                      the order's value (20 %)
+``market.network_fee``                0               network fee, minor units per kWh, paid by the
+                                                      buyer on top of the price
+``market.penalty_bps``                2 000           penalty for undelivered energy, basis points
+                                                      of its value (recorded in each contract)
+``market.max_unsettled_defaults``     0               an account with more unsettled defaults than
+                                                      this may not publish orders or accept offers
+====================================  ==============  =============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ledger.state import State
+
+# The order book's price index has 5 levels of 32-way nodes (see market.book), so prices are
+# below 2**25. With ENERGY_LIMIT_WH, every value stays far below 2**53 (canonical JSON's limit).
+PRICE_LIMIT = 2**25 - 1
+ENERGY_LIMIT_WH = 10**9
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class Options:
+    slot_ms: int = 900_000
+    horizon_ms: int = 86_400_000
+    gate_closure_ms: int = 300_000
+    call_auction: int = 0
+    energy_min_wh: int = 1
+    energy_max_wh: int = 1_000_000
+    price_min: int = 1
+    price_max: int = 100_000
+    deposit_bps: int = 2_000
+    network_fee: int = 0
+    penalty_bps: int = 2_000
+    max_unsettled_defaults: int = 0
+
+    @classmethod
+    def from_genesis(cls, genesis_options: dict[str, Any]) -> Options:
+        """The options named ``market.<field>`` in genesis, the defaults for the others.
+
+        Values outside what the market can work with are clamped, not refused: genesis is
+        already signed by every validator, and a clamped value is still the same on all of them.
+        """
+        given = {
+            f.name: genesis_options[f"market.{f.name}"]
+            for f in fields(cls)
+            if f"market.{f.name}" in genesis_options
+        }
+        o = cls(**given)
+        return cls(
+            slot_ms=max(1, o.slot_ms),
+            horizon_ms=max(0, o.horizon_ms),
+            gate_closure_ms=max(0, o.gate_closure_ms),
+            call_auction=1 if o.call_auction else 0,
+            energy_min_wh=min(max(1, o.energy_min_wh), ENERGY_LIMIT_WH),
+            energy_max_wh=min(max(1, o.energy_max_wh), ENERGY_LIMIT_WH),
+            price_min=min(max(1, o.price_min), PRICE_LIMIT),
+            price_max=min(max(1, o.price_max), PRICE_LIMIT),
+            deposit_bps=min(max(0, o.deposit_bps), BPS),
+            network_fee=min(max(0, o.network_fee), PRICE_LIMIT),
+            penalty_bps=max(0, o.penalty_bps),
+            max_unsettled_defaults=max(0, o.max_unsettled_defaults),
+        )
+
+
+_cached: tuple[object, Options] | None = None
+
+
+def market_options(state: State) -> Options:
+    """The market's options in ``state``'s genesis.
+
+    Read on every market transaction, so the parsed options are remembered for the genesis
+    object last seen. Holding a reference to that object makes the identity test sound: it
+    cannot be freed and its id reused while it is remembered.
+    """
+    global _cached
+    genesis = state.get("ledger/genesis")
+    if _cached is not None and _cached[0] is genesis:
+        return _cached[1]
+    result = Options.from_genesis(genesis.get("options", {}) if genesis else {})
+    _cached = (genesis, result)
+    return result

@@ -1,0 +1,164 @@
+"""Reads of the market's read models, each scoped by who asks.
+
+The order books (price levels, their energy and order counts) and the open slots are public to
+every signed-in account: a market shows its book. An account's own orders, offers, contracts and
+money are its own; offers are seen by the buyer they name or, when open to anyone, by everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.utils import timezone
+
+from gridplatform.accounts.models import Identity, User
+from ledger import projection
+from ledger.models import LedgerAccount
+from market.models import Contract, MarketAccount, Offer, OfferStatus, Order, OrderStatus, Side
+from market.options import Options
+
+
+@dataclass(frozen=True)
+class Money:
+    balance: int
+    locked: int
+
+    @property
+    def free(self) -> int:
+        return self.balance - self.locked
+
+
+@dataclass(frozen=True)
+class Level:
+    price: int
+    energy_wh: int
+    orders: int
+
+
+@dataclass(frozen=True)
+class Book:
+    slot: datetime
+    bids: list[Level]  # best (highest) first
+    asks: list[Level]  # best (lowest) first
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    gate_closure: datetime
+    best_bid: int | None
+    best_ask: int | None
+
+
+def address_of(user: User) -> str | None:
+    if not user.is_authenticated:
+        return None
+    address: str | None = (
+        Identity.objects.filter(user=user).values_list("address", flat=True).first()
+    )
+    return address
+
+
+def options() -> Options:
+    genesis = projection.load_genesis()
+    return Options.from_genesis(dict(genesis.options) if genesis else {})
+
+
+def money(*, user: User) -> Money | None:
+    """``user``'s balance, locked margin and free balance (None: not on the ledger)."""
+    address = address_of(user)
+    if address is None:
+        return None
+    rows = LedgerAccount.objects.filter(address=address).values_list("balance", flat=True)
+    balance = rows.first()
+    if balance is None:
+        return None
+    locked = MarketAccount.objects.filter(address=address).values_list("locked", flat=True)
+    return Money(balance=balance, locked=locked.first() or 0)
+
+
+def order_list(*, user: User) -> QuerySet[Order]:
+    """``user``'s orders, newest first."""
+    return Order.objects.filter(owner=address_of(user) or "-")
+
+
+def contract_list(*, user: User) -> QuerySet[Contract]:
+    """Contracts ``user`` is a party to, newest first."""
+    address = address_of(user) or "-"
+    return Contract.objects.filter(Q(seller=address) | Q(buyer=address))
+
+
+def offer_list(*, user: User) -> QuerySet[Offer]:
+    """Offers ``user`` may see: its own (any status) and the open ones made to it or to anyone."""
+    address = address_of(user) or "-"
+    visible = Q(owner=address) | (Q(status=OfferStatus.OPEN) & (Q(buyer="") | Q(buyer=address)))
+    return Offer.objects.filter(visible) if address != "-" else Offer.objects.none()
+
+
+def offers_to_accept(*, user: User, now: datetime | None = None) -> QuerySet[Offer]:
+    """Open offers ``user`` may accept (not its own), in slots still open for trading."""
+    address = address_of(user) or "-"
+    gate = options().gate_closure_ms
+    earliest = (now or timezone.now()) + timedelta(milliseconds=gate)
+    return (
+        offer_list(user=user)
+        .filter(status=OfferStatus.OPEN, slot__gt=earliest)
+        .exclude(owner=address)
+    )
+
+
+def slot_list(*, now: datetime | None = None) -> list[Slot]:
+    """The slots open for trading now (gate not closed, within the horizon), earliest first,
+    with the best bid and ask of each."""
+    o = options()
+    now_ms = projection.ms_of_datetime(now or timezone.now())
+    # Open while now < start - gate closure and start - now <= horizon (market.contract).
+    first = (now_ms + o.gate_closure_ms) // o.slot_ms * o.slot_ms + o.slot_ms
+    starts = range(first, now_ms + o.horizon_ms + 1, o.slot_ms)
+    if not starts:
+        return []
+    best = (
+        Order.objects.filter(
+            status=OrderStatus.OPEN,
+            slot__gte=projection.datetime_of_ms(starts[0]),
+            slot__lte=projection.datetime_of_ms(starts[-1]),
+        )
+        .values("slot", "side")
+        .annotate(high=Max("price"), low=Min("price"))
+    )
+    bids = {row["slot"]: row["high"] for row in best if row["side"] == Side.BUY}
+    asks = {row["slot"]: row["low"] for row in best if row["side"] == Side.SELL}
+    slots = []
+    for start_ms in starts:
+        start = projection.datetime_of_ms(start_ms)
+        slots.append(
+            Slot(
+                start=start,
+                end=projection.datetime_of_ms(start_ms + o.slot_ms),
+                gate_closure=projection.datetime_of_ms(start_ms - o.gate_closure_ms),
+                best_bid=bids.get(start),
+                best_ask=asks.get(start),
+            )
+        )
+    return slots
+
+
+def book(*, slot: datetime) -> Book:
+    """The order book of ``slot``: its open orders' price levels (no owners)."""
+    levels = (
+        Order.objects.filter(status=OrderStatus.OPEN, slot=slot)
+        .values("side", "price")
+        .annotate(energy=Sum("remaining_wh"), orders=Count("id"))
+    )
+    bids = sorted(
+        (Level(r["price"], r["energy"], r["orders"]) for r in levels if r["side"] == Side.BUY),
+        key=lambda level: -level.price,
+    )
+    asks = sorted(
+        (Level(r["price"], r["energy"], r["orders"]) for r in levels if r["side"] == Side.SELL),
+        key=lambda level: level.price,
+    )
+    return Book(slot=slot, bids=bids, asks=asks)

@@ -1,0 +1,202 @@
+"""The site's market actions: each signs one market transaction and sends it to the validators.
+
+The contract logic (``market.contract``) runs in the validators; the site only signs (with the
+user's custodial key), rehearses the transaction on its replica of the committed state so that a
+refusal comes back at once with the validators' code (``ledger.services.transaction_rehearse``),
+and submits. What happens is known when the block commits: the read models then show it.
+Raises ``ledger.services.TransactionRejected`` with a stable code (docs/market.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+from gridplatform.accounts.models import Identity, Role, User
+from ledger.crypto import Transaction, is_lower_hex
+from ledger.models import SubmittedTransaction
+from ledger.projection import ms_of_datetime
+from ledger.services import TransactionRejected, transaction_sign_and_submit
+from market.models import Offer, OfferStatus, Order, OrderStatus
+from market.selectors import options as market_options
+
+log = logging.getLogger(__name__)
+
+# Plain words for the market's codes, for pages and the API's "message" (the code is the contract).
+MESSAGES: dict[str, str] = {
+    "bad_slot": "Choose a delivery slot.",
+    "bad_side": "Choose buy or sell.",
+    "bad_energy": "The energy must be a whole number of Wh.",
+    "bad_price": "The price must be a whole number of cents per kWh.",
+    "slot_misaligned": "That is not the start of a delivery slot.",
+    "slot_past": "That slot has started already.",
+    "slot_closed": "Trading for that slot has closed (gate closure).",
+    "slot_open": "Trading for that slot is still open.",
+    "beyond_horizon": "That slot is too far ahead to trade yet.",
+    "energy_out_of_bounds": "The energy is outside what the market accepts.",
+    "price_out_of_bounds": "The price is outside what the market accepts.",
+    "market_suspended": "Trading is suspended.",
+    "account_restricted": "Your account may not trade at the moment.",
+    "no_feeder": "Your connection is not assigned to a feeder yet; the grid operator does that.",
+    "feeder_suspended": "Trading on this feeder is suspended.",
+    "too_many_defaults": "Too many unsettled defaults on your account.",
+    "opposite_side_open": "You have orders on the other side of this slot; cancel them first.",
+    "insufficient_free_balance": "Not enough free credits for the margin this needs.",
+    "unknown_order": "No such open order.",
+    "not_owner": "That is not yours.",
+    "unknown_offer": "No such open offer.",
+    "own_offer": "That is your own offer.",
+    "not_offered_to_you": "That offer is for another buyer.",
+    "exceeds_offer": "That is more than the offer has left.",
+    "grid_refused": "The grid cannot carry that energy now.",
+    "nothing_to_clear": "Nothing to clear in that slot.",
+    "bad_address": "That is not an account address.",
+    "unknown_account": "No account has that address.",
+    "bad_payload": "The request is incomplete.",
+    "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.",
+    "not_household": "That account is not a household.",
+}
+
+
+def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
+    try:
+        return transaction_sign_and_submit(user=user, type=type, payload=payload, rehearse=True)
+    except TransactionRejected as error:
+        if error.code in MESSAGES:
+            raise TransactionRejected(error.code, MESSAGES[error.code]) from None
+        raise
+
+
+def _address(user: User) -> str:
+    identity = Identity.objects.filter(user=user).first()
+    if identity is None:
+        raise TransactionRejected("no_identity")
+    address: str = identity.address
+    return address
+
+
+def _whole(value: object, code: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TransactionRejected(code, MESSAGES[code])
+    return value
+
+
+def _slot_ms(slot: object) -> int:
+    if not isinstance(slot, datetime) or slot.tzinfo is None:
+        raise TransactionRejected("bad_slot", "The slot is a start time with its time zone.")
+    return ms_of_datetime(slot)
+
+
+def order_place(
+    *, user: User, slot: datetime, side: str, energy_wh: int, price: int
+) -> Transaction:
+    """A limit order for ``slot`` (its start): ``side`` buy or sell, energy in Wh, price in minor
+    units per kWh. Locks its margin when its block commits."""
+    if user.role != Role.HOUSEHOLD:
+        raise TransactionRejected("not_allowed", "Only households trade.")
+    payload = {
+        "slot": _slot_ms(slot),
+        "side": side,
+        "energy_wh": _whole(energy_wh, "bad_energy"),
+        "price": _whole(price, "bad_price"),
+    }
+    return _submit(user, "market.order.place", payload)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and is_lower_hex(value, 64)
+
+
+def order_cancel(*, user: User, order_id: str) -> Transaction:
+    """Cancel the unmatched remainder of one of ``user``'s open orders."""
+    owner = _address(user)
+    mine = Order.objects.filter(owner=owner, status=OrderStatus.OPEN)
+    if not _is_id(order_id) or not mine.filter(id=order_id).exists():
+        raise TransactionRejected("unknown_order", MESSAGES["unknown_order"])
+    return _submit(user, "market.order.cancel", {"order": order_id})
+
+
+def offer_post(
+    *, user: User, slot: datetime, energy_wh: int, price: int, buyer: str = ""
+) -> Transaction:
+    """A bilateral offer to sell: to the account at ``buyer``, or to anyone (``""``)."""
+    if user.role != Role.HOUSEHOLD:
+        raise TransactionRejected("not_allowed", "Only households trade.")
+    if not isinstance(buyer, str):  # never "anyone" by mistake: that is the empty string
+        raise TransactionRejected("bad_address", MESSAGES["bad_address"])
+    payload = {
+        "slot": _slot_ms(slot),
+        "energy_wh": _whole(energy_wh, "bad_energy"),
+        "price": _whole(price, "bad_price"),
+        "buyer": buyer,
+    }
+    return _submit(user, "market.offer.post", payload)
+
+
+def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
+    """Take ``energy_wh`` of an open offer made to anyone or to ``user``, at its price."""
+    if user.role != Role.HOUSEHOLD:
+        raise TransactionRejected("not_allowed", "Only households trade.")
+    # Only offers made to anyone or to this user exist for it (one made to another buyer is
+    # "unknown" here, as in the API, rather than "not offered to you").
+    address = _address(user)
+    visible = Offer.objects.filter(Q(buyer="") | Q(buyer=address) | Q(owner=address))
+    if not _is_id(offer_id) or not visible.filter(id=offer_id, status=OfferStatus.OPEN).exists():
+        raise TransactionRejected("unknown_offer", MESSAGES["unknown_offer"])
+    payload = {"offer": offer_id, "energy_wh": _whole(energy_wh, "bad_energy")}
+    return _submit(user, "market.offer.accept", payload)
+
+
+def offer_withdraw(*, user: User, offer_id: str) -> Transaction:
+    """Withdraw the rest of one of ``user``'s open offers."""
+    owner = _address(user)
+    mine = Offer.objects.filter(owner=owner, status=OfferStatus.OPEN)
+    if not _is_id(offer_id) or not mine.filter(id=offer_id).exists():
+        raise TransactionRejected("unknown_offer", MESSAGES["unknown_offer"])
+    return _submit(user, "market.offer.withdraw", {"offer": offer_id})
+
+
+# --- the grid operator's market work ----------------------------------------------------------
+
+
+def feeder_assign(*, operator: User, household: User, feeder: str) -> Transaction:
+    """The grid operator records which feeder a household's connection is on (a household
+    without one cannot trade): ``grid.feeder.assign``, signed with the operator's key."""
+    if operator.role != Role.GRID_OPERATOR:
+        raise TransactionRejected("not_allowed", "Only the grid operator does this.")
+    if household.role != Role.HOUSEHOLD:
+        raise TransactionRejected("not_household", "Feeders are assigned to households.")
+    payload = {"address": _address(household), "feeder": feeder}
+    return _submit(operator, "grid.feeder.assign", payload)
+
+
+def slots_due_for_clearing(*, now: datetime) -> list[datetime]:
+    """Slots whose gate has closed while orders or offers of theirs are still open."""
+    gate = timedelta(milliseconds=market_options().gate_closure_ms)
+    open_orders = Order.objects.filter(status=OrderStatus.OPEN, slot__lte=now + gate)
+    open_offers = Offer.objects.filter(status=OfferStatus.OPEN, slot__lte=now + gate)
+    slots = set(open_orders.values_list("slot", flat=True))
+    slots.update(open_offers.values_list("slot", flat=True))
+    return sorted(slots)
+
+
+def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
+    """End trading for every slot past its gate that still has open orders or offers: runs the
+    call auction where the market has one, and releases what is left (``market.slot.clear``,
+    signed by the grid operator). A slot whose clearing is already pending is skipped."""
+    sent = []
+    for slot in slots_due_for_clearing(now=now):
+        slot_ms = ms_of_datetime(slot)
+        pending = SubmittedTransaction.objects.filter(
+            body__type="market.slot.clear", body__payload__slot=slot_ms
+        )
+        if pending.exists():
+            continue
+        try:
+            sent.append(_submit(operator, "market.slot.clear", {"slot": slot_ms}))
+        except TransactionRejected as error:  # e.g. cleared in a block the site has not seen
+            log.warning("slot %s not cleared: %s", slot, error.code)
+    return sent

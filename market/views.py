@@ -1,0 +1,378 @@
+"""The market's pages: trading in the browser.
+
+``/market/`` shows the open slots, the chosen slot's order book and, for a household, its money,
+order entry, its orders, the offers it may accept, its offers and its contracts. Every list that
+changes with the chain is a live region: the page keeps ``/ws/ledger/`` open (``static/js/
+live.js``) and each list re-fetches its partial when a block commits and after a reconnect.
+
+Every action signs one transaction (``market.services``) and answers at once with what the site
+knows: refused (the form again, status 400, the reason next to the field, nothing submitted) or
+submitted (redirect back with a message: it takes effect when its block commits). Only
+households trade (403 for anyone else); the slots and the book are for every signed-in account.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from gridplatform.accounts.models import Role, User
+from gridplatform.decorators import role_required
+from gridplatform.errors import DomainError
+from ledger.projection import datetime_of_ms, ms_of_datetime
+from market import selectors, services
+from market.forms import (
+    FIELD_OF_CODE,
+    WH,
+    AcceptForm,
+    OfferForm,
+    OrderForm,
+    energy_text,
+    price_text,
+    slot_label,
+)
+from market.models import Offer, OfferStatus, Order, OrderStatus
+from market.options import Options
+
+# The newest this many closed orders, offers and contracts are listed (open ones always are).
+HISTORY_SHOWN = 50
+TAKES_EFFECT = "It takes effect when its block commits."
+
+
+# --- what the pages show -----------------------------------------------------------------------
+
+
+def _slot_param(value: str | None) -> int | None:
+    """A slot named in the query string (its start, ms), or None when absent or not a time."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 16:
+        return None
+    try:
+        datetime_of_ms(int(value))
+    except OverflowError:  # after the year 9999
+        return None
+    return int(value)
+
+
+def _chosen_slot(slots: list[selectors.Slot], requested: int | None) -> datetime | None:
+    """The slot whose book is shown: the one asked for, else the first open one with orders,
+    else the first open one. A slot past its gate may still be asked for: its book is public."""
+    if requested is not None:
+        return datetime_of_ms(requested)
+    for slot in slots:
+        if slot.best_bid is not None or slot.best_ask is not None:
+            return slot.start
+    return slots[0].start if slots else None
+
+
+def _slots_context(slots: list[selectors.Slot], chosen_ms: int | None) -> dict[str, Any]:
+    rows = []
+    for slot in slots:
+        ms = ms_of_datetime(slot.start)
+        rows.append({"slot": slot, "ms": ms, "chosen": ms == chosen_ms})
+    return {"slot_rows": rows}
+
+
+def _book_context(slot: datetime | None, options: Options) -> dict[str, Any]:
+    if slot is None:
+        return {"book": None}
+    gate = datetime_of_ms(ms_of_datetime(slot) - options.gate_closure_ms)
+    return {
+        "book": selectors.book(slot=slot),
+        "gate_closure": gate,
+        "trading_open": timezone.now() < gate,
+    }
+
+
+def _orders_context(user: User) -> dict[str, Any]:
+    orders = selectors.order_list(user=user)
+    open_orders = list(orders.filter(status=OrderStatus.OPEN))
+    closed = list(orders.exclude(status=OrderStatus.OPEN)[:HISTORY_SHOWN])
+    return {"orders": open_orders + closed}
+
+
+def _offers_context(
+    user: User, options: Options, bound: tuple[Offer, AcceptForm] | None = None
+) -> dict[str, Any]:
+    """The offers ``user`` may accept, each with its form (``bound``: the one just refused)."""
+    offers = selectors.offers_to_accept(user=user).order_by("slot", "price", "height")
+    rows = [
+        (offer, bound[1] if bound and bound[0].id == offer.id else _accept_form(offer, options))
+        for offer in offers
+    ]
+    return {"offers": rows}
+
+
+def _my_offers_context(user: User) -> dict[str, Any]:
+    address = selectors.address_of(user) or "-"
+    mine = selectors.offer_list(user=user).filter(owner=address).order_by("-height", "id")
+    open_offers = list(mine.filter(status=OfferStatus.OPEN))
+    closed = list(mine.exclude(status=OfferStatus.OPEN)[:HISTORY_SHOWN])
+    return {"my_offers": open_offers + closed}
+
+
+def _contracts_context(user: User) -> dict[str, Any]:
+    return {
+        "contracts": list(selectors.contract_list(user=user)[:HISTORY_SHOWN]),
+        "me": selectors.address_of(user),
+    }
+
+
+def _accept_form(offer: Offer, options: Options, data: Any = None) -> AcceptForm:
+    form = AcceptForm(
+        data,
+        prefix=f"accept-{offer.id}",
+        options=options,
+        remaining_wh=offer.remaining_wh,
+        initial={"energy": str(offer.remaining_wh), "energy_unit": WH},
+    )
+    # A block refreshes the list while someone types: htmx keeps these elements as they are.
+    for field in form.fields.values():
+        field.widget.attrs["hx-preserve"] = "true"
+    return form
+
+
+def _trade_page(
+    request: HttpRequest,
+    *,
+    slot_ms: int | None = None,
+    order_form: OrderForm | None = None,
+    offer_form: OfferForm | None = None,
+    errors: dict[str, str] | None = None,
+    accept: tuple[Offer, AcceptForm] | None = None,
+) -> HttpResponse:
+    user = request.user
+    options = selectors.options()
+    slots = selectors.slot_list()
+    slot = _chosen_slot(slots, slot_ms)
+    chosen_ms = ms_of_datetime(slot) if slot is not None else None
+    context: dict[str, Any] = {
+        "slot": slot,
+        "slot_ms": chosen_ms,
+        "slot_label": slot_label(slot) if slot is not None else "",
+        "household": user.role == Role.HOUSEHOLD,
+        "errors": errors or {},
+        **_slots_context(slots, chosen_ms),
+        **_book_context(slot, options),
+    }
+    if context["household"]:
+        initial = {"slot": str(chosen_ms)} if chosen_ms is not None else {}
+        context |= {
+            "money": selectors.money(user=user),
+            "order_form": order_form
+            or OrderForm(prefix="order", options=options, slots=slots, initial=initial),
+            "offer_form": offer_form
+            or OfferForm(prefix="offer", options=options, slots=slots, initial=initial),
+            "accept": accept,
+            **_orders_context(user),
+            **_offers_context(user, options, accept),
+            **_my_offers_context(user),
+            **_contracts_context(user),
+        }
+    status = 400 if errors or accept or _has_errors(order_form, offer_form) else 200
+    return render(request, "market/trade.html", context, status=status)
+
+
+def _has_errors(*forms: OrderForm | OfferForm | None) -> bool:
+    return any(form is not None and bool(form.errors) for form in forms)
+
+
+def _back(slot: datetime | int | None) -> HttpResponse:
+    """Post/redirect/get: back to the market page, showing ``slot``'s book."""
+    url = reverse("market")
+    if isinstance(slot, datetime):
+        slot = ms_of_datetime(slot)
+    return redirect(f"{url}?slot={slot}" if slot is not None else url)
+
+
+def _submitted(request: HttpRequest, what: str, tx_id: str) -> None:
+    messages.success(request, f"{what} was submitted (transaction {tx_id[:12]}…). {TAKES_EFFECT}")
+
+
+def _add_refusal(form: OrderForm | OfferForm | AcceptForm, error: DomainError) -> None:
+    field = FIELD_OF_CODE.get(error.code)
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+# --- pages and their live partials -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def trade(request: HttpRequest) -> HttpResponse:
+    """The trading page (households) and the market's open slots and books (everyone)."""
+    return _trade_page(request, slot_ms=_slot_param(request.GET.get("slot")))
+
+
+@login_required
+@require_GET
+def slot_rows(request: HttpRequest) -> HttpResponse:
+    context = _slots_context(selectors.slot_list(), _slot_param(request.GET.get("slot")))
+    return render(request, "market/_slots.html", context)
+
+
+@login_required
+@require_GET
+def book(request: HttpRequest) -> HttpResponse:
+    slot_ms = _slot_param(request.GET.get("slot"))
+    if slot_ms is None:
+        return HttpResponseBadRequest("Name a slot: ?slot=<start in ms>.")
+    context = _book_context(datetime_of_ms(slot_ms), selectors.options())
+    return render(request, "market/_book.html", context)
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def money(request: HttpRequest) -> HttpResponse:
+    return render(request, "market/_money.html", {"money": selectors.money(user=request.user)})
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def order_rows(request: HttpRequest) -> HttpResponse:
+    return render(request, "market/_orders.html", _orders_context(request.user))
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def offer_rows(request: HttpRequest) -> HttpResponse:
+    context = _offers_context(request.user, selectors.options())
+    return render(request, "market/_offers.html", context)
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def my_offer_rows(request: HttpRequest) -> HttpResponse:
+    return render(request, "market/_my_offers.html", _my_offers_context(request.user))
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def contract_rows(request: HttpRequest) -> HttpResponse:
+    return render(request, "market/_contracts.html", _contracts_context(request.user))
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def order_place(request: HttpRequest) -> HttpResponse:
+    form = OrderForm(
+        request.POST, prefix="order", options=selectors.options(), slots=selectors.slot_list()
+    )
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            tx = services.order_place(
+                user=request.user,
+                slot=data["slot_start"],
+                side=data["side"],
+                energy_wh=data["energy_wh"],
+                price=data["price_minor"],
+            )
+        except DomainError as error:
+            _add_refusal(form, error)
+        else:
+            what = (
+                f"Your order to {data['side']} {energy_text(data['energy_wh'])} at "
+                f"{price_text(data['price_minor'])} for {slot_label(data['slot_start'])}"
+            )
+            _submitted(request, what, tx.id)
+            return _back(data["slot"])
+    return _trade_page(request, slot_ms=form.cleaned_data.get("slot"), order_form=form)
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
+    order: Order | None = selectors.order_list(user=request.user).filter(id=order_id).first()
+    try:
+        tx = services.order_cancel(user=request.user, order_id=order_id)
+    except DomainError as error:
+        return _trade_page(
+            request,
+            slot_ms=ms_of_datetime(order.slot) if order else None,
+            errors={"orders": error.message},
+        )
+    _submitted(request, "The cancellation of your order", tx.id)
+    return _back(order.slot if order else None)
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def offer_post(request: HttpRequest) -> HttpResponse:
+    form = OfferForm(
+        request.POST, prefix="offer", options=selectors.options(), slots=selectors.slot_list()
+    )
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            tx = services.offer_post(
+                user=request.user,
+                slot=data["slot_start"],
+                energy_wh=data["energy_wh"],
+                price=data["price_minor"],
+                buyer=data["buyer"],
+            )
+        except DomainError as error:
+            _add_refusal(form, error)
+        else:
+            to = f"to {data['buyer']}" if data["buyer"] else "to anyone"
+            what = (
+                f"Your offer of {energy_text(data['energy_wh'])} at "
+                f"{price_text(data['price_minor'])} for {slot_label(data['slot_start'])} {to}"
+            )
+            _submitted(request, what, tx.id)
+            return _back(data["slot"])
+    return _trade_page(request, slot_ms=form.cleaned_data.get("slot"), offer_form=form)
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def offer_accept(request: HttpRequest, offer_id: str) -> HttpResponse:
+    # Only an offer this household may see: another buyer's offer is "no such offer" here.
+    offer: Offer | None = selectors.offers_to_accept(user=request.user).filter(id=offer_id).first()
+    if offer is None:
+        return _trade_page(request, errors={"offers": services.MESSAGES["unknown_offer"]})
+    form = _accept_form(offer, selectors.options(), request.POST)
+    if form.is_valid():
+        energy_wh = form.cleaned_data["energy_wh"]
+        try:
+            tx = services.offer_accept(user=request.user, offer_id=offer.id, energy_wh=energy_wh)
+        except DomainError as error:
+            _add_refusal(form, error)
+        else:
+            what = (
+                f"Your acceptance of {energy_text(energy_wh)} of the offer at "
+                f"{price_text(offer.price)} for {slot_label(offer.slot)}"
+            )
+            _submitted(request, what, tx.id)
+            return _back(offer.slot)
+    return _trade_page(request, slot_ms=ms_of_datetime(offer.slot), accept=(offer, form))
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def offer_withdraw(request: HttpRequest, offer_id: str) -> HttpResponse:
+    address = selectors.address_of(request.user) or "-"
+    offer: Offer | None = (
+        selectors.offer_list(user=request.user).filter(id=offer_id, owner=address).first()
+    )
+    try:
+        tx = services.offer_withdraw(user=request.user, offer_id=offer_id)
+    except DomainError as error:
+        return _trade_page(
+            request,
+            slot_ms=ms_of_datetime(offer.slot) if offer else None,
+            errors={"my_offers": error.message},
+        )
+    _submitted(request, "The withdrawal of your offer", tx.id)
+    return _back(offer.slot if offer else None)

@@ -1,0 +1,133 @@
+"""A household trades in a real browser: the market page goes live, a bad price is refused next
+to the form, a good order is submitted, and the order appears when its block commits."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from playwright.sync_api import Page, expect
+
+from gridplatform.accounts.models import User
+from ledger.crypto import Transaction
+from ledger.models import SubmittedTransaction
+from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
+from tests.factories import PASSWORD, UserFactory
+from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
+from tests.ledger.site import Site
+
+NewPage = Callable[[], Page]
+LIVE = "Live: updates appear as they happen."
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Chain]:
+    """A network whose blocks are "now" (the site's clock decides which slots are open)."""
+    directory = tmp_path_factory.mktemp("network")
+    chain = build_chain(1, 1, start_ms=recent_start_ms())
+    chain.genesis.to_json_file(directory / "genesis.json")
+    return directory, chain
+
+
+@pytest.fixture(scope="module")
+def _live_server(django_db_setup: None, network: tuple[Path, Chain]) -> Iterator[LiveServer]:
+    """The conftest's server, started with this network's LEDGER_DIR in its environment: the
+    server signs and submits the household's transactions, so it must know the network."""
+    directory, _ = network
+    previous = os.environ.get("LEDGER_DIR")
+    os.environ["LEDGER_DIR"] = str(directory)
+    try:
+        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
+    finally:
+        if previous is None:
+            os.environ.pop("LEDGER_DIR", None)
+        else:
+            os.environ["LEDGER_DIR"] = previous
+    yield server
+    server.stop()
+
+
+def _now_after(site: Site) -> int:
+    return max(site.blocks[-1].timestamp_ms + 1, time.time_ns() // 1_000_000)
+
+
+def _enrolled_household(site: Site) -> User:
+    """A household on the ledger with credits and a feeder, committed in a block."""
+    user: User = UserFactory(name="Ada Seller", email="ada@test.example")
+    site.project_all()
+    address, public_key = user.identity.address, user.identity.public_key
+    txs = [
+        site.sign(
+            OPERATOR, "account.register", address=address, public_key=public_key, role="household"
+        ),
+        site.sign(OPERATOR, "credit.issue", to=address, amount=100_000),
+        site.sign(OPERATOR, "grid.feeder.assign", address=address, feeder="feeder-1"),
+    ]
+    block = site.commit(txs, timestamp_ms=_now_after(site))
+    assert set(block.results) == {"ok"}
+    return user
+
+
+def _commit_pending(site: Site) -> list[str]:
+    rows = SubmittedTransaction.objects.order_by("id")
+    txs = [Transaction.from_json(row.body) for row in rows]
+    return list(site.commit(txs, timestamp_ms=_now_after(site)).results)
+
+
+def test_a_household_places_an_order_in_the_browser(
+    network: tuple[Path, Chain], live_server_url: str, settings: Any, new_page: NewPage
+) -> None:
+    directory, chain = network
+    settings.LEDGER_DIR = directory  # the server's network (its genesis.json is written)
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    site = Site(chain)
+    user = outside_event_loop(_enrolled_household, site)
+
+    page = new_page()
+    log_in(page, email=user.email, password=PASSWORD)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Market").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Market")
+    status = page.locator("[data-live-status]")
+    expect(status).to_have_text(LIVE, timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(page.get_by_test_id("balance")).to_have_text("€1,000.00")
+
+    form = page.get_by_role("form", name="Place an order")
+    form.get_by_label("Delivery slot").select_option(index=2)  # open for a while yet
+    form.get_by_label("Sell").check()
+    form.get_by_label("Energy", exact=True).fill("1.5")
+    form.get_by_label("Price", exact=True).fill("0.255")
+    form.get_by_label("Price unit").select_option(label="€ per kWh")
+    form.get_by_role("button", name="Place the order").click()
+
+    form = page.get_by_role("form", name="Place an order")
+    expect(
+        form.get_by_text("Error: Prices are whole cents per kWh: at most two decimals.")
+    ).to_be_visible()
+    expect(form.get_by_label("Energy", exact=True)).to_have_value("1.5")  # kept as typed
+    assert SubmittedTransaction.objects.count() == 0
+
+    form.get_by_label("Price", exact=True).fill("0.25")
+    form.get_by_role("button", name="Place the order").click()
+    message = page.get_by_role("status").filter(has_text="was submitted")
+    expect(message).to_contain_text("Your order to sell 1.5 kWh at €0.25/kWh for")
+    expect(message).to_contain_text("It takes effect when its block commits.")
+    row = SubmittedTransaction.objects.get()
+    assert (row.body["type"], row.body["payload"]["energy_wh"]) == ("market.order.place", 1_500)
+
+    # The block commits: the live lists show the order without a reload.
+    expect(status).to_have_text(LIVE, timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(page.locator("#market-orders")).to_contain_text("You have no orders yet.")
+    assert outside_event_loop(_commit_pending, site) == ["ok"]
+    orders = page.locator("#market-orders tr[data-order]")
+    expect(orders).to_have_count(1, timeout=LIVE_UPDATE_TIMEOUT_MS)
+    expect(orders).to_contain_text("Open")
+    asks = page.locator('[data-testid="book"] [data-side="sell"] tbody tr')
+    expect(asks).to_have_count(1)
+    expect(asks.locator("td")).to_have_text(["€0.25/kWh", "1.5 kWh", "1"])
+    expect(page.get_by_test_id("locked")).not_to_have_text("€0.00")

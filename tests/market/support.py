@@ -1,0 +1,121 @@
+"""A single-node market for tests: genesis, the full registry, signed transactions, block time.
+
+Every transaction is really signed and executed with ``ledger.application.execute``; every block
+is recorded, so that a test can replay them on a fresh genesis state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gridplatform.identity import KeyPair
+from ledger import application as app
+from ledger.crypto import Transaction, sign_transaction
+from ledger.registry import build_registry
+from ledger.state import State
+from market import book, contract
+
+CHAIN = "gridplatform-test"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, on the 15-minute grid
+SLOT_MS = 900_000
+SLOT = T0 + 4 * SLOT_MS  # an hour ahead of T0: open, gate at SLOT - 5 min
+GATE_MS = 300_000
+
+OPERATOR = KeyPair(private_key=bytes(range(40, 72)))
+REGULATOR = KeyPair(private_key=bytes(range(41, 73)))
+ADA = KeyPair(private_key=bytes(range(42, 74)))  # a seller
+BEN = KeyPair(private_key=bytes(range(43, 75)))  # a buyer
+CAT = KeyPair(private_key=bytes(range(44, 76)))  # another household
+DAN = KeyPair(private_key=bytes(range(45, 77)))  # another household
+HOUSEHOLDS = (ADA, BEN, CAT, DAN)
+
+
+class Market:
+    def __init__(self, **options: int) -> None:
+        self.options = {f"market.{name}": value for name, value in options.items()}
+        self.state = genesis(self.options)
+        self.registry = build_registry()
+        self.height = 0
+        self.now = T0
+        self.blocks: list[tuple[int, list[Transaction]]] = []
+
+    # --- transactions --------------------------------------------------------------------------
+
+    def tx(self, who: KeyPair, type: str, nonce: int | None = None, **payload: Any) -> Transaction:
+        if nonce is None:
+            acct = app.account(self.state, who.address)
+            nonce = acct["nonce"] if acct else 0
+        return sign_transaction(keypair=who, chain=CHAIN, type=type, nonce=nonce, payload=payload)
+
+    def run(self, *txs: Transaction, at: int | None = None) -> list[str]:
+        """Execute one block of ``txs`` at block time ``at`` (default: a second after the last)."""
+        self.now = self.now + 1_000 if at is None else at
+        self.height += 1
+        self.blocks.append((self.now, list(txs)))
+        return app.execute(
+            self.state,
+            self.registry,
+            txs,
+            chain=CHAIN,
+            height=self.height,
+            timestamp_ms=self.now,
+        )
+
+    def send(self, who: KeyPair, type: str, *, at: int | None = None, **payload: Any) -> str:
+        return self.run(self.tx(who, type, **payload), at=at)[0]
+
+    # --- setting up ----------------------------------------------------------------------------
+
+    def household(self, who: KeyPair, *, credits: int = 100_000, feeder: str = "f1") -> None:
+        payload = {"address": who.address, "public_key": who.public_key_hex, "role": "household"}
+        assert self.send(OPERATOR, "account.register", **payload) == "ok"
+        if credits:
+            assert self.send(OPERATOR, "credit.issue", to=who.address, amount=credits) == "ok"
+        if feeder:
+            assert self.send(OPERATOR, "grid.feeder.assign", address=who.address, feeder=feeder)
+            assert self.state.get(f"grid/feeder/{who.address}") == feeder
+
+    # --- market shortcuts ----------------------------------------------------------------------
+
+    def place(
+        self, who: KeyPair, side: str, energy_wh: int, price: int, *, slot: int = SLOT
+    ) -> tuple[str, str]:
+        """Place an order; its result and its id (the transaction's id)."""
+        tx = self.tx(
+            who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
+        )
+        return self.run(tx)[0], tx.id
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = self.state.get(book.order_key(order_id))
+        return value
+
+    def contracts(self, slot: int = SLOT) -> list[dict[str, Any]]:
+        count = self.state.get(contract.contracts_key(slot), 0)
+        return [self.state.get(contract.contract_key(f"{slot}-{n}")) for n in range(count)]
+
+    def locked(self, who: KeyPair) -> int:
+        return contract.locked(self.state, who.address)
+
+    def balance(self, who: KeyPair) -> int:
+        return app.balance(self.state, who.address)
+
+    def free(self, who: KeyPair) -> int:
+        return contract.free_balance(self.state, who.address)
+
+    def replay(self) -> State:
+        """The blocks so far, executed again on a fresh genesis state."""
+        state = genesis(self.options)
+        registry = build_registry()
+        for height, (timestamp, txs) in enumerate(self.blocks, start=1):
+            app.execute(state, registry, txs, chain=CHAIN, height=height, timestamp_ms=timestamp)
+        return state
+
+
+def genesis(options: dict[str, int]) -> State:
+    return app.genesis_state(
+        chain=CHAIN,
+        issuer_public_key=OPERATOR.public_key_hex,
+        regulator_public_keys=[REGULATOR.public_key_hex],
+        options=options,
+    )

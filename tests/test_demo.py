@@ -1,0 +1,62 @@
+"""The demo community on a real network: `make run`'s households end up ready to trade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from gridplatform.accounts.models import Role, User
+from gridplatform.demo import (
+    DEMO_DOMAIN,
+    DEMO_FEEDERS,
+    DEMO_TOP_UP,
+    HOUSEHOLDS,
+    demo_community_create,
+    demo_ledger_register,
+)
+from ledger.models import LedgerAccount
+from market.models import MarketAccount
+from tests.ledger.live import LiveNetwork
+from tests.ledger.site import give_issuer_key
+
+pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
+    live = LiveNetwork(tmp_path)
+    settings.LEDGER_DIR = tmp_path
+    settings.LEDGER_STORE_URL = live.store_template
+    for index in range(4):
+        live.start(index)
+    live.start_site_worker()
+    try:
+        yield live
+    finally:
+        live.stop()
+        live.drop()
+
+
+def test_the_demo_households_are_registered_on_feeders_with_credits(network: LiveNetwork) -> None:
+    demo_community_create()
+    give_issuer_key(User.objects.get(email=f"operator@{DEMO_DOMAIN}"))
+    assert demo_ledger_register() == len(HOUSEHOLDS)
+
+    households = User.objects.filter(role=Role.HOUSEHOLD).select_related("identity")
+    addresses = [h.identity.address for h in households]
+
+    def ready() -> bool:
+        feeders = MarketAccount.objects.filter(address__in=addresses).exclude(feeder="").count()
+        funded = LedgerAccount.objects.filter(address__in=addresses, balance=DEMO_TOP_UP).count()
+        connection.close()
+        return feeders == funded == len(HOUSEHOLDS)
+
+    network.wait(ready, seconds=90, what="demo households registered, on feeders, funded")
+    feeders = set(MarketAccount.objects.values_list("feeder", flat=True))
+    assert feeders == set(DEMO_FEEDERS)
+    # Run again (a restart of `make run`): nothing is sent twice.
+    assert demo_ledger_register() == 0
