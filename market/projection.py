@@ -18,6 +18,7 @@ changed; a rebuild calls :func:`clear` and then :func:`project` for every block 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Sum
@@ -25,7 +26,7 @@ from django.db.models import Sum
 from ledger.blocks import Block
 from ledger.projection import datetime_of_ms
 from ledger.state import State
-from market.models import Contract, MarketAccount, Offer, OfferStatus, Order, OrderStatus
+from market.models import Contract, MarketAccount, Offer, Order
 
 ORDER = "market/order/"
 OFFER = "market/offer/"
@@ -44,8 +45,8 @@ def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
         tx for tx, result in zip(block.transactions, block.results, strict=True) if result == "ok"
     ]
     _contracts(block, changes)
-    _orders(block, state, changes, ok)
-    _offers(block, state, changes, ok)
+    _ORDERS.project(block, state, changes, ok)
+    _OFFERS.project(block, state, changes, ok)
     _accounts(changes)
 
 
@@ -101,84 +102,81 @@ def _matched(ids: set[str], column: str) -> dict[str, int]:
     return {row[column]: row["total"] for row in rows}
 
 
-def _orders(block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
-    when = datetime_of_ms(block.timestamp_ms)
-    placed = {tx.id: tx for tx in ok if tx.type == "market.order.place"}
-    for order_id, tx in placed.items():
-        payload = tx.payload
-        Order.objects.create(
-            id=order_id,
-            owner=tx.sender,
-            slot=datetime_of_ms(payload["slot"]),
-            side=payload["side"],
-            price=payload["price"],
-            energy_wh=payload["energy_wh"],
-            remaining_wh=payload["energy_wh"],
-            status=OrderStatus.OPEN,
-            height=block.height,
-            placed_at=when,
-        )
-    touched = set(placed) | _ids(changes, ORDER)
-    if not touched:
-        return
-    cancelled = _named(ok, "market.order.cancel", "order")
-    filled = _matched(touched, "seller_tx")
-    for order_id, energy in _matched(touched, "buyer_tx").items():
-        filled[order_id] = filled.get(order_id, 0) + energy
-    for order in Order.objects.filter(id__in=touched):
-        value = state.get(ORDER + order.id)
-        order.remaining_wh = order.energy_wh - filled.get(order.id, 0)
-        if value is not None:
-            order.status, order.locked = OrderStatus.OPEN, value["locked"]
-        else:
-            order.locked = 0
-            order.closed_height = block.height
-            if order.id in cancelled:
-                order.status = OrderStatus.CANCELLED
-            elif order.remaining_wh == 0:
-                order.status = OrderStatus.FILLED
+@dataclass(frozen=True)
+class _Kind:
+    """Orders and offers follow one life: opened by a transaction, open while their state key
+    exists, then closed (by their owner, filled in full by contracts, or expired). Statuses
+    are the values of ``market.models.OrderStatus`` / ``OfferStatus``."""
+
+    model: Any
+    prefix: str
+    open_type: str
+    close_type: str
+    close_field: str
+    closed: str  # the status when the owner closed it
+    filled: str  # the status when contracts took all of it
+    new: Any  # (tx, payload) -> the fields of a new row
+
+    def project(self, block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
+        when = datetime_of_ms(block.timestamp_ms)
+        opened = {tx.id: tx for tx in ok if tx.type == self.open_type}
+        for row_id, tx in opened.items():
+            payload = tx.payload
+            self.model.objects.create(
+                id=row_id,
+                owner=tx.sender,
+                slot=datetime_of_ms(payload["slot"]),
+                price=payload["price"],
+                energy_wh=payload["energy_wh"],
+                remaining_wh=payload["energy_wh"],
+                status="open",
+                height=block.height,
+                **self.new(payload, when),
+            )
+        touched = set(opened) | _ids(changes, self.prefix)
+        if not touched:
+            return
+        closed = _named(ok, self.close_type, self.close_field)
+        matched = _matched(touched, "seller_tx")
+        for row_id, energy in _matched(touched, "buyer_tx").items():
+            matched[row_id] = matched.get(row_id, 0) + energy
+        for row in self.model.objects.filter(id__in=touched):
+            value = state.get(self.prefix + row.id)
+            row.remaining_wh = row.energy_wh - matched.get(row.id, 0)
+            if value is not None:
+                row.status, row.locked = "open", value["locked"]
             else:
-                order.status = OrderStatus.EXPIRED
-        order.save(update_fields=["remaining_wh", "locked", "status", "closed_height"])
+                row.locked = 0
+                row.closed_height = block.height
+                if row.id in closed:
+                    row.status = self.closed
+                elif row.remaining_wh == 0:
+                    row.status = self.filled
+                else:
+                    row.status = "expired"
+            row.save(update_fields=["remaining_wh", "locked", "status", "closed_height"])
 
 
-def _offers(block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
-    when = datetime_of_ms(block.timestamp_ms)
-    posted = {tx.id: tx for tx in ok if tx.type == "market.offer.post"}
-    for offer_id, tx in posted.items():
-        payload = tx.payload
-        Offer.objects.create(
-            id=offer_id,
-            owner=tx.sender,
-            buyer=payload["buyer"],
-            slot=datetime_of_ms(payload["slot"]),
-            price=payload["price"],
-            energy_wh=payload["energy_wh"],
-            remaining_wh=payload["energy_wh"],
-            status=OfferStatus.OPEN,
-            height=block.height,
-            posted_at=when,
-        )
-    touched = set(posted) | _ids(changes, OFFER)
-    if not touched:
-        return
-    withdrawn = _named(ok, "market.offer.withdraw", "offer")
-    taken = _matched(touched, "seller_tx")
-    for offer in Offer.objects.filter(id__in=touched):
-        value = state.get(OFFER + offer.id)
-        offer.remaining_wh = offer.energy_wh - taken.get(offer.id, 0)
-        if value is not None:
-            offer.status, offer.locked = OfferStatus.OPEN, value["locked"]
-        else:
-            offer.locked = 0
-            offer.closed_height = block.height
-            if offer.id in withdrawn:
-                offer.status = OfferStatus.WITHDRAWN
-            elif offer.remaining_wh == 0:
-                offer.status = OfferStatus.TAKEN
-            else:
-                offer.status = OfferStatus.EXPIRED
-        offer.save(update_fields=["remaining_wh", "locked", "status", "closed_height"])
+_ORDERS = _Kind(
+    model=Order,
+    prefix=ORDER,
+    open_type="market.order.place",
+    close_type="market.order.cancel",
+    close_field="order",
+    closed="cancelled",
+    filled="filled",
+    new=lambda payload, when: {"side": payload["side"], "placed_at": when},
+)
+_OFFERS = _Kind(
+    model=Offer,
+    prefix=OFFER,
+    open_type="market.offer.post",
+    close_type="market.offer.withdraw",
+    close_field="offer",
+    closed="withdrawn",
+    filled="taken",
+    new=lambda payload, when: {"buyer": payload["buyer"], "posted_at": when},
+)
 
 
 def _accounts(changes: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from gridplatform.demo import (
 )
 from ledger.models import LedgerAccount
 from market.models import MarketAccount
-from tests.ledger.live import LiveNetwork
+from tests.ledger.live import LiveNetwork, running_network
 from tests.ledger.site import give_issuer_key
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -28,17 +28,8 @@ pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
-    live = LiveNetwork(tmp_path)
-    settings.LEDGER_DIR = tmp_path
-    settings.LEDGER_STORE_URL = live.store_template
-    for index in range(4):
-        live.start(index)
-    live.start_site_worker()
-    try:
+    with running_network(tmp_path, settings) as live:
         yield live
-    finally:
-        live.stop()
-        live.drop()
 
 
 def test_the_demo_households_are_registered_on_feeders_with_credits(network: LiveNetwork) -> None:

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,19 @@ class LiveNetwork:
         if not self.store_template.startswith("sqlite"):
             for index in range(4):
                 drop_database(self.url(index), force=True)
+
+
+@contextmanager
+def running_network(directory: Path, settings: Any) -> Iterator[LiveNetwork]:
+    """Four validators and the site's worker, with the site (``settings``) pointed at them."""
+    live = LiveNetwork(directory)
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = live.store_template
+    for index in range(4):
+        live.start(index)
+    live.start_site_worker()
+    try:
+        yield live
+    finally:
+        live.stop()
+        live.drop()

@@ -23,7 +23,7 @@ from market import selectors
 from market import services as market_services
 from market.models import Contract, MarketAccount, Offer
 from tests.factories import UserFactory
-from tests.ledger.live import LiveNetwork
+from tests.ledger.live import LiveNetwork, running_network
 from tests.ledger.site import give_issuer_key
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -35,17 +35,8 @@ ASK_WH = 200  # each buyer asks for 200 Wh: 20 kWh in all, twice the offer
 
 @pytest.fixture
 def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
-    live = LiveNetwork(tmp_path)
-    settings.LEDGER_DIR = tmp_path
-    settings.LEDGER_STORE_URL = live.store_template
-    for index in range(4):
-        live.start(index)
-    live.start_site_worker()
-    try:
+    with running_network(tmp_path, settings) as live:
         yield live
-    finally:
-        live.stop()
-        live.drop()
 
 
 def api_client(user: User) -> Client:
