@@ -109,7 +109,7 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
     grid check allows nothing), ``insufficient_free_balance``.
 ``market.offer.withdraw`` ``{"offer": id}``
     Releases the rest of the offer's deposit. Refusals: ``unknown_offer``, ``not_owner``,
-    ``slot_closed``.
+    ``slot_past``, ``slot_closed``.
 ``market.slot.clear`` ``{"slot": int}``
     Ends trading for a slot whose gate has closed; any account may send it (the grid operator's
     site does after every gate closure). With ``market.call_auction`` = 1 it first runs the
