@@ -465,10 +465,19 @@ def transaction_signing_bytes(
 
 
 def sign_transaction(
-    *, keypair: KeyPair, chain: str, type: str, nonce: int, payload: dict[str, Any]
+    *,
+    keypair: KeyPair,
+    chain: str,
+    type: str,
+    nonce: int,
+    payload: dict[str, Any],
+    sender: str | None = None,
 ) -> Transaction:
-    """A transaction from ``keypair``'s address, signed by it. Raises MalformedTransaction."""
-    sender = keypair.address
+    """A transaction from ``keypair``'s address, signed by it. Raises MalformedTransaction.
+
+    ``sender``: the account's address when it is not the key's own, after a ``key.rotate`` (an
+    address stays the same when its key changes)."""
+    sender = keypair.address if sender is None else sender
     # Validate the fields before signing, so that nothing malformed is ever signed.
     Transaction(
         chain=chain,

@@ -663,3 +663,19 @@ def test_it_speaks_hex_to_the_api() -> None:
         crypto.verify_inclusion_hex(ids[3], 4, 7, proof, root)
     with pytest.raises(crypto.MalformedHash):
         crypto.tx_root_hex([*ids, "00"])
+
+
+def test_it_signs_for_an_address_whose_key_was_rotated(rfc_pair: KeyPair) -> None:
+    new_key = KeyPair(private_key=hashlib.sha256(b"rotated").digest())
+    tx = crypto.sign_transaction(
+        keypair=new_key,
+        sender=rfc_pair.address,
+        chain="gridplatform-test",
+        type="credit.redeem",
+        nonce=3,
+        payload={"amount": 1},
+    )
+    assert tx.sender == rfc_pair.address != new_key.address
+    identity.verify(new_key.public_key_hex, tx.signing_bytes(), tx.signature)
+    with pytest.raises(identity.BadSignature):
+        identity.verify(rfc_pair.public_key_hex, tx.signing_bytes(), tx.signature)

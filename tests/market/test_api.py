@@ -15,11 +15,13 @@ from drf_spectacular.validation import validate_schema
 
 from gridplatform.accounts import services as account_services
 from gridplatform.accounts.models import Identity, User
+from gridplatform.identity import KeyPair
+from ledger.crypto import sign_transaction
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
 from market import api as market_api
 from tests.factories import UserFactory
-from tests.ledger.chains import HOUSEHOLDS, OPERATOR, build_chain, recent_start_ms
+from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, build_chain, recent_start_ms
 from tests.ledger.site import Site, commit_pending, use_network
 
 pytestmark = pytest.mark.django_db
@@ -692,6 +694,50 @@ def test_an_account_that_holds_its_own_key_reads_but_the_site_cannot_sign_for_it
         "not_custodial",
     )
     assert not SubmittedTransaction.objects.exists()
+
+
+def test_an_account_that_holds_its_own_key_trades_through_the_ledger_endpoint(
+    market: Site, prosumer: User, consumer: User
+) -> None:
+    # The consumer takes over its key (key.rotate to a key only it holds): the site can no
+    # longer sign for it, so it signs its own market transactions and posts them to the ledger.
+    own = KeyPair.generate()
+    address = consumer.identity.address
+    rotate = sign_transaction(
+        keypair=account_services.identity_unseal(identity_=consumer.identity),
+        chain=CHAIN,
+        type="key.rotate",
+        nonce=0,
+        payload={"public_key": own.public_key_hex},
+    )
+    assert commit_transactions(market, [rotate]) == ["ok"]
+    Identity.objects.filter(pk=consumer.identity.pk).update(sealed_private_key=None)
+
+    slot = open_slot(market)
+    place(client_for(prosumer), slot, "sell", 2_000, 20)
+    assert commit(market) == ["ok"]
+    client = client_for(consumer)
+    order = sign_transaction(
+        keypair=own,
+        sender=address,  # the address stays; the key is new
+        chain=CHAIN,
+        type="market.order.place",
+        nonce=1,
+        payload={"slot": slot, "side": "buy", "energy_wh": 500, "price": 25},
+    )
+    response = post(client, "/ledger/transactions", order.to_json())
+    assert response.status_code == 202, response.json()
+    assert response.json()["id"] == order.id
+    assert commit(market) == ["ok"]
+
+    mine = results("/orders", client)
+    assert [(o["id"], o["status"], o["side"]) for o in mine] == [(order.id, "filled", "buy")]
+    [contract] = results("/contracts", client)
+    assert (contract["buyer"], contract["energy_wh"], contract["price"]) == (address, 500, 20)
+
+
+def commit_transactions(site: Site, transactions: list[Any]) -> list[str]:
+    return list(site.commit(transactions).results)
 
 
 # --- the validators' refusals: at once from the rehearsal, or in the block -----------------------
