@@ -118,3 +118,52 @@ class MarketAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.locked} locked"
+
+
+class RuleKind(models.TextChoices):
+    SELL_SURPLUS = "sell_surplus", "Sell my surplus above"
+    BUY_UP_TO = "buy_up_to", "Buy what I need, up to"
+
+
+class StandingRule(models.Model):
+    """A household's standing rule, turned into orders when its meter readings meet it
+    (``market.rules``). Site data, not ledger state: the orders it makes are ordinary signed
+    orders, and each remembers which rule made it (``RuleOrder``)."""
+
+    owner = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="standing_rules"
+    )
+    kind = models.CharField(max_length=12, choices=RuleKind.choices)
+    energy_wh = models.BigIntegerField(
+        help_text="Sell: what is kept, per slot, before selling the rest. Buy: the most per slot."
+    )
+    price = models.BigIntegerField(
+        help_text="Minor units per kWh: the least to sell at, or the most to buy at."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.energy_wh} Wh at {self.price}/kWh"
+
+
+class RuleOrder(models.Model):
+    """An order a standing rule placed: at most one per rule and slot."""
+
+    rule = models.ForeignKey(StandingRule, on_delete=models.CASCADE, related_name="orders")
+    order_id = models.CharField(max_length=64, unique=True, help_text="The order's transaction id.")
+    slot = models.DateTimeField()
+    energy_wh = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "slot"], name="one_order_per_rule_and_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} -> {self.order_id[:12]}"

@@ -20,4 +20,6 @@ urlpatterns = [
     path("offers/<str:offer_id>/accept/", views.offer_accept, name="market-offer-accept"),
     path("offers/<str:offer_id>/withdraw/", views.offer_withdraw, name="market-offer-withdraw"),
     path("contracts/", views.contract_rows, name="market-contracts"),
+    path("rules/", views.rule_create, name="market-rule-create"),
+    path("rules/<int:rule_id>/stop/", views.rule_stop, name="market-rule-stop"),
 ]

@@ -28,15 +28,18 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
-from market import selectors, services
+from market import rules, selectors, services
 from market.forms import (
     FIELD_OF_CODE,
     WH,
     AcceptForm,
+    Inexact,
+    NotANumber,
     OfferForm,
     OrderForm,
     energy_text,
     price_text,
+    scaled,
     slot_label,
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
@@ -95,7 +98,13 @@ def _orders_context(user: User) -> dict[str, Any]:
     orders = selectors.order_list(user=user)
     open_orders = list(orders.filter(status=OrderStatus.OPEN))
     closed = list(orders.exclude(status=OrderStatus.OPEN)[:HISTORY_SHOWN])
-    return {"orders": open_orders + closed}
+    shown = open_orders + closed
+    made_by = rules.rule_of_orders(order_ids=[order.id for order in shown])
+    return {"orders": [(order, made_by.get(order.id)) for order in shown]}
+
+
+def _rules_context(user: User) -> dict[str, Any]:
+    return {"rules": rules.rules_of(user=user)}
 
 
 def _offers_context(
@@ -175,6 +184,7 @@ def _trade_page(
             **_offers_context(user, options, accept),
             **_my_offers_context(user),
             **_contracts_context(user),
+            **_rules_context(user),
         }
     status = 400 if errors or accept or _has_errors(order_form, offer_form) else 200
     return render(request, "market/trade.html", context, status=status)
@@ -376,3 +386,40 @@ def offer_withdraw(request: HttpRequest, offer_id: str) -> HttpResponse:
         )
     _submitted(request, "The withdrawal of your offer", tx.id)
     return _back(offer.slot if offer else None)
+
+
+# --- standing rules (trigger trading) -------------------------------------------------------------
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def rule_create(request: HttpRequest) -> HttpResponse:
+    kind = request.POST.get("kind", "")
+    try:
+        energy_wh = scaled(request.POST.get("energy_kwh", ""), 3)
+        price = scaled(request.POST.get("price_cents", ""), 0)
+    except (NotANumber, Inexact):
+        message = "Enter the energy in kWh (up to 3 decimals) and the price in whole cents per kWh."
+        return _trade_page(request, errors={"rules": message})
+    try:
+        rule = rules.rule_create(owner=request.user, kind=kind, energy_wh=energy_wh, price=price)
+    except DomainError as error:
+        return _trade_page(request, errors={"rules": error.message})
+    messages.success(
+        request,
+        f"Standing rule set: {rule.get_kind_display().lower()} {energy_text(rule.energy_wh)} "
+        f"per slot at {price_text(rule.price)}. It places orders when your meter readings call "
+        "for them.",
+    )
+    return redirect(f"{reverse('market')}#rules")
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def rule_stop(request: HttpRequest, rule_id: int) -> HttpResponse:
+    try:
+        rules.rule_stop(owner=request.user, rule_id=rule_id)
+    except DomainError as error:
+        return _trade_page(request, errors={"rules": error.message})
+    messages.success(request, "The standing rule is stopped; its orders stay as they are.")
+    return redirect(f"{reverse('market')}#rules")

@@ -1,0 +1,128 @@
+"""Trigger trading: standing rules turned into ordinary signed orders by the latest readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gridplatform.accounts.models import User
+from ledger.models import SubmittedTransaction
+from market import rules, selectors
+from market.models import Order, RuleOrder
+from market.rules import Flow, RuleError
+from tests.ledger.chains import OPERATOR, build_chain, recent_start_ms
+from tests.ledger.site import Site, commit_pending, use_network
+
+pytestmark = pytest.mark.django_db
+NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the flow's own interval: not used to pick the slot
+
+
+@pytest.fixture
+def site(settings: Any, tmp_path: Path, prosumer: User) -> Site:
+    chain = build_chain(1, 1, start_ms=recent_start_ms())
+    use_network(settings, tmp_path, chain)
+    site = Site(chain)
+    site.project_all()
+    address = prosumer.identity.address
+    site.register(address, prosumer.identity.public_key, credits=100_000)
+    site.commit([site.sign(OPERATOR, "grid.feeder.assign", address=address, feeder="f-1")])
+    return site
+
+
+def pending_orders() -> list[tuple[str, int, int]]:
+    return [
+        (
+            row.body["payload"]["side"],
+            row.body["payload"]["energy_wh"],
+            row.body["payload"]["price"],
+        )
+        for row in SubmittedTransaction.objects.order_by("id")
+    ]
+
+
+def test_a_sell_rule_sells_the_surplus_above_its_threshold_once_per_slot(
+    site: Site, prosumer: User
+) -> None:
+    rule = rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=300, price=18)
+    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=200, export_wh=400)) == []
+    [tx] = rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=200, export_wh=1_500))
+    assert pending_orders() == [("sell", 1_000, 18)]
+    assert tx.payload["slot"] == int(selectors.slot_list()[0].start.timestamp()) * 1_000
+    # The same slot again: the rule has placed its order for it already.
+    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=9_000)) == []
+    commit_pending(site)
+    order = Order.objects.get(id=tx.id)
+    assert (order.side, order.energy_wh, order.price) == ("sell", 1_000, 18)
+    assert rules.rule_of_orders(order_ids=[order.id]) == {order.id: rule}
+
+
+def test_a_buy_rule_buys_what_is_needed_up_to_its_cap(site: Site, prosumer: User) -> None:
+    rules.rule_create(owner=prosumer, kind="buy_up_to", energy_wh=500, price=30)
+    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=100, export_wh=100)) == []
+    rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=800, export_wh=100))
+    assert pending_orders() == [("buy", 500, 30)]
+
+
+def test_a_refused_order_leaves_the_rule_free_to_try_again(
+    site: Site, prosumer: User, consumer: User
+) -> None:
+    # The consumer is not on the ledger: its order is refused at rehearsal.
+    rules.rule_create(owner=consumer, kind="buy_up_to", energy_wh=500, price=30)
+    assert rules.rules_apply(owner=consumer, latest=Flow(NOW, import_wh=800, export_wh=0)) == []
+    assert not RuleOrder.objects.exists()
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_it_refuses_bad_rules_and_stops_rules(site: Site, prosumer: User, regulator: User) -> None:
+    cases = [
+        ({"owner": regulator, "kind": "sell_surplus", "energy_wh": 1, "price": 1}, "not_allowed"),
+        ({"owner": prosumer, "kind": "hoard", "energy_wh": 1, "price": 1}, "bad_kind"),
+        ({"owner": prosumer, "kind": "sell_surplus", "energy_wh": -1, "price": 1}, "bad_energy"),
+        ({"owner": prosumer, "kind": "sell_surplus", "energy_wh": 1.5, "price": 1}, "bad_energy"),
+        ({"owner": prosumer, "kind": "buy_up_to", "energy_wh": 0, "price": 1}, "bad_energy"),
+        ({"owner": prosumer, "kind": "buy_up_to", "energy_wh": 5, "price": 0}, "bad_price"),
+        ({"owner": prosumer, "kind": "buy_up_to", "energy_wh": 5, "price": True}, "bad_price"),
+    ]
+    for arguments, code in cases:
+        with pytest.raises(RuleError) as refused:
+            rules.rule_create(**arguments)
+        assert refused.value.code == code
+    rule = rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=0, price=5)
+    with pytest.raises(RuleError):
+        rules.rule_stop(owner=regulator, rule_id=rule.pk)
+    rules.rule_stop(owner=prosumer, rule_id=rule.pk)
+    assert rules.rules_of(user=prosumer) == []
+    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=500)) == []
+
+
+def test_a_household_sets_and_stops_a_rule_on_the_market_page(
+    site: Site, prosumer: User, client: Any
+) -> None:
+    client.force_login(prosumer)
+    response = client.post(
+        "/market/rules/",
+        {"kind": "sell_surplus", "energy_kwh": "0.3", "price_cents": "18"},
+        follow=True,
+    )
+    assert "Standing rule set: sell my surplus above 0.3 kWh per slot at €0.18/kWh" in (
+        response.content.decode()
+    )
+    [rule] = rules.rules_of(user=prosumer)
+    assert (rule.kind, rule.energy_wh, rule.price) == ("sell_surplus", 300, 18)
+
+    [tx] = rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=1_300))
+    commit_pending(site)
+    page = client.get("/market/").content.decode()
+    assert f'data-order="{tx.id}" data-rule="{rule.pk}"' in page
+    assert "by your rule: sell my surplus above" in page
+
+    bad = client.post(
+        "/market/rules/", {"kind": "sell_surplus", "energy_kwh": "0.0001", "price_cents": "18"}
+    )
+    assert bad.status_code == 400
+    assert "up to 3 decimals" in bad.content.decode()
+    client.post(f"/market/rules/{rule.pk}/stop/")
+    assert rules.rules_of(user=prosumer) == []
