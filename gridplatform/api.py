@@ -18,6 +18,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -50,6 +51,21 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.DictField(
         required=False, help_text="Optional details: field errors, retry_after, ..."
     )
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer in the OpenAPI schema: the error body, with what ``code`` may be."""
+    return OpenApiResponse(response=ErrorSerializer, description=description)
+
+
+def codes_text(messages: dict[str, str], *codes: str) -> str:
+    """A Markdown list of ``codes`` with their messages, for a schema description."""
+    return "\n".join(f"- `{code}`: {messages.get(code, code)}" for code in codes)
+
+
+UNAUTHENTICATED = error_response(
+    "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
+)
 
 
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ DEBUG, SECRET_KEY, KEY_ENCRYPTION_KEY, RETIRED_KEY_ENCRYPTION_KEYS, ALLOWED_HOST
 CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_DIR, LEDGER_STORE_URL, LEDGER_VALIDATORS,
 LEDGER_CHAIN_ID, LEDGER_POOL_LIMIT, LEDGER_PENDING_TIMEOUT_S, LEDGER_CATCH_UP_AFTER_S,
 SECURE_SSL_REDIRECT,
-SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE, API_THROTTLE_USER, API_THROTTLE_ANON.
+SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE, API_THROTTLE_USER, API_THROTTLE_ANON,
+API_THROTTLE_METER.
 """
 
 from __future__ import annotations
@@ -269,6 +270,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
         "anon": env.str("API_THROTTLE_ANON", default="120/min"),
+        # Batches of readings per meter (meters.api.MeterRateThrottle): a meter sends one per
+        # interval, and catches up after an outage in batches of up to 2,000 readings.
+        "meter": env.str("API_THROTTLE_METER", default="60/min"),
     },
     "EXCEPTION_HANDLER": "gridplatform.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -290,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets with a common field name get a name of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {"MeterKindEnum": "meters.models.MeterKind"},
 }
 
 # --- internationalisation: UTC inside, the user's zone on screen ------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.generics import ListAPIView
@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gridplatform.api import ErrorSerializer
+from gridplatform.api import UNAUTHENTICATED, error_response
 from ledger import selectors, services
 from ledger.crypto import LedgerCryptoError, loads
 
@@ -28,14 +28,7 @@ TAG = "ledger"
 HEX64 = "a" * 64
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorSerializer, description=description)
-
-
-UNAUTHENTICATED = _error(
-    "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
-)
-NOT_FOUND = _error("`not_found`.")
+NOT_FOUND = error_response("`not_found`.")
 ADMISSION_TABLE = "\n".join(
     f"- `{code}`: {meaning}" for code, meaning in services.ADMISSION_CODES.items()
 )
@@ -108,9 +101,9 @@ class TransactionSubmitApi(APIView):
         request=InputSerializer,
         responses={
             202: OutputSerializer,
-            400: _error("A refusal; `code` is one of the admission codes above."),
+            400: error_response("A refusal; `code` is one of the admission codes above."),
             401: UNAUTHENTICATED,
-            503: _error("`ledger_unavailable`: this site has no ledger network yet."),
+            503: error_response("`ledger_unavailable`: this site has no ledger network yet."),
         },
         examples=[
             OpenApiExample(

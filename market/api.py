@@ -25,7 +25,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
 )
@@ -36,7 +35,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gridplatform.accounts.models import Role, User
-from gridplatform.api import ErrorSerializer
+from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import DomainError
 from ledger.projection import ms_of_datetime
 from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
@@ -215,18 +214,11 @@ class OfferFilter(django_filters.FilterSet):
 # --- the schema's words ------------------------------------------------------------------------
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorSerializer, description=description)
-
-
 def _codes(*codes: str) -> str:
-    return "\n".join(f"- `{code}`: {MESSAGES.get(code, code)}" for code in codes)
+    return codes_text(MESSAGES, *codes)
 
 
-UNAUTHENTICATED = _error(
-    "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
-)
-FORBIDDEN = _error("`forbidden`: only households trade.")
+FORBIDDEN = error_response("`forbidden`: only households trade.")
 QUALIFICATION = (
     "market_suspended",
     "account_restricted",
@@ -300,7 +292,7 @@ class OrderListApi(ListAPIView):
         "A bad filter value is a 400: `bad_status`, `bad_slot`, `bad_side`.",
         responses={
             200: OrderSerializer(many=True),
-            400: _error("`bad_status`, `bad_slot` or `bad_side`."),
+            400: error_response("`bad_status`, `bad_slot` or `bad_side`."),
             401: UNAUTHENTICATED,
         },
     )
@@ -321,7 +313,7 @@ class OrderListApi(ListAPIView):
         request=InputSerializer,
         responses={
             202: OutputSerializer,
-            400: _error("A refusal; `code` is one of the codes above."),
+            400: error_response("A refusal; `code` is one of the codes above."),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
         },
@@ -369,7 +361,7 @@ class OrderDetailApi(APIView):
         summary="One of your orders",
         description="Once its block has committed; another account's order is a 404.",
         parameters=[ID],
-        responses={200: OrderSerializer, 401: UNAUTHENTICATED, 404: _error("`not_found`.")},
+        responses={200: OrderSerializer, 401: UNAUTHENTICATED, 404: error_response("`not_found`.")},
     )
     def get(self, request: Request, id: str) -> Response:
         _check_id(id)
@@ -387,10 +379,10 @@ class OrderDetailApi(APIView):
         request=None,
         responses={
             202: OutputSerializer,
-            400: _error("`slot_past`, `slot_closed`, or a signing or admission code."),
+            400: error_response("`slot_past`, `slot_closed`, or a signing or admission code."),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
-            404: _error("`unknown_order`."),
+            404: error_response("`unknown_order`."),
         },
     )
     def delete(self, request: Request, id: str) -> Response:
@@ -431,7 +423,7 @@ class BookApi(APIView):
         parameters=[SLOT_PATH],
         responses={
             200: BookSerializer,
-            400: _error("`bad_slot` or `slot_misaligned`."),
+            400: error_response("`bad_slot` or `slot_misaligned`."),
             401: UNAUTHENTICATED,
         },
     )
@@ -479,7 +471,7 @@ class OfferListApi(ListAPIView):
         "slot, then price. Paged; filter by `status`, `slot` (400 `bad_status`, `bad_slot`).",
         responses={
             200: OfferSerializer(many=True),
-            400: _error("`bad_status` or `bad_slot`."),
+            400: error_response("`bad_status` or `bad_slot`."),
             401: UNAUTHENTICATED,
         },
     )
@@ -506,7 +498,7 @@ class OfferListApi(ListAPIView):
         request=InputSerializer,
         responses={
             202: OutputSerializer,
-            400: _error("A refusal; `code` is one of the codes above."),
+            400: error_response("A refusal; `code` is one of the codes above."),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
         },
@@ -536,7 +528,7 @@ class OfferDetailApi(APIView):
         operation_id="market_offer_get",
         summary="An offer you may see",
         parameters=[ID],
-        responses={200: OfferSerializer, 401: UNAUTHENTICATED, 404: _error("`not_found`.")},
+        responses={200: OfferSerializer, 401: UNAUTHENTICATED, 404: error_response("`not_found`.")},
     )
     def get(self, request: Request, id: str) -> Response:
         _check_id(id)
@@ -554,10 +546,10 @@ class OfferDetailApi(APIView):
         request=None,
         responses={
             202: OfferSentSerializer,
-            400: _error("`slot_past`, `slot_closed`, or a signing or admission code."),
+            400: error_response("`slot_past`, `slot_closed`, or a signing or admission code."),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
-            404: _error("`unknown_offer`."),
+            404: error_response("`unknown_offer`."),
         },
     )
     def delete(self, request: Request, id: str) -> Response:
@@ -605,10 +597,10 @@ class OfferAcceptApi(APIView):
         request=InputSerializer,
         responses={
             202: OfferSentSerializer,
-            400: _error("A refusal; `code` is one of the codes above."),
+            400: error_response("A refusal; `code` is one of the codes above."),
             401: UNAUTHENTICATED,
             403: FORBIDDEN,
-            404: _error("`unknown_offer`."),
+            404: error_response("`unknown_offer`."),
         },
     )
     def post(self, request: Request, id: str) -> Response:
@@ -670,7 +662,9 @@ class AccountApi(APIView):
         responses={
             200: OutputSerializer,
             401: UNAUTHENTICATED,
-            404: _error("`not_on_ledger`: your account is not registered on the ledger yet."),
+            404: error_response(
+                "`not_on_ledger`: your account is not registered on the ledger yet."
+            ),
         },
     )
     def get(self, request: Request) -> Response:

@@ -9,16 +9,17 @@ prices in minor units per kWh), no floats, no randomness, no I/O. Amounts follow
 Money
 =====
 
-No market transaction moves credits between accounts: balances (``bal/<address>``) change only
-by the ledger's ``credit.*`` types (and, in a later issue, settlement). Publishing *locks* part of
-the owner's balance as a margin; ``free balance = balance - locked``. A buyer locks the full price
-of its bid plus the network fee (``pricing.buyer_margin``); a seller a security deposit
-(``pricing.seller_deposit``, ``market.deposit_bps`` of the order's value). When orders match,
-the margins move to the contract and stay locked there: the buyer's escrow at the contract price
-(a price better than its bid releases the difference), the seller's deposit as it was locked
-for that energy. Cancelling, withdrawing or the end of trading for a slot releases what an
-unmatched remainder had locked. ``credit.transfer`` and ``credit.redeem`` may spend only the
-free balance (:func:`register_market_types` guards them).
+No trading transaction moves credits between accounts: balances (``bal/<address>``) change only
+by the ledger's ``credit.*`` types and by settlement (``market.settlement``). Publishing *locks*
+part of the owner's balance as a margin; ``free balance = balance - locked``. A buyer locks the
+full price of its bid plus the network fee (``pricing.buyer_margin``); a seller a security
+deposit (``pricing.seller_deposit``, ``market.deposit_bps`` of the order's value). When orders
+match, the margins move to the contract and stay locked there: the buyer's escrow at the
+contract price (a price better than its bid releases the difference), the seller's deposit as
+it was locked for that energy. Cancelling, withdrawing or the end of trading for a slot releases
+what an unmatched remainder had locked; settlement pays from a contract's margins and releases
+them. ``credit.transfer`` and ``credit.redeem`` may spend only the free balance
+(:func:`register_market_types` guards them).
 
 Delivery slots
 ==============
@@ -50,8 +51,9 @@ State keys
                                            priority), below
 ``market/auction/<slot>``                  call auction result: ``{"price", "volume_wh",
                                            "contracts", "tx", "height"}``
-``market/defaults/<address>``              default records, written by settlement (later); read
-                                           here: ``{"unsettled": int, ...}``
+``market/defaults/<address>``              default records, written by settlement
+                                           (``market.settlement``); read here:
+                                           ``{"unsettled": int, ...}``
 ``grid/feeder/<address>``                  the household's feeder (``market.grid``)
 ``supervision/restricted/<address>``       present: the account may not publish orders or accept
                                            offers (written by supervision, later)
@@ -71,7 +73,7 @@ A contract::
 the parties' signed transactions (orders, offer and acceptance; the transactions are in the
 blocks); ``tx`` the transaction that made the match. Settlement pays ``value(delivered, price) +
 value(delivered, network_fee)`` from the escrow and charges ``penalty_bps`` of the undelivered
-energy's value from the deposit.
+energy's value from the deposit (``market.settlement``, ``market.slot.settle``).
 
 Transaction types
 =================
@@ -195,7 +197,8 @@ def free_balance(state: State, address: str) -> int:
     return balance(state, address) - locked(state, address)
 
 
-def _add_locked(state: State, address: str, delta: int) -> None:
+def add_locked(state: State, address: str, delta: int) -> None:
+    """Change the account's locked amount by ``delta`` (settlement unlocks through it too)."""
     if delta:
         total = locked(state, address) + delta
         if total:
@@ -211,7 +214,7 @@ def _check_free(state: State, address: str, amount: int) -> None:
 
 def _lock(state: State, address: str, amount: int) -> None:
     _check_free(state, address, amount)
-    _add_locked(state, address, amount)
+    add_locked(state, address, amount)
 
 
 def _margin(side: str, energy_wh: int, price: int, options: Options) -> int:
@@ -416,7 +419,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     if order["remaining_wh"]:
         book.add(state, order)
         _open_add(state, slot, tx.sender, side)
-    _add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
+    add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
 
 
 def _match(
@@ -454,7 +457,7 @@ def _match(
             released += trade.released
         else:
             order, resting_after = trade.sell, trade.buy
-            _add_locked(state, resting["owner"], -trade.released)
+            add_locked(state, resting["owner"], -trade.released)
         if resting_after["remaining_wh"]:
             book.update(state, resting_after)
         else:
@@ -480,7 +483,7 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     _check_trading(order["slot"], context.timestamp_ms, market_options(state))
     book.remove(state, order)
     _open_remove(state, order["slot"], tx.sender)
-    _add_locked(state, tx.sender, -order["locked"])
+    add_locked(state, tx.sender, -order["locked"])
 
 
 # --- bilateral offers --------------------------------------------------------------------------
@@ -588,7 +591,7 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_owner")
     _check_trading(offer["slot"], context.timestamp_ms, market_options(state))
     book.queue_unlink(state, offers_key(offer["slot"]), OFFER_PREFIX, offer)
-    _add_locked(state, tx.sender, -offer["locked"])
+    add_locked(state, tx.sender, -offer["locked"])
 
 
 # --- the end of trading for a slot -------------------------------------------------------------
@@ -620,10 +623,10 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
     if options.call_auction and state.get(MARKET_SUSPENDED_KEY) is None:
         _call_auction(state, context, options, slot, bids, asks)
     for order in itertools.chain(bids, asks):
-        _add_locked(state, order["owner"], -order["locked"])
+        add_locked(state, order["owner"], -order["locked"])
         state.delete(open_key(slot, order["owner"]))
     for offer in book.queue_delete(state, offers_key(slot), OFFER_PREFIX):
-        _add_locked(state, offer["owner"], -offer["locked"])
+        add_locked(state, offer["owner"], -offer["locked"])
 
 
 def _call_auction(
@@ -667,7 +670,7 @@ def _call_auction(
                     asked_wh=asked,
                 )
                 bids[i], asks[j] = trade.buy, trade.sell
-                _add_locked(state, bid["owner"], -trade.released)
+                add_locked(state, bid["owner"], -trade.released)
                 contracts += 1
                 volume += allowance.energy_wh
             if bids[i]["remaining_wh"] == 0 or allowance.energy_wh < asked:
@@ -703,8 +706,9 @@ def _spending_free_balance_only(handler: Handler) -> Handler:
 
 
 def register_market_types(registry: Registry) -> Registry:
-    """Add the market's and the grid's transaction types to ``registry`` (which already holds
-    the ledger's), and make ``credit.transfer`` and ``credit.redeem`` spend free balance only."""
+    """Add the market's and the grid's transaction types, settlement's included
+    (``market.settlement``), to ``registry`` (which already holds the ledger's), and make
+    ``credit.transfer`` and ``credit.redeem`` spend free balance only."""
     for name in ("credit.transfer", "credit.redeem"):
         tx_type = registry.types[name]
         registry.types[name] = dataclasses.replace(
@@ -717,4 +721,8 @@ def register_market_types(registry: Registry) -> Registry:
     registry.register("market.offer.accept", senders={HOUSEHOLD}, handler=offer_accept)
     registry.register("market.offer.withdraw", senders={HOUSEHOLD}, handler=offer_withdraw)
     registry.register("market.slot.clear", senders={ANY_ROLE}, handler=slot_clear)
+    # Imported here: settlement builds on this module (margins, contract keys).
+    from market.settlement import slot_settle
+
+    registry.register("market.slot.settle", senders={ANY_ROLE}, handler=slot_settle)
     return registry

@@ -28,6 +28,9 @@ option                                default         meaning
                                                       of its value (recorded in each contract)
 ``market.max_unsettled_defaults``     0               an account with more unsettled defaults than
                                                       this may not publish orders or accept offers
+``market.settlement_delay_ms``        900 000         a slot settles no earlier than this long
+                                                      after it ends, so that meter data can arrive
+                                                      (15 min)
 ====================================  ==============  =============================================
 """
 
@@ -59,6 +62,7 @@ class Options:
     network_fee: int = 0
     penalty_bps: int = 2_000
     max_unsettled_defaults: int = 0
+    settlement_delay_ms: int = 900_000
 
     @classmethod
     def from_genesis(cls, genesis_options: dict[str, Any]) -> Options:
@@ -86,6 +90,7 @@ class Options:
             network_fee=min(max(0, o.network_fee), PRICE_LIMIT),
             penalty_bps=max(0, o.penalty_bps),
             max_unsettled_defaults=max(0, o.max_unsettled_defaults),
+            settlement_delay_ms=max(0, o.settlement_delay_ms),
         )
 
 

@@ -13,7 +13,9 @@ def _no_api_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     from rest_framework.throttling import SimpleRateThrottle
 
     monkeypatch.setattr(
-        SimpleRateThrottle, "THROTTLE_RATES", {"user": "1000000/min", "anon": "1000000/min"}
+        SimpleRateThrottle,
+        "THROTTLE_RATES",
+        {"user": "1000000/min", "anon": "1000000/min", "meter": "1000000/min"},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -20,22 +21,30 @@ from gridplatform.accounts.models import ApiToken, User
 KEYWORD = "Token"
 
 
+def authorization_credentials(request: Any, keyword: str, what: str) -> str | None:
+    """The credentials of an ``Authorization: <keyword> <credentials>`` header (ASCII), None
+    when the header names another scheme; AuthenticationFailed when it is malformed."""
+    parts = get_authorization_header(request).split()
+    if not parts or parts[0].lower() != keyword.lower().encode():
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed(
+            f"Malformed Authorization header: expected '{keyword} <token>'.",
+            code="authentication_failed",
+        )
+    try:
+        return str(parts[1].decode("ascii"))
+    except UnicodeDecodeError:
+        raise exceptions.AuthenticationFailed(
+            f"Invalid or revoked {what}.", code="authentication_failed"
+        ) from None
+
+
 class TokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != KEYWORD.lower().encode():
+        token = authorization_credentials(request, KEYWORD, "token")
+        if token is None:
             return None
-        if len(parts) != 2:
-            raise AuthenticationFailed(
-                "Malformed Authorization header: expected 'Token <token>'.",
-                code="authentication_failed",
-            )
-        try:
-            token = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed(
-                "Invalid or revoked token.", code="authentication_failed"
-            ) from None
         try:
             return services.api_token_authenticate(token=token)
         except services.InvalidApiToken as error:
@@ -46,7 +55,7 @@ class TokenAuthentication(BaseAuthentication):
         return f'{KEYWORD} realm="api"'
 
 
-class TokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Documents the token scheme in the OpenAPI schema (and Swagger UI's Authorize dialog)."""
 
     target_class = TokenAuthentication

@@ -1,11 +1,14 @@
 """A single-node market for tests: genesis, the full registry, signed transactions, block time.
 
 Every transaction is really signed and executed with ``ledger.application.execute``; every block
-is recorded, so that a test can replay them on a fresh genesis state.
+is recorded, so that a test can replay them on a fresh genesis state. Meters' devices sign their
+batches of readings with their own keys; the grid operator relays them (``Market.relay``).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from gridplatform.identity import KeyPair
@@ -14,6 +17,8 @@ from ledger.crypto import Transaction, sign_transaction
 from ledger.registry import build_registry
 from ledger.state import State
 from market import book, contract
+from market.options import market_options
+from meters import ledger as meters
 
 CHAIN = "gridplatform-test"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, on the 15-minute grid
@@ -28,6 +33,44 @@ BEN = KeyPair(private_key=bytes(range(43, 75)))  # a buyer
 CAT = KeyPair(private_key=bytes(range(44, 76)))  # another household
 DAN = KeyPair(private_key=bytes(range(45, 77)))  # another household
 HOUSEHOLDS = (ADA, BEN, CAT, DAN)
+# Meters' devices: their keys sign readings, never transactions.
+ADA_METER = KeyPair(private_key=bytes(range(60, 92)))
+ADA_PV = KeyPair(private_key=bytes(range(61, 93)))
+BEN_METER = KeyPair(private_key=bytes(range(62, 94)))
+CAT_METER = KeyPair(private_key=bytes(range(63, 95)))
+DAN_METER = KeyPair(private_key=bytes(range(64, 96)))
+INTERVAL_S = 300  # the meters' interval in these tests: three readings per slot
+
+
+def rfc3339(ms: int) -> str:
+    """``ms`` since the epoch as an RFC 3339 UTC time, as a device writes it."""
+    return datetime.fromtimestamp(ms // 1_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reading(
+    start_ms: int,
+    export_wh: int,
+    *,
+    import_wh: int = 0,
+    quality: str = "actual",
+    duration_s: int = INTERVAL_S,
+) -> dict[str, Any]:
+    return {
+        "start": rfc3339(start_ms),
+        "duration_s": duration_s,
+        "import_wh": import_wh,
+        "export_wh": export_wh,
+        "quality": quality,
+    }
+
+
+def batch(*readings: dict[str, Any]) -> str:
+    """A request body as a device sends it."""
+    return json.dumps({"readings": list(readings)}, separators=(",", ":"))
+
+
+def device_signature(device: KeyPair, t: int, body: str) -> str:
+    return device.sign(meters.device_message(t, body.encode()))
 
 
 class Market:
@@ -74,6 +117,59 @@ class Market:
         if feeder:
             assert self.send(OPERATOR, "grid.feeder.assign", address=who.address, feeder=feeder)
             assert self.state.get(f"grid/feeder/{who.address}") == feeder
+
+    # --- meters --------------------------------------------------------------------------------
+
+    def meter(
+        self,
+        who: KeyPair,
+        device: KeyPair,
+        meter_id: str,
+        *,
+        kind: str = "bidirectional",
+        interval_s: int = INTERVAL_S,
+        feeder: str = "f1",
+        at: int | None = None,
+    ) -> str:
+        """The grid operator registers ``who``'s meter ``meter_id`` with ``device``'s key."""
+        payload = {
+            "meter": meter_id,
+            "owner": who.address,
+            "kind": kind,
+            "public_key": device.public_key_hex,
+            "feeder": feeder,
+            "interval_s": interval_s,
+        }
+        return self.send(OPERATOR, "meter.register", at=at, **payload)
+
+    def relay(
+        self,
+        meter_id: str,
+        device: KeyPair,
+        body: str,
+        *,
+        t: int | None = None,
+        at: int | None = None,
+        signature: str | None = None,
+    ) -> str:
+        """The grid operator relays a batch ``device`` signed at ``t`` (default: block time)."""
+        at = self.now + 1_000 if at is None else at
+        t = at // 1_000 if t is None else t
+        if signature is None:
+            signature = device_signature(device, t, body)
+        payload = {"meter": meter_id, "t": t, "body": body, "signature": signature}
+        return self.send(OPERATOR, "meter.readings", at=at, **payload)
+
+    def deliver(self, meter_id: str, device: KeyPair, exports: list[int], *, slot: int) -> str:
+        """Readings of ``exports`` Wh for the slot's intervals, relayed when the slot has ended."""
+        step = INTERVAL_S * 1_000
+        body = batch(*(reading(slot + i * step, e) for i, e in enumerate(exports)))
+        return self.relay(meter_id, device, body, at=max(self.now + 1_000, slot + SLOT_MS))
+
+    def settle(self, who: KeyPair = OPERATOR, *, slot: int = SLOT, at: int | None = None) -> str:
+        """``market.slot.settle``, by default as soon as it is due."""
+        due = slot + SLOT_MS + market_options(self.state).settlement_delay_ms
+        return self.send(who, "market.slot.settle", slot=slot, at=at or max(self.now + 1_000, due))
 
     # --- market shortcuts ----------------------------------------------------------------------
 

@@ -866,7 +866,9 @@ def test_it_publishes_every_market_path_in_the_schema(db: None) -> None:
     validate_schema(schema)
     paths = schema["paths"]
     market_paths = {
-        path: sorted(paths[path]) for path in paths if not path.startswith(f"{API}/ledger/")
+        path: sorted(paths[path])
+        for path in paths
+        if not path.startswith((f"{API}/ledger/", f"{API}/meters"))  # theirs: their own tests
     }
     assert market_paths == {
         f"{API}/orders": ["get", "post"],

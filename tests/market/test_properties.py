@@ -1,11 +1,16 @@
 """The market's invariants, as Hypothesis state machines over real signed transactions.
 
-After every step: money is conserved (balances sum to ``ledger/supply``, which moves only by what
+Households trade, their meters' devices sign readings that the grid operator relays (some sent
+again, changed or tampered with), and slots settle. After every step: money is conserved
+(balances, the grid operator's fees included, sum to ``ledger/supply``, which moves only by what
 was issued and redeemed), no balance, locked amount or free balance is negative, every account's
-locked amount is exactly what its orders, offers and contracts hold, every resting order's and
-offer's margin is exactly the margin of its remainder, and nothing is filled beyond its quantity
-(what an order or offer has left plus its contracts is exactly what it was for). At the end, an
-independent execution of the same blocks on a fresh genesis state gives the same state root.
+locked amount is exactly what its orders, offers and unsettled contracts hold, every resting
+order's and offer's margin is exactly the margin of its remainder, nothing is filled beyond its
+quantity (what an order or offer has left plus its contracts is exactly what it was for), every
+reading is the first one sent for its interval (late if its slot had settled), and a settlement,
+once made, never changes. Each settlement is checked against a model of the rules, and moves
+exactly the money its records say. At the end, an independent execution of the same blocks on a
+fresh genesis state gives the same state root.
 """
 
 from __future__ import annotations
@@ -18,39 +23,72 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from gridplatform.identity import KeyPair
-from market import book, contract, grid
+from ledger import application as app
+from market import book, contract, grid, settlement
 from market.options import market_options
-from market.pricing import buyer_margin, seller_deposit
+from market.pricing import buyer_margin, seller_deposit, share, value
+from meters import ledger as meters
 from tests.market.support import (
     ADA,
+    ADA_METER,
+    BEN_METER,
+    CAT_METER,
     DAN,
+    DAN_METER,
     GATE_MS,
     HOUSEHOLDS,
+    INTERVAL_S,
     OPERATOR,
     REGULATOR,
     SLOT_MS,
     Market,
+    batch,
+    device_signature,
+    reading,
 )
 
 households = st.sampled_from(HOUSEHOLDS)
 energies = st.integers(min_value=1, max_value=2_000)
 prices = st.integers(min_value=90, max_value=110) | st.integers(min_value=1, max_value=300)
 ahead = st.integers(min_value=0, max_value=1)  # which open slot: the first or the next
+DEVICES = dict(zip(HOUSEHOLDS, (ADA_METER, BEN_METER, CAT_METER, DAN_METER), strict=True))
+BY_ADDRESS = {who.address: who for who in HOUSEHOLDS}
+INTERVALS = SLOT_MS // (INTERVAL_S * 1_000)
+exports = st.integers(min_value=0, max_value=600)
+qualities = st.sampled_from(meters.QUALITIES)
+
+
+def meter_id(who: KeyPair) -> str:
+    return f"meter-{who.address[:8]}"
 
 
 class MarketMachine(RuleBasedStateMachine):
-    options: ClassVar[dict[str, int]] = {"network_fee": 3, "deposit_bps": 2_500}
+    # A penalty rate above the deposit's, so that the cap at the deposit is exercised.
+    options: ClassVar[dict[str, int]] = {
+        "network_fee": 3,
+        "deposit_bps": 2_500,
+        "penalty_bps": 3_000,
+    }
 
     def __init__(self) -> None:
         super().__init__()
-        self.market = Market(**self.options)
+        # Shortfalls are frequent here; a seller that defaulted keeps trading, so runs stay rich.
+        self.market = Market(**({"max_unsettled_defaults": 10**6} | self.options))
         for who, credits in zip(HOUSEHOLDS, (50_000, 20_000, 5_000, 300), strict=True):
             self.market.household(who, credits=credits, feeder="f1" if who != DAN else "f2")
+            assert self.market.meter(who, DEVICES[who], meter_id(who)) == "ok"
         self.supply = self.market.state.get("ledger/supply")
         self.orders: dict[str, int] = {}  # every order placed: id -> energy ordered
         self.offers: dict[str, int] = {}
         self.acceptances: dict[str, int] = {}  # accepted offers: acceptance id -> energy asked
-        self.slots: set[int] = set()
+        self.slots: set[int] = set()  # slots with orders or offers that may still be cleared
+        self.traded: set[int] = set()  # every slot with an order or an offer
+        # The model of meter data: the first reading sent for each (meter, interval start)...
+        self.readings: dict[tuple[str, int], dict[str, Any]] = {}
+        self.conflicts: collections.Counter[str] = collections.Counter()
+        # ... and every settlement as it was made: summary and per-contract results.
+        self.settled: dict[int, tuple[Any, list[Any]]] = {}
+        self.done: set[int] = set()
 
     def send(self, who: KeyPair, type: str, **payload: Any) -> tuple[str, str]:
         tx = self.market.tx(who, type, **payload)
@@ -114,6 +152,7 @@ class MarketMachine(RuleBasedStateMachine):
         if result == "ok":
             self.orders[order_id] = e
             self.slots.add(slot)
+            self.traded.add(slot)
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), who=households)
@@ -138,6 +177,7 @@ class MarketMachine(RuleBasedStateMachine):
         if result == "ok":
             self.offers[offer_id] = e
             self.slots.add(slot)
+            self.traded.add(slot)
 
     @precondition(lambda self: self.offers)
     @rule(data=st.data(), who=households, percent=st.integers(min_value=1, max_value=110))
@@ -185,6 +225,173 @@ class MarketMachine(RuleBasedStateMachine):
         assert result in (["ok"], ["nothing_to_clear"])
         self.slots.discard(slot)
 
+    # --- meters and settlement ------------------------------------------------------------------
+
+    @precondition(lambda self: self.traded)
+    @rule(
+        data=st.data(),
+        who=households,
+        values=st.lists(st.tuples(exports, qualities), min_size=1, max_size=INTERVALS),
+        first=st.integers(min_value=0, max_value=INTERVALS - 1),
+        tamper=st.booleans(),
+    )
+    def report(
+        self,
+        data: st.DataObject,
+        who: KeyPair,
+        values: list[tuple[int, str]],
+        first: int,
+        tamper: bool,
+    ) -> None:
+        """A meter's batch for intervals of a traded slot, relayed once the slot has ended: mostly
+        a slot not settled yet and one of its sellers, sometimes any (a late reading)."""
+        pending = sorted(self.traded - self.done)
+        slot = data.draw(st.sampled_from(pending or sorted(self.traded)))
+        if data.draw(st.integers(min_value=0, max_value=3)) == 0:
+            slot = data.draw(st.sampled_from(sorted(self.traded)))
+        sellers = sorted({made["seller"] for made in self.market.contracts(slot)})
+        if sellers and data.draw(st.integers(min_value=0, max_value=3)):
+            who = BY_ADDRESS[data.draw(st.sampled_from(sellers))]
+        self.relay(who, slot, first, values, tamper=tamper)
+
+    def relay(
+        self, who: KeyPair, slot: int, first: int, values: list[tuple[int, str]], *, tamper: bool
+    ) -> None:
+        """``who``'s device signs readings of ``values`` for the slot's intervals from number
+        ``first`` on (wrapping around); the grid operator relays them (changed, if ``tamper``)."""
+        step = INTERVAL_S * 1_000
+        starts = [slot + (first + i) % INTERVALS * step for i in range(len(values))]
+        items = [reading(start, e, quality=q) for start, (e, q) in zip(starts, values, strict=True)]
+        at = max(self.market.now + 1_000, slot + SLOT_MS)
+        body = batch(*items)
+        signature = device_signature(DEVICES[who], at // 1_000, body)
+        if tamper:
+            body = batch(*items, reading(slot, 1))  # not what the device signed
+        payload = {"meter": meter_id(who), "t": at // 1_000, "body": body, "signature": signature}
+        result = self.market.run(self.market.tx(OPERATOR, "meter.readings", **payload), at=at)
+        if tamper:
+            assert result == ["bad_device_signature"]
+            return
+        assert result == ["ok"]
+        for start, (e, q) in zip(starts, values, strict=True):
+            sent = {"import_wh": 0, "export_wh": e, "quality": q}
+            first_sent = self.readings.setdefault((meter_id(who), start), sent | {"late": None})
+            if first_sent["late"] is None:
+                first_sent["late"] = slot in self.settled
+            elif {k: first_sent[k] for k in sent} != sent:
+                self.conflicts[meter_id(who)] += 1
+
+    @precondition(lambda self: self.traded)
+    @rule(data=st.data(), who=st.sampled_from([*HOUSEHOLDS, OPERATOR, REGULATOR]))
+    def settle(self, data: st.DataObject, who: KeyPair) -> None:
+        """Try to settle a traded slot now, due or not."""
+        self.try_settle(who, data.draw(st.sampled_from(sorted(self.traded))), None)
+
+    @precondition(lambda self: self.traded - self.done)
+    @rule(data=st.data(), who=households)
+    def deliver_clear_and_settle_the_oldest_slot(self, data: st.DataObject, who: KeyPair) -> None:
+        """The sellers of the oldest unsettled slot report (or not) what they exported; then the
+        slot is cleared and settled when it is due."""
+        slot = min(self.traded - self.done)
+        for seller in sorted({made["seller"] for made in self.market.contracts(slot)}):
+            delivery = st.lists(st.tuples(exports, qualities), max_size=INTERVALS)
+            self.relay(BY_ADDRESS[seller], slot, 0, data.draw(delivery), tamper=False)
+        options = market_options(self.market.state)
+        due = slot + SLOT_MS + options.settlement_delay_ms
+        at = max(self.market.now + 1_000, due)
+        result = self.market.run(self.market.tx(who, "market.slot.clear", slot=slot), at=at)
+        assert result in (["ok"], ["nothing_to_clear"])
+        self.slots.discard(slot)
+        assert self.try_settle(who, slot, at + 1_000) in ("ok", "nothing_to_settle")
+        self.done.add(slot)  # settled, or without contracts for good: its gate has closed
+
+    def try_settle(self, who: KeyPair, slot: int, at: int | None) -> str:
+        state = self.market.state
+        options = market_options(state)
+        contracts = self.market.contracts(slot)
+        expected = self.expected_settlement(slot, contracts)
+        before = {a: (app.balance(state, a), contract.locked(state, a)) for a in self.addresses}
+        uncleared = state.get(contract.offers_key(slot)) is not None or any(
+            book.best_price(state, slot, side) is not None for side in book.SIDES
+        )
+        result, _ = self.send_at(who, "market.slot.settle", at, slot=slot)
+        now = self.market.now
+        if now < slot + SLOT_MS:
+            assert result == "slot_not_ended"
+        elif now < slot + SLOT_MS + options.settlement_delay_ms:
+            assert result == "settlement_not_due"
+        elif slot in self.settled:
+            assert result == "already_settled"
+        elif uncleared:
+            assert result == "slot_not_cleared"
+        else:
+            assert result == ("ok" if contracts else "nothing_to_settle")
+        if result != "ok":
+            return result
+        results = [state.get(settlement.result_key(slot, n)) for n in range(len(contracts))]
+        assert results == expected
+        self.settled[slot] = (settlement.settlement(state, slot), results)
+        self.done.add(slot)
+        # The money moved is exactly what the records say.
+        moved: collections.Counter[str] = collections.Counter()
+        unlocked: collections.Counter[str] = collections.Counter()
+        for made, outcome in zip(contracts, results, strict=True):
+            moved[made["buyer"]] += outcome["penalty"] - outcome["paid"] - outcome["fee"]
+            moved[made["seller"]] += outcome["paid"] - outcome["penalty"]
+            moved[OPERATOR.address] += outcome["fee"]
+            unlocked[made["buyer"]] += made["escrow"]
+            unlocked[made["seller"]] += made["deposit"]
+        for address, (balance, locked) in before.items():
+            assert app.balance(state, address) == balance + moved[address]
+            assert contract.locked(state, address) == locked - unlocked[address]
+        return result
+
+    def expected_settlement(self, slot: int, contracts: list[Any]) -> list[dict[str, Any]]:
+        """The rules of docs/market.md, "Settlement", on the model's readings."""
+        step = INTERVAL_S * 1_000
+        export = {
+            who.address: sum(
+                sent["export_wh"]
+                for start in range(slot, slot + SLOT_MS, step)
+                if (sent := self.readings.get((meter_id(who), start)))
+                and sent["quality"] != "missing"
+                and not sent["late"]
+            )
+            for who in HOUSEHOLDS
+        }
+        left = dict(export)
+        expected = []
+        for made in contracts:
+            delivered = min(left[made["seller"]], made["energy_wh"])
+            left[made["seller"]] -= delivered
+            paid, fee = value(delivered, made["price"]), value(delivered, made["network_fee"])
+            short = value(made["energy_wh"] - delivered, made["price"])
+            penalty = min(made["deposit"], share(short, made["penalty_bps"]))
+            expected.append(
+                {
+                    "contract": made["id"],
+                    "seller": made["seller"],
+                    "buyer": made["buyer"],
+                    "energy_wh": made["energy_wh"],
+                    "export_wh": export[made["seller"]],
+                    "delivered_wh": delivered,
+                    "paid": paid,
+                    "fee": fee,
+                    "penalty": penalty,
+                    "escrow_released": made["escrow"] - paid - fee,
+                    "deposit_released": made["deposit"] - penalty,
+                }
+            )
+        return expected
+
+    def send_at(self, who: KeyPair, type: str, at: int | None, **payload: Any) -> tuple[str, str]:
+        tx = self.market.tx(who, type, **payload)
+        return self.market.run(tx, at=at)[0], tx.id
+
+    @property
+    def addresses(self) -> list[str]:
+        return [who.address for who in (*HOUSEHOLDS, OPERATOR)]
+
     # --- invariants ------------------------------------------------------------------------------
 
     @invariant()
@@ -192,11 +399,27 @@ class MarketMachine(RuleBasedStateMachine):
         state = self.market.state
         balances = {k[len("bal/") :]: state.get(k) for k in state.keys("bal/")}
         assert sum(balances.values()) == state.get("ledger/supply") == self.supply
-        for who in HOUSEHOLDS:
+        for who in (*HOUSEHOLDS, OPERATOR):
             balance, locked = self.market.balance(who), self.market.locked(who)
             assert balance >= 0
             assert locked >= 0
             assert balance - locked >= 0
+        assert self.market.locked(OPERATOR) == 0
+
+    @invariant()
+    def readings_are_the_first_sent_and_settlements_never_change(self) -> None:
+        state = self.market.state
+        for (meter, start), sent in self.readings.items():
+            stored = meters.reading(state, meter, start)
+            assert stored is not None
+            assert {k: stored[k] for k in sent} == sent
+        for who in HOUSEHOLDS:
+            conflicts = state.get(meters.conflicts_key(meter_id(who)), 0)
+            assert conflicts == self.conflicts[meter_id(who)]
+        for slot, (summary, results) in self.settled.items():
+            assert settlement.settlement(state, slot) == summary
+            stored = [state.get(settlement.result_key(slot, n)) for n in range(len(results))]
+            assert stored == results
 
     @invariant()
     def locked_amounts_are_exactly_what_orders_offers_and_contracts_hold(self) -> None:
@@ -219,8 +442,9 @@ class MarketMachine(RuleBasedStateMachine):
             assert offer["locked"] == deposit
         for key in state.keys("market/contract/"):
             made = state.get(key)
-            held[made["buyer"]] += made["escrow"]
-            held[made["seller"]] += made["deposit"]
+            if made["slot"] not in self.settled:  # settlement released its margins
+                held[made["buyer"]] += made["escrow"]
+                held[made["seller"]] += made["deposit"]
             assert made["escrow"] == buyer_margin(
                 made["energy_wh"], made["price"], made["network_fee"]
             )

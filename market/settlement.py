@@ -1,0 +1,243 @@
+"""Settlement: after a slot ends and its meter data has had time to arrive, its contracts pay.
+
+No Django import. ``market.slot.settle`` is a deterministic function of the state and the block
+(``context.timestamp_ms`` is the only time), in integers, with the market's one rounding rule
+(``market.pricing``: every division rounds down). ``docs/market.md`` ("Settlement") is the same
+reference with worked examples.
+
+The rules
+=========
+
+A slot settles once, with ``market.slot.settle`` ``{"slot": int}``, which any account may send
+(the grid operator's site sends it on a timer), when the block time is at least the slot's end
+plus ``market.settlement_delay_ms`` and the slot has been cleared (``market.slot.clear``: no
+order or offer of the slot is left, so no contract can be made for it afterwards).
+
+1. **Measured export.** A seller's export in the slot is the sum of ``export_wh`` of the
+   readings (``meter/reading/<id>/<start_ms>``, ``meters.ledger``) of every meter the seller
+   owns, for every interval in the slot. A missing reading, or one of quality ``missing``,
+   counts as 0; so does a late one (none exists before settlement: readings that arrive after
+   it are flagged late and ignored).
+2. **Time priority.** The export is allocated to the seller's contracts of the slot in the order
+   they were made (``index``): ``delivered = min(export left, energy_wh)``.
+3. **Payment.** For each contract, from the buyer's escrow: ``paid = value(delivered, price)``
+   to the seller and ``fee = value(delivered, network_fee)`` to the grid operator (the issuer
+   account). Two roundings down never exceed one, so ``paid + fee <= escrow``.
+4. **Penalty.** For undelivered energy the seller pays the buyer, from its deposit,
+   ``penalty = min(deposit, share(value(undelivered, price), penalty_bps))`` (the contract's
+   ``penalty_bps``). The cap only binds when ``penalty_bps`` exceeds the deposit's rate (or the
+   seller's ask was below the contract price).
+5. **Release.** The whole escrow and deposit are unlocked; what was not paid stays with its
+   owner.
+6. **Defaults.** Every contract with undelivered energy adds one to the seller's record
+   ``market/defaults/<seller>``: ``unsettled`` (read by the qualification audit against
+   ``market.max_unsettled_defaults``) counts shortfalls not yet cleared; nothing here clears
+   it: a regulator's act (supervision) resets it. ``shortfalls`` and ``shortfall_wh`` count
+   every shortfall ever and are never reset.
+
+Settlement only moves credits between balances (``bal/``) and unlocks margins; ``ledger/supply``
+does not change. It costs O(contracts of the slot + readings of its sellers' meters in the slot):
+a seller's meters are found through ``meter/owner/<address>`` and their readings by key, never by
+scanning state.
+
+State keys
+==========
+
+==================================  ============================================================
+``market/settlement/<slot>``        the summary: ``{"slot", "contracts", "energy_wh",
+                                    "delivered_wh", "paid", "fees", "penalties",
+                                    "escrow_released", "deposit_released", "shortfalls", "tx",
+                                    "height", "timestamp_ms"}``
+``market/settlement/<slot>/<n>``    contract ``<slot>-<n>``'s result: ``{"contract", "seller",
+                                    "buyer", "energy_wh", "export_wh", "delivered_wh", "paid",
+                                    "fee", "penalty", "escrow_released", "deposit_released"}``
+                                    (``export_wh``: the seller's measured export in the slot;
+                                    ``*_released``: what went back to the party's free balance)
+``market/defaults/<address>``       ``{"unsettled", "shortfalls", "shortfall_wh", "last_slot"}``
+==================================  ============================================================
+
+Refusals, in this order: ``bad_payload``, ``bad_slot`` (not an integer >= 0),
+``slot_misaligned``, ``slot_not_ended``, ``settlement_not_due`` (ended less than
+``market.settlement_delay_ms`` ago), ``already_settled``, ``slot_not_cleared`` (orders or offers
+of the slot are left: send ``market.slot.clear`` first), ``nothing_to_settle`` (no contracts).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ledger.application import Context, TxFailed, balance, issuer, payload_fields
+from ledger.crypto import Transaction
+from ledger.state import State
+from market import book
+from market.book import BUY, SELL
+from market.contract import add_locked, contract_key, contracts_key, offers_key
+from market.options import Options, market_options
+from market.pricing import share, value
+from meters import ledger as meters
+from meters.ledger import settlement_key
+
+
+def result_key(slot: int, index: int) -> str:
+    return f"{settlement_key(slot)}/{index}"
+
+
+def defaults_key(address: str) -> str:
+    return f"market/defaults/{address}"
+
+
+def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
+    """Wh the seller's meters exported in the slot, by their recorded readings.
+
+    A missing interval, a ``missing`` quality and a late reading count 0. O(the seller's meters
+    x intervals in a slot).
+    """
+    total = 0
+    for meter_id in meters.meters_of(state, seller):
+        registered = meters.meter(state, meter_id)
+        assert registered is not None  # the owner index lists registered meters only
+        step = registered["interval_s"] * 1_000
+        for start in range(slot, slot + slot_ms, step):
+            recorded = meters.reading(state, meter_id, start)
+            if recorded and recorded["quality"] != meters.MISSING and not recorded["late"]:
+                total += recorded["export_wh"]
+    return total
+
+
+def _check_due(state: State, slot: int, now: int, options: Options) -> int:
+    """The number of contracts of ``slot`` if it may settle at block time ``now``."""
+    if slot % options.slot_ms:
+        raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
+    end = slot + options.slot_ms
+    if now < end:
+        raise TxFailed("slot_not_ended")
+    if now < end + options.settlement_delay_ms:
+        raise TxFailed("settlement_not_due", "meter data has until market.settlement_delay_ms")
+    if state.get(settlement_key(slot)) is not None:
+        raise TxFailed("already_settled")
+    if (
+        book.best_price(state, slot, BUY) is not None
+        or book.best_price(state, slot, SELL) is not None
+        or state.get(offers_key(slot)) is not None
+    ):
+        raise TxFailed("slot_not_cleared", "orders or offers of the slot are left: clear it")
+    count: int = state.get(contracts_key(slot), 0)
+    if not count:
+        raise TxFailed("nothing_to_settle")
+    return count
+
+
+_SUMMED = (
+    "energy_wh",
+    "delivered_wh",
+    "paid",
+    "fees",
+    "penalties",
+    "escrow_released",
+    "deposit_released",
+    "shortfalls",
+)
+
+
+def slot_settle(state: State, tx: Transaction, context: Context) -> None:
+    """``market.slot.settle``: settle every contract of a slot against its sellers' meters.
+
+    Any account may send it. Preconditions are the refusals in the module docstring; once it
+    succeeds the slot never settles again (``already_settled``) and readings for it are late.
+    """
+    (slot,) = payload_fields(tx, "slot")
+    if type(slot) is not int or slot < 0:
+        raise TxFailed("bad_slot")
+    options = market_options(state)
+    count = _check_due(state, slot, context.timestamp_ms, options)
+    operator = issuer(state)
+
+    export: dict[str, int] = {}  # each seller's measured export, computed at its first contract
+    left: dict[str, int] = {}  # what is not yet allocated to its earlier contracts
+    credits: Counter[str] = Counter()  # balance changes, written once per account at the end
+    unlocks: Counter[str] = Counter()
+    shortfalls: Counter[str] = Counter()
+    shortfall_wh: Counter[str] = Counter()
+    summary: Counter[str] = Counter()
+    for index in range(count):
+        made = state.get(contract_key(f"{slot}-{index}"))
+        seller, buyer = made["seller"], made["buyer"]
+        energy, price = made["energy_wh"], made["price"]
+        if seller not in export:
+            export[seller] = left[seller] = measured_export(state, seller, slot, options.slot_ms)
+        delivered = min(left[seller], energy)
+        left[seller] -= delivered
+        undelivered = energy - delivered
+        paid = value(delivered, price)
+        fee = value(delivered, made["network_fee"])
+        penalty = min(made["deposit"], share(value(undelivered, price), made["penalty_bps"]))
+        # The rounding rule keeps both inside their margins (market.pricing).
+        assert paid + fee <= made["escrow"]
+        credits[buyer] += penalty - paid - fee
+        credits[seller] += paid - penalty
+        credits[operator] += fee
+        unlocks[buyer] += made["escrow"]
+        unlocks[seller] += made["deposit"]
+        if undelivered:
+            shortfalls[seller] += 1
+            shortfall_wh[seller] += undelivered
+        result = {
+            "contract": made["id"],
+            "seller": seller,
+            "buyer": buyer,
+            "energy_wh": energy,
+            "export_wh": export[seller],
+            "delivered_wh": delivered,
+            "paid": paid,
+            "fee": fee,
+            "penalty": penalty,
+            "escrow_released": made["escrow"] - paid - fee,
+            "deposit_released": made["deposit"] - penalty,
+        }
+        state.set(result_key(slot, index), result)
+        summary.update(
+            energy_wh=energy,
+            delivered_wh=delivered,
+            paid=paid,
+            fees=fee,
+            penalties=penalty,
+            escrow_released=result["escrow_released"],
+            deposit_released=result["deposit_released"],
+            shortfalls=1 if undelivered else 0,
+        )
+
+    for address, delta in credits.items():
+        if delta:
+            state.set(f"bal/{address}", balance(state, address) + delta)
+    for address, amount in unlocks.items():
+        add_locked(state, address, -amount)
+    for seller, n in shortfalls.items():
+        record = state.get(defaults_key(seller), {})
+        state.set(
+            defaults_key(seller),
+            record
+            | {
+                "unsettled": record.get("unsettled", 0) + n,
+                "shortfalls": record.get("shortfalls", 0) + n,
+                "shortfall_wh": record.get("shortfall_wh", 0) + shortfall_wh[seller],
+                "last_slot": slot,
+            },
+        )
+    state.set(
+        settlement_key(slot),
+        {
+            "slot": slot,
+            "contracts": count,
+            **{name: summary[name] for name in _SUMMED},
+            "tx": context.tx_id,
+            "height": context.height,
+            "timestamp_ms": context.timestamp_ms,
+        },
+    )
+
+
+def settlement(state: State, slot: int) -> dict[str, Any] | None:
+    """The slot's settlement summary, None while it has not settled."""
+    summary: dict[str, Any] | None = state.get(settlement_key(slot))
+    return summary
