@@ -180,6 +180,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 30},
     },
+    "market-slots-settle": {
+        "task": "market.slots_settle",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 60},
+    },
+    "meters-relay-pending": {
+        "task": "meters.relay_pending",
+        "schedule": timedelta(minutes=2),
+        "options": {"expires": 120},
+    },
     "ledger-projection-catch-up": {
         "task": "ledger.projection_catch_up",
         "schedule": timedelta(seconds=10),

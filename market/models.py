@@ -167,3 +167,52 @@ class RuleOrder(models.Model):
 
     def __str__(self) -> str:
         return f"rule {self.rule_id} -> {self.order_id[:12]}"
+
+
+class SlotSettlement(models.Model):
+    """A settled slot (``market/settlement/<slot>``): totals over its contracts."""
+
+    slot = models.DateTimeField(primary_key=True)
+    contracts = models.PositiveIntegerField()
+    energy_wh = models.BigIntegerField()
+    delivered_wh = models.BigIntegerField()
+    paid = models.BigIntegerField()
+    fees = models.BigIntegerField()
+    penalties = models.BigIntegerField()
+    shortfalls = models.PositiveIntegerField()
+    tx = models.CharField(max_length=64)
+    height = models.BigIntegerField()
+    settled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-slot"]
+
+    def __str__(self) -> str:
+        return f"settlement of {self.slot:%Y-%m-%d %H:%M}"
+
+
+class SettlementLine(models.Model):
+    """How one contract settled (``market/settlement/<slot>/<n>``): the lines of the parties'
+    statements. Money in minor units: the buyer paid ``paid + fee`` and received ``penalty``;
+    the seller received ``paid`` and paid ``penalty``; the rest of the margins was released."""
+
+    contract = models.OneToOneField(Contract, on_delete=models.CASCADE, related_name="settlement")
+    slot = models.DateTimeField(db_index=True)
+    seller = models.CharField(max_length=50, db_index=True)
+    buyer = models.CharField(max_length=50, db_index=True)
+    energy_wh = models.BigIntegerField()
+    export_wh = models.BigIntegerField(help_text="The seller's measured export in the slot.")
+    delivered_wh = models.BigIntegerField()
+    paid = models.BigIntegerField()
+    fee = models.BigIntegerField()
+    penalty = models.BigIntegerField()
+    escrow_released = models.BigIntegerField()
+    deposit_released = models.BigIntegerField()
+    height = models.BigIntegerField()
+    settled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-slot", "contract_id"]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id}: {self.delivered_wh} of {self.energy_wh} Wh"

@@ -24,9 +24,16 @@ from typing import Any
 from django.db.models import Sum
 
 from ledger.blocks import Block
-from ledger.projection import datetime_of_ms
+from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.state import State
-from market.models import Contract, MarketAccount, Offer, Order
+from market.models import (
+    Contract,
+    MarketAccount,
+    Offer,
+    Order,
+    SettlementLine,
+    SlotSettlement,
+)
 
 ORDER = "market/order/"
 OFFER = "market/offer/"
@@ -36,7 +43,7 @@ FEEDER = "grid/feeder/"
 
 
 def clear() -> None:
-    for model in (Contract, Order, Offer, MarketAccount):
+    for model in (SettlementLine, SlotSettlement, Contract, Order, Offer, MarketAccount):
         model.objects.all().delete()
 
 
@@ -48,6 +55,7 @@ def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
     _ORDERS.project(block, state, changes, ok)
     _OFFERS.project(block, state, changes, ok)
     _accounts(changes)
+    _settlements(changes)
 
 
 def _ids(changes: dict[str, Any], prefix: str) -> set[str]:
@@ -188,3 +196,57 @@ def _accounts(changes: dict[str, Any]) -> None:
         if FEEDER + address in changes:
             account.feeder = changes[FEEDER + address] or ""
         account.save()
+
+
+SETTLEMENT = "market/settlement/"
+
+
+def _settlements(changes: dict[str, Any]) -> None:
+    """A settled slot's summary and one line per contract. A slot settles once, in one block:
+    its lines carry the summary's block and time."""
+    ours = {k: v for k, v in changes.items() if k.startswith(SETTLEMENT) and v is not None}
+    summaries = {v["slot"]: v for v in ours.values() if "contract" not in v}
+    for summary in summaries.values():
+        SlotSettlement.objects.update_or_create(
+            slot=datetime_of_ms(summary["slot"]),
+            defaults={
+                "contracts": summary["contracts"],
+                "energy_wh": summary["energy_wh"],
+                "delivered_wh": summary["delivered_wh"],
+                "paid": summary["paid"],
+                "fees": summary["fees"],
+                "penalties": summary["penalties"],
+                "shortfalls": summary["shortfalls"],
+                "tx": summary["tx"],
+                "height": summary["height"],
+                "settled_at": datetime_of_ms(summary["timestamp_ms"]),
+            },
+        )
+    for value in ours.values():
+        if "contract" not in value:
+            continue
+        contract = Contract.objects.get(id=value["contract"])
+        summary = summaries[ms_of_datetime(contract.slot)]
+        SettlementLine.objects.update_or_create(
+            contract=contract,
+            defaults={
+                "slot": contract.slot,
+                **{
+                    name: value[name]
+                    for name in (
+                        "seller",
+                        "buyer",
+                        "energy_wh",
+                        "export_wh",
+                        "delivered_wh",
+                        "paid",
+                        "fee",
+                        "penalty",
+                        "escrow_released",
+                        "deposit_released",
+                    )
+                },
+                "height": summary["height"],
+                "settled_at": datetime_of_ms(summary["timestamp_ms"]),
+            },
+        )

@@ -16,7 +16,16 @@ from django.utils import timezone
 from gridplatform.accounts.models import Identity, User
 from ledger import projection
 from ledger.models import LedgerAccount
-from market.models import Contract, MarketAccount, Offer, OfferStatus, Order, OrderStatus, Side
+from market.models import (
+    Contract,
+    MarketAccount,
+    Offer,
+    OfferStatus,
+    Order,
+    OrderStatus,
+    SettlementLine,
+    Side,
+)
 from market.options import Options
 
 
@@ -162,3 +171,59 @@ def book(*, slot: datetime) -> Book:
         key=lambda level: level.price,
     )
     return Book(slot=slot, bids=bids, asks=asks)
+
+
+# --- statements --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One settled contract from one party's side. Money in minor units, signed: + received,
+    - paid. ``energy_amount``: the delivered energy at the contract price; ``network_fee``: the
+    buyer's fee; ``penalty``: for undelivered energy, paid by the seller to the buyer."""
+
+    slot: datetime
+    slot_end: datetime
+    contract: str
+    role: str  # "seller" or "buyer"
+    counterparty: str
+    contracted_wh: int
+    delivered_wh: int
+    price: int
+    energy_amount: int
+    network_fee: int
+    penalty: int
+
+    @property
+    def net(self) -> int:
+        return self.energy_amount + self.network_fee + self.penalty
+
+
+def statement(*, user: User, slot: datetime | None = None) -> list[StatementLine]:
+    """``user``'s settled contracts (of ``slot``, or every slot), newest slot first."""
+    address = address_of(user) or "-"
+    rows = SettlementLine.objects.filter(Q(seller=address) | Q(buyer=address)).select_related(
+        "contract"
+    )
+    if slot is not None:
+        rows = rows.filter(slot=slot)
+    slot_length = timedelta(milliseconds=options().slot_ms)
+    lines = []
+    for row in rows.order_by("-slot", "contract_id"):
+        selling = row.seller == address
+        lines.append(
+            StatementLine(
+                slot=row.slot,
+                slot_end=row.slot + slot_length,
+                contract=row.contract_id,
+                role="seller" if selling else "buyer",
+                counterparty=row.buyer if selling else row.seller,
+                contracted_wh=row.energy_wh,
+                delivered_wh=row.delivered_wh,
+                price=row.contract.price,
+                energy_amount=row.paid if selling else -row.paid,
+                network_fee=0 if selling else -row.fee,
+                penalty=-row.penalty if selling else row.penalty,
+            )
+        )
+    return lines

@@ -20,7 +20,7 @@ from ledger.crypto import Transaction, is_lower_hex
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
-from market.models import Offer, OfferStatus, Order, OrderStatus
+from market.models import Contract, Offer, OfferStatus, Order, OrderStatus, SlotSettlement
 from market.selectors import options as market_options
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ MESSAGES: dict[str, str] = {
     "bad_payload": "The request is incomplete.",
     "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.",
     "not_household": "That account is not a household.",
+    "slot_not_ended": "That slot has not ended yet.",
+    "settlement_not_due": "That slot's meter data may still arrive: settlement comes later.",
+    "already_settled": "That slot is settled already.",
+    "slot_not_cleared": "That slot still has open orders or offers: it is cleared first.",
+    "nothing_to_settle": "That slot has no contracts.",
 }
 
 
@@ -199,4 +204,32 @@ def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
             sent.append(_submit(operator, "market.slot.clear", {"slot": slot_ms}))
         except TransactionRejected as error:  # e.g. cleared in a block the site has not seen
             log.warning("slot %s not cleared: %s", slot, error.code)
+    return sent
+
+
+def slots_due_for_settlement(*, now: datetime) -> list[datetime]:
+    """Slots with contracts, ended at least the settlement delay ago, not settled yet."""
+    o = market_options()
+    due_by = now - timedelta(milliseconds=o.slot_ms + o.settlement_delay_ms)
+    slots = set(Contract.objects.filter(slot__lte=due_by).values_list("slot", flat=True))
+    slots -= set(SlotSettlement.objects.filter(slot__in=slots).values_list("slot", flat=True))
+    return sorted(slots)
+
+
+def slots_settle(*, operator: User, now: datetime) -> list[Transaction]:
+    """Settle every slot that is due (``market.slot.settle``, signed by the grid operator; any
+    account may send it). A slot whose settlement is pending is skipped; one the validators
+    would refuse now (e.g. ``slot_not_cleared`` while its clearing is pending) waits."""
+    sent = []
+    for slot in slots_due_for_settlement(now=now):
+        slot_ms = ms_of_datetime(slot)
+        pending = SubmittedTransaction.objects.filter(
+            body__type="market.slot.settle", body__payload__slot=slot_ms
+        )
+        if pending.exists():
+            continue
+        try:
+            sent.append(_submit(operator, "market.slot.settle", {"slot": slot_ms}))
+        except TransactionRejected as error:
+            log.warning("slot %s not settled: %s", slot, error.code)
     return sent

@@ -28,7 +28,7 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
-from market import rules, selectors, services
+from market import rules, selectors, services, statements
 from market.forms import (
     FIELD_OF_CODE,
     WH,
@@ -423,3 +423,24 @@ def rule_stop(request: HttpRequest, rule_id: int) -> HttpResponse:
         return _trade_page(request, errors={"rules": error.message})
     messages.success(request, "The standing rule is stopped; its orders stay as they are.")
     return redirect(f"{reverse('market')}#rules")
+
+
+# --- statements ----------------------------------------------------------------------------------
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def statement_page(request: HttpRequest) -> HttpResponse:
+    lines = selectors.statement(user=request.user)
+    return render(request, "market/statements.html", {"lines": lines})
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def statement_csv(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(
+        statements.statement_csv(selectors.statement(user=request.user)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = 'attachment; filename="statement.csv"'
+    return response

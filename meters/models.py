@@ -130,6 +130,11 @@ class ReadingBatch(models.Model):
     body = models.BinaryField()
     accepted = models.PositiveIntegerField()
     duplicates = models.PositiveIntegerField()
+    relay_tx = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The ledger transaction that relayed it (meters.relay).",
+    )
 
     class Meta:
         verbose_name_plural = "reading batches"

@@ -161,8 +161,15 @@ def meter_register(
         except IntegrityError:
             raise _refuse("meter_id_taken") from None
         _, token = _token_issue(meter)
+        transaction.on_commit(lambda: _meter_relay(meter))
     log.info("meter %s registered for user %s by user %s", meter_id, owner.pk, by.pk)
     return meter, token
+
+
+def _meter_relay(meter: Meter) -> None:
+    from meters import relay
+
+    relay.meter_relay(meter)
 
 
 def _locked_meter(*, by: User, meter_id: str) -> Meter:
@@ -389,19 +396,7 @@ def readings_ingest(
 
 
 def batch_relay(batch: ReadingBatch) -> None:
-    """Relay an accepted batch to the ledger. **This is where the ledger relay plugs in.**
+    """Relay an accepted batch to the ledger (``meters.relay``), after its transaction committed."""
+    from meters import relay
 
-    Called once per stored batch, after its transaction committed (``readings_ingest``).
-    The batch carries what the validators need to check the device's signature themselves:
-    ``batch.body`` (the exact bytes), ``batch.signed_t`` and ``batch.signature``, and the
-    meter's ``public_key`` (``meters.signing.check``). A relay should be idempotent (a
-    Celery task by the batch's id, ``delay_on_commit`` being already satisfied here) and
-    tolerate readings the ledger saw before. For now it only logs.
-    """
-    log.info(
-        "meter %s batch %s: %s readings stored, %s duplicates (not relayed to the ledger yet)",
-        batch.meter.meter_id,
-        batch.pk,
-        batch.accepted,
-        batch.duplicates,
-    )
+    relay.batch_relay(batch)

@@ -34,6 +34,8 @@ def test_it_schedules_only_tasks_that_exist() -> None:
         "gridplatform.accounts.tasks.sessions_clear_expired",
         "ledger.projection_catch_up",
         "market.slots_clear",
+        "market.slots_settle",
+        "meters.relay_pending",
     }
     assert scheduled <= set(app.tasks)
 
