@@ -188,23 +188,27 @@ def slots_due_for_clearing(*, now: datetime) -> list[datetime]:
     return sorted(slots)
 
 
+def _for_each_slot(operator: User, type_: str, slots: list[datetime]) -> list[Transaction]:
+    """Send ``type_`` for each slot, signed by the grid operator, unless one is pending; a
+    slot the rehearsal refuses (e.g. done in a block the site has not seen yet) waits."""
+    sent = []
+    for slot in slots:
+        slot_ms = ms_of_datetime(slot)
+        pending = SubmittedTransaction.objects.filter(body__type=type_, body__payload__slot=slot_ms)
+        if pending.exists():
+            continue
+        try:
+            sent.append(_submit(operator, type_, {"slot": slot_ms}))
+        except TransactionRejected as error:
+            log.warning("%s of slot %s not sent: %s", type_, slot, error.code)
+    return sent
+
+
 def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
     """End trading for every slot past its gate that still has open orders or offers: runs the
     call auction where the market has one, and releases what is left (``market.slot.clear``,
     signed by the grid operator). A slot whose clearing is already pending is skipped."""
-    sent = []
-    for slot in slots_due_for_clearing(now=now):
-        slot_ms = ms_of_datetime(slot)
-        pending = SubmittedTransaction.objects.filter(
-            body__type="market.slot.clear", body__payload__slot=slot_ms
-        )
-        if pending.exists():
-            continue
-        try:
-            sent.append(_submit(operator, "market.slot.clear", {"slot": slot_ms}))
-        except TransactionRejected as error:  # e.g. cleared in a block the site has not seen
-            log.warning("slot %s not cleared: %s", slot, error.code)
-    return sent
+    return _for_each_slot(operator, "market.slot.clear", slots_due_for_clearing(now=now))
 
 
 def slots_due_for_settlement(*, now: datetime) -> list[datetime]:
@@ -220,16 +224,4 @@ def slots_settle(*, operator: User, now: datetime) -> list[Transaction]:
     """Settle every slot that is due (``market.slot.settle``, signed by the grid operator; any
     account may send it). A slot whose settlement is pending is skipped; one the validators
     would refuse now (e.g. ``slot_not_cleared`` while its clearing is pending) waits."""
-    sent = []
-    for slot in slots_due_for_settlement(now=now):
-        slot_ms = ms_of_datetime(slot)
-        pending = SubmittedTransaction.objects.filter(
-            body__type="market.slot.settle", body__payload__slot=slot_ms
-        )
-        if pending.exists():
-            continue
-        try:
-            sent.append(_submit(operator, "market.slot.settle", {"slot": slot_ms}))
-        except TransactionRejected as error:
-            log.warning("slot %s not settled: %s", slot, error.code)
-    return sent
+    return _for_each_slot(operator, "market.slot.settle", slots_due_for_settlement(now=now))
