@@ -66,14 +66,19 @@ def registry() -> app.Registry:
 
 
 @functools.cache
-def genesis_of(chain: str = CHAIN, timestamp_ms: int = GENESIS_TIME_MS) -> tuple[Genesis, Block]:
+def genesis_of(
+    chain: str = CHAIN,
+    timestamp_ms: int = GENESIS_TIME_MS,
+    options: tuple[tuple[str, int], ...] = (("slot_length_ms", 900_000),),
+) -> tuple[Genesis, Block]:
+    """The test network's genesis; ``options`` as (name, value) pairs (hashable, for the cache)."""
     return create_genesis(
         chain=chain,
         timestamp_ms=timestamp_ms,
         validator_keys=VALIDATORS,
         issuer_public_key=OPERATOR.public_key_hex,
         regulator_public_keys=[REGULATOR.public_key_hex],
-        options={"slot_length_ms": 900_000},
+        options=dict(options),
     )
 
 

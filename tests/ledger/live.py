@@ -31,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class LiveNetwork:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, options: dict[str, int] | None = None) -> None:
         self.directory = directory
-        self.genesis, block = genesis_of()
+        if options is None:
+            self.genesis, block = genesis_of()
+        else:
+            self.genesis, block = genesis_of(options=tuple(sorted(options.items())))
         tag = uuid.uuid4().hex[:10]
         if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
             db = settings.DATABASES["default"]
@@ -176,9 +179,12 @@ class LiveNetwork:
 
 
 @contextmanager
-def running_network(directory: Path, settings: Any) -> Iterator[LiveNetwork]:
-    """Four validators and the site's worker, with the site (``settings``) pointed at them."""
-    live = LiveNetwork(directory)
+def running_network(
+    directory: Path, settings: Any, options: dict[str, int] | None = None
+) -> Iterator[LiveNetwork]:
+    """Four validators and the site's worker, with the site (``settings``) pointed at them;
+    ``options``: the genesis options (the market's, e.g. shorter slots)."""
+    live = LiveNetwork(directory, options)
     settings.LEDGER_DIR = directory
     settings.LEDGER_STORE_URL = live.store_template
     for index in range(4):
