@@ -76,6 +76,14 @@ def demo_community_create() -> list[DemoLogin]:
     ]
 
 
+# The demo network's market runs faster than a real one, so that a newcomer sees orders match,
+# slots clear and settle within minutes: 5-minute slots, gate closure a minute before,
+# settlement two minutes after a slot ends.
+DEMO_MARKET_OPTIONS = {
+    "market.slot_ms": 300_000,
+    "market.gate_closure_ms": 60_000,
+    "market.settlement_delay_ms": 120_000,
+}
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
 DEMO_FEEDERS = ("feeder-north", "feeder-south")  # the two streets
 

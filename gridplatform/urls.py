@@ -23,6 +23,11 @@ urlpatterns = [
         name="operator-household-rows",
     ),
     path(
+        "console/operator/flows/rows/",
+        views.operator_latest_flow_rows,
+        name="operator-latest-flow-rows",
+    ),
+    path(
         "console/operator/households/<int:user_id>/enrol/",
         views.operator_household_enrol,
         name="operator-household-enrol",

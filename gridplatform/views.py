@@ -15,6 +15,7 @@ from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from market import selectors as market_selectors
+from meters import flows
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -36,6 +37,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if request.user.role == Role.HOUSEHOLD:
         # Balance, locked margin and free balance; None: not on the ledger yet.
         context["money"] = market_selectors.money(user=request.user)
+        # The charts' numbers, also drawn by static/js/flows.js from meters/flows.json.
+        period = request.GET.get("period", flows.DAY)
+        if period not in flows.PERIODS:
+            period = flows.DAY
+        context["flows"] = flows.household_flows(user=request.user, period=period)
     return render(request, "dashboard.html", context)
 
 
@@ -46,6 +52,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
         "accounts": accounts,
         "validators": ledger_selectors.validator_list(),
         "households": ledger_selectors.household_ledger_list(user=request.user),
+        "latest_flows": flows.latest_flow_list(user=request.user),
     }
     return render(request, "console/operator.html", context)
 
@@ -55,6 +62,13 @@ def operator_household_rows(request: HttpRequest) -> HttpResponse:
     """The households-on-the-ledger rows of the operator console (reloaded on every block)."""
     households = ledger_selectors.household_ledger_list(user=request.user)
     return render(request, "console/_household_rows.html", {"households": households})
+
+
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_latest_flow_rows(request: HttpRequest) -> HttpResponse:
+    """The latest-flows rows of the operator console (reloaded on every block and every 30 s)."""
+    latest_flows = flows.latest_flow_list(user=request.user)
+    return render(request, "console/_latest_flow_rows.html", {"latest_flows": latest_flows})
 
 
 def _household(user_id: int) -> User:

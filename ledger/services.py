@@ -83,7 +83,9 @@ class LedgerUnavailable(DomainError):
     status_code = 503
 
 
-def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
+def genesis_create(
+    *, validators: int, chain: str | None = None, options: dict[str, int] | None = None
+) -> Genesis:
     """Create the network: validator keys (one 0600 file each), genesis.json, and every store.
 
     The grid operator account (the issuer of credits) and every regulator account of the site
@@ -101,6 +103,7 @@ def genesis_create(*, validators: int, chain: str | None = None) -> Genesis:
         validator_keys=keys,
         issuer_public_key=operator.public_key,
         regulator_public_keys=[r.public_key for r in regulators],
+        options=options,
     )
     install_network(
         directory,

@@ -11,8 +11,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gridplatform.demo import DEMO_PASSWORD, demo_community_create, demo_ledger_register
-from gridplatform.processes import commands
+from gridplatform.demo import (
+    DEMO_MARKET_OPTIONS,
+    DEMO_PASSWORD,
+    demo_community_create,
+    demo_ledger_register,
+)
+from gridplatform.processes import MANAGE_PY, commands
 from ledger import runtime
 from ledger.services import genesis_create
 
@@ -34,7 +39,9 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             logins = demo_community_create()
             if not runtime.genesis_path().exists():
-                genesis = genesis_create(validators=settings.LEDGER_VALIDATORS)
+                genesis = genesis_create(
+                    validators=settings.LEDGER_VALIDATORS, options=DEMO_MARKET_OPTIONS
+                )
                 self.stdout.write(f"created the ledger network {genesis.chain}")
         else:
             logins = []
@@ -69,6 +76,15 @@ class Command(BaseCommand):
                 sent = demo_ledger_register()
                 if sent:
                     self.stdout.write(f"registering {sent} demo households on the ledger")
+                # The demo's meters report every minute through the API; rules trade on them.
+                children["simulator"] = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(MANAGE_PY),
+                        "simulate_community",
+                        f"--url={url.rstrip('/')}",
+                    ]
+                )
             self._announce(url, logins)
             while True:
                 for name, child in children.items():
