@@ -16,6 +16,7 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from market import selectors as market_selectors
 from meters import flows
+from meters import views as meter_views
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -37,11 +38,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if request.user.role == Role.HOUSEHOLD:
         # Balance, locked margin and free balance; None: not on the ledger yet.
         context["money"] = market_selectors.money(user=request.user)
-        # The charts' numbers, also drawn by static/js/flows.js from meters/flows.json.
-        period = request.GET.get("period", flows.DAY)
-        if period not in flows.PERIODS:
-            period = flows.DAY
-        context["flows"] = flows.household_flows(user=request.user, period=period)
+        # "Your energy": the charts' tables; static/js/flows.js draws them from flows.json.
+        context |= meter_views.flows_context(user=request.user, period=request.GET.get("period"))
     return render(request, "dashboard.html", context)
 
 

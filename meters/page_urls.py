@@ -1,4 +1,5 @@
-"""/meters/: a household's meters page (meters/views.py); the REST API has its own module."""
+"""/meters/: a household's meters page and its charts' data (meters/views.py); the REST API has
+its own module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from meters import views
 urlpatterns = [
     path("", views.meter_page, name="meters"),
     path("register/", views.meter_register, name="meter-register"),
+    path("flows.json", views.flows_json, name="meter-flows"),
     path("<str:meter_id>/token/rotate/", views.meter_token_rotate, name="meter-token-rotate"),
     path("<str:meter_id>/token/revoke/", views.meter_token_revoke, name="meter-token-revoke"),
 ]

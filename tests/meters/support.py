@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.test import Client
@@ -14,7 +14,7 @@ from gridplatform.accounts import services as account_services
 from gridplatform.accounts.models import User
 from gridplatform.identity import KeyPair
 from meters import services, signing
-from meters.models import Meter
+from meters.models import Meter, Reading, ReadingBatch
 
 API = "/api/v1"
 INTERVAL = 900
@@ -113,3 +113,29 @@ def client_for(user: User) -> Client:
 
 def error_of(response: Any) -> tuple[int, str]:
     return response.status_code, response.json()["code"]
+
+
+def store_readings(meter: Meter, *rows: tuple[datetime, int, int]) -> None:
+    """Readings ``(start, import_wh, export_wh)`` of the meter's interval, written straight to
+    the database (no signed request): for tests of what reads them."""
+    batch = ReadingBatch.objects.create(
+        meter=meter,
+        signed_t=0,
+        signature="0" * 128,
+        body=b"{}",
+        accepted=len(rows),
+        duplicates=0,
+    )
+    Reading.objects.bulk_create(
+        Reading(
+            meter=meter,
+            batch=batch,
+            start=start,
+            duration_s=meter.interval_s,
+            import_wh=import_wh,
+            export_wh=export_wh,
+            quality="actual",
+            received_at=start + timedelta(seconds=meter.interval_s),
+        )
+        for start, import_wh, export_wh in rows
+    )

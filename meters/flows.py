@@ -1,0 +1,220 @@
+"""A household's energy per delivery slot, for its charts; the latest interval of every household,
+for the grid operator. Reads only, each scoped by who asks.
+
+A period is the last day or week of the site's wall clock (``TIME_ZONE``), ending with the slot
+that holds now: across a change of daylight saving time a day is 23 or 25 hours long, so that a
+week back starts at the same time of day. Slots are the market's (``market.slot_ms``,
+counted from the Unix epoch); a meter's interval divides the slot (``meters.ledger``), so every
+reading lies in exactly one slot. Energy in integer Wh; a slot without data is zero.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from gridplatform.accounts.models import Role, User
+from market import selectors as market_selectors
+from market.models import Contract, SettlementLine
+from meters.models import Meter, MeterKind, Reading
+
+DAY = "day"
+WEEK = "week"
+PERIODS = {DAY: 1, WEEK: 7}  # in days of the wall clock
+# The series of the two charts, in the order of their legends and tables.
+ENERGY_SERIES = ("generation_wh", "consumption_wh", "import_wh", "export_wh")
+TRADE_SERIES = ("sold_wh", "sold_delivered_wh", "bought_wh", "bought_delivered_wh")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class SlotFlow:
+    """One slot of a household's period. ``generation_wh``: the export of its PV meters;
+    ``consumption_wh``: the import of its consumption meters; ``import_wh``/``export_wh``: over
+    all its meters. ``sold_wh``/``bought_wh``: its contracts for the slot;
+    ``*_delivered_wh``: what their settlement lines say was delivered (zero until settled)."""
+
+    start: datetime
+    generation_wh: int = 0
+    consumption_wh: int = 0
+    import_wh: int = 0
+    export_wh: int = 0
+    sold_wh: int = 0
+    sold_delivered_wh: int = 0
+    bought_wh: int = 0
+    bought_delivered_wh: int = 0
+
+
+@dataclass(frozen=True)
+class Flows:
+    period: str
+    start: datetime  # inclusive, the first slot's start
+    end: datetime  # exclusive, the end of the slot that holds now
+    slot_length: timedelta
+    meters: int  # the household's meters, active or not
+    readings: int  # its readings in the period
+    ever_read: bool  # whether any of its meters ever sent a reading
+    contracts: int  # its contracts for slots of the period
+    slots: list[SlotFlow]
+
+    @property
+    def slot_minutes(self) -> int:
+        return self.slot_length // timedelta(minutes=1)
+
+
+def floor_to_slot(moment: datetime, slot_length: timedelta) -> datetime:
+    """The start of the slot that holds ``moment`` (slots counted from the Unix epoch)."""
+    return moment - (moment - _EPOCH) % slot_length
+
+
+def period_range(
+    *, period: str, now: datetime, slot_length: timedelta, zone: tzinfo
+) -> tuple[datetime, datetime]:
+    """The start (inclusive) and end (exclusive, in UTC) of ``period`` ending with the slot that
+    holds ``now``: one day or one week back on ``zone``'s wall clock."""
+    end = floor_to_slot(now, slot_length) + slot_length
+    # Arithmetic on an aware datetime in one zone is wall-clock arithmetic: the offset is
+    # worked out again for the result, so a day across a DST change is 23 or 25 hours.
+    wall_start = end.astimezone(zone) - timedelta(days=PERIODS[period])
+    return floor_to_slot(wall_start.astimezone(UTC), slot_length), end
+
+
+def household_flows(*, user: User, period: str = DAY, now: datetime | None = None) -> Flows:
+    """``user``'s own energy per slot in ``period`` (``day`` or ``week``) ending now: its meters'
+    readings, its contracts and their settlement lines; nothing of any other account."""
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}")
+    slot_length = timedelta(milliseconds=market_selectors.options().slot_ms)
+    start, end = period_range(
+        period=period,
+        now=now or timezone.now(),
+        slot_length=slot_length,
+        zone=timezone.get_default_timezone(),
+    )
+    slots = [SlotFlow(start=start + i * slot_length) for i in range((end - start) // slot_length)]
+
+    def slot_of(moment: datetime) -> SlotFlow:
+        return slots[(moment - start) // slot_length]
+
+    meters = Meter.objects.filter(owner=user).count()
+    readings = 0
+    if meters:
+        # Grouped by start and kind in the database: one row per interval and kind, not per
+        # reading of every meter.
+        rows = (
+            Reading.objects.filter(meter__owner=user, start__gte=start, start__lt=end)
+            .values("start", "meter__kind")
+            .annotate(n=Count("id"), imported=Sum("import_wh"), exported=Sum("export_wh"))
+            .order_by()
+        )
+        for row in rows:
+            slot = slot_of(row["start"])
+            readings += row["n"]
+            slot.import_wh += row["imported"]
+            slot.export_wh += row["exported"]
+            if row["meter__kind"] == MeterKind.PV:
+                slot.generation_wh += row["exported"]
+            elif row["meter__kind"] == MeterKind.CONSUMPTION:
+                slot.consumption_wh += row["imported"]
+    ever_read = readings > 0 or (meters > 0 and Reading.objects.filter(meter__owner=user).exists())
+
+    contracts = 0
+    address = market_selectors.address_of(user)
+    if address is not None:
+        party = Q(seller=address) | Q(buyer=address)
+        in_period = Q(slot__gte=start, slot__lt=end)
+        traded = Contract.objects.filter(party, in_period).values_list(
+            "slot", "seller", "buyer", "energy_wh"
+        )
+        for slot_start, seller, buyer, energy_wh in traded.order_by():
+            contracts += 1
+            slot = slot_of(slot_start)
+            if seller == address:
+                slot.sold_wh += energy_wh
+            if buyer == address:
+                slot.bought_wh += energy_wh
+        settled = SettlementLine.objects.filter(party, in_period).values_list(
+            "slot", "seller", "buyer", "delivered_wh"
+        )
+        for slot_start, seller, buyer, delivered_wh in settled.order_by():
+            slot = slot_of(slot_start)
+            if seller == address:
+                slot.sold_delivered_wh += delivered_wh
+            if buyer == address:
+                slot.bought_delivered_wh += delivered_wh
+
+    return Flows(
+        period=period,
+        start=start,
+        end=end,
+        slot_length=slot_length,
+        meters=meters,
+        readings=readings,
+        ever_read=ever_read,
+        contracts=contracts,
+        slots=slots,
+    )
+
+
+# --- the grid operator's view ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatestFlow:
+    """A household's latest interval: the latest start of any of its meters' readings, with the
+    import and export of every reading of its meters that starts then (``reporting`` of its
+    ``meters``). ``start`` is None when it has no readings."""
+
+    household: User
+    meters: int
+    reporting: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    import_wh: int = 0
+    export_wh: int = 0
+
+
+def latest_flow_list(*, user: User) -> list[LatestFlow]:
+    """Every household's latest interval, by name; for the grid operator (and administrators)
+    only, empty for anyone else."""
+    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
+        return []
+    households = User.objects.filter(role=Role.HOUSEHOLD).order_by("name", "id")
+    meters = Meter.objects.filter(owner__role=Role.HOUSEHOLD)
+    meter_counts = dict(
+        meters.values("owner_id").annotate(n=Count("id")).order_by().values_list("owner_id", "n")
+    )
+    # Each meter's latest reading, found on the (meter, start) index: one row per meter.
+    latest = Reading.objects.filter(meter=OuterRef("pk")).order_by("-start").values("pk")[:1]
+    last_readings = Reading.objects.filter(
+        pk__in=meters.annotate(last=Subquery(latest)).filter(last__isnull=False).values("last")
+    ).values_list("meter__owner_id", "start", "duration_s", "import_wh", "export_wh")
+    by_owner: dict[int, list[tuple[datetime, int, int, int]]] = defaultdict(list)
+    for owner_id, start, duration_s, import_wh, export_wh in last_readings:
+        by_owner[owner_id].append((start, duration_s, import_wh, export_wh))
+
+    flows = []
+    for household in households:
+        count = meter_counts.get(household.pk, 0)
+        rows = by_owner.get(household.pk)
+        if not rows:
+            flows.append(LatestFlow(household=household, meters=count))
+            continue
+        start = max(row[0] for row in rows)
+        latest_rows = [row for row in rows if row[0] == start]
+        flows.append(
+            LatestFlow(
+                household=household,
+                meters=count,
+                reporting=len(latest_rows),
+                start=start,
+                end=start + timedelta(seconds=max(row[1] for row in latest_rows)),
+                import_wh=sum(row[2] for row in latest_rows),
+                export_wh=sum(row[3] for row in latest_rows),
+            )
+        )
+    return flows
