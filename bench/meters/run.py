@@ -3,8 +3,9 @@
 
     DEBUG=1 .venv/bin/python bench/meters/run.py              # the figures in docs/benchmarks.md
     DEBUG=1 .venv/bin/python bench/meters/run.py --quick      # a smoke run (a few seconds each)
-    #   other options: --meters 400 --http-batches 3 --duration 60 --clients 4 --servers 1
-    #                  --inprocess-batches 150 --households 10000 --repeats 5 --seed 1
+    #   other options: --meters 400 --http-batches 3 --duration 60 --clients 4 --servers 1,2
+    #                  --inprocess-batches 150 --single-requests-per-meter 10
+    #                  --single-duration 20 --households 10000 --repeats 5 --seed 1
     #                  --skip-ingest --skip-settlement --keep-logs --output FILE
 
 Measures (see docs/benchmarks.md, "Meters and settlement", for the figures and how to read them):
@@ -20,15 +21,23 @@ Measures (see docs/benchmarks.md, "Meters and settlement", for the figures and h
    intervals, each meter's batches on disjoint intervals) are built before the clock starts and
    signed just before the load (``meters.signing.header_value``, so that ``t`` is fresh), then
    ``--clients`` threads POST them (``Authorization: Meter <token>``, ``X-Meter-Signature``) over
-   keep-alive connections for at most ``--duration`` s. Reported: readings accepted per second,
-   latency per batch (p50/p95), CPU of the server, of PostgreSQL and of the client, and the rows
-   counted in the database afterwards (every accepted reading stored once).
+   keep-alive connections for at most ``--duration`` s, to one daphne process, then (a second
+   phase) to two, the clients split between their ports (no proxy is available; that is what a
+   load balancer would do). Reported: readings accepted per second (over the window and per
+   tenth of it), latency per batch (p50/p95), CPU of the servers, of PostgreSQL and of the
+   client, and the rows counted in the database afterwards (every accepted reading stored once);
+   then requests of ONE reading each (what a meter sends every 15 minutes when it is not
+   catching up: a million meters make 1,111 requests/s), to the two servers for at most
+   ``--single-duration`` s: the request rate; then a few stored batches are sent again
+   (answered 200, nothing stored).
    Then, for where the ceiling is, ``meters.services.readings_ingest`` is called in-process (the
    same signature check, parsing and database writes; no HTTP, no DRF, no token check) by one
    worker process, then by two at once (one per core), with the share of its time spent verifying
-   the signature and parsing the body; and, as a diagnostic, by one worker in which
-   ``meters.services.batch_relay`` (the relay to the ledger and the standing rules' reaction,
-   run after each commit) is replaced by a log line, as it was at commit 0dbdfb5.
+   the signature and parsing the body.
+   Last, as a diagnostic, the same HTTP and in-process phases with ``meters.services.batch_relay``
+   (the relay to the ledger and the standing rules' reaction, run after each commit) replaced,
+   in the benchmark's processes only, by a log line, as it was before commit 1620fa3
+   (``stub_relay``): the difference is what the relay costs.
 2. **Settling one slot of a 10,000-household community** (first bar: under 5 s). A
    ``ledger.state.State`` is built in-process with real signed transactions through
    ``ledger.application.execute``: genesis (network fee 5/kWh), ``--households`` households
@@ -89,6 +98,8 @@ INTERVAL_S = 900
 BAR_READINGS_PER_S = 20_000
 MILLION_METERS_PER_S = 1_000_000 / INTERVAL_S  # 1,111 readings/s
 BAR_SETTLE_S = 5.0
+SINGLE_OFFSET = 200_000  # intervals back (5.7 years) where one-reading requests go
+ASGI_APPLICATION = "gridplatform.asgi:application"
 
 
 def log(message: str) -> None:
@@ -159,11 +170,12 @@ def postgres_cpu() -> float:
     return total
 
 
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+def machine_busy() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of all CPUs, from /proc/stat; steal (time the VM's host
+    gave to others) counts as busy: this VM's processes could not run."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+    return sum(values) - idle, sum(values), values[7]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -203,12 +215,27 @@ class Meters:
             for name in end
             if name not in ("wall", "machine")
         }
+        steal = end["machine"][2] - begin["machine"][2]
+        cores = os.cpu_count() or 1
+        machine = busy / total if total else 0.0
         return {
             "wall_seconds": round(wall, 3),
             "cpu_seconds": cpu,
             "cores_used": {name: round(value / wall, 2) for name, value in cpu.items()},
-            "machine_busy": round(busy / total, 3) if total else 0.0,
+            "machine_busy": round(machine, 3),
+            "machine_steal": round(steal / total, 3) if total else 0.0,
+            # What the machine did besides the processes above (other sessions share it), the
+            # host's steal included.
+            "other_processes_cores": round(max(0.0, machine * cores - sum(cpu.values()) / wall), 2),
         }
+
+    def add(self, usage: dict[str, Any], name: str, cpu: float, wall: float) -> None:
+        """Count a process measured by itself (gone before ``stop``) in ``usage``."""
+        usage["cpu_seconds"][name] = round(cpu, 2)
+        usage["cores_used"][name] = round(cpu / wall, 2)
+        usage["other_processes_cores"] = round(
+            max(0.0, usage["other_processes_cores"] - cpu / usage["wall_seconds"]), 2
+        )
 
 
 # --- readings: bodies and signatures ------------------------------------------------------------
@@ -241,6 +268,22 @@ def batch_body(meter_index: int, batch_index: int, newest_s: int, seed: int) -> 
     return json.dumps({"readings": readings}, separators=(",", ":")).encode()
 
 
+def single_body(meter_index: int, k: int, newest_s: int, seed: int) -> bytes:
+    """One reading: what a meter sends every 15 minutes when it is not catching up. On
+    intervals far before every batch of ``batch_body`` (the ``SINGLE_OFFSET``-th interval back
+    and earlier), one per ``k``."""
+    rng = random.Random(f"{seed}/{meter_index}/single/{k}")  # noqa: S311  # not secrets
+    start = newest_s - (SINGLE_OFFSET + k + 1) * INTERVAL_S
+    reading = {
+        "start": rfc3339(start),
+        "duration_s": INTERVAL_S,
+        "import_wh": rng.randint(20, 400),
+        "export_wh": 0,
+        "quality": "actual",
+    }
+    return json.dumps({"readings": [reading]}, separators=(",", ":")).encode()
+
+
 def newest_interval_end() -> int:
     """The end of the last whole 900 s interval: every batch lies in the past."""
     return int(time.time()) // INTERVAL_S * INTERVAL_S
@@ -254,6 +297,27 @@ def django_setup() -> None:
     import django
 
     django.setup()
+
+
+def stub_relay() -> None:
+    """Diagnostic only, in this process: ``meters.services.batch_relay`` (called after each
+    commit) reduced to a log line, as it was before commit 1620fa3: no ledger submission, no
+    standing rules' reaction. The product's code is not changed."""
+    from meters import services
+
+    def batch_relay(batch: Any) -> None:
+        services.log.info("batch %s: %s readings (relay stubbed)", batch.pk, batch.accepted)
+
+    services.batch_relay = batch_relay
+
+
+def role_daphne(port: int) -> None:
+    """The site under daphne, as ``python -m daphne``, with the relay stubbed."""
+    django_setup()
+    stub_relay()
+    from daphne.cli import CommandLineInterface
+
+    CommandLineInterface().run(["-b", "127.0.0.1", "-p", str(port), ASGI_APPLICATION])
 
 
 def role_setup(work: Path) -> None:
@@ -305,14 +369,7 @@ def role_ingest(work: Path) -> None:
 
     job = json.loads(work.read_text())
     if job["stub_relay"]:
-        # Diagnostic only, in this process: what readings_ingest costs when the relay after the
-        # commit only logs, as it did at commit 0dbdfb5 (no ledger submission, no rules).
-        from meters import services
-
-        def batch_relay(batch: Any) -> None:
-            services.log.info("batch %s: %s readings (relay stubbed)", batch.pk, batch.accepted)
-
-        services.batch_relay = batch_relay
+        stub_relay()
     jobs = []
     for item in job["batches"]:
         meter = Meter.objects.get(meter_id=item["meter_id"])
@@ -346,11 +403,13 @@ def role_ingest(work: Path) -> None:
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
         accepted += ingestion.accepted
+    wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
+    Path(job["done_file"]).touch()
     job["result"] = {
         "batches": len(signed),
         "accepted": accepted,
-        "wall_seconds": time.perf_counter() - started_wall,
-        "cpu_seconds": time.process_time() - started_cpu,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "batch_wall_seconds": walls,
         "batch_cpu_seconds": cpus,
         "verify_cpu_seconds_per_batch": (t1 - t0) / len(sample),
@@ -460,21 +519,16 @@ class Site:
         result: dict[str, Any] = json.loads((self.directory / f"{name}.json").read_text())["result"]
         return result
 
-    def start_servers(self, count: int) -> list[int]:
+    def start_servers(self, count: int, *, stub_relay: bool = False) -> list[int]:
         for index in range(count):
             port = free_port()
             out = open(self.directory / f"daphne-{index}.log", "ab")
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            command.append(ASGI_APPLICATION)
+            if stub_relay:
+                command = [sys.executable, __file__, "--role", "daphne", "--port", str(port)]
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "gridplatform.asgi:application",
-                ],
+                command,
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
@@ -514,10 +568,13 @@ class Site:
                 process.wait(timeout=15)
         self.servers = []
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, distinct: bool = True) -> dict[str, int]:
+        """Rows stored; with ``distinct``, also how many distinct (meter, interval) they hold
+        (a full sort of the table: seconds for millions of rows)."""
         with self.psql(self.database) as conn:
-            readings, distinct = conn.execute(
-                "SELECT count(*), count(DISTINCT (meter_id, start)) FROM meters_reading"
+            what = "count(DISTINCT (meter_id, start))" if distinct else "NULL"
+            readings, distinct_rows = conn.execute(
+                f"SELECT count(*), {what} FROM meters_reading"  # noqa: S608  # no input
             ).fetchone()
             batches, accepted, duplicates = conn.execute(
                 "SELECT count(*), coalesce(sum(accepted), 0), coalesce(sum(duplicates), 0)"
@@ -526,7 +583,7 @@ class Site:
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         return {
             "reading_rows": readings,
-            "distinct_meter_intervals": distinct,
+            "distinct_meter_intervals": distinct_rows,
             "batch_rows": batches,
             "batches_accepted_sum": int(accepted),
             "batches_duplicates_sum": int(duplicates),
@@ -599,9 +656,10 @@ def sign_all(jobs: Sequence[Job]) -> float:
 
 def send(
     ports: Sequence[int], jobs: Sequence[Job], clients: int, duration: float
-) -> tuple[list[tuple[float, float, int, int]], float]:
+) -> tuple[list[tuple[float, float, int, int]], list[str], float]:
     """POST ``jobs`` from ``clients`` threads (client i to port i mod len(ports)) until they run
-    out or ``duration`` s have passed; each (start, end, status, accepted), and the wall time."""
+    out or ``duration`` s have passed; each (start, end, status, accepted), the errors, and the
+    wall time. A batch whose connection failed is sent again later."""
     queue = collections.deque(jobs)
     records: list[tuple[float, float, int, int]] = []
     lock = threading.Lock()
@@ -613,8 +671,9 @@ def send(
         port = ports[index % len(ports)]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         mine = []
+        failures = 0  # in a row: a client whose server is gone stops, it does not eat the queue
         try:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and failures < 5:
                 try:
                     job = queue.popleft()
                 except IndexError:
@@ -623,11 +682,15 @@ def send(
                 try:
                     status, answer = post(conn, job)
                 except (OSError, http.client.HTTPException) as error:
-                    errors.append(f"{type(error).__name__}: {error}")
+                    errors.append(f"port {port}: {type(error).__name__}: {error}")
+                    failures += 1
                     conn.close()
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                     mine.append((begin, time.perf_counter(), 0, 0))
+                    queue.append(job)  # sent again later (re-sending a batch is safe)
+                    time.sleep(0.1)
                     continue
+                failures = 0
                 accepted = answer.get("accepted", 0) if status in (200, 202) else 0
                 if status not in (200, 202) and len(errors) < 20:
                     errors.append(f"{status}: {json.dumps(answer)[:300]}")
@@ -644,29 +707,40 @@ def send(
         thread.join()
     if errors:
         log(f"  {len(errors)} errors, first: {errors[0]}")
-    return records, time.perf_counter() - started
+    return records, errors, time.perf_counter() - started
 
 
 def http_phase(
-    site: Site, servers: int, jobs: list[Job], warmup: list[Job], args: argparse.Namespace
+    site: Site,
+    servers: int,
+    jobs: list[Job],
+    warmup: list[Job],
+    args: argparse.Namespace,
+    stub_relay: bool,
+    *,
+    per_batch: int = READINGS_PER_BATCH,
+    duration: float | None = None,
 ) -> dict[str, Any]:
-    log(f"HTTP: starting {servers} daphne process(es)")
-    ports = site.start_servers(servers)
+    duration = args.duration if duration is None else duration
+    stubbed = ", relay stubbed" if stub_relay else ""
+    log(f"HTTP: starting {servers} daphne process(es){stubbed}; {per_batch} readings a request")
+    ports = site.start_servers(servers, stub_relay=stub_relay)
     try:
         sign_all(warmup)
-        records, _ = send(ports, warmup, args.clients, 120)
+        records, _, _ = send(ports, warmup, args.clients, 120)
         bad = [r for r in records if r[2] not in (200, 202)]  # 200: sent in an earlier phase
         if bad:
             raise RuntimeError(f"warm-up: {len(bad)} of {len(records)} batches not accepted")
         sign_cpu = sign_all(jobs)
         log(
             f"HTTP: {len(jobs)} batches signed ({sign_cpu:.1f} CPU s, not counted); sending from "
-            f"{args.clients} client threads for at most {args.duration:.0f} s"
+            f"{args.clients} client threads for at most {duration:.0f} s"
         )
         watch = Meters({f"daphne_{i}": p.pid for i, (_, p) in enumerate(site.servers)})
         watch.start()
-        records, wall = send(ports, jobs, args.clients, args.duration)
+        records, errors, wall = send(ports, jobs, args.clients, duration)
         usage = watch.stop()
+        exited = [p.returncode for _, p in site.servers if p.poll() is not None]
     finally:
         site.stop_servers()
     statuses = collections.Counter(status for _, _, status, _ in records)
@@ -681,13 +755,15 @@ def http_phase(
     by_tenth = [round(count / (wall / 10)) for count in tenths]
     figures = {
         "servers": servers,
+        "relay_stubbed": stub_relay,
+        "readings_per_request": per_batch,
         "client_threads": args.clients,
         "batches_sent": len(records),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "readings_accepted": accepted,
         "wall_seconds": round(wall, 3),
         "readings_per_second": round(accepted / wall),
-        "batches_per_second": round(statuses.get(202, 0) / wall, 2),
+        "requests_per_second": round(statuses.get(202, 0) / wall, 1),
         "readings_per_second_by_tenth": by_tenth,
         "latency_seconds": {
             "p50": round(percentile(latencies, 0.50), 4),
@@ -697,9 +773,13 @@ def http_phase(
         },
         "usage": usage,
         "signing_cpu_seconds_not_counted": round(sign_cpu, 2),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "servers_exited_during_the_phase": exited,
     }
     log(
-        f"HTTP ({servers} server(s)): {figures['readings_per_second']:,} readings/s "
+        f"HTTP ({servers} server(s){stubbed}): {figures['readings_per_second']:,} readings/s, "
+        f"{figures['requests_per_second']:,} requests/s "
         f"({statuses.get(202, 0)} batches in {wall:.1f} s), latency p50 "
         f"{figures['latency_seconds']['p50']:.3f} s p95 {figures['latency_seconds']['p95']:.3f} s;"
         f" cores used {usage['cores_used']}"
@@ -715,10 +795,11 @@ def inprocess_phase(
 ) -> dict[str, Any]:
     """``readings_ingest`` called directly, by ``len(workers)`` processes started together."""
     processes, names = [], []
-    go = site.directory / f"go-{len(workers)}-{uuid.uuid4().hex[:6]}"
+    phase = f"{len(workers)}{'-stubbed' if stub_relay else ''}"
+    go = site.directory / f"go-{phase}"
     readies = []
     for index, batches in enumerate(workers):
-        name = f"ingest-{len(workers)}-{index}"
+        name = f"ingest-{phase}-{index}"
         ready = site.directory / f"{name}.ready"
         readies.append(ready)
         job = {
@@ -727,6 +808,7 @@ def inprocess_phase(
             "seed": seed,
             "stub_relay": stub_relay,
             "ready_file": str(ready),
+            "done_file": str(site.directory / f"{name}.done"),
             "go_file": str(go),
         }
         processes.append(site.run_role("ingest", job, name))
@@ -739,17 +821,19 @@ def inprocess_phase(
         if time.monotonic() > deadline:
             raise RuntimeError("in-process workers not ready within 600 s")
         time.sleep(0.05)
-    watch = Meters({})  # the workers report their own CPU: they are gone when it stops
+    watch = Meters({})  # the workers report their own CPU
     watch.start()
     go.touch()
-    results = [site.role_result(p, n) for p, n in zip(processes, names, strict=True)]
+    dones = [site.directory / f"{name}.done" for name in names]
+    while not all(d.exists() for d in dones):  # stopped when the last one is done, not gone
+        if any(p.poll() not in (None, 0) for p in processes):
+            break
+        time.sleep(0.01)
     usage = watch.stop()
-    for index, result in enumerate(results):
-        usage["cpu_seconds"][f"worker_{index}"] = round(result["cpu_seconds"], 2)
-        usage["cores_used"][f"worker_{index}"] = round(
-            result["cpu_seconds"] / result["wall_seconds"], 2
-        )
+    results = [site.role_result(p, n) for p, n in zip(processes, names, strict=True)]
     del usage["cpu_seconds"]["client"], usage["cores_used"]["client"]
+    for index, result in enumerate(results):
+        watch.add(usage, f"worker_{index}", result["cpu_seconds"], result["wall_seconds"])
     accepted = sum(r["accepted"] for r in results)
     walls = [w for r in results for w in r["batch_wall_seconds"]]
     cpus = [c for r in results for c in r["batch_cpu_seconds"]]
@@ -801,6 +885,8 @@ def ingest_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "client_threads": args.clients,
             "servers": args.servers,
             "inprocess_batches": args.inprocess_batches,
+            "single_requests_per_meter": args.single_requests_per_meter,
+            "single_duration_cap_s": args.single_duration,
             "site_environment": {
                 "DEBUG": "0",
                 "API_THROTTLE_METER": args.throttle,
@@ -827,66 +913,68 @@ def ingest_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             Job(m["meter_id"], m["token"], keys[i], batch_body(i, 0, newest, args.seed))
             for i, m in enumerate(meters[: 2 * args.clients])
         ]
-        next_batch = 1
+        next_batch, next_single = 1, 0
         http: dict[str, Any] = {}
-        for servers in args.servers:
+        inprocess: dict[str, Any] = {}
+        # The product as it is first (HTTP, then in-process with one and two workers), then the
+        # same with the relay after the commit stubbed (a diagnostic: see stub_relay).
+        for stub in (False, True):
+            for servers in args.servers:
+                jobs = [
+                    Job(m["meter_id"], m["token"], keys[i], batch_body(i, b, newest, args.seed))
+                    for b in range(next_batch, next_batch + args.http_batches)
+                    for i, m in enumerate(meters)
+                ]
+                next_batch += args.http_batches
+                log(f"bodies built ({time.process_time() - body_started:.1f} CPU s)")
+                before = site.counts(distinct=False)["reading_rows"]
+                figures = http_phase(site, servers, jobs, warmup, args, stub)
+                del jobs
+                counts = site.counts()
+                figures["reading_rows_before"] = before
+                figures["reading_rows_added"] = counts["reading_rows"] - before
+                figures["every_accepted_reading_stored_once"] = (
+                    counts["reading_rows"] == counts["distinct_meter_intervals"]
+                    and counts["reading_rows"] == counts["batches_accepted_sum"]
+                )
+                http[f"{servers}_server{'_relay_stubbed' if stub else ''}"] = figures
+            # One reading a request, as meters send when not catching up: the request rate.
+            servers = max(args.servers)
             jobs = [
-                Job(m["meter_id"], m["token"], keys[i], batch_body(i, b, newest, args.seed))
-                for b in range(next_batch, next_batch + args.http_batches)
+                Job(m["meter_id"], m["token"], keys[i], single_body(i, k, newest, args.seed))
+                for k in range(next_single, next_single + args.single_requests_per_meter)
                 for i, m in enumerate(meters)
             ]
-            next_batch += args.http_batches
-            before = site.counts()["reading_rows"]
-            log(f"bodies built ({time.process_time() - body_started:.1f} CPU s)")
-            figures = http_phase(site, servers, jobs, warmup, args)
-            counts = site.counts()
-            figures["reading_rows_before"] = before
-            figures["reading_rows_added"] = counts["reading_rows"] - before
-            figures["every_accepted_reading_stored_once"] = (
-                counts["reading_rows"] == counts["distinct_meter_intervals"]
-                and counts["reading_rows"] == counts["batches_accepted_sum"]
+            next_single += args.single_requests_per_meter
+            before = site.counts(distinct=False)["reading_rows"]
+            figures = http_phase(
+                site, servers, jobs, warmup, args, stub, per_batch=1, duration=args.single_duration
             )
-            http[f"{servers}_server"] = figures
-        report["http"] = http
-        counts = site.counts()
-        report["rows_after_http"] = counts
-        # A batch sent again stores nothing: the warm-up batches, re-signed, over HTTP.
-        ports = site.start_servers(1)
-        try:
-            again = warmup[: args.clients]
-            sign_all(again)
-            records, _ = send(ports, again, args.clients, 60)
-        finally:
-            site.stop_servers()
-        after = site.counts()
-        report["resent_batches"] = {
-            "batches": len(records),
-            "statuses": dict(collections.Counter(str(r[2]) for r in records)),
-            "reading_rows_added": after["reading_rows"] - counts["reading_rows"],
-        }
-        log(f"re-sent {len(records)} stored batches: {report['resent_batches']}")
-        # In-process, on batches no one sent yet: one worker, two at once, and (a diagnostic)
-        # one worker with the relay after the commit reduced to a log line.
-        inprocess = {}
-        for workers, stub_relay in ((1, False), (2, False), (1, True)):
-            per_worker = args.inprocess_batches
-            chosen = [
-                {
-                    "meter_id": meters[i % len(meters)]["meter_id"],
-                    "meter_index": i % len(meters),
-                    "batch_index": next_batch + i // len(meters),
-                    "private_key": meters[i % len(meters)]["private_key"],
-                }
-                for i in range(per_worker * workers)
-            ]
-            next_batch += math.ceil(per_worker * workers / len(meters))
-            # Worker w takes every w-th batch: never the same meter as the other at once.
-            split = [chosen[w::workers] for w in range(workers)]
-            before = site.counts()["reading_rows"]
-            figures = inprocess_phase(site, split, newest, args.seed, stub_relay)
             figures["reading_rows_before"] = before
-            figures["reading_rows_added"] = site.counts()["reading_rows"] - before
-            inprocess[f"{workers}_worker{'_relay_stubbed' if stub_relay else ''}"] = figures
+            figures["reading_rows_added"] = site.counts(distinct=False)["reading_rows"] - before
+            http[f"{servers}_server_one_reading{'_relay_stubbed' if stub else ''}"] = figures
+            if not stub:
+                report["resent_batches"] = resend(site, warmup[: args.clients], args.clients)
+            # In-process, on batches no one sent yet.
+            for workers in (1, 2):
+                chosen = [
+                    {
+                        "meter_id": meters[i % len(meters)]["meter_id"],
+                        "meter_index": i % len(meters),
+                        "batch_index": next_batch + i // len(meters),
+                        "private_key": meters[i % len(meters)]["private_key"],
+                    }
+                    for i in range(args.inprocess_batches * workers)
+                ]
+                next_batch += math.ceil(args.inprocess_batches * workers / len(meters))
+                # Worker w takes every w-th batch: never the same meter as the other at once.
+                split = [chosen[w::workers] for w in range(workers)]
+                before = site.counts(distinct=False)["reading_rows"]
+                figures = inprocess_phase(site, split, newest, args.seed, stub)
+                figures["reading_rows_before"] = before
+                figures["reading_rows_added"] = site.counts(distinct=False)["reading_rows"] - before
+                inprocess[f"{workers}_worker{'_relay_stubbed' if stub else ''}"] = figures
+        report["http"] = http
         report["inprocess"] = inprocess
         final = site.counts()
         report["rows_at_end"] = final
@@ -895,9 +983,22 @@ def ingest_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             == final["distinct_meter_intervals"]
             == final["batches_accepted_sum"]
         )
-        best = max(f["readings_per_second"] for f in http.values())
+        # The bar is met when the product's site (relay not stubbed) takes 20,000/s over the
+        # whole window AND still does at its end (the last three tenths): a rate that falls as
+        # the table grows is not sustained.
+        product = [
+            f
+            for f in http.values()
+            if not f["relay_stubbed"] and f["readings_per_request"] == READINGS_PER_BATCH
+        ]
         report["bar_readings_per_second"] = BAR_READINGS_PER_S
-        report["bar_met_http"] = best >= BAR_READINGS_PER_S
+        report["bar_met_over_the_window"] = any(
+            f["readings_per_second"] >= BAR_READINGS_PER_S for f in product
+        )
+        report["bar_met_at_the_end"] = any(
+            min(f["readings_per_second_by_tenth"][-3:]) >= BAR_READINGS_PER_S for f in product
+        )
+        report["bar_met_http"] = report["bar_met_over_the_window"] and report["bar_met_at_the_end"]
         report["million_meters_readings_per_second"] = round(MILLION_METERS_PER_S)
         log(
             f"rows at the end: {final['reading_rows']:,} readings in {final['batch_rows']:,} "
@@ -911,6 +1012,24 @@ def ingest_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         site.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
     return report
+
+
+def resend(site: Site, jobs: list[Job], clients: int) -> dict[str, Any]:
+    """Batches stored already, re-signed and sent again: answered 200, nothing stored."""
+    before = site.counts(distinct=False)["reading_rows"]
+    ports = site.start_servers(1)
+    try:
+        sign_all(jobs)
+        records, _, _ = send(ports, jobs, clients, 60)
+    finally:
+        site.stop_servers()
+    figures = {
+        "batches": len(records),
+        "statuses": dict(collections.Counter(str(r[2]) for r in records)),
+        "reading_rows_added": site.counts(distinct=False)["reading_rows"] - before,
+    }
+    log(f"re-sent {len(records)} stored batches: {figures}")
+    return figures
 
 
 def watchdog(seconds: float, cleanup: Any) -> None:
@@ -1324,9 +1443,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=60.0, help="cap of an HTTP phase, s")
     parser.add_argument("--clients", type=int, default=4, help="client threads")
     parser.add_argument(
-        "--servers", default="1", help="daphne processes per HTTP phase, e.g. 1 or 1,2"
+        "--servers", default="1,2", help="daphne processes of each HTTP phase, e.g. 1 or 1,2"
     )
     parser.add_argument("--inprocess-batches", type=int, default=150, help="per worker")
+    parser.add_argument(
+        "--single-requests-per-meter", type=int, default=10, help="one-reading requests"
+    )
+    parser.add_argument("--single-duration", type=float, default=20.0, help="cap of that phase")
     parser.add_argument("--throttle", default="1000000/min", help="API_THROTTLE_METER")
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5, help="timings of the settlement")
@@ -1337,13 +1460,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", action="store_true", help="copy the site's logs to results/")
     parser.add_argument("--watchdog", type=float, default=1_800, help="s before giving up")
     parser.add_argument("--output", type=Path)
-    parser.add_argument("--role", choices=("setup", "ingest"), help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("setup", "ingest", "daphne"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.servers = [int(s) for s in str(args.servers).split(",")]
     if args.quick:
         args.meters, args.http_batches, args.duration = 40, 2, 20.0
         args.inprocess_batches, args.households, args.repeats = 20, 1_000, 2
+        args.single_requests_per_meter, args.single_duration = 5, 10.0
     return args
 
 
@@ -1355,6 +1480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "ingest":
         role_ingest(args.work)
         return 0
+    if args.role == "daphne":
+        role_daphne(args.port)
+        return 0
+    # Stopped from outside (even started in the background, where SIGINT is ignored): unwind,
+    # so that the database is dropped and the servers stopped.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: sys.exit(128 + number))
     report: dict[str, Any] = {"machine": machine(), "code": code_version()}
     log(f"machine: {report['machine']['uname']}, {report['machine']['cores']} cores")
     if not args.skip_ingest:
