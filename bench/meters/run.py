@@ -127,6 +127,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def speed_probe() -> float:
+    """CPU ms of ``meters.readings.parse_batch`` on one 2,000-reading body, best of 10: a fixed
+    piece of pure Python, to compare runs on this shared VM, whose speed varies with its host's
+    load (by up to 3x between runs, with nothing else visible in the VM)."""
+    from meters import readings
+
+    body = batch_body(0, 0, newest_interval_end(), 0)
+    best = math.inf
+    for _ in range(10):
+        started = time.process_time()
+        readings.parse_batch(body, interval_s=INTERVAL_S, now_s=int(time.time()))
+        best = min(best, time.process_time() - started)
+    return round(best * 1e3, 1)
+
+
 def code_version() -> dict[str, Any]:
     """The commit measured, and whether the working tree differed from it (read-only git)."""
 
@@ -1488,13 +1503,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda number, frame: sys.exit(128 + number))
     report: dict[str, Any] = {"machine": machine(), "code": code_version()}
-    log(f"machine: {report['machine']['uname']}, {report['machine']['cores']} cores")
+    report["speed_probe_ms_at_start"] = speed_probe()
+    log(
+        f"machine: {report['machine']['uname']}, {report['machine']['cores']} cores; speed probe "
+        f"{report['speed_probe_ms_at_start']} ms (parse_batch of 2,000 readings)"
+    )
     if not args.skip_ingest:
         report["ingest"] = ingest_benchmark(args)
     if not args.skip_settlement:
         report["settlement"] = settlement_benchmark(args.households, args.repeats, args.seed)
     report["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["load_average_at_end"] = os.getloadavg()
+    report["speed_probe_ms_at_end"] = speed_probe()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     output = args.output or RESULTS / f"{stamp}-meters{'-quick' if args.quick else ''}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
