@@ -7,6 +7,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gridplatform.settings")
+# The web server keeps PostgreSQL connections in a pool (settings: DATABASE_POOL). Only here:
+# Celery's prefork workers must not inherit a pool opened before they fork.
+os.environ.setdefault("DATABASE_POOL", "1")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 

@@ -1,4 +1,4 @@
-"""The demo community: a small residential feeder, its grid operator and its regulator."""
+"""The demo community: three feeders (one of them tight), its grid operator and its regulator."""
 
 from __future__ import annotations
 
@@ -85,12 +85,20 @@ DEMO_MARKET_OPTIONS = {
     "market.settlement_delay_ms": 120_000,
 }
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
-DEMO_FEEDERS = ("feeder-north", "feeder-south")  # the two streets
+# The community's grid: two streets and a lane at the end of a long, thin cable, whose limits
+# bite (``market.grid``: a 5-minute slot lets 6 kW carry 500 Wh each way). Limits in W.
+DEMO_TOPOLOGY = {
+    "feeder-north": (60_000, 60_000),
+    "feeder-south": (40_000, 40_000),
+    "feeder-mill-lane": (6_000, 6_000),
+}
+DEMO_FEEDERS = tuple(DEMO_TOPOLOGY)
 
 
 def demo_ledger_register() -> int:
-    """Put every demo household the ledger does not know yet on it, ready to trade: registered,
-    on its street's feeder, with 50.00 of credits. Returns how many households.
+    """Publish the demo grid's feeders and put every demo household the ledger does not know yet
+    on it, ready to trade: registered, on its street's feeder, with 50.00 of credits. Returns
+    how many households.
 
     Signed by the grid operator's custodial key, sent as one batch. Reads validator 0's store
     (only reads) for who is registered and for the operator's next nonce, so running it again
@@ -123,6 +131,16 @@ def demo_ledger_register() -> int:
         )
         nonce += 1
 
+    for feeder, (export_limit_w, import_limit_w) in DEMO_TOPOLOGY.items():
+        if state.get(f"grid/topology/{feeder}") is None:
+            signed(
+                "grid.feeder.publish",
+                {
+                    "feeder": feeder,
+                    "export_limit_w": export_limit_w,
+                    "import_limit_w": import_limit_w,
+                },
+            )
     households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
     new = 0
     for position, household in enumerate(households.select_related("identity").order_by("id")):

@@ -22,3 +22,23 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
         self.detail = detail
+
+
+# The API's common refusals, shared by every application's REST API.
+
+
+class InvalidInput(DomainError):
+    """A request refused before any service runs: the code of its first bad field."""
+
+
+class Forbidden(DomainError):
+    """The caller's role may not do this (403)."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFoundError(DomainError):
+    """404, with a code more precise than ``not_found`` (``unknown_order``, ...)."""
+
+    status_code = 404

@@ -113,6 +113,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Named per process, so that two test runs on one checkout do not share a database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-site-{os.getpid()}.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+elif env.bool("DATABASE_POOL", default=False):
+    # PostgreSQL through a pool of open connections in the process (psycopg_pool): otherwise
+    # every request opens a connection, which forks a server process and cost a one-reading
+    # meter request more than storing the reading (docs/benchmarks.md). The web server turns
+    # it on (gridplatform/asgi.py); it runs Django's sync code in one thread, so a small pool
+    # suffices. Workers and commands connect per task (CONN_MAX_AGE below).
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env.int("DATABASE_POOL_MIN", default=1),
+            "max_size": env.int("DATABASE_POOL_MAX", default=4),
+            "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
+        }
+    }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -132,7 +145,18 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
-LEDGER_READ_MODELS: list[str] = ["market.projection"]
+# Order matters: supervision's projection reads the contracts the market's has just written.
+LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
+# Review rules of supervision (supervision.review): a new contract goes to the regulators' review
+# queue when it is larger than max_energy_wh, its price is more than price_deviation_bps from the
+# slot's median, a party has defaults, or a feeder it uses is loaded to feeder_load_bps of its
+# capacity. seller_share_bps: a seller above this share of a slot's volume raises an alert.
+SUPERVISION_REVIEW: dict[str, int] = {
+    "max_energy_wh": 5_000,
+    "price_deviation_bps": 3_000,
+    "feeder_load_bps": 8_000,
+    "seller_share_bps": 5_000,
+}
 # The read models ask a validator for missed blocks when stalled this long (ledger.services).
 LEDGER_CATCH_UP_AFTER_S = env.int("LEDGER_CATCH_UP_AFTER_S", default=10)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.

@@ -127,7 +127,8 @@ def flow(household: User, start: datetime, seconds: int) -> tuple[int, int]:
 
 
 def report(meter: DemoMeter, start: datetime, base_url: str) -> int:
-    """Send one interval through the meters API; the HTTP status."""
+    """Send one interval through the meters API; the HTTP status (0: the site did not
+    answer)."""
     from meters.signing import header_value
 
     import_wh, export_wh = flow(meter.household, start, INTERVAL_S)
@@ -157,6 +158,10 @@ def report(meter: DemoMeter, start: datetime, base_url: str) -> int:
     except urllib.error.HTTPError as error:
         log.warning("meter %s: %s %s", meter.meter_id, error.code, error.read()[:200])
         return int(error.code)
+    except (urllib.error.URLError, OSError) as error:
+        # The site is restarting or stopping: like a real meter, report again next minute.
+        log.warning("meter %s: the site did not answer (%s)", meter.meter_id, error)
+        return 0
 
 
 def run(base_url: str, *, once: bool = False) -> None:

@@ -17,6 +17,8 @@ from ledger import services as ledger_services
 from market import selectors as market_selectors
 from meters import flows
 from meters import views as meter_views
+from supervision import views as supervision_views
+from supervision.views import live_partial
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
@@ -49,16 +51,33 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     context = {
         "accounts": accounts,
         "validators": ledger_selectors.validator_list(),
-        "households": ledger_selectors.household_ledger_list(user=request.user),
+        "households": market_selectors.household_money_list(user=request.user),
         "latest_flows": flows.latest_flow_list(user=request.user),
+        # The grid: feeder loading, alerts, topology and grid state (supervision.views).
+        **supervision_views.operator_context(request.user),
     }
     return render(request, "console/operator.html", context)
+
+
+# The grid sections' live partials: each re-fetched when a block commits.
+
+
+_OPERATORS = (Role.GRID_OPERATOR, Role.ADMIN)
+operator_loading_rows = live_partial(
+    "console/_feeder_loading_rows.html", supervision_views.loading_rows, *_OPERATORS
+)
+operator_alerts = live_partial(
+    "console/_alert_list.html", supervision_views.operator_alerts, *_OPERATORS
+)
+operator_grid_rows = live_partial(
+    "console/_grid_rows.html", supervision_views.grid_rows, *_OPERATORS
+)
 
 
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_household_rows(request: HttpRequest) -> HttpResponse:
     """The households-on-the-ledger rows of the operator console (reloaded on every block)."""
-    households = ledger_selectors.household_ledger_list(user=request.user)
+    households = market_selectors.household_money_list(user=request.user)
     return render(request, "console/_household_rows.html", {"households": households})
 
 
@@ -113,8 +132,30 @@ def operator_household_top_up(request: HttpRequest, user_id: int) -> HttpRespons
 
 @role_required(Role.REGULATOR, Role.ADMIN)
 def regulator_console(request: HttpRequest) -> HttpResponse:
-    accounts = selectors.account_list(user=request.user)
-    return render(request, "console/regulator.html", {"accounts": accounts})
+    context = {
+        "accounts": selectors.account_list(user=request.user),
+        # Review queue, acts, statistics, alerts, audit log (supervision.views).
+        **supervision_views.regulator_context(request.user),
+    }
+    return render(request, "console/regulator.html", context)
+
+
+# The supervision sections' live partials: each re-fetched when a block commits.
+
+
+_REGULATORS = (Role.REGULATOR, Role.ADMIN)
+regulator_review_rows = live_partial(
+    "console/_review_rows.html", supervision_views.review_rows, *_REGULATORS
+)
+regulator_audit_rows = live_partial(
+    "console/_audit_rows.html", supervision_views.audit_rows, *_REGULATORS
+)
+regulator_statistics_rows = live_partial(
+    "console/_statistics_rows.html", supervision_views.statistics_rows, *_REGULATORS
+)
+regulator_alerts = live_partial(
+    "console/_regulator_alert_list.html", supervision_views.regulator_alerts, *_REGULATORS
+)
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from ledger.application import Registry, register_ledger_types
 from market.contract import register_market_types
 from meters.ledger import register_meter_types
+from supervision.acts import register_supervision_types
 
 
 def build_registry() -> Registry:
     # The market also guards credit.transfer and credit.redeem: they may not spend margins.
-    return register_meter_types(register_market_types(register_ledger_types(Registry())))
+    registry = register_market_types(register_ledger_types(Registry()))
+    return register_supervision_types(register_meter_types(registry))

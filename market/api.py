@@ -36,7 +36,7 @@ from rest_framework.views import APIView
 
 from gridplatform.accounts.models import Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
-from gridplatform.errors import DomainError
+from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundError
 from ledger.projection import ms_of_datetime
 from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
 from market import selectors, services
@@ -56,24 +56,6 @@ from market.serializers import (
 )
 
 TAG = "market"
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-class InvalidInput(DomainError):
-    """A request refused before anything is signed: a field's code (``bad_slot``, ...)."""
-
-
-class NotAHousehold(DomainError):
-    code = "forbidden"
-    status_code = 403
-
-
-class NotFoundError(DomainError):
-    """404 with a code more precise than ``not_found`` (``unknown_order``, ``not_on_ledger``)."""
-
-    status_code = 404
-
 
 # The code of a bad field, in a body or a query string (the contract's code where it has one).
 FIELD_CODES = {
@@ -131,7 +113,7 @@ def _check_id(id: str, *, code: str | None = None) -> None:
 
 def _household(user: User) -> None:
     if user.role != Role.HOUSEHOLD:
-        raise NotAHousehold(MESSAGES["forbidden"])
+        raise Forbidden(MESSAGES["forbidden"])
 
 
 def _unknown_is_404(error: TransactionRejected, code: str) -> DomainError:

@@ -56,9 +56,12 @@ State keys
                                            ``{"unsettled": int, ...}``
 ``grid/feeder/<address>``                  the household's feeder (``market.grid``)
 ``supervision/restricted/<address>``       present: the account may not publish orders or accept
-                                           offers (written by supervision, later)
-``supervision/suspended/market``           present: the market is suspended
-``supervision/suspended/feeder/<feeder>``  present: the feeder is suspended
+                                           offers (``supervision.acts``)
+``supervision/suspended/market``           the market's suspension, in force until its ``until``
+                                           (0: until resumed) (``supervision.acts``)
+``supervision/suspended/feeder/<feeder>``  the feeder's suspension, likewise
+``grid/topology/<feeder>``, ``grid/load/   the grid (``market.grid``): limits, load per slot,
+<slot>/<feeder>``, ``grid/state/...``      the grid operator's declarations
 =========================================  ====================================================
 
 A contract::
@@ -78,8 +81,8 @@ energy's value from the deposit (``market.settlement``, ``market.slot.settle``).
 Transaction types
 =================
 
-Households send every market type but ``market.slot.clear`` (anyone) and
-``grid.feeder.assign`` (``market.grid``, grid operator). Each payload has exactly the fields
+Households send every market type but ``market.slot.clear`` (anyone) and the grid's types
+(``market.grid``, grid operator). Each payload has exactly the fields
 listed (``bad_payload``); the codes are listed in the order they are checked.
 
 ``market.order.place`` ``{"slot": int, "side": "buy"|"sell", "energy_wh": int, "price": int}``
@@ -88,8 +91,10 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
     ``slot_misaligned``, ``slot_past`` (started already), ``slot_closed`` (gate closed),
     ``beyond_horizon``, ``energy_out_of_bounds``, ``price_out_of_bounds``, then the
     qualification audit: ``market_suspended``, ``account_restricted``, ``no_feeder``,
-    ``feeder_suspended``, ``too_many_defaults``, ``opposite_side_open`` (the account has resting
-    orders on the other side of this slot: no self-trades), ``insufficient_free_balance``.
+    ``feeder_suspended``, ``grid_high_load`` / ``grid_unstable`` (the grid operator's
+    declaration for the grid or the feeder), ``too_many_defaults``, ``opposite_side_open``
+    (the account has resting orders on the other side of this slot: no self-trades),
+    ``insufficient_free_balance``.
     Continuous market: the order trades at once with the best resting orders that it crosses,
     at each resting order's price, in price-time priority; the remainder rests in the book.
     Call auction: it rests until ``market.slot.clear``.
@@ -107,8 +112,9 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
     ``bad_energy`` (not a positive integer), ``slot_past``, ``slot_closed``, ``own_offer``,
     ``not_offered_to_you``, ``exceeds_offer``, the buyer's qualification audit
     (``market_suspended``, ``account_restricted``, ``no_feeder``, ``feeder_suspended``,
-    ``too_many_defaults``), ``feeder_suspended`` (the seller's feeder), ``grid_refused`` (the
-    grid check allows nothing), ``insufficient_free_balance``.
+    ``grid_high_load``, ``grid_unstable``, ``too_many_defaults``), ``feeder_suspended`` (or a
+    ``grid_*`` code: the seller's feeder), ``grid_refused`` (the grid check allows nothing),
+    ``insufficient_free_balance``.
 ``market.offer.withdraw`` ``{"offer": id}``
     Releases the rest of the offer's deposit. Refusals: ``unknown_offer``, ``not_owner``,
     ``slot_past``, ``slot_closed``.
@@ -124,11 +130,13 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
 Matching and the grid check
 ===========================
 
-Each match asks ``market.grid.grid_check`` how much energy the grid can carry. When it allows
-less than the match, the contract is made for what it allows and records ``grid``; the incoming
-order then stops matching and its remainder rests. When it allows nothing, the incoming order
-stops and rests. In the call auction a tailored or refused bid is passed over at the clearing
-price, which is not recomputed.
+Each match asks ``market.grid.grid_check`` how much energy the grid can carry (the headroom of
+the seller's feeder for export and of the buyer's for import). When it allows less than the
+match, the contract is made for what it allows and records ``grid``; the incoming order then
+stops matching and its remainder rests. When it allows nothing, or either party's feeder has
+been suspended or declared not normal since its order rested, the incoming order stops and
+rests. In the call auction a tailored or refused bid is passed over at the clearing price,
+which is not recomputed. A contract counts in both feeders' load (``market.grid.load_add``).
 """
 
 from __future__ import annotations
@@ -159,6 +167,14 @@ from market.pricing import buyer_margin, seller_deposit
 
 MARKET_SUSPENDED_KEY = "supervision/suspended/market"
 OFFER_PREFIX = "market/offer/"
+
+
+def feeder_suspended_key(feeder: str) -> str:
+    return f"supervision/suspended/feeder/{feeder}"
+
+
+def restricted_key(address: str) -> str:
+    return f"supervision/restricted/{address}"
 
 
 def locked_key(address: str) -> str:
@@ -257,30 +273,52 @@ def _check_bounds(energy_wh: int, price: int, options: Options) -> None:
         raise TxFailed("price_out_of_bounds")
 
 
-def _qualify(state: State, address: str, options: Options) -> None:
-    """The qualification audit of an account about to trade."""
-    if state.get(MARKET_SUSPENDED_KEY) is not None:
-        raise TxFailed("market_suspended")
-    if state.get(f"supervision/restricted/{address}") is not None:
-        raise TxFailed("account_restricted")
+def suspension(state: State, key: str, now: int) -> dict[str, Any] | None:
+    """The supervisory suspension stored at ``key`` (``supervision.acts``) if it is in force at
+    block time ``now``: one with an end (``until``, ms) lapses by itself."""
+    value: dict[str, Any] | None = state.get(key)
+    if value is None or (value["until"] and now >= value["until"]):
+        return None
+    return value
+
+
+def _qualify(state: State, address: str, options: Options, now: int) -> str:
+    """The qualification audit of an account about to trade (at block time ``now``); its
+    feeder."""
+    stops = grid.any_stops(state)
+    suspended = suspension(state, MARKET_SUSPENDED_KEY, now) if stops else None
+    if suspended is not None:
+        raise TxFailed("market_suspended", suspended["reason"])
+    restricted = state.get(restricted_key(address))
+    if restricted is not None:
+        raise TxFailed("account_restricted", restricted["reason"])
     feeder = grid.feeder_of(state, address)
     if feeder is None:
         raise TxFailed("no_feeder", "the grid operator has not assigned the account a feeder")
-    _check_feeder(state, feeder)
+    if stops:
+        _check_feeder(state, feeder, now)
     defaults = state.get(f"market/defaults/{address}")
     if defaults is not None and defaults.get("unsettled", 0) > options.max_unsettled_defaults:
         raise TxFailed("too_many_defaults")
+    return feeder
 
 
-def _check_feeder(state: State, feeder: str) -> None:
-    if state.get(f"supervision/suspended/feeder/{feeder}") is not None:
-        raise TxFailed("feeder_suspended")
+def _check_feeder(state: State, feeder: str, now: int) -> None:
+    """Trading on ``feeder`` is neither suspended by a regulator nor stopped by the grid
+    operator's declaration (of the feeder or of the whole grid)."""
+    suspended = suspension(state, feeder_suspended_key(feeder), now)
+    if suspended is not None:
+        raise TxFailed("feeder_suspended", suspended["reason"])
+    blocked = grid.trading_blocked(state, feeder)
+    if blocked is not None:
+        raise TxFailed(blocked, "the grid operator declared the grid not normal")
 
 
 def _order_terms(
     state: State, tx: Transaction, context: Context, slot: Any, energy_wh: Any, price: Any
-) -> tuple[int, int, int, Options]:
-    """Checks shared by orders and offers, up to and including the qualification audit."""
+) -> tuple[int, int, int, Options, str]:
+    """Checks shared by orders and offers, up to and including the qualification audit (the
+    sender's feeder comes last)."""
     slot = _integer(slot, "bad_slot")
     if slot < 0:
         raise TxFailed("bad_slot")
@@ -289,8 +327,8 @@ def _order_terms(
     options = market_options(state)
     _check_slot_open(slot, context.timestamp_ms, options)
     _check_bounds(energy_wh, price, options)
-    _qualify(state, tx.sender, options)
-    return slot, energy_wh, price, options
+    feeder = _qualify(state, tx.sender, options, context.timestamp_ms)
+    return slot, energy_wh, price, options, feeder
 
 
 # --- contracts ---------------------------------------------------------------------------------
@@ -314,6 +352,7 @@ def _trade(
     price: int,
     allowance: grid.GridAllowance,
     asked_wh: int,
+    view: _GridView,
 ) -> Trade:
     """Make the contract for ``energy_wh`` between a buy and a sell (orders, or an offer and its
     acceptance) at ``price``; return both with their remainders and margins after it, and what
@@ -351,9 +390,14 @@ def _trade(
         "timestamp_ms": context.timestamp_ms,
     }
     if energy_wh < asked_wh:
-        contract["grid"] = {"requested_wh": asked_wh, "constraint": allowance.constraint}
+        contract["grid"] = {
+            "requested_wh": asked_wh,
+            "constraint": allowance.constraint,
+            "cut_wh": asked_wh - energy_wh,
+        }
     state.set(contracts_key(slot), index + 1)
     state.set(contract_key(contract["id"]), contract)
+    grid.load_add(state, contract, energy_wh, view.limited(contract["seller"], contract["buyer"]))
     return Trade(
         buy=buy | {"remaining_wh": buy_after, "locked": buy_locked},
         sell=sell | {"remaining_wh": sell_after, "locked": sell_locked},
@@ -361,13 +405,82 @@ def _trade(
     )
 
 
-def _allowed(
-    state: State, *, seller: str, buyer: str, slot: int, energy_wh: int
-) -> grid.GridAllowance:
-    allowance = grid.grid_check(state, seller=seller, buyer=buyer, slot=slot, energy_wh=energy_wh)
-    if 0 <= allowance.energy_wh <= energy_wh:
-        return allowance
-    return allowance._replace(energy_wh=max(0, min(energy_wh, allowance.energy_wh)))
+class _GridView:
+    """The grid as one transaction's matches see it. Feeders, and whether trading on them is
+    stopped, cannot change within a transaction, so each is read once however many matches
+    the transaction makes; loads are read at every match (``market.grid``)."""
+
+    def __init__(self, state: State, now: int, trading: str | None = None) -> None:
+        """``trading``: a feeder the transaction's qualification audit found trading."""
+        self.state = state
+        self.now = now
+        self._feeders: dict[str, str | None] = {}
+        self._published: dict[str, bool] = {}
+        # feeder -> the code that stops it, "" if none
+        self._stops: dict[str, str] = {trading: ""} if trading else {}
+        self._any_stops = grid.any_stops(state)
+        # Nothing to check at all: no stops and no limits anywhere (a market without a grid).
+        self._unconstrained = not self._any_stops and not grid.any_published(state)
+
+    def feeders(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
+        found = self._feeders
+        for address in (seller, buyer):
+            if address not in found:
+                found[address] = grid.feeder_of(self.state, address)
+        return found[seller], found[buyer]
+
+    def limited(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
+        """Their feeders that have published limits (``market.grid.published_feeders``)."""
+        if self._unconstrained:
+            return None, None
+        published = self._published
+        result = []
+        for feeder in self.feeders(seller, buyer):
+            if feeder is not None and feeder not in published:
+                published[feeder] = self.state.get(grid.topology_key(feeder)) is not None
+            result.append(feeder if feeder is not None and published[feeder] else None)
+        return result[0], result[1]
+
+    def _stop(self, feeder: str) -> str:
+        if not self._any_stops:
+            return ""
+        code = self._stops.get(feeder)
+        if code is None:
+            try:
+                _check_feeder(self.state, feeder, self.now)
+                code = ""
+            except TxFailed as stopped:
+                code = stopped.code
+            self._stops[feeder] = code
+        return code
+
+    def allowed(self, *, seller: str, buyer: str, slot: int, energy_wh: int) -> grid.GridAllowance:
+        """What the grid lets a match carry. A party whose feeder has been suspended (or
+        declared not normal) since its order rested trades nothing: the constraint says why."""
+        if self._unconstrained:
+            return grid.grid_check(
+                self.state,
+                seller=seller,
+                buyer=buyer,
+                slot=slot,
+                energy_wh=energy_wh,
+                feeders=(None, None),
+            )
+        feeders = self.feeders(seller, buyer)
+        for feeder in feeders:
+            if feeder is not None and (code := self._stop(feeder)):
+                return grid.GridAllowance(0, f"{code}:{feeder}")
+        allowance = grid.grid_check(
+            self.state,
+            seller=seller,
+            buyer=buyer,
+            slot=slot,
+            energy_wh=energy_wh,
+            feeders=self.limited(seller, buyer),
+        )
+        if 0 <= allowance.energy_wh <= energy_wh:
+            return allowance
+        return allowance._replace(energy_wh=max(0, min(energy_wh, allowance.energy_wh)))
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -396,7 +509,9 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     slot, side, energy_wh, price = payload_fields(tx, "slot", "side", "energy_wh", "price")
     if side not in (BUY, SELL):
         raise TxFailed("bad_side")
-    slot, energy_wh, price, options = _order_terms(state, tx, context, slot, energy_wh, price)
+    slot, energy_wh, price, options, feeder = _order_terms(
+        state, tx, context, slot, energy_wh, price
+    )
     resting = state.get(open_key(slot, tx.sender))
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
@@ -415,7 +530,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     }
     released = 0
     if not options.call_auction:
-        order, released = _match(state, context, options, order)
+        order, released = _match(state, context, options, order, feeder)
     if order["remaining_wh"]:
         book.add(state, order)
         _open_add(state, slot, tx.sender, side)
@@ -423,20 +538,22 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
 
 
 def _match(
-    state: State, context: Context, options: Options, order: dict[str, Any]
+    state: State, context: Context, options: Options, order: dict[str, Any], feeder: str
 ) -> tuple[dict[str, Any], int]:
-    """Trade an incoming order against the book while it crosses; return what is left of it,
-    and how much of its margin the trades released (if it is a bid)."""
+    """Trade an incoming order (of an account on ``feeder``, which it was just qualified to
+    trade on) against the book while it crosses; return what is left of it, and how much of
+    its margin the trades released (if it is a bid)."""
     slot, side = order["slot"], order["side"]
     resting_side = book.opposite(side)
     released = 0
+    view = _GridView(state, context.timestamp_ms, trading=feeder)
     best = book.best_price(state, slot, resting_side)
     while order["remaining_wh"] and best is not None and book.crosses(side, order["price"], best):
         resting = book.head(state, slot, resting_side, best)
         buy, sell = (order, resting) if side == BUY else (resting, order)
         asked = min(order["remaining_wh"], resting["remaining_wh"])
-        allowance = _allowed(
-            state, seller=sell["owner"], buyer=buy["owner"], slot=slot, energy_wh=asked
+        allowance = view.allowed(
+            seller=sell["owner"], buyer=buy["owner"], slot=slot, energy_wh=asked
         )
         if allowance.energy_wh == 0:
             break
@@ -451,6 +568,7 @@ def _match(
             price=best,
             allowance=allowance,
             asked_wh=asked,
+            view=view,
         )
         if side == BUY:
             order, resting_after = trade.buy, trade.sell
@@ -495,7 +613,7 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
     Precondition (checked by the registry): the sender is a household.
     """
     slot, energy_wh, price, buyer = payload_fields(tx, "slot", "energy_wh", "price", "buyer")
-    slot, energy_wh, price, options = _order_terms(state, tx, context, slot, energy_wh, price)
+    slot, energy_wh, price, options, _ = _order_terms(state, tx, context, slot, energy_wh, price)
     if buyer != "":
         buyer = registered_address(state, buyer)
         named = account(state, buyer)
@@ -546,11 +664,12 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_offered_to_you")
     if energy_wh > offer["remaining_wh"]:
         raise TxFailed("exceeds_offer")
-    _qualify(state, tx.sender, options)
+    _qualify(state, tx.sender, options, context.timestamp_ms)
     seller_feeder = grid.feeder_of(state, seller)
     if seller_feeder is not None:
-        _check_feeder(state, seller_feeder)
-    allowance = _allowed(state, seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
+        _check_feeder(state, seller_feeder, context.timestamp_ms)
+    view = _GridView(state, context.timestamp_ms)
+    allowance = view.allowed(seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
     escrow = buyer_margin(allowance.energy_wh, offer["price"], options.network_fee)
@@ -573,6 +692,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         price=offer["price"],
         allowance=allowance,
         asked_wh=energy_wh,
+        view=view,
     ).sell
     if offer_after["remaining_wh"]:
         state.set(OFFER_PREFIX + offer["id"], offer_after)
@@ -620,7 +740,10 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("nothing_to_clear")
     bids = book.take_all(state, slot, BUY)
     asks = book.take_all(state, slot, SELL)
-    if options.call_auction and state.get(MARKET_SUSPENDED_KEY) is None:
+    if (
+        options.call_auction
+        and suspension(state, MARKET_SUSPENDED_KEY, context.timestamp_ms) is None
+    ):
         _call_auction(state, context, options, slot, bids, asks)
     for order in itertools.chain(bids, asks):
         add_locked(state, order["owner"], -order["locked"])
@@ -645,6 +768,7 @@ def _call_auction(
         return [(price, sum(o["remaining_wh"] for o in group)) for price, group in grouped]
 
     clearing = auction.clearing_price(levels(bids), levels(asks))
+    view = _GridView(state, context.timestamp_ms)
     contracts = volume = 0
     if clearing is not None:
         i = j = 0
@@ -653,8 +777,8 @@ def _call_auction(
             if bid["price"] < clearing.price or ask["price"] > clearing.price:
                 break
             asked = min(bid["remaining_wh"], ask["remaining_wh"])
-            allowance = _allowed(
-                state, seller=ask["owner"], buyer=bid["owner"], slot=slot, energy_wh=asked
+            allowance = view.allowed(
+                seller=ask["owner"], buyer=bid["owner"], slot=slot, energy_wh=asked
             )
             if allowance.energy_wh:
                 trade = _trade(
@@ -668,6 +792,7 @@ def _call_auction(
                     price=clearing.price,
                     allowance=allowance,
                     asked_wh=asked,
+                    view=view,
                 )
                 bids[i], asks[j] = trade.buy, trade.sell
                 add_locked(state, bid["owner"], -trade.released)
@@ -715,6 +840,8 @@ def register_market_types(registry: Registry) -> Registry:
             tx_type, handler=_spending_free_balance_only(tx_type.handler)
         )
     registry.register("grid.feeder.assign", senders={GRID_OPERATOR}, handler=grid.feeder_assign)
+    registry.register("grid.feeder.publish", senders={GRID_OPERATOR}, handler=grid.feeder_publish)
+    registry.register("grid.state.declare", senders={GRID_OPERATOR}, handler=grid.state_declare)
     registry.register("market.order.place", senders={HOUSEHOLD}, handler=order_place)
     registry.register("market.order.cancel", senders={HOUSEHOLD}, handler=order_cancel)
     registry.register("market.offer.post", senders={HOUSEHOLD}, handler=offer_post)

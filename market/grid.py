@@ -1,27 +1,70 @@
-"""The grid side of the market: which feeder each household is on, and the grid security check.
+"""The grid side of the market: topology, feeder limits, grid state and the security check.
 
-No Django import.
+No Django import. Published by the grid operator as signed transactions; read by the market on
+every match (``grid_check``) and by the qualification audit (``trading_blocked``).
+``docs/supervision.md`` is the same reference with examples.
 
-State keys:
+State keys
+==========
 
-``grid/feeder/<address>``
-    the feeder (a name, 1-64 of ``[a-z0-9._-]``) the household's connection is on. Set by the
-    grid operator with ``grid.feeder.assign``; a household without one cannot trade.
+=================================  ==============================================================
+``grid/feeder/<address>``          the feeder (a name, 1-64 of ``[a-z0-9._-]``) the household's
+                                   connection is on (``grid.feeder.assign``); a household
+                                   without one cannot trade
+``grid/topology/<feeder>``         the feeder's limits: ``{"feeder", "export_limit_w",
+                                   "import_limit_w", "tx", "height", "timestamp_ms"}``
+                                   (``grid.feeder.publish``). A feeder never published has no
+                                   limit
+``grid/load/<slot>/<feeder>``      ``{"export_wh", "import_wh"}``: the energy of the slot's
+                                   contracts (not vetoed) whose seller (export) or buyer (import)
+                                   is on the feeder, made while the feeder was published
+``grid/state/grid``                the grid operator's declaration for the whole grid, or for one
+``grid/state/feeder/<feeder>``     feeder: ``{"scope", "state", "reason", "by", "tx", "height",
+                                   "timestamp_ms"}``; absent: normal
+``grid/stops``                     how many declarations and suspensions (``supervision.acts``)
+                                   are stored; absent: none, and the market skips reading them
+``grid/published``                 how many feeders are published; absent: none
+=================================  ==============================================================
 
-Transaction type ``grid.feeder.assign`` (grid operator only), payload
-``{"address": household address, "feeder": name}``; refusals ``bad_payload``, ``bad_address``,
-``unknown_account``, ``not_household``, ``bad_feeder``. Assigning again moves the household.
+Limits are in W (integers; 5 kW is 5000). A slot of ``market.slot_ms`` lets a feeder carry
+``limit_w * slot_ms // 3 600 000`` Wh each way: its *capacity* for the slot. Its *headroom* is
+the capacity less the load already contracted.
 
-:func:`grid_check` is called on every match (order book, call auction, accepted offer) before the
-contract is made. It returns how much of the energy the grid can carry and, when that is less,
-the binding constraint, which the contract records. Today it allows everything; the grid security
-check (export headroom of the seller's feeder, import headroom of the buyer's, per slot) replaces
-its body in a later issue without changing its callers.
+Transaction types (grid operator only)
+======================================
+
+Each payload has exactly the fields listed (``bad_payload``); codes in the order checked.
+
+``grid.feeder.publish`` ``{"feeder": name, "export_limit_w": int, "import_limit_w": int}``
+    Publish a feeder or change its limits (new matches use them; contracts made stand).
+    Refusals: ``bad_feeder``, ``bad_limit`` (each an integer >= 0).
+``grid.feeder.assign`` ``{"address": household address, "feeder": name}``
+    Which feeder a household is connected to; assigning again moves it. Refusals
+    ``bad_address``, ``unknown_account``, ``not_household``, ``bad_feeder``.
+``grid.state.declare`` ``{"scope": "grid" | "feeder:<name>", "state": "normal" | "high_load" |
+"unstable", "reason": text}``
+    Declares the grid or one feeder under high load or unstable, or normal again. While it is
+    not normal, new trading in its scope is refused with ``grid_high_load`` or
+    ``grid_unstable`` (orders, offers and acceptances of households on it; for ``grid``, all).
+    Refusals: ``reason_required`` (1-500 characters, not only spaces), ``bad_scope``,
+    ``unknown_feeder`` (not published), ``bad_state``, ``no_change`` (already in that state).
+
+The security check
+==================
+
+``grid_check`` is called on every match (order book, call auction, accepted offer) before the
+contract is made: the energy is cut to the smaller of the export headroom of the seller's feeder
+and the import headroom of the buyer's feeder (each only if that feeder is published). When that
+is less than asked, the contract is made for the headroom and records
+``"grid": {"requested_wh", "constraint": "export:<feeder>" | "import:<feeder>", "cut_wh"}``;
+when it is 0 the match is refused (the incoming order rests, an acceptance is refused with
+``grid_refused``). ``load_add`` then counts the contract in both feeders' load; a veto or a
+curtailment (``supervision.acts``) takes it out again.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ledger.application import (
     HOUSEHOLD,
@@ -33,15 +76,55 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction, is_name
 from ledger.state import State
+from market.options import market_options
+
+MS_PER_HOUR = 3_600_000
+GRID_STATES = ("normal", "high_load", "unstable")
+MAX_REASON = 500
+GRID_STATE_KEY = "grid/state/grid"
+FEEDER_STATE_PREFIX = "grid/state/feeder/"
 
 
 def feeder_key(address: str) -> str:
     return f"grid/feeder/{address}"
 
 
+def topology_key(feeder: str) -> str:
+    return f"grid/topology/{feeder}"
+
+
+def load_key(slot: int, feeder: str) -> str:
+    return f"grid/load/{slot}/{feeder}"
+
+
+def state_key(scope: str) -> str:
+    """``grid`` -> ``grid/state/grid``; ``feeder:<name>`` -> ``grid/state/feeder/<name>``."""
+    return "grid/state/" + scope.replace(":", "/", 1)
+
+
 def feeder_of(state: State, address: str) -> str | None:
     feeder: str | None = state.get(feeder_key(address))
     return feeder
+
+
+def capacity_wh(limit_w: int, slot_ms: int) -> int:
+    """The energy a limit of ``limit_w`` lets through in one slot, rounded down."""
+    return limit_w * slot_ms // MS_PER_HOUR
+
+
+def load(state: State, slot: int, feeder: str) -> dict[str, int]:
+    value: dict[str, int] = state.get(load_key(slot, feeder), {"export_wh": 0, "import_wh": 0})
+    return value
+
+
+def headroom(state: State, slot: int, feeder: str, direction: str) -> int | None:
+    """What ``feeder`` can still carry in ``slot`` (``direction``: ``export`` or ``import``);
+    None if the feeder has no published limit."""
+    topology = state.get(topology_key(feeder))
+    if topology is None:
+        return None
+    cap = capacity_wh(topology[f"{direction}_limit_w"], market_options(state).slot_ms)
+    return max(0, cap - load(state, slot, feeder)[f"{direction}_wh"])
 
 
 class GridAllowance(NamedTuple):
@@ -50,16 +133,158 @@ class GridAllowance(NamedTuple):
 
 
 def grid_check(
-    state: State, *, seller: str, buyer: str, slot: int, energy_wh: int
+    state: State,
+    *,
+    seller: str,
+    buyer: str,
+    slot: int,
+    energy_wh: int,
+    feeders: tuple[str | None, str | None] | None = None,
 ) -> GridAllowance:
     """How much of a match of ``energy_wh`` from ``seller`` to ``buyer`` in ``slot`` the grid
     allows. Deterministic (reads ``state`` only). 0 refuses the match; less than asked tailors
-    it to that amount and ``constraint`` is recorded in the contract."""
-    return GridAllowance(energy_wh)
+    it to that amount and ``constraint`` is recorded in the contract. ``feeders``: the seller's
+    and the buyer's, when the caller has read them already."""
+    if feeders is None:
+        feeders = (feeder_of(state, seller), feeder_of(state, buyer))
+    allowed, constraint = energy_wh, ""
+    for direction, feeder in zip(("export", "import"), feeders, strict=True):
+        if feeder is None:
+            continue
+        room = headroom(state, slot, feeder, direction)
+        if room is not None and room < allowed:
+            allowed, constraint = room, f"{direction}:{feeder}"
+    return GridAllowance(allowed, constraint)
+
+
+def published_feeders(state: State, seller: str, buyer: str) -> tuple[str | None, str | None]:
+    """The seller's and the buyer's feeders if the grid operator has published them (they have
+    limits), else None."""
+
+    def published(address: str) -> str | None:
+        feeder = feeder_of(state, address)
+        return feeder if feeder and state.get(topology_key(feeder)) is not None else None
+
+    return published(seller), published(buyer)
+
+
+def load_add(
+    state: State,
+    contract: dict[str, Any],
+    energy_wh: int,
+    feeders: tuple[str | None, str | None] | None = None,
+) -> None:
+    """Count ``energy_wh`` (negative: take it out) of ``contract`` in its feeders' load.
+
+    ``feeders``: the seller's and the buyer's published feeders (``published_feeders``), when
+    the caller has read them already. Only published feeders have a load: a feeder's load
+    counts the contracts made while it was published, so the grid operator publishes the
+    topology before trading starts."""
+    slot = contract["slot"]
+    if feeders is None:
+        feeders = published_feeders(state, contract["seller"], contract["buyer"])
+    for direction, feeder in zip(("export", "import"), feeders, strict=True):
+        if feeder is None:
+            continue
+        current = load(state, slot, feeder)
+        updated = current | {f"{direction}_wh": current[f"{direction}_wh"] + energy_wh}
+        if updated["export_wh"] or updated["import_wh"]:
+            state.set(load_key(slot, feeder), updated)
+        else:
+            state.delete(load_key(slot, feeder))
+
+
+STOPS_KEY = "grid/stops"
+PUBLISHED_KEY = "grid/published"
+
+
+def any_published(state: State) -> bool:
+    """Whether the grid operator has published any feeder: until then no match has limits, and
+    the market reads no feeder at match time."""
+    count: int = state.get(PUBLISHED_KEY, 0)
+    return count > 0
+
+
+def any_stops(state: State) -> bool:
+    """Whether any suspension or grid declaration is stored at all. The market reads this one
+    key on every order and match, and the stops themselves only when it says so."""
+    count: int = state.get(STOPS_KEY, 0)
+    return count > 0
+
+
+def stop_set(state: State, key: str, value: dict[str, Any]) -> None:
+    """Store a stop (a suspension, a declaration) at ``key``, counting it in ``STOPS_KEY``."""
+    if state.get(key) is None:
+        state.set(STOPS_KEY, state.get(STOPS_KEY, 0) + 1)
+    state.set(key, value)
+
+
+def stop_delete(state: State, key: str) -> None:
+    """Remove the stop at ``key`` and its count."""
+    if state.get(key) is not None:
+        count = state.get(STOPS_KEY, 0) - 1
+        if count:
+            state.set(STOPS_KEY, count)
+        else:
+            state.delete(STOPS_KEY)
+        state.delete(key)
+
+
+def trading_blocked(state: State, feeder: str | None) -> str | None:
+    """``grid_high_load`` or ``grid_unstable`` if the grid operator declared the whole grid or
+    ``feeder`` so; None when trading may go on."""
+    declared = state.get(GRID_STATE_KEY)
+    if declared is None and feeder:
+        declared = state.get(FEEDER_STATE_PREFIX + feeder)
+    return None if declared is None else f"grid_{declared['state']}"
+
+
+# --- payload checks shared with supervision ------------------------------------------------------
+
+
+def reason_of(value: Any) -> str:
+    """A supervisory act's reason: 1-500 characters, not only spaces."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_REASON:
+        raise TxFailed("reason_required", "every act says why, in 1-500 characters")
+    return value
+
+
+def feeder_scope(state: State, scope: Any, *, whole: str) -> str | None:
+    """Check a scope: ``whole`` (the market, the grid) or ``feeder:<name>`` of a published
+    feeder. Returns the feeder's name, None for the whole."""
+    if scope == whole:
+        return None
+    if not isinstance(scope, str) or not scope.startswith("feeder:"):
+        raise TxFailed("bad_scope", f"the scope is {whole!r} or 'feeder:<name>'")
+    feeder = scope[len("feeder:") :]
+    if not is_name(feeder):
+        raise TxFailed("bad_scope", f"the scope is {whole!r} or 'feeder:<name>'")
+    if state.get(topology_key(feeder)) is None:
+        raise TxFailed("unknown_feeder", "the grid operator has not published that feeder")
+    return feeder
+
+
+def act_record(tx: Transaction, context: Context, **fields: Any) -> dict[str, Any]:
+    """Who, when and why, for a supervisory act's record in state."""
+    return fields | {
+        "by": tx.sender,
+        "tx": context.tx_id,
+        "height": context.height,
+        "timestamp_ms": context.timestamp_ms,
+    }
+
+
+# --- the grid operator's transactions -------------------------------------------------------------
+
+
+def _check_feeder_name(feeder: Any) -> str:
+    if not isinstance(feeder, str) or not is_name(feeder):
+        raise TxFailed("bad_feeder", "a feeder is named by 1-64 characters of [a-z0-9._-]")
+    return feeder
 
 
 def feeder_assign(state: State, tx: Transaction, context: Context) -> None:
-    """The grid operator records which feeder a household is connected to.
+    """``grid.feeder.assign``: the grid operator records which feeder a household is on.
 
     Precondition (checked by the registry): the sender is the grid operator.
     """
@@ -69,6 +294,46 @@ def feeder_assign(state: State, tx: Transaction, context: Context) -> None:
     assert acct is not None  # registered_address checked it
     if acct["role"] != HOUSEHOLD:
         raise TxFailed("not_household")
-    if not isinstance(feeder, str) or not is_name(feeder):
-        raise TxFailed("bad_feeder", "a feeder is named by 1-64 characters of [a-z0-9._-]")
-    state.set(feeder_key(address), feeder)
+    state.set(feeder_key(address), _check_feeder_name(feeder))
+
+
+def feeder_publish(state: State, tx: Transaction, context: Context) -> None:
+    """``grid.feeder.publish``: a feeder's export and import limits, in W.
+
+    Precondition (checked by the registry): the sender is the grid operator.
+    """
+    feeder, export_limit, import_limit = payload_fields(
+        tx, "feeder", "export_limit_w", "import_limit_w"
+    )
+    feeder = _check_feeder_name(feeder)
+    for limit in (export_limit, import_limit):
+        if type(limit) is not int or limit < 0:
+            raise TxFailed("bad_limit", "a limit is a whole number of W, 0 or more")
+    if state.get(topology_key(feeder)) is None:
+        state.set(PUBLISHED_KEY, state.get(PUBLISHED_KEY, 0) + 1)
+    state.set(
+        topology_key(feeder),
+        act_record(
+            tx, context, feeder=feeder, export_limit_w=export_limit, import_limit_w=import_limit
+        ),
+    )
+
+
+def state_declare(state: State, tx: Transaction, context: Context) -> None:
+    """``grid.state.declare``: the grid, or a feeder, is normal, under high load or unstable.
+
+    Precondition (checked by the registry): the sender is the grid operator.
+    """
+    scope, grid_state, reason = payload_fields(tx, "scope", "state", "reason")
+    reason = reason_of(reason)
+    feeder_scope(state, scope, whole="grid")
+    if grid_state not in GRID_STATES:
+        raise TxFailed("bad_state", "normal, high_load or unstable")
+    key = state_key(scope)
+    current = state.get(key)
+    if (current["state"] if current else "normal") == grid_state:
+        raise TxFailed("no_change", f"{scope} is {grid_state} already")
+    if grid_state == "normal":
+        stop_delete(state, key)
+    else:
+        stop_set(state, key, act_record(tx, context, scope=scope, state=grid_state, reason=reason))

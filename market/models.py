@@ -101,6 +101,12 @@ class Contract(models.Model):
     height = models.BigIntegerField()
     made_at = models.DateTimeField()
     grid = models.JSONField(null=True, blank=True, help_text="Set when the grid check tailored it.")
+    vetoed = models.BooleanField(
+        default=False, help_text="A regulator vetoed it: it never settles."
+    )
+    acts = models.JSONField(
+        default=list, blank=True, help_text="Supervisory acts on it, in order (supervision.acts)."
+    )
 
     class Meta:
         ordering = ["-height", "slot", "index"]

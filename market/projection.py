@@ -9,8 +9,9 @@ changed; a rebuild calls :func:`clear` and then :func:`project` for every block 
 * An order's row is made from the transaction that placed it (``market.order.place``, result
   ``ok``); while ``market/order/<id>`` exists it is open, with that key's remainder and margin.
   When the key is gone (or never appeared: an order filled at once) it is closed: ``cancelled``
-  if a ``market.order.cancel`` of the block named it, ``filled`` if contracts cover its energy,
-  else ``expired`` (its slot was cleared). Its remainder is its energy less its contracts'.
+  if a ``market.order.cancel`` of the block named it (or a restriction of its owner cancelled
+  it), ``filled`` if contracts cover its energy, else ``expired`` (its slot was cleared). Its
+  remainder is its energy less its contracts'.
 * Offers likewise (``market.offer.post``, ``market/offer/<id>``, ``market.offer.withdraw``;
   ``taken`` when accepted in full).
 * ``market/locked/<address>`` and ``grid/feeder/<address>`` give ``MarketAccount``.
@@ -62,6 +63,20 @@ def _ids(changes: dict[str, Any], prefix: str) -> set[str]:
     return {key[len(prefix) :] for key in changes if key.startswith(prefix)}
 
 
+RESTRICTED = "supervision/restricted/"
+
+
+def _cancelled_by_restriction(changes: dict[str, Any], field: str) -> set[str]:
+    """The orders (or offers) a regulator's restriction in this block cancelled: closed by
+    their owner's account being restricted, as if cancelled (``supervision.acts``)."""
+    return {
+        item
+        for key, value in changes.items()
+        if key.startswith(RESTRICTED) and value is not None
+        for item in value.get(field, [])
+    }
+
+
 def _named(ok: list[Any], type_: str, field: str) -> set[str]:
     return {tx.payload[field] for tx in ok if tx.type == type_}
 
@@ -91,6 +106,8 @@ def _contracts(block: Block, changes: dict[str, Any]) -> None:
                 height=value["height"],
                 made_at=datetime_of_ms(value["timestamp_ms"]),
                 grid=value.get("grid"),
+                vetoed=bool(value.get("vetoed")),
+                acts=value.get("acts", []),
             )
         )
     fields = [f.name for f in Contract._meta.fields if f.name != "id"]
@@ -124,6 +141,7 @@ class _Kind:
     closed: str  # the status when the owner closed it
     filled: str  # the status when contracts took all of it
     new: Any  # (tx, payload) -> the fields of a new row
+    restricted_field: str  # where a restriction (supervision.acts) lists the ones it cancelled
 
     def project(self, block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
         when = datetime_of_ms(block.timestamp_ms)
@@ -144,7 +162,9 @@ class _Kind:
         touched = set(opened) | _ids(changes, self.prefix)
         if not touched:
             return
-        closed = _named(ok, self.close_type, self.close_field)
+        closed = _named(ok, self.close_type, self.close_field) | _cancelled_by_restriction(
+            changes, self.restricted_field
+        )
         matched = _matched(touched, "seller_tx")
         for row_id, energy in _matched(touched, "buyer_tx").items():
             matched[row_id] = matched.get(row_id, 0) + energy
@@ -174,6 +194,7 @@ _ORDERS = _Kind(
     closed="cancelled",
     filled="filled",
     new=lambda payload, when: {"side": payload["side"], "placed_at": when},
+    restricted_field="cancelled_orders",
 )
 _OFFERS = _Kind(
     model=Offer,
@@ -184,6 +205,7 @@ _OFFERS = _Kind(
     closed="withdrawn",
     filled="taken",
     new=lambda payload, when: {"buyer": payload["buyer"], "posted_at": when},
+    restricted_field="cancelled_offers",
 )
 
 

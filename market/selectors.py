@@ -227,3 +227,41 @@ def statement(*, user: User, slot: datetime | None = None) -> list[StatementLine
             )
         )
     return lines
+
+
+@dataclass(frozen=True)
+class HouseholdMoney:
+    """A household on the operator console: its ledger balance and the margins locked of it."""
+
+    user: User
+    address: str
+    registered: bool
+    balance: int | None
+    locked: int | None  # None: not on the ledger
+
+    @property
+    def free(self) -> int | None:
+        return None if self.balance is None or self.locked is None else self.balance - self.locked
+
+
+def household_money_list(*, user: User) -> list[HouseholdMoney]:
+    """Every household with its balance, locked margin and free balance; for the grid operator
+    (and admins) only, empty for anyone else (``ledger.selectors.household_ledger_list``)."""
+    from ledger.selectors import household_ledger_list
+
+    rows = household_ledger_list(user=user)
+    locked = dict(
+        MarketAccount.objects.filter(address__in=[r.address for r in rows]).values_list(
+            "address", "locked"
+        )
+    )
+    return [
+        HouseholdMoney(
+            user=r.user,
+            address=r.address,
+            registered=r.registered,
+            balance=r.balance,
+            locked=locked.get(r.address, 0) if r.registered else None,
+        )
+        for r in rows
+    ]

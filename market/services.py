@@ -42,6 +42,8 @@ MESSAGES: dict[str, str] = {
     "account_restricted": "Your account may not trade at the moment.",
     "no_feeder": "Your connection is not assigned to a feeder yet; the grid operator does that.",
     "feeder_suspended": "Trading on this feeder is suspended.",
+    "grid_high_load": "The grid operator declared the grid under high load: trading waits.",
+    "grid_unstable": "The grid operator declared the grid unstable: trading waits.",
     "too_many_defaults": "Too many unsettled defaults on your account.",
     "opposite_side_open": "You have orders on the other side of this slot; cancel them first.",
     "insufficient_free_balance": "Not enough free credits for the margin this needs.",
@@ -66,13 +68,37 @@ MESSAGES: dict[str, str] = {
 }
 
 
+# Refusals a supervisor's act or the grid operator's declaration causes: their message says why.
+STOPPED = frozenset(
+    {
+        "market_suspended",
+        "account_restricted",
+        "feeder_suspended",
+        "grid_high_load",
+        "grid_unstable",
+    }
+)
+
+
 def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
     try:
         return transaction_sign_and_submit(user=user, type=type, payload=payload, rehearse=True)
     except TransactionRejected as error:
         if error.code in MESSAGES:
-            raise TransactionRejected(error.code, MESSAGES[error.code]) from None
+            raise TransactionRejected(error.code, _message(user, error.code)) from None
         raise
+
+
+def _message(user: User, code: str) -> str:
+    """The plain words for ``code``; for a stop, with the reason the act gave."""
+    if code in STOPPED:
+        from supervision.selectors import trading_stop
+
+        stop = trading_stop(address=_address(user))
+        if stop is not None and stop.code == code and stop.reason:
+            until = f" (until {stop.until:%Y-%m-%d %H:%M} UTC)" if stop.until else ""
+            return f"{MESSAGES[code]} Reason: {stop.reason}{until}"
+    return MESSAGES[code]
 
 
 def _address(user: User) -> str:

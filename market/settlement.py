@@ -28,7 +28,9 @@ order or offer of the slot is left, so no contract can be made for it afterwards
    ``penalty_bps``). The cap only binds when ``penalty_bps`` exceeds the deposit's rate (or the
    seller's ask was below the contract price).
 5. **Release.** The whole escrow and deposit are unlocked; what was not paid stays with its
-   owner.
+   owner. A contract a regulator vetoed (``supervision.acts``) is passed over: its margins were
+   released by the veto and it has no result. A curtailed one settles for its curtailed energy
+   and margins.
 6. **Defaults.** Every contract with undelivered energy adds one to the seller's record
    ``market/defaults/<seller>``: ``unsettled`` (read by the qualification audit against
    ``market.max_unsettled_defaults``) counts shortfalls not yet cleared; nothing here clears
@@ -160,8 +162,12 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     shortfalls: Counter[str] = Counter()
     shortfall_wh: Counter[str] = Counter()
     summary: Counter[str] = Counter()
+    settled = 0
     for index in range(count):
         made = state.get(contract_key(f"{slot}-{index}"))
+        if made.get("vetoed"):
+            continue  # a regulator vetoed it: its margins went back then, and it never settles
+        settled += 1
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
         if seller not in export:
@@ -228,7 +234,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         settlement_key(slot),
         {
             "slot": slot,
-            "contracts": count,
+            "contracts": settled,
             **{name: summary[name] for name in _SUMMED},
             "tx": context.tx_id,
             "height": context.height,

@@ -44,6 +44,7 @@ from market.forms import (
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
 from market.options import Options
+from supervision import selectors as supervision_selectors
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).
 HISTORY_SHOWN = 50
@@ -134,6 +135,11 @@ def _contracts_context(user: User) -> dict[str, Any]:
     }
 
 
+def _trading_stop(user: User) -> supervision_selectors.TradingStop | None:
+    address = selectors.address_of(user)
+    return supervision_selectors.trading_stop(address=address) if address else None
+
+
 def _accept_form(offer: Offer, options: Options, data: Any = None) -> AcceptForm:
     form = AcceptForm(
         data,
@@ -185,6 +191,8 @@ def _trade_page(
             **_my_offers_context(user),
             **_contracts_context(user),
             **_rules_context(user),
+            # The order form says what would refuse an order now (supervision, the grid).
+            "trading_stop": _trading_stop(user),
         }
     status = 400 if errors or accept or _has_errors(order_form, offer_form) else 200
     return render(request, "market/trade.html", context, status=status)

@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 from gridplatform import identity
 from gridplatform.accounts.models import Identity, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
-from gridplatform.errors import DomainError
+from gridplatform.errors import InvalidInput
 from meters import readings as batch_rules
 from meters import selectors, services, signing
 from meters.authentication import MeterTokenAuthentication
@@ -43,10 +43,6 @@ from meters.models import INTERVALS, Meter, MeterKind, Quality, Reading
 
 TAG = "meters"
 EXAMPLE_PUBLIC_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
-
-
-class InvalidInput(DomainError):
-    """A request refused before the service: the code of its first bad field."""
 
 
 # The code of a bad field of a registration (the service's codes, for the same checks).

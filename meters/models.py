@@ -158,12 +158,25 @@ class Reading(models.Model):
 
     # The unique index on (meter, start) is also the index charts read by (a meter's readings
     # in a time range, ordered by start), so neither foreign key gets an index of its own:
-    # every one would slow down inserts, which is where readings spend their time.
+    # every one would slow down inserts, which is where readings spend their time. Nor does
+    # the database check them (db_constraint=False): PostgreSQL checks a foreign key with a
+    # trigger per row, two per reading, which tripled the cost of storing a batch
+    # (docs/benchmarks.md). Both always hold: readings are written only by readings_ingest, in
+    # the transaction that creates their batch, for the meter it has locked; meters and
+    # batches are never deleted (PROTECT keeps the ORM from trying).
     meter = models.ForeignKey(
-        Meter, on_delete=models.PROTECT, related_name="readings", db_index=False
+        Meter,
+        on_delete=models.PROTECT,
+        related_name="readings",
+        db_index=False,
+        db_constraint=False,
     )
     batch = models.ForeignKey(
-        ReadingBatch, on_delete=models.PROTECT, related_name="readings", db_index=False
+        ReadingBatch,
+        on_delete=models.PROTECT,
+        related_name="readings",
+        db_index=False,
+        db_constraint=False,
     )
     start = models.DateTimeField()
     duration_s = models.PositiveIntegerField()

@@ -97,7 +97,8 @@ def _rules_react(batch: ReadingBatch) -> None:
     from market.rules import Flow, rules_apply
 
     latest = (
-        Reading.objects.filter(batch=batch)
+        # On the (meter, start) index: the batch's readings are among the meter's latest.
+        Reading.objects.filter(meter_id=batch.meter_id, batch=batch)
         .order_by("-start")
         .values("start", "import_wh", "export_wh")
         .first()

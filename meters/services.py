@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from gridplatform import identity
 from gridplatform.accounts.models import Role, User
@@ -281,12 +282,27 @@ _PG_INSERT = """
 """
 
 
+def _pg_array(values: list[int] | list[str]) -> str:
+    """A PostgreSQL array literal of integers or of quality names (``[a-z]`` words, checked by
+    ``meters.readings``), which the statement casts: the driver then quotes one string instead
+    of adapting every element in Python, which cost a batch of 2,000 readings a quarter of its
+    time."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def _stored(meter: Meter, starts: list[int]) -> list[tuple[int, int, int, int, str]]:
     """``(start_s, duration_s, import_wh, export_wh, quality)`` of the meter's readings stored
-    at any of ``starts`` (Unix seconds): one query, on the (meter, start) index."""
+    at any of ``starts`` (Unix seconds): on the (meter, start) index. A meter that reports in
+    time order sends intervals after the latest it has stored: one index probe shows it, and
+    the batch's intervals are not looked up one by one."""
+    latest = (
+        Reading.objects.filter(meter=meter).order_by("-start").values_list("start", flat=True)
+    ).first()
+    if latest is None or int(latest.timestamp()) < min(starts):
+        return []
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_PG_STORED, [meter.pk, starts])
+            cursor.execute(_PG_STORED, [meter.pk, _pg_array(starts)])
             return [tuple(row) for row in cursor.fetchall()]
     rows = Reading.objects.filter(
         meter=meter, start__in=[datetime.fromtimestamp(s, UTC) for s in starts]
@@ -298,11 +314,11 @@ def _insert(batch: ReadingBatch, readings: list[batch_rules.ParsedReading]) -> N
     """Insert ``readings`` as the batch's, in bulk (no query per reading)."""
     if connection.vendor == "postgresql":
         columns = [
-            [r.start_s for r in readings],
-            [r.duration_s for r in readings],
-            [r.import_wh for r in readings],
-            [r.export_wh for r in readings],
-            [r.quality for r in readings],
+            _pg_array([r.start_s for r in readings]),
+            _pg_array([r.duration_s for r in readings]),
+            _pg_array([r.import_wh for r in readings]),
+            _pg_array([r.export_wh for r in readings]),
+            _pg_array([r.quality for r in readings]),
         ]
         with connection.cursor() as cursor:
             cursor.execute(_PG_INSERT, [batch.meter_id, batch.pk, batch.received_at, *columns])
@@ -336,8 +352,9 @@ def readings_ingest(
     are stored one after the other), one query for the batch's intervals already stored:
     equal values are duplicates, other values a ``conflict`` (409, the intervals in
     ``detail``, nothing stored). The new readings and the batch's signed bytes are inserted in
-    bulk; after the commit the batch goes to ``batch_relay``. A request with nothing new
-    stores nothing, not even a batch row.
+    bulk; after the commit the batch is handed to the site's worker (``batch_relay``), so the
+    request never waits for the ledger. A request with nothing new stores nothing, not even a
+    batch row.
 
     Precondition: ``meter`` was authenticated for this request (``meter_authenticate``).
     ``now_s`` (Unix seconds) is for tests; it defaults to the clock.
@@ -396,7 +413,15 @@ def readings_ingest(
 
 
 def batch_relay(batch: ReadingBatch) -> None:
-    """Relay an accepted batch to the ledger (``meters.relay``), after its transaction committed."""
-    from meters import relay
+    """Queue an accepted batch for the relay to the ledger (the task ``meters.batch_relay`` on
+    the site's worker runs ``meters.relay.batch_relay``), after its transaction committed.
 
-    relay.batch_relay(batch)
+    If the broker cannot take it, the batch is stored all the same and the beat task
+    ``meters.relay_pending`` relays it later; the meter's request does not fail for it.
+    """
+    from meters import tasks
+
+    try:
+        tasks.batch_relay.delay(batch.pk)
+    except (OSError, KombuError):
+        log.warning("batch %s not queued for the relay; relay_pending will send it", batch.pk)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from gridplatform.accounts.models import HouseholdKind, Role, User
@@ -24,6 +26,19 @@ def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # Argon2 is what production uses (tested in test_settings); in-process tests use a fast
     # hasher so that dozens of accounts cost milliseconds. Servers started by tests use Argon2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def tasks_inline() -> Iterator[None]:
+    """Run the tasks the code under test queues for the site's worker in this process, at once.
+    Tests of the worker itself start a real one (``tests.ledger.live``)."""
+    from gridplatform.celery import app
+
+    names = ("task_always_eager", "task_eager_propagates")
+    before = {name: app.conf[name] for name in names}
+    app.conf.update(dict.fromkeys(names, True))
+    yield
+    app.conf.update(before)
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from gridplatform.demo import (
     DEMO_DOMAIN,
     DEMO_FEEDERS,
     DEMO_TOP_UP,
+    DEMO_TOPOLOGY,
     HOUSEHOLDS,
     demo_community_create,
     demo_ledger_register,
 )
-from ledger.models import LedgerAccount
+from ledger.models import LedgerAccount, StateEntry
 from market.models import MarketAccount
 from tests.ledger.live import LiveNetwork, running_network
 from tests.ledger.site import give_issuer_key
@@ -43,11 +44,22 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
     def ready() -> bool:
         feeders = MarketAccount.objects.filter(address__in=addresses).exclude(feeder="").count()
         funded = LedgerAccount.objects.filter(address__in=addresses, balance=DEMO_TOP_UP).count()
+        published = StateEntry.objects.filter(key__startswith="grid/topology/").count()
         connection.close()
-        return feeders == funded == len(HOUSEHOLDS)
+        return feeders == funded == len(HOUSEHOLDS) and published == len(DEMO_TOPOLOGY)
 
     network.wait(ready, seconds=90, what="demo households registered, on feeders, funded")
     feeders = set(MarketAccount.objects.values_list("feeder", flat=True))
     assert feeders == set(DEMO_FEEDERS)
+    # The grid operator published the demo grid, with one tight feeder for the checks to bite.
+    limits = {
+        entry.key.removeprefix("grid/topology/"): (
+            entry.value["export_limit_w"],
+            entry.value["import_limit_w"],
+        )
+        for entry in StateEntry.objects.filter(key__startswith="grid/topology/")
+    }
+    assert limits == DEMO_TOPOLOGY
+    assert min(export for export, _ in limits.values()) <= 6_000
     # Run again (a restart of `make run`): nothing is sent twice.
     assert demo_ledger_register() == 0

@@ -98,13 +98,21 @@ def copied_sources() -> set[str]:
     return sources
 
 
+def ignored_by_docker() -> set[str]:
+    """The root entries .dockerignore keeps out of the build context (tests, benchmarks)."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return {line.strip() for line in lines if line.strip() and "/" not in line and "*" not in line}
+
+
 def top_level_packages() -> set[str]:
-    """The project's own packages: the directories at the root with an __init__.py (not tests)."""
+    """The project's own packages: the root directories with an __init__.py that the image needs."""
     return {
-        path.name
-        for path in ROOT.iterdir()
-        if path.is_dir() and (path / "__init__.py").is_file() and path.name != "tests"
-    }
+        path.name for path in ROOT.iterdir() if path.is_dir() and (path / "__init__.py").is_file()
+    } - ignored_by_docker()
+
+
+def test_the_image_leaves_out_tests_and_benchmarks() -> None:
+    assert {"tests", "bench"} <= ignored_by_docker()
 
 
 def test_it_runs_only_commands_the_project_has() -> None:

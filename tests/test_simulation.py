@@ -76,6 +76,8 @@ def test_its_meters_report_through_the_real_api(var_dir: Path, server: LiveServe
     minute = datetime.now(tz=UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
     assert simulation.report(meters[0], minute, server.url) == 202
     assert simulation.report(meters[0], minute, server.url) == 200  # sent again: a duplicate
+    # A site that does not answer (stopping, restarting) is tried again next minute, no crash.
+    assert simulation.report(meters[1], minute, "http://127.0.0.1:9") == 0
     stored = Reading.objects.get()
     assert (stored.meter.meter_id, stored.start, stored.duration_s) == (
         meters[0].meter_id,

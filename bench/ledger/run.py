@@ -39,10 +39,8 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -55,16 +53,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from bench.common import log, machine, watchdog  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 VALIDATORS = 4
 CHAIN = "bench-ledger"
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- environment (before Django is imported) ---------------------------------------------------
@@ -104,31 +101,6 @@ def prepare_environment(directory: Path, store: str, tag: str) -> str:
 
 
 # --- machine ----------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {
-        "uname": " ".join(platform.uname()),
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "memory": mem,
-        "python": sys.version.split()[0],
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "hostname": socket.gethostname(),
-    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -828,19 +800,6 @@ def parse() -> argparse.Namespace:
     args = parser.parse_args()
     args.profile_files = {}
     return args
-
-
-def watchdog(seconds: float, cleanup: Any) -> None:
-    def fire() -> None:
-        log(f"watchdog: run exceeded {seconds:.0f} s; stopping everything")
-        try:
-            cleanup()
-        finally:
-            os._exit(3)
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
 
 
 def main() -> int:

@@ -36,11 +36,8 @@ import datetime
 import gc
 import hashlib
 import json
-import os
-import platform
 import random
 import resource
-import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -50,9 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from bench.common import log, machine  # noqa: E402
 from gridplatform.identity import KeyPair  # noqa: E402
 from ledger import application as app  # noqa: E402
 from ledger.crypto import Transaction, sign_transaction, transaction_signing_bytes  # noqa: E402
@@ -65,28 +62,6 @@ SLOT_MS = 900_000
 GATE_MS = 300_000
 BLOCK_INTERVAL_MS = 1_000
 CREDITS = 10_000_000
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {
-        "uname": " ".join(platform.uname()),
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "memory": Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip(),
-        "python": sys.version.split()[0],
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "hostname": socket.gethostname(),
-        "load_average_at_start": os.getloadavg(),
-    }
 
 
 # --- signing (before the clock starts) ----------------------------------------------------------

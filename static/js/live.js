@@ -1,7 +1,7 @@
 // Live regions: an element with data-live-socket="/ws/..." and data-live-target="#id" keeps a
 // WebSocket open; every message from the server makes the target re-fetch itself (htmx trigger
-// "live:refresh"). A push is only a hint: after a reconnect the target is re-fetched too, so a
-// message lost while disconnected only delays an update. The status line says in words whether
+// "live:refresh"). A push is only a hint: whenever the socket opens (first or again) the target
+// is re-fetched too, so a message lost while disconnected only delays an update. The status line says in words whether
 // the page is live, so the state does not rely on colour.
 (function () {
   "use strict";
@@ -12,7 +12,6 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var url = scheme + window.location.host + region.dataset.liveSocket;
     var delay = 500;
-    var everOpen = false;
 
     function say(state, text) {
       region.dataset.liveState = state;
@@ -27,8 +26,9 @@
       var socket = new WebSocket(url);
       socket.onopen = function () {
         say("live", "Live: updates appear as they happen.");
-        if (everOpen) { refresh(); }
-        everOpen = true;
+        // Also on the first open: a block committed between rendering the page and opening the
+        // socket would otherwise stay unseen until the next one.
+        refresh();
         delay = 500;
       };
       socket.onmessage = function () { refresh(); };

@@ -17,7 +17,7 @@ from ledger.crypto import Transaction, sign_transaction
 from ledger.projection import block_project
 from ledger.registry import build_registry
 from ledger.state import State
-from tests.ledger.chains import CHAIN, OPERATOR, Chain, make_block
+from tests.ledger.chains import CHAIN, OPERATOR, REGULATOR, Chain, make_block
 
 
 def use_network(settings: Any, directory: Path, chain: Chain) -> None:
@@ -96,16 +96,27 @@ class Site:
         return self.commit(txs)
 
 
-def give_issuer_key(user: Any) -> None:
-    """Make the chains' issuer key (``OPERATOR``) ``user``'s custodial key: the grid operator
-    of the site then signs as the genesis issuer."""
+def give_key(user: Any, keypair: KeyPair) -> None:
+    """Make ``keypair`` ``user``'s custodial key (sealed as the site seals keys)."""
     from gridplatform.accounts.services import key_ring
 
     identity = user.identity
-    identity.public_key = OPERATOR.public_key_hex
-    identity.address = OPERATOR.address
-    identity.sealed_private_key = key_ring().seal(OPERATOR.private_key, address=OPERATOR.address)
+    identity.public_key = keypair.public_key_hex
+    identity.address = keypair.address
+    identity.sealed_private_key = key_ring().seal(keypair.private_key, address=keypair.address)
     identity.save()
+
+
+def give_issuer_key(user: Any) -> None:
+    """Make the chains' issuer key (``OPERATOR``) ``user``'s custodial key: the grid operator
+    of the site then signs as the genesis issuer."""
+    give_key(user, OPERATOR)
+
+
+def give_regulator_key(user: Any) -> None:
+    """Make the chains' regulator key (``REGULATOR``, listed in their genesis) ``user``'s
+    custodial key: the site's regulator then signs as the genesis regulator."""
+    give_key(user, REGULATOR)
 
 
 def commit_pending(site: Site, *, timestamp_ms: int | None = None) -> Block:

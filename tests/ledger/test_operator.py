@@ -13,11 +13,14 @@ import pytest
 from django.test import Client
 
 from gridplatform.accounts.models import User
+from gridplatform.accounts.services import identity_unseal
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import services
 from ledger.crypto import Transaction
 from ledger.models import LedgerAccount, SubmittedTransaction
-from tests.ledger.chains import build_chain
+from market.options import Options
+from market.pricing import buyer_margin
+from tests.ledger.chains import OPERATOR, build_chain
 from tests.ledger.site import Site, give_issuer_key, use_network
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +90,19 @@ def test_the_operator_enrols_a_household_and_tops_it_up(
     rows = client.get(f"{CONSOLE}households/rows/").content.decode()
     assert "€25.50" in rows
     assert "Registered" in rows
+
+    # It bids for energy: the console shows the margin locked and what is left free.
+    options = Options()
+    now = site.blocks[-1].timestamp_ms
+    slot = (now + options.gate_closure_ms) // options.slot_ms * options.slot_ms + options.slot_ms
+    keys = identity_unseal(identity_=prosumer.identity)
+    site.commit([site.sign(OPERATOR, "grid.feeder.assign", address=address, feeder="f1")])
+    bid = site.sign(keys, "market.order.place", slot=slot, side="buy", energy_wh=1_000, price=900)
+    assert list(site.commit([bid]).results) == ["ok"]
+    margin = buyer_margin(1_000, 900, options.network_fee)
+    rows = client.get(f"{CONSOLE}households/rows/").content.decode()
+    assert f"<td>{text_from_minor(margin)}</td>" in rows
+    assert f"<td>{text_from_minor(2550 - margin)}</td>" in rows
 
 
 @pytest.mark.parametrize(

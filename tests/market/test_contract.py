@@ -186,15 +186,26 @@ def test_it_uses_the_slot_grid_of_the_genesis_options() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "code"),
+    ("act", "code"),
     [
-        ("supervision/suspended/market", "market_suspended"),
-        (f"supervision/restricted/{BEN.address}", "account_restricted"),
-        ("supervision/suspended/feeder/f1", "feeder_suspended"),
+        (
+            {"type": "supervision.trading.suspend", "scope": "market", "until": 0},
+            "market_suspended",
+        ),
+        ({"type": "supervision.account.restrict", "address": BEN.address}, "account_restricted"),
+        (
+            {"type": "supervision.trading.suspend", "scope": "feeder:f1", "until": 0},
+            "feeder_suspended",
+        ),
     ],
 )
-def test_it_refuses_orders_under_supervision(market: Market, flag: str, code: str) -> None:
-    market.state.set(flag, {"since": T0})  # supervision writes these in a later issue
+def test_it_refuses_orders_under_supervision(
+    market: Market, act: dict[str, Any], code: str
+) -> None:
+    publish = {"feeder": "f1", "export_limit_w": 10**6, "import_limit_w": 10**6}
+    assert market.send(OPERATOR, "grid.feeder.publish", **publish) == "ok"
+    payload = {k: v for k, v in act.items() if k != "type"} | {"reason": "audit"}
+    assert market.send(REGULATOR, act["type"], **payload) == "ok"
     assert market.send(BEN, "market.order.place", **place_payload()) == code
     assert market.locked(BEN) == 0
 
@@ -400,7 +411,7 @@ def test_it_records_the_binding_constraint_when_the_grid_tailors_a_match(
 ) -> None:
     calls: list[tuple[str, str, int, int]] = []
 
-    def tailor(state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int) -> Any:
+    def tailor(state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int, **_: Any) -> Any:
         calls.append((seller, buyer, slot, energy_wh))
         return grid.GridAllowance(min(energy_wh, 300), "export:f1")
 
@@ -410,7 +421,7 @@ def test_it_records_the_binding_constraint_when_the_grid_tailors_a_match(
     assert calls == [(ADA.address, BEN.address, SLOT, 800)]
     (made,) = market.contracts()
     assert made["energy_wh"] == 300
-    assert made["grid"] == {"requested_wh": 800, "constraint": "export:f1"}
+    assert made["grid"] == {"requested_wh": 800, "constraint": "export:f1", "cut_wh": 500}
     assert market.order(bid)["remaining_wh"] == 500  # type: ignore[index]
     assert market.order(ask)["remaining_wh"] == 700  # type: ignore[index]
     assert market.locked(BEN) == 30 + 50  # escrow + the resting remainder
@@ -426,7 +437,7 @@ def test_it_rests_an_order_whose_match_the_grid_refuses(
     assert market.order(bid)["remaining_wh"] == 800  # type: ignore[index]
 
 
-def test_it_allows_every_match_until_the_grid_check_is_written(market: Market) -> None:
+def test_it_allows_every_match_on_feeders_without_published_limits(market: Market) -> None:
     allowance = grid.grid_check(
         market.state, seller=ADA.address, buyer=BEN.address, slot=SLOT, energy_wh=1_234
     )
@@ -510,11 +521,15 @@ def test_it_audits_the_buyer_and_the_sellers_feeder_on_acceptance(market: Market
     assert market.send(DAN, "market.offer.accept", offer=offer_id, energy_wh=100) == (
         "insufficient_free_balance"
     )
-    market.state.set("supervision/suspended/feeder/f1", {"since": T0})  # the seller's feeder
+    publish = {"feeder": "f1", "export_limit_w": 10**6, "import_limit_w": 10**6}
+    assert market.send(OPERATOR, "grid.feeder.publish", **publish) == "ok"
+    suspend = {"scope": "feeder:f1", "reason": "works", "until": 0}  # the seller's feeder
+    assert market.send(REGULATOR, "supervision.trading.suspend", **suspend) == "ok"
     assert market.send(DAN, "market.offer.accept", offer=offer_id, energy_wh=10) == (
         "feeder_suspended"
     )
-    market.state.set(f"supervision/restricted/{DAN.address}", {"since": T0})
+    restrict = {"address": DAN.address, "reason": "audit"}
+    assert market.send(REGULATOR, "supervision.account.restrict", **restrict) == "ok"
     assert market.send(DAN, "market.offer.accept", offer=offer_id, energy_wh=10) == (
         "account_restricted"
     )
@@ -622,7 +637,8 @@ def test_it_runs_no_auction_while_the_market_is_suspended() -> None:
     market = auction_market()
     market.place(ADA, "sell", 1_000, 80)
     market.place(BEN, "buy", 1_000, 130)
-    market.state.set("supervision/suspended/market", {"since": T0})
+    suspend = {"scope": "market", "reason": "price spike", "until": 0}
+    assert market.send(REGULATOR, "supervision.trading.suspend", **suspend) == "ok"
     assert market.send(OPERATOR, "market.slot.clear", at=SLOT - GATE_MS, slot=SLOT) == "ok"
     assert market.contracts() == []
     assert market.locked(ADA) == market.locked(BEN) == 0

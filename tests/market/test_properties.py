@@ -500,7 +500,7 @@ class CallAuctionMachine(MarketMachine):
 
 
 def _tailoring_grid_check(
-    state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int
+    state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int, **_: Any
 ) -> grid.GridAllowance:
     """A deterministic stand-in for the grid security check that tailors and refuses."""
     if energy_wh % 7 == 0:

@@ -61,6 +61,7 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
     consumer: User,
     client: Client,
     django_capture_on_commit_callbacks: Any,
+    tasks_inline: None,
 ) -> None:
     # The seller's meter, registered on the site, reaches the ledger through the relay.
     with django_capture_on_commit_callbacks(execute=True):
@@ -88,7 +89,8 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
     )
     assert list(site.commit([sell, buy]).results) == ["ok", "ok"]
 
-    # The meter reports 1,234 Wh exported in the slot: stored, then relayed as signed.
+    # The meter reports 1,234 Wh exported in the slot: stored, then relayed as signed (by the
+    # task the site's worker runs, here in this process).
     body = batch(reading(slot, 1_234, duration_s=900)).encode()
     t = int(time.time())
     with django_capture_on_commit_callbacks(execute=True):

@@ -163,7 +163,7 @@ def test_it_shows_the_trading_page_and_its_live_lists_to_a_household(seller: Use
     ):
         assert heading in html
     assert 'data-live-socket="/ws/ledger/"' in html
-    assert html.count('hx-trigger="live:refresh from:#market"') == 7
+    assert html.count('hx-trigger="live:refresh from:#market"') == 8  # with the trading notice
     assert "€1,000.00" in html  # the balance, all of it free
     slot = a_slot()
     for partial in (

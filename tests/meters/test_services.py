@@ -252,7 +252,10 @@ def test_it_refuses_an_inactive_meter_or_a_deactivated_owner(prosumer: User) -> 
 
 
 def test_it_stores_a_batch_with_its_signed_bytes_and_relays_it_after_commit(
-    prosumer: User, django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+    prosumer: User,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+    tasks_inline: None,
 ) -> None:
     device = register(prosumer)
     first = aligned_past(4)
@@ -290,8 +293,9 @@ def test_it_stores_a_batch_with_its_signed_bytes_and_relays_it_after_commit(
         }
         for i in range(4)
     ]
-    # The relay ran after the commit (this site has no grid operator to sign it: it says so,
-    # and meters.relay_pending sends it later; tests/market/test_statements.py relays for real).
+    # The relay ran after the commit, as a task (this site has no grid operator to sign it: it
+    # says so, and meters.relay_pending sends it later; tests/market/test_statements.py relays
+    # for real).
     assert "no grid operator with a custodial key: meter.readings not relayed" in caplog.text
 
 
@@ -358,7 +362,7 @@ def test_it_refuses_a_changed_reading_and_stores_nothing_of_its_batch(prosumer: 
     assert (Reading.objects.count(), ReadingBatch.objects.count()) == (4, 1)
 
 
-def test_it_finds_duplicates_and_conflicts_in_one_query_and_inserts_in_bulk(
+def test_it_finds_duplicates_and_conflicts_in_one_lookup_and_inserts_in_bulk(
     prosumer: User,
 ) -> None:
     device = register(prosumer)
@@ -368,7 +372,8 @@ def test_it_finds_duplicates_and_conflicts_in_one_query_and_inserts_in_bulk(
         result = ingest(device, batch)
     assert (result.accepted, result.duplicates) == (1_000, 1_000)
     sql = [q["sql"] for q in queries.captured_queries]
-    assert len([q for q in sql if 'FROM "meters_reading"' in q or "FROM meters_reading" in q]) == 1
+    # The latest interval stored (one index probe), then the batch's intervals at once.
+    assert len([q for q in sql if 'FROM "meters_reading"' in q or "FROM meters_reading" in q]) == 2
     inserts = [q for q in sql if re.match(r'\s*INSERT INTO "?meters_reading"?\s', q)]
     if connection.vendor == "postgresql":
         assert len(inserts) == 1  # the whole batch as arrays
@@ -376,6 +381,21 @@ def test_it_finds_duplicates_and_conflicts_in_one_query_and_inserts_in_bulk(
         assert len(inserts) == -(-1_000 // connection.ops.bulk_batch_size(["x"] * 8, []))
     # Besides: the lock, the batch row and savepoints; nothing per reading.
     assert len(sql) - len(inserts) <= 6
+
+
+def test_it_looks_up_nothing_for_a_batch_after_the_latest_interval_stored(
+    prosumer: User,
+) -> None:
+    device = register(prosumer)
+    batch = readings(2_000)
+    ingest(device, batch[:1_000])
+    with CaptureQueriesContext(connection) as queries:
+        result = ingest(device, batch[1_000:])
+    assert (result.accepted, result.duplicates) == (1_000, 0)
+    sql = [q["sql"] for q in queries.captured_queries]
+    [probe] = [q for q in sql if 'FROM "meters_reading"' in q or "FROM meters_reading" in q]
+    assert "ORDER BY" in probe
+    assert "LIMIT 1" in probe
 
 
 def test_it_stores_nothing_for_an_empty_batch(prosumer: User) -> None:
@@ -466,3 +486,42 @@ def test_it_lists_readings_in_a_half_open_range(prosumer: User) -> None:
         end=datetime.fromtimestamp(first + 5 * 900, UTC),
     )
     assert [r.export_wh for r in rows] == [102, 103, 104]
+
+
+def test_a_broker_that_cannot_take_the_relay_task_loses_no_reading(
+    prosumer: User,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from meters import tasks
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.batch_relay, "delay", broker_down)
+    device = register(prosumer)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = ingest(device, readings(3))
+    assert result.accepted == 3
+    assert (Reading.objects.count(), ReadingBatch.objects.get().relay_tx) == (3, "")
+    assert "not queued for the relay; relay_pending will send it" in caplog.text
+
+
+def test_the_relay_task_skips_a_batch_already_relayed(
+    prosumer: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    from meters import tasks
+
+    caplog.set_level(logging.INFO, logger="meters.relay")
+    device = register(prosumer)
+    batch = ingest(device, readings(2)).batch
+    assert batch is not None
+    tasks.batch_relay(batch.pk)  # this site has no grid operator: it tries, and says so
+    assert caplog.text.count("meter.readings not relayed") == 1
+    ReadingBatch.objects.filter(pk=batch.pk).update(relay_tx="ab" * 32)
+    tasks.batch_relay(batch.pk)  # delivered again (acks_late) after it was relayed: nothing sent
+    tasks.batch_relay(batch.pk + 1)  # no such batch
+    assert caplog.text.count("meter.readings not relayed") == 1

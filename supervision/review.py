@@ -1,0 +1,219 @@
+"""Review rules: which new contracts the regulators should look at.
+
+No Django import. Each rule is a pure function of a contract (its record in state,
+``market/contract/<id>``), the ledger state after the block that made it, and the thresholds
+(``settings.SUPERVISION_REVIEW``, passed in as a dict); it returns a plain sentence saying why it
+trips, or None. The projection (``supervision.projection``) runs :func:`evaluate` once, when the
+contract first appears (:func:`evaluate_made`, for all of a block's new contracts at once), and
+files a ``ReviewItem`` if any rule trips. Integers only.
+
+=================  ==========================================================================
+``size``           ``energy_wh`` > ``max_energy_wh``
+``price``          the price differs from the median price of the slot's contracts so far
+                   (those made before it and itself, not vetoed) by more than
+                   ``price_deviation_bps`` of that median
+``defaults``       the seller or the buyer has unsettled defaults (``market/defaults/<a>``
+                   ``unsettled`` > 0), or a shortfall in the last 96 slots (``last_slot`` >=
+                   the contract's slot - 96 slots)
+``feeder_load``    right after this contract, the export load of the seller's feeder or the
+                   import load of the buyer's feeder in the slot is at least ``feeder_load_bps``
+                   of the feeder's capacity (``market.grid.capacity_wh``; published feeders
+                   only)
+=================  ==========================================================================
+
+"So far" and "right after this contract" are read from the state after the block, less the
+slot's later contracts (made in the same block): the answer does not depend on how the
+validators packed transactions into blocks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger.state import State
+from market import grid
+from market.contract import contract_key, contracts_key
+from market.options import BPS, market_options
+from market.settlement import defaults_key
+
+DEFAULTS_WINDOW_SLOTS = 96
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def median(values: Sequence[int]) -> int:
+    """The median of integers, rounded down between the two middle ones."""
+    return _sorted_median(sorted(values))
+
+
+def _sorted_median(ordered: Sequence[int]) -> int:
+    if not ordered:
+        raise ValueError("the median of nothing")
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) // 2
+
+
+def _slot_text(slot_ms: int) -> str:
+    return f"{_EPOCH + timedelta(milliseconds=slot_ms):%Y-%m-%d %H:%M} UTC"
+
+
+def _slot_contracts(state: State, slot: int, indexes: range) -> list[dict[str, Any]]:
+    """The slot's contracts numbered in ``indexes``, in time priority."""
+    found = (state.get(contract_key(f"{slot}-{n}")) for n in indexes)
+    return [made for made in found if made is not None]
+
+
+# --- the rules: each gets what it needs, read once for a whole block ------------------------------
+
+
+def size(contract: dict[str, Any], limits: dict[str, int]) -> str | None:
+    """A contract larger than ``max_energy_wh``."""
+    most = limits["max_energy_wh"]
+    if contract["energy_wh"] > most:
+        return f"{contract['energy_wh']:,} Wh is more than {most:,} Wh"
+    return None
+
+
+def price(contract: dict[str, Any], limits: dict[str, int], middle: int) -> str | None:
+    """A price far from ``middle``, the slot's median so far (this contract's included)."""
+    gap = abs(contract["price"] - middle)
+    if gap * BPS > limits["price_deviation_bps"] * middle:
+        return (
+            f"{contract['price']}/kWh is {gap * 100 // middle} % away from the slot's median "
+            f"{middle}/kWh (more than {limits['price_deviation_bps'] // 100} %)"
+        )
+    return None
+
+
+def defaults(contract: dict[str, Any], state: State) -> str | None:
+    """A party with unsettled defaults or a recent shortfall."""
+    window = DEFAULTS_WINDOW_SLOTS * market_options(state).slot_ms
+    found = []
+    for party in ("seller", "buyer"):
+        record = state.get(defaults_key(contract[party]))
+        if record is None:
+            continue
+        unsettled = record.get("unsettled", 0)
+        last = record.get("last_slot")
+        if unsettled > 0:
+            found.append(f"the {party} has {unsettled} unsettled default(s)")
+        elif record.get("shortfalls", 0) > 0 and last is not None:
+            if last >= contract["slot"] - window:
+                found.append(f"the {party} fell short in the slot of {_slot_text(last)}")
+    return "; ".join(found) or None
+
+
+Later = dict[tuple[str, str], int]  # (direction, feeder) -> Wh of the slot's later contracts
+
+
+def _later_load(state: State, later: Sequence[dict[str, Any]]) -> Later:
+    """What ``later`` contracts (not vetoed) add to each feeder's export and import load."""
+    load: Later = {}
+    for made in later:
+        _add_load(state, load, made)
+    return load
+
+
+def _add_load(state: State, load: Later, made: dict[str, Any]) -> None:
+    if made.get("vetoed"):
+        return
+    for direction, party in (("export", "seller"), ("import", "buyer")):
+        feeder = grid.feeder_of(state, made[party])
+        if feeder is not None:
+            key = (direction, feeder)
+            load[key] = load.get(key, 0) + made["energy_wh"]
+
+
+def feeder_load(
+    contract: dict[str, Any], state: State, limits: dict[str, int], later: Later
+) -> str | None:
+    """A feeder loaded to ``feeder_load_bps`` of its capacity or more, right after it
+    (``later``: what the slot's contracts made after it add to the load the state holds)."""
+    slot = contract["slot"]
+    slot_ms = market_options(state).slot_ms
+    found = []
+    for direction, party in (("export", "seller"), ("import", "buyer")):
+        feeder = grid.feeder_of(state, contract[party])
+        topology = state.get(grid.topology_key(feeder)) if feeder else None
+        if feeder is None or topology is None:
+            continue
+        capacity = grid.capacity_wh(topology[f"{direction}_limit_w"], slot_ms)
+        loaded = grid.load(state, slot, feeder)[f"{direction}_wh"] - later.get(
+            (direction, feeder), 0
+        )
+        if loaded > 0 and loaded * BPS >= limits["feeder_load_bps"] * capacity:
+            share = loaded * 100 // capacity if capacity else 100
+            found.append(
+                f"feeder {feeder}'s {direction} is at {share} % of its capacity "
+                f"({loaded:,} of {capacity:,} Wh)"
+            )
+    return "; ".join(found) or None
+
+
+RULES = ("size", "price", "defaults", "feeder_load")
+
+
+def _tripped(
+    contract: dict[str, Any],
+    state: State,
+    limits: dict[str, int],
+    middle: int,
+    later: Later,
+) -> list[dict[str, str]]:
+    details = {
+        "size": size(contract, limits),
+        "price": price(contract, limits, middle),
+        "defaults": defaults(contract, state),
+        "feeder_load": feeder_load(contract, state, limits, later),
+    }
+    return [
+        {"rule": name, "detail": detail} for name in RULES if (detail := details[name]) is not None
+    ]
+
+
+def evaluate(
+    contract: dict[str, Any], state: State, limits: dict[str, int]
+) -> list[dict[str, str]]:
+    """The rules ``contract`` trips, in the order of :data:`RULES`:
+    ``[{"rule": name, "detail": why}]`` (empty: nothing to review). Reads the slot's other
+    contracts; for a block's new contracts, :func:`evaluate_made` reads them once for all."""
+    index, count = contract["index"], state.get(contracts_key(contract["slot"]), 0)
+    so_far = _slot_contracts(state, contract["slot"], range(index))
+    later = _slot_contracts(state, contract["slot"], range(index + 1, count))
+    prices = [made["price"] for made in so_far if not made.get("vetoed")]
+    middle = median([*prices, contract["price"]])
+    return _tripped(contract, state, limits, middle, _later_load(state, later))
+
+
+def evaluate_made(
+    made: Sequence[dict[str, Any]], state: State, limits: dict[str, int]
+) -> dict[str, list[dict[str, str]]]:
+    """:func:`evaluate` for the contracts one block made (the latest of their slots, with the
+    state after that block), by id. Per slot, the earlier contracts' prices are read once and
+    the median is kept up to date as the block's contracts join it, in time priority: a block
+    costs O(the slot's contracts), not that for each of its own."""
+    by_slot: dict[int, list[dict[str, Any]]] = {}
+    for contract in made:
+        by_slot.setdefault(contract["slot"], []).append(contract)
+    tripped: dict[str, list[dict[str, str]]] = {}
+    for slot, new in by_slot.items():
+        new.sort(key=lambda contract: contract["index"])
+        before = _slot_contracts(state, slot, range(new[0]["index"]))
+        prices = sorted(m["price"] for m in before if not m.get("vetoed"))
+        middles = {}
+        for contract in new:
+            bisect.insort(prices, contract["price"])
+            middles[contract["id"]] = _sorted_median(prices)
+            if contract.get("vetoed"):
+                prices.remove(contract["price"])  # it counts for itself, not for those after
+        later: Later = {}  # the load of the block's contracts after the one at hand
+        for contract in reversed(new):
+            tripped[contract["id"]] = _tripped(
+                contract, state, limits, middles[contract["id"]], dict(later)
+            )
+            _add_load(state, later, contract)
+    return tripped

@@ -1,0 +1,400 @@
+"""Reads of supervision's read models, each scoped by who asks.
+
+Regulators and administrators see the review queue; regulators, the grid operator and
+administrators see the whole audit log, the market's statistics, the feeders' loading and the
+alerts. A household sees the acts that touched it (its contracts, its account) and those that
+concern everyone trading where it trades (the whole market, the grid, its feeder), and its own
+notifications. Topology, suspensions and the grid's declared state are public to every
+signed-in account: they are why trading may stop. A selector asked by a role it does not serve
+raises ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from gridplatform.accounts.models import Identity, Role, User
+from market import grid
+from market.models import Contract, MarketAccount
+from market.options import BPS
+from market.selectors import address_of
+from market.selectors import options as market_options
+from supervision.models import (
+    Feeder,
+    FeederLoad,
+    GridDeclaration,
+    Notification,
+    Restriction,
+    ReviewItem,
+    SupervisoryAct,
+    Suspension,
+)
+from supervision.projection import (
+    ACCOUNT_ACTS,
+    CONTRACT_ACTS,
+    review_limits,
+)
+from supervision.review import median
+
+SUSPEND = "supervision.trading.suspend"
+RESUME = "supervision.trading.resume"
+DECLARE = "grid.state.declare"
+
+WATCHERS = (Role.REGULATOR, Role.GRID_OPERATOR, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class SellerShare:
+    seller: str
+    name: str  # the seller's name on the site, "" if it has none here
+    energy_wh: int
+    share_bps: int  # of the slot's volume
+
+
+@dataclass(frozen=True)
+class SlotStatistics:
+    slot: datetime
+    contracts: int
+    volume_wh: int
+    median_price: int  # minor units per kWh, over the contracts (not weighted)
+    shares: list[SellerShare]  # largest first
+    alert: bool  # a seller holds more than SUPERVISION_REVIEW["seller_share_bps"]
+
+
+@dataclass(frozen=True)
+class FeederLoading:
+    feeder: str
+    slot: datetime
+    export_wh: int
+    import_wh: int
+    export_capacity_wh: int
+    import_capacity_wh: int
+    export_pct: int  # rounded down; 100 when a feeder of no capacity carries anything
+    import_pct: int
+    alert: bool  # either way at SUPERVISION_REVIEW["feeder_load_bps"] or more
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # suspension, grid_state, feeder_load, seller_share
+    text: str
+    slot: datetime | None
+    feeder: str
+
+
+@dataclass(frozen=True)
+class TradingStop:
+    code: str  # the validators' refusal code: market_suspended, account_restricted, ...
+    reason: str
+    scope: str  # market, account, grid or feeder:<name>
+    until: datetime | None
+
+
+def _require(user: User, *roles: object) -> None:
+    if not user.is_authenticated or user.role not in roles:
+        raise PermissionDenied("Your role does not give access to this.")
+
+
+def _feeder_of(address: str) -> str:
+    feeder: str | None = (
+        MarketAccount.objects.filter(address=address).values_list("feeder", flat=True).first()
+    )
+    return feeder or ""
+
+
+# --- review and the audit log --------------------------------------------------------------------
+
+
+def review_queue(*, user: User, status: str | None = "pending") -> QuerySet[ReviewItem]:
+    """Contracts that tripped a review rule, oldest first; ``status`` None: every one."""
+    _require(user, Role.REGULATOR, Role.ADMIN)
+    items = ReviewItem.objects.select_related("contract")
+    return items.filter(status=status) if status else items.all()
+
+
+def acts(*, user: User) -> QuerySet[SupervisoryAct]:
+    """The audit log, newest first: all of it for those who watch the market, what touched them
+    for households."""
+    if user.is_authenticated and user.role == Role.HOUSEHOLD:
+        return acts_touching(user=user)
+    _require(user, *WATCHERS)
+    return SupervisoryAct.objects.all()
+
+
+def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
+    """The acts a household is shown, newest first: on its contracts or its account (those whose
+    ``affected`` names it), and the suspensions, resumptions and declarations of the whole
+    market or grid and of its feeder, with its feeder's publication.
+
+    ``affected`` is derived from the contract or the address an act names, so it is matched
+    through those columns: plain SQL on every database, no JSON lookup.
+    """
+    _require(user, Role.HOUSEHOLD)
+    address = address_of(user)
+    if address is None:
+        return SupervisoryAct.objects.none()
+    theirs = Contract.objects.filter(Q(seller=address) | Q(buyer=address)).values("id")
+    touching = (
+        Q(type__in=CONTRACT_ACTS, contract__in=theirs)
+        | Q(type__in=ACCOUNT_ACTS, address=address)
+        | Q(type__in=(SUSPEND, RESUME), scope="market")
+        | Q(type=DECLARE, scope="grid")
+    )
+    feeder = _feeder_of(address)
+    if feeder:
+        touching |= Q(scope=f"feeder:{feeder}")
+    return SupervisoryAct.objects.filter(touching)
+
+
+def notifications(*, user: User) -> QuerySet[Notification]:
+    """A household's notifications, newest first."""
+    _require(user, Role.HOUSEHOLD)
+    return Notification.objects.filter(address=address_of(user) or "-")
+
+
+def unread_count(*, user: User) -> int:
+    """How many of a household's notifications it has not read."""
+    count: int = notifications(user=user).filter(read=False).count()
+    return count
+
+
+# --- statistics, loading, alerts -----------------------------------------------------------------
+
+
+def _names(addresses: Iterable[str]) -> dict[str, str]:
+    rows = Identity.objects.filter(address__in=set(addresses)).values_list("address", "user__name")
+    return dict(rows)
+
+
+def _statistics(
+    rows: Iterable[tuple[datetime, str, int, int]], threshold_bps: int
+) -> list[SlotStatistics]:
+    """Per slot (newest first) from (slot, seller, energy_wh, price) of standing contracts."""
+    by_slot: dict[datetime, list[tuple[str, int, int]]] = defaultdict(list)
+    for slot, seller, energy_wh, price in rows:
+        by_slot[slot].append((seller, energy_wh, price))
+    names = _names(seller for made in by_slot.values() for seller, _, _ in made)
+    result = []
+    for slot in sorted(by_slot, reverse=True):
+        made = by_slot[slot]
+        volume = sum(energy for _, energy, _ in made)
+        sold: dict[str, int] = defaultdict(int)
+        for seller, energy, _ in made:
+            sold[seller] += energy
+        shares = [
+            SellerShare(
+                seller=seller,
+                name=names.get(seller, ""),
+                energy_wh=energy,
+                share_bps=energy * BPS // volume if volume else 0,
+            )
+            for seller, energy in sorted(sold.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        result.append(
+            SlotStatistics(
+                slot=slot,
+                contracts=len(made),
+                volume_wh=volume,
+                median_price=median([price for _, _, price in made]),
+                shares=shares,
+                alert=any(share.share_bps > threshold_bps for share in shares),
+            )
+        )
+    return result
+
+
+def slot_statistics(*, user: User, limit: int = 24) -> list[SlotStatistics]:
+    """The latest ``limit`` slots with contracts (vetoed ones left out), newest first."""
+    _require(user, *WATCHERS)
+    standing = Contract.objects.filter(vetoed=False)
+    slots = list(standing.order_by("-slot").values_list("slot", flat=True).distinct()[:limit])
+    rows = standing.filter(slot__in=slots).values_list("slot", "seller", "energy_wh", "price")
+    return _statistics(rows, review_limits()["seller_share_bps"])
+
+
+def _pct(load_wh: int, capacity_wh: int) -> int:
+    if capacity_wh:
+        return load_wh * 100 // capacity_wh
+    return 100 if load_wh else 0
+
+
+def _loaded(load_wh: int, capacity_wh: int, threshold_bps: int) -> bool:
+    return load_wh > 0 and load_wh * BPS >= threshold_bps * capacity_wh
+
+
+def _loading(feeder: Feeder, slot: datetime, load: FeederLoad | None) -> FeederLoading:
+    slot_ms = market_options().slot_ms
+    export_cap = grid.capacity_wh(feeder.export_limit_w, slot_ms)
+    import_cap = grid.capacity_wh(feeder.import_limit_w, slot_ms)
+    export_wh = load.export_wh if load else 0
+    import_wh = load.import_wh if load else 0
+    threshold = review_limits()["feeder_load_bps"]
+    return FeederLoading(
+        feeder=feeder.name,
+        slot=slot,
+        export_wh=export_wh,
+        import_wh=import_wh,
+        export_capacity_wh=export_cap,
+        import_capacity_wh=import_cap,
+        export_pct=_pct(export_wh, export_cap),
+        import_pct=_pct(import_wh, import_cap),
+        alert=_loaded(export_wh, export_cap, threshold)
+        or _loaded(import_wh, import_cap, threshold),
+    )
+
+
+def feeder_loading(*, user: User, limit_slots: int = 12) -> list[FeederLoading]:
+    """Each published feeder in each of the latest ``limit_slots`` slots that load any of them
+    (newest slot first, then by feeder), with its capacity for a slot."""
+    _require(user, *WATCHERS)
+    feeders = list(Feeder.objects.all())
+    names = [feeder.name for feeder in feeders]
+    loads = FeederLoad.objects.filter(feeder__in=names)
+    slots = list(loads.order_by("-slot").values_list("slot", flat=True).distinct()[:limit_slots])
+    found = {(row.feeder, row.slot): row for row in loads.filter(slot__in=slots)}
+    return [
+        _loading(feeder, slot, found.get((feeder.name, slot)))
+        for slot in slots
+        for feeder in feeders
+    ]
+
+
+def _state_words(state: str) -> str:
+    return state.replace("_", " ")
+
+
+def _suspension_alerts(now: datetime) -> list[Alert]:
+    found = []
+    for suspension in suspensions_in_force(now=now):
+        market = suspension.scope == "market"
+        where = "the whole market" if market else suspension.scope
+        found.append(
+            Alert(
+                kind="suspension",
+                text=f"Trading is suspended on {where}: {suspension.reason}",
+                slot=None,
+                feeder="" if market else suspension.scope.removeprefix("feeder:"),
+            )
+        )
+    return found
+
+
+def _declaration_alerts() -> list[Alert]:
+    found = []
+    declared = grid_declaration()
+    if declared is not None:
+        text = f"The grid is declared {_state_words(declared.state)}: {declared.reason}"
+        found.append(Alert(kind="grid_state", text=text, slot=None, feeder=""))
+    for feeder in Feeder.objects.exclude(state="normal"):
+        text = (
+            f"Feeder {feeder.name} is declared {_state_words(feeder.state)}: {feeder.state_reason}"
+        )
+        found.append(Alert(kind="grid_state", text=text, slot=None, feeder=feeder.name))
+    return found
+
+
+def _load_alerts(not_ended: datetime) -> list[Alert]:
+    threshold = review_limits()["feeder_load_bps"]
+    feeders = {feeder.name: feeder for feeder in Feeder.objects.all()}
+    loads = FeederLoad.objects.filter(feeder__in=list(feeders), slot__gt=not_ended)
+    found = []
+    for load in loads.order_by("slot", "feeder"):
+        loading = _loading(feeders[load.feeder], load.slot, load)
+        for direction, pct, wh, capacity in (
+            ("export", loading.export_pct, loading.export_wh, loading.export_capacity_wh),
+            ("import", loading.import_pct, loading.import_wh, loading.import_capacity_wh),
+        ):
+            if _loaded(wh, capacity, threshold):
+                text = (
+                    f"Feeder {load.feeder}: {direction} at {pct} % of its capacity "
+                    f"({wh:,} of {capacity:,} Wh)"
+                )
+                found.append(
+                    Alert(kind="feeder_load", text=text, slot=load.slot, feeder=load.feeder)
+                )
+    return found
+
+
+def _share_alerts(not_ended: datetime) -> list[Alert]:
+    threshold = review_limits()["seller_share_bps"]
+    rows = Contract.objects.filter(vetoed=False, slot__gt=not_ended).values_list(
+        "slot", "seller", "energy_wh", "price"
+    )
+    found = []
+    for stats in reversed(_statistics(rows, threshold)):  # earliest slot first
+        for share in stats.shares:
+            if share.share_bps > threshold:
+                text = (
+                    f"{share.name or share.seller} sells {share.share_bps // 100} % of the "
+                    f"slot's volume ({share.energy_wh:,} of {stats.volume_wh:,} Wh)"
+                )
+                found.append(Alert(kind="seller_share", text=text, slot=stats.slot, feeder=""))
+    return found
+
+
+def alerts(*, user: User, now: datetime | None = None) -> list[Alert]:
+    """What needs attention now: suspensions in force, the grid or feeders declared not normal,
+    then, in slots not yet ended (earliest first), feeders loaded to the review threshold and
+    sellers above the share threshold."""
+    _require(user, *WATCHERS)
+    now = now or timezone.now()
+    not_ended = now - timedelta(milliseconds=market_options().slot_ms)  # later starts: not ended
+    return [
+        *_suspension_alerts(now),
+        *_declaration_alerts(),
+        *_load_alerts(not_ended),
+        *_share_alerts(not_ended),
+    ]
+
+
+# --- what any signed-in account may read ---------------------------------------------------------
+
+
+def suspensions_in_force(*, now: datetime | None = None) -> QuerySet[Suspension]:
+    """Suspensions that stop trading now (one whose end has passed has lapsed)."""
+    now = now or timezone.now()
+    return Suspension.objects.filter(Q(until__isnull=True) | Q(until__gt=now)).order_by("scope")
+
+
+def topology() -> QuerySet[Feeder]:
+    """The published feeders, by name, with their limits and declared state."""
+    return Feeder.objects.all()
+
+
+def grid_declaration() -> GridDeclaration | None:
+    """The grid operator's declaration for the whole grid; None: normal."""
+    declared: GridDeclaration | None = GridDeclaration.objects.first()
+    return declared
+
+
+def trading_stop(*, address: str, now: datetime | None = None) -> TradingStop | None:
+    """What would refuse an order or offer from the household at ``address`` now, checked in
+    the validators' order (``market.contract._qualify``); None if none of these does.
+
+    Read from the read models, so a block behind at most; the validators decide.
+    """
+    in_force = suspensions_in_force(now=now)
+    market = in_force.filter(scope="market").first()
+    if market is not None:
+        return TradingStop("market_suspended", market.reason, "market", market.until)
+    restriction = Restriction.objects.filter(address=address).first()
+    if restriction is not None:
+        return TradingStop("account_restricted", restriction.reason, "account", None)
+    feeder = _feeder_of(address)
+    suspended = in_force.filter(scope=f"feeder:{feeder}").first() if feeder else None
+    if suspended is not None:
+        return TradingStop("feeder_suspended", suspended.reason, suspended.scope, suspended.until)
+    declared = grid_declaration()
+    if declared is not None:
+        return TradingStop(f"grid_{declared.state}", declared.reason, "grid", None)
+    mine = Feeder.objects.filter(name=feeder).exclude(state="normal").first() if feeder else None
+    if mine is not None:
+        return TradingStop(f"grid_{mine.state}", mine.state_reason, f"feeder:{feeder}", None)
+    return None

@@ -1,0 +1,239 @@
+"""The site's supervisory actions: each signs one regulator's or grid operator's transaction.
+
+The rules are the validators' (``supervision.acts``, ``market.grid``); the site signs with the
+actor's custodial key (``ledger.services.transaction_sign_and_submit``), rehearses the
+transaction on its replica of the committed state, so that a refusal comes back at once with
+the validators' code, and submits it. The outcome shows in the read models once its block
+commits (``supervision.projection``). Each action raises ``PermissionDenied`` for a user whose
+role may not send it, and ``ledger.services.TransactionRejected`` (a stable code, plain words)
+when it is refused, having submitted nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from gridplatform.accounts.models import Role, User
+from ledger.crypto import Transaction
+from ledger.projection import ms_of_datetime
+from ledger.services import TransactionRejected, transaction_sign_and_submit
+from market.models import Contract
+from market.selectors import address_of
+from supervision.models import Notification
+
+# Plain words for every refusal of supervision.acts and market.grid (the code is the contract).
+MESSAGES: dict[str, str] = {
+    "bad_payload": "The request is incomplete.",
+    "not_allowed": "Your account may not send this.",
+    "reason_required": "Say why, in 1 to 500 characters.",
+    "unknown_contract": "No such contract.",
+    "contract_vetoed": "That contract has been vetoed already.",
+    "delivery_started": "That contract's slot has started: the contract stands.",
+    "bad_energy": "The energy must be a whole number of Wh.",
+    "not_a_curtailment": (
+        "Curtail to between 1 Wh and 1 Wh less than the contract's energy; to cancel it all, veto."
+    ),
+    "already_cleared": "That contract has been cleared already.",
+    "bad_scope": "The scope is the whole market (or grid) or 'feeder:<name>'.",
+    "unknown_feeder": "The grid operator has not published that feeder.",
+    "bad_until": "The end must be a time after now, or none.",
+    "already_suspended": "Trading there is suspended already.",
+    "not_suspended": "Trading there is not suspended.",
+    "bad_address": "That is not an account address.",
+    "unknown_account": "No account has that address.",
+    "not_household": "That account is not a household.",
+    "already_restricted": "That account is restricted already.",
+    "not_restricted": "That account is not restricted.",
+    "no_defaults": "That account has no unsettled defaults.",
+    "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.",
+    "bad_limit": "A limit is a whole number of W, 0 or more.",
+    "bad_state": "The state is normal, high_load or unstable.",
+    "no_change": "It is in that state already.",
+    "bad_decision": "The decision is clear, veto or curtail.",
+}
+
+
+def _require(user: User, role: object, who: str) -> None:
+    if user.role != role:
+        raise PermissionDenied(f"Only {who} do this.")
+
+
+def _submit(user: User, type_: str, payload: dict[str, Any]) -> Transaction:
+    try:
+        return transaction_sign_and_submit(user=user, type=type_, payload=payload, rehearse=True)
+    except TransactionRejected as error:
+        if error.code in MESSAGES:
+            raise TransactionRejected(error.code, MESSAGES[error.code]) from None
+        raise
+
+
+def _whole(value: object, code: str) -> int:
+    """A JSON integer, or the refusal ``code`` before anything is signed."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TransactionRejected(code, MESSAGES[code])
+    return value
+
+
+# --- the regulators' acts ------------------------------------------------------------------------
+
+
+def contract_veto(*, regulator: User, contract_id: str, reason: str) -> Transaction:
+    """Cancel a contract before its slot starts (``supervision.contract.veto``): both parties'
+    margins are released and it never settles."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(
+        regulator, "supervision.contract.veto", {"contract": contract_id, "reason": reason}
+    )
+
+
+def contract_curtail(
+    *, regulator: User, contract_id: str, energy_wh: int, reason: str
+) -> Transaction:
+    """Cut a contract to ``energy_wh`` before its slot starts (``supervision.contract.curtail``);
+    margins are released pro rata."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    payload = {
+        "contract": contract_id,
+        "energy_wh": _whole(energy_wh, "bad_energy"),
+        "reason": reason,
+    }
+    try:
+        return _submit(regulator, "supervision.contract.curtail", payload)
+    except TransactionRejected as error:
+        if error.code != "not_a_curtailment":
+            raise
+        # The validators' bounds depend on the contract: say them (the code is the contract).
+        energy = Contract.objects.filter(id=contract_id).values_list("energy_wh", flat=True)
+        before = energy.first()
+        if before is None:
+            raise
+        raise TransactionRejected(
+            error.code,
+            f"Curtail to between 1 and {before - 1:,} Wh (it is {before:,} Wh); "
+            "to cancel it all, veto.",
+        ) from None
+
+
+def review_clear(*, regulator: User, contract_id: str, reason: str) -> Transaction:
+    """Let a contract the review rules flagged stand (``supervision.review.clear``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(
+        regulator, "supervision.review.clear", {"contract": contract_id, "reason": reason}
+    )
+
+
+def review_decide(
+    *,
+    regulator: User,
+    contract_id: str,
+    decision: str,
+    reason: str,
+    energy_wh: int | None = None,
+) -> Transaction:
+    """A regulator's decision on a contract under review: ``clear`` it, ``veto`` it or
+    ``curtail`` it to ``energy_wh``."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    if decision == "clear":
+        return review_clear(regulator=regulator, contract_id=contract_id, reason=reason)
+    if decision == "veto":
+        return contract_veto(regulator=regulator, contract_id=contract_id, reason=reason)
+    if decision == "curtail":
+        return contract_curtail(
+            regulator=regulator,
+            contract_id=contract_id,
+            energy_wh=_whole(energy_wh, "bad_energy"),
+            reason=reason,
+        )
+    raise TransactionRejected("bad_decision", MESSAGES["bad_decision"])
+
+
+def _until_ms(until: datetime | None) -> int:
+    if until is None:
+        return 0
+    if not isinstance(until, datetime) or until.tzinfo is None:
+        raise TransactionRejected("bad_until", "The end is a time with its time zone.")
+    return ms_of_datetime(until)
+
+
+def trading_suspend(
+    *, regulator: User, scope: str, reason: str, until: datetime | None = None
+) -> Transaction:
+    """Suspend trading in ``scope`` (``market`` or ``feeder:<name>``) until resumed, or until
+    ``until`` (``supervision.trading.suspend``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    payload = {"scope": scope, "reason": reason, "until": _until_ms(until)}
+    return _submit(regulator, "supervision.trading.suspend", payload)
+
+
+def trading_resume(*, regulator: User, scope: str, reason: str) -> Transaction:
+    """End the suspension in force in ``scope`` (``supervision.trading.resume``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(regulator, "supervision.trading.resume", {"scope": scope, "reason": reason})
+
+
+def account_restrict(*, regulator: User, address: str, reason: str) -> Transaction:
+    """Stop a household from trading; its open orders and offers are cancelled, its contracts
+    stand (``supervision.account.restrict``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(
+        regulator, "supervision.account.restrict", {"address": address, "reason": reason}
+    )
+
+
+def account_reinstate(*, regulator: User, address: str, reason: str) -> Transaction:
+    """Lift a household's restriction (``supervision.account.reinstate``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(
+        regulator, "supervision.account.reinstate", {"address": address, "reason": reason}
+    )
+
+
+def defaults_reset(*, regulator: User, address: str, reason: str) -> Transaction:
+    """Clear a household's unsettled defaults so that it may trade again; its history of
+    shortfalls stays (``supervision.defaults.reset``)."""
+    _require(regulator, Role.REGULATOR, "regulators")
+    return _submit(regulator, "supervision.defaults.reset", {"address": address, "reason": reason})
+
+
+# --- the grid operator's -------------------------------------------------------------------------
+
+
+def feeder_publish(
+    *, operator: User, feeder: str, export_limit_w: int, import_limit_w: int
+) -> Transaction:
+    """Publish a feeder, or change its limits, in W (``grid.feeder.publish``); new matches are
+    tailored to them."""
+    _require(operator, Role.GRID_OPERATOR, "the grid operator can")
+    payload = {
+        "feeder": feeder,
+        "export_limit_w": _whole(export_limit_w, "bad_limit"),
+        "import_limit_w": _whole(import_limit_w, "bad_limit"),
+    }
+    return _submit(operator, "grid.feeder.publish", payload)
+
+
+def grid_state_declare(*, operator: User, scope: str, state: str, reason: str) -> Transaction:
+    """Declare the grid (``scope`` ``grid``) or a feeder (``feeder:<name>``) normal, under high
+    load or unstable (``grid.state.declare``); while not normal, new trading there stops."""
+    _require(operator, Role.GRID_OPERATOR, "the grid operator can")
+    payload = {"scope": scope, "state": state, "reason": reason}
+    return _submit(operator, "grid.state.declare", payload)
+
+
+# --- notifications -------------------------------------------------------------------------------
+
+
+def notifications_mark_read(*, user: User, ids: list[int] | None = None) -> int:
+    """Mark the household's notifications ``ids`` (None: all of them) read; ids that are not
+    its own are passed over. Returns how many changed."""
+    _require(user, Role.HOUSEHOLD, "households")
+    mine = Notification.objects.filter(address=address_of(user) or "-", read=False)
+    if ids is not None:
+        mine = mine.filter(id__in=ids)
+    with transaction.atomic():
+        changed: int = mine.update(read=True)
+    return changed

@@ -1,0 +1,136 @@
+"""``{% load supervision_format %}``: supervision's records as people read them.
+
+``{{ act|act_what }}`` (an audit-log row as a sentence), ``{{ stop|stop_text }}`` (why an order
+would be refused now, for the order form), ``{{ bps|percent }}`` (4512 -> ``"45.12 %"``),
+``{{ scope|scope_text }}``, ``{{ moment|when }}``, ``{{ role|role_text }}``, and
+``{% unread_notifications user as count %}`` (for the nav).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils import dateformat, timezone
+
+from gridplatform.accounts.models import Role
+from ledger.projection import datetime_of_ms
+from market.forms import energy_text
+from supervision import selectors
+
+register = template.Library()
+
+GRID_STATE_WORDS = {"normal": "normal", "high_load": "under high load", "unstable": "unstable"}
+
+
+def when(moment: datetime) -> str:
+    """A time in the site's zone: ``"14:30"`` today, ``"Sat 31 Jan, 14:30"`` another day."""
+    local = timezone.localtime(moment)
+    same_day = local.date() == timezone.localdate()
+    text: str = dateformat.format(local, "H:i" if same_day else "D j M, H:i")
+    return text
+
+
+def scope_text(scope: object) -> str:
+    """``market`` -> ``"the whole market"``, ``grid`` -> ``"the whole grid"``,
+    ``feeder:f2`` -> ``"feeder f2"``."""
+    if not isinstance(scope, str):
+        return "—"
+    if scope.startswith("feeder:"):
+        return f"feeder {scope[len('feeder:') :]}"
+    return f"the whole {scope}"
+
+
+def _until(value: object) -> str:
+    if isinstance(value, datetime):
+        return f" (until {when(value)})"
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return f" (until {when(datetime_of_ms(value))})"
+    return ""
+
+
+def act_what(act: Any) -> str:
+    """What a supervisory act (``supervision.models.SupervisoryAct``) did, in a sentence."""
+    payload = act.payload if isinstance(act.payload, dict) else {}
+    contract, address = act.contract or payload.get("contract", ""), payload.get("address", "")
+    scope = payload.get("scope", act.scope)
+    match act.type:
+        case "supervision.contract.veto":
+            return f"Vetoed contract {contract}"
+        case "supervision.contract.curtail":
+            energy = payload.get("energy_wh")
+            cut = f" to {energy_text(energy)}" if isinstance(energy, int) else ""
+            return f"Curtailed contract {contract}{cut}"
+        case "supervision.review.clear":
+            return f"Cleared contract {contract} after review"
+        case "supervision.trading.suspend":
+            where = "in the whole market" if scope == "market" else f"on {scope_text(scope)}"
+            return f"Suspended trading {where}{_until(payload.get('until'))}"
+        case "supervision.trading.resume":
+            where = "in the whole market" if scope == "market" else f"on {scope_text(scope)}"
+            return f"Resumed trading {where}"
+        case "supervision.account.restrict":
+            return f"Restricted account {address}"
+        case "supervision.account.reinstate":
+            return f"Reinstated account {address}"
+        case "supervision.defaults.reset":
+            return f"Reset the unsettled defaults of account {address}"
+        case "grid.feeder.publish":
+            return (
+                f"Published feeder {payload.get('feeder', '')}: export limit "
+                f"{payload.get('export_limit_w', '—')} W, import limit "
+                f"{payload.get('import_limit_w', '—')} W"
+            )
+        case "grid.state.declare":
+            state = GRID_STATE_WORDS.get(payload.get("state", ""), payload.get("state", ""))
+            return f"Declared {scope_text(scope)} {state}"
+    return str(act.type)
+
+
+def stop_text(stop: Any) -> str:
+    """Why the household's orders would be refused now (``supervision.selectors.trading_stop``),
+    e.g. ``"Trading on feeder f2 is suspended: storm damage (until 14:30)"``."""
+    until = _until(stop.until)
+    reason = stop.reason
+    match stop.code:
+        case "market_suspended":
+            return f"Trading in the whole market is suspended: {reason}{until}"
+        case "feeder_suspended":
+            return f"Trading on {scope_text(stop.scope)} is suspended: {reason}{until}"
+        case "account_restricted":
+            return f"A regulator restricted your account; it may not trade: {reason}{until}"
+        case "grid_high_load" | "grid_unstable":
+            state = GRID_STATE_WORDS[stop.code.removeprefix("grid_")]
+            return f"The grid operator declared {scope_text(stop.scope)} {state}: {reason}{until}"
+    return f"Trading is stopped for your account: {reason}{until}"
+
+
+def role_text(role: object) -> str:
+    """``grid_operator`` -> ``"Grid operator"`` (an account's role, as the site names it)."""
+    return str(Role(role).label) if role in Role.values else str(role)
+
+
+def percent(bps: object) -> str:
+    """Basis points as a percentage with two decimals, exactly: 4512 -> ``"45.12 %"``."""
+    if isinstance(bps, bool) or not isinstance(bps, int):
+        return "—"
+    whole, rest = divmod(abs(bps), 100)
+    return f"{'-' if bps < 0 else ''}{whole}.{rest:02d} %"
+
+
+def unread_notifications(user: Any) -> int:
+    """How many of the household's notifications are unread (0 for anyone else)."""
+    if not getattr(user, "is_authenticated", False) or user.role != "household":
+        return 0
+    return selectors.unread_count(user=user)
+
+
+# Registered by call, not as decorators: Django's are untyped, and this module is type-checked.
+register.filter("act_what", act_what)
+register.filter("stop_text", stop_text)
+register.filter("percent", percent)
+register.filter("scope_text", scope_text)
+register.filter("when", when)
+register.filter("role_text", role_text)
+register.simple_tag(unread_notifications)

@@ -1,0 +1,625 @@
+"""Supervision's pages: the consoles' supervision sections, the acts, and what households see.
+
+* The regulator console (``gridplatform.views.regulator_console``) shows the review queue, the
+  forms of the acts, the market's statistics per slot, alerts, suspensions and the audit log;
+  the grid operator console adds feeder loading, alerts, the topology and the grid state. The
+  context of those sections is built here (:func:`regulator_context`, :func:`operator_context`).
+* ``/supervision/`` is a household's transparency page: every act that touched its orders or
+  contracts, the suspensions and grid declarations that stop its trading, its notifications.
+* Every list that changes with the chain is a live region: it re-fetches its partial when a
+  block commits (``static/js/live.js``).
+
+Every act signs one transaction (``supervision.services``) in two steps: the form is checked
+(errors beside their fields, status 400, nothing signed), then a confirmation page shows exactly
+what will be signed; only its "Confirm" button signs. A refusal shows the plain message beside
+the field it is about; a success goes back to the console with a message: the act takes effect
+when its block commits. Households get 403 on the acts, other roles 403 on the household pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.decorators import View, role_required
+from gridplatform.errors import DomainError
+from ledger.crypto import Transaction
+from market.forms import energy_text
+from market.models import Contract, MarketAccount
+from market.selectors import address_of
+from supervision import selectors, services
+from supervision.forms import (
+    FIELD_OF_CODE,
+    AccountActForm,
+    ContractActForm,
+    FeederPublishForm,
+    GridStateForm,
+    ResumeForm,
+    ReviewDecisionForm,
+    SuspendForm,
+)
+from supervision.models import SupervisoryAct
+from supervision.projection import review_limits
+from supervision.templatetags.supervision_format import GRID_STATE_WORDS, scope_text, when
+
+# The audit log and a household's lists show the newest this many entries.
+ACTS_SHOWN = 100
+TAKES_EFFECT = "It takes effect when its block commits."
+
+
+# --- what the sections show ----------------------------------------------------------------------
+
+
+def names_of(addresses: Iterable[str]) -> dict[str, str]:
+    """The names of the accounts at ``addresses`` (for the regulator's pages)."""
+    rows = Identity.objects.filter(address__in=set(addresses)).values_list("address", "user__name")
+    return dict(rows)
+
+
+def _staff_names(addresses: Iterable[str]) -> dict[str, str]:
+    """The names of the regulators and grid operators among ``addresses``: a household may read
+    who acted on it, never another household's name."""
+    rows = (
+        Identity.objects.filter(address__in=set(addresses))
+        .exclude(user__role=Role.HOUSEHOLD)
+        .values_list("address", "user__name")
+    )
+    return dict(rows)
+
+
+@dataclass(frozen=True)
+class ActRow:
+    act: SupervisoryAct
+    by_name: str
+
+
+def _act_rows(
+    acts: Iterable[SupervisoryAct], *, names: Callable[..., dict[str, str]]
+) -> list[ActRow]:
+    shown = list(acts)
+    known = names(act.actor for act in shown)
+    return [ActRow(act=act, by_name=known.get(act.actor, "")) for act in shown]
+
+
+def _feeder_names() -> list[str]:
+    return [feeder.name for feeder in selectors.topology()]
+
+
+def _preserved(form: forms.Form) -> forms.Form:
+    """A form inside a live region: htmx keeps what is typed when the region is re-fetched."""
+    for field in form.fields.values():
+        field.widget.attrs["hx-preserve"] = "true"
+    return form
+
+
+def review_rows(user: User) -> dict[str, Any]:
+    items = list(selectors.review_queue(user=user))
+    contracts = [item.contract for item in items]
+    names = names_of([c.seller for c in contracts] + [c.buyer for c in contracts])
+    rows = [
+        {
+            "item": item,
+            "contract": item.contract,
+            "seller_name": names.get(item.contract.seller, ""),
+            "buyer_name": names.get(item.contract.buyer, ""),
+            "form": _preserved(
+                ReviewDecisionForm(
+                    prefix=f"review-{item.contract.id}",
+                    contract_energy_wh=item.contract.energy_wh,
+                )
+            ),
+        }
+        for item in items
+    ]
+    return {"review_rows": rows, "can_act": user.role == Role.REGULATOR}
+
+
+def audit_rows(user: User) -> dict[str, Any]:
+    acts = selectors.acts(user=user)[:ACTS_SHOWN]
+    return {"act_rows": _act_rows(acts, names=names_of)}
+
+
+def statistics_rows(user: User) -> dict[str, Any]:
+    return {
+        "statistics": selectors.slot_statistics(user=user),
+        "threshold_bps": review_limits()["seller_share_bps"],
+    }
+
+
+def regulator_alerts(user: User) -> dict[str, Any]:
+    return {
+        "alerts": selectors.alerts(user=user),
+        "suspensions": list(selectors.suspensions_in_force()),
+    }
+
+
+def regulator_context(user: User) -> dict[str, Any]:
+    """The supervision sections of the regulator console (regulators and admins; only a
+    regulator signs acts, so an admin sees no forms)."""
+    feeders = _feeder_names()
+    context = {
+        **review_rows(user),
+        **audit_rows(user),
+        **statistics_rows(user),
+        **regulator_alerts(user),
+    }
+    if user.role == Role.REGULATOR:
+        context |= {
+            "contract_form": ContractActForm(prefix="contract"),
+            "suspend_form": SuspendForm(prefix="suspend", feeders=feeders),
+            "resume_form": ResumeForm(prefix="resume", feeders=feeders),
+            "account_form": AccountActForm(prefix="account"),
+        }
+    return context
+
+
+def loading_rows(user: User) -> dict[str, Any]:
+    return {
+        "loading": selectors.feeder_loading(user=user),
+        "threshold_bps": review_limits()["feeder_load_bps"],
+    }
+
+
+def operator_alerts(user: User) -> dict[str, Any]:
+    return {"alerts": selectors.alerts(user=user)}
+
+
+def grid_rows(user: User) -> dict[str, Any]:
+    return {"feeders": list(selectors.topology()), "declaration": selectors.grid_declaration()}
+
+
+def operator_context(user: User) -> dict[str, Any]:
+    """The grid sections of the grid operator console (grid operator and admins; only the grid
+    operator signs, so an admin sees no forms)."""
+    context = {**loading_rows(user), **operator_alerts(user), **grid_rows(user)}
+    if user.role == Role.GRID_OPERATOR:
+        context |= {
+            "publish_form": FeederPublishForm(prefix="feeder"),
+            "state_form": GridStateForm(prefix="grid", feeders=_feeder_names()),
+        }
+    return context
+
+
+def live_partial(
+    template: str,
+    context_of: Callable[[User], dict[str, Any]],
+    *roles: object,
+    get_only: bool = False,
+) -> View:
+    """A live region's partial, re-fetched when a block commits: ``template`` rendered with
+    ``context_of(user)``, for ``roles`` only (and only on GET if ``get_only``)."""
+
+    def partial(request: HttpRequest) -> HttpResponse:
+        return render(request, template, context_of(request.user))
+
+    return role_required(*roles)(require_GET(partial) if get_only else partial)
+
+
+# --- the household's transparency page -----------------------------------------------------------
+
+
+def _household_stops(user: User) -> dict[str, Any]:
+    """What stops or may stop this household's trading: its feeder's and the market's
+    suspensions, and the grid operator's declarations for its feeder and the whole grid."""
+    address = address_of(user)
+    feeder = (
+        MarketAccount.objects.filter(address=address).values_list("feeder", flat=True).first()
+        if address
+        else None
+    )
+    scopes = {"market"} | ({f"feeder:{feeder}"} if feeder else set())
+    suspensions = [s for s in selectors.suspensions_in_force() if s.scope in scopes]
+    declarations = []
+    grid = selectors.grid_declaration()
+    if grid is not None:
+        declarations.append(
+            {"scope": "grid", "state": grid.state, "reason": grid.reason, "since": grid.since}
+        )
+    if feeder:
+        row = selectors.topology().filter(name=feeder).first()
+        if row is not None and row.state != "normal":
+            declarations.append(
+                {
+                    "scope": f"feeder:{feeder}",
+                    "state": row.state,
+                    "reason": row.state_reason,
+                    "since": row.state_since,
+                }
+            )
+    for declaration in declarations:
+        declaration["words"] = GRID_STATE_WORDS.get(declaration["state"], declaration["state"])
+    return {
+        "feeder": feeder,
+        "stop": selectors.trading_stop(address=address) if address else None,
+        "suspensions": suspensions,
+        "declarations": declarations,
+    }
+
+
+def household_acts(user: User) -> dict[str, Any]:
+    acts = selectors.acts_touching(user=user)[:ACTS_SHOWN]
+    return {"act_rows": _act_rows(acts, names=_staff_names)}
+
+
+def household_notifications(user: User) -> dict[str, Any]:
+    return {
+        "notifications": list(selectors.notifications(user=user)[:ACTS_SHOWN]),
+        "unread": selectors.unread_count(user=user),
+    }
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def transparency(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    context = {
+        **_household_stops(user),
+        **household_acts(user),
+        **household_notifications(user),
+    }
+    return render(request, "supervision/transparency.html", context)
+
+
+transparency_stops = live_partial(
+    "supervision/_stops.html", _household_stops, Role.HOUSEHOLD, get_only=True
+)
+transparency_acts = live_partial(
+    "supervision/_household_acts.html", household_acts, Role.HOUSEHOLD, get_only=True
+)
+transparency_notifications = live_partial(
+    "supervision/_notifications.html", household_notifications, Role.HOUSEHOLD, get_only=True
+)
+
+
+@require_POST
+@role_required(Role.HOUSEHOLD)
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    count = services.notifications_mark_read(user=request.user)
+    if count:
+        messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} read.")
+    return redirect("supervision")
+
+
+def trading_stop_context(user: User) -> dict[str, Any]:
+    """For the market's order form: what would refuse this household's order now."""
+    address = address_of(user)
+    return {"trading_stop": selectors.trading_stop(address=address) if address else None}
+
+
+# The order form's notice (``/market/``), re-fetched on every block.
+trading_stop = live_partial(
+    "supervision/_trading_stop.html", trading_stop_context, Role.HOUSEHOLD, get_only=True
+)
+
+
+# --- acts: check, confirm, sign ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A checked act, shown before it is signed: exactly what the transaction will say."""
+
+    title: str
+    rows: list[tuple[str, str]]
+    button: str
+
+
+@dataclass(frozen=True)
+class Act:
+    """One kind of act: its page's heading, where it goes back to, how it is confirmed, signed
+    and announced."""
+
+    heading: str
+    back: str  # URL name of the console
+    confirm: Callable[[dict[str, Any]], Confirmation]
+    sign: Callable[[User, dict[str, Any]], Transaction]
+    submitted: Callable[[dict[str, Any]], str]
+
+
+def _act_page(
+    request: HttpRequest,
+    act: Act,
+    form: forms.Form,
+    *,
+    confirmation: Confirmation | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "heading": act.heading,
+        "action": request.path,
+        "back": reverse(act.back),
+        "confirmation": confirmation,
+    }
+    return render(request, "supervision/act.html", context, status=status)
+
+
+def _add_refusal(form: forms.Form, error: DomainError) -> None:
+    field = FIELD_OF_CODE.get(error.code)
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+def _perform(request: HttpRequest, act: Act, form: forms.Form) -> HttpResponse:
+    """Check ``form``; without ``confirmed=yes``, show what would be signed; with it, sign."""
+    if not form.is_valid():
+        return _act_page(request, act, form, status=400)
+    data = form.cleaned_data
+    if request.POST.get("confirmed") != "yes":
+        return _act_page(request, act, form, confirmation=act.confirm(data))
+    try:
+        tx = act.sign(request.user, data)
+    except DomainError as error:
+        _add_refusal(form, error)
+        return _act_page(request, act, form, status=400)
+    messages.success(
+        request, f"{act.submitted(data)} was submitted (transaction {tx.id[:12]}…). {TAKES_EFFECT}"
+    )
+    return redirect(act.back)
+
+
+def _act_view(role: object, act: Act, form_of: Callable[[Any], forms.Form]) -> View:
+    """The page of an act only ``role`` signs: its form, filled from the POST by ``form_of``,
+    checked, confirmed, signed (:func:`_perform`)."""
+
+    @require_POST
+    @role_required(role)
+    def view(request: HttpRequest) -> HttpResponse:
+        return _perform(request, act, form_of(request.POST))
+
+    return view
+
+
+def _until_text(data: dict[str, Any]) -> str:
+    until = data.get("until")
+    return when(until) if until is not None else "until a regulator resumes trading"
+
+
+def _review_act(contract: Contract) -> Act:
+    def confirm(data: dict[str, Any]) -> Confirmation:
+        decision = data["decision"]
+        rows = [
+            ("Contract", contract.id),
+            ("Energy now", energy_text(contract.energy_wh)),
+            ("Decision", dict(ReviewDecisionForm.DECISIONS)[decision]),
+        ]
+        if decision == "curtail":
+            rows.append(("Energy after", energy_text(data["energy_wh"])))
+        rows.append(("Reason", data["reason"]))
+        button = {
+            "clear": "Confirm: clear the contract",
+            "veto": "Confirm: veto the contract",
+            "curtail": "Confirm: curtail the contract",
+        }[decision]
+        return Confirmation(
+            f"{dict(ReviewDecisionForm.DECISIONS)[decision]} contract {contract.id}?", rows, button
+        )
+
+    def sign(user: User, data: dict[str, Any]) -> Transaction:
+        return services.review_decide(
+            regulator=user,
+            contract_id=contract.id,
+            decision=data["decision"],
+            reason=data["reason"],
+            energy_wh=data.get("energy_wh"),
+        )
+
+    def submitted(data: dict[str, Any]) -> str:
+        verb = {"clear": "clearing", "veto": "veto", "curtail": "curtailment"}[data["decision"]]
+        return f"The {verb} of contract {contract.id}"
+
+    return Act(f"Review contract {contract.id}", "regulator-console", confirm, sign, submitted)
+
+
+@require_POST
+@role_required(Role.REGULATOR)
+def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
+    """Clear, veto or curtail a contract of the review queue."""
+    item = selectors.review_queue(user=request.user).filter(contract_id=contract_id).first()
+    if item is None:
+        messages.error(request, "That contract is not waiting for review (decided already?).")
+        return redirect("regulator-console")
+    contract = item.contract
+    form = ReviewDecisionForm(
+        request.POST, prefix=f"review-{contract.id}", contract_energy_wh=contract.energy_wh
+    )
+    return _perform(request, _review_act(contract), form)
+
+
+def _contract_confirm(data: dict[str, Any]) -> Confirmation:
+    rows = [("Contract", data["contract"])]
+    contract = Contract.objects.filter(id=data["contract"]).first()
+    if contract is not None:
+        rows.append(("Energy now", energy_text(contract.energy_wh)))
+    if data["act"] == "curtail":
+        rows.append(("Energy after", energy_text(data["energy_wh"])))
+    rows.append(("Reason", data["reason"]))
+    if data["act"] == "veto":
+        return Confirmation(
+            f"Veto contract {data['contract']}?", rows, "Confirm: veto the contract"
+        )
+    return Confirmation(
+        f"Curtail contract {data['contract']}?", rows, "Confirm: curtail the contract"
+    )
+
+
+def _contract_sign(user: User, data: dict[str, Any]) -> Transaction:
+    if data["act"] == "veto":
+        return services.contract_veto(
+            regulator=user, contract_id=data["contract"], reason=data["reason"]
+        )
+    return services.contract_curtail(
+        regulator=user,
+        contract_id=data["contract"],
+        energy_wh=data["energy_wh"],
+        reason=data["reason"],
+    )
+
+
+CONTRACT_ACT = Act(
+    "Veto or curtail a contract",
+    "regulator-console",
+    _contract_confirm,
+    _contract_sign,
+    lambda data: (
+        f"The {'veto' if data['act'] == 'veto' else 'curtailment'} of contract {data['contract']}"
+    ),
+)
+
+
+contract_act = _act_view(
+    Role.REGULATOR, CONTRACT_ACT, lambda post: ContractActForm(post, prefix="contract")
+)
+
+
+SUSPEND_ACT = Act(
+    "Suspend trading",
+    "regulator-console",
+    lambda data: Confirmation(
+        f"Suspend trading in {scope_text(data['scope'])}?",
+        [
+            ("Where", scope_text(data["scope"])),
+            ("Until", _until_text(data)),
+            ("Reason", data["reason"]),
+        ],
+        "Confirm: suspend trading",
+    ),
+    lambda user, data: services.trading_suspend(
+        regulator=user, scope=data["scope"], reason=data["reason"], until=data.get("until")
+    ),
+    lambda data: f"The suspension of trading in {scope_text(data['scope'])}",
+)
+
+
+trading_suspend = _act_view(
+    Role.REGULATOR,
+    SUSPEND_ACT,
+    lambda post: SuspendForm(post, prefix="suspend", feeders=_feeder_names()),
+)
+
+
+RESUME_ACT = Act(
+    "Resume trading",
+    "regulator-console",
+    lambda data: Confirmation(
+        f"Resume trading in {scope_text(data['scope'])}?",
+        [("Where", scope_text(data["scope"])), ("Reason", data["reason"])],
+        "Confirm: resume trading",
+    ),
+    lambda user, data: services.trading_resume(
+        regulator=user, scope=data["scope"], reason=data["reason"]
+    ),
+    lambda data: f"The resumption of trading in {scope_text(data['scope'])}",
+)
+
+
+trading_resume = _act_view(
+    Role.REGULATOR,
+    RESUME_ACT,
+    lambda post: ResumeForm(post, prefix="resume", feeders=_feeder_names()),
+)
+
+
+_ACCOUNT_WORDS = {
+    "restrict": ("Restrict account", "Confirm: restrict the account", "The restriction"),
+    "reinstate": ("Reinstate account", "Confirm: reinstate the account", "The reinstatement"),
+    "defaults_reset": (
+        "Reset the unsettled defaults of account",
+        "Confirm: reset the defaults",
+        "The reset of the defaults",
+    ),
+}
+_ACCOUNT_SERVICES: dict[str, Callable[..., Transaction]] = {
+    "restrict": services.account_restrict,
+    "reinstate": services.account_reinstate,
+    "defaults_reset": services.defaults_reset,
+}
+
+
+def _account_confirm(data: dict[str, Any]) -> Confirmation:
+    title, button, _ = _ACCOUNT_WORDS[data["act"]]
+    name = names_of([data["address"]]).get(data["address"])
+    rows = [
+        ("Account", data["address"] + (f" ({name})" if name else "")),
+        ("Reason", data["reason"]),
+    ]
+    return Confirmation(f"{title} {data['address']}?", rows, button)
+
+
+ACCOUNT_ACT = Act(
+    "Restrict, reinstate or reset an account",
+    "regulator-console",
+    _account_confirm,
+    lambda user, data: _ACCOUNT_SERVICES[data["act"]](
+        regulator=user, address=data["address"], reason=data["reason"]
+    ),
+    lambda data: f"{_ACCOUNT_WORDS[data['act']][2]} of account {data['address']}",
+)
+
+
+account_act = _act_view(
+    Role.REGULATOR, ACCOUNT_ACT, lambda post: AccountActForm(post, prefix="account")
+)
+
+
+PUBLISH_ACT = Act(
+    "Publish a feeder",
+    "operator-console",
+    lambda data: Confirmation(
+        f"Publish feeder {data['feeder']}?",
+        [
+            ("Feeder", data["feeder"]),
+            ("Export limit", f"{data['export_limit_w']:,} W"),
+            ("Import limit", f"{data['import_limit_w']:,} W"),
+        ],
+        "Confirm: publish the feeder",
+    ),
+    lambda user, data: services.feeder_publish(
+        operator=user,
+        feeder=data["feeder"],
+        export_limit_w=data["export_limit_w"],
+        import_limit_w=data["import_limit_w"],
+    ),
+    lambda data: f"The publication of feeder {data['feeder']}",
+)
+
+
+feeder_publish = _act_view(
+    Role.GRID_OPERATOR, PUBLISH_ACT, lambda post: FeederPublishForm(post, prefix="feeder")
+)
+
+
+DECLARE_ACT = Act(
+    "Declare the grid state",
+    "operator-console",
+    lambda data: Confirmation(
+        f"Declare {scope_text(data['scope'])} {GRID_STATE_WORDS[data['state']]}?",
+        [
+            ("Where", scope_text(data["scope"])),
+            ("State", GRID_STATE_WORDS[data["state"]]),
+            ("Reason", data["reason"]),
+        ],
+        "Confirm: declare the state",
+    ),
+    lambda user, data: services.grid_state_declare(
+        operator=user, scope=data["scope"], state=data["state"], reason=data["reason"]
+    ),
+    lambda data: (
+        f"The declaration of {scope_text(data['scope'])} {GRID_STATE_WORDS[data['state']]}"
+    ),
+)
+
+
+grid_state_declare = _act_view(
+    Role.GRID_OPERATOR,
+    DECLARE_ACT,
+    lambda post: GridStateForm(post, prefix="grid", feeders=_feeder_names()),
+)

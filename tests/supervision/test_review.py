@@ -1,0 +1,162 @@
+"""The review rules (``supervision.review``) on pure ledger states: contracts made by real signed
+transactions on a single-node market, evaluated without Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gridplatform.identity import KeyPair
+from market import grid
+from supervision import review
+from tests.market.support import ADA, BEN, CAT, DAN, OPERATOR, REGULATOR, SLOT, SLOT_MS, Market
+
+LIMITS = {
+    "max_energy_wh": 5_000,
+    "price_deviation_bps": 3_000,
+    "feeder_load_bps": 8_000,
+    "seller_share_bps": 5_000,
+}
+
+
+@pytest.fixture
+def market() -> Market:
+    """Ada and Cat sell on f1, Ben and Dan buy on f2; f1 exports 8 kW (2,000 Wh per slot), f2
+    imports 40 kW (10,000 Wh per slot)."""
+    result = Market()
+    for feeder, export_w, import_w in (("f1", 8_000, 40_000), ("f2", 40_000, 40_000)):
+        payload = {"feeder": feeder, "export_limit_w": export_w, "import_limit_w": import_w}
+        assert result.send(OPERATOR, "grid.feeder.publish", **payload) == "ok"
+    for who, feeder in ((ADA, "f1"), (CAT, "f1"), (BEN, "f2"), (DAN, "f2")):
+        result.household(who, credits=1_000_000, feeder=feeder)
+    return result
+
+
+def trade(market: Market, seller: KeyPair, buyer: KeyPair, energy_wh: int, price: int) -> Any:
+    assert market.place(seller, "sell", energy_wh, price)[0] == "ok"
+    assert market.place(buyer, "buy", energy_wh, price)[0] == "ok"
+    return market.contracts()[-1]
+
+
+def rules(market: Market, contract: dict[str, Any], **limits: int) -> list[dict[str, str]]:
+    return review.evaluate(contract, market.state, LIMITS | limits)
+
+
+def test_the_median_is_the_middle_one_or_the_mean_of_the_two_rounded_down() -> None:
+    assert review.median([130, 100, 120]) == 120
+    assert review.median([100, 121]) == 110
+    assert review.median([7]) == 7
+    with pytest.raises(ValueError, match="the median of nothing"):
+        review.median([])
+
+
+def test_it_flags_a_contract_above_the_size_limit() -> None:
+    no_grid = Market()  # no published feeder: only the size rule can trip
+    for who in (ADA, BEN):
+        no_grid.household(who, credits=1_000_000, feeder="f9")
+    at_limit = trade(no_grid, ADA, BEN, 5_000, 100)
+    above = trade(no_grid, ADA, BEN, 5_001, 100)
+    assert rules(no_grid, at_limit) == []
+    assert rules(no_grid, above) == [{"rule": "size", "detail": "5,001 Wh is more than 5,000 Wh"}]
+
+
+def test_it_flags_a_price_far_from_the_slots_median_so_far(market: Market) -> None:
+    first = trade(market, ADA, BEN, 100, 100)
+    second = trade(market, CAT, DAN, 100, 100)
+    within = trade(market, ADA, BEN, 100, 130)  # median 100: 30 % away, not more
+    cheap = trade(market, CAT, DAN, 100, 70)  # median of 100, 100, 130, 70: 100; 30 % away
+    far = trade(market, ADA, BEN, 100, 131)  # median of the five: 100; 31 % away
+    assert [rules(market, c) for c in (first, second, within, cheap)] == [[], [], [], []]
+    assert rules(market, far) == [
+        {
+            "rule": "price",
+            "detail": "131/kWh is 31 % away from the slot's median 100/kWh (more than 30 %)",
+        }
+    ]
+    # Only the contracts made before it count, not those made since.
+    assert rules(market, first, price_deviation_bps=0) == []
+
+
+def test_it_leaves_vetoed_contracts_out_of_the_median(market: Market) -> None:
+    cheap = trade(market, ADA, BEN, 100, 50)
+    veto = {"contract": cheap["id"], "reason": "wash trade"}
+    assert market.send(REGULATOR, "supervision.contract.veto", **veto) == "ok"
+    made = trade(market, CAT, DAN, 100, 100)
+    assert rules(market, made) == []
+
+
+@pytest.mark.parametrize(
+    ("record", "flagged"),
+    [
+        ({"unsettled": 1, "shortfalls": 1, "last_slot": SLOT - 200 * SLOT_MS}, True),
+        ({"unsettled": 0, "shortfalls": 1, "last_slot": SLOT - 96 * SLOT_MS}, True),
+        ({"unsettled": 0, "shortfalls": 3, "last_slot": SLOT - 97 * SLOT_MS}, False),
+        ({"unsettled": 0, "shortfalls": 0}, False),
+    ],
+)
+def test_it_flags_parties_with_defaults(
+    market: Market, record: dict[str, int], flagged: bool
+) -> None:
+    made = trade(market, ADA, BEN, 100, 100)
+    market.state.set(f"market/defaults/{BEN.address}", record)
+    found = rules(market, made)
+    assert bool(found) is flagged
+    if flagged:
+        assert found[0]["rule"] == "defaults"
+        assert found[0]["detail"].startswith("the buyer ")
+
+
+def test_it_flags_a_feeder_loaded_to_the_threshold_right_after_the_contract(
+    market: Market,
+) -> None:
+    below = trade(market, ADA, BEN, 1_599, 100)  # f1 exports 1,599 of 2,000 Wh: 79 %
+    assert rules(market, below) == []
+    at = trade(market, CAT, DAN, 1, 100)  # 1,600 of 2,000: 80 %
+    assert grid.load(market.state, SLOT, "f1")["export_wh"] == 1_600
+    assert rules(market, at) == [
+        {
+            "rule": "feeder_load",
+            "detail": "feeder f1's export is at 80 % of its capacity (1,600 of 2,000 Wh)",
+        }
+    ]
+    # The first contract is judged as the load stood right after it, not as it stands now.
+    assert rules(market, below) == []
+
+
+def test_it_lists_every_rule_a_contract_trips_in_order() -> None:
+    big = Market()
+    for feeder in ("f1", "f2"):
+        payload = {"feeder": feeder, "export_limit_w": 24_000, "import_limit_w": 24_000}
+        assert big.send(OPERATOR, "grid.feeder.publish", **payload) == "ok"
+    big.household(ADA, credits=1_000_000, feeder="f1")
+    big.household(BEN, credits=1_000_000, feeder="f2")
+    trade(big, ADA, BEN, 100, 100)
+    made = trade(big, ADA, BEN, 5_800, 200)  # f1: 5,900 of 6,000 Wh
+    big.state.set(f"market/defaults/{ADA.address}", {"unsettled": 2, "shortfalls": 2})
+    assert [r["rule"] for r in rules(big, made)] == ["size", "price", "defaults", "feeder_load"]
+    assert rules(big, made)[2]["detail"] == "the seller has 2 unsettled default(s)"
+
+
+def test_a_blocks_contracts_reviewed_together_get_what_each_gets_alone(market: Market) -> None:
+    # Contracts of one slot at spread prices and sizes, across two feeders, one of them vetoed:
+    # the projection evaluates a block's new contracts at once (reading the slot once), and
+    # must flag each exactly as evaluating it on its own does.
+    for seller, buyer, energy_wh, price in (
+        (ADA, BEN, 900, 100),
+        (CAT, DAN, 400, 300),
+        (ADA, DAN, 300, 60),
+        (CAT, BEN, 700, 102),
+        (ADA, BEN, 600, 99),
+    ):
+        trade(market, seller, buyer, energy_wh, price)
+    made = market.contracts()
+    veto = {"contract": made[1]["id"], "reason": "off-market price"}
+    assert market.send(REGULATOR, "supervision.contract.veto", **veto) == "ok"
+    made = market.contracts()
+    alone = {contract["id"]: review.evaluate(contract, market.state, LIMITS) for contract in made}
+    assert review.evaluate_made(made, market.state, LIMITS) == alone
+    assert sorted({rule["rule"] for rules in alone.values() for rule in rules}) == [
+        "feeder_load",
+        "price",
+    ]

@@ -1,0 +1,681 @@
+"""Supervision's pages: the consoles' supervision sections, the acts' forms, a household's
+transparency page and the order form's notice.
+
+Real transactions signed by the site (``SubmittedTransaction``) with the real genesis keys of a
+test chain (the site's regulator and grid operator hold them), committed in real certified
+blocks and projected into the read models, as the validators would; the pages are read back with
+Django's test client. Blocks are dated "now": the site's clock decides which slots are open.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from gridplatform.accounts.models import User
+from gridplatform.accounts.services import identity_unseal
+from ledger.blocks import Block
+from ledger.crypto import Transaction
+from ledger.models import SubmittedTransaction
+from ledger.projection import ms_of_datetime
+from market import selectors as market_selectors
+from market.models import Contract
+from supervision.models import Notification, ReviewItem, SupervisoryAct, Suspension
+from tests.ledger.chains import recent_start_ms
+from tests.ledger.site import Site
+from tests.supervision.support import network_site, setup_txs
+
+pytestmark = pytest.mark.django_db
+TAKES_EFFECT = "It takes effect when its block commits."
+FEEDER = "f1"
+REASON = "Storm damage on the line"
+
+
+# --- the network, blocks "now", and who is on it -----------------------------------------------
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def commit(site: Site, transactions: list[Transaction]) -> Block:
+    """A block of ``transactions`` dated now (and after the last block); all must pass."""
+    block = site.commit(transactions, timestamp_ms=max(site.blocks[-1].timestamp_ms + 1, _now_ms()))
+    assert set(block.results) <= {"ok"}, block.results
+    return block
+
+
+def commit_pending(site: Site) -> Block:
+    """Commit what the site submitted, in order, as the validators would."""
+    rows = SubmittedTransaction.objects.order_by("id")
+    block = commit(site, [Transaction.from_json(row.body) for row in rows])
+    assert not SubmittedTransaction.objects.exists()
+    return block
+
+
+@pytest.fixture
+def site(
+    settings: Any,
+    tmp_path: Path,
+    grid_operator: User,
+    regulator: User,
+    prosumer: User,
+    consumer: User,
+) -> Site:
+    """A network with feeder f1 published and both households on it, with credits."""
+    site = network_site(
+        settings,
+        tmp_path,
+        grid_operator=grid_operator,
+        regulator=regulator,
+        start_ms=recent_start_ms(),
+    )
+    commit(site, setup_txs(site, {FEEDER: 1_000_000}, {prosumer: FEEDER, consumer: FEEDER}))
+    return site
+
+
+def a_slot() -> int:
+    """An open slot, a few slots ahead: still open however long the test takes."""
+    return ms_of_datetime(market_selectors.slot_list()[2].start)
+
+
+@pytest.fixture
+def flagged(site: Site, prosumer: User, consumer: User) -> Contract:
+    """A contract of 6 kWh (above the review size of 5 kWh), waiting for review."""
+    slot = a_slot()
+    sell, buy = (
+        site.sign(
+            identity_unseal(identity_=user.identity),
+            "market.order.place",
+            slot=slot,
+            side=side,
+            energy_wh=6_000,
+            price=price,
+        )
+        for user, side, price in ((prosumer, "sell", 20), (consumer, "buy", 25))
+    )
+    commit(site, [sell, buy])
+    contract = Contract.objects.get()
+    assert ReviewItem.objects.get(contract=contract).status == "pending"
+    return contract
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def submitted() -> dict[str, Any]:
+    """The one transaction the site submitted: its type and payload."""
+    row = SubmittedTransaction.objects.get()
+    return {"type": row.body["type"], "payload": row.body["payload"]}
+
+
+# --- who may open what ---------------------------------------------------------------------------
+
+REGULATOR_PAGES = [
+    "/console/regulator/",
+    "/console/regulator/review/rows/",
+    "/console/regulator/audit/rows/",
+    "/console/regulator/statistics/rows/",
+    "/console/regulator/alerts/",
+]
+OPERATOR_PAGES = [
+    "/console/operator/",
+    "/console/operator/loading/rows/",
+    "/console/operator/alerts/",
+    "/console/operator/grid/rows/",
+]
+HOUSEHOLD_PAGES = [
+    "/supervision/",
+    "/supervision/stops/",
+    "/supervision/acts/",
+    "/supervision/notifications/",
+    "/supervision/trading-stop/",
+]
+REGULATOR_ACTS = [
+    "/supervision/review/1-0/",
+    "/supervision/contract/",
+    "/supervision/suspend/",
+    "/supervision/resume/",
+    "/supervision/account/",
+]
+OPERATOR_ACTS = ["/supervision/feeders/publish/", "/supervision/grid-state/"]
+ROLES = ["anonymous", "household", "grid_operator", "regulator", "admin"]
+
+
+@pytest.fixture
+def people(
+    site: Site, prosumer: User, grid_operator: User, regulator: User, admin: User
+) -> dict[str, User | None]:
+    return {
+        "anonymous": None,
+        "household": prosumer,
+        "grid_operator": grid_operator,
+        "regulator": regulator,
+        "admin": admin,
+    }
+
+
+def _expected_get(url: str, role: str) -> int:
+    if role == "anonymous":
+        return 302
+    allowed = {
+        **{key: {"regulator", "admin"} for key in REGULATOR_PAGES},
+        **{key: {"grid_operator", "admin"} for key in OPERATOR_PAGES},
+        **{key: {"household"} for key in HOUSEHOLD_PAGES},
+    }[url]
+    return 200 if role in allowed else 403
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_it_opens_each_page_to_exactly_the_roles_it_serves(
+    people: dict[str, User | None], role: str
+) -> None:
+    client = client_for(people[role])
+    for url in REGULATOR_PAGES + OPERATOR_PAGES + HOUSEHOLD_PAGES:
+        response = client.get(url)
+        assert response.status_code == _expected_get(url, role), (url, role)
+        if role == "anonymous":
+            assert response["Location"].startswith("/accounts/login/?next="), url
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_it_lets_exactly_the_acting_role_post_each_act(
+    people: dict[str, User | None], role: str
+) -> None:
+    client = client_for(people[role])
+    for url in REGULATOR_ACTS + OPERATOR_ACTS + ["/supervision/notifications/read/"]:
+        response = client.post(url, {})
+        if role == "anonymous":
+            assert response.status_code == 302, url
+            assert response["Location"].startswith("/accounts/login/?next="), url
+            continue
+        acting = {
+            **dict.fromkeys(REGULATOR_ACTS, "regulator"),
+            **dict.fromkeys(OPERATOR_ACTS, "grid_operator"),
+            "/supervision/notifications/read/": "household",
+        }[url]
+        if role != acting:
+            assert response.status_code == 403, (url, role)
+        elif url == "/supervision/review/1-0/":
+            # No such contract under review: back to the console with a message.
+            assert response.status_code == 302
+            assert response["Location"] == "/console/regulator/"
+        elif url == "/supervision/notifications/read/":
+            assert response.status_code == 302
+            assert response["Location"] == "/supervision/"
+        else:
+            assert response.status_code == 400, url  # the empty form, its errors
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_the_acts_answer_only_posts(regulator: User, site: Site) -> None:
+    client = client_for(regulator)
+    for url in REGULATOR_ACTS:
+        assert client.get(url).status_code == 405, url
+
+
+def test_an_admin_sees_the_regulator_console_without_forms_to_sign(
+    admin: User, flagged: Contract
+) -> None:
+    html = client_for(admin).get("/console/regulator/").content.decode()
+    assert f'data-review="{flagged.id}"' in html
+    assert "Only a regulator decides." in html
+    assert "/supervision/suspend/" not in html
+    assert "Only a regulator account signs supervisory acts" in html
+
+
+# --- the regulator console ------------------------------------------------------------------------
+
+
+def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
+    regulator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    html = client_for(regulator).get("/console/regulator/").content.decode()
+    assert 'data-live-socket="/ws/ledger/"' in html
+    for region in ("review-rows", "regulator-alerts", "statistics-rows", "audit-rows"):
+        assert f'id="{region}"' in html
+    assert html.count('hx-trigger="live:refresh from:#supervision-live"') == 4
+    assert f'data-review="{flagged.id}"' in html
+    assert '<li data-rule="size"><strong>size</strong>: 6,000 Wh is more than 5,000 Wh</li>' in html
+    assert prosumer.name in html
+    assert consumer.name in html
+    assert "6 kWh" in html
+    assert "€0.20/kWh" in html  # the resting sell order's price
+    for decision in ("clear", "veto", "curtail"):
+        assert f'name="review-{flagged.id}-decision" value="{decision}"' in html
+    # What is typed stays when a block re-fetches the queue.
+    assert f'id="id_review-{flagged.id}-reason"' in html
+    assert 'hx-preserve="true"' in html
+
+
+def test_it_shows_the_statistics_of_each_slot_with_an_alert_for_a_dominant_seller(
+    regulator: User, flagged: Contract, prosumer: User
+) -> None:
+    html = client_for(regulator).get("/console/regulator/statistics/rows/").content.decode()
+    assert f'data-slot="{flagged.slot.isoformat()}" data-alert="concentration"' in html
+    assert "6 kWh" in html
+    assert f"{prosumer.name}:" in html
+    assert "(100.00 %)" in html
+    assert 'data-alert="seller_share">Alert: above the 50.00 % threshold' in html
+    alerts = client_for(regulator).get("/console/regulator/alerts/").content.decode()
+    assert 'data-alert="seller_share"' in alerts
+    assert "Trading is not suspended anywhere." in alerts
+
+
+def test_an_act_needs_a_reason_and_without_one_nothing_is_signed(
+    regulator: User, flagged: Contract
+) -> None:
+    client = client_for(regulator)
+    cases = [
+        ("/supervision/suspend/", "suspend", {"suspend-scope": "market"}),
+        ("/supervision/resume/", "resume", {"resume-scope": "market"}),
+        (
+            "/supervision/account/",
+            "account",
+            {"account-act": "restrict", "account-address": flagged.seller},
+        ),
+        (
+            "/supervision/contract/",
+            "contract",
+            {"contract-act": "veto", "contract-contract": flagged.id},
+        ),
+        (
+            f"/supervision/review/{flagged.id}/",
+            f"review-{flagged.id}",
+            {f"review-{flagged.id}-decision": "veto"},
+        ),
+    ]
+    for url, prefix, data in cases:
+        for reason in ("", "   "):
+            response = client.post(url, data | {f"{prefix}-reason": reason, "confirmed": "yes"})
+            assert response.status_code == 400, url
+            html = response.content.decode()
+            assert (
+                f'<p class="field-error" id="id_{prefix}-reason_error">Error: Give a reason: '
+                "every supervisory act records why.</p>"
+            ) in html, url
+            assert "Nothing was signed." in html
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_a_curtailment_must_cut_the_contract(regulator: User, flagged: Contract) -> None:
+    prefix = f"review-{flagged.id}"
+    response = client_for(regulator).post(
+        f"/supervision/review/{flagged.id}/",
+        {
+            f"{prefix}-decision": "curtail",
+            f"{prefix}-reason": "Too large for the feeder",
+            f"{prefix}-energy": "6",
+            f"{prefix}-energy_unit": "kWh",
+            "confirmed": "yes",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        f'id="id_{prefix}-energy_error">Error: A curtailment cuts the contract below its 6 kWh; '
+        "enter at most 5.999 kWh.</p>"
+    ) in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+
+
+def _act_cases(contract: Contract) -> list[tuple[str, dict[str, str], str, dict[str, Any]]]:
+    """(url, form data, transaction type, payload) for every act with its preconditions met."""
+    review = f"review-{contract.id}"
+    return [
+        (
+            f"/supervision/review/{contract.id}/",
+            {f"{review}-decision": "veto", f"{review}-reason": REASON},
+            "supervision.contract.veto",
+            {"contract": contract.id, "reason": REASON},
+        ),
+        (
+            f"/supervision/review/{contract.id}/",
+            {f"{review}-decision": "clear", f"{review}-reason": REASON},
+            "supervision.review.clear",
+            {"contract": contract.id, "reason": REASON},
+        ),
+        (
+            f"/supervision/review/{contract.id}/",
+            {
+                f"{review}-decision": "curtail",
+                f"{review}-reason": REASON,
+                f"{review}-energy": "2.5",
+                f"{review}-energy_unit": "kWh",
+            },
+            "supervision.contract.curtail",
+            {"contract": contract.id, "energy_wh": 2_500, "reason": REASON},
+        ),
+        (
+            "/supervision/contract/",
+            {"contract-act": "veto", "contract-contract": contract.id, "contract-reason": REASON},
+            "supervision.contract.veto",
+            {"contract": contract.id, "reason": REASON},
+        ),
+        (
+            "/supervision/contract/",
+            {
+                "contract-act": "curtail",
+                "contract-contract": contract.id,
+                "contract-energy": "4000",
+                "contract-energy_unit": "Wh",
+                "contract-reason": REASON,
+            },
+            "supervision.contract.curtail",
+            {"contract": contract.id, "energy_wh": 4_000, "reason": REASON},
+        ),
+        (
+            "/supervision/suspend/",
+            {"suspend-scope": f"feeder:{FEEDER}", "suspend-reason": REASON},
+            "supervision.trading.suspend",
+            {"scope": f"feeder:{FEEDER}", "reason": REASON, "until": 0},
+        ),
+        (
+            "/supervision/account/",
+            {
+                "account-act": "restrict",
+                "account-address": contract.buyer,
+                "account-reason": REASON,
+            },
+            "supervision.account.restrict",
+            {"address": contract.buyer, "reason": REASON},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_a_confirmed_act_submits_exactly_one_transaction_of_its_type(
+    regulator: User, flagged: Contract, case: int
+) -> None:
+    url, data, type_, payload = _act_cases(flagged)[case]
+    client = client_for(regulator)
+
+    # Checked, then shown for confirmation: nothing is signed yet.
+    confirm = client.post(url, data)
+    assert confirm.status_code == 200
+    html = confirm.content.decode()
+    assert 'data-testid="confirmation"' in html
+    assert REASON in html
+    assert 'name="confirmed" value="yes"' in html
+    assert not SubmittedTransaction.objects.exists()
+
+    done = client.post(url, data | {"confirmed": "yes"}, follow=True)
+    assert done.redirect_chain == [("/console/regulator/", 302)]
+    assert submitted() == {"type": type_, "payload": payload}
+    assert TAKES_EFFECT in done.content.decode()
+
+
+def test_a_suspension_with_an_end_signs_it_in_ms(regulator: User, site: Site) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    end = (timezone.localtime() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    data = {
+        "suspend-scope": "market",
+        "suspend-until": end.strftime("%Y-%m-%dT%H:%M"),
+        "suspend-reason": REASON,
+        "confirmed": "yes",
+    }
+    assert client_for(regulator).post("/supervision/suspend/", data).status_code == 302
+    assert submitted()["payload"] == {
+        "scope": "market",
+        "reason": REASON,
+        "until": ms_of_datetime(end),
+    }
+
+
+def test_a_suspension_cannot_end_in_the_past(regulator: User, site: Site) -> None:
+    data = {
+        "suspend-scope": "market",
+        "suspend-until": "2020-01-01T10:00",
+        "suspend-reason": REASON,
+        "confirmed": "yes",
+    }
+    response = client_for(regulator).post("/supervision/suspend/", data)
+    assert response.status_code == 400
+    assert "Error: The end of a suspension is a time in the future." in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_a_refused_act_shows_the_plain_message_beside_its_field(
+    regulator: User, site: Site, prosumer: User
+) -> None:
+    client = client_for(regulator)
+    response = client.post(
+        "/supervision/resume/",
+        {"resume-scope": "market", "resume-reason": REASON, "confirmed": "yes"},
+    )
+    assert response.status_code == 400
+    assert "Trading there is not suspended." in response.content.decode()
+
+    response = client.post(
+        "/supervision/contract/",
+        {
+            "contract-act": "veto",
+            "contract-contract": "1-0",
+            "contract-reason": REASON,
+            "confirmed": "yes",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        'id="id_contract-contract_error">Error: No such contract.</p>' in response.content.decode()
+    )
+
+    response = client.post(
+        "/supervision/account/",
+        {
+            "account-act": "defaults_reset",
+            "account-address": prosumer.identity.address,
+            "account-reason": REASON,
+            "confirmed": "yes",
+        },
+    )
+    assert response.status_code == 400
+    assert "That account has no unsettled defaults." in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+
+
+# --- from the act to what the household sees -----------------------------------------------------
+
+
+def test_a_veto_from_the_review_queue_reaches_the_households_pages(
+    site: Site, regulator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    prefix = f"review-{flagged.id}"
+    data = {f"{prefix}-decision": "veto", f"{prefix}-reason": REASON, "confirmed": "yes"}
+    assert client_for(regulator).post(f"/supervision/review/{flagged.id}/", data).status_code == 302
+    commit_pending(site)
+
+    flagged.refresh_from_db()
+    assert flagged.vetoed
+    assert ReviewItem.objects.get(contract=flagged).status == "vetoed"
+    console = client_for(regulator)
+    assert (
+        "No contract is waiting for review."
+        in console.get("/console/regulator/review/rows/").content.decode()
+    )
+    act = SupervisoryAct.objects.get(type="supervision.contract.veto")
+    audit = console.get("/console/regulator/audit/rows/").content.decode()
+    assert f'<tr data-act="{act.tx}" data-type="supervision.contract.veto">' in audit
+    assert f"Vetoed contract {flagged.id}" in audit
+    assert "<td>Regulator</td>" in audit
+    assert regulator.name in audit
+    assert REASON in audit
+    assert f'href="/ledger/tx/{act.tx}/"' in audit
+
+    for household in (prosumer, consumer):
+        client = client_for(household)
+        contracts = client.get("/market/contracts/").content.decode()
+        assert f'<tr data-contract="{flagged.id}" data-vetoed="true">' in contracts
+        assert f"<strong>Vetoed</strong> by a regulator: {REASON}" in contracts
+
+        page = client.get("/supervision/").content.decode()
+        assert f"Vetoed contract {flagged.id}" in page
+        assert f'href="/ledger/tx/{act.tx}/"' in page
+        assert 'data-read="no"' in page
+        assert "1 unread." in page
+        assert 'Supervision <span class="badge">(1 unread)</span>' in page  # the nav
+
+        read = client.post("/supervision/notifications/read/", follow=True)
+        assert read.redirect_chain == [("/supervision/", 302)]
+        html = read.content.decode()
+        assert "No unread notifications." in html
+        assert 'data-read="yes"' in html
+        assert "(1 unread)" not in html
+    assert not Notification.objects.filter(read=False).exists()
+
+
+def test_a_curtailment_shows_the_new_energy_and_the_reason(
+    site: Site, regulator: User, flagged: Contract, prosumer: User
+) -> None:
+    data = {
+        "contract-act": "curtail",
+        "contract-contract": flagged.id,
+        "contract-energy": "4",
+        "contract-energy_unit": "kWh",
+        "contract-reason": REASON,
+        "confirmed": "yes",
+    }
+    assert client_for(regulator).post("/supervision/contract/", data).status_code == 302
+    commit_pending(site)
+    contracts = client_for(prosumer).get("/market/contracts/").content.decode()
+    assert f"<strong>Curtailed</strong> from 6 kWh to 4 kWh by a regulator: {REASON}" in contracts
+
+
+def test_a_feeder_suspension_shows_on_the_order_form_and_the_transparency_page(
+    site: Site, regulator: User, prosumer: User
+) -> None:
+    household = client_for(prosumer)
+    assert 'data-testid="trading-stop"' not in household.get("/market/").content.decode()
+    assert "trading-stop" not in household.get("/supervision/trading-stop/").content.decode()
+
+    data = {"suspend-scope": f"feeder:{FEEDER}", "suspend-reason": REASON, "confirmed": "yes"}
+    assert client_for(regulator).post("/supervision/suspend/", data).status_code == 302
+    commit_pending(site)
+    assert Suspension.objects.get().scope == f"feeder:{FEEDER}"
+
+    notice = f"Trading on feeder {FEEDER} is suspended: {REASON}"
+    market = household.get("/market/").content.decode()
+    assert 'id="market-trading-stop"' in market
+    assert notice in market
+    assert notice in household.get("/supervision/trading-stop/").content.decode()
+    page = household.get("/supervision/").content.decode()
+    assert notice in page
+    assert f'<li data-suspension="feeder:{FEEDER}">' in page
+    assert f"Suspended trading on feeder {FEEDER}" in page
+
+    alerts = client_for(regulator).get("/console/regulator/alerts/").content.decode()
+    assert f'<li data-suspension="feeder:{FEEDER}">' in alerts
+
+    data = {"resume-scope": f"feeder:{FEEDER}", "resume-reason": "Repaired", "confirmed": "yes"}
+    assert client_for(regulator).post("/supervision/resume/", data).status_code == 302
+    assert submitted()["type"] == "supervision.trading.resume"
+    commit_pending(site)
+    assert "trading-stop" not in household.get("/supervision/trading-stop/").content.decode()
+
+
+def test_a_restriction_shows_on_the_order_form(site: Site, regulator: User, consumer: User) -> None:
+    address = consumer.identity.address
+    data = {
+        "account-act": "restrict",
+        "account-address": address,
+        "account-reason": "Unpaid deposits",
+        "confirmed": "yes",
+    }
+    assert client_for(regulator).post("/supervision/account/", data).status_code == 302
+    commit_pending(site)
+    notice = "A regulator restricted your account; it may not trade: Unpaid deposits"
+    assert notice in client_for(consumer).get("/market/").content.decode()
+
+    data |= {"account-act": "reinstate", "account-reason": "Paid"}
+    assert client_for(regulator).post("/supervision/account/", data).status_code == 302
+    assert submitted() == {
+        "type": "supervision.account.reinstate",
+        "payload": {"address": address, "reason": "Paid"},
+    }
+
+
+# --- the grid operator console -------------------------------------------------------------------
+
+
+def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
+    grid_operator: User, flagged: Contract
+) -> None:
+    html = client_for(grid_operator).get("/console/operator/").content.decode()
+    assert 'data-loading-chart="#loading-rows"' in html
+    assert "js/loading.js" in html
+    assert "chart.umd.min.js" in html
+    assert 'data-testid="loading-table"' in html
+    # f1 carries 1,000,000 W for 15 minutes: 250,000 Wh each way; 6,000 Wh is 2 %.
+    assert f'data-feeder="{FEEDER}" data-export-pct="2" data-import-pct="2"' in html
+    assert '<td class="num">250000</td>' in html
+    assert f'<tr data-feeder="{FEEDER}">' in html  # the topology
+    assert "The whole grid: normal" in html
+    # No control that moves money but the grid operator's own issuing (top-up) and enrolment.
+    actions = set(re.findall(r'action="([^"]*)"', html))
+    household_controls = re.compile(r"/console/operator/households/[0-9]+/(enrol|top-up)/")
+    assert {a for a in actions if not household_controls.fullmatch(a)} == {
+        "/supervision/feeders/publish/",
+        "/supervision/grid-state/",
+        "/accounts/logout/",
+    }
+
+
+def test_the_grid_operator_publishes_a_feeder_and_declares_the_grid_state(
+    site: Site, grid_operator: User, prosumer: User
+) -> None:
+    client = client_for(grid_operator)
+    publish = {
+        "feeder-feeder": "f2",
+        "feeder-export_limit_w": "50000",
+        "feeder-import_limit_w": "40000",
+    }
+    assert client.post("/supervision/feeders/publish/", publish).status_code == 200  # confirm
+    assert not SubmittedTransaction.objects.exists()
+    bad = client.post(
+        "/supervision/feeders/publish/",
+        publish | {"feeder-export_limit_w": "5.5", "confirmed": "yes"},
+    )
+    assert bad.status_code == 400
+    assert "Error: Enter the limit as a whole number of W" in bad.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+    done = client.post("/supervision/feeders/publish/", publish | {"confirmed": "yes"})
+    assert done.status_code == 302
+    assert done["Location"] == "/console/operator/"
+    assert submitted() == {
+        "type": "grid.feeder.publish",
+        "payload": {"feeder": "f2", "export_limit_w": 50_000, "import_limit_w": 40_000},
+    }
+    commit_pending(site)
+    assert '<tr data-feeder="f2">' in client.get("/console/operator/grid/rows/").content.decode()
+
+    declare = {"grid-scope": f"feeder:{FEEDER}", "grid-state": "high_load", "confirmed": "yes"}
+    response = client.post("/supervision/grid-state/", declare | {"grid-reason": ""})
+    assert response.status_code == 400
+    assert "Error: Give a reason" in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+    assert (
+        client.post("/supervision/grid-state/", declare | {"grid-reason": "Heat wave"}).status_code
+        == 302
+    )
+    assert submitted() == {
+        "type": "grid.state.declare",
+        "payload": {"scope": f"feeder:{FEEDER}", "state": "high_load", "reason": "Heat wave"},
+    }
+    commit_pending(site)
+    notice = f"The grid operator declared feeder {FEEDER} under high load: Heat wave"
+    assert notice in client_for(prosumer).get("/market/").content.decode()
+    assert (
+        f"Feeder {FEEDER} is declared high load: Heat wave"
+        in client.get("/console/operator/alerts/").content.decode()
+    )
