@@ -24,7 +24,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from gridplatform.errors import DomainError
+from gridplatform.errors import DomainError, InvalidInput
 
 API_PREFIX = "/api/"
 
@@ -66,6 +66,38 @@ def codes_text(messages: dict[str, str], *codes: str) -> str:
 UNAUTHENTICATED = error_response(
     "`not_authenticated` (no credentials) or `authentication_failed` (a bad or revoked token)."
 )
+
+
+def validated(
+    serializer_class: type[serializers.Serializer],
+    data: Any,
+    *,
+    messages: dict[str, str],
+    field_codes: dict[str, str],
+    fallback: str = "invalid",
+    out_of_bounds: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``data`` checked by ``serializer_class``, or ``InvalidInput`` with the code of the first
+    bad field in the serializer's order.
+
+    ``field_codes`` names each field's code (``fallback`` for the rest); a field whose first error
+    is ``unsafe`` (an integer too large for the ledger) takes its code from ``out_of_bounds``.
+    A body that is not an object, or errors on no field, is ``malformed``.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput(messages["malformed"], code="malformed")
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        result: dict[str, Any] = dict(serializer.validated_data)
+        return result
+    errors = {name: [str(e) for e in problems] for name, problems in serializer.errors.items()}
+    name = next((name for name in serializer.fields if name in errors), "")
+    if not name:
+        raise InvalidInput(messages["malformed"], code="malformed", detail=errors)
+    code = field_codes.get(name, fallback)
+    if out_of_bounds and serializer.errors[name][0].code == "unsafe":
+        code = out_of_bounds.get(name, code)
+    raise InvalidInput(messages.get(code, f"{name}: {errors[name][0]}"), code=code, detail=errors)
 
 
 def error_body(code: str, message: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:

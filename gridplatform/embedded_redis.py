@@ -4,7 +4,9 @@ When ``REDIS_URL`` is unset, the first process of a tree (the run command, the t
 management command) starts a private ``redis-server`` listening only on a unix socket under
 ``var/``, and exports ``REDIS_URL`` so that every process it starts (web, workers, beat) shares
 that one server. The server dies with the process that started it: it is stopped at exit, and on
-Linux the kernel also kills it if its parent is killed outright.
+Linux the kernel also kills it if its parent is killed outright. It runs in a session of its own,
+so the Ctrl-C a terminal sends to its whole foreground group does not stop it before the processes
+that use it: the run command stops its children first, and the server goes at exit.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def start(var_dir: Path, *, timeout_s: float = 10.0) -> str:
             str(workdir / "redis.log"),
         ],
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
         preexec_fn=_die_with_parent,
     )
     owner = os.getpid()

@@ -34,6 +34,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridplatform import api
 from gridplatform.accounts.models import Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundError
@@ -80,22 +81,14 @@ MESSAGES = services.MESSAGES | {
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """``data`` checked by ``serializer_class``, or ``InvalidInput`` with the code of the first
-    bad field in the serializer's order (the order the contract checks them in)."""
-    if not isinstance(data, dict):
-        raise InvalidInput(MESSAGES["malformed"], code="malformed")
-    serializer = serializer_class(data=data)
-    if serializer.is_valid():
-        result: dict[str, Any] = dict(serializer.validated_data)
-        return result
-    errors = {name: [str(e) for e in problems] for name, problems in serializer.errors.items()}
-    name = next((name for name in serializer.fields if name in errors), "")
-    if not name:
-        raise InvalidInput(MESSAGES["malformed"], code="malformed", detail=errors)
-    code = FIELD_CODES.get(name, "invalid")
-    if serializer.errors[name][0].code == "unsafe":  # an integer too large for the ledger
-        code = OUT_OF_BOUNDS.get(name, code)
-    raise InvalidInput(MESSAGES.get(code, f"{name}: {errors[name][0]}"), code=code, detail=errors)
+    """``data`` checked in the serializer's order (the order the contract checks them in)."""
+    return api.validated(
+        serializer_class,
+        data,
+        messages=MESSAGES,
+        field_codes=FIELD_CODES,
+        out_of_bounds=OUT_OF_BOUNDS,
+    )
 
 
 # Orders and offers are named by the transaction that made them.

@@ -25,7 +25,6 @@ from gridplatform.money import text_from_minor
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market.models import Side
 from market.options import Options
-from market.pricing import WH_PER_KWH
 from market.selectors import Slot
 
 KWH, WH = "kWh", "Wh"
@@ -79,11 +78,20 @@ def scaled(text: str, places: int) -> int:
     return int(whole or "0") * scale + int(fraction.ljust(places, "0") or "0")
 
 
+def _thousandths(value: int, unit: str) -> str:
+    whole, rest = divmod(value, 1000)
+    fraction = f"{rest:03d}".rstrip("0")
+    return f"{whole:,}{'.' + fraction if fraction else ''} {unit}"
+
+
 def energy_text(energy_wh: int) -> str:
     """1500 -> ``"1.5 kWh"``, 2000 -> ``"2 kWh"``, 1 -> ``"0.001 kWh"`` (exact)."""
-    kwh, wh = divmod(energy_wh, WH_PER_KWH)
-    fraction = f"{wh:03d}".rstrip("0")
-    return f"{kwh:,}{'.' + fraction if fraction else ''} kWh"
+    return _thousandths(energy_wh, KWH)
+
+
+def power_text(power_w: int) -> str:
+    """60000 -> ``"60 kW"``, 7500 -> ``"7.5 kW"`` (exact): a feeder's limit."""
+    return _thousandths(power_w, "kW")
 
 
 def price_text(price: int) -> str:

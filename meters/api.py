@@ -32,7 +32,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
-from gridplatform import identity
+from gridplatform import api, identity
 from gridplatform.accounts.models import Identity, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import InvalidInput
@@ -63,18 +63,9 @@ MESSAGES = services.MESSAGES | {
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """``data`` checked by ``serializer_class``, or ``InvalidInput`` with the code of the first
-    bad field in the serializer's order."""
-    if not isinstance(data, dict):
-        raise InvalidInput(MESSAGES["malformed"], code="malformed")
-    serializer = serializer_class(data=data)
-    if serializer.is_valid():
-        result: dict[str, Any] = dict(serializer.validated_data)
-        return result
-    errors = {name: [str(e) for e in problems] for name, problems in serializer.errors.items()}
-    name = next((name for name in serializer.fields if name in errors), "")
-    code = FIELD_CODES.get(name, "malformed")
-    raise InvalidInput(MESSAGES[code], code=code, detail=errors)
+    return api.validated(
+        serializer_class, data, messages=MESSAGES, field_codes=FIELD_CODES, fallback="malformed"
+    )
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gridplatform import api
 from gridplatform.accounts.models import Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import Forbidden, InvalidInput, NotFoundError
@@ -104,20 +105,7 @@ def _allow(user: User, roles: tuple[object, ...]) -> None:
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """``data`` checked by ``serializer_class``, or ``InvalidInput`` with the code of the first
-    bad field in the serializer's order."""
-    if not isinstance(data, dict):
-        raise InvalidInput(MESSAGES["malformed"], code="malformed")
-    serializer = serializer_class(data=data)
-    if serializer.is_valid():
-        result: dict[str, Any] = dict(serializer.validated_data)
-        return result
-    errors = {name: [str(e) for e in problems] for name, problems in serializer.errors.items()}
-    name = next((name for name in serializer.fields if name in errors), "")
-    if not name:
-        raise InvalidInput(MESSAGES["malformed"], code="malformed", detail=errors)
-    code = FIELD_CODES.get(name, "invalid")
-    raise InvalidInput(MESSAGES.get(code, f"{name}: {errors[name][0]}"), code=code, detail=errors)
+    return api.validated(serializer_class, data, messages=MESSAGES, field_codes=FIELD_CODES)
 
 
 def _sent(type_: str, tx: Transaction) -> Response:

@@ -2,7 +2,8 @@
 
 Every act says why (:class:`ReasonField`, 1-500 characters, as ``market.grid.reason_of``
 requires), energy is typed in kWh or Wh and becomes integer Wh exactly (``market.forms.scaled``:
-never rounded, never a float), limits are whole W. What the ledger alone can say (the contract
+never rounded, never a float), and a feeder's limits are typed in kW and become integer W the
+same way. What the ledger alone can say (the contract
 is vetoed already, the feeder is not suspended, ...) comes back from the services as a refusal
 code; :data:`FIELD_OF_CODE` puts its message next to the field it is about.
 """
@@ -18,7 +19,7 @@ from django import forms
 from django.utils import timezone
 
 from gridplatform.identity import IdentityError, validate_address
-from market.forms import KWH, WH, Inexact, NotANumber, energy_text, scaled
+from market.forms import KWH, WH, Inexact, NotANumber, energy_text, power_text, scaled
 from market.grid import MAX_REASON
 
 # The services' refusal codes that are about one field (the rest go above the form).
@@ -34,7 +35,7 @@ FIELD_OF_CODE = {
     "unknown_account": "address",
     "not_household": "address",
     "bad_feeder": "feeder",
-    "bad_limit": "export_limit_w",
+    "bad_limit": "export_limit_kw",
     "bad_state": "state",
 }
 _FEEDER_NAME = re.compile(r"[a-z0-9._-]{1,64}")
@@ -124,20 +125,36 @@ def _name_field(label: str, max_length: int, required: str, **kwargs: Any) -> fo
     )
 
 
-def _limit_field(direction: str) -> forms.IntegerField:
-    """A feeder's limit one way, whole W."""
-    return forms.IntegerField(
-        label=f"{direction.capitalize()} limit (W)",
-        min_value=0,
-        max_value=_MAX_LIMIT_W,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
-        error_messages={
-            "required": f"Enter the {direction} limit in W.",
-            "invalid": "Enter the limit as a whole number of W, such as 50000.",
-            "min_value": "A limit is 0 W or more.",
-            "max_value": "That limit is beyond any feeder.",
-        },
-    )
+class LimitField(forms.Field):
+    """A feeder's limit one way, typed in kW with up to three decimals, cleaned to integer W
+    exactly (``"7.5"`` -> 7500): the ledger keeps limits in W and nothing is rounded."""
+
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        super().__init__(
+            label=f"{direction.capitalize()} limit (kW)",
+            widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+            error_messages={"required": f"Enter the {direction} limit in kW."},
+        )
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        try:
+            watts = scaled(str(value), 3)
+        except NotANumber:
+            raise forms.ValidationError(
+                "Enter the limit in kW as a number of 0 or more, such as 50 or 7.5."
+            ) from None
+        except Inexact:
+            raise forms.ValidationError(
+                "A limit has at most three decimals in kW (whole W), such as 7.125."
+            ) from None
+        if watts > _MAX_LIMIT_W:
+            raise forms.ValidationError(
+                f"That limit is beyond any feeder (at most {power_text(_MAX_LIMIT_W)})."
+            )
+        return watts
 
 
 def _scope_field(required: str, invalid_choice: str) -> forms.ChoiceField:
@@ -277,7 +294,8 @@ class AccountActForm(forms.Form):
 
 
 class FeederPublishForm(forms.Form):
-    """The grid operator publishes a feeder or changes its limits (whole W)."""
+    """The grid operator publishes a feeder or changes its limits (typed in kW; cleaned, as the
+    ledger takes them, to ``export_limit_w`` and ``import_limit_w`` in W)."""
 
     feeder = _name_field(
         "Feeder",
@@ -285,14 +303,21 @@ class FeederPublishForm(forms.Form):
         "Enter the feeder's name.",
         help_text="1-64 of a-z, 0-9, '.', '_' and '-'.",
     )
-    export_limit_w = _limit_field("export")
-    import_limit_w = _limit_field("import")
+    export_limit_kw = LimitField("export")
+    import_limit_kw = LimitField("import")
 
     def clean_feeder(self) -> str:
         feeder: str = self.cleaned_data["feeder"].strip()
         if not _FEEDER_NAME.fullmatch(feeder):
             raise forms.ValidationError("A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.")
         return feeder
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for direction in ("export", "import"):
+            if f"{direction}_limit_kw" in data:
+                data[f"{direction}_limit_w"] = data.pop(f"{direction}_limit_kw")
+        return data
 
 
 class GridStateForm(_ScopedForm):

@@ -33,7 +33,7 @@ from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.decorators import View, role_required
 from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
-from market.forms import energy_text
+from market.forms import energy_text, power_text
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
 from supervision import selectors, services
@@ -577,8 +577,8 @@ PUBLISH_ACT = Act(
         f"Publish feeder {data['feeder']}?",
         [
             ("Feeder", data["feeder"]),
-            ("Export limit", f"{data['export_limit_w']:,} W"),
-            ("Import limit", f"{data['import_limit_w']:,} W"),
+            ("Export limit", power_text(data["export_limit_w"])),
+            ("Import limit", power_text(data["import_limit_w"])),
         ],
         "Confirm: publish the feeder",
     ),

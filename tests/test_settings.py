@@ -92,6 +92,18 @@ def test_it_defaults_to_sqlite_under_var_and_an_embedded_redis() -> None:
     assert pong == "True"
 
 
+def test_the_embedded_redis_is_out_of_reach_of_a_terminals_ctrl_c() -> None:
+    """Ctrl-C signals the terminal's whole process group. The embedded Redis is in a group of its
+    own, so the worker and the web server still reach it while the run command stops them."""
+    printed = show(
+        "__import__('os').getpgid(__import__('redis').Redis.from_url(settings.REDIS_URL)"
+        ".info()['process_id']), __import__('os').getpgrp()",
+        {"DEBUG": "1"},
+    )
+    redis_group, own_group = printed.split()
+    assert redis_group != own_group
+
+
 def test_it_uses_the_servers_it_is_given() -> None:
     printed = show(
         "settings.DATABASES['default']['ENGINE'], settings.REDIS_URL, settings.CELERY_BROKER_URL",

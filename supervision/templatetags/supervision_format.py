@@ -16,7 +16,7 @@ from django.utils import dateformat, timezone
 
 from gridplatform.accounts.models import Role
 from ledger.projection import datetime_of_ms
-from market.forms import energy_text
+from market.forms import energy_text, power_text
 from supervision import selectors
 
 register = template.Library()
@@ -50,6 +50,11 @@ def _until(value: object) -> str:
     return ""
 
 
+def power(value: object) -> str:
+    """A limit in W as kW, exactly: ``{{ feeder.export_limit_w|power }}``."""
+    return power_text(value) if isinstance(value, int) else "—"
+
+
 def act_what(act: Any) -> str:
     """What a supervisory act (``supervision.models.SupervisoryAct``) did, in a sentence."""
     payload = act.payload if isinstance(act.payload, dict) else {}
@@ -79,8 +84,8 @@ def act_what(act: Any) -> str:
         case "grid.feeder.publish":
             return (
                 f"Published feeder {payload.get('feeder', '')}: export limit "
-                f"{payload.get('export_limit_w', '—')} W, import limit "
-                f"{payload.get('import_limit_w', '—')} W"
+                f"{power(payload.get('export_limit_w'))}, import limit "
+                f"{power(payload.get('import_limit_w'))}"
             )
         case "grid.state.declare":
             state = GRID_STATE_WORDS.get(payload.get("state", ""), payload.get("state", ""))
@@ -130,6 +135,7 @@ def unread_notifications(user: Any) -> int:
 register.filter("act_what", act_what)
 register.filter("stop_text", stop_text)
 register.filter("percent", percent)
+register.filter("power", power)
 register.filter("scope_text", scope_text)
 register.filter("when", when)
 register.filter("role_text", role_text)

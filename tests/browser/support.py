@@ -111,6 +111,25 @@ class LiveServer:
             self.process.join()
 
 
+def server_for_network(network: Any) -> LiveServer:
+    """A test server whose processes sign and submit to ``network`` (a ``LiveNetwork``): the
+    spawned server reads the ledger's place from its environment, set only while it starts."""
+    from django.db import connection
+
+    names = ("LEDGER_DIR", "LEDGER_STORE_URL")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["LEDGER_DIR"] = str(network.directory)
+    os.environ["LEDGER_STORE_URL"] = network.store_template
+    try:
+        return LiveServer(database_name=str(connection.settings_dict["NAME"]))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def outside_event_loop(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Call ``function`` in a thread of its own, where Playwright's event loop is not running.
 

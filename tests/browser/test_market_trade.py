@@ -6,7 +6,6 @@ and buys; both see the contract appear without reloading."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from ledger.projection import ms_of_datetime
 from market import selectors
 from market import services as market_services
 from market.models import MarketAccount
-from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.support import LiveServer, outside_event_loop, server_for_network
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.live import LiveNetwork
@@ -48,17 +47,7 @@ def network(
 @pytest.fixture(scope="module")
 def _live_server(django_db_setup: None, network: LiveNetwork) -> Iterator[LiveServer]:
     """The conftest's server, with this network in its environment (it signs and submits)."""
-    saved = {name: os.environ.get(name) for name in ("LEDGER_DIR", "LEDGER_STORE_URL")}
-    os.environ["LEDGER_DIR"] = str(network.directory)
-    os.environ["LEDGER_STORE_URL"] = network.store_template
-    try:
-        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    server = server_for_network(network)
     yield server
     server.stop()
 

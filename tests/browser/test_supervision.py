@@ -13,7 +13,6 @@ that outlived it would no longer match the site's read models.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from market import services as market_services
 from market.models import Contract, MarketAccount
 from supervision import services as supervision_services
 from supervision.models import Feeder, ReviewItem
-from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.support import LiveServer, outside_event_loop, server_for_network
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.live import LiveNetwork
@@ -57,17 +56,7 @@ def network(django_db_setup: None, tmp_path: Path) -> Iterator[LiveNetwork]:
 @pytest.fixture
 def _live_server(django_db_setup: None, network: LiveNetwork) -> Iterator[LiveServer]:
     """The conftest's server, with this network in its environment (it signs and submits)."""
-    saved = {name: os.environ.get(name) for name in ("LEDGER_DIR", "LEDGER_STORE_URL")}
-    os.environ["LEDGER_DIR"] = str(network.directory)
-    os.environ["LEDGER_STORE_URL"] = network.store_template
-    try:
-        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    server = server_for_network(network)
     yield server
     server.stop()
 

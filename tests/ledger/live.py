@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import connection
 
 from gridplatform.processes import commands
 from ledger import runtime
@@ -142,6 +143,17 @@ class LiveNetwork:
             assert worker is None or worker.poll() is None, "the site's worker died"
             assert time.monotonic() < deadline, f"{what} within {seconds} s; {self.heights()}"
             time.sleep(0.2)
+
+    def until(self, what: str, condition: Callable[[], Any], seconds: float = 90) -> None:
+        """Wait for ``condition`` on the site's database, which the site's worker writes: the
+        test's connection is closed after each look, so the next one sees the worker's commits."""
+
+        def check() -> bool:
+            ok = bool(condition())
+            connection.close()
+            return ok
+
+        self.wait(check, seconds=seconds, what=what)
 
     def committed_everywhere(self, txs: list[Transaction], nodes: list[int]) -> bool:
         for index in nodes:

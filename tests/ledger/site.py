@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from gridplatform.identity import KeyPair
-from ledger import application
+from ledger import application, runtime
 from ledger.blocks import Block, block_to_json
 from ledger.crypto import Transaction, sign_transaction
+from ledger.genesis import install_genesis
 from ledger.projection import block_project
 from ledger.registry import build_registry
 from ledger.state import State
+from ledger.store import open_store
 from tests.ledger.chains import CHAIN, OPERATOR, REGULATOR, Chain, make_block
 
 
@@ -79,6 +81,25 @@ class Site:
         self.blocks.append(block)
         assert project(block)
         return block
+
+    def write_store(self) -> None:
+        """Validator 0's store holding this chain, as a validator would have written it."""
+        store = open_store(runtime.store_url(0))
+        genesis = self.chain.genesis
+        install_genesis(store, genesis, self.blocks[0])
+        state = genesis.genesis_state()
+        state.take_changes()
+        for block in self.blocks[1:]:
+            application.execute(
+                state,
+                build_registry(),
+                block.transactions,
+                chain=genesis.chain,
+                height=block.height,
+                timestamp_ms=block.timestamp_ms,
+            )
+            store.append(block, state.take_changes())
+        store.close()
 
     def register(self, address: str, public_key: str, credits: int = 0) -> Block:
         """Register an account (a site user's identity) and give it credits, in one block."""

@@ -12,11 +12,7 @@ from django.core.management import call_command
 from django.forms.models import model_to_dict
 
 from gridplatform.identity import KeyPair
-from ledger import application, runtime
-from ledger.genesis import install_genesis
 from ledger.projection import datetime_of_ms
-from ledger.registry import build_registry
-from ledger.store import open_store
 from market.models import Contract, MarketAccount, Offer, Order
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR, build_chain, recent_start_ms
 from tests.ledger.site import Site, use_network
@@ -55,26 +51,6 @@ def order(site: Site, who: KeyPair, side: str, energy_wh: int, price: int, slot:
     return site.sign(
         who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
     )
-
-
-def store_of(site: Site) -> None:
-    """Validator 0's store holding the site's chain, as a validator would have written it."""
-    store = open_store(runtime.store_url(0))
-    genesis = site.chain.genesis
-    install_genesis(store, genesis, site.blocks[0])
-    state = genesis.genesis_state()
-    state.take_changes()
-    for block in site.blocks[1:]:
-        application.execute(
-            state,
-            build_registry(),
-            block.transactions,
-            chain=genesis.chain,
-            height=block.height,
-            timestamp_ms=block.timestamp_ms,
-        )
-        store.append(block, state.take_changes())
-    store.close()
 
 
 def dump() -> dict[str, list[dict[str, Any]]]:
@@ -139,7 +115,7 @@ def test_it_projects_orders_contracts_offers_and_margins_and_rebuilds_them_exact
 
     # `manage.py rebuild_read_models` from a validator's store gives exactly the same rows.
     live = dump()
-    store_of(site)
+    site.write_store()
     Order.objects.all().delete()  # the site's rows lost or damaged: the chain brings them back
     Contract.objects.update(price=0)
     MarketAccount.objects.create(address="stray", locked=7)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
@@ -50,15 +49,6 @@ def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
         yield live
 
 
-def until(network: LiveNetwork, what: str, condition: Any, seconds: float = 90) -> None:
-    def check() -> bool:
-        ok = bool(condition())
-        connection.close()  # see what the site's worker wrote
-        return ok
-
-    network.wait(check, seconds=seconds, what=what)
-
-
 def balance(address: str) -> int:
     value: int = LedgerAccount.objects.get(address=address).balance
     return value
@@ -73,8 +63,7 @@ def test_a_meter_reports_and_a_contract_settles_by_the_worked_example(
     for household in (ada, ben):
         ledger_services.household_enrol(operator=grid_operator, household=household)
     seller, buyer = ada.identity.address, ben.identity.address
-    until(
-        network,
+    network.until(
         "both registered",
         lambda: LedgerAccount.objects.filter(address__in=[seller, buyer]).count() == 2,
     )
@@ -90,8 +79,7 @@ def test_a_meter_reports_and_a_contract_settles_by_the_worked_example(
         feeder="f-1",
         interval_s=60,
     )
-    until(
-        network,
+    network.until(
         "funded, on a feeder, the meter on the ledger",
         lambda: (
             LedgerAccount.objects.filter(address__in=[seller, buyer], balance=CREDITS).count() == 2
@@ -107,9 +95,9 @@ def test_a_meter_reports_and_a_contract_settles_by_the_worked_example(
     margin = timezone.now() + timedelta(seconds=40)
     slot = next(s.start for s in selectors.slot_list() if s.gate_closure >= margin)
     market_services.order_place(user=ada, slot=slot, side="sell", energy_wh=2_000, price=120)
-    until(network, "the ask rests", lambda: selectors.book(slot=slot).asks != [])
+    network.until("the ask rests", lambda: selectors.book(slot=slot).asks != [])
     market_services.order_place(user=ben, slot=slot, side="buy", energy_wh=2_000, price=150)
-    until(network, "a contract", lambda: Contract.objects.filter(slot=slot).exists())
+    network.until("a contract", lambda: Contract.objects.filter(slot=slot).exists())
     contract = Contract.objects.get(slot=slot)
     assert (contract.energy_wh, contract.price, contract.escrow, contract.deposit) == (
         2_000,
@@ -128,14 +116,14 @@ def test_a_meter_reports_and_a_contract_settles_by_the_worked_example(
     )
     assert stored.accepted == 1
     key = f"meter/reading/ada-pv/{ms_of_datetime(slot)}"
-    until(network, "the reading on the ledger", lambda: StateEntry.objects.filter(key=key).exists())
+    network.until("the reading on the ledger", lambda: StateEntry.objects.filter(key=key).exists())
 
     # The grid operator's timer settles it once the settlement delay is over.
     def settled() -> bool:
         market_services.slots_settle(operator=grid_operator, now=timezone.now())
         return SlotSettlement.objects.filter(slot=slot).exists()
 
-    until(network, "the slot settled", settled)
+    network.until("the slot settled", settled)
     line = SettlementLine.objects.get(contract=contract)
     assert (line.delivered_wh, line.paid, line.fee, line.penalty) == (1_234, 148, 6, 18)
     assert balance(seller) == 100_130

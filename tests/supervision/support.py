@@ -20,12 +20,8 @@ from django.forms.models import model_to_dict
 from gridplatform.accounts.models import User
 from gridplatform.accounts.services import identity_unseal
 from gridplatform.identity import KeyPair
-from ledger import application, runtime
 from ledger.blocks import Block
-from ledger.genesis import install_genesis
 from ledger.models import SubmittedTransaction
-from ledger.registry import build_registry
-from ledger.store import open_store
 from market.models import Contract
 from supervision.models import (
     Feeder,
@@ -207,23 +203,3 @@ def dump() -> dict[str, list[dict[str, Any]]]:
         model_to_dict(row, exclude=["id"]) for row in FeederLoad.objects.order_by("slot", "feeder")
     ]
     return rows
-
-
-def write_store(site: Site) -> None:
-    """Validator 0's store holding the site's chain, as a validator would have written it."""
-    store = open_store(runtime.store_url(0))
-    genesis = site.chain.genesis
-    install_genesis(store, genesis, site.blocks[0])
-    state = genesis.genesis_state()
-    state.take_changes()
-    for block in site.blocks[1:]:
-        application.execute(
-            state,
-            build_registry(),
-            block.transactions,
-            chain=genesis.chain,
-            height=block.height,
-            timestamp_ms=block.timestamp_ms,
-        )
-        store.append(block, state.take_changes())
-    store.close()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
@@ -48,15 +47,6 @@ TIGHT_W = 120_000  # 120 kW for a 30-second slot: 1,000 Wh each way
 def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
     with running_network(tmp_path, settings, OPTIONS) as live:
         yield live
-
-
-def until(network: LiveNetwork, what: str, condition: Any, seconds: float = 90) -> None:
-    def check() -> bool:
-        ok = bool(condition())
-        connection.close()  # see what the site's worker wrote
-        return ok
-
-    network.wait(check, seconds=seconds, what=what)
 
 
 def act(user: User, type_: str, *, rehearse: bool = True, **payload: Any) -> Transaction:
@@ -93,8 +83,7 @@ def test_supervision_is_enforced_by_the_validators(
     for household in (ada, ben):
         ledger_services.household_enrol(operator=grid_operator, household=household)
     seller, buyer = ada.identity.address, ben.identity.address
-    until(
-        network,
+    network.until(
         "both registered",
         lambda: LedgerAccount.objects.filter(address__in=[seller, buyer]).count() == 2,
     )
@@ -116,8 +105,7 @@ def test_supervision_is_enforced_by_the_validators(
     for household, feeder in ((ada, "tight"), (ben, "roomy")):
         market_services.feeder_assign(operator=grid_operator, household=household, feeder=feeder)
         ledger_services.credits_top_up(operator=grid_operator, household=household, amount=CREDITS)
-    until(
-        network,
+    network.until(
         "funded, on their feeders",
         lambda: (
             LedgerAccount.objects.filter(address__in=[seller, buyer], balance=CREDITS).count() == 2
@@ -130,9 +118,9 @@ def test_supervision_is_enforced_by_the_validators(
     margin = timezone.now() + timedelta(seconds=30)  # both orders commit before the gate
     slot = next(s.start for s in selectors.slot_list() if s.gate_closure >= margin)
     market_services.order_place(user=ada, slot=slot, side="sell", energy_wh=1_500, price=100)
-    until(network, "the ask rests", lambda: selectors.book(slot=slot).asks != [])
+    network.until("the ask rests", lambda: selectors.book(slot=slot).asks != [])
     market_services.order_place(user=ben, slot=slot, side="buy", energy_wh=1_500, price=120)
-    until(network, "a contract", lambda: Contract.objects.filter(slot=slot).exists())
+    network.until("a contract", lambda: Contract.objects.filter(slot=slot).exists())
     contract = Contract.objects.get(slot=slot)
     assert contract.energy_wh == 1_000
     assert contract.grid == {"requested_wh": 1_500, "constraint": "export:tight", "cut_wh": 500}
@@ -142,7 +130,7 @@ def test_supervision_is_enforced_by_the_validators(
 
     # 2. The regulator vetoes it before its slot starts: its margins come back.
     veto = act(regulator, "supervision.contract.veto", contract=contract.id, reason="wash trade")
-    until(network, "the veto", lambda: Contract.objects.get(id=contract.id).vetoed)
+    network.until("the veto", lambda: Contract.objects.get(id=contract.id).vetoed)
     assert (locked(buyer), locked(seller)) == (62, 10)
     assert Contract.objects.get(id=contract.id).acts[0]["reason"] == "wash trade"
     assert committed(veto) == "ok"
@@ -184,7 +172,7 @@ def test_supervision_is_enforced_by_the_validators(
         regulator, "supervision.review.clear", rehearse=False, contract=contract.id, reason="x"
     )
     assert marker.nonce == regulator_nonce
-    until(network, "the regulator's next act", lambda: committed(marker) is not None)
+    network.until("the regulator's next act", lambda: committed(marker) is not None)
     assert committed(marker) == "contract_vetoed"  # executed: the nonce was still free
     assert not TransactionRecord.objects.filter(tx_id__in=[t.id for t in signed]).exists()
     after = snapshot()
@@ -202,7 +190,7 @@ def test_supervision_is_enforced_by_the_validators(
         payload={"scope": "market", "reason": " ", "until": 0},
     )
     ledger_services.transactions_submit(transactions=[blank], validators=range(4))
-    until(network, "the blank act", lambda: committed(blank) is not None)
+    network.until("the blank act", lambda: committed(blank) is not None)
     assert committed(blank) == "reason_required"
     after = snapshot()
     assert after.pop(f"acct/{REGULATOR.address}")["nonce"] == regulator_nonce + 2
@@ -217,8 +205,7 @@ def test_supervision_is_enforced_by_the_validators(
         reason="storm damage on the roomy feeder",
         until=0,
     )
-    until(
-        network,
+    network.until(
         "the suspension",
         lambda: StateEntry.objects.filter(key="supervision/suspended/feeder/roomy").exists(),
     )
@@ -236,7 +223,7 @@ def test_supervision_is_enforced_by_the_validators(
         payload={"slot": ms_of_datetime(later), "side": "buy", "energy_wh": 100, "price": 120},
     )
     ledger_services.transactions_submit(transactions=[direct], validators=range(4))
-    until(network, "the direct order", lambda: committed(direct) is not None)
+    network.until("the direct order", lambda: committed(direct) is not None)
     assert committed(direct) == "feeder_suspended"
 
     # 5. The vetoed contract never settles: when its slot settles, it has no line and no money
@@ -248,11 +235,11 @@ def test_supervision_is_enforced_by_the_validators(
         return SlotSettlement.objects.filter(slot=slot).exists()
 
     time.sleep(max(0.0, (slot - timezone.now()).total_seconds()))
-    until(network, "the slot settled", settled, seconds=150)
+    network.until("the slot settled", settled, seconds=150)
     assert SlotSettlement.objects.get(slot=slot).contracts == 0
     assert not SettlementLine.objects.filter(contract_id=contract.id).exists()
     balances = dict(
         LedgerAccount.objects.filter(address__in=[seller, buyer]).values_list("address", "balance")
     )
     assert balances == {seller: CREDITS, buyer: CREDITS}
-    until(network, "margins released", lambda: locked(buyer) == locked(seller) == 0)
+    network.until("margins released", lambda: locked(buyer) == locked(seller) == 0)

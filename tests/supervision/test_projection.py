@@ -33,7 +33,6 @@ from tests.supervision.support import (
     shortfall,
     slot_at,
     trade,
-    write_store,
 )
 
 pytestmark = pytest.mark.django_db
@@ -317,7 +316,7 @@ def test_a_rebuild_gives_the_same_rows_and_keeps_the_notifications_read_flags(
     }
 
     # The site's rows lost or damaged: the chain brings them back; notifications stay.
-    write_store(site)
+    site.write_store()
     SupervisoryAct.objects.all().delete()
     Feeder.objects.update(export_limit_w=1)
     Suspension.objects.create(

@@ -637,27 +637,30 @@ def test_the_grid_operator_publishes_a_feeder_and_declares_the_grid_state(
     client = client_for(grid_operator)
     publish = {
         "feeder-feeder": "f2",
-        "feeder-export_limit_w": "50000",
-        "feeder-import_limit_w": "40000",
+        "feeder-export_limit_kw": "50",
+        "feeder-import_limit_kw": "40.5",
     }
     assert client.post("/supervision/feeders/publish/", publish).status_code == 200  # confirm
     assert not SubmittedTransaction.objects.exists()
     bad = client.post(
         "/supervision/feeders/publish/",
-        publish | {"feeder-export_limit_w": "5.5", "confirmed": "yes"},
+        publish | {"feeder-export_limit_kw": "5.0005", "confirmed": "yes"},
     )
     assert bad.status_code == 400
-    assert "Error: Enter the limit as a whole number of W" in bad.content.decode()
+    assert "Error: A limit has at most three decimals in kW" in bad.content.decode()
     assert not SubmittedTransaction.objects.exists()
     done = client.post("/supervision/feeders/publish/", publish | {"confirmed": "yes"})
     assert done.status_code == 302
     assert done["Location"] == "/console/operator/"
     assert submitted() == {
         "type": "grid.feeder.publish",
-        "payload": {"feeder": "f2", "export_limit_w": 50_000, "import_limit_w": 40_000},
+        "payload": {"feeder": "f2", "export_limit_w": 50_000, "import_limit_w": 40_500},
     }
     commit_pending(site)
-    assert '<tr data-feeder="f2">' in client.get("/console/operator/grid/rows/").content.decode()
+    rows = client.get("/console/operator/grid/rows/").content.decode()
+    assert '<tr data-feeder="f2">' in rows
+    assert '<td class="num">50 kW</td>' in rows
+    assert '<td class="num">40.5 kW</td>' in rows
 
     declare = {"grid-scope": f"feeder:{FEEDER}", "grid-state": "high_load", "confirmed": "yes"}
     response = client.post("/supervision/grid-state/", declare | {"grid-reason": ""})
