@@ -395,9 +395,12 @@ def _trade(
             "constraint": allowance.constraint,
             "cut_wh": asked_wh - energy_wh,
         }
+    counted = view.limited(contract["seller"], contract["buyer"])
+    if counted != (None, None):
+        contract["feeders"] = grid.feeders_record(counted)
     state.set(contracts_key(slot), index + 1)
     state.set(contract_key(contract["id"]), contract)
-    grid.load_add(state, contract, energy_wh, view.limited(contract["seller"], contract["buyer"]))
+    grid.load_add(state, contract, energy_wh)
     return Trade(
         buy=buy | {"remaining_wh": buy_after, "locked": buy_locked},
         sell=sell | {"remaining_wh": sell_after, "locked": sell_locked},
@@ -430,7 +433,7 @@ class _GridView:
         return found[seller], found[buyer]
 
     def limited(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
-        """Their feeders that have published limits (``market.grid.published_feeders``)."""
+        """Their feeders (seller's, buyer's) that have published limits, else None."""
         if self._unconstrained:
             return None, None
         published = self._published

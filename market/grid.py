@@ -58,8 +58,10 @@ and the import headroom of the buyer's feeder (each only if that feeder is publi
 is less than asked, the contract is made for the headroom and records
 ``"grid": {"requested_wh", "constraint": "export:<feeder>" | "import:<feeder>", "cut_wh"}``;
 when it is 0 the match is refused (the incoming order rests, an acceptance is refused with
-``grid_refused``). ``load_add`` then counts the contract in both feeders' load; a veto or a
-curtailment (``supervision.acts``) takes it out again.
+``grid_refused``). The contract records the published feeders it counts in,
+``"feeders": {"export": <seller's feeder>, "import": <buyer's feeder>}`` (either left out when
+not published; the whole field when neither is), and ``load_add`` counts it in their load; a
+veto or a curtailment (``supervision.acts``) takes it out of the same feeders again.
 """
 
 from __future__ import annotations
@@ -157,35 +159,24 @@ def grid_check(
     return GridAllowance(allowed, constraint)
 
 
-def published_feeders(state: State, seller: str, buyer: str) -> tuple[str | None, str | None]:
-    """The seller's and the buyer's feeders if the grid operator has published them (they have
-    limits), else None."""
+def feeders_record(counted: tuple[str | None, str | None]) -> dict[str, str]:
+    """A contract's ``feeders``: the seller's feeder it counts in for export and the buyer's for
+    import, each only if published when the contract was made (``load_add``)."""
+    return {
+        direction: feeder
+        for direction, feeder in zip(("export", "import"), counted, strict=True)
+        if feeder is not None
+    }
 
-    def published(address: str) -> str | None:
-        feeder = feeder_of(state, address)
-        return feeder if feeder and state.get(topology_key(feeder)) is not None else None
 
-    return published(seller), published(buyer)
-
-
-def load_add(
-    state: State,
-    contract: dict[str, Any],
-    energy_wh: int,
-    feeders: tuple[str | None, str | None] | None = None,
-) -> None:
-    """Count ``energy_wh`` (negative: take it out) of ``contract`` in its feeders' load.
-
-    ``feeders``: the seller's and the buyer's published feeders (``published_feeders``), when
-    the caller has read them already. Only published feeders have a load: a feeder's load
-    counts the contracts made while it was published, so the grid operator publishes the
+def load_add(state: State, contract: dict[str, Any], energy_wh: int) -> None:
+    """Count ``energy_wh`` (negative: take it out) of ``contract`` in the load of the feeders
+    its ``feeders`` names: those published when it was made. A veto or a curtailment takes the
+    energy off where it was counted, whatever the topology has become since. A feeder published
+    later does not count the contracts made before it, so the grid operator publishes the
     topology before trading starts."""
     slot = contract["slot"]
-    if feeders is None:
-        feeders = published_feeders(state, contract["seller"], contract["buyer"])
-    for direction, feeder in zip(("export", "import"), feeders, strict=True):
-        if feeder is None:
-            continue
+    for direction, feeder in contract.get("feeders", {}).items():
         current = load(state, slot, feeder)
         updated = current | {f"{direction}_wh": current[f"{direction}_wh"] + energy_wh}
         if updated["export_wh"] or updated["import_wh"]:

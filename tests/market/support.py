@@ -186,6 +186,10 @@ class Market:
         value: dict[str, Any] | None = self.state.get(book.order_key(order_id))
         return value
 
+    def contract(self, contract_id: str) -> dict[str, Any]:
+        made: dict[str, Any] = self.state.get(contract.contract_key(contract_id))
+        return made
+
     def contracts(self, slot: int = SLOT) -> list[dict[str, Any]]:
         count = self.state.get(contract.contracts_key(slot), 0)
         return [self.state.get(contract.contract_key(f"{slot}-{n}")) for n in range(count)]

@@ -145,6 +145,35 @@ def test_it_counts_the_load_per_slot(market: Market) -> None:
     assert grid.load(market.state, later, "f2")["import_wh"] == 1_500
 
 
+def test_a_contract_records_the_feeders_it_counts_in(market: Market) -> None:
+    made = market.contract(trade(market, ADA, BEN, 1_000, 100))
+    assert made["feeders"] == {"export": "f1", "import": "f2"}
+
+
+def test_a_veto_takes_the_load_off_the_feeders_the_contract_counted_in(market: Market) -> None:
+    """Moving a household, or publishing its feeder after it traded, changes no contract's
+    count: a veto takes the energy off where it was counted, never below zero elsewhere."""
+    assert market.send(OPERATOR, "grid.feeder.assign", address=DAN.address, feeder="f3") == "ok"
+    dans = trade(market, ADA, DAN, 400, 100)  # f3 is not published: counted on f1 only
+    assert market.contract(dans)["feeders"] == {"export": "f1"}
+    bens = trade(market, CAT, BEN, 500, 100)
+    assert publish(market, "f3", export_w=4_000, import_w=4_000) == "ok"
+    assert market.send(OPERATOR, "grid.feeder.assign", address=BEN.address, feeder="f3") == "ok"
+    assert act(market, "supervision.contract.veto", contract=dans) == "ok"
+    assert act(market, "supervision.contract.curtail", contract=bens, energy_wh=200) == "ok"
+    assert load(market, "f1") == {"export_wh": 200, "import_wh": 0}
+    assert load(market, "f2") == {"export_wh": 0, "import_wh": 200}
+    assert load(market, "f3") == {"export_wh": 0, "import_wh": 0}
+
+
+def test_a_market_without_published_feeders_records_none(market: Market) -> None:
+    bare = Market(network_fee=5)
+    for who in (ADA, BEN):
+        bare.household(who, credits=CREDITS)
+    made = bare.contract(trade(bare, ADA, BEN, 1_000, 100))
+    assert "feeders" not in made
+
+
 # --- the grid operator's declarations -----------------------------------------------------------
 
 

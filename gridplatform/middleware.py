@@ -1,0 +1,37 @@
+"""A database that cannot answer now (SQLite locked past its timeout, PostgreSQL unreachable or
+out of connections) is answered 503 with ``Retry-After``, not 500: the request is not wrong and
+the site has no bug, it is busy or its database is down. Every write runs in a transaction, so
+such a request changed nothing, and the client may send it again. The error is still logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.utils.deprecation import MiddlewareMixin
+
+from gridplatform.api import API_PREFIX, error_body
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+MESSAGE = "The site is busy and could not do this now; nothing was changed. Try again shortly."
+
+
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError):
+            return None
+        logger.error("database unavailable: %s %s", request.method, request.path, exc_info=True)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        if request.path.startswith(API_PREFIX):
+            return JsonResponse(
+                error_body("unavailable", MESSAGE, {"retry_after": RETRY_AFTER_S}),
+                status=503,
+                headers=headers,
+            )
+        html = render_to_string("503.html", {"message": MESSAGE})
+        return HttpResponse(html, status=503, headers=headers)
