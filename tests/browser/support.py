@@ -130,6 +130,28 @@ def server_for_network(network: Any) -> LiveServer:
                 os.environ[name] = value
 
 
+def check_while_live(page: Any, locator: Any, attempts: int = 3) -> None:
+    """Check a radio or checkbox on a page whose live regions may swap at any moment.
+
+    A block that commits while the test fills a form makes the regions above it re-fetch
+    themselves; when one grows, the form moves down between Playwright's aim and its click, and
+    the click lands beside the input ("did not change its state"). Wait for htmx to be idle and
+    try again; the input must end up checked.
+    """
+    from playwright.sync_api import Error, expect
+
+    idle = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    for attempt in range(attempts):
+        page.wait_for_function(idle)
+        try:
+            locator.check()
+            break
+        except Error:
+            if attempt == attempts - 1:
+                raise
+    expect(locator).to_be_checked()
+
+
 def outside_event_loop(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Call ``function`` in a thread of its own, where Playwright's event loop is not running.
 

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from gridplatform.accounts.models import User
 from ledger.crypto import Transaction
 from ledger.models import SubmittedTransaction
-from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.support import LiveServer, check_while_live, outside_event_loop
 from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
@@ -99,7 +99,7 @@ def test_a_household_places_an_order_in_the_browser(
 
     form = page.get_by_role("form", name="Place an order")
     form.get_by_label("Delivery slot").select_option(index=2)  # open for a while yet
-    form.get_by_label("Sell").check()
+    check_while_live(page, form.get_by_label("Sell"))
     form.get_by_label("Energy", exact=True).fill("1.5")
     form.get_by_label("Price", exact=True).fill("0.255")
     form.get_by_label("Price unit").select_option(label="€ per kWh")

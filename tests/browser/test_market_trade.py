@@ -20,7 +20,12 @@ from ledger.projection import ms_of_datetime
 from market import selectors
 from market import services as market_services
 from market.models import MarketAccount
-from tests.browser.support import LiveServer, outside_event_loop, server_for_network
+from tests.browser.support import (
+    LiveServer,
+    check_while_live,
+    outside_event_loop,
+    server_for_network,
+)
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.live import LiveNetwork
@@ -84,7 +89,7 @@ def _households_ready(network: LiveNetwork) -> tuple[User, User]:
 
 def _order(page: Page, *, side: str, kwh: str, euro_per_kwh: str) -> None:
     form = page.get_by_role("form", name="Place an order")
-    form.get_by_label(side).check()
+    check_while_live(page, form.get_by_label(side))
     form.get_by_label("Energy", exact=True).fill(kwh)
     form.get_by_label("Price", exact=True).fill(euro_per_kwh)
     form.get_by_label("Price unit").select_option(label="€ per kWh")
