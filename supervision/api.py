@@ -224,29 +224,31 @@ class _ListApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class _WatchersApi(APIView):
-    """What regulators, the grid operator and administrators watch: ``rows``, serialized."""
+def _watchers_api(
+    name: str,
+    selector: Any,
+    output: type[serializers.Serializer],
+    operation_id: str,
+    summary: str,
+    description: str,
+) -> type[APIView]:
+    """A read-only endpoint of what regulators, the grid operator and administrators watch:
+    ``selector(user=)``'s rows, serialized by ``output``, with its schema."""
 
-    output: type[serializers.Serializer]
-
-    def rows(self, user: User) -> Any:
-        raise NotImplementedError
-
-    def get(self, request: Request) -> Response:
+    def get(self: APIView, request: Request) -> Response:
         _allow(request.user, WATCHERS)
-        return Response(self.output(self.rows(request.user), many=True).data)
+        return Response(output(selector(user=request.user), many=True).data)
 
-
-def _watchers_schema(operation_id: str, summary: str, description: str, output: Any) -> Any:
-    return extend_schema_view(
-        get=_read_schema(
-            operation_id,
-            summary,
-            "Regulators, the grid operator and administrators" + description,
-            output(many=True),
-            roles=WATCHERS,
-        )
+    api = type(name, (APIView,), {"get": get, "__module__": __name__})
+    schema = _read_schema(
+        operation_id,
+        summary,
+        "Regulators, the grid operator and administrators" + description,
+        output(many=True),
+        roles=WATCHERS,
     )
+    decorated: type[APIView] = extend_schema_view(get=schema)(api)
+    return decorated
 
 
 # --- review --------------------------------------------------------------------------------------
@@ -682,47 +684,34 @@ class GridStateApi(APIView):
 # --- what the watchers see -----------------------------------------------------------------------
 
 
-@_watchers_schema(
+StatisticsApi = _watchers_api(
+    "StatisticsApi",
+    selectors.slot_statistics,
+    SlotStatisticsSerializer,
     "supervision_statistics",
     "Per slot: contracts, volume, median price and the sellers' shares",
     ". The latest 24 slots with contracts, newest first; vetoed contracts are left out. "
     "`alert`: a seller holds more than the share threshold "
     "(`SUPERVISION_REVIEW['seller_share_bps']`).",
-    SlotStatisticsSerializer,
 )
-class StatisticsApi(_WatchersApi):
-    output = SlotStatisticsSerializer
-
-    def rows(self, user: User) -> Any:
-        return selectors.slot_statistics(user=user)
-
-
-@_watchers_schema(
+FeederLoadingApi = _watchers_api(
+    "FeederLoadingApi",
+    selectors.feeder_loading,
+    FeederLoadingSerializer,
     "supervision_feeder_loading",
     "Each published feeder's load against its capacity, per slot",
     ". The latest 12 slots with load, newest first. `alert`: a direction at 80 % of capacity "
     "or more.",
-    FeederLoadingSerializer,
 )
-class FeederLoadingApi(_WatchersApi):
-    output = FeederLoadingSerializer
-
-    def rows(self, user: User) -> Any:
-        return selectors.feeder_loading(user=user)
-
-
-@_watchers_schema(
+AlertListApi = _watchers_api(
+    "AlertListApi",
+    selectors.alerts,
+    AlertSerializer,
     "supervision_alert_list",
     "What needs attention now",
     ": suspensions in force, the grid or feeders declared not normal, and, in slots not yet "
     "ended, feeders at 80 % of capacity or more and sellers above the share threshold.",
-    AlertSerializer,
 )
-class AlertListApi(_WatchersApi):
-    output = AlertSerializer
-
-    def rows(self, user: User) -> Any:
-        return selectors.alerts(user=user)
 
 
 # --- notifications -------------------------------------------------------------------------------
