@@ -14,6 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The applications a benchmark's ledger runs: the site's settings.LEDGER_APPLICATIONS, named
+# here because the benchmarks that drive the ledger alone do not load Django (a test keeps the
+# two lists equal).
+APPLICATIONS = ("meters.chain", "market.chain", "supervision.chain")
+
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)

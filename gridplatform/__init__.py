@@ -2,10 +2,9 @@
 
 It is not called ``platform`` because that name shadows Python's standard-library ``platform``
 module, which Django's own imports need.
+
+Importing it loads nothing: the Celery app (``gridplatform.celery``) is loaded by Django's app
+registry (``GridPlatformConfig.ready``) in every Django process, and named by the workers
+(``celery -A gridplatform.celery``), so that the ledger's deterministic core, which lives beside
+the site, never drags Django or Celery in.
 """
-
-from __future__ import annotations
-
-from gridplatform.celery import app as celery_app
-
-__all__ = ["celery_app"]

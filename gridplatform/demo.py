@@ -86,7 +86,7 @@ DEMO_MARKET_OPTIONS = {
 }
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
 # The community's grid: two streets and a lane at the end of a long, thin cable, whose limits
-# bite (``market.grid``: a 5-minute slot lets 6 kW carry 500 Wh each way). Limits in W.
+# bite (``supervision.chain.grid``: a 5-minute slot lets 6 kW carry 500 Wh each way). Limits in W.
 DEMO_TOPOLOGY = {
     "feeder-north": (60_000, 60_000),
     "feeder-south": (40_000, 40_000),

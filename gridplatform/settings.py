@@ -146,6 +146,11 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # A sender's pending transactions older than this are given up (their nonces freed), so that a
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
+# The applications the validators execute, each a Django-free `chain` package with a
+# register(registry) (ledger.registry). Order matters: each may use the hooks and state of those
+# before it (docs/architecture.md). Every validator, `ledger verify` and the site's admission
+# checks build their rules from this one list; changing it changes the protocol.
+LEDGER_APPLICATIONS: list[str] = ["meters.chain", "market.chain", "supervision.chain"]
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
 # Order matters: supervision's projection reads the contracts the market's has just written.
 LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]

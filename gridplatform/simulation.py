@@ -32,7 +32,7 @@ from django.conf import settings
 
 from gridplatform.accounts.models import HouseholdKind, Role, User
 from gridplatform.demo import DEMO_DOMAIN
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 60

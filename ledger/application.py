@@ -19,6 +19,13 @@ Execution of one transaction, in this order (``check`` gives the same codes at a
 
 The result of each transaction is ``"ok"`` or its error code, recorded in the block.
 
+Applications extend the ledger through named *hooks* as well as types: ``registry.hook(point,
+fn)`` adds ``fn`` at ``point`` and every handler finds them in ``context.hooks[point]``, in
+registration order. The ledger offers one itself, :data:`SPEND_GUARDS`: each guard is called as
+``guard(state, address)`` after a ``credit.transfer`` or ``credit.redeem`` spent ``address``'s
+balance, and raises ``TxFailed`` to refuse it (the market keeps margins from being spent this
+way). An application may offer hooks of its own to the applications above it in the same way.
+
 Ledger state keys: ``acct/<address>`` = ``{"public_key", "role", "nonce"}``, ``bal/<address>`` =
 integer credits in minor units, ``ledger/supply`` = credits in circulation,
 ``ledger/genesis`` = ``{"chain", "issuer", "validators", "options"}``.
@@ -29,9 +36,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from gridplatform.identity import (
+from ledger.crypto import Transaction
+from ledger.identity import (
     BadSignature,
     IdentityError,
     address_from_public_key,
@@ -39,7 +48,6 @@ from gridplatform.identity import (
     validate_address,
     verify,
 )
-from ledger.crypto import Transaction
 from ledger.state import State
 
 ANY_ROLE = "*"
@@ -61,6 +69,14 @@ class TxFailed(Exception):
         self.code = code
 
 
+# The ledger's own hook: called as guard(state, address) after a credit.* type spent the
+# address's balance; a guard raises TxFailed to refuse the spending.
+SPEND_GUARDS = "ledger.spend_guards"
+
+Hooks = Mapping[str, tuple[Any, ...]]
+NO_HOOKS: Hooks = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Context:
     chain: str
@@ -68,6 +84,8 @@ class Context:
     timestamp_ms: int
     tx_id: str
     sender_role: str
+    # What the registry's applications hooked in, by point (Registry.hook).
+    hooks: Hooks = field(default_factory=lambda: NO_HOOKS, compare=False, hash=False)
 
 
 Handler = Callable[[State, Transaction, Context], None]
@@ -86,11 +104,16 @@ class TxType:
 @dataclass
 class Registry:
     types: dict[str, TxType] = field(default_factory=dict)
+    hooks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def register(self, name: str, *, senders: Iterable[str], handler: Handler) -> None:
         if name in self.types:
             raise ValueError(f"transaction type {name!r} is registered twice")
         self.types[name] = TxType(name=name, senders=frozenset(senders), handler=handler)
+
+    def hook(self, point: str, fn: Any) -> None:
+        """Add ``fn`` at the hook ``point`` (after those added before it)."""
+        self.hooks[point] = (*self.hooks.get(point, ()), fn)
 
     def get(self, name: str) -> TxType | None:
         return self.types.get(name)
@@ -190,6 +213,7 @@ def _execute_one(
         timestamp_ms=timestamp_ms,
         tx_id=tx.id,
         sender_role=acct["role"],
+        hooks=registry.hooks,
     )
     savepoint = state.savepoint()
     try:
@@ -335,6 +359,11 @@ def _credit_issue(state: State, tx: Transaction, context: Context) -> None:
     state.set("ledger/supply", state.get("ledger/supply") + amount)
 
 
+def _guard_spending(state: State, address: str, context: Context) -> None:
+    for guard in context.hooks.get(SPEND_GUARDS, ()):
+        guard(state, address)
+
+
 def _credit_transfer(state: State, tx: Transaction, context: Context) -> None:
     to, amount = payload_fields(tx, "to", "amount")
     to = registered_address(state, to)
@@ -345,6 +374,7 @@ def _credit_transfer(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("insufficient_balance")
     state.set(f"bal/{tx.sender}", balance(state, tx.sender) - amount)
     state.set(f"bal/{to}", balance(state, to) + amount)
+    _guard_spending(state, tx.sender, context)
 
 
 def _credit_redeem(state: State, tx: Transaction, context: Context) -> None:
@@ -355,6 +385,7 @@ def _credit_redeem(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("insufficient_balance")
     state.set(f"bal/{tx.sender}", balance(state, tx.sender) - amount)
     state.set("ledger/supply", state.get("ledger/supply") - amount)
+    _guard_spending(state, tx.sender, context)
 
 
 def register_ledger_types(registry: Registry) -> Registry:

@@ -63,7 +63,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridplatform.identity import BadSignature, KeyPair, verify
 from ledger.crypto import (
     HASH_HEX_LENGTH,
     MAX_SAFE_INTEGER,
@@ -76,6 +75,7 @@ from ledger.crypto import (
     is_name,
     merkle_root,
 )
+from ledger.identity import BadSignature, KeyPair, verify
 
 GENESIS_PREVIOUS_HASH = "00" * 32
 HEADER_FIELDS = frozenset(

@@ -138,8 +138,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from gridplatform.identity import IdentityError, KeyPair, public_key_bytes, verify
 from ledger.crypto import NonCanonicalValue, check_canonical, encode_checked
+from ledger.identity import IdentityError, KeyPair, public_key_bytes, verify
 
 JSONDict = dict[str, Any]
 

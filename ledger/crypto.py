@@ -2,7 +2,7 @@
 
 No Django import: validators, the API and outside clients all depend on these exact bytes, and
 the module is tested and benchmarked on its own. Identities (key pairs, addresses, signatures)
-come from :mod:`gridplatform.identity`.
+come from :mod:`ledger.identity`.
 
 Canonical JSON
 ==============
@@ -28,7 +28,7 @@ A transaction is this JSON object, with exactly these keys::
     {
       "chain":     str,  network id from genesis, 1-64 of [a-z0-9._-], starting [a-z0-9]
       "type":      str,  transaction type, same alphabet, e.g. "credit.transfer"
-      "sender":    str,  50-hex account address (see gridplatform.identity)
+      "sender":    str,  50-hex account address (see ledger.identity)
       "nonce":     int,  0 <= nonce <= 2**53 - 1; per sender strictly sequential from 0
       "payload":   object, canonical JSON as above (no floats)
       "signature": str,  128 lowercase hex: Ed25519 signature of the signing bytes
@@ -66,7 +66,7 @@ from typing import Any
 
 import rfc8785
 
-from gridplatform.identity import (
+from ledger.identity import (
     BadSignature,
     IdentityError,
     KeyPair,

@@ -41,7 +41,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gridplatform.identity import IdentityError, KeyPair, public_key_bytes
 from ledger import application
 from ledger.blocks import (
     GENESIS_PREVIOUS_HASH,
@@ -56,6 +55,7 @@ from ledger.blocks import (
     verify_block,
 )
 from ledger.crypto import MAX_SAFE_INTEGER, LedgerCryptoError, canonical, is_name, loads
+from ledger.identity import IdentityError, KeyPair, public_key_bytes
 from ledger.state import State
 from ledger.store import DatabaseExists, Store, create_database, open_store
 

@@ -28,7 +28,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from gridplatform.identity import IdentityError, KeyPair, verify
 from ledger import application
 from ledger.application import Registry
 from ledger.blocks import (
@@ -58,6 +57,7 @@ from ledger.consensus import (
 )
 from ledger.crypto import LedgerCryptoError, Transaction, encode_checked
 from ledger.genesis import Genesis
+from ledger.identity import IdentityError, KeyPair, verify
 from ledger.store import Store
 
 CONSENSUS_META_KEY = "consensus"

@@ -59,7 +59,6 @@ from ledger.models import (
     SubmittedTransaction,
     TransactionRecord,
 )
-from ledger.registry import build_registry
 from ledger.state import State
 
 log = logging.getLogger(__name__)
@@ -342,7 +341,7 @@ def _project_next(
         genesis=genesis,
         previous=BlockHeader.from_json(previous.body["header"]),
         state=state,
-        registry=build_registry(),
+        registry=runtime.registry(),
     )
     _write_block(block, block_to_json(block))
     changes = state.take_changes()
@@ -485,7 +484,7 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
     Pending transactions that the blocks commit are dropped; the others stay pending. Returns
     the height of the last block.
     """
-    registry = build_registry()
+    registry = runtime.registry()
     with transaction.atomic(durable=True):
         cursor = _lock_cursor()
         PendingBlock.objects.all().delete()

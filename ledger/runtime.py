@@ -13,6 +13,7 @@ with every block it commits, and every ``HEARTBEAT_S`` a ``ledger.validator_stat
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
+from ledger.application import Registry
 from ledger.blocks import Block, block_to_json
 from ledger.consensus import Fault
 from ledger.genesis import GENESIS_FILE, Genesis, key_file_name, read_key_file
@@ -48,6 +50,16 @@ def queue_name(index: int) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def registry() -> Registry:
+    """The rules of this network: the ledger's and ``settings.LEDGER_APPLICATIONS``'."""
+    return _registry(tuple(settings.LEDGER_APPLICATIONS))
+
+
+@functools.cache
+def _registry(applications: tuple[str, ...]) -> Registry:
+    return build_registry(applications)
 
 
 def genesis_path() -> Path:
@@ -126,7 +138,7 @@ def _start() -> Validator:
         index=index,
         keys=keys,
         store=store,
-        registry=build_registry(),
+        registry=registry(),
         transport=CeleryTransport(index, len(genesis.validators)),
         now_ms=now_ms(),
         fault=_fault(),

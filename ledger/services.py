@@ -27,11 +27,11 @@ from django.utils import timezone
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
-from gridplatform.identity import IdentityError, KeyPair
 from ledger import application, projection, runtime
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
+from ledger.identity import IdentityError, KeyPair
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -41,7 +41,6 @@ from ledger.models import (
     TransactionRecord,
     ValidatorStatus,
 )
-from ledger.registry import build_registry
 from ledger.state import State
 
 log = logging.getLogger(__name__)
@@ -198,7 +197,7 @@ def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> N
     state = State({f"acct/{tx.sender}": acct} if acct is not None else None)
     expected = (acct["nonce"] if acct is not None else 0) + len(pending)
     refused = application.check(
-        state, build_registry(), tx, chain=genesis.chain, expected_nonce=expected
+        state, runtime.registry(), tx, chain=genesis.chain, expected_nonce=expected
     )
     if refused is not None:
         raise TransactionRejected(refused)
@@ -293,7 +292,7 @@ def transaction_rehearse(tx: Transaction, *, genesis: Genesis) -> None:
     cursor = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
     (result,) = application.execute(
         state,
-        build_registry(),
+        runtime.registry(),
         [tx],
         chain=genesis.chain,
         height=(cursor or 0) + 1,

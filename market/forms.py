@@ -20,11 +20,11 @@ from django import forms
 from django.conf import settings
 from django.utils import dateformat, timezone
 
-from gridplatform.identity import IdentityError, validate_address
 from gridplatform.money import text_from_minor
+from ledger.identity import IdentityError, validate_address
 from ledger.projection import datetime_of_ms, ms_of_datetime
+from market.chain.options import Options
 from market.models import Side
-from market.options import Options
 from market.selectors import Slot
 
 KWH, WH = "kWh", "Wh"

@@ -105,7 +105,9 @@ class Contract(models.Model):
         default=False, help_text="A regulator vetoed it: it never settles."
     )
     acts = models.JSONField(
-        default=list, blank=True, help_text="Supervisory acts on it, in order (supervision.acts)."
+        default=list,
+        blank=True,
+        help_text="Supervisory acts on it, in order (supervision.chain.acts).",
     )
 
     class Meta:

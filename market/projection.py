@@ -68,7 +68,7 @@ RESTRICTED = "supervision/restricted/"
 
 def _cancelled_by_restriction(changes: dict[str, Any], field: str) -> set[str]:
     """The orders (or offers) a regulator's restriction in this block cancelled: closed by
-    their owner's account being restricted, as if cancelled (``supervision.acts``)."""
+    their owner's account being restricted, as if cancelled (``supervision.chain.acts``)."""
     return {
         item
         for key, value in changes.items()
@@ -141,7 +141,9 @@ class _Kind:
     closed: str  # the status when the owner closed it
     filled: str  # the status when contracts took all of it
     new: Any  # (tx, payload) -> the fields of a new row
-    restricted_field: str  # where a restriction (supervision.acts) lists the ones it cancelled
+    restricted_field: (
+        str  # where a restriction (supervision.chain.acts) lists the ones it cancelled
+    )
 
     def project(self, block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
         when = datetime_of_ms(block.timestamp_ms)

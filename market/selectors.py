@@ -16,6 +16,7 @@ from django.utils import timezone
 from gridplatform.accounts.models import Identity, User
 from ledger import projection
 from ledger.models import LedgerAccount
+from market.chain.options import Options
 from market.models import (
     Contract,
     MarketAccount,
@@ -26,7 +27,6 @@ from market.models import (
     SettlementLine,
     Side,
 )
-from market.options import Options
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def slot_list(*, now: datetime | None = None) -> list[Slot]:
     with the best bid and ask of each."""
     o = options()
     now_ms = projection.ms_of_datetime(now or timezone.now())
-    # Open while now < start - gate closure and start - now <= horizon (market.contract).
+    # Open while now < start - gate closure and start - now <= horizon (market.chain.contract).
     first = (now_ms + o.gate_closure_ms) // o.slot_ms * o.slot_ms + o.slot_ms
     starts = range(first, now_ms + o.horizon_ms + 1, o.slot_ms)
     if not starts:

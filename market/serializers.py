@@ -13,8 +13,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from gridplatform.identity import IdentityError, validate_address
 from ledger.crypto import MAX_SAFE_INTEGER
+from ledger.identity import IdentityError, validate_address
 from market.models import OfferStatus, OrderStatus, Side
 
 

@@ -1,6 +1,6 @@
 """The site's market actions: each signs one market transaction and sends it to the validators.
 
-The contract logic (``market.contract``) runs in the validators; the site only signs (with the
+The contract logic (``market.chain.contract``) runs in the validators; the site only signs (with the
 user's custodial key), rehearses the transaction on its replica of the committed state so that a
 refusal comes back at once with the validators' code (``ledger.services.transaction_rehearse``),
 and submits. What happens is known when the block commits: the read models then show it.

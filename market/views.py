@@ -29,6 +29,7 @@ from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market import rules, selectors, services, statements
+from market.chain.options import Options
 from market.forms import (
     FIELD_OF_CODE,
     WH,
@@ -43,7 +44,6 @@ from market.forms import (
     slot_label,
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
-from market.options import Options
 from supervision import selectors as supervision_selectors
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).

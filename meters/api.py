@@ -32,10 +32,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
-from gridplatform import api, identity
+from gridplatform import api
 from gridplatform.accounts.models import Identity, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import InvalidInput
+from ledger import identity
 from meters import readings as batch_rules
 from meters import selectors, services, signing
 from meters.authentication import MeterTokenAuthentication

@@ -4,8 +4,8 @@ for the grid operator. Reads only, each scoped by who asks.
 A period is the last day or week of the site's wall clock (``TIME_ZONE``), ending with the slot
 that holds now: across a change of daylight saving time a day is 23 or 25 hours long, so that a
 week back starts at the same time of day. Slots are the market's (``market.slot_ms``,
-counted from the Unix epoch); a meter's interval divides the slot (``meters.ledger``), so every
-reading lies in exactly one slot. Energy in integer Wh; a slot without data is zero.
+counted from the Unix epoch); a meter's interval divides the slot (``meters.chain.metering``), so
+every reading lies in exactly one slot. Energy in integer Wh; a slot without data is zero.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ METER_ID_REGEX = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 FEEDER_REGEX = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 PUBLIC_KEY_REGEX = r"^[0-9a-f]{64}$"
 # The intervals meters measure in (1, 5, 15 minutes): each divides the market's 15-minute slot
-# (as the ledger requires, meters.ledger), so an interval aligned to the epoch lies in one slot.
+# (as the ledger requires, meters.chain.metering), so an interval aligned to the epoch lies in one
+# slot.
 INTERVALS = (60, 300, 900)
 DEFAULT_INTERVAL_S = 900
 

@@ -43,7 +43,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # How far ahead of now a reading may start: a meter's clock may run a little fast.
 MAX_FUTURE_S = 300
 # Per interval: far above any household's, and sums over a day stay far below 2**53 (the
-# largest integer every JSON parser reads exactly). The ledger's bound (meters.ledger).
+# largest integer every JSON parser reads exactly). The ledger's bound (meters.chain.metering).
 MAX_ENERGY_WH = 10**9
 QUALITIES = ("actual", "estimated", "missing")
 FIELDS = ("start", "duration_s", "import_wh", "export_wh", "quality")

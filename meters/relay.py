@@ -6,7 +6,7 @@ The grid operator's custodial key signs the relay transactions (it is the data h
   validators learn its owner, kind, feeder, interval and device key;
 * ``meter.readings`` for every stored batch (``meters.services.readings_ingest``): the exact
   bytes the device signed, its timestamp and signature, which every validator checks against the
-  registered device key before recording a reading (``meters.ledger``).
+  registered device key before recording a reading (``meters.chain.metering``).
 
 Both run after the site's transaction committed. A relay that cannot go now (no grid operator
 with a custodial key, no network yet, the operator's admission refused it) is logged, and the

@@ -19,9 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from gridplatform import identity
 from gridplatform.accounts.models import Role, User
 from gridplatform.errors import DomainError
+from ledger import identity
 from meters import readings as batch_rules
 from meters import selectors, signing
 from meters.models import (
@@ -39,7 +39,7 @@ from meters.models import (
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX_LENGTH = 8
-# Meters one household may have (the ledger's limit too, meters.ledger).
+# Meters one household may have (the ledger's limit too, meters.chain.metering).
 MAX_METERS_PER_OWNER = 16
 _METER_ID = re.compile(METER_ID_REGEX)
 _FEEDER = re.compile(FEEDER_REGEX)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import re
 
-from gridplatform import identity
 from gridplatform.errors import DomainError
+from ledger import identity
 
 HEADER = "X-Meter-Signature"
 # How far the signature's time may be from the site's clock, either way.

@@ -1,6 +1,6 @@
 """Supervision's forms: what a regulator or the grid operator types, checked before signing.
 
-Every act says why (:class:`ReasonField`, 1-500 characters, as ``market.grid.reason_of``
+Every act says why (:class:`ReasonField`, 1-500 characters, as ``supervision.chain.grid.reason_of``
 requires), energy is typed in kWh or Wh and becomes integer Wh exactly (``market.forms.scaled``:
 never rounded, never a float), and a feeder's limits are typed in kW and become integer W the
 same way. What the ledger alone can say (the contract
@@ -18,9 +18,9 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from gridplatform.identity import IdentityError, validate_address
+from ledger.identity import IdentityError, validate_address
 from market.forms import KWH, WH, Inexact, NotANumber, energy_text, power_text, scaled
-from market.grid import MAX_REASON
+from supervision.chain.grid import MAX_REASON
 
 # The services' refusal codes that are about one field (the rest go above the form).
 FIELD_OF_CODE = {

@@ -1,8 +1,8 @@
 """Supervision's read models: projections of committed blocks (``supervision.projection``).
 
-The truth is the ledger's state and blocks (``market.grid``, ``supervision.acts``); every row
-here but a notification's read flag is rebuilt from them (``manage.py rebuild_read_models``).
-Energy in Wh, limits in W, times are block times.
+The truth is the ledger's state and blocks (``supervision.chain.grid``,
+``supervision.chain.acts``); every row here but a notification's read flag is rebuilt from them
+(``manage.py rebuild_read_models``). Energy in Wh, limits in W, times are block times.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ files a ``ReviewItem`` if any rule trips. Integers only.
                    the contract's slot - 96 slots)
 ``feeder_load``    right after this contract, the export load of the seller's feeder or the
                    import load of the buyer's feeder in the slot is at least ``feeder_load_bps``
-                   of the feeder's capacity (``market.grid.capacity_wh``; published feeders
-                   only)
+                   of the feeder's capacity (``supervision.chain.grid.capacity_wh``; published
+                   feeders only)
 =================  ==========================================================================
 
 "So far" and "right after this contract" are read from the state after the block, less the
@@ -34,10 +34,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.state import State
-from market import grid
-from market.contract import contract_key, contracts_key
-from market.options import BPS, market_options
-from market.settlement import defaults_key
+from market.chain.options import BPS, market_options
+from market.chain.schema import contract_key, contracts_key, defaults_key
+from supervision.chain import grid
+from supervision.chain.schema import feeder_of, limit_w, loaded_wh, topology
 
 DEFAULTS_WINDOW_SLOTS = 96
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -122,7 +122,7 @@ def _add_load(state: State, load: Later, made: dict[str, Any]) -> None:
     if made.get("vetoed"):
         return
     for direction, party in (("export", "seller"), ("import", "buyer")):
-        feeder = grid.feeder_of(state, made[party])
+        feeder = feeder_of(state, made[party])
         if feeder is not None:
             key = (direction, feeder)
             load[key] = load.get(key, 0) + made["energy_wh"]
@@ -137,14 +137,12 @@ def feeder_load(
     slot_ms = market_options(state).slot_ms
     found = []
     for direction, party in (("export", "seller"), ("import", "buyer")):
-        feeder = grid.feeder_of(state, contract[party])
-        topology = state.get(grid.topology_key(feeder)) if feeder else None
-        if feeder is None or topology is None:
+        feeder = feeder_of(state, contract[party])
+        published = topology(state, feeder) if feeder else None
+        if feeder is None or published is None:
             continue
-        capacity = grid.capacity_wh(topology[f"{direction}_limit_w"], slot_ms)
-        loaded = grid.load(state, slot, feeder)[f"{direction}_wh"] - later.get(
-            (direction, feeder), 0
-        )
+        capacity = grid.capacity_wh(limit_w(published, direction), slot_ms)
+        loaded = loaded_wh(state, slot, feeder, direction) - later.get((direction, feeder), 0)
         if loaded > 0 and loaded * BPS >= limits["feeder_load_bps"] * capacity:
             share = loaded * 100 // capacity if capacity else 100
             found.append(

@@ -21,11 +21,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
-from market import grid
+from market.chain.options import BPS
 from market.models import Contract, MarketAccount
-from market.options import BPS
 from market.selectors import address_of
 from market.selectors import options as market_options
+from supervision.chain import grid
 from supervision.models import (
     Feeder,
     FeederLoad,
@@ -376,7 +376,7 @@ def grid_declaration() -> GridDeclaration | None:
 
 def trading_stop(*, address: str, now: datetime | None = None) -> TradingStop | None:
     """What would refuse an order or offer from the household at ``address`` now, checked in
-    the validators' order (``market.contract._qualify``); None if none of these does.
+    the validators' order (``market.chain.contract._qualify``); None if none of these does.
 
     Read from the read models, so a block behind at most; the validators decide.
     """

@@ -12,8 +12,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from market.grid import MAX_REASON
 from market.serializers import parse_slot, utc_datetime
+from supervision.chain.grid import MAX_REASON
 from supervision.models import GridState, ReviewStatus
 
 FEEDER_NAME = re.compile(r"[a-z0-9._-]{1,64}")
@@ -21,7 +21,7 @@ CONTRACT_ID = re.compile(r"[0-9]{1,16}-[0-9]{1,10}")
 
 
 class ReasonField(serializers.CharField):
-    """Why: 1-500 characters, not only spaces (``supervision.acts``: ``reason_required``)."""
+    """Why: 1-500 characters, not only spaces (``supervision.chain.acts``: ``reason_required``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", MAX_REASON)

@@ -1,8 +1,8 @@
 """The site's supervisory actions: each signs one regulator's or grid operator's transaction.
 
-The rules are the validators' (``supervision.acts``, ``market.grid``); the site signs with the
-actor's custodial key (``ledger.services.transaction_sign_and_submit``), rehearses the
-transaction on its replica of the committed state, so that a refusal comes back at once with
+The rules are the validators' (``supervision.chain.acts``, ``supervision.chain.grid``); the site
+signs with the actor's custodial key (``ledger.services.transaction_sign_and_submit``), rehearses
+the transaction on its replica of the committed state, so that a refusal comes back at once with
 the validators' code, and submits it. The outcome shows in the read models once its block
 commits (``supervision.projection``). Each action raises ``PermissionDenied`` for a user whose
 role may not send it, and ``ledger.services.TransactionRejected`` (a stable code, plain words)
@@ -25,7 +25,8 @@ from market.models import Contract
 from market.selectors import address_of
 from supervision.models import Notification
 
-# Plain words for every refusal of supervision.acts and market.grid (the code is the contract).
+# Plain words for every refusal of supervision.chain.acts and supervision.chain.grid (the code is
+# the contract).
 MESSAGES: dict[str, str] = {
     "bad_payload": "The request is incomplete.",
     "not_allowed": "Your account may not send this.",

@@ -60,7 +60,7 @@ def test_it_runs_a_task_in_a_real_worker_process(tmp_path: Path) -> None:
             "-m",
             "celery",
             "-A",
-            "gridplatform",
+            "gridplatform.celery",
             "worker",
             "--pool=solo",
             "--loglevel=WARNING",

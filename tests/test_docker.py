@@ -164,7 +164,7 @@ def test_it_imports_the_asgi_application_and_the_celery_app() -> None:
     for name in ("worker", "beat"):
         command = service_commands()[name]
         app_name = command[command.index("-A") + 1]
-        app = importlib.import_module(app_name).celery_app
+        app = importlib.import_module(app_name).app
         assert isinstance(app, Celery)
         assert app.main == "gridplatform"
         # What `celery -A <app_name>` itself resolves to.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gridplatform.identity import generate_key_encryption_key
+from ledger.identity import generate_key_encryption_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -126,7 +126,7 @@ def ed25519_rate(seconds: float = 3.0) -> dict[str, float]:
     """Verifications per second on one core: raw ``cryptography`` and the product's wrapper."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gridplatform.identity import KeyPair, verify
+    from ledger.identity import KeyPair, verify
 
     message = os.urandom(300)  # about the size of a transaction's signing bytes
     private = Ed25519PrivateKey.generate()
@@ -171,7 +171,7 @@ _KEYS: list[Any] = []
 
 
 def _init_signer(private_keys: list[bytes]) -> None:
-    from gridplatform.identity import KeyPair
+    from ledger.identity import KeyPair
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -307,8 +307,8 @@ class Network:
         return self.template.replace("{node}", str(index))
 
     def create(self, operator: Any) -> None:
-        from gridplatform.identity import KeyPair
         from ledger.genesis import create_genesis, install_network
+        from ledger.identity import KeyPair
 
         keys = [KeyPair.generate() for _ in range(VALIDATORS)]
         genesis, block = create_genesis(
@@ -403,7 +403,7 @@ class Network:
 
 class Bench:
     def __init__(self, args: argparse.Namespace, network: Network) -> None:
-        from gridplatform.identity import KeyPair
+        from ledger.identity import KeyPair
 
         self.args = args
         self.network = network

@@ -49,10 +49,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench.common import log, machine  # noqa: E402
-from gridplatform.identity import KeyPair  # noqa: E402
+from bench.common import APPLICATIONS, log, machine  # noqa: E402
 from ledger import application as app  # noqa: E402
 from ledger.crypto import Transaction, sign_transaction, transaction_signing_bytes  # noqa: E402
+from ledger.identity import KeyPair  # noqa: E402
 from ledger.registry import build_registry  # noqa: E402
 from ledger.state import State  # noqa: E402
 
@@ -115,7 +115,7 @@ class Community:
             issuer_public_key=self.operator.public_key_hex,
             regulator_public_keys=[regulator.public_key_hex],
         )
-        self.registry = build_registry()
+        self.registry = build_registry(APPLICATIONS)
         self.signer = Signer()
         self.operator_address = self.operator.address
         self.households = [

@@ -320,7 +320,7 @@ def role_setup(work: Path) -> None:
     django_setup()
     from gridplatform.accounts.models import HouseholdKind, Role
     from gridplatform.accounts.services import user_create
-    from gridplatform.identity import KeyPair
+    from ledger.identity import KeyPair
     from meters.services import meter_register
 
     job = json.loads(work.read_text())
@@ -356,7 +356,7 @@ def role_ingest(work: Path) -> None:
     django_setup()
     from django.db import connection
 
-    from gridplatform.identity import KeyPair
+    from ledger.identity import KeyPair
     from meters import readings as batch_rules
     from meters import signing
     from meters.models import Meter
@@ -865,7 +865,7 @@ def inprocess_phase(
 
 
 def ingest_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    from gridplatform.identity import KeyPair
+    from ledger.identity import KeyPair
 
     directory = Path(tempfile.mkdtemp(prefix="bench-meters-"))
     site = Site(directory, args.throttle)
@@ -1043,8 +1043,9 @@ class Ledger:
     """A single-node ledger state driven by real signed transactions through ``execute``."""
 
     def __init__(self) -> None:
-        from gridplatform.identity import KeyPair
+        from bench.common import APPLICATIONS
         from ledger import application as app
+        from ledger.identity import KeyPair
         from ledger.registry import build_registry
 
         self.app = app
@@ -1056,7 +1057,7 @@ class Ledger:
             regulator_public_keys=[regulator.public_key_hex],
             options={"market.network_fee": NETWORK_FEE},
         )
-        self.registry = build_registry()
+        self.registry = build_registry(APPLICATIONS)
         self.nonces: collections.Counter[str] = collections.Counter()
         self.height = 0
         self.now = GENESIS_MS
@@ -1114,9 +1115,9 @@ def split(total: int, n: int, rng: random.Random) -> list[int]:
 
 
 def settlement_benchmark(households: int, repeats: int, seed: int) -> dict[str, Any]:
-    from gridplatform.identity import KeyPair
-    from market import contract, settlement
-    from meters import ledger as meters_ledger
+    from ledger.identity import KeyPair
+    from market.chain import schema as market_schema
+    from meters.chain import metering as meters_ledger
 
     log(f"settlement: building a community of {households:,} households")
     rng = random.Random(seed)  # noqa: S311  # benchmark data
@@ -1208,8 +1209,8 @@ def settlement_benchmark(households: int, repeats: int, seed: int) -> dict[str, 
     ]
     ledger.run_all(orders, "orders")
     contracts = [
-        ledger.state.get(contract.contract_key(f"{slot}-{n}"))
-        for n in range(ledger.state.get(contract.contracts_key(slot), 0))
+        ledger.state.get(market_schema.contract_key(f"{slot}-{n}"))
+        for n in range(ledger.state.get(market_schema.contracts_key(slot), 0))
     ]
     gate = slot - 300_000
     clear = ledger.run([ledger.tx(op, "market.slot.clear", {"slot": slot})], gate + 1_000)
@@ -1302,8 +1303,8 @@ def settlement_benchmark(households: int, repeats: int, seed: int) -> dict[str, 
     root_seconds = time.perf_counter() - root_wall
 
     # Money after.
-    summary = settlement.settlement(state, slot)
-    results = [state.get(settlement.result_key(slot, n)) for n in range(len(contracts))]
+    summary = market_schema.settlement(state, slot)
+    results = [state.get(market_schema.result_key(slot, n)) for n in range(len(contracts))]
     supply_after = state.get("ledger/supply")
     balances_after = {k: state.get(k) for k in state.keys("bal/")}
     locked_after = {k: state.get(k) for k in state.keys("market/locked/")}

@@ -12,10 +12,10 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from gridplatform import identity
 from gridplatform.accounts.events import accounts_changed_on_commit
 from gridplatform.accounts.models import ApiToken, HouseholdKind, Identity, Role, User
 from gridplatform.errors import DomainError
+from ledger import identity
 
 # Active API tokens one account may hold at once.
 API_TOKEN_LIMIT = 20

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=list,
-                help_text="Supervisory acts on it, in order (supervision.acts).",
+                help_text="Supervisory acts on it, in order (supervision.chain.acts).",
             ),
         ),
         migrations.AddField(

@@ -5,10 +5,10 @@ from collections import Counter
 import pytest
 from django.core.management import CommandError, call_command
 
-from gridplatform import identity
 from gridplatform.accounts import services
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.demo import DEMO_PASSWORD
+from ledger import identity
 from tests.factories import UserFactory
 
 KEK_OLD = identity.generate_key_encryption_key()

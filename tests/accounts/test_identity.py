@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from gridplatform import identity
-from gridplatform.identity import KeyPair, KeyRing
+from ledger import identity
+from ledger.identity import KeyPair, KeyRing
 
 # RFC 8032, section 7.1, test 1.
 RFC8032_SECRET = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"

@@ -4,9 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
-from gridplatform import identity
 from gridplatform.accounts import selectors, services
 from gridplatform.accounts.models import HouseholdKind, Identity, Role, User
+from ledger import identity
 from tests.factories import UserFactory
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters.models import Meter
 from tests.browser.support import outside_event_loop
 from tests.factories import PASSWORD, UserFactory

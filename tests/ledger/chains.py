@@ -35,12 +35,12 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
 from ledger import blocks as ledger_blocks
 from ledger.blocks import Block
 from ledger.crypto import Transaction, canonical, loads, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_genesis
+from ledger.identity import KeyPair
 from ledger.state import State
 from ledger.store import Store, create_database, drop_database, open_store
 

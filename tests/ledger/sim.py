@@ -21,7 +21,6 @@ from typing import Any
 
 import rfc8785
 
-from gridplatform.identity import BadSignature, KeyPair, verify
 from ledger.consensus import (
     COMMIT,
     PRECOMMIT,
@@ -37,6 +36,7 @@ from ledger.consensus import (
     PersistedState,
     Send,
 )
+from ledger.identity import BadSignature, KeyPair, verify
 
 CHAIN_ID = "sim-chain"
 GENESIS_HASH = "0" * 64

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gridplatform.identity import KeyPair
+from django.conf import settings
+
 from ledger import application, runtime
 from ledger.blocks import Block, block_to_json
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_genesis
+from ledger.identity import KeyPair
 from ledger.projection import block_project
 from ledger.registry import build_registry
 from ledger.state import State
@@ -75,7 +77,7 @@ class Site:
             self.blocks[-1],
             self.state,
             transactions,
-            registry_=build_registry(),
+            registry_=build_registry(settings.LEDGER_APPLICATIONS),
             timestamp_ms=timestamp_ms,
         )
         self.blocks.append(block)
@@ -92,7 +94,7 @@ class Site:
         for block in self.blocks[1:]:
             application.execute(
                 state,
-                build_registry(),
+                build_registry(settings.LEDGER_APPLICATIONS),
                 block.transactions,
                 chain=genesis.chain,
                 height=block.height,

@@ -626,7 +626,7 @@ def test_it_commits_a_transaction_posted_to_the_api_on_four_real_validators(
             "-m",
             "celery",
             "-A",
-            "gridplatform",
+            "gridplatform.celery",
             "worker",
             "-Q",
             "celery",

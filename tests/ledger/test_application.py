@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
 from ledger.crypto import Transaction, sign_transaction, transaction_signing_bytes
+from ledger.identity import KeyPair
 from ledger.state import State
 
 CHAIN = "gridplatform-test"

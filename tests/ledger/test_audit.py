@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import blocks as ledger_blocks
 from ledger.audit import RepairFailed, StoreDamaged, repair_store, verify_store
 from ledger.genesis import (
@@ -28,6 +27,7 @@ from ledger.genesis import (
     read_key_file,
     write_key_file,
 )
+from ledger.identity import KeyPair
 from ledger.state import State
 from ledger.store import Store
 from tests.ledger import chains

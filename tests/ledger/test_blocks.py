@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridplatform.identity import KeyPair
 from ledger import blocks, crypto
 from ledger.blocks import Block, BlockHeader, CommitSignature
 from ledger.crypto import Transaction
+from ledger.identity import KeyPair
 
 CHAIN = "gridplatform-test"
 GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -16,10 +16,9 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridplatform import identity
-from gridplatform.identity import KeyPair
-from ledger import crypto
+from ledger import crypto, identity
 from ledger.crypto import Transaction
+from ledger.identity import KeyPair
 
 # RFC 8032, section 7.1, test 1, and its address (see tests/accounts/test_identity.py).
 RFC8032_SECRET = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
 from ledger.audit import verify_store
 from ledger.blocks import Block
 from ledger.consensus import PersistedState, PreparedCertificate, PrepareRecord
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_genesis
+from ledger.identity import KeyPair
 from ledger.node import Validator
 from ledger.store import open_store
 from tests.ledger.chains import (

@@ -18,8 +18,8 @@ from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import services
 from ledger.crypto import Transaction
 from ledger.models import LedgerAccount, SubmittedTransaction
-from market.options import Options
-from market.pricing import buyer_margin
+from market.chain.options import Options
+from market.chain.pricing import buyer_margin
 from tests.ledger.chains import OPERATOR, build_chain
 from tests.ledger.site import Site, give_issuer_key, use_network
 

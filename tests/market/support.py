@@ -11,14 +11,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from gridplatform.identity import KeyPair
+from django.conf import settings
+
 from ledger import application as app
 from ledger.crypto import Transaction, sign_transaction
+from ledger.identity import KeyPair
 from ledger.registry import build_registry
 from ledger.state import State
-from market import book, contract
-from market.options import market_options
-from meters import ledger as meters
+from market.chain import schema as market_schema
+from market.chain.options import market_options
+from meters.chain import metering as meters
 
 CHAIN = "gridplatform-test"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, on the 15-minute grid
@@ -77,7 +79,7 @@ class Market:
     def __init__(self, **options: int) -> None:
         self.options = {f"market.{name}": value for name, value in options.items()}
         self.state = genesis(self.options)
-        self.registry = build_registry()
+        self.registry = build_registry(settings.LEDGER_APPLICATIONS)
         self.height = 0
         self.now = T0
         self.blocks: list[tuple[int, list[Transaction]]] = []
@@ -183,30 +185,30 @@ class Market:
         return self.run(tx)[0], tx.id
 
     def order(self, order_id: str) -> dict[str, Any] | None:
-        value: dict[str, Any] | None = self.state.get(book.order_key(order_id))
+        value: dict[str, Any] | None = self.state.get(market_schema.order_key(order_id))
         return value
 
     def contract(self, contract_id: str) -> dict[str, Any]:
-        made: dict[str, Any] = self.state.get(contract.contract_key(contract_id))
+        made: dict[str, Any] = self.state.get(market_schema.contract_key(contract_id))
         return made
 
     def contracts(self, slot: int = SLOT) -> list[dict[str, Any]]:
-        count = self.state.get(contract.contracts_key(slot), 0)
-        return [self.state.get(contract.contract_key(f"{slot}-{n}")) for n in range(count)]
+        count = self.state.get(market_schema.contracts_key(slot), 0)
+        return [self.state.get(market_schema.contract_key(f"{slot}-{n}")) for n in range(count)]
 
     def locked(self, who: KeyPair) -> int:
-        return contract.locked(self.state, who.address)
+        return market_schema.locked(self.state, who.address)
 
     def balance(self, who: KeyPair) -> int:
         return app.balance(self.state, who.address)
 
     def free(self, who: KeyPair) -> int:
-        return contract.free_balance(self.state, who.address)
+        return market_schema.free_balance(self.state, who.address)
 
     def replay(self) -> State:
         """The blocks so far, executed again on a fresh genesis state."""
         state = genesis(self.options)
-        registry = build_registry()
+        registry = build_registry(settings.LEDGER_APPLICATIONS)
         for height, (timestamp, txs) in enumerate(self.blocks, start=1):
             app.execute(state, registry, txs, chain=CHAIN, height=height, timestamp_ms=timestamp)
         return state

@@ -15,8 +15,8 @@ from drf_spectacular.validation import validate_schema
 
 from gridplatform.accounts import services as account_services
 from gridplatform.accounts.models import Identity, User
-from gridplatform.identity import KeyPair
 from ledger.crypto import sign_transaction
+from ledger.identity import KeyPair
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
 from market import api as market_api

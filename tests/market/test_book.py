@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from ledger.crypto import NonCanonicalValue, check_canonical
 from ledger.state import State
-from market import book
-from market.options import PRICE_LIMIT
+from market.chain import book
+from market.chain import schema as market_schema
+from market.chain.options import PRICE_LIMIT
 
 SLOT = 1_767_229_200_000
 prices = st.integers(min_value=1, max_value=PRICE_LIMIT) | st.sampled_from(
@@ -45,7 +46,7 @@ def test_it_finds_the_best_price_and_every_level_in_order(
         if adding or price not in resting:
             added = order(n, side, price)
             book.add(state, added)
-            resting.setdefault(price, []).append(state.get(book.order_key(added["id"])))
+            resting.setdefault(price, []).append(state.get(market_schema.order_key(added["id"])))
         else:
             oldest = resting[price].pop(0)
             assert book.head(state, SLOT, side, price) == oldest
@@ -66,13 +67,13 @@ def test_it_skips_the_numbers_of_orders_that_left_from_the_middle() -> None:
     orders = [order(n, book.SELL, 100) for n in range(5)]
     for o in orders:
         book.add(state, o)
-    stored = [state.get(book.order_key(o["id"])) for o in orders]
+    stored = [state.get(market_schema.order_key(o["id"])) for o in orders]
     for gone in (stored[1], stored[2], stored[0]):
         book.remove(state, gone)
-    key = book.level_key(SLOT, book.SELL, 100)
+    key = market_schema.level_key(SLOT, book.SELL, 100)
     assert state.get(key) == {"head": 3, "next": 5, "count": 2}
     assert book.head(state, SLOT, book.SELL, 100)["id"] == "order-3"
-    assert [o["id"] for o in book.queue_items(state, key, book.ORDER_PREFIX)] == [
+    assert [o["id"] for o in book.queue_items(state, key, market_schema.ORDER_PREFIX)] == [
         "order-3",
         "order-4",
     ]

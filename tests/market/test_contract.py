@@ -6,12 +6,16 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
-from market import book, contract, grid
-from market.auction import Clearing, clearing_price
-from market.options import PRICE_LIMIT, Options, market_options
-from market.pricing import buyer_margin, seller_deposit, value
+from ledger.identity import KeyPair
+from market.chain import book
+from market.chain import schema as market_schema
+from market.chain.auction import Clearing, clearing_price
+from market.chain.network import Allowance
+from market.chain.options import PRICE_LIMIT, Options, market_options
+from market.chain.pricing import buyer_margin, seller_deposit, value
+from supervision.chain import grid
+from supervision.chain import schema as supervision_schema
 from tests.market.support import (
     ADA,
     BEN,
@@ -80,14 +84,14 @@ def test_it_never_charges_a_split_order_more_than_the_whole(
 
 def test_it_lets_the_grid_operator_assign_and_move_feeders(market: Market) -> None:
     assert market.send(OPERATOR, "grid.feeder.assign", address=ADA.address, feeder="f2") == "ok"
-    assert grid.feeder_of(market.state, ADA.address) == "f2"
+    assert supervision_schema.feeder_of(market.state, ADA.address) == "f2"
 
 
 @pytest.mark.parametrize("who", [ADA, REGULATOR])
 def test_it_refuses_feeder_assignment_by_anyone_else(market: Market, who: KeyPair) -> None:
     result = market.send(who, "grid.feeder.assign", address=ADA.address, feeder="f9")
     assert result == "not_allowed"
-    assert grid.feeder_of(market.state, ADA.address) == "f1"
+    assert supervision_schema.feeder_of(market.state, ADA.address) == "f1"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +109,7 @@ def test_it_refuses_bad_feeder_assignments(
     market: Market, payload: dict[str, Any], code: str
 ) -> None:
     assert market.send(OPERATOR, "grid.feeder.assign", **payload) == code
-    assert grid.feeder_of(market.state, ADA.address) == "f1"
+    assert supervision_schema.feeder_of(market.state, ADA.address) == "f1"
 
 
 # --- publishing orders -------------------------------------------------------------------------
@@ -123,7 +127,10 @@ def test_it_locks_the_full_price_plus_network_fee_for_a_bid() -> None:
     assert order is not None
     assert (order["remaining_wh"], order["locked"], order["owner"]) == (2_000, 210, BEN.address)
     assert book.best_price(market.state, SLOT, "buy") == 100
-    assert market.state.get(contract.open_key(SLOT, BEN.address)) == {"side": "buy", "count": 1}
+    assert market.state.get(market_schema.open_key(SLOT, BEN.address)) == {
+        "side": "buy",
+        "count": 1,
+    }
 
 
 def test_it_locks_a_security_deposit_for_an_ask(market: Market) -> None:
@@ -240,7 +247,7 @@ def test_it_refuses_orders_on_both_sides_of_a_slot(market: Market) -> None:
     assert market.place(ADA, "buy", 1_000, 100, slot=SLOT + SLOT_MS)[0] == "ok"
     # Once nothing of its sell rests any more, the account may buy in the slot.
     assert market.place(BEN, "buy", 1_000, 200)[0] == "ok"
-    assert market.state.get(contract.open_key(SLOT, ADA.address)) is None
+    assert market.state.get(market_schema.open_key(SLOT, ADA.address)) is None
     assert market.place(ADA, "buy", 1_000, 100)[0] == "ok"
 
 
@@ -283,7 +290,7 @@ def test_it_trades_at_the_resting_orders_price_and_releases_the_improvement(
     assert market.locked(BEN) == 40  # 52 locked for the bid, 12 released
     assert market.locked(ADA) == 20  # 12 for the rest of the ask, 8 in the contract
     assert market.balance(ADA) == market.balance(BEN) == 100_000
-    assert market.state.get(book.level_key(SLOT, "sell", 100))["count"] == 1
+    assert market.state.get(market_schema.level_key(SLOT, "sell", 100))["count"] == 1
 
 
 def test_it_gives_priority_to_price_then_time(market: Market) -> None:
@@ -302,7 +309,7 @@ def test_it_gives_priority_to_price_then_time(market: Market) -> None:
     assert market.order(cheapest) is None
     assert market.order(second)["remaining_wh"] == 300  # type: ignore[index]
     assert book.best_price(market.state, SLOT, "sell") == 110
-    assert market.state.get(contract.open_key(SLOT, ADA.address)) is None
+    assert market.state.get(market_schema.open_key(SLOT, ADA.address)) is None
 
 
 def test_it_rests_what_does_not_cross(market: Market) -> None:
@@ -346,7 +353,7 @@ def test_it_cancels_the_remainder_and_releases_its_margin(market: Market) -> Non
     assert market.order(ask) is None
     assert market.locked(ADA) == 8  # only the contract's deposit stays locked
     assert book.best_price(market.state, SLOT, "sell") is None
-    assert market.state.get(book.level_key(SLOT, "sell", 100)) is None
+    assert market.state.get(market_schema.level_key(SLOT, "sell", 100)) is None
     assert list(market.state.keys(f"market/book/{SLOT}/")) == []
     assert market.send(ADA, "market.order.cancel", order=ask) == "unknown_order"
 
@@ -358,7 +365,7 @@ def test_it_keeps_time_priority_when_orders_leave_a_level_from_the_middle_or_hea
     _, first = market.place(ADA, "sell", 100, 100)
     _, middle = market.place(CAT, "sell", 100, 100)
     _, last = market.place(DAN, "sell", 100, 100)
-    key = book.level_key(SLOT, "sell", 100)
+    key = market_schema.level_key(SLOT, "sell", 100)
     assert market.send(CAT, "market.order.cancel", order=middle) == "ok"
     assert market.state.get(key) == {"head": 0, "next": 3, "count": 2}
     assert market.state.get(f"{key}/1") is None
@@ -413,7 +420,7 @@ def test_it_records_the_binding_constraint_when_the_grid_tailors_a_match(
 
     def tailor(state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int, **_: Any) -> Any:
         calls.append((seller, buyer, slot, energy_wh))
-        return grid.GridAllowance(min(energy_wh, 300), "export:f1")
+        return Allowance(min(energy_wh, 300), "export:f1")
 
     monkeypatch.setattr(grid, "grid_check", tailor)
     _, ask = market.place(ADA, "sell", 1_000, 100)
@@ -430,7 +437,7 @@ def test_it_records_the_binding_constraint_when_the_grid_tailors_a_match(
 def test_it_rests_an_order_whose_match_the_grid_refuses(
     market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(grid, "grid_check", lambda *a, **k: grid.GridAllowance(0, "import:f1"))
+    monkeypatch.setattr(grid, "grid_check", lambda *a, **k: Allowance(0, "import:f1"))
     market.place(ADA, "sell", 1_000, 100)
     _, bid = market.place(BEN, "buy", 800, 100)
     assert market.contracts() == []
@@ -441,7 +448,7 @@ def test_it_allows_every_match_on_feeders_without_published_limits(market: Marke
     allowance = grid.grid_check(
         market.state, seller=ADA.address, buyer=BEN.address, slot=SLOT, energy_wh=1_234
     )
-    assert allowance == grid.GridAllowance(1_234, "")
+    assert allowance == Allowance(1_234, "")
 
 
 # --- bilateral offers --------------------------------------------------------------------------
@@ -465,11 +472,11 @@ def test_it_makes_a_contract_when_a_buyer_accepts_part_of_an_offer(market: Marke
     assert (made["energy_wh"], made["price"], made["escrow"], made["deposit"]) == (400, 150, 60, 12)
     assert market.locked(BEN) == 60
     assert market.locked(ADA) == 30  # 18 on the rest of the offer, 12 in the contract
-    offer = market.state.get(contract.OFFER_PREFIX + offer_id)
+    offer = market.state.get(market_schema.OFFER_PREFIX + offer_id)
     assert (offer["remaining_wh"], offer["locked"]) == (600, 18)
     assert market.send(CAT, "market.offer.accept", offer=offer_id, energy_wh=600) == "ok"
-    assert market.state.get(contract.OFFER_PREFIX + offer_id) is None
-    assert market.state.get(contract.offers_key(SLOT)) is None
+    assert market.state.get(market_schema.OFFER_PREFIX + offer_id) is None
+    assert market.state.get(market_schema.offers_key(SLOT)) is None
 
 
 def test_it_offers_to_a_named_buyer_only(market: Market) -> None:
@@ -540,7 +547,7 @@ def test_it_refuses_an_acceptance_the_grid_refuses(
     market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, offer_id = post(market)
-    monkeypatch.setattr(grid, "grid_check", lambda *a, **k: grid.GridAllowance(0, "import:f1"))
+    monkeypatch.setattr(grid, "grid_check", lambda *a, **k: Allowance(0, "import:f1"))
     assert market.send(BEN, "market.offer.accept", offer=offer_id, energy_wh=10) == "grid_refused"
     assert market.locked(BEN) == 0
 
@@ -559,7 +566,7 @@ def test_it_lets_only_the_seller_withdraw_an_offer(market: Market) -> None:
     assert market.send(ADA, "market.offer.withdraw", offer=offer_id) == "ok"
     assert market.locked(ADA) == 0
     assert market.send(ADA, "market.offer.withdraw", offer=offer_id) == "unknown_offer"
-    assert market.state.get(contract.offers_key(SLOT)) is None
+    assert market.state.get(market_schema.offers_key(SLOT)) is None
 
 
 # --- the end of trading for a slot -------------------------------------------------------------
@@ -612,7 +619,7 @@ def test_it_clears_a_call_auction_at_one_price() -> None:
         (cat, ben, 500, 115),
     ]
     assert all(c["kind"] == "auction" for c in contracts)
-    auction = market.state.get(contract.auction_key(SLOT))
+    auction = market.state.get(market_schema.auction_key(SLOT))
     assert (auction["price"], auction["volume_wh"], auction["contracts"]) == (115, 1_500, 2)
     assert market.locked(BEN) == 115 + 57  # escrows at the clearing price, not the bid
     assert market.locked(DAN) == 0
@@ -642,7 +649,7 @@ def test_it_runs_no_auction_while_the_market_is_suspended() -> None:
     assert market.send(OPERATOR, "market.slot.clear", at=SLOT - GATE_MS, slot=SLOT) == "ok"
     assert market.contracts() == []
     assert market.locked(ADA) == market.locked(BEN) == 0
-    assert market.state.get(contract.auction_key(SLOT)) is None
+    assert market.state.get(market_schema.auction_key(SLOT)) is None
 
 
 @pytest.mark.parametrize(
@@ -674,7 +681,7 @@ def test_it_replays_to_the_same_state_root(market: Market) -> None:
     market.send(OPERATOR, "market.slot.clear", at=SLOT, slot=SLOT)
     replayed = market.replay()
     assert replayed.root() == market.state.root()
-    assert replayed.get(contract.contract_key(f"{SLOT}-0")) is not None
+    assert replayed.get(market_schema.contract_key(f"{SLOT}-0")) is not None
 
 
 def test_it_keeps_the_ledgers_types_and_adds_the_markets() -> None:

@@ -22,12 +22,16 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
-from market import book, contract, grid, settlement
-from market.options import market_options
-from market.pricing import buyer_margin, seller_deposit, share, value
-from meters import ledger as meters
+from ledger.identity import KeyPair
+from market.chain import book
+from market.chain import schema as market_schema
+from market.chain.network import Allowance
+from market.chain.options import market_options
+from market.chain.pricing import buyer_margin, seller_deposit, share, value
+from meters.chain import metering as meters
+from meters.chain import schema as meters_schema
+from supervision.chain import grid
 from tests.market.support import (
     ADA,
     ADA_METER,
@@ -183,7 +187,7 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(data=st.data(), who=households, percent=st.integers(min_value=1, max_value=110))
     def accept(self, data: st.DataObject, who: KeyPair, percent: int) -> None:
         offer_id = data.draw(st.sampled_from(sorted(self.offers)))
-        offer = self.market.state.get(contract.OFFER_PREFIX + offer_id)
+        offer = self.market.state.get(market_schema.OFFER_PREFIX + offer_id)
         e = max(1, offer["remaining_wh"] * percent // 100) if offer else 1
         result, acceptance = self.send(who, "market.offer.accept", offer=offer_id, energy_wh=e)
         if offer is None:
@@ -310,8 +314,10 @@ class MarketMachine(RuleBasedStateMachine):
         options = market_options(state)
         contracts = self.market.contracts(slot)
         expected = self.expected_settlement(slot, contracts)
-        before = {a: (app.balance(state, a), contract.locked(state, a)) for a in self.addresses}
-        uncleared = state.get(contract.offers_key(slot)) is not None or any(
+        before = {
+            a: (app.balance(state, a), market_schema.locked(state, a)) for a in self.addresses
+        }
+        uncleared = state.get(market_schema.offers_key(slot)) is not None or any(
             book.best_price(state, slot, side) is not None for side in book.SIDES
         )
         result, _ = self.send_at(who, "market.slot.settle", at, slot=slot)
@@ -328,9 +334,9 @@ class MarketMachine(RuleBasedStateMachine):
             assert result == ("ok" if contracts else "nothing_to_settle")
         if result != "ok":
             return result
-        results = [state.get(settlement.result_key(slot, n)) for n in range(len(contracts))]
+        results = [state.get(market_schema.result_key(slot, n)) for n in range(len(contracts))]
         assert results == expected
-        self.settled[slot] = (settlement.settlement(state, slot), results)
+        self.settled[slot] = (market_schema.settlement(state, slot), results)
         self.done.add(slot)
         # The money moved is exactly what the records say.
         moved: collections.Counter[str] = collections.Counter()
@@ -343,7 +349,7 @@ class MarketMachine(RuleBasedStateMachine):
             unlocked[made["seller"]] += made["deposit"]
         for address, (balance, locked) in before.items():
             assert app.balance(state, address) == balance + moved[address]
-            assert contract.locked(state, address) == locked - unlocked[address]
+            assert market_schema.locked(state, address) == locked - unlocked[address]
         return result
 
     def expected_settlement(self, slot: int, contracts: list[Any]) -> list[dict[str, Any]]:
@@ -410,15 +416,15 @@ class MarketMachine(RuleBasedStateMachine):
     def readings_are_the_first_sent_and_settlements_never_change(self) -> None:
         state = self.market.state
         for (meter, start), sent in self.readings.items():
-            stored = meters.reading(state, meter, start)
+            stored = meters_schema.reading(state, meter, start)
             assert stored is not None
             assert {k: stored[k] for k in sent} == sent
         for who in HOUSEHOLDS:
-            conflicts = state.get(meters.conflicts_key(meter_id(who)), 0)
+            conflicts = state.get(meters_schema.conflicts_key(meter_id(who)), 0)
             assert conflicts == self.conflicts[meter_id(who)]
         for slot, (summary, results) in self.settled.items():
-            assert settlement.settlement(state, slot) == summary
-            stored = [state.get(settlement.result_key(slot, n)) for n in range(len(results))]
+            assert market_schema.settlement(state, slot) == summary
+            stored = [state.get(market_schema.result_key(slot, n)) for n in range(len(results))]
             assert stored == results
 
     @invariant()
@@ -426,7 +432,7 @@ class MarketMachine(RuleBasedStateMachine):
         state = self.market.state
         options = market_options(state)
         held: collections.Counter[str] = collections.Counter()
-        for key in state.keys(book.ORDER_PREFIX):
+        for key in state.keys(market_schema.ORDER_PREFIX):
             order = state.get(key)
             held[order["owner"]] += order["locked"]
             margin = (
@@ -435,7 +441,7 @@ class MarketMachine(RuleBasedStateMachine):
                 else seller_deposit(order["remaining_wh"], order["price"], options.deposit_bps)
             )
             assert order["locked"] == margin
-        for key in state.keys(contract.OFFER_PREFIX):
+        for key in state.keys(market_schema.OFFER_PREFIX):
             offer = state.get(key)
             held[offer["owner"]] += offer["locked"]
             deposit = seller_deposit(offer["remaining_wh"], offer["price"], options.deposit_bps)
@@ -464,8 +470,8 @@ class MarketMachine(RuleBasedStateMachine):
         for placed in (self.orders, self.offers, self.acceptances):
             for tx_id, energy in placed.items():
                 assert filled[tx_id] <= energy
-                resting = state.get(book.order_key(tx_id)) or state.get(
-                    contract.OFFER_PREFIX + tx_id
+                resting = state.get(market_schema.order_key(tx_id)) or state.get(
+                    market_schema.OFFER_PREFIX + tx_id
                 )
                 if resting is not None:
                     assert 0 < resting["remaining_wh"] == energy - filled[tx_id]
@@ -479,9 +485,9 @@ class MarketMachine(RuleBasedStateMachine):
                 levels = list(book.prices(state, slot, side))
                 assert book.best_price(state, slot, side) == (levels[0] if levels else None)
                 for price in levels:
-                    level = state.get(book.level_key(slot, side, price))
+                    level = state.get(market_schema.level_key(slot, side, price))
                     orders = book.queue_items(
-                        state, book.level_key(slot, side, price), "market/order/"
+                        state, market_schema.level_key(slot, side, price), "market/order/"
                     )
                     assert level["count"] == len(orders) > 0
                     assert level["head"] == orders[0]["seq"]
@@ -501,13 +507,13 @@ class CallAuctionMachine(MarketMachine):
 
 def _tailoring_grid_check(
     state: Any, *, seller: str, buyer: str, slot: int, energy_wh: int, **_: Any
-) -> grid.GridAllowance:
+) -> Allowance:
     """A deterministic stand-in for the grid security check that tailors and refuses."""
     if energy_wh % 7 == 0:
-        return grid.GridAllowance(0, "import:test")
+        return Allowance(0, "import:test")
     if energy_wh % 3 == 0:
-        return grid.GridAllowance(energy_wh // 2, "export:test")
-    return grid.GridAllowance(energy_wh)
+        return Allowance(energy_wh // 2, "export:test")
+    return Allowance(energy_wh)
 
 
 class TailoringGridMachine(MarketMachine):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 from django.test import Client
@@ -148,6 +149,8 @@ def test_a_hundred_buyers_racing_one_offer_buy_exactly_its_energy(
     for index in range(4):
         store = network.store(index)
         try:
-            assert verify_store(store, network.genesis, build_registry()).ok, index
+            assert verify_store(
+                store, network.genesis, build_registry(settings.LEDGER_APPLICATIONS)
+            ).ok, index
         finally:
             store.close()

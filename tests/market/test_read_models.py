@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from ledger.projection import datetime_of_ms
 from market.models import Contract, MarketAccount, Offer, Order
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR, build_chain, recent_start_ms

@@ -1,4 +1,4 @@
-"""Settlement (``market.settlement``): contracts paid against meter readings, with real signed
+"""Settlement (``market.chain.settlement``): contracts paid against meter readings, with real signed
 transactions on a pure State. The worked examples are those of docs/market.md, "Settlement"."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
-from market import settlement
-from meters import ledger as meters
+from ledger.identity import KeyPair
+from market.chain import schema as market_schema
+from market.chain import settlement
+from meters.chain import schema as meters_schema
 from tests.market.support import (
     ADA,
     ADA_METER,
@@ -58,7 +59,7 @@ def money(market: Market) -> dict[str, tuple[int, int]]:
 
 
 def result(market: Market, index: int, slot: int = SLOT) -> dict[str, Any]:
-    value: dict[str, Any] = market.state.get(settlement.result_key(slot, index))
+    value: dict[str, Any] = market.state.get(market_schema.result_key(slot, index))
     return value
 
 
@@ -190,7 +191,7 @@ def test_it_allocates_a_sellers_export_to_its_contracts_in_time_priority(market:
     assert (cat["escrow_released"], cat["deposit_released"]) == (31, 4)
     assert ben["export_wh"] == cat["export_wh"] == 1_200
     assert market.state.get(f"market/defaults/{ADA.address}")["unsettled"] == 1
-    assert settlement.settlement(market.state, SLOT) == {
+    assert market_schema.settlement(market.state, SLOT) == {
         "slot": SLOT,
         "contracts": 2,
         "energy_wh": 1_500,
@@ -295,10 +296,10 @@ def test_it_flags_late_readings_and_never_settles_again(market: Market) -> None:
     trade(market, ADA, BEN, 2_000, 120)
     assert market.deliver("ada-main", ADA_METER, [500, 0], slot=SLOT) == "ok"
     assert market.settle() == "ok"
-    settled = money(market), result(market, 0), settlement.settlement(market.state, SLOT)
+    settled = money(market), result(market, 0), market_schema.settlement(market.state, SLOT)
     late = batch(reading(SLOT + 2 * STEP, 1_500), reading(SLOT + SLOT_MS, 7))
     assert market.relay("ada-main", ADA_METER, late, at=DUE + SLOT_MS) == "ok"
-    assert meters.reading(market.state, "ada-main", SLOT + 2 * STEP) == {
+    assert meters_schema.reading(market.state, "ada-main", SLOT + 2 * STEP) == {
         "import_wh": 0,
         "export_wh": 1_500,
         "quality": "actual",
@@ -306,10 +307,16 @@ def test_it_flags_late_readings_and_never_settles_again(market: Market) -> None:
         "late": True,
         "tx": market.blocks[-1][1][0].id,
     }
-    assert meters.reading(market.state, "ada-main", SLOT)["late"] is False
-    assert meters.reading(market.state, "ada-main", SLOT + SLOT_MS)["late"] is False  # not settled
+    assert meters_schema.reading(market.state, "ada-main", SLOT)["late"] is False
+    assert (
+        meters_schema.reading(market.state, "ada-main", SLOT + SLOT_MS)["late"] is False
+    )  # not settled
     assert market.settle() == "already_settled"
-    assert (money(market), result(market, 0), settlement.settlement(market.state, SLOT)) == settled
+    assert (
+        money(market),
+        result(market, 0),
+        market_schema.settlement(market.state, SLOT),
+    ) == settled
     assert settlement.measured_export(market.state, ADA.address, SLOT, SLOT_MS) == 500
 
 
@@ -388,7 +395,7 @@ def test_it_takes_the_delay_from_genesis() -> None:
 def test_it_refuses_bad_settlements(market: Market, payload: dict[str, Any], code: str) -> None:
     trade(market, ADA, BEN, 1_000, 100)
     assert market.send(OPERATOR, "market.slot.settle", at=DUE + SLOT_MS, **payload) == code
-    assert settlement.settlement(market.state, SLOT) is None
+    assert market_schema.settlement(market.state, SLOT) is None
     assert money(market)["ben"] == (100_000, 105)
 
 

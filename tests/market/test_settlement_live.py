@@ -15,8 +15,8 @@ import pytest
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
-from gridplatform.identity import KeyPair
 from ledger import services as ledger_services
+from ledger.identity import KeyPair
 from ledger.models import LedgerAccount, StateEntry
 from ledger.projection import ms_of_datetime
 from market import selectors

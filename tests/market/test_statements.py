@@ -16,7 +16,7 @@ from django.test import Client
 
 from gridplatform.accounts.models import User
 from gridplatform.accounts.services import identity_unseal
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from ledger.models import LedgerAccount, StateEntry, SubmittedTransaction
 from ledger.projection import datetime_of_ms
 from market import selectors, services

@@ -12,7 +12,7 @@ from django.test import Client
 
 from gridplatform.accounts import services as account_services
 from gridplatform.accounts.models import User
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters import services, signing
 from meters.models import Meter, Reading, ReadingBatch
 

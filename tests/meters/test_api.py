@@ -16,7 +16,7 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.throttling import SimpleRateThrottle
 
 from gridplatform.accounts.models import User
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters import readings as rules
 from meters import signing
 from meters.models import Meter, MeterToken, Reading, ReadingBatch

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
-from market.options import Options
+from market.chain.options import Options
 from meters import flows
 from meters.flows import floor_to_slot, household_flows, latest_flow_list
 from tests.factories import ContractFactory, SettlementLineFactory, UserFactory

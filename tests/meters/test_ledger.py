@@ -1,5 +1,5 @@
-"""Meter data on the ledger (``meters.ledger``): registration and relayed, device-signed readings,
-with real signed transactions on a pure State."""
+"""Meter data on the ledger (``meters.chain.metering``): registration and relayed, device-signed
+readings, with real signed transactions on a pure State."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridplatform.identity import KeyPair
-from meters import ledger as meters
+from ledger.identity import KeyPair
+from meters.chain import metering as meters
+from meters.chain import schema as meters_schema
 from tests.market.support import (
     ADA,
     ADA_METER,
@@ -67,7 +68,7 @@ def relay_payload(body: str, **changes: Any) -> dict[str, Any]:
 
 
 def recorded(market: Market, start_ms: int, meter_id: str = "ada-main") -> dict[str, Any] | None:
-    return meters.reading(market.state, meter_id, start_ms)
+    return meters_schema.reading(market.state, meter_id, start_ms)
 
 
 # --- meter.register ----------------------------------------------------------------------------
@@ -75,7 +76,7 @@ def recorded(market: Market, start_ms: int, meter_id: str = "ada-main") -> dict[
 
 def test_it_registers_a_households_meter(market: Market) -> None:
     assert market.send(OPERATOR, "meter.register", **register_payload()) == "ok"
-    assert meters.meter(market.state, "ada-pv") == {
+    assert meters_schema.meter(market.state, "ada-pv") == {
         "id": "ada-pv",
         "owner": ADA.address,
         "kind": "pv",
@@ -85,14 +86,14 @@ def test_it_registers_a_households_meter(market: Market) -> None:
         "registered_height": market.height,
         "height": market.height,
     }
-    assert meters.meters_of(market.state, ADA.address) == ["ada-main", "ada-pv"]
+    assert meters_schema.meters_of(market.state, ADA.address) == ["ada-main", "ada-pv"]
     assert market.state.get(f"meter/key/{ADA_PV.public_key_hex}") == "ada-pv"
 
 
 @pytest.mark.parametrize("who", [ADA, REGULATOR])
 def test_it_lets_only_the_grid_operator_register_meters(market: Market, who: KeyPair) -> None:
     assert market.send(who, "meter.register", **register_payload()) == "not_allowed"
-    assert meters.meter(market.state, "ada-pv") is None
+    assert meters_schema.meter(market.state, "ada-pv") is None
 
 
 @pytest.mark.parametrize(
@@ -127,8 +128,8 @@ def test_it_lets_only_the_grid_operator_register_meters(market: Market, who: Key
 )
 def test_it_refuses_bad_registrations(market: Market, changes: dict[str, Any], code: str) -> None:
     assert market.send(OPERATOR, "meter.register", **register_payload(**changes)) == code
-    assert meters.meter(market.state, "ada-pv") is None
-    assert meters.meters_of(market.state, ADA.address) == ["ada-main"]
+    assert meters_schema.meter(market.state, "ada-pv") is None
+    assert meters_schema.meters_of(market.state, ADA.address) == ["ada-main"]
 
 
 def test_it_refuses_a_payload_without_a_field(market: Market) -> None:
@@ -150,10 +151,10 @@ def test_it_accepts_longer_intervals_with_longer_slots() -> None:
 
 
 def test_it_replaces_a_meters_device_but_not_its_owner(market: Market) -> None:
-    first = meters.meter(market.state, "ada-main")
+    first = meters_schema.meter(market.state, "ada-main")
     assert first is not None
     assert market.meter(ADA, ADA_PV, "ada-main", kind="battery", feeder="f2") == "ok"
-    replaced = meters.meter(market.state, "ada-main")
+    replaced = meters_schema.meter(market.state, "ada-main")
     assert replaced == first | {
         "public_key": ADA_PV.public_key_hex,
         "kind": "battery",
@@ -162,7 +163,7 @@ def test_it_replaces_a_meters_device_but_not_its_owner(market: Market) -> None:
     }
     assert market.state.get(f"meter/key/{ADA_METER.public_key_hex}") is None
     assert market.state.get(f"meter/key/{ADA_PV.public_key_hex}") == "ada-main"
-    assert meters.meters_of(market.state, ADA.address) == ["ada-main"]
+    assert meters_schema.meters_of(market.state, ADA.address) == ["ada-main"]
 
     body = batch(reading(SLOT, 10))
     assert market.relay("ada-main", ADA_METER, body, at=AFTER) == "bad_device_signature"
@@ -173,7 +174,7 @@ def test_it_replaces_a_meters_device_but_not_its_owner(market: Market) -> None:
 
 def test_it_accepts_the_same_registration_again(market: Market) -> None:
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
-    registered = meters.meter(market.state, "ada-main")
+    registered = meters_schema.meter(market.state, "ada-main")
     assert registered is not None
     assert registered["registered_height"] < registered["height"] == market.height
 
@@ -181,15 +182,15 @@ def test_it_accepts_the_same_registration_again(market: Market) -> None:
 def test_it_refuses_moving_a_meter_to_another_household(market: Market) -> None:
     assert market.meter(BEN, ADA_METER, "ada-main") == "owner_mismatch"
     assert market.meter(BEN, BEN_METER, "ada-main") == "owner_mismatch"
-    registered = meters.meter(market.state, "ada-main")
+    registered = meters_schema.meter(market.state, "ada-main")
     assert registered is not None
     assert registered["owner"] == ADA.address
-    assert meters.meters_of(market.state, BEN.address) == []
+    assert meters_schema.meters_of(market.state, BEN.address) == []
 
 
 def test_it_refuses_changing_a_meters_interval(market: Market) -> None:
     assert market.meter(ADA, ADA_PV, "ada-main", interval_s=900) == "interval_mismatch"
-    registered = meters.meter(market.state, "ada-main")
+    registered = meters_schema.meter(market.state, "ada-main")
     assert registered is not None
     assert (registered["interval_s"], registered["public_key"]) == (300, ADA_METER.public_key_hex)
 
@@ -197,14 +198,14 @@ def test_it_refuses_changing_a_meters_interval(market: Market) -> None:
 def test_it_refuses_a_device_key_that_belongs_to_another_meter(market: Market) -> None:
     # The device signs no meter id, so a shared key would let one meter's batch pass as another's.
     assert market.meter(BEN, ADA_METER, "ben-main") == "key_in_use"
-    assert meters.meter(market.state, "ben-main") is None
+    assert meters_schema.meter(market.state, "ben-main") is None
 
 
 def test_it_limits_the_meters_of_a_household(market: Market) -> None:
     for n in range(1, meters.MAX_METERS_PER_OWNER):
         assert market.meter(ADA, KeyPair(private_key=bytes([n]) * 32), f"ada-{n}") == "ok"
     assert market.meter(ADA, ADA_PV, "ada-one-too-many") == "too_many_meters"
-    assert len(meters.meters_of(market.state, ADA.address)) == meters.MAX_METERS_PER_OWNER
+    assert len(meters_schema.meters_of(market.state, ADA.address)) == meters.MAX_METERS_PER_OWNER
     # Replacing the device of one of them is still possible.
     assert market.meter(ADA, ADA_PV, "ada-1") == "ok"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters import readings as rules
 from meters import signing
 from tests.meters.support import readings

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from gridplatform.accounts.models import User
 from gridplatform.errors import DomainError
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters import selectors, services, signing
 from meters.models import Meter, MeterToken, Reading, ReadingBatch
 from tests.meters.support import aligned_past, encode, readings, register

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from gridplatform.accounts.models import User
-from gridplatform.identity import KeyPair
+from ledger.identity import KeyPair
 from meters.models import Meter, MeterToken
 from tests.meters.support import Device, readings, register
 

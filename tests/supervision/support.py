@@ -19,8 +19,8 @@ from django.forms.models import model_to_dict
 
 from gridplatform.accounts.models import User
 from gridplatform.accounts.services import identity_unseal
-from gridplatform.identity import KeyPair
 from ledger.blocks import Block
+from ledger.identity import KeyPair
 from ledger.models import SubmittedTransaction
 from market.models import Contract
 from supervision.models import (

@@ -1,6 +1,6 @@
 """Supervision on the ledger: the grid security check, the grid operator's declarations and the
-regulators' acts (``market.grid``, ``supervision.acts``), with real signed transactions on a
-pure State. The examples are those of docs/supervision.md."""
+regulators' acts (``supervision.chain.grid``, ``supervision.chain.acts``), with real signed
+transactions on a pure State. The examples are those of docs/supervision.md."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
 from ledger import application as app
+from ledger.identity import KeyPair
 from ledger.state import State
-from market import contract, grid, settlement
-from market.pricing import buyer_margin
+from market.chain import schema as market_schema
+from market.chain import settlement
+from market.chain.pricing import buyer_margin
+from supervision.chain import grid
+from supervision.chain import network as supervision_network
+from supervision.chain import schema as supervision_schema
 from tests.market.support import (
     ADA,
     ADA_METER,
@@ -67,21 +71,21 @@ def trade(market: Market, seller: KeyPair, buyer: KeyPair, energy_wh: int, price
 
 
 def load(market: Market, feeder: str) -> dict[str, int]:
-    return grid.load(market.state, SLOT, feeder)
+    return supervision_schema.load(market.state, SLOT, feeder)
 
 
 # --- topology and the security check -----------------------------------------------------------
 
 
 def test_it_publishes_feeders_with_their_limits(market: Market) -> None:
-    assert market.state.get(grid.PUBLISHED_KEY) == 2
-    topology = market.state.get(grid.topology_key("f1"))
+    assert market.state.get(supervision_schema.PUBLISHED_KEY) == 2
+    topology = market.state.get(supervision_schema.topology_key("f1"))
     assert (topology["export_limit_w"], topology["import_limit_w"]) == (8_000, 8_000)
     assert topology["by"] == OPERATOR.address
     assert grid.capacity_wh(8_000, SLOT_MS) == 2_000
     assert publish(market, "f1", export_w=4_000, import_w=8_000) == "ok"  # changed
-    assert market.state.get(grid.topology_key("f1"))["export_limit_w"] == 4_000
-    assert market.state.get(grid.PUBLISHED_KEY) == 2
+    assert market.state.get(supervision_schema.topology_key("f1"))["export_limit_w"] == 4_000
+    assert market.state.get(supervision_schema.PUBLISHED_KEY) == 2
 
 
 @pytest.mark.parametrize(
@@ -96,7 +100,7 @@ def test_it_publishes_feeders_with_their_limits(market: Market) -> None:
 )
 def test_it_refuses_bad_topology(market: Market, payload: dict[str, Any], code: str) -> None:
     assert market.send(OPERATOR, "grid.feeder.publish", **payload) == code
-    assert market.state.get(grid.topology_key("f3")) is None
+    assert market.state.get(supervision_schema.topology_key("f3")) is None
 
 
 def test_it_tailors_a_match_to_the_buyers_import_headroom(market: Market) -> None:
@@ -142,7 +146,7 @@ def test_it_counts_the_load_per_slot(market: Market) -> None:
     market.place(ADA, "sell", 1_500, 100, slot=later)
     market.place(BEN, "buy", 1_500, 100, slot=later)
     assert [c["energy_wh"] for c in market.contracts(later)] == [1_500]
-    assert grid.load(market.state, later, "f2")["import_wh"] == 1_500
+    assert supervision_schema.load(market.state, later, "f2")["import_wh"] == 1_500
 
 
 def test_a_contract_records_the_feeders_it_counts_in(market: Market) -> None:
@@ -185,8 +189,8 @@ def test_a_feeder_under_high_load_stops_new_trading_on_it_until_normal(market: M
     assert act(market, "grid.state.declare", OPERATOR, **declare) == "no_change"
     normal = declare | {"state": "normal", "reason": "load back under 60 %"}
     assert act(market, "grid.state.declare", OPERATOR, **normal) == "ok"
-    assert market.state.get(grid.state_key("feeder:f1")) is None
-    assert market.state.get(grid.STOPS_KEY) is None
+    assert market.state.get(supervision_schema.state_key("feeder:f1")) is None
+    assert market.state.get(supervision_schema.STOPS_KEY) is None
     assert market.place(ADA, "sell", 100, 100)[0] == "ok"
 
 
@@ -256,7 +260,7 @@ def test_a_veto_releases_both_margins_and_the_contract_never_settles(market: Mar
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
     assert market.deliver("ada-main", ADA_METER, [400, 400, 400], slot=SLOT) == "ok"
     assert market.settle(at=DUE) == "ok"
-    assert market.state.get(settlement.result_key(SLOT, 0)) is None
+    assert market.state.get(market_schema.result_key(SLOT, 0)) is None
     assert market.state.get(settlement.settlement_key(SLOT))["contracts"] == 0
     assert (market.balance(ADA), market.balance(BEN)) == (CREDITS, CREDITS)
 
@@ -277,7 +281,7 @@ def test_a_curtailment_releases_margins_pro_rata_and_settles_what_is_left(market
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
     assert market.deliver("ada-main", ADA_METER, [200, 200, 100], slot=SLOT) == "ok"
     assert market.settle(at=DUE) == "ok"
-    line = market.state.get(settlement.result_key(SLOT, 0))
+    line = market.state.get(market_schema.result_key(SLOT, 0))
     assert (
         line["energy_wh"],
         line["delivered_wh"],
@@ -355,7 +359,7 @@ def test_a_suspension_names_its_reason_and_ends_at_its_end(market: Market) -> No
     payload = {"scope": "feeder:f2", "reason": "storm damage on f2", "until": until}
     assert act(market, "supervision.trading.suspend", **payload) == "ok"
     with pytest.raises(app.TxFailed, match="storm damage on f2") as refused:
-        contract._check_feeder(market.state, "f2", market.now)
+        supervision_network.check_feeder(market.state, "f2", market.now)
     assert refused.value.code == "feeder_suspended"
     assert market.place(BEN, "buy", 100, 100)[0] == "feeder_suspended"
     assert market.place(ADA, "sell", 100, 100)[0] == "ok"  # f1 trades on
@@ -381,9 +385,9 @@ def test_the_market_suspends_and_resumes(market: Market) -> None:
     assert act(market, "supervision.trading.suspend", **suspend) == "already_suspended"
     assert market.place(ADA, "sell", 100, 100)[0] == "market_suspended"
     # The market reads one count on every order, and the stops only when there are any.
-    assert market.state.get(grid.STOPS_KEY) == 1
+    assert market.state.get(supervision_schema.STOPS_KEY) == 1
     assert act(market, "supervision.trading.resume", scope="market") == "ok"
-    assert market.state.get(grid.STOPS_KEY) is None
+    assert market.state.get(supervision_schema.STOPS_KEY) is None
     assert act(market, "supervision.trading.resume", scope="market") == "not_suspended"
     assert market.place(ADA, "sell", 100, 100)[0] == "ok"
 
@@ -401,7 +405,7 @@ def test_the_market_suspends_and_resumes(market: Market) -> None:
 )
 def test_it_refuses_bad_suspensions(market: Market, payload: dict[str, Any], code: str) -> None:
     assert market.send(REGULATOR, "supervision.trading.suspend", **payload) == code
-    assert market.state.get(contract.MARKET_SUSPENDED_KEY) is None
+    assert market.state.get(supervision_schema.MARKET_SUSPENDED_KEY) is None
 
 
 # --- restriction and defaults -----------------------------------------------------------------
@@ -419,12 +423,12 @@ def test_a_restriction_cancels_open_orders_and_offers_and_keeps_contracts(market
     assert act(market, "supervision.account.restrict", address=ADA.address, reason="fraud") == (
         "ok"
     )
-    record = market.state.get(contract.restricted_key(ADA.address))
+    record = market.state.get(supervision_schema.restricted_key(ADA.address))
     assert (record["cancelled_orders"], record["cancelled_offers"]) == ([first, second], [offer.id])
     assert market.order(first) is None
     assert market.order(second) is None
     assert market.locked(ADA) == 10  # the contract's deposit only
-    assert market.state.get(contract.open_key(SLOT, ADA.address)) is None
+    assert market.state.get(market_schema.open_key(SLOT, ADA.address)) is None
     assert market.contracts()[0]["id"] == contract_id
     assert market.place(ADA, "sell", 100, 100)[0] == "account_restricted"
     assert market.place(CAT, "sell", 100, 110)[0] == "ok"  # others' orders stay
@@ -445,7 +449,7 @@ def test_it_restricts_households_only(market: Market, address: str, code: str) -
 
 
 def test_a_regulator_resets_unsettled_defaults_and_the_history_stays(market: Market) -> None:
-    key = settlement.defaults_key(ADA.address)
+    key = market_schema.defaults_key(ADA.address)
     assert act(market, "supervision.defaults.reset", address=ADA.address) == "no_defaults"
     market.state.set(key, {"unsettled": 2, "shortfalls": 3, "shortfall_wh": 900, "last_slot": 1})
     assert market.place(ADA, "sell", 100, 100)[0] == "too_many_defaults"

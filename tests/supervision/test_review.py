@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gridplatform.identity import KeyPair
-from market import grid
+from ledger.identity import KeyPair
 from supervision import review
+from supervision.chain import schema as supervision_schema
 from tests.market.support import ADA, BEN, CAT, DAN, OPERATOR, REGULATOR, SLOT, SLOT_MS, Market
 
 LIMITS = {
@@ -113,7 +113,7 @@ def test_it_flags_a_feeder_loaded_to_the_threshold_right_after_the_contract(
     below = trade(market, ADA, BEN, 1_599, 100)  # f1 exports 1,599 of 2,000 Wh: 79 %
     assert rules(market, below) == []
     at = trade(market, CAT, DAN, 1, 100)  # 1,600 of 2,000: 80 %
-    assert grid.load(market.state, SLOT, "f1")["export_wh"] == 1_600
+    assert supervision_schema.load(market.state, SLOT, "f1")["export_wh"] == 1_600
     assert rules(market, at) == [
         {
             "rule": "feeder_load",

@@ -7,7 +7,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ledger import runtime, services
 from ledger.audit import RepairFailed, repair_store, verify_store
 from ledger.genesis import Genesis
-from ledger.registry import build_registry
 from ledger.store import open_store
 
 
@@ -56,7 +55,7 @@ class Command(BaseCommand):
         store = open_store(runtime.store_url(node))
         try:
             if action == "verify":
-                report = verify_store(store, genesis, build_registry())
+                report = verify_store(store, genesis, runtime.registry())
                 self.stdout.write(report.describe())
                 if not report.ok:
                     raise CommandError(
@@ -79,7 +78,7 @@ class Command(BaseCommand):
             open_store(runtime.store_url(i)) for i in range(len(genesis.validators)) if i != node
         ]
         try:
-            report = repair_store(store, genesis, build_registry(), peers)
+            report = repair_store(store, genesis, runtime.registry(), peers)
         except RepairFailed as error:
             raise CommandError(f"repair failed: {error}") from None
         finally:

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from gridplatform import identity
 from gridplatform.accounts import services
+from ledger import identity
 
 
 class Command(BaseCommand):

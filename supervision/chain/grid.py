@@ -1,30 +1,13 @@
 """The grid side of the market: topology, feeder limits, grid state and the security check.
 
 No Django import. Published by the grid operator as signed transactions; read by the market on
-every match (``grid_check``) and by the qualification audit (``trading_blocked``).
+every match (``grid_check``, through ``supervision.chain.network``).
 ``docs/supervision.md`` is the same reference with examples.
 
 State keys
 ==========
 
-=================================  ==============================================================
-``grid/feeder/<address>``          the feeder (a name, 1-64 of ``[a-z0-9._-]``) the household's
-                                   connection is on (``grid.feeder.assign``); a household
-                                   without one cannot trade
-``grid/topology/<feeder>``         the feeder's limits: ``{"feeder", "export_limit_w",
-                                   "import_limit_w", "tx", "height", "timestamp_ms"}``
-                                   (``grid.feeder.publish``). A feeder never published has no
-                                   limit
-``grid/load/<slot>/<feeder>``      ``{"export_wh", "import_wh"}``: the energy of the slot's
-                                   contracts (not vetoed) whose seller (export) or buyer (import)
-                                   is on the feeder, made while the feeder was published
-``grid/state/grid``                the grid operator's declaration for the whole grid, or for one
-``grid/state/feeder/<feeder>``     feeder: ``{"scope", "state", "reason", "by", "tx", "height",
-                                   "timestamp_ms"}``; absent: normal
-``grid/stops``                     how many declarations and suspensions (``supervision.acts``)
-                                   are stored; absent: none, and the market skips reading them
-``grid/published``                 how many feeders are published; absent: none
-=================================  ==============================================================
+Declared, with their records, in ``supervision.chain.schema`` (``grid/...``).
 
 Limits are in W (integers; 5 kW is 5000). A slot of ``market.slot_ms`` lets a feeder carry
 ``limit_w * slot_ms // 3 600 000`` Wh each way: its *capacity* for the slot. Its *headroom* is
@@ -61,12 +44,12 @@ when it is 0 the match is refused (the incoming order rests, an acceptance is re
 ``grid_refused``). The contract records the published feeders it counts in,
 ``"feeders": {"export": <seller's feeder>, "import": <buyer's feeder>}`` (either left out when
 not published; the whole field when neither is), and ``load_add`` counts it in their load; a
-veto or a curtailment (``supervision.acts``) takes it out of the same feeders again.
+veto or a curtailment (``supervision.chain.acts``) takes it out of the same feeders again.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from ledger.application import (
     HOUSEHOLD,
@@ -78,35 +61,28 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction, is_name
 from ledger.state import State
-from market.options import market_options
+from market.chain.network import Allowance
+from market.chain.options import market_options
+from market.chain.schema import Contract
+from supervision.chain.schema import (
+    PUBLISHED_KEY,
+    Load,
+    feeder_key,
+    feeder_of,
+    limit_w,
+    load,
+    load_save,
+    loaded_wh,
+    state_key,
+    stop_delete,
+    stop_set,
+    topology,
+    topology_key,
+)
 
 MS_PER_HOUR = 3_600_000
 GRID_STATES = ("normal", "high_load", "unstable")
 MAX_REASON = 500
-GRID_STATE_KEY = "grid/state/grid"
-FEEDER_STATE_PREFIX = "grid/state/feeder/"
-
-
-def feeder_key(address: str) -> str:
-    return f"grid/feeder/{address}"
-
-
-def topology_key(feeder: str) -> str:
-    return f"grid/topology/{feeder}"
-
-
-def load_key(slot: int, feeder: str) -> str:
-    return f"grid/load/{slot}/{feeder}"
-
-
-def state_key(scope: str) -> str:
-    """``grid`` -> ``grid/state/grid``; ``feeder:<name>`` -> ``grid/state/feeder/<name>``."""
-    return "grid/state/" + scope.replace(":", "/", 1)
-
-
-def feeder_of(state: State, address: str) -> str | None:
-    feeder: str | None = state.get(feeder_key(address))
-    return feeder
 
 
 def capacity_wh(limit_w: int, slot_ms: int) -> int:
@@ -114,24 +90,14 @@ def capacity_wh(limit_w: int, slot_ms: int) -> int:
     return limit_w * slot_ms // MS_PER_HOUR
 
 
-def load(state: State, slot: int, feeder: str) -> dict[str, int]:
-    value: dict[str, int] = state.get(load_key(slot, feeder), {"export_wh": 0, "import_wh": 0})
-    return value
-
-
 def headroom(state: State, slot: int, feeder: str, direction: str) -> int | None:
     """What ``feeder`` can still carry in ``slot`` (``direction``: ``export`` or ``import``);
     None if the feeder has no published limit."""
-    topology = state.get(topology_key(feeder))
-    if topology is None:
+    published = topology(state, feeder)
+    if published is None:
         return None
-    cap = capacity_wh(topology[f"{direction}_limit_w"], market_options(state).slot_ms)
-    return max(0, cap - load(state, slot, feeder)[f"{direction}_wh"])
-
-
-class GridAllowance(NamedTuple):
-    energy_wh: int  # how much of the match the grid can carry, 0 <= energy_wh <= asked
-    constraint: str = ""  # what binds when energy_wh is less than asked, e.g. "export:<feeder>"
+    cap = capacity_wh(limit_w(published, direction), market_options(state).slot_ms)
+    return max(0, cap - loaded_wh(state, slot, feeder, direction))
 
 
 def grid_check(
@@ -142,7 +108,7 @@ def grid_check(
     slot: int,
     energy_wh: int,
     feeders: tuple[str | None, str | None] | None = None,
-) -> GridAllowance:
+) -> Allowance:
     """How much of a match of ``energy_wh`` from ``seller`` to ``buyer`` in ``slot`` the grid
     allows. Deterministic (reads ``state`` only). 0 refuses the match; less than asked tailors
     it to that amount and ``constraint`` is recorded in the contract. ``feeders``: the seller's
@@ -156,7 +122,7 @@ def grid_check(
         room = headroom(state, slot, feeder, direction)
         if room is not None and room < allowed:
             allowed, constraint = room, f"{direction}:{feeder}"
-    return GridAllowance(allowed, constraint)
+    return Allowance(allowed, constraint)
 
 
 def feeders_record(counted: tuple[str | None, str | None]) -> dict[str, str]:
@@ -169,65 +135,23 @@ def feeders_record(counted: tuple[str | None, str | None]) -> dict[str, str]:
     }
 
 
-def load_add(state: State, contract: dict[str, Any], energy_wh: int) -> None:
+def load_add(state: State, contract: Contract, energy_wh: int) -> None:
     """Count ``energy_wh`` (negative: take it out) of ``contract`` in the load of the feeders
     its ``feeders`` names: those published when it was made. A veto or a curtailment takes the
     energy off where it was counted, whatever the topology has become since. A feeder published
     later does not count the contracts made before it, so the grid operator publishes the
     topology before trading starts."""
     slot = contract["slot"]
-    for direction, feeder in contract.get("feeders", {}).items():
+    counted = contract.get("feeders", {})
+    for direction, feeder in (("export", counted.get("export")), ("import", counted.get("import"))):
+        if feeder is None:
+            continue
         current = load(state, slot, feeder)
-        updated = current | {f"{direction}_wh": current[f"{direction}_wh"] + energy_wh}
-        if updated["export_wh"] or updated["import_wh"]:
-            state.set(load_key(slot, feeder), updated)
-        else:
-            state.delete(load_key(slot, feeder))
-
-
-STOPS_KEY = "grid/stops"
-PUBLISHED_KEY = "grid/published"
-
-
-def any_published(state: State) -> bool:
-    """Whether the grid operator has published any feeder: until then no match has limits, and
-    the market reads no feeder at match time."""
-    count: int = state.get(PUBLISHED_KEY, 0)
-    return count > 0
-
-
-def any_stops(state: State) -> bool:
-    """Whether any suspension or grid declaration is stored at all. The market reads this one
-    key on every order and match, and the stops themselves only when it says so."""
-    count: int = state.get(STOPS_KEY, 0)
-    return count > 0
-
-
-def stop_set(state: State, key: str, value: dict[str, Any]) -> None:
-    """Store a stop (a suspension, a declaration) at ``key``, counting it in ``STOPS_KEY``."""
-    if state.get(key) is None:
-        state.set(STOPS_KEY, state.get(STOPS_KEY, 0) + 1)
-    state.set(key, value)
-
-
-def stop_delete(state: State, key: str) -> None:
-    """Remove the stop at ``key`` and its count."""
-    if state.get(key) is not None:
-        count = state.get(STOPS_KEY, 0) - 1
-        if count:
-            state.set(STOPS_KEY, count)
-        else:
-            state.delete(STOPS_KEY)
-        state.delete(key)
-
-
-def trading_blocked(state: State, feeder: str | None) -> str | None:
-    """``grid_high_load`` or ``grid_unstable`` if the grid operator declared the whole grid or
-    ``feeder`` so; None when trading may go on."""
-    declared = state.get(GRID_STATE_KEY)
-    if declared is None and feeder:
-        declared = state.get(FEEDER_STATE_PREFIX + feeder)
-    return None if declared is None else f"grid_{declared['state']}"
+        updated: Load = {
+            "export_wh": current["export_wh"] + (energy_wh if direction == "export" else 0),
+            "import_wh": current["import_wh"] + (energy_wh if direction == "import" else 0),
+        }
+        load_save(state, slot, feeder, updated)
 
 
 # --- payload checks shared with supervision ------------------------------------------------------

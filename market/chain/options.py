@@ -41,7 +41,7 @@ from typing import Any
 
 from ledger.state import State
 
-# The order book's price index has 5 levels of 32-way nodes (see market.book), so prices are
+# The order book's price index has 5 levels of 32-way nodes (see market.chain.book), so prices are
 # below 2**25. With ENERGY_LIMIT_WH, every value stays far below 2**53 (canonical JSON's limit).
 PRICE_LIMIT = 2**25 - 1
 ENERGY_LIMIT_WH = 10**9

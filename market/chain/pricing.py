@@ -15,7 +15,7 @@ Rounding is in the payer's favour by less than one minor unit per contract.
 
 from __future__ import annotations
 
-from market.options import BPS
+from market.chain.options import BPS
 
 WH_PER_KWH = 1_000
 

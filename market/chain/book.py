@@ -31,8 +31,8 @@ small keys, and every operation here touches a bounded number of them, whatever 
     price and a fill cost O(log P) (P: the price range), never O(orders).
 
 The same queue (``queue_push``, ``queue_unlink``, ``queue_head``...) keeps the bilateral offers of a
-slot in time order (``market.contract``). Stored values are never changed in place: a changed copy
-is written back, so that ``State.rollback_to`` can undo a failed transaction.
+slot in time order (``market.chain.contract``). Stored values are never changed in place: a changed
+copy is written back, so that ``State.rollback_to`` can undo a failed transaction.
 """
 
 from __future__ import annotations
@@ -41,27 +41,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from ledger.state import State
+from market.chain.schema import ORDER_PREFIX, book_index_prefix, level_key, order_key
 
 BUY = "buy"
 SELL = "sell"
 SIDES = (BUY, SELL)
 
-ORDER_PREFIX = "market/order/"
 _BITS = 5
 _FANOUT = 1 << _BITS
-_DEPTH = 5  # 5 x 5 bits: prices below 2**25 (market.options.PRICE_LIMIT)
-
-
-def order_key(order_id: str) -> str:
-    return ORDER_PREFIX + order_id
-
-
-def level_key(slot: int, side: str, price: int) -> str:
-    return f"market/level/{slot}/{side}/{price}"
-
-
-def _index_prefix(slot: int, side: str) -> str:
-    return f"market/book/{slot}/{side}/"
+_DEPTH = 5  # 5 x 5 bits: prices below 2**25 (market.chain.options.PRICE_LIMIT)
 
 
 def opposite(side: str) -> str:
@@ -144,7 +132,7 @@ def queue_delete(state: State, queue_key: str, item_prefix: str) -> list[dict[st
 
 
 def _index_add(state: State, slot: int, side: str, price: int) -> None:
-    base = _index_prefix(slot, side)
+    base = book_index_prefix(slot, side)
     for depth in range(_DEPTH - 1, -1, -1):
         key = f"{base}{depth}/{price >> (_BITS * (_DEPTH - depth))}"
         bit = 1 << ((price >> (_BITS * (_DEPTH - 1 - depth))) & (_FANOUT - 1))
@@ -155,7 +143,7 @@ def _index_add(state: State, slot: int, side: str, price: int) -> None:
 
 
 def _index_remove(state: State, slot: int, side: str, price: int) -> None:
-    base = _index_prefix(slot, side)
+    base = book_index_prefix(slot, side)
     for depth in range(_DEPTH - 1, -1, -1):
         key = f"{base}{depth}/{price >> (_BITS * (_DEPTH - depth))}"
         bit = 1 << ((price >> (_BITS * (_DEPTH - 1 - depth))) & (_FANOUT - 1))
@@ -168,7 +156,7 @@ def _index_remove(state: State, slot: int, side: str, price: int) -> None:
 
 def best_price(state: State, slot: int, side: str) -> int | None:
     """The highest bid (``buy``) or lowest ask (``sell``) of the slot; None if there is none."""
-    base = _index_prefix(slot, side)
+    base = book_index_prefix(slot, side)
     prefix = 0
     for depth in range(_DEPTH):
         mask = state.get(f"{base}{depth}/{prefix}", 0)
@@ -182,7 +170,7 @@ def best_price(state: State, slot: int, side: str) -> int | None:
 def prices(state: State, slot: int, side: str) -> Iterator[int]:
     """The side's price levels, best first (for clearing a slot: O(levels))."""
 
-    base = _index_prefix(slot, side)
+    base = book_index_prefix(slot, side)
 
     def walk(depth: int, prefix: int) -> Iterator[int]:
         mask = state.get(f"{base}{depth}/{prefix}", 0)
@@ -199,7 +187,7 @@ def prices(state: State, slot: int, side: str) -> Iterator[int]:
 
 def _index_nodes(state: State, slot: int, side: str) -> list[str]:
     keys: list[str] = []
-    base = _index_prefix(slot, side)
+    base = book_index_prefix(slot, side)
 
     def walk(depth: int, prefix: int) -> None:
         key = f"{base}{depth}/{prefix}"

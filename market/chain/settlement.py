@@ -2,8 +2,8 @@
 
 No Django import. ``market.slot.settle`` is a deterministic function of the state and the block
 (``context.timestamp_ms`` is the only time), in integers, with the market's one rounding rule
-(``market.pricing``: every division rounds down). ``docs/market.md`` ("Settlement") is the same
-reference with worked examples.
+(``market.chain.pricing``: every division rounds down). ``docs/market.md`` ("Settlement") is the
+same reference with worked examples.
 
 The rules
 =========
@@ -14,7 +14,7 @@ plus ``market.settlement_delay_ms`` and the slot has been cleared (``market.slot
 order or offer of the slot is left, so no contract can be made for it afterwards).
 
 1. **Measured export.** A seller's export in the slot is the sum of ``export_wh`` of the
-   readings (``meter/reading/<id>/<start_ms>``, ``meters.ledger``) of every meter the seller
+   readings (``meter/reading/<id>/<start_ms>``, ``meters.chain.metering``) of every meter the seller
    owns, for every interval in the slot. A missing reading, or one of quality ``missing``,
    counts as 0; so does a late one (none exists before settlement: readings that arrive after
    it are flagged late and ignored).
@@ -28,8 +28,8 @@ order or offer of the slot is left, so no contract can be made for it afterwards
    ``penalty_bps``). The cap only binds when ``penalty_bps`` exceeds the deposit's rate (or the
    seller's ask was below the contract price).
 5. **Release.** The whole escrow and deposit are unlocked; what was not paid stays with its
-   owner. A contract a regulator vetoed (``supervision.acts``) is passed over: its margins were
-   released by the veto and it has no result. A curtailed one settles for its curtailed energy
+   owner. A contract a regulator vetoed (``supervision.chain.acts``) is passed over: its margins
+   were released by the veto and it has no result. A curtailed one settles for its curtailed energy
    and margins.
 6. **Defaults.** Every contract with undelivered energy adds one to the seller's record
    ``market/defaults/<seller>``: ``unsettled`` (read by the qualification audit against
@@ -67,26 +67,26 @@ of the slot are left: send ``market.slot.clear`` first), ``nothing_to_settle`` (
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from ledger.application import Context, TxFailed, balance, issuer, payload_fields
 from ledger.crypto import Transaction
 from ledger.state import State
-from market import book
-from market.book import BUY, SELL
-from market.contract import add_locked, contract_key, contracts_key, offers_key
-from market.options import Options, market_options
-from market.pricing import share, value
-from meters import ledger as meters
-from meters.ledger import settlement_key
-
-
-def result_key(slot: int, index: int) -> str:
-    return f"{settlement_key(slot)}/{index}"
-
-
-def defaults_key(address: str) -> str:
-    return f"market/defaults/{address}"
+from market.chain import book
+from market.chain.book import BUY, SELL
+from market.chain.options import Options, market_options
+from market.chain.pricing import share, value
+from market.chain.schema import (
+    SettlementResult,
+    add_locked,
+    contract_key,
+    contracts_key,
+    defaults_key,
+    offers_key,
+    result_key,
+    settlement_key,
+)
+from meters.chain import schema as meters
+from meters.chain.metering import MISSING
 
 
 def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
@@ -102,7 +102,7 @@ def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
         step = registered["interval_s"] * 1_000
         for start in range(slot, slot + slot_ms, step):
             recorded = meters.reading(state, meter_id, start)
-            if recorded and recorded["quality"] != meters.MISSING and not recorded["late"]:
+            if recorded and recorded["quality"] != MISSING and not recorded["late"]:
                 total += recorded["export_wh"]
     return total
 
@@ -178,7 +178,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         paid = value(delivered, price)
         fee = value(delivered, made["network_fee"])
         penalty = min(made["deposit"], share(value(undelivered, price), made["penalty_bps"]))
-        # The rounding rule keeps both inside their margins (market.pricing).
+        # The rounding rule keeps both inside their margins (market.chain.pricing).
         assert paid + fee <= made["escrow"]
         credits[buyer] += penalty - paid - fee
         credits[seller] += paid - penalty
@@ -188,7 +188,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         if undelivered:
             shortfalls[seller] += 1
             shortfall_wh[seller] += undelivered
-        result = {
+        result: SettlementResult = {
             "contract": made["id"],
             "seller": seller,
             "buyer": buyer,
@@ -241,9 +241,3 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "timestamp_ms": context.timestamp_ms,
         },
     )
-
-
-def settlement(state: State, slot: int) -> dict[str, Any] | None:
-    """The slot's settlement summary, None while it has not settled."""
-    summary: dict[str, Any] | None = state.get(settlement_key(slot))
-    return summary

@@ -1,6 +1,6 @@
 """The uniform clearing price of a call auction (``market.call_auction`` = 1).
 
-No Django import. Pure arithmetic over the aggregated book; ``market.contract`` applies it at
+No Django import. Pure arithmetic over the aggregated book; ``market.chain.contract`` applies it at
 ``market.slot.clear``.
 
 Rule. Bids are taken from the highest price down, asks from the lowest up, and crossed while the

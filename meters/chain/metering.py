@@ -18,9 +18,9 @@ would then overlap). A device key belongs to one meter at a time: the signed mes
 name the meter, so a key shared by two meters would let one meter's batch be relayed as the
 other's.
 
-The reading interval ``interval_s`` is at least :data:`MIN_INTERVAL_S` and divides the market's
-slot (``market.slot_ms``), so that every interval lies in exactly one delivery slot and settling
-a slot looks up at most ``slot / interval`` readings per meter.
+The reading interval ``interval_s`` is at least :data:`MIN_INTERVAL_S` and divides the meters'
+slot (``meters.chain.options``: the delivery slot), so that every interval lies in exactly one
+delivery slot and settling a slot looks up at most ``slot / interval`` readings per meter.
 
 Readings
 ========
@@ -46,8 +46,8 @@ Each reading is recorded once, per meter and interval, and never changes afterwa
 append-only):
 
 * an interval not recorded yet is written, with the block's height, and ``late: true`` if the
-  market has already settled its slot (``market/settlement/<slot>`` exists: a late reading is
-  kept for the record but never changes a settlement);
+  market has already settled its slot (:data:`SLOT_SETTLED`: a late reading is kept for the
+  record but never changes a settlement);
 * the same values again (a re-sent batch) are skipped;
 * different values for a recorded interval are a **conflict**: the first reading is kept and the
   meter's conflict counter goes up by one.
@@ -55,17 +55,9 @@ append-only):
 State keys
 ==========
 
-==================================  =========================================================
-``meter/<id>``                      ``{"id", "owner", "kind", "public_key", "feeder",
-                                    "interval_s", "registered_height", "height"}`` (``height``:
-                                    of the last registration)
-``meter/key/<public_key>``          the id of the meter the device key belongs to
-``meter/owner/<address>``           list of the ids of the household's meters, sorted
-``meter/reading/<id>/<start_ms>``   ``{"import_wh", "export_wh", "quality", "height", "late",
-                                    "tx"}``: the interval starting at ``start_ms``
-``meter/conflicts/<id>``            int: readings refused because their interval was recorded
-                                    with other values
-==================================  =========================================================
+Declared, with their records, in ``meters.chain.schema``. Whether a reading is late is asked of
+the application above through the hook :data:`SLOT_SETTLED` (the market provides it); without
+one no slot has settled.
 
 Transaction types
 =================
@@ -95,20 +87,27 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gridplatform.identity import BadSignature, IdentityError, public_key_bytes, verify
 from ledger.application import (
-    GRID_OPERATOR,
     HOUSEHOLD,
     Context,
-    Registry,
     TxFailed,
     account,
     payload_fields,
     registered_address,
 )
 from ledger.crypto import NonCanonicalValue, Transaction, is_lower_hex, is_name, loads
+from ledger.identity import BadSignature, IdentityError, public_key_bytes, verify
 from ledger.state import State
-from market.options import market_options
+from meters.chain.options import slot_ms as meters_slot_ms
+from meters.chain.schema import (
+    conflicts_key,
+    device_key,
+    meter,
+    meter_key,
+    meters_of,
+    owner_key,
+    reading_key,
+)
 
 KINDS = ("pv", "consumption", "bidirectional", "battery")
 QUALITIES = ("actual", "estimated", "missing")
@@ -124,46 +123,13 @@ MAX_FUTURE_MS = 300_000  # how far after the block time an interval may start (a
 READING_FIELDS = frozenset({"start", "duration_s", "import_wh", "export_wh", "quality"})
 
 
-def meter_key(meter_id: str) -> str:
-    return f"meter/{meter_id}"
+# The hook an application above offers the meters (the market does): slot_settled(state, slot)
+# says whether a slot has settled, so that a reading for it is recorded as late.
+SLOT_SETTLED = "meters.slot_settled"
 
 
-def device_key(public_key: str) -> str:
-    return f"meter/key/{public_key}"
-
-
-def owner_key(address: str) -> str:
-    return f"meter/owner/{address}"
-
-
-def reading_key(meter_id: str, start_ms: int) -> str:
-    return f"meter/reading/{meter_id}/{start_ms}"
-
-
-def conflicts_key(meter_id: str) -> str:
-    return f"meter/conflicts/{meter_id}"
-
-
-def settlement_key(slot: int) -> str:
-    """The market's settlement record of a slot (``market.settlement`` writes it; a reading for a
-    slot that has one is late). Defined here, below the market, so that both use one name."""
-    return f"market/settlement/{slot}"
-
-
-def meters_of(state: State, address: str) -> list[str]:
-    """The ids of the household's meters (for settlement: its export)."""
-    ids: list[str] = state.get(owner_key(address), [])
-    return ids
-
-
-def meter(state: State, meter_id: str) -> dict[str, Any] | None:
-    value: dict[str, Any] | None = state.get(meter_key(meter_id))
-    return value
-
-
-def reading(state: State, meter_id: str, start_ms: int) -> dict[str, Any] | None:
-    value: dict[str, Any] | None = state.get(reading_key(meter_id, start_ms))
-    return value
+def _slot_settled(context: Context, state: State, slot: int) -> bool:
+    return any(settled(state, slot) for settled in context.hooks.get(SLOT_SETTLED, ()))
 
 
 # --- RFC 3339 ----------------------------------------------------------------------------------
@@ -257,7 +223,7 @@ def meter_register(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("bad_public_key") from None
     if not isinstance(feeder, str) or not is_name(feeder):
         raise TxFailed("bad_feeder", "a feeder is named by 1-64 characters of [a-z0-9._-]")
-    interval_s = _interval(interval_s, market_options(state).slot_ms)
+    interval_s = _interval(interval_s, meters_slot_ms(state))
     existing = meter(state, meter_id)
     if existing is not None:
         if existing["owner"] != owner:
@@ -387,22 +353,15 @@ def meter_readings(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("bad_device_signature", "the meter's device did not sign this batch")
     interval_s = registered["interval_s"]
     parsed = [_parse_reading(item, interval_s, context.timestamp_ms) for item in _readings(body)]
-    slot_ms = market_options(state).slot_ms
+    slot_ms = meters_slot_ms(state)
     conflicts = 0
     for start_ms, values in parsed:
         key = reading_key(meter_id, start_ms)
         recorded = state.get(key)
         if recorded is None:
-            late = state.get(settlement_key(start_ms - start_ms % slot_ms)) is not None
+            late = _slot_settled(context, state, start_ms - start_ms % slot_ms)
             state.set(key, values | {"height": context.height, "late": late, "tx": context.tx_id})
         elif any(recorded[name] != values[name] for name in values):
             conflicts += 1  # the first reading stands; history is never rewritten
     if conflicts:
         state.set(conflicts_key(meter_id), state.get(conflicts_key(meter_id), 0) + conflicts)
-
-
-def register_meter_types(registry: Registry) -> Registry:
-    """Add ``meter.register`` and ``meter.readings`` (both sent by the grid operator)."""
-    registry.register("meter.register", senders={GRID_OPERATOR}, handler=meter_register)
-    registry.register("meter.readings", senders={GRID_OPERATOR}, handler=meter_readings)
-    return registry

@@ -3,23 +3,23 @@
 No Django import. Every handler here is a deterministic function of the state and the block
 (``context.timestamp_ms`` is the only time): integers only (energy in Wh, money in minor units,
 prices in minor units per kWh), no floats, no randomness, no I/O. Amounts follow
-``market.pricing`` (one rounding rule: down); options come from genesis (``market.options``).
-``docs/market.md`` is the same reference with examples.
+``market.chain.pricing`` (one rounding rule: down); options come from genesis
+(``market.chain.options``). ``docs/market.md`` is the same reference with examples.
 
 Money
 =====
 
 No trading transaction moves credits between accounts: balances (``bal/<address>``) change only
-by the ledger's ``credit.*`` types and by settlement (``market.settlement``). Publishing *locks*
-part of the owner's balance as a margin; ``free balance = balance - locked``. A buyer locks the
-full price of its bid plus the network fee (``pricing.buyer_margin``); a seller a security
+by the ledger's ``credit.*`` types and by settlement (``market.chain.settlement``). Publishing
+*locks* part of the owner's balance as a margin; ``free balance = balance - locked``. A buyer locks
+the full price of its bid plus the network fee (``pricing.buyer_margin``); a seller a security
 deposit (``pricing.seller_deposit``, ``market.deposit_bps`` of the order's value). When orders
 match, the margins move to the contract and stay locked there: the buyer's escrow at the
 contract price (a price better than its bid releases the difference), the seller's deposit as
 it was locked for that energy. Cancelling, withdrawing or the end of trading for a slot releases
 what an unmatched remainder had locked; settlement pays from a contract's margins and releases
 them. ``credit.transfer`` and ``credit.redeem`` may spend only the free balance
-(:func:`register_market_types` guards them).
+(the market's spend guard on the ledger's hook, ``market.chain.register``).
 
 Delivery slots
 ==============
@@ -31,38 +31,10 @@ With ``now`` the block time, a slot is open for trading while
 State keys
 ==========
 
-=========================================  ====================================================
-``market/locked/<address>``                int, minor units of the balance locked as margins
-                                           (orders, offers, contracts); absent = 0
-``market/order/<id>``                      a resting order, see ``market.book`` (id: the
-                                           transaction that placed it)
-``market/level/<slot>/<side>/<price>``     a price level: queue of orders in time order, its
-``market/level/<slot>/<side>/<price>/<n>`` entries (order ids) numbered in time order
-``market/book/<slot>/<side>/<d>/<prefix>`` the price index of a side's levels (``market.book``)
-``market/open/<slot>/<address>``           ``{"side", "count"}``: the account's resting orders
-                                           in the slot (all on one side)
-``market/offer/<id>``                      a bilateral offer: ``{"id", "owner", "slot", "price",
-                                           "energy_wh", "remaining_wh", "locked", "buyer",
-                                           "height", "seq"}``; ``buyer`` ``""``: anyone
-``market/offers/<slot>``                   the slot's offers in time order, a queue like a
-``market/offers/<slot>/<seq>``             price level's (``market.book``)
-``market/contracts/<slot>``                int, the number of contracts made for the slot
-``market/contract/<slot>-<n>``             contract number n of the slot (0, 1, ...: time
-                                           priority), below
-``market/auction/<slot>``                  call auction result: ``{"price", "volume_wh",
-                                           "contracts", "tx", "height"}``
-``market/defaults/<address>``              default records, written by settlement
-                                           (``market.settlement``); read here:
-                                           ``{"unsettled": int, ...}``
-``grid/feeder/<address>``                  the household's feeder (``market.grid``)
-``supervision/restricted/<address>``       present: the account may not publish orders or accept
-                                           offers (``supervision.acts``)
-``supervision/suspended/market``           the market's suspension, in force until its ``until``
-                                           (0: until resumed) (``supervision.acts``)
-``supervision/suspended/feeder/<feeder>``  the feeder's suspension, likewise
-``grid/topology/<feeder>``, ``grid/load/   the grid (``market.grid``): limits, load per slot,
-<slot>/<feeder>``, ``grid/state/...``      the grid operator's declarations
-=========================================  ====================================================
+The market's keys and records are declared in ``market.chain.schema`` (the table there); the
+grid's and the supervisors' (feeders, topology, loads, stops, suspensions, restrictions) in
+``supervision.chain.schema``, read here only through the ``market.network`` hook
+(``market.chain.network``).
 
 A contract::
 
@@ -76,13 +48,13 @@ A contract::
 the parties' signed transactions (orders, offer and acceptance; the transactions are in the
 blocks); ``tx`` the transaction that made the match. Settlement pays ``value(delivered, price) +
 value(delivered, network_fee)`` from the escrow and charges ``penalty_bps`` of the undelivered
-energy's value from the deposit (``market.settlement``, ``market.slot.settle``).
+energy's value from the deposit (``market.chain.settlement``, ``market.slot.settle``).
 
 Transaction types
 =================
 
 Households send every market type but ``market.slot.clear`` (anyone) and the grid's types
-(``market.grid``, grid operator). Each payload has exactly the fields
+(``supervision.chain.grid``, grid operator). Each payload has exactly the fields
 listed (``bad_payload``); the codes are listed in the order they are checked.
 
 ``market.order.place`` ``{"slot": int, "side": "buy"|"sell", "energy_wh": int, "price": int}``
@@ -121,7 +93,7 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
 ``market.slot.clear`` ``{"slot": int}``
     Ends trading for a slot whose gate has closed; any account may send it (the grid operator's
     site does after every gate closure). With ``market.call_auction`` = 1 it first runs the
-    uniform-price auction (``market.auction``) over the book; then every unmatched order and
+    uniform-price auction (``market.chain.auction``) over the book; then every unmatched order and
     offer of the slot expires and releases its margin. While the market is suspended it runs no
     auction (it only expires). Refusals: ``bad_slot``, ``slot_misaligned``, ``slot_open`` (gate
     not closed yet), ``nothing_to_clear`` (no order or offer in the slot, e.g. cleared already).
@@ -130,97 +102,54 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
 Matching and the grid check
 ===========================
 
-Each match asks ``market.grid.grid_check`` how much energy the grid can carry (the headroom of
-the seller's feeder for export and of the buyer's for import). When it allows less than the
+Each match asks the network (``market.chain.network``, provided by ``supervision.chain``) how
+much energy the grid can carry (the headroom of the seller's feeder for export and of the
+buyer's for import). When it allows less than the
 match, the contract is made for what it allows and records ``grid``; the incoming order then
 stops matching and its remainder rests. When it allows nothing, or either party's feeder has
 been suspended or declared not normal since its order rested, the incoming order stops and
 rests. In the call auction a tailored or refused bid is passed over at the clearing price,
-which is not recomputed. A contract counts in both feeders' load (``market.grid.load_add``).
+which is not recomputed. A contract counts in both feeders' load (the view's ``count``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Any, NamedTuple
 
 from ledger.application import (
-    ANY_ROLE,
-    GRID_OPERATOR,
     HOUSEHOLD,
     Context,
-    Handler,
-    Registry,
     TxFailed,
     account,
-    balance,
     payload_fields,
     registered_address,
 )
 from ledger.crypto import Transaction
 from ledger.state import State
-from market import auction, book, grid
-from market.book import BUY, SELL
-from market.options import Options, market_options
-from market.pricing import buyer_margin, seller_deposit
-
-MARKET_SUSPENDED_KEY = "supervision/suspended/market"
-OFFER_PREFIX = "market/offer/"
-
-
-def feeder_suspended_key(feeder: str) -> str:
-    return f"supervision/suspended/feeder/{feeder}"
-
-
-def restricted_key(address: str) -> str:
-    return f"supervision/restricted/{address}"
-
-
-def locked_key(address: str) -> str:
-    return f"market/locked/{address}"
-
-
-def open_key(slot: int, address: str) -> str:
-    return f"market/open/{slot}/{address}"
-
-
-def offers_key(slot: int) -> str:
-    return f"market/offers/{slot}"
-
-
-def contract_key(contract_id: str) -> str:
-    return f"market/contract/{contract_id}"
-
-
-def contracts_key(slot: int) -> str:
-    return f"market/contracts/{slot}"
-
-
-def auction_key(slot: int) -> str:
-    return f"market/auction/{slot}"
-
+from market.chain import auction, book
+from market.chain.book import BUY, SELL
+from market.chain.network import Allowance, Network, NetworkView, network
+from market.chain.options import Options, market_options
+from market.chain.pricing import buyer_margin, seller_deposit
+from market.chain.schema import (
+    OFFER_PREFIX,
+    ORDER_PREFIX,
+    Contract,
+    add_locked,
+    auction_key,
+    contract_key,
+    contracts_key,
+    defaults,
+    free_balance,
+    level_key,
+    offer_key,
+    offers_key,
+    open_key,
+    order_key,
+)
 
 # --- balances and margins ----------------------------------------------------------------------
-
-
-def locked(state: State, address: str) -> int:
-    value: int = state.get(locked_key(address), 0)
-    return value
-
-
-def free_balance(state: State, address: str) -> int:
-    return balance(state, address) - locked(state, address)
-
-
-def add_locked(state: State, address: str, delta: int) -> None:
-    """Change the account's locked amount by ``delta`` (settlement unlocks through it too)."""
-    if delta:
-        total = locked(state, address) + delta
-        if total:
-            state.set(locked_key(address), total)
-        else:
-            state.delete(locked_key(address))
 
 
 def _check_free(state: State, address: str, amount: int) -> None:
@@ -273,50 +202,19 @@ def _check_bounds(energy_wh: int, price: int, options: Options) -> None:
         raise TxFailed("price_out_of_bounds")
 
 
-def suspension(state: State, key: str, now: int) -> dict[str, Any] | None:
-    """The supervisory suspension stored at ``key`` (``supervision.acts``) if it is in force at
-    block time ``now``: one with an end (``until``, ms) lapses by itself."""
-    value: dict[str, Any] | None = state.get(key)
-    if value is None or (value["until"] and now >= value["until"]):
-        return None
-    return value
-
-
-def _qualify(state: State, address: str, options: Options, now: int) -> str:
-    """The qualification audit of an account about to trade (at block time ``now``); its
-    feeder."""
-    stops = grid.any_stops(state)
-    suspended = suspension(state, MARKET_SUSPENDED_KEY, now) if stops else None
-    if suspended is not None:
-        raise TxFailed("market_suspended", suspended["reason"])
-    restricted = state.get(restricted_key(address))
-    if restricted is not None:
-        raise TxFailed("account_restricted", restricted["reason"])
-    feeder = grid.feeder_of(state, address)
-    if feeder is None:
-        raise TxFailed("no_feeder", "the grid operator has not assigned the account a feeder")
-    if stops:
-        _check_feeder(state, feeder, now)
-    defaults = state.get(f"market/defaults/{address}")
-    if defaults is not None and defaults.get("unsettled", 0) > options.max_unsettled_defaults:
+def _qualify(state: State, address: str, options: Options, context: Context) -> str | None:
+    """The qualification audit of an account about to trade (at block time): the network's
+    stops (``market.chain.network``), then its defaults. Its feeder, if it has one."""
+    feeder = network(context.hooks).qualify(state, address, context.timestamp_ms)
+    record = defaults(state, address)
+    if record is not None and record.get("unsettled", 0) > options.max_unsettled_defaults:
         raise TxFailed("too_many_defaults")
     return feeder
 
 
-def _check_feeder(state: State, feeder: str, now: int) -> None:
-    """Trading on ``feeder`` is neither suspended by a regulator nor stopped by the grid
-    operator's declaration (of the feeder or of the whole grid)."""
-    suspended = suspension(state, feeder_suspended_key(feeder), now)
-    if suspended is not None:
-        raise TxFailed("feeder_suspended", suspended["reason"])
-    blocked = grid.trading_blocked(state, feeder)
-    if blocked is not None:
-        raise TxFailed(blocked, "the grid operator declared the grid not normal")
-
-
 def _order_terms(
     state: State, tx: Transaction, context: Context, slot: Any, energy_wh: Any, price: Any
-) -> tuple[int, int, int, Options, str]:
+) -> tuple[int, int, int, Options, str | None]:
     """Checks shared by orders and offers, up to and including the qualification audit (the
     sender's feeder comes last)."""
     slot = _integer(slot, "bad_slot")
@@ -327,7 +225,7 @@ def _order_terms(
     options = market_options(state)
     _check_slot_open(slot, context.timestamp_ms, options)
     _check_bounds(energy_wh, price, options)
-    feeder = _qualify(state, tx.sender, options, context.timestamp_ms)
+    feeder = _qualify(state, tx.sender, options, context)
     return slot, energy_wh, price, options, feeder
 
 
@@ -350,9 +248,9 @@ def _trade(
     sell: dict[str, Any],
     energy_wh: int,
     price: int,
-    allowance: grid.GridAllowance,
+    allowance: Allowance,
     asked_wh: int,
-    view: _GridView,
+    view: NetworkView,
 ) -> Trade:
     """Make the contract for ``energy_wh`` between a buy and a sell (orders, or an offer and its
     acceptance) at ``price``; return both with their remainders and margins after it, and what
@@ -360,7 +258,7 @@ def _trade(
 
     The buyer's margin for the energy (locked at its own price) becomes the escrow at
     ``price``, and the difference is released; the seller's deposit for the energy moves as it
-    is. Rounding down makes both differences >= 0 (``market.pricing``).
+    is. Rounding down makes both differences >= 0 (``market.chain.pricing``).
     """
     buy_after = buy["remaining_wh"] - energy_wh
     sell_after = sell["remaining_wh"] - energy_wh
@@ -370,7 +268,7 @@ def _trade(
     deposit = sell["locked"] - sell_locked
     slot = sell["slot"]
     index: int = state.get(contracts_key(slot), 0)
-    contract: dict[str, Any] = {
+    contract: Contract = {
         "id": f"{slot}-{index}",
         "kind": kind,
         "slot": slot,
@@ -395,95 +293,14 @@ def _trade(
             "constraint": allowance.constraint,
             "cut_wh": asked_wh - energy_wh,
         }
-    counted = view.limited(contract["seller"], contract["buyer"])
-    if counted != (None, None):
-        contract["feeders"] = grid.feeders_record(counted)
+    view.count(contract, energy_wh)
     state.set(contracts_key(slot), index + 1)
     state.set(contract_key(contract["id"]), contract)
-    grid.load_add(state, contract, energy_wh)
     return Trade(
         buy=buy | {"remaining_wh": buy_after, "locked": buy_locked},
         sell=sell | {"remaining_wh": sell_after, "locked": sell_locked},
         released=buy["locked"] - buy_locked - escrow,
     )
-
-
-class _GridView:
-    """The grid as one transaction's matches see it. Feeders, and whether trading on them is
-    stopped, cannot change within a transaction, so each is read once however many matches
-    the transaction makes; loads are read at every match (``market.grid``)."""
-
-    def __init__(self, state: State, now: int, trading: str | None = None) -> None:
-        """``trading``: a feeder the transaction's qualification audit found trading."""
-        self.state = state
-        self.now = now
-        self._feeders: dict[str, str | None] = {}
-        self._published: dict[str, bool] = {}
-        # feeder -> the code that stops it, "" if none
-        self._stops: dict[str, str] = {trading: ""} if trading else {}
-        self._any_stops = grid.any_stops(state)
-        # Nothing to check at all: no stops and no limits anywhere (a market without a grid).
-        self._unconstrained = not self._any_stops and not grid.any_published(state)
-
-    def feeders(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
-        found = self._feeders
-        for address in (seller, buyer):
-            if address not in found:
-                found[address] = grid.feeder_of(self.state, address)
-        return found[seller], found[buyer]
-
-    def limited(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
-        """Their feeders (seller's, buyer's) that have published limits, else None."""
-        if self._unconstrained:
-            return None, None
-        published = self._published
-        result = []
-        for feeder in self.feeders(seller, buyer):
-            if feeder is not None and feeder not in published:
-                published[feeder] = self.state.get(grid.topology_key(feeder)) is not None
-            result.append(feeder if feeder is not None and published[feeder] else None)
-        return result[0], result[1]
-
-    def _stop(self, feeder: str) -> str:
-        if not self._any_stops:
-            return ""
-        code = self._stops.get(feeder)
-        if code is None:
-            try:
-                _check_feeder(self.state, feeder, self.now)
-                code = ""
-            except TxFailed as stopped:
-                code = stopped.code
-            self._stops[feeder] = code
-        return code
-
-    def allowed(self, *, seller: str, buyer: str, slot: int, energy_wh: int) -> grid.GridAllowance:
-        """What the grid lets a match carry. A party whose feeder has been suspended (or
-        declared not normal) since its order rested trades nothing: the constraint says why."""
-        if self._unconstrained:
-            return grid.grid_check(
-                self.state,
-                seller=seller,
-                buyer=buyer,
-                slot=slot,
-                energy_wh=energy_wh,
-                feeders=(None, None),
-            )
-        feeders = self.feeders(seller, buyer)
-        for feeder in feeders:
-            if feeder is not None and (code := self._stop(feeder)):
-                return grid.GridAllowance(0, f"{code}:{feeder}")
-        allowance = grid.grid_check(
-            self.state,
-            seller=seller,
-            buyer=buyer,
-            slot=slot,
-            energy_wh=energy_wh,
-            feeders=self.limited(seller, buyer),
-        )
-        if 0 <= allowance.energy_wh <= energy_wh:
-            return allowance
-        return allowance._replace(energy_wh=max(0, min(energy_wh, allowance.energy_wh)))
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -541,7 +358,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
 
 
 def _match(
-    state: State, context: Context, options: Options, order: dict[str, Any], feeder: str
+    state: State, context: Context, options: Options, order: dict[str, Any], feeder: str | None
 ) -> tuple[dict[str, Any], int]:
     """Trade an incoming order (of an account on ``feeder``, which it was just qualified to
     trade on) against the book while it crosses; return what is left of it, and how much of
@@ -549,7 +366,7 @@ def _match(
     slot, side = order["slot"], order["side"]
     resting_side = book.opposite(side)
     released = 0
-    view = _GridView(state, context.timestamp_ms, trading=feeder)
+    view = network(context.hooks).view(state, context.timestamp_ms, trading=feeder)
     best = book.best_price(state, slot, resting_side)
     while order["remaining_wh"] and best is not None and book.crosses(side, order["price"], best):
         resting = book.head(state, slot, resting_side, best)
@@ -596,7 +413,7 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     Precondition (checked by the registry): the sender is a household.
     """
     (order_id,) = payload_fields(tx, "order")
-    order = state.get(book.order_key(order_id)) if isinstance(order_id, str) else None
+    order = state.get(order_key(order_id)) if isinstance(order_id, str) else None
     if order is None:
         raise TxFailed("unknown_order")
     if order["owner"] != tx.sender:
@@ -605,6 +422,38 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     book.remove(state, order)
     _open_remove(state, order["slot"], tx.sender)
     add_locked(state, tx.sender, -order["locked"])
+
+
+def cancel_open(state: State, address: str, now: int) -> tuple[list[str], list[str]]:
+    """Cancel every resting order and offer of ``address`` in slots not yet started, releasing
+    their margins; return the ids (a regulator's restriction, ``supervision.chain.acts``).
+    O(slots in the horizon + the orders on the account's side of the slots it has orders in +
+    the offers of the slots): no scan of the state."""
+    options = market_options(state)
+    orders: list[str] = []
+    offers: list[str] = []
+    first = now // options.slot_ms * options.slot_ms + options.slot_ms
+    for slot in range(first, now + options.horizon_ms + options.slot_ms, options.slot_ms):
+        resting = state.get(open_key(slot, address))
+        if resting is not None:
+            side = resting["side"]
+            mine = [
+                order
+                for price in list(book.prices(state, slot, side))
+                for order in book.queue_items(state, level_key(slot, side, price), ORDER_PREFIX)
+                if order["owner"] == address
+            ]
+            for order in mine:
+                book.remove(state, order)
+                add_locked(state, address, -order["locked"])
+                orders.append(order["id"])
+            state.delete(open_key(slot, address))
+        for offer in book.queue_items(state, offers_key(slot), OFFER_PREFIX):
+            if offer["owner"] == address:
+                book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
+                add_locked(state, address, -offer["locked"])
+                offers.append(offer["id"])
+    return orders, offers
 
 
 # --- bilateral offers --------------------------------------------------------------------------
@@ -641,7 +490,7 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
 
 
 def _offer(state: State, offer_id: Any) -> dict[str, Any]:
-    offer = state.get(OFFER_PREFIX + offer_id) if isinstance(offer_id, str) else None
+    offer = state.get(offer_key(offer_id)) if isinstance(offer_id, str) else None
     if offer is None:
         raise TxFailed("unknown_offer")
     result: dict[str, Any] = offer
@@ -667,11 +516,10 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_offered_to_you")
     if energy_wh > offer["remaining_wh"]:
         raise TxFailed("exceeds_offer")
-    _qualify(state, tx.sender, options, context.timestamp_ms)
-    seller_feeder = grid.feeder_of(state, seller)
-    if seller_feeder is not None:
-        _check_feeder(state, seller_feeder, context.timestamp_ms)
-    view = _GridView(state, context.timestamp_ms)
+    _qualify(state, tx.sender, options, context)
+    net = network(context.hooks)
+    net.check_counterparty(state, seller, context.timestamp_ms)
+    view = net.view(state, context.timestamp_ms)
     allowance = view.allowed(seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
@@ -698,7 +546,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         view=view,
     ).sell
     if offer_after["remaining_wh"]:
-        state.set(OFFER_PREFIX + offer["id"], offer_after)
+        state.set(offer_key(offer["id"]), offer_after)
     else:
         book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
 
@@ -743,11 +591,9 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("nothing_to_clear")
     bids = book.take_all(state, slot, BUY)
     asks = book.take_all(state, slot, SELL)
-    if (
-        options.call_auction
-        and suspension(state, MARKET_SUSPENDED_KEY, context.timestamp_ms) is None
-    ):
-        _call_auction(state, context, options, slot, bids, asks)
+    net = network(context.hooks)
+    if options.call_auction and not net.market_suspended(state, context.timestamp_ms):
+        _call_auction(state, context, options, net, slot, bids, asks)
     for order in itertools.chain(bids, asks):
         add_locked(state, order["owner"], -order["locked"])
         state.delete(open_key(slot, order["owner"]))
@@ -759,6 +605,7 @@ def _call_auction(
     state: State,
     context: Context,
     options: Options,
+    net: Network,
     slot: int,
     bids: list[dict[str, Any]],
     asks: list[dict[str, Any]],
@@ -771,7 +618,7 @@ def _call_auction(
         return [(price, sum(o["remaining_wh"] for o in group)) for price, group in grouped]
 
     clearing = auction.clearing_price(levels(bids), levels(asks))
-    view = _GridView(state, context.timestamp_ms)
+    view = net.view(state, context.timestamp_ms)
     contracts = volume = 0
     if clearing is not None:
         i = j = 0
@@ -815,44 +662,3 @@ def _call_auction(
             "height": context.height,
         },
     )
-
-
-# --- registration ------------------------------------------------------------------------------
-
-
-def _spending_free_balance_only(handler: Handler) -> Handler:
-    """Wrap a ledger handler that spends the sender's balance so that it may not spend what is
-    locked as margins: after it, the balance must still cover the locked amount."""
-
-    def guarded(state: State, tx: Transaction, context: Context) -> None:
-        handler(state, tx, context)
-        if balance(state, tx.sender) < locked(state, tx.sender):
-            raise TxFailed("insufficient_free_balance", "that money is locked as margins")
-
-    guarded.__doc__ = handler.__doc__
-    return guarded
-
-
-def register_market_types(registry: Registry) -> Registry:
-    """Add the market's and the grid's transaction types, settlement's included
-    (``market.settlement``), to ``registry`` (which already holds the ledger's), and make
-    ``credit.transfer`` and ``credit.redeem`` spend free balance only."""
-    for name in ("credit.transfer", "credit.redeem"):
-        tx_type = registry.types[name]
-        registry.types[name] = dataclasses.replace(
-            tx_type, handler=_spending_free_balance_only(tx_type.handler)
-        )
-    registry.register("grid.feeder.assign", senders={GRID_OPERATOR}, handler=grid.feeder_assign)
-    registry.register("grid.feeder.publish", senders={GRID_OPERATOR}, handler=grid.feeder_publish)
-    registry.register("grid.state.declare", senders={GRID_OPERATOR}, handler=grid.state_declare)
-    registry.register("market.order.place", senders={HOUSEHOLD}, handler=order_place)
-    registry.register("market.order.cancel", senders={HOUSEHOLD}, handler=order_cancel)
-    registry.register("market.offer.post", senders={HOUSEHOLD}, handler=offer_post)
-    registry.register("market.offer.accept", senders={HOUSEHOLD}, handler=offer_accept)
-    registry.register("market.offer.withdraw", senders={HOUSEHOLD}, handler=offer_withdraw)
-    registry.register("market.slot.clear", senders={ANY_ROLE}, handler=slot_clear)
-    # Imported here: settlement builds on this module (margins, contract keys).
-    from market.settlement import slot_settle
-
-    registry.register("market.slot.settle", senders={ANY_ROLE}, handler=slot_settle)
-    return registry

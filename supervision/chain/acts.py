@@ -24,7 +24,7 @@ Each payload has exactly the fields listed (``bad_payload``); codes in the order
 ``supervision.contract.curtail`` ``{"contract": id, "energy_wh": int, "reason": text}``
     Cuts a contract to ``energy_wh`` before its slot starts. Margins are released pro rata: the
     escrow becomes the buyer's margin for the new energy at the contract's price and fee
-    (``market.pricing.buyer_margin``), the deposit ``deposit * new // old``. Refusals:
+    (``market.chain.pricing.buyer_margin``), the deposit ``deposit * new // old``. Refusals:
     ``reason_required``, ``unknown_contract``, ``contract_vetoed``, ``delivery_started``,
     ``bad_energy`` (not an integer), ``not_a_curtailment`` (not between 1 and the contract's
     energy less 1 Wh: to cancel it all, veto).
@@ -51,7 +51,7 @@ Each payload has exactly the fields listed (``bad_payload``); codes in the order
     Lifts the restriction. Refusals: ``reason_required``, ``bad_address``, ``unknown_account``,
     ``not_restricted``.
 ``supervision.defaults.reset`` ``{"address": ..., "reason": text}``
-    Clears the account's unsettled default count (``market.settlement``), so that it may trade
+    Clears the account's unsettled default count (``market.chain.settlement``), so that it may trade
     again under ``market.max_unsettled_defaults``; the history (``shortfalls``,
     ``shortfall_wh``) stays. Refusals: ``reason_required``, ``bad_address``,
     ``unknown_account``, ``no_defaults``.
@@ -59,16 +59,11 @@ Each payload has exactly the fields listed (``bad_payload``); codes in the order
 State
 =====
 
-A contract (``market/contract/<id>``) gains ``"acts": [{"act": "veto" | "curtail" | "clear",
-"reason", "by", "tx", "height", "timestamp_ms", "energy_wh_before", "energy_wh", "escrow_released",
-"deposit_released"}]`` (in order; a contract without acts has no key) and, when vetoed,
-``"vetoed": true``; ``energy_wh``, ``escrow`` and ``deposit`` are what stands after the acts.
-
-``supervision/suspended/market``, ``supervision/suspended/feeder/<feeder>``
-    ``{"scope", "reason", "until", "by", "tx", "height", "timestamp_ms"}`` while suspended.
-``supervision/restricted/<address>``
-    ``{"address", "reason", "cancelled_orders": [ids], "cancelled_offers": [ids], "by", "tx",
-    "height", "timestamp_ms"}`` while restricted.
+A contract (``market.chain.schema.Contract``) gains ``acts`` (``market.chain.schema.Act``, in
+order; a contract without acts has no key) and, when vetoed, ``"vetoed": true``; ``energy_wh``,
+``escrow`` and ``deposit`` are what stands after the acts. Suspensions and restrictions are
+``supervision.chain.schema.Suspension`` and ``Restriction``. The market's records change only
+through the market's own functions (``market.chain.schema``, ``market.chain.contract``).
 """
 
 from __future__ import annotations
@@ -77,9 +72,7 @@ from typing import Any
 
 from ledger.application import (
     HOUSEHOLD,
-    REGULATOR,
     Context,
-    Registry,
     TxFailed,
     account,
     payload_fields,
@@ -87,32 +80,36 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction
 from ledger.state import State
-from market import book, grid
-from market.contract import (
-    MARKET_SUSPENDED_KEY,
-    OFFER_PREFIX,
+from market.chain.contract import cancel_open
+from market.chain.pricing import buyer_margin
+from market.chain.schema import (
+    Contract,
     add_locked,
-    contract_key,
+    contract,
+    contract_save,
+    defaults,
+    defaults_save,
+)
+from supervision.chain import grid
+from supervision.chain.schema import (
+    MARKET_SUSPENDED_KEY,
     feeder_suspended_key,
-    offers_key,
-    open_key,
     restricted_key,
+    restriction,
+    stop_delete,
+    stop_set,
     suspension,
 )
-from market.options import market_options
-from market.pricing import buyer_margin
-from market.settlement import defaults_key
 
 
-def _contract(state: State, contract_id: Any) -> dict[str, Any]:
-    made = state.get(contract_key(contract_id)) if isinstance(contract_id, str) else None
+def _contract(state: State, contract_id: Any) -> Contract:
+    made = contract(state, contract_id) if isinstance(contract_id, str) else None
     if made is None:
         raise TxFailed("unknown_contract")
-    result: dict[str, Any] = made
-    return result
+    return made
 
 
-def _changeable(state: State, contract_id: Any, now: int) -> dict[str, Any]:
+def _changeable(state: State, contract_id: Any, now: int) -> Contract:
     """A contract a regulator may still veto or curtail at block time ``now``."""
     made = _contract(state, contract_id)
     if made.get("vetoed"):
@@ -122,12 +119,8 @@ def _changeable(state: State, contract_id: Any, now: int) -> dict[str, Any]:
     return made
 
 
-def _record_act(
-    state: State, made: dict[str, Any], act: dict[str, Any], **changed: Any
-) -> dict[str, Any]:
-    updated = made | changed | {"acts": [*made.get("acts", []), act]}
-    state.set(contract_key(made["id"]), updated)
-    return updated
+def _record_act(state: State, made: Contract, act: dict[str, Any], **changed: Any) -> None:
+    contract_save(state, made | changed | {"acts": [*made.get("acts", []), act]})
 
 
 def contract_veto(state: State, tx: Transaction, context: Context) -> None:
@@ -215,7 +208,7 @@ def trading_suspend(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("bad_until", "the end is a time after now (ms since 1970), or 0 for none")
     if suspension(state, key, context.timestamp_ms) is not None:
         raise TxFailed("already_suspended")
-    grid.stop_set(state, key, grid.act_record(tx, context, scope=scope, reason=reason, until=until))
+    stop_set(state, key, grid.act_record(tx, context, scope=scope, reason=reason, until=until))
 
 
 def trading_resume(state: State, tx: Transaction, context: Context) -> None:
@@ -225,7 +218,7 @@ def trading_resume(state: State, tx: Transaction, context: Context) -> None:
     key = _suspension_key(state, scope)
     if suspension(state, key, context.timestamp_ms) is None:
         raise TxFailed("not_suspended")
-    grid.stop_delete(state, key)
+    stop_delete(state, key)
 
 
 def _household(state: State, value: Any) -> str:
@@ -237,47 +230,14 @@ def _household(state: State, value: Any) -> str:
     return address
 
 
-def _cancel_open(state: State, address: str, now: int) -> tuple[list[str], list[str]]:
-    """Cancel every resting order and offer of ``address`` in slots not yet started, releasing
-    their margins; return the ids. O(slots in the horizon + the orders on the account's side of
-    the slots it has orders in + the offers of the slots): no scan of the state."""
-    options = market_options(state)
-    orders: list[str] = []
-    offers: list[str] = []
-    first = now // options.slot_ms * options.slot_ms + options.slot_ms
-    for slot in range(first, now + options.horizon_ms + options.slot_ms, options.slot_ms):
-        resting = state.get(open_key(slot, address))
-        if resting is not None:
-            side = resting["side"]
-            mine = [
-                order
-                for price in list(book.prices(state, slot, side))
-                for order in book.queue_items(
-                    state, book.level_key(slot, side, price), book.ORDER_PREFIX
-                )
-                if order["owner"] == address
-            ]
-            for order in mine:
-                book.remove(state, order)
-                add_locked(state, address, -order["locked"])
-                orders.append(order["id"])
-            state.delete(open_key(slot, address))
-        for offer in book.queue_items(state, offers_key(slot), OFFER_PREFIX):
-            if offer["owner"] == address:
-                book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
-                add_locked(state, address, -offer["locked"])
-                offers.append(offer["id"])
-    return orders, offers
-
-
 def account_restrict(state: State, tx: Transaction, context: Context) -> None:
     """``supervision.account.restrict``. Precondition (registry): the sender is a regulator."""
     address, reason = payload_fields(tx, "address", "reason")
     reason = grid.reason_of(reason)
     address = _household(state, address)
-    if state.get(restricted_key(address)) is not None:
+    if restriction(state, address) is not None:
         raise TxFailed("already_restricted")
-    orders, offers = _cancel_open(state, address, context.timestamp_ms)
+    orders, offers = cancel_open(state, address, context.timestamp_ms)
     state.set(
         restricted_key(address),
         grid.act_record(
@@ -296,7 +256,7 @@ def account_reinstate(state: State, tx: Transaction, context: Context) -> None:
     address, reason = payload_fields(tx, "address", "reason")
     grid.reason_of(reason)
     address = registered_address(state, address)
-    if state.get(restricted_key(address)) is None:
+    if restriction(state, address) is None:
         raise TxFailed("not_restricted")
     state.delete(restricted_key(address))
 
@@ -306,26 +266,7 @@ def defaults_reset(state: State, tx: Transaction, context: Context) -> None:
     address, reason = payload_fields(tx, "address", "reason")
     grid.reason_of(reason)
     address = registered_address(state, address)
-    record = state.get(defaults_key(address))
+    record = defaults(state, address)
     if record is None or not record.get("unsettled"):
         raise TxFailed("no_defaults")
-    state.set(defaults_key(address), record | {"unsettled": 0})
-
-
-TYPES = {
-    "supervision.contract.veto": contract_veto,
-    "supervision.contract.curtail": contract_curtail,
-    "supervision.review.clear": review_clear,
-    "supervision.trading.suspend": trading_suspend,
-    "supervision.trading.resume": trading_resume,
-    "supervision.account.restrict": account_restrict,
-    "supervision.account.reinstate": account_reinstate,
-    "supervision.defaults.reset": defaults_reset,
-}
-
-
-def register_supervision_types(registry: Registry) -> Registry:
-    """Add the regulators' transaction types to ``registry``."""
-    for name, handler in TYPES.items():
-        registry.register(name, senders={REGULATOR}, handler=handler)
-    return registry
+    defaults_save(state, address, record | {"unsettled": 0})

@@ -1,0 +1,289 @@
+"""The market's namespace on the ledger: every state key it owns and the records stored there.
+
+No Django import. The market (``market.chain``) is the only writer of these keys, and other code
+(supervision's acts, the site's projection, tests) reads and writes them through the functions
+here and in the market's own modules, never by spelling a key. Records are JSON objects in
+state; the ``TypedDict`` classes below say exactly which fields each has (``NotRequired``: only
+present in some). ``docs/market.md`` is the same reference with examples.
+
+==========================================  ===================================================
+key                                         record
+==========================================  ===================================================
+``market/locked/<address>``                 int, minor units of the balance locked as margins
+                                            (orders, offers, contracts); absent = 0
+``market/order/<id>``                       :class:`Order` (id: the transaction that placed it)
+``market/level/<slot>/<side>/<price>``      a price level: :class:`Queue` of order ids in time
+``market/level/<slot>/<side>/<price>/<n>``  order, entry n (``market.chain.book``)
+``market/book/<slot>/<side>/<d>/<prefix>``  the price index of a side's levels
+``market/open/<slot>/<address>``            :class:`OpenOrders`: the account's resting orders
+``market/offer/<id>``                       :class:`Offer`
+``market/offers/<slot>``                    the slot's offers in time order, a :class:`Queue`
+``market/offers/<slot>/<seq>``              like a price level's
+``market/contracts/<slot>``                 int, the number of contracts made for the slot
+``market/contract/<slot>-<n>``              :class:`Contract` number n of the slot
+``market/auction/<slot>``                   :class:`Auction`: a call auction's result
+``market/settlement/<slot>``                :class:`Settlement`: the slot's summary
+``market/settlement/<slot>/<n>``            :class:`SettlementResult` of contract ``<slot>-<n>``
+``market/defaults/<address>``               :class:`Defaults`
+==========================================  ===================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+from ledger.application import balance
+from ledger.state import State
+
+ORDER_PREFIX = "market/order/"
+OFFER_PREFIX = "market/offer/"
+CONTRACT_PREFIX = "market/contract/"
+SETTLEMENT_PREFIX = "market/settlement/"
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+def locked_key(address: str) -> str:
+    return f"market/locked/{address}"
+
+
+def order_key(order_id: str) -> str:
+    return ORDER_PREFIX + order_id
+
+
+def level_key(slot: int, side: str, price: int) -> str:
+    return f"market/level/{slot}/{side}/{price}"
+
+
+def book_index_prefix(slot: int, side: str) -> str:
+    return f"market/book/{slot}/{side}/"
+
+
+def open_key(slot: int, address: str) -> str:
+    return f"market/open/{slot}/{address}"
+
+
+def offer_key(offer_id: str) -> str:
+    return OFFER_PREFIX + offer_id
+
+
+def offers_key(slot: int) -> str:
+    return f"market/offers/{slot}"
+
+
+def contract_key(contract_id: str) -> str:
+    return CONTRACT_PREFIX + contract_id
+
+
+def contracts_key(slot: int) -> str:
+    return f"market/contracts/{slot}"
+
+
+def auction_key(slot: int) -> str:
+    return f"market/auction/{slot}"
+
+
+def settlement_key(slot: int) -> str:
+    """The slot's settlement summary; present once the slot has settled (``meters.chain``
+    asks, through the market's hook, to flag later readings as late)."""
+    return f"{SETTLEMENT_PREFIX}{slot}"
+
+
+def result_key(slot: int, index: int) -> str:
+    return f"{settlement_key(slot)}/{index}"
+
+
+def defaults_key(address: str) -> str:
+    return f"market/defaults/{address}"
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+class Queue(TypedDict):
+    """A queue of ids in time order (a price level, a slot's offers); entries at ``<key>/<n>``."""
+
+    head: int
+    next: int
+    count: int
+
+
+class Order(TypedDict):
+    id: str  # the transaction that placed it
+    owner: str
+    slot: int
+    side: str  # "buy" | "sell"
+    price: int  # minor units per kWh
+    energy_wh: int
+    remaining_wh: int
+    locked: int  # the margin the remainder still locks
+    height: int
+    seq: NotRequired[int]  # its entry in its price level, once it rests
+
+
+class OpenOrders(TypedDict):
+    side: str
+    count: int
+
+
+class Offer(TypedDict):
+    id: str
+    owner: str  # the seller
+    slot: int
+    price: int
+    energy_wh: int
+    remaining_wh: int
+    locked: int  # the deposit the remainder still locks
+    buyer: str  # "" : anyone
+    height: int
+    seq: NotRequired[int]
+
+
+class ContractGrid(TypedDict):
+    """Why the grid security check tailored a contract."""
+
+    requested_wh: int
+    constraint: str  # "export:<feeder>" | "import:<feeder>"
+    cut_wh: int
+
+
+# The published feeders a contract counts in (supervision's grid load): "export" (the seller's)
+# and "import" (the buyer's), each only when published. Functional form: "import" is a keyword.
+ContractFeeders = TypedDict("ContractFeeders", {"export": str, "import": str}, total=False)
+
+
+class Act(TypedDict):
+    """A supervisory act on a contract (``supervision.chain.acts``)."""
+
+    act: str  # "veto" | "curtail" | "clear"
+    reason: str
+    energy_wh_before: int
+    energy_wh: int
+    escrow_released: int
+    deposit_released: int
+    by: str
+    tx: str
+    height: int
+    timestamp_ms: int
+
+
+class Contract(TypedDict):
+    id: str  # "<slot>-<index>"
+    kind: str  # "order" | "auction" | "offer"
+    slot: int
+    index: int
+    seller: str
+    buyer: str
+    energy_wh: int
+    price: int
+    network_fee: int
+    penalty_bps: int
+    escrow: int  # the buyer's margin locked for it
+    deposit: int  # the seller's
+    seller_tx: str
+    buyer_tx: str
+    tx: str  # the transaction that made the match
+    height: int
+    timestamp_ms: int
+    grid: NotRequired[ContractGrid]
+    feeders: NotRequired[ContractFeeders]
+    vetoed: NotRequired[bool]
+    acts: NotRequired[list[Act]]
+
+
+class Auction(TypedDict):
+    price: int  # 0 when nothing cleared
+    volume_wh: int
+    contracts: int
+    tx: str
+    height: int
+
+
+class Settlement(TypedDict):
+    slot: int
+    contracts: int
+    energy_wh: int
+    delivered_wh: int
+    paid: int
+    fees: int
+    penalties: int
+    escrow_released: int
+    deposit_released: int
+    shortfalls: int
+    tx: str
+    height: int
+    timestamp_ms: int
+
+
+class SettlementResult(TypedDict):
+    contract: str
+    seller: str
+    buyer: str
+    energy_wh: int
+    export_wh: int  # the seller's measured export in the slot
+    delivered_wh: int
+    paid: int
+    fee: int
+    penalty: int
+    escrow_released: int
+    deposit_released: int
+
+
+class Defaults(TypedDict):
+    unsettled: int  # shortfalls not yet cleared by a regulator
+    shortfalls: int
+    shortfall_wh: int
+    last_slot: int
+
+
+# --- the owner's accessors ---------------------------------------------------------------------
+
+
+def locked(state: State, address: str) -> int:
+    value: int = state.get(locked_key(address), 0)
+    return value
+
+
+def free_balance(state: State, address: str) -> int:
+    return balance(state, address) - locked(state, address)
+
+
+def add_locked(state: State, address: str, delta: int) -> None:
+    """Change the account's locked amount by ``delta`` (settlement and supervisory acts unlock
+    through it too)."""
+    if delta:
+        total = locked(state, address) + delta
+        if total:
+            state.set(locked_key(address), total)
+        else:
+            state.delete(locked_key(address))
+
+
+def contract(state: State, contract_id: str) -> Contract | None:
+    made: Contract | None = state.get(contract_key(contract_id))
+    return made
+
+
+def contract_save(state: State, made: Contract | dict[str, Any]) -> None:
+    state.set(contract_key(made["id"]), made)
+
+
+def contract_count(state: State, slot: int) -> int:
+    count: int = state.get(contracts_key(slot), 0)
+    return count
+
+
+def defaults(state: State, address: str) -> Defaults | None:
+    record: Defaults | None = state.get(defaults_key(address))
+    return record
+
+
+def defaults_save(state: State, address: str, record: Defaults | dict[str, Any]) -> None:
+    state.set(defaults_key(address), record)
+
+
+def settlement(state: State, slot: int) -> Settlement | None:
+    """The slot's settlement summary, None while it has not settled."""
+    summary: Settlement | None = state.get(settlement_key(slot))
+    return summary
