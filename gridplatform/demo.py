@@ -105,14 +105,14 @@ def demo_ledger_register() -> int:
     sends nothing twice.
     """
     from gridplatform.accounts.services import identity_unseal
-    from ledger import application, runtime
+    from ledger import application, config
     from ledger.crypto import sign_transaction
     from ledger.genesis import Genesis
     from ledger.services import transactions_submit
     from ledger.store import open_store
 
-    genesis = Genesis.from_json_file(runtime.genesis_path())
-    store = open_store(runtime.store_url(0))
+    genesis = Genesis.from_json_file(config.genesis_path())
+    store = open_store(config.store_url(0))
     try:
         state = store.load_state()
     finally:

@@ -38,7 +38,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from ledger import application, runtime
+from ledger import application, config
 from ledger.application import Registry
 from ledger.blocks import (
     Block,
@@ -88,7 +88,7 @@ def ms_of_datetime(moment: datetime) -> int:
 
 def load_genesis() -> Genesis | None:
     """The site's genesis document (``LEDGER_DIR/genesis.json``), or None when there is none."""
-    path = runtime.genesis_path()
+    path = config.genesis_path()
     try:
         mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
@@ -341,7 +341,7 @@ def _project_next(
         genesis=genesis,
         previous=BlockHeader.from_json(previous.body["header"]),
         state=state,
-        registry=runtime.registry(),
+        registry=config.registry(),
     )
     _write_block(block, block_to_json(block))
     changes = state.take_changes()
@@ -416,7 +416,7 @@ def block_project(*, block: dict[str, Any]) -> bool:
     if genesis is None:
         log.warning(
             "no genesis document at %s: block %s not projected",
-            runtime.genesis_path(),
+            config.genesis_path(),
             parsed.height,
         )
         return False
@@ -484,7 +484,7 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
     Pending transactions that the blocks commit are dropped; the others stay pending. Returns
     the height of the last block.
     """
-    registry = runtime.registry()
+    registry = config.registry()
     with transaction.atomic(durable=True):
         cursor = _lock_cursor()
         PendingBlock.objects.all().delete()

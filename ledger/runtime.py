@@ -6,30 +6,27 @@ validator's clock every ``TICK_S`` seconds (view-change timers, retransmission, 
 here, not in Celery ETA tasks, which a Redis restart loses). Both take one lock, so the validator
 sees one input at a time.
 
-The site hears from each validator on the default queue (its own worker): ``ledger.block_committed``
+Messages are sent by task name (``ledger.config.send``) and handled in ``ledger.tasks``. The site
+hears from each validator on the default queue (its own worker): ``ledger.block_committed``
 with every block it commits, and every ``HEARTBEAT_S`` a ``ledger.validator_status`` heartbeat
 (height, view, time), which expires unread after ``HEARTBEAT_EXPIRES_S``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from ledger.application import Registry
+from ledger import config
 from ledger.blocks import Block, block_to_json
 from ledger.consensus import Fault
-from ledger.genesis import GENESIS_FILE, Genesis, key_file_name, read_key_file
+from ledger.genesis import Genesis, read_key_file
 from ledger.node import Validator
-from ledger.registry import build_registry
 from ledger.store import open_store
 
 log = logging.getLogger(__name__)
@@ -44,54 +41,8 @@ _lock = threading.Lock()
 _validator: Validator | None = None
 
 
-def queue_name(index: int) -> str:
-    return f"validator.{index}"
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def registry() -> Registry:
-    """The rules of this network: the ledger's and ``settings.LEDGER_APPLICATIONS``'."""
-    return _registry(tuple(settings.LEDGER_APPLICATIONS))
-
-
-@functools.cache
-def _registry(applications: tuple[str, ...]) -> Registry:
-    return build_registry(applications)
-
-
-def genesis_path() -> Path:
-    return Path(settings.LEDGER_DIR) / GENESIS_FILE
-
-
-def key_path(index: int) -> Path:
-    return Path(settings.LEDGER_DIR) / key_file_name(index)
-
-
-def store_url(index: int) -> str:
-    return str(settings.LEDGER_STORE_URL).replace("{node}", str(index))
-
-
-def wire_text(message: Any) -> str:
-    """A large message as JSON text: encoded once for every queue it goes to, and carried by
-    Celery as one string, which its JSON codec passes through far faster than a deep object
-    (Celery's decoder calls a Python hook on every JSON object)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
-def from_wire(data: Any) -> Any:
-    """The decoded message: text is parsed, anything else (an older sender's object) is as is.
-
-    Not the strict ``ledger.crypto.loads``: what the validator parses (transactions, envelopes)
-    checks its own values."""
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            return None
-    return data
 
 
 class CeleryTransport:
@@ -102,19 +53,17 @@ class CeleryTransport:
         self.validators = validators
 
     def send(self, to: int | None, message: dict[str, Any]) -> None:
-        from ledger.tasks import deliver
-
         targets = [to] if to is not None else [i for i in range(self.validators) if i != self.index]
-        text = wire_text(message)
+        text = config.wire_text(message)
         for target in targets:
-            deliver.apply_async((target, text), queue=queue_name(target))
+            config.send("ledger.deliver", (target, text), queue=config.queue_name(target))
 
     def committed(self, block: Block) -> None:
-        from ledger.tasks import block_committed
-
         log.info("validator %s committed block %s (%s)", self.index, block.height, block.hash)
         try:
-            block_committed.apply_async((self.index, wire_text(block_to_json(block))))
+            config.send(
+                "ledger.block_committed", (self.index, config.wire_text(block_to_json(block)))
+            )
         except Exception:  # the block is stored; the site also hears of it from the others
             log.exception("could not tell the site about block %s", block.height)
 
@@ -130,15 +79,15 @@ def _fault() -> Fault:
 
 def _start() -> Validator:
     index = int(os.environ[INDEX_VARIABLE])
-    genesis = Genesis.from_json_file(genesis_path())
-    keys = read_key_file(key_path(index)).keypair
-    store = open_store(store_url(index))
+    genesis = Genesis.from_json_file(config.genesis_path())
+    keys = read_key_file(config.key_path(index)).keypair
+    store = open_store(config.store_url(index))
     validator = Validator(
         genesis=genesis,
         index=index,
         keys=keys,
         store=store,
-        registry=registry(),
+        registry=config.registry(),
         transport=CeleryTransport(index, len(genesis.validators)),
         now_ms=now_ms(),
         fault=_fault(),
@@ -163,12 +112,10 @@ def run(action: str, *args: Any) -> Any:
 
 def _heartbeat() -> None:
     """Tell the site this validator's height and view (read under the lock, sent outside it)."""
-    from ledger.tasks import validator_status
-
     with _lock:
         node = validator()
         args = (node.index, node.node.height, node.node.view, now_ms(), node.genesis.block_hash)
-    validator_status.apply_async(args, expires=HEARTBEAT_EXPIRES_S)
+    config.send("ledger.validator_status", args, expires=HEARTBEAT_EXPIRES_S)
 
 
 def _clock() -> None:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
-from ledger import application, projection, runtime
+from ledger import application, config, projection
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
@@ -91,8 +91,8 @@ def genesis_create(
     are the genesis members, with their identities' public keys. Refuses to overwrite a network.
     """
     directory = settings.LEDGER_DIR
-    if runtime.genesis_path().exists():
-        raise GenesisExists(f"{runtime.genesis_path()} exists: this site has a network already")
+    if config.genesis_path().exists():
+        raise GenesisExists(f"{config.genesis_path()} exists: this site has a network already")
     operator = Identity.objects.get(user__role=Role.GRID_OPERATOR, user__is_active=True)
     regulators = Identity.objects.filter(user__role=Role.REGULATOR).order_by("id")
     keys = [KeyPair.generate() for _ in range(validators)]
@@ -109,7 +109,7 @@ def genesis_create(
         genesis=genesis,
         block=block,
         keys=keys,
-        store_urls=[runtime.store_url(index) for index in range(validators)],
+        store_urls=[config.store_url(index) for index in range(validators)],
     )
     # The site's read models start at block 0, with the certificate every validator signed.
     projection.block_project(block=block_to_json(block))
@@ -121,16 +121,15 @@ def transactions_submit(
 ) -> None:
     """Send signed transactions to every validator's queue, one message per validator however
     many transactions there are (each validator admits each one or not, itself, in order)."""
-    from gridplatform.celery import app
-    from ledger.tasks import submit
-
     if not transactions:
         return
-    body = runtime.wire_text([tx.to_json() for tx in transactions])
+    body = config.wire_text([tx.to_json() for tx in transactions])
     count = settings.LEDGER_VALIDATORS
-    with app.producer_or_acquire() as producer:  # one broker connection for every queue
+    with config.producer() as producer:  # one broker connection for every queue
         for index in validators if validators is not None else range(count):
-            submit.apply_async((index, body), queue=runtime.queue_name(index), producer=producer)
+            config.send(
+                "ledger.submit", (index, body), queue=config.queue_name(index), producer=producer
+            )
 
 
 # --- admission -------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> N
     state = State({f"acct/{tx.sender}": acct} if acct is not None else None)
     expected = (acct["nonce"] if acct is not None else 0) + len(pending)
     refused = application.check(
-        state, runtime.registry(), tx, chain=genesis.chain, expected_nonce=expected
+        state, config.registry(), tx, chain=genesis.chain, expected_nonce=expected
     )
     if refused is not None:
         raise TransactionRejected(refused)
@@ -292,7 +291,7 @@ def transaction_rehearse(tx: Transaction, *, genesis: Genesis) -> None:
     cursor = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
     (result,) = application.execute(
         state,
-        runtime.registry(),
+        config.registry(),
         [tx],
         chain=genesis.chain,
         height=(cursor or 0) + 1,
@@ -460,8 +459,6 @@ def projection_catch_up() -> int | None:
     after it again (``ledger.resend_blocks``, at most 64 per call). A validator
     cannot make the site accept anything by it: every block is verified as it is projected.
     """
-    from ledger.tasks import resend_blocks
-
     cursor = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
     if cursor is None or cursor < 0:
         return None
@@ -487,5 +484,5 @@ def projection_catch_up() -> int | None:
         ahead.height,
     )
     index: int = ahead.index
-    resend_blocks.apply_async((index, projected + 1), queue=runtime.queue_name(index))
+    config.send("ledger.resend_blocks", (index, projected + 1), queue=config.queue_name(index))
     return index

@@ -14,7 +14,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
-from ledger import runtime
+from ledger import config, projection, runtime, services
 
 
 def _mine(index: int) -> bool:
@@ -25,14 +25,14 @@ def _mine(index: int) -> bool:
 def deliver(index: int, message: str | dict[str, Any]) -> None:
     """A consensus message for validator ``index`` (its JSON text)."""
     if _mine(index):
-        runtime.run("deliver", runtime.from_wire(message))
+        runtime.run("deliver", config.from_wire(message))
 
 
 @shared_task(name="ledger.submit", ignore_result=True, time_limit=30, soft_time_limit=25)
 def submit(index: int, transactions: str | list[Any]) -> list[str | None] | None:
     """Signed transactions for validator ``index``'s pool (the JSON text of a list of them),
     admitted in order; returns each one's admission code (None: admitted)."""
-    items = runtime.from_wire(transactions)
+    items = config.from_wire(transactions)
     if _mine(index) and isinstance(items, list):
         codes: list[str | None] = runtime.run("submit_many", items)
         return codes
@@ -68,9 +68,7 @@ def block_committed(index: int, block: str | dict[str, Any]) -> None:
     Every validator sends every block, so this runs several times per block: the projection
     verifies each copy and ignores heights it already has.
     """
-    from ledger import projection, services
-
-    data: Any = runtime.from_wire(block)
+    data: Any = config.from_wire(block)
     projection.block_project(block=data)
     header = data.get("header") if isinstance(data, dict) else None
     height = header.get("height") if isinstance(header, dict) else None
@@ -83,8 +81,6 @@ def block_committed(index: int, block: str | dict[str, Any]) -> None:
 )
 def projection_catch_up() -> None:
     """Periodic: if validators report blocks the read models lack, ask one to send them again."""
-    from ledger import services
-
     services.projection_catch_up()
 
 
@@ -93,8 +89,6 @@ def validator_status(
     index: int, height: int, view: int, now_ms: int, genesis_hash: str | None = None
 ) -> None:
     """Validator ``index``'s heartbeat: its committed height and view at ``now_ms``."""
-    from ledger import services
-
     services.validator_status_record(
         index=index, height=height, view=view, at_ms=now_ms, genesis_hash=genesis_hash
     )

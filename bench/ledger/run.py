@@ -325,11 +325,11 @@ class Network:
         import redis
         from django.conf import settings
 
-        from ledger import runtime
+        from ledger import config
 
         client = redis.Redis.from_url(settings.REDIS_URL)
         # The queues, and what kombu keeps beside them (bindings, unacked messages).
-        names = [runtime.queue_name(i) for i in range(VALIDATORS)]
+        names = [config.queue_name(i) for i in range(VALIDATORS)]
         names += [key.decode() for key in client.scan_iter("_kombu.binding*")]
         names += ["unacked", "unacked_index", "unacked_mutex"]
         client.delete(*names)

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from gridplatform.processes import commands
-from ledger import runtime
+from ledger import config
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_network
 from ledger.services import transactions_submit
@@ -54,7 +54,7 @@ class LiveNetwork:
         )
         # Queues from an earlier run on the same Redis would feed these validators stale votes.
         client = redis.Redis.from_url(settings.REDIS_URL)
-        client.delete(*[runtime.queue_name(i) for i in range(4)])
+        client.delete(*[config.queue_name(i) for i in range(4)])
         client.close()
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.nonces: dict[str, int] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from ledger import application, runtime
+from ledger import application, config
 from ledger.blocks import Block, block_to_json
 from ledger.crypto import Transaction, sign_transaction
 from ledger.genesis import install_genesis
@@ -86,7 +86,7 @@ class Site:
 
     def write_store(self) -> None:
         """Validator 0's store holding this chain, as a validator would have written it."""
-        store = open_store(runtime.store_url(0))
+        store = open_store(config.store_url(0))
         genesis = self.chain.genesis
         install_genesis(store, genesis, self.blocks[0])
         state = genesis.genesis_state()

@@ -22,7 +22,7 @@ from django.utils import timezone
 from gridplatform.accounts.consumers import CLOSE_FORBIDDEN
 from gridplatform.accounts.models import User
 from gridplatform.asgi import application
-from ledger import runtime, services
+from ledger import config, runtime, services
 from ledger.blocks import Block, CommitSignature, block_to_json
 from ledger.models import (
     BlockRecord,
@@ -324,7 +324,7 @@ def test_it_projects_each_block_once_when_workers_race(settings: Any, tmp_path: 
 
 
 def store_of(chain: Chain, directory: Path, node: int = 0) -> str:
-    url = runtime.store_url(node)
+    url = config.store_url(node)
     create_database(url)
     store = open_store(url)
     write_chain(store, chain)
@@ -376,7 +376,7 @@ def test_it_changes_nothing_when_the_store_is_damaged(chain: Chain, tmp_path: Pa
 def test_it_refuses_to_rebuild_from_a_store_that_is_not_there(chain: Chain) -> None:
     with pytest.raises(CommandError, match="has no store"):
         call_command("rebuild_read_models", node=1, stdout=io.StringIO())
-    assert not Path(runtime.store_url(1)[len("sqlite://") :]).exists()
+    assert not Path(config.store_url(1)[len("sqlite://") :]).exists()
 
 
 # --- the tasks validators send -------------------------------------------------------------------
@@ -416,15 +416,17 @@ def test_it_records_heartbeats_and_tells_up_from_down(chain: Chain) -> None:
 def test_it_tells_the_site_of_every_commit_on_the_default_queue(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[tuple[Any, dict[str, Any]]] = []
+    sent: list[tuple[str, Any, dict[str, Any]]] = []
     monkeypatch.setattr(
-        block_committed, "apply_async", lambda args, **options: sent.append((args, options))
+        config.app, "send_task", lambda name, args, **options: sent.append((name, args, options))
     )
     runtime.CeleryTransport(2, 4).committed(chain.blocks[3])
-    # The block travels as its JSON text (see runtime.wire_text).
-    assert [(args[0], json.loads(args[1]), options) for args, options in sent] == [
-        (2, block_to_json(chain.blocks[3]), {})
+    # The block travels as its JSON text (see config.wire_text), to the task the site's worker
+    # runs, on the default queue (no queue named).
+    assert [(name, args[0], json.loads(args[1]), opts) for name, args, opts in sent] == [
+        ("ledger.block_committed", 2, block_to_json(chain.blocks[3]), {"ignore_result": True})
     ]
+    assert block_committed.name == "ledger.block_committed"
 
 
 def test_it_counts_pending_transactions_as_the_validators_do(chain: Chain) -> None:
@@ -466,9 +468,9 @@ def test_it_pushes_block_hints_to_authenticated_sockets_only(chain: Chain, prosu
 def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[tuple[Any, dict[str, Any]]] = []
+    sent: list[tuple[str, Any, dict[str, Any]]] = []
     monkeypatch.setattr(
-        resend_blocks, "apply_async", lambda args, **options: sent.append((args, options))
+        config.app, "send_task", lambda name, args, **options: sent.append((name, args, options))
     )
     for block in chain.blocks[:3]:
         assert project(block)
@@ -482,7 +484,10 @@ def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
 
     # The chain's blocks are dated 2026-01-01: the projection has been stuck for long.
     assert services.projection_catch_up() == 3  # the highest validator heard from lately
-    assert sent == [((3, 3), {"queue": "validator.3"})]
+    assert sent == [
+        ("ledger.resend_blocks", (3, 3), {"ignore_result": True, "queue": "validator.3"})
+    ]
+    assert resend_blocks.name == "ledger.resend_blocks"
 
     # Validator 3 sends them again (its own code, its own store); the projection catches up.
     class ToTheSite:
@@ -490,9 +495,9 @@ def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
             raise AssertionError("resending blocks sends no consensus message")
 
         def committed(self, block: Block) -> None:
-            block_committed(3, runtime.wire_text(block_to_json(block)))
+            block_committed(3, config.wire_text(block_to_json(block)))
 
-    store = open_store(runtime.store_url(3))
+    store = open_store(config.store_url(3))
     write_chain(store, chain)
     validator = Validator(
         genesis=chain.genesis,
@@ -512,7 +517,7 @@ def test_it_does_not_ask_for_blocks_while_the_projection_keeps_up(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[Any] = []
-    monkeypatch.setattr(resend_blocks, "apply_async", lambda *args, **options: sent.append(args))
+    monkeypatch.setattr(config.app, "send_task", lambda *args, **options: sent.append(args))
     for block in chain.blocks[:3]:
         project(block)
     ValidatorStatus.objects.create(index=1, height=3, last_seen_at=timezone.now())

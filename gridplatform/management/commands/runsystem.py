@@ -18,7 +18,7 @@ from gridplatform.demo import (
     demo_ledger_register,
 )
 from gridplatform.processes import MANAGE_PY, commands
-from ledger import runtime
+from ledger import config
 from ledger.services import genesis_create
 
 
@@ -38,14 +38,14 @@ class Command(BaseCommand):
         if options["demo"]:
             call_command("migrate", interactive=False, verbosity=0)
             logins = demo_community_create()
-            if not runtime.genesis_path().exists():
+            if not config.genesis_path().exists():
                 genesis = genesis_create(
                     validators=settings.LEDGER_VALIDATORS, options=DEMO_MARKET_OPTIONS
                 )
                 self.stdout.write(f"created the ledger network {genesis.chain}")
         else:
             logins = []
-        validators = settings.LEDGER_VALIDATORS if runtime.genesis_path().exists() else 0
+        validators = settings.LEDGER_VALIDATORS if config.genesis_path().exists() else 0
         children: dict[str, subprocess.Popen[bytes]] = {}
 
         def stop(*_: object) -> None:

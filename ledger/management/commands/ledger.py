@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ledger import runtime, services
+from ledger import config, services
 from ledger.audit import RepairFailed, repair_store, verify_store
 from ledger.genesis import Genesis
 from ledger.store import open_store
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         genesis = self._genesis()
         if action == "status":
             for index in range(len(genesis.validators)):
-                store = open_store(runtime.store_url(index))
+                store = open_store(config.store_url(index))
                 tip = store.tip()
                 self.stdout.write(
                     f"validator {index}: height {store.height()} tip {tip.hash if tip else '-'}"
@@ -52,10 +52,10 @@ class Command(BaseCommand):
         node = options["node"]
         if not 0 <= node < len(genesis.validators):
             raise CommandError(f"--node must be 0..{len(genesis.validators) - 1}")
-        store = open_store(runtime.store_url(node))
+        store = open_store(config.store_url(node))
         try:
             if action == "verify":
-                report = verify_store(store, genesis, runtime.registry())
+                report = verify_store(store, genesis, config.registry())
                 self.stdout.write(report.describe())
                 if not report.ok:
                     raise CommandError(
@@ -68,17 +68,17 @@ class Command(BaseCommand):
             store.close()
 
     def _genesis(self) -> Genesis:
-        path = runtime.genesis_path()
+        path = config.genesis_path()
         if not path.exists():
             raise CommandError(f"no network here: {path} is missing (run `ledger genesis`)")
         return Genesis.from_json_file(path)
 
     def _repair(self, store: Any, genesis: Genesis, node: int) -> None:
         peers = [
-            open_store(runtime.store_url(i)) for i in range(len(genesis.validators)) if i != node
+            open_store(config.store_url(i)) for i in range(len(genesis.validators)) if i != node
         ]
         try:
-            report = repair_store(store, genesis, runtime.registry(), peers)
+            report = repair_store(store, genesis, config.registry(), peers)
         except RepairFailed as error:
             raise CommandError(f"repair failed: {error}") from None
         finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ledger import projection, runtime
+from ledger import config, projection
 from ledger.blocks import Block
 from ledger.store import Store, StoreError, open_store
 
@@ -33,11 +33,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         genesis = projection.load_genesis()
         if genesis is None:
-            raise CommandError(f"no network here: {runtime.genesis_path()} is missing")
+            raise CommandError(f"no network here: {config.genesis_path()} is missing")
         node = options["node"]
         if not 0 <= node < len(genesis.validators):
             raise CommandError(f"--node must be 0..{len(genesis.validators) - 1}")
-        url = runtime.store_url(node)
+        url = config.store_url(node)
         if (
             url.startswith("sqlite://")
             and not Path("/" + url[len("sqlite://") :].lstrip("/")).exists()
