@@ -9,12 +9,14 @@ changed; a rebuild calls :func:`clear` and then :func:`project` for every block 
 * An order's row is made from the transaction that placed it (``market.order.place``, result
   ``ok``); while ``market/order/<id>`` exists it is open, with that key's remainder and margin.
   When the key is gone (or never appeared: an order filled at once) it is closed: ``cancelled``
-  if a ``market.order.cancel`` of the block named it (or a restriction of its owner cancelled
-  it), ``filled`` if contracts cover its energy, else ``expired`` (its slot was cleared). Its
-  remainder is its energy less its contracts'.
+  if a ``market.order.cancel`` of the block named it, ``filled`` if contracts cover its
+  energy, else ``expired`` (its slot was cleared, or a regulator's restriction of its owner
+  cancelled it: ``supervision.projection`` then marks it cancelled). Its remainder is its
+  energy less its contracts'.
 * Offers likewise (``market.offer.post``, ``market/offer/<id>``, ``market.offer.withdraw``;
   ``taken`` when accepted in full).
-* ``market/locked/<address>`` and ``grid/feeder/<address>`` give ``MarketAccount``.
+* ``market/locked/<address>`` gives ``MarketAccount.locked`` (its ``feeder`` is supervision's
+  to project).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from django.db.models import Sum
 from ledger.blocks import Block
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.state import State
+from market import chain
+from market.chain import schema
 from market.models import (
     Contract,
     MarketAccount,
@@ -36,11 +40,11 @@ from market.models import (
     SlotSettlement,
 )
 
-ORDER = "market/order/"
-OFFER = "market/offer/"
-CONTRACT = "market/contract/"
-LOCKED = "market/locked/"
-FEEDER = "grid/feeder/"
+ORDER = schema.ORDER_PREFIX
+OFFER = schema.OFFER_PREFIX
+CONTRACT = schema.CONTRACT_PREFIX
+LOCKED = schema.LOCKED_PREFIX
+SETTLEMENT = schema.SETTLEMENT_PREFIX
 
 
 def clear() -> None:
@@ -61,20 +65,6 @@ def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
 
 def _ids(changes: dict[str, Any], prefix: str) -> set[str]:
     return {key[len(prefix) :] for key in changes if key.startswith(prefix)}
-
-
-RESTRICTED = "supervision/restricted/"
-
-
-def _cancelled_by_restriction(changes: dict[str, Any], field: str) -> set[str]:
-    """The orders (or offers) a regulator's restriction in this block cancelled: closed by
-    their owner's account being restricted, as if cancelled (``supervision.chain.acts``)."""
-    return {
-        item
-        for key, value in changes.items()
-        if key.startswith(RESTRICTED) and value is not None
-        for item in value.get(field, [])
-    }
 
 
 def _named(ok: list[Any], type_: str, field: str) -> set[str]:
@@ -141,9 +131,6 @@ class _Kind:
     closed: str  # the status when the owner closed it
     filled: str  # the status when contracts took all of it
     new: Any  # (tx, payload) -> the fields of a new row
-    restricted_field: (
-        str  # where a restriction (supervision.chain.acts) lists the ones it cancelled
-    )
 
     def project(self, block: Block, state: State, changes: dict[str, Any], ok: list[Any]) -> None:
         when = datetime_of_ms(block.timestamp_ms)
@@ -164,9 +151,7 @@ class _Kind:
         touched = set(opened) | _ids(changes, self.prefix)
         if not touched:
             return
-        closed = _named(ok, self.close_type, self.close_field) | _cancelled_by_restriction(
-            changes, self.restricted_field
-        )
+        closed = _named(ok, self.close_type, self.close_field)
         matched = _matched(touched, "seller_tx")
         for row_id, energy in _matched(touched, "buyer_tx").items():
             matched[row_id] = matched.get(row_id, 0) + energy
@@ -190,39 +175,30 @@ class _Kind:
 _ORDERS = _Kind(
     model=Order,
     prefix=ORDER,
-    open_type="market.order.place",
-    close_type="market.order.cancel",
+    open_type=chain.ORDER_PLACE,
+    close_type=chain.ORDER_CANCEL,
     close_field="order",
     closed="cancelled",
     filled="filled",
     new=lambda payload, when: {"side": payload["side"], "placed_at": when},
-    restricted_field="cancelled_orders",
 )
 _OFFERS = _Kind(
     model=Offer,
     prefix=OFFER,
-    open_type="market.offer.post",
-    close_type="market.offer.withdraw",
+    open_type=chain.OFFER_POST,
+    close_type=chain.OFFER_WITHDRAW,
     close_field="offer",
     closed="withdrawn",
     filled="taken",
     new=lambda payload, when: {"buyer": payload["buyer"], "posted_at": when},
-    restricted_field="cancelled_offers",
 )
 
 
 def _accounts(changes: dict[str, Any]) -> None:
-    addresses = _ids(changes, LOCKED) | _ids(changes, FEEDER)
-    for address in sorted(addresses):
+    for address in sorted(_ids(changes, LOCKED)):
         account, _ = MarketAccount.objects.get_or_create(address=address)
-        if LOCKED + address in changes:
-            account.locked = changes[LOCKED + address] or 0
-        if FEEDER + address in changes:
-            account.feeder = changes[FEEDER + address] or ""
+        account.locked = changes[LOCKED + address] or 0
         account.save()
-
-
-SETTLEMENT = "market/settlement/"
 
 
 def _settlements(changes: dict[str, Any]) -> None:

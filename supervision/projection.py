@@ -32,7 +32,10 @@ from ledger.blocks import Block
 from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms
 from ledger.state import State
-from supervision import review
+from market.chain import schema as market_schema
+from market.models import MarketAccount, Offer, OfferStatus, Order, OrderStatus
+from supervision import chain, review
+from supervision.chain import schema
 from supervision.models import (
     Feeder,
     FeederLoad,
@@ -44,22 +47,23 @@ from supervision.models import (
     Suspension,
 )
 
-TOPOLOGY = "grid/topology/"
-FEEDER_STATE = "grid/state/feeder/"
-GRID_STATE = "grid/state/grid"
-LOAD = "grid/load/"
-MARKET_SUSPENDED = "supervision/suspended/market"
-FEEDER_SUSPENDED = "supervision/suspended/feeder/"
-RESTRICTED = "supervision/restricted/"
-CONTRACT = "market/contract/"
+TOPOLOGY = schema.TOPOLOGY_PREFIX
+FEEDER = schema.FEEDER_PREFIX
+FEEDER_STATE = schema.FEEDER_STATE_PREFIX
+GRID_STATE = schema.GRID_STATE_KEY
+LOAD = schema.LOAD_PREFIX
+MARKET_SUSPENDED = schema.MARKET_SUSPENDED_KEY
+FEEDER_SUSPENDED = schema.FEEDER_SUSPENDED_PREFIX
+RESTRICTED = schema.RESTRICTED_PREFIX
+CONTRACT = market_schema.CONTRACT_PREFIX
 
-GRID_ACTS = ("grid.feeder.publish", "grid.state.declare")
-VETO = "supervision.contract.veto"
-CURTAIL = "supervision.contract.curtail"
-CLEAR = "supervision.review.clear"
-RESTRICT = "supervision.account.restrict"
-REINSTATE = "supervision.account.reinstate"
-DEFAULTS_RESET = "supervision.defaults.reset"
+GRID_ACTS = (chain.FEEDER_PUBLISH, chain.STATE_DECLARE)
+VETO = chain.VETO
+CURTAIL = chain.CURTAIL
+CLEAR = chain.CLEAR
+RESTRICT = chain.RESTRICT
+REINSTATE = chain.REINSTATE
+DEFAULTS_RESET = chain.DEFAULTS_RESET
 CONTRACT_ACTS = (VETO, CURTAIL, CLEAR)
 ACCOUNT_ACTS = (RESTRICT, REINSTATE, DEFAULTS_RESET)
 NOTIFIED = (VETO, CURTAIL, RESTRICT, REINSTATE, DEFAULTS_RESET)
@@ -100,6 +104,7 @@ def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
     _loads(changes)
     _suspensions(changes)
     _restrictions(changes)
+    _market_rows(changes)
     _new_contracts(block, state, changes)
     for tx, result in zip(block.transactions, block.results, strict=True):
         if result == "ok" and (tx.type.startswith("supervision.") or tx.type in GRID_ACTS):
@@ -114,6 +119,21 @@ def _changed(changes: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 # --- the current picture -------------------------------------------------------------------------
+
+
+def _market_rows(changes: dict[str, Any]) -> None:
+    """What supervision's state says of the market's read model (``market.projection`` has just
+    projected the block): a household's feeder, and the orders and offers a restriction
+    cancelled, which the market's projection has closed as expired."""
+    for address, feeder in sorted(_changed(changes, FEEDER).items()):
+        account, _ = MarketAccount.objects.get_or_create(address=address)
+        account.feeder = feeder or ""
+        account.save(update_fields=["feeder"])
+    for value in _changed(changes, RESTRICTED).values():
+        if value is None:
+            continue
+        Order.objects.filter(id__in=value["cancelled_orders"]).update(status=OrderStatus.CANCELLED)
+        Offer.objects.filter(id__in=value["cancelled_offers"]).update(status=OfferStatus.WITHDRAWN)
 
 
 def _mirror(model: type[Model], value: dict[str, Any] | None, defaults: Any, **key: Any) -> None:

@@ -30,14 +30,23 @@ from market.chain.schema import free_balance
 from market.chain.schema import settlement as settled
 from meters.chain.metering import SLOT_SETTLED
 
+# The transaction types' names, for the site (services, projection) to name them by.
+ORDER_PLACE = "market.order.place"
+ORDER_CANCEL = "market.order.cancel"
+OFFER_POST = "market.offer.post"
+OFFER_ACCEPT = "market.offer.accept"
+OFFER_WITHDRAW = "market.offer.withdraw"
+SLOT_CLEAR = "market.slot.clear"
+SLOT_SETTLE = "market.slot.settle"
+
 TYPES = {
-    "market.order.place": (HOUSEHOLD, contract.order_place),
-    "market.order.cancel": (HOUSEHOLD, contract.order_cancel),
-    "market.offer.post": (HOUSEHOLD, contract.offer_post),
-    "market.offer.accept": (HOUSEHOLD, contract.offer_accept),
-    "market.offer.withdraw": (HOUSEHOLD, contract.offer_withdraw),
-    "market.slot.clear": (ANY_ROLE, contract.slot_clear),
-    "market.slot.settle": (ANY_ROLE, settlement.slot_settle),
+    ORDER_PLACE: (HOUSEHOLD, contract.order_place),
+    ORDER_CANCEL: (HOUSEHOLD, contract.order_cancel),
+    OFFER_POST: (HOUSEHOLD, contract.offer_post),
+    OFFER_ACCEPT: (HOUSEHOLD, contract.offer_accept),
+    OFFER_WITHDRAW: (HOUSEHOLD, contract.offer_withdraw),
+    SLOT_CLEAR: (ANY_ROLE, contract.slot_clear),
+    SLOT_SETTLE: (ANY_ROLE, settlement.slot_settle),
 }
 
 

@@ -35,6 +35,7 @@ from typing import Any, NotRequired, TypedDict
 from ledger.application import balance
 from ledger.state import State
 
+LOCKED_PREFIX = "market/locked/"
 ORDER_PREFIX = "market/order/"
 OFFER_PREFIX = "market/offer/"
 CONTRACT_PREFIX = "market/contract/"
@@ -45,7 +46,7 @@ SETTLEMENT_PREFIX = "market/settlement/"
 
 
 def locked_key(address: str) -> str:
-    return f"market/locked/{address}"
+    return LOCKED_PREFIX + address
 
 
 def order_key(order_id: str) -> str:

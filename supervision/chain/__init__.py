@@ -20,18 +20,31 @@ from market.chain.network import NETWORK
 from supervision.chain import acts, grid
 from supervision.chain.network import GRID
 
+# The transaction types' names, for the site (services, projection) to name them by.
+FEEDER_ASSIGN = "grid.feeder.assign"
+FEEDER_PUBLISH = "grid.feeder.publish"
+STATE_DECLARE = "grid.state.declare"
+VETO = "supervision.contract.veto"
+CURTAIL = "supervision.contract.curtail"
+CLEAR = "supervision.review.clear"
+SUSPEND = "supervision.trading.suspend"
+RESUME = "supervision.trading.resume"
+RESTRICT = "supervision.account.restrict"
+REINSTATE = "supervision.account.reinstate"
+DEFAULTS_RESET = "supervision.defaults.reset"
+
 TYPES = {
-    "grid.feeder.assign": (GRID_OPERATOR, grid.feeder_assign),
-    "grid.feeder.publish": (GRID_OPERATOR, grid.feeder_publish),
-    "grid.state.declare": (GRID_OPERATOR, grid.state_declare),
-    "supervision.contract.veto": (REGULATOR, acts.contract_veto),
-    "supervision.contract.curtail": (REGULATOR, acts.contract_curtail),
-    "supervision.review.clear": (REGULATOR, acts.review_clear),
-    "supervision.trading.suspend": (REGULATOR, acts.trading_suspend),
-    "supervision.trading.resume": (REGULATOR, acts.trading_resume),
-    "supervision.account.restrict": (REGULATOR, acts.account_restrict),
-    "supervision.account.reinstate": (REGULATOR, acts.account_reinstate),
-    "supervision.defaults.reset": (REGULATOR, acts.defaults_reset),
+    FEEDER_ASSIGN: (GRID_OPERATOR, grid.feeder_assign),
+    FEEDER_PUBLISH: (GRID_OPERATOR, grid.feeder_publish),
+    STATE_DECLARE: (GRID_OPERATOR, grid.state_declare),
+    VETO: (REGULATOR, acts.contract_veto),
+    CURTAIL: (REGULATOR, acts.contract_curtail),
+    CLEAR: (REGULATOR, acts.review_clear),
+    SUSPEND: (REGULATOR, acts.trading_suspend),
+    RESUME: (REGULATOR, acts.trading_resume),
+    RESTRICT: (REGULATOR, acts.account_restrict),
+    REINSTATE: (REGULATOR, acts.account_reinstate),
+    DEFAULTS_RESET: (REGULATOR, acts.defaults_reset),
 }
 
 

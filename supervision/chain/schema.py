@@ -32,23 +32,28 @@ from typing import Any, TypedDict
 
 from ledger.state import State
 
+FEEDER_PREFIX = "grid/feeder/"
+TOPOLOGY_PREFIX = "grid/topology/"
+LOAD_PREFIX = "grid/load/"
 GRID_STATE_KEY = "grid/state/grid"
 FEEDER_STATE_PREFIX = "grid/state/feeder/"
 STOPS_KEY = "grid/stops"
 PUBLISHED_KEY = "grid/published"
 MARKET_SUSPENDED_KEY = "supervision/suspended/market"
+FEEDER_SUSPENDED_PREFIX = "supervision/suspended/feeder/"
+RESTRICTED_PREFIX = "supervision/restricted/"
 
 
 def feeder_key(address: str) -> str:
-    return f"grid/feeder/{address}"
+    return FEEDER_PREFIX + address
 
 
 def topology_key(feeder: str) -> str:
-    return f"grid/topology/{feeder}"
+    return TOPOLOGY_PREFIX + feeder
 
 
 def load_key(slot: int, feeder: str) -> str:
-    return f"grid/load/{slot}/{feeder}"
+    return f"{LOAD_PREFIX}{slot}/{feeder}"
 
 
 def state_key(scope: str) -> str:
@@ -57,11 +62,11 @@ def state_key(scope: str) -> str:
 
 
 def feeder_suspended_key(feeder: str) -> str:
-    return f"supervision/suspended/feeder/{feeder}"
+    return FEEDER_SUSPENDED_PREFIX + feeder
 
 
 def restricted_key(address: str) -> str:
-    return f"supervision/restricted/{address}"
+    return RESTRICTED_PREFIX + address
 
 
 # --- records: each carries who, when and why (``grid.act_record``) ------------------------------
