@@ -319,13 +319,13 @@ def _verify(root: bytes, path: bytes, value: Any, proof: Sequence[Mapping[str, A
                 return False
         elif value is not None:
             return False
-        below = leaf_hash(leaf_path, leaf_value)
+        below: bytes | None = leaf_hash(leaf_path, leaf_value)
     else:
         if value is not None:
             return False
         below = None
-    for prefix, hashes, index in reversed(branches):
-        if below is not None and (index is None or hashes.get(index) != below):
+    for prefix, hashes, on_path in reversed(branches):
+        if below is not None and (on_path is None or hashes.get(on_path) != below):
             raise ProofError("a branch names the hash of the node below it on the path")
         below = branch_hash(prefix, hashes)
     assert below is not None
