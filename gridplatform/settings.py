@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "market",
     "meters",
     "supervision",
+    "dashboards",
 ]
 
 MIDDLEWARE = [
@@ -154,6 +155,11 @@ LEDGER_APPLICATIONS: list[str] = ["meters.chain", "market.chain", "supervision.c
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
 # Order matters: supervision's projection reads the contracts the market's has just written.
 LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
+# What would refuse a household's orders now (a suspension, a restriction, the grid's state), for
+# the market's pages and refusal messages: a callable (*, address) -> stop | None, whose result
+# has code, reason and until (market.selectors.TradingStop). Supervision provides it; the market,
+# below supervision, reads this name at each call instead of importing it.
+MARKET_TRADING_STOP = "supervision.selectors.trading_stop"
 # Review rules of supervision (supervision.review): a new contract goes to the regulators' review
 # queue when it is larger than max_energy_wh, its price is more than price_deviation_bps from the
 # slot's median, a party has defaults, or a feeder it uses is loaded to feeder_load_bps of its

@@ -1,3 +1,5 @@
+"""The composition root: every app's URLs under its prefix (each app's own urls modules)."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -14,49 +16,8 @@ handler404 = "gridplatform.api.page_not_found"
 handler500 = "gridplatform.api.server_error"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("dashboard/", views.dashboard, name="dashboard"),
-    path("console/operator/", views.operator_console, name="operator-console"),
-    path(
-        "console/operator/households/rows/",
-        views.operator_household_rows,
-        name="operator-household-rows",
-    ),
-    path(
-        "console/operator/flows/rows/",
-        views.operator_latest_flow_rows,
-        name="operator-latest-flow-rows",
-    ),
-    path(
-        "console/operator/households/<int:user_id>/enrol/",
-        views.operator_household_enrol,
-        name="operator-household-enrol",
-    ),
-    path(
-        "console/operator/households/<int:user_id>/top-up/",
-        views.operator_household_top_up,
-        name="operator-household-top-up",
-    ),
-    path(
-        "console/operator/loading/rows/",
-        views.operator_loading_rows,
-        name="operator-loading-rows",
-    ),
-    path("console/operator/alerts/", views.operator_alerts, name="operator-alerts"),
-    path("console/operator/grid/rows/", views.operator_grid_rows, name="operator-grid-rows"),
-    path("console/regulator/", views.regulator_console, name="regulator-console"),
-    path(
-        "console/regulator/review/rows/",
-        views.regulator_review_rows,
-        name="regulator-review-rows",
-    ),
-    path("console/regulator/audit/rows/", views.regulator_audit_rows, name="regulator-audit-rows"),
-    path(
-        "console/regulator/statistics/rows/",
-        views.regulator_statistics_rows,
-        name="regulator-statistics-rows",
-    ),
-    path("console/regulator/alerts/", views.regulator_alerts, name="regulator-alerts"),
+    # The landing page, the dashboard and the consoles; /meters/flows.json too (dashboards.urls).
+    path("", include("dashboards.urls")),
     path("console/accounts/rows/", account_views.account_rows, name="account-rows"),
     path("accounts/register/", account_views.register, name="register"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

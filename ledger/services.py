@@ -14,6 +14,8 @@ code (docs/ledger.md): ``malformed``, ``duplicate``, ``pool_full``, ``nonce_pend
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import time
 from collections.abc import Sequence
@@ -27,7 +29,7 @@ from django.utils import timezone
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
-from ledger import application, config, projection
+from ledger import application, config, errors, projection
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
@@ -45,24 +47,24 @@ from ledger.state import State
 
 log = logging.getLogger(__name__)
 
-# Every code admission can refuse with, and what it means (also the API's 400 codes).
-ADMISSION_CODES: dict[str, str] = {
-    "malformed": "The transaction is not well-formed (fields, types, canonical JSON).",
-    "duplicate": "This transaction is already pending or committed.",
-    "pool_full": "Too many transactions are waiting; try again shortly.",
-    "nonce_pending": "A transaction of this sender with this nonce is already pending.",
-    "unknown_sender": "No account is registered at the sender's address.",
-    "wrong_chain": "The transaction is signed for another network.",
-    "bad_signature": "The signature is not the sender's current key's.",
-    "bad_nonce": "The nonce is not the sender's next one.",
-    "unknown_type": "There is no such transaction type.",
-    "not_allowed": "The sender's role may not send this type of transaction.",
-}
+# Every code admission can refuse with, in order, and its message (also the API's 400 codes);
+# the messages are the ledger's catalogue's (ledger.errors).
+ADMISSION_CODES: dict[str, str] = {code: errors.MESSAGES[code] for code in errors.ADMISSION}
 # Refusals of the web users' signing service, beyond admission's.
-SIGNING_CODES: dict[str, str] = {
-    "no_identity": "This account has no ledger identity.",
-    "not_custodial": "This account holds its own key; the platform cannot sign for it.",
-}
+SIGNING_CODES: dict[str, str] = {code: errors.MESSAGES[code] for code in errors.SIGNING}
+
+
+def execution_messages() -> dict[str, str]:
+    """Every code the ledger and this network's applications give, with its message: the
+    ledger's catalogue and the ``errors`` module of each of ``settings.LEDGER_APPLICATIONS``
+    (``market.chain`` -> ``market.chain.errors``), composed (a code defined twice raises)."""
+    return _execution_messages(tuple(settings.LEDGER_APPLICATIONS))
+
+
+@functools.cache
+def _execution_messages(applications: tuple[str, ...]) -> dict[str, str]:
+    catalogues = [importlib.import_module(f"{name}.errors").MESSAGES for name in applications]
+    return errors.compose(errors.MESSAGES, *catalogues)
 
 
 class GenesisExists(Exception):
@@ -70,11 +72,11 @@ class GenesisExists(Exception):
 
 
 class TransactionRejected(DomainError):
-    """Admission refused a transaction; ``code`` is one of ADMISSION_CODES (or SIGNING_CODES)."""
+    """Admission, signing or the rehearsal refused a transaction: ``code`` is the ledger's or an
+    application's (:func:`execution_messages`), and the message, unless given, its catalogue's."""
 
     def __init__(self, code: str, message: str | None = None) -> None:
-        text = message or ADMISSION_CODES.get(code) or SIGNING_CODES.get(code) or code
-        super().__init__(text, code=code)
+        super().__init__(message or execution_messages().get(code, code), code=code)
 
 
 class LedgerUnavailable(DomainError):
@@ -214,6 +216,11 @@ def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> N
     transaction.on_commit(lambda: transactions_submit(transactions=[tx]))
 
 
+def _malformed(error: Exception) -> TransactionRejected:
+    """``malformed``, with what is wrong."""
+    return TransactionRejected("malformed", f"{errors.MESSAGES['malformed'][:-1]}: {error}")
+
+
 def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:
     """Admit a signed transaction (its decoded JSON) and send it to every validator.
 
@@ -225,9 +232,7 @@ def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:
     try:
         tx = Transaction.from_json(data)
     except (LedgerCryptoError, IdentityError, TypeError, ValueError) as error:
-        raise TransactionRejected(
-            "malformed", f"The transaction is not well-formed: {error}"
-        ) from None
+        raise _malformed(error) from None
     genesis = _genesis()
     with transaction.atomic(durable=True):
         _lock_sender(tx.sender)
@@ -267,9 +272,7 @@ def transaction_sign_and_submit(
                 keypair=keypair, chain=genesis.chain, type=type, nonce=nonce, payload=payload
             )
         except (LedgerCryptoError, TypeError, ValueError) as error:
-            raise TransactionRejected(
-                "malformed", f"The transaction is not well-formed: {error}"
-            ) from None
+            raise _malformed(error) from None
         if rehearse:
             transaction_rehearse(tx, genesis=genesis)
         _admit(tx, genesis=genesis, submitted_by=user)
@@ -299,7 +302,7 @@ def transaction_rehearse(tx: Transaction, *, genesis: Genesis) -> None:
         keep_journal=True,
     )
     if result != "ok":
-        raise TransactionRejected(result, EXECUTION_MESSAGES.get(result))
+        raise TransactionRejected(result)
 
 
 class ReplicaState(State):
@@ -324,25 +327,17 @@ class ReplicaState(State):
         return super().get(key, default)
 
 
-# Plain words for execution codes, for pages (the API gives the code itself).
-EXECUTION_MESSAGES: dict[str, str] = {
-    "unknown_account": "That account is not on the ledger.",
-    "insufficient_balance": "Not enough credits.",
-    "insufficient_free_balance": "Not enough free credits: part of the balance is locked.",
-}
-
-
 # --- the grid operator's own transactions ----------------------------------------------------
 
 
 def _operator_household(operator: User, household: User) -> Identity:
     if operator.role != Role.GRID_OPERATOR:
-        raise TransactionRejected("not_allowed", "Only the grid operator does this.")
+        raise TransactionRejected("not_allowed")
     identity_: Identity | None = Identity.objects.filter(
         user=household, user__role=Role.HOUSEHOLD
     ).first()
     if identity_ is None:
-        raise TransactionRejected("no_identity", "That is not a household with a ledger identity.")
+        raise TransactionRejected("no_identity")
     return identity_
 
 
@@ -358,7 +353,7 @@ def household_enrol(*, operator: User, household: User) -> Transaction:
         body__type="account.register", body__payload__address=identity_.address
     )
     if _committed_account(identity_.address) is not None or pending.exists():
-        raise TransactionRejected("already_registered", "This household is on the ledger already.")
+        raise TransactionRejected("already_registered")
     return transaction_sign_and_submit(
         user=operator,
         type="account.register",
@@ -380,11 +375,9 @@ def credits_top_up(*, operator: User, household: User, amount: int) -> Transacti
     """
     identity_ = _operator_household(operator, household)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 2**53 - 1:
-        raise TransactionRejected("bad_amount", "The amount must be a positive number of cents.")
+        raise TransactionRejected("bad_amount")
     if _committed_account(identity_.address) is None:
-        raise TransactionRejected(
-            "unknown_account", "This household is not on the ledger yet: enrol it first."
-        )
+        raise TransactionRejected("unknown_account")
     return transaction_sign_and_submit(
         user=operator,
         type="credit.issue",

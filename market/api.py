@@ -41,6 +41,7 @@ from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundEr
 from ledger.projection import ms_of_datetime
 from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
 from market import selectors, services
+from market.errors import MESSAGES
 from market.models import Offer, OfferStatus, Order, OrderStatus, Side
 from market.serializers import (
     AddressField,
@@ -69,15 +70,6 @@ FIELD_CODES = {
 }
 # An integer beyond 2**53 - 1 is out of every bound the market accepts (and cannot be signed).
 OUT_OF_BOUNDS = {"energy_wh": "energy_out_of_bounds", "price": "price_out_of_bounds"}
-MESSAGES = services.MESSAGES | {
-    "bad_slot": "The slot is an ISO 8601 start time with its zone, e.g. 2026-01-01T12:15:00Z.",
-    "bad_status": "That is not a status of these rows.",
-    "malformed": "The body is not a JSON object.",
-    "forbidden": "Only households trade.",
-    "unknown_order": "No such open order of yours.",
-    "unknown_offer": "No such open offer for you.",
-    "not_on_ledger": "Your account is not on the ledger yet: the grid operator enrols it.",
-}
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

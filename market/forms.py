@@ -24,6 +24,7 @@ from gridplatform.money import text_from_minor
 from ledger.identity import IdentityError, validate_address
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market.chain.options import Options
+from market.errors import MESSAGES
 from market.models import Side
 from market.selectors import Slot
 
@@ -226,7 +227,7 @@ class OrderForm(_PricedForm):
         label="Buy or sell",
         choices=Side.choices,
         widget=forms.RadioSelect,
-        error_messages={"required": "Choose buy or sell.", "invalid_choice": "Choose buy or sell."},
+        error_messages={"required": MESSAGES["bad_side"], "invalid_choice": MESSAGES["bad_side"]},
     )
 
 
@@ -247,9 +248,7 @@ class OfferForm(_PricedForm):
             try:
                 validate_address(buyer)
             except IdentityError:
-                raise forms.ValidationError(
-                    "That is not an account address (50 hexadecimal characters, starting 01)."
-                ) from None
+                raise forms.ValidationError(MESSAGES["bad_address"]) from None
         return buyer
 
 

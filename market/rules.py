@@ -1,9 +1,10 @@
 """Trigger trading: a household's standing rules, turned into orders by its meter readings.
 
 A rule says "sell my surplus above N Wh per slot at no less than p" or "buy what I need, up to
-N Wh per slot, at no more than p". When a household's readings arrive (``meters`` calls
-:func:`rules_apply` after storing a batch), the latest complete interval is the forecast for the
-next slot open for trading (a persistence forecast: the next quarter hour looks like the last):
+N Wh per slot, at no more than p". When a household's readings arrive (the meters send
+``meters.signals.batch_relayed`` after relaying a batch, and :func:`batch_relayed_receiver` calls
+:func:`rules_apply`), the latest complete interval is the forecast for the next slot open for
+trading (a persistence forecast: the next quarter hour looks like the last):
 
 * sell: surplus = export - import; if it is above N, a sell order for (surplus - N) at p;
 * buy: need = import - export; if it is above 0, a buy order for min(need, N) at p.
@@ -119,6 +120,20 @@ def rules_apply(*, owner: User, latest: Flow) -> list[Transaction]:
         claim.save(update_fields=["order_id"])
         placed.append(tx)
     return placed
+
+
+def batch_relayed_receiver(
+    sender: object,
+    *,
+    owner: User,
+    start: datetime,
+    import_wh: int,
+    export_wh: int,
+    **kwargs: object,
+) -> None:
+    """``meters.signals.batch_relayed`` (connected in ``market.apps``): ``owner``'s rules see the
+    relayed batch's latest interval. Runs in the relay's worker task; an error propagates to it."""
+    rules_apply(owner=owner, latest=Flow(start, import_wh=import_wh, export_wh=export_wh))
 
 
 def rules_of(*, user: User) -> list[StandingRule]:

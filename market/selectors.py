@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from django.conf import settings
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Identity, User
 from ledger import projection
@@ -74,6 +77,37 @@ def address_of(user: User) -> str | None:
 def options() -> Options:
     genesis = projection.load_genesis()
     return Options.from_genesis(dict(genesis.options) if genesis else {})
+
+
+class TradingStop(Protocol):
+    """What would refuse a household's orders now, as far as the market reads it: the
+    validators' refusal code (``market_suspended``, ``account_restricted``, ...), the reason the
+    act or declaration gave, and when it ends (None: until lifted). The pages hand it on whole to
+    the provider's own template."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def until(self) -> datetime | None: ...
+
+
+class TradingStopProvider(Protocol):
+    def __call__(self, *, address: str) -> TradingStop | None: ...
+
+
+def trading_stop(*, address: str) -> TradingStop | None:
+    """What would refuse an order or offer from the household at ``address`` now; None if
+    nothing the provider knows of would.
+
+    Supervision stops trading and sits above the market, so the market does not import it: the
+    provider is the callable ``settings.MARKET_TRADING_STOP`` names, looked up at each call.
+    """
+    provider: TradingStopProvider = import_string(settings.MARKET_TRADING_STOP)
+    return provider(address=address)
 
 
 def money(*, user: User) -> Money | None:

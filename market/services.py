@@ -20,53 +20,11 @@ from ledger.crypto import Transaction, is_lower_hex
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
+from market.errors import MESSAGES as MESSAGES  # also market.rules' and market.views'
 from market.models import Contract, Offer, OfferStatus, Order, OrderStatus, SlotSettlement
 from market.selectors import options as market_options
 
 log = logging.getLogger(__name__)
-
-# Plain words for the market's codes, for pages and the API's "message" (the code is the contract).
-MESSAGES: dict[str, str] = {
-    "bad_slot": "Choose a delivery slot.",
-    "bad_side": "Choose buy or sell.",
-    "bad_energy": "The energy must be a whole number of Wh.",
-    "bad_price": "The price must be a whole number of cents per kWh.",
-    "slot_misaligned": "That is not the start of a delivery slot.",
-    "slot_past": "That slot has started already.",
-    "slot_closed": "Trading for that slot has closed (gate closure).",
-    "slot_open": "Trading for that slot is still open.",
-    "beyond_horizon": "That slot is too far ahead to trade yet.",
-    "energy_out_of_bounds": "The energy is outside what the market accepts.",
-    "price_out_of_bounds": "The price is outside what the market accepts.",
-    "market_suspended": "Trading is suspended.",
-    "account_restricted": "Your account may not trade at the moment.",
-    "no_feeder": "Your connection is not assigned to a feeder yet; the grid operator does that.",
-    "feeder_suspended": "Trading on this feeder is suspended.",
-    "grid_high_load": "The grid operator declared the grid under high load: trading waits.",
-    "grid_unstable": "The grid operator declared the grid unstable: trading waits.",
-    "too_many_defaults": "Too many unsettled defaults on your account.",
-    "opposite_side_open": "You have orders on the other side of this slot; cancel them first.",
-    "insufficient_free_balance": "Not enough free credits for the margin this needs.",
-    "unknown_order": "No such open order.",
-    "not_owner": "That is not yours.",
-    "unknown_offer": "No such open offer.",
-    "own_offer": "That is your own offer.",
-    "not_offered_to_you": "That offer is for another buyer.",
-    "exceeds_offer": "That is more than the offer has left.",
-    "grid_refused": "The grid cannot carry that energy now.",
-    "nothing_to_clear": "Nothing to clear in that slot.",
-    "bad_address": "That is not an account address.",
-    "unknown_account": "No account has that address.",
-    "bad_payload": "The request is incomplete.",
-    "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.",
-    "not_household": "That account is not a household.",
-    "slot_not_ended": "That slot has not ended yet.",
-    "settlement_not_due": "That slot's meter data may still arrive: settlement comes later.",
-    "already_settled": "That slot is settled already.",
-    "slot_not_cleared": "That slot still has open orders or offers: it is cleared first.",
-    "nothing_to_settle": "That slot has no contracts.",
-}
-
 
 # Refusals a supervisor's act or the grid operator's declaration causes: their message says why.
 STOPPED = frozenset(
@@ -84,7 +42,7 @@ def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
     try:
         return transaction_sign_and_submit(user=user, type=type, payload=payload, rehearse=True)
     except TransactionRejected as error:
-        if error.code in MESSAGES:
+        if error.code in STOPPED:
             raise TransactionRejected(error.code, _message(user, error.code)) from None
         raise
 
@@ -117,7 +75,7 @@ def _whole(value: object, code: str) -> int:
 
 def _slot_ms(slot: object) -> int:
     if not isinstance(slot, datetime) or slot.tzinfo is None:
-        raise TransactionRejected("bad_slot", "The slot is a start time with its time zone.")
+        raise TransactionRejected("bad_slot", MESSAGES["bad_slot"])
     return ms_of_datetime(slot)
 
 
@@ -127,7 +85,7 @@ def order_place(
     """A limit order for ``slot`` (its start): ``side`` buy or sell, energy in Wh, price in minor
     units per kWh. Locks its margin when its block commits."""
     if user.role != Role.HOUSEHOLD:
-        raise TransactionRejected("not_allowed", "Only households trade.")
+        raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     payload = {
         "slot": _slot_ms(slot),
         "side": side,
@@ -155,7 +113,7 @@ def offer_post(
 ) -> Transaction:
     """A bilateral offer to sell: to the account at ``buyer``, or to anyone (``""``)."""
     if user.role != Role.HOUSEHOLD:
-        raise TransactionRejected("not_allowed", "Only households trade.")
+        raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     if not isinstance(buyer, str):  # never "anyone" by mistake: that is the empty string
         raise TransactionRejected("bad_address", MESSAGES["bad_address"])
     payload = {
@@ -170,7 +128,7 @@ def offer_post(
 def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
     """Take ``energy_wh`` of an open offer made to anyone or to ``user``, at its price."""
     if user.role != Role.HOUSEHOLD:
-        raise TransactionRejected("not_allowed", "Only households trade.")
+        raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     # Only offers made to anyone or to this user exist for it (one made to another buyer is
     # "unknown" here, as in the API, rather than "not offered to you").
     address = _address(user)
@@ -197,9 +155,9 @@ def feeder_assign(*, operator: User, household: User, feeder: str) -> Transactio
     """The grid operator records which feeder a household's connection is on (a household
     without one cannot trade): ``grid.feeder.assign``, signed with the operator's key."""
     if operator.role != Role.GRID_OPERATOR:
-        raise TransactionRejected("not_allowed", "Only the grid operator does this.")
+        raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     if household.role != Role.HOUSEHOLD:
-        raise TransactionRejected("not_household", "Feeders are assigned to households.")
+        raise TransactionRejected("not_household", MESSAGES["not_household"])
     payload = {"address": _address(household), "feeder": feeder}
     return _submit(operator, "grid.feeder.assign", payload)
 

@@ -9,16 +9,21 @@ Every action signs one transaction (``market.services``) and answers at once wit
 knows: refused (the form again, status 400, the reason next to the field, nothing submitted) or
 submitted (redirect back with a message: it takes effect when its block commits). Only
 households trade (403 for anyone else); the slots and the book are for every signed-in account.
+
+The household dashboard's "Your energy" section and its charts' data (``/meters/flows.json``, a
+page path of the meters' that the market serves: it sets contracts beside the meters' readings)
+are here too (``market.flows``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +33,7 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
-from market import rules, selectors, services, statements
+from market import flows, rules, selectors, services, statements
 from market.chain.options import Options
 from market.forms import (
     FIELD_OF_CODE,
@@ -44,7 +49,6 @@ from market.forms import (
     slot_label,
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
-from supervision import selectors as supervision_selectors
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).
 HISTORY_SHOWN = 50
@@ -135,9 +139,9 @@ def _contracts_context(user: User) -> dict[str, Any]:
     }
 
 
-def _trading_stop(user: User) -> supervision_selectors.TradingStop | None:
+def _trading_stop(user: User) -> selectors.TradingStop | None:
     address = selectors.address_of(user)
-    return supervision_selectors.trading_stop(address=address) if address else None
+    return selectors.trading_stop(address=address) if address else None
 
 
 def _accept_form(offer: Offer, options: Options, data: Any = None) -> AcceptForm:
@@ -451,4 +455,72 @@ def statement_csv(request: HttpRequest) -> HttpResponse:
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="statement.csv"'
+    return response
+
+
+# --- the household's energy (its dashboard's charts) -------------------------------------------
+
+
+def flows_payload(data: flows.Flows) -> dict[str, Any]:
+    """The charts' JSON: one list per series, index for index with ``slots`` (their starts, UTC)
+    and ``labels`` (the same on the site's clock: a day's by time, a week's by day and time)."""
+    zone = timezone.get_default_timezone()
+    label_format = "%H:%M" if data.period == flows.DAY else "%a %H:%M"
+    return {
+        "period": data.period,
+        "time_zone": timezone.get_default_timezone_name(),
+        "start": data.start,
+        "end": data.end,
+        "slot_s": data.slot_length // timedelta(seconds=1),
+        "meters": data.meters,
+        "readings": data.readings,
+        "contracts": data.contracts,
+        "slots": [slot.start for slot in data.slots],
+        "labels": [slot.start.astimezone(zone).strftime(label_format) for slot in data.slots],
+        "energy": {key: [getattr(s, key) for s in data.slots] for key in flows.ENERGY_SERIES},
+        "trade": {key: [getattr(s, key) for s in data.slots] for key in flows.TRADE_SERIES},
+    }
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    """One slot of the dashboard's tables, formatted once for both: a week has hundreds of
+    rows, and Django's date and number filters would cost more than the rest of the page."""
+
+    iso: str
+    label: str
+    energy: list[str]
+    trade: list[str]
+
+
+def flows_context(*, user: User, period: str | None) -> dict[str, Any]:
+    """The dashboard's "Your energy" section: the household's flows over ``period`` (a day
+    unless it is a known one) and its tables' rows."""
+    data = flows.household_flows(user=user, period=period if period in flows.PERIODS else flows.DAY)
+    zone = timezone.get_default_timezone()
+    rows = []
+    for slot in data.slots:
+        local = slot.start.astimezone(zone)
+        rows.append(
+            FlowRow(
+                iso=local.isoformat(),
+                label=f"{local:%a} {local.day} {local:%b %H:%M}",
+                energy=[str(getattr(slot, key)) for key in flows.ENERGY_SERIES],
+                trade=[str(getattr(slot, key)) for key in flows.TRADE_SERIES],
+            )
+        )
+    return {"flows": data, "flow_rows": rows}
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def flows_json(request: HttpRequest) -> HttpResponse:
+    """``?period=day|week`` (day by default): the household's own energy per slot, as JSON."""
+    period = request.GET.get("period", flows.DAY)
+    if period not in flows.PERIODS:
+        return JsonResponse(
+            {"code": "bad_period", "message": "The period is “day” or “week”."}, status=400
+        )
+    response = JsonResponse(flows_payload(flows.household_flows(user=request.user, period=period)))
+    response["Cache-Control"] = "private, no-cache"
     return response

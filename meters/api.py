@@ -40,6 +40,7 @@ from ledger import identity
 from meters import readings as batch_rules
 from meters import selectors, services, signing
 from meters.authentication import MeterTokenAuthentication
+from meters.errors import MESSAGES
 from meters.models import INTERVALS, Meter, MeterKind, Quality, Reading
 
 TAG = "meters"
@@ -54,12 +55,6 @@ FIELD_CODES = {
     "public_key": "bad_public_key",
     "feeder": "bad_feeder",
     "interval_s": "bad_interval",
-}
-MESSAGES = services.MESSAGES | {
-    "malformed": "The body is not a JSON object.",
-    "bad_address": "The owner is an account address (50 hex).",
-    "unknown_account": "No account has that address.",
-    "bad_time": "A time is RFC 3339 with its zone, e.g. 2026-01-01T12:15:00Z.",
 }
 
 

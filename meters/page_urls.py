@@ -1,5 +1,6 @@
-"""/meters/: a household's meters page and its charts' data (meters/views.py); the REST API has
-its own module."""
+"""/meters/: a household's meters page (meters/views.py); the REST API has its own module. The
+data of its charts, ``/meters/flows.json`` (``meter-flows``), is the market's
+(``market.views.flows_json``, routed by ``dashboards.urls``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from meters import views
 urlpatterns = [
     path("", views.meter_page, name="meters"),
     path("register/", views.meter_register, name="meter-register"),
-    path("flows.json", views.flows_json, name="meter-flows"),
     path("<str:meter_id>/token/rotate/", views.meter_token_rotate, name="meter-token-rotate"),
     path("<str:meter_id>/token/revoke/", views.meter_token_revoke, name="meter-token-revoke"),
 ]

@@ -13,7 +13,8 @@ with a custodial key, no network yet, the operator's admission refused it) is lo
 beat task ``meters.relay_pending`` sends it again later: batches keep the id of their relay
 transaction, and a meter not on the ledger is registered there again.
 
-After relaying a batch, the owner's standing rules see its latest interval (``market.rules``).
+After relaying a batch, its latest interval is announced (``meters.signals.batch_relayed``): the
+market's standing rules react to it (``market.rules``), without the meters knowing them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ledger.crypto import Transaction
 from ledger.models import StateEntry, SubmittedTransaction, TransactionRecord
 from ledger.services import transaction_sign_and_submit
 from meters.models import Meter, Reading, ReadingBatch
+from meters.signals import batch_relayed
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=2)
@@ -87,15 +89,14 @@ def _relay_readings(batch: ReadingBatch) -> Transaction | None:
 
 
 def batch_relay(batch: ReadingBatch) -> Transaction | None:
-    """Relay a stored batch (what the device signed) and let the owner's rules react to it."""
+    """Relay a stored batch (what the device signed) and announce its latest interval, so that
+    the owner's rules react to it (``batch_relayed``)."""
     tx = _relay_readings(batch)
-    _rules_react(batch)
+    _announce(batch)
     return tx
 
 
-def _rules_react(batch: ReadingBatch) -> None:
-    from market.rules import Flow, rules_apply
-
+def _announce(batch: ReadingBatch) -> None:
     latest = (
         # On the (meter, start) index: the batch's readings are among the meter's latest.
         Reading.objects.filter(meter_id=batch.meter_id, batch=batch)
@@ -106,9 +107,13 @@ def _rules_react(batch: ReadingBatch) -> None:
     if latest is None:
         return
     owner = batch.meter.owner
-    rules_apply(
+    # send, not send_robust: a receiver's failure fails the task, as the direct call did.
+    batch_relayed.send(
+        sender=ReadingBatch,
         owner=owner,
-        latest=Flow(latest["start"], import_wh=latest["import_wh"], export_wh=latest["export_wh"]),
+        start=latest["start"],
+        import_wh=latest["import_wh"],
+        export_wh=latest["export_wh"],
     )
 
 

@@ -24,6 +24,7 @@ from gridplatform.errors import DomainError
 from ledger import identity
 from meters import readings as batch_rules
 from meters import selectors, signing
+from meters.errors import MESSAGES
 from meters.models import (
     DEFAULT_INTERVAL_S,
     FEEDER_REGEX,
@@ -43,20 +44,6 @@ TOKEN_PREFIX_LENGTH = 8
 MAX_METERS_PER_OWNER = 16
 _METER_ID = re.compile(METER_ID_REGEX)
 _FEEDER = re.compile(FEEDER_REGEX)
-
-MESSAGES = {
-    "bad_meter_id": "A meter id is 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit.",
-    "bad_kind": f"The kind is one of {', '.join(MeterKind.values)}.",
-    "bad_public_key": "The public key is the meter's Ed25519 public key, 64 lowercase hex.",
-    "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter "
-    "or digit.",
-    "bad_interval": f"The interval is one of {', '.join(map(str, INTERVALS))} seconds.",
-    "meter_id_taken": "A meter with this id is registered already.",
-    "public_key_taken": "Another meter is registered with this public key.",
-    "too_many_meters": f"A household has at most {MAX_METERS_PER_OWNER} meters.",
-    "not_household": "Meters are registered to households.",
-    "forbidden": "Only the household itself or the grid operator may do this.",
-}
 
 
 class MeterError(DomainError):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from ledger.identity import IdentityError, validate_address
 from market.forms import KWH, WH, Inexact, NotANumber, energy_text, power_text, scaled
 from supervision.chain.grid import MAX_REASON
+from supervision.errors import MESSAGES
 
 # The services' refusal codes that are about one field (the rest go above the form).
 FIELD_OF_CODE = {
@@ -38,7 +39,7 @@ FIELD_OF_CODE = {
     "bad_limit": "export_limit_kw",
     "bad_state": "state",
 }
-_FEEDER_NAME = re.compile(r"[a-z0-9._-]{1,64}")
+_FEEDER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # as the ledger names it
 _MAX_LIMIT_W = 10**12  # a terawatt: far beyond any feeder, keeps the integers small
 _PLACES = {KWH: 3, WH: 0}
 
@@ -287,9 +288,7 @@ class AccountActForm(forms.Form):
         try:
             validate_address(address)
         except IdentityError:
-            raise forms.ValidationError(
-                "That is not an account address (50 hexadecimal characters, starting 01)."
-            ) from None
+            raise forms.ValidationError(MESSAGES["bad_address"]) from None
         return address
 
 
@@ -309,7 +308,7 @@ class FeederPublishForm(forms.Form):
     def clean_feeder(self) -> str:
         feeder: str = self.cleaned_data["feeder"].strip()
         if not _FEEDER_NAME.fullmatch(feeder):
-            raise forms.ValidationError("A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.")
+            raise forms.ValidationError(MESSAGES["bad_feeder"])
         return feeder
 
     def clean(self) -> dict[str, Any]:

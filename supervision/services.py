@@ -23,39 +23,8 @@ from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
 from market.models import Contract
 from market.selectors import address_of
+from supervision.errors import MESSAGES
 from supervision.models import Notification
-
-# Plain words for every refusal of supervision.chain.acts and supervision.chain.grid (the code is
-# the contract).
-MESSAGES: dict[str, str] = {
-    "bad_payload": "The request is incomplete.",
-    "not_allowed": "Your account may not send this.",
-    "reason_required": "Say why, in 1 to 500 characters.",
-    "unknown_contract": "No such contract.",
-    "contract_vetoed": "That contract has been vetoed already.",
-    "delivery_started": "That contract's slot has started: the contract stands.",
-    "bad_energy": "The energy must be a whole number of Wh.",
-    "not_a_curtailment": (
-        "Curtail to between 1 Wh and 1 Wh less than the contract's energy; to cancel it all, veto."
-    ),
-    "already_cleared": "That contract has been cleared already.",
-    "bad_scope": "The scope is the whole market (or grid) or 'feeder:<name>'.",
-    "unknown_feeder": "The grid operator has not published that feeder.",
-    "bad_until": "The end must be a time after now, or none.",
-    "already_suspended": "Trading there is suspended already.",
-    "not_suspended": "Trading there is not suspended.",
-    "bad_address": "That is not an account address.",
-    "unknown_account": "No account has that address.",
-    "not_household": "That account is not a household.",
-    "already_restricted": "That account is restricted already.",
-    "not_restricted": "That account is not restricted.",
-    "no_defaults": "That account has no unsettled defaults.",
-    "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-'.",
-    "bad_limit": "A limit is a whole number of W, 0 or more.",
-    "bad_state": "The state is normal, high_load or unstable.",
-    "no_change": "It is in that state already.",
-    "bad_decision": "The decision is clear, veto or curtail.",
-}
 
 
 def _require(user: User, role: object, who: str) -> None:
@@ -64,12 +33,8 @@ def _require(user: User, role: object, who: str) -> None:
 
 
 def _submit(user: User, type_: str, payload: dict[str, Any]) -> Transaction:
-    try:
-        return transaction_sign_and_submit(user=user, type=type_, payload=payload, rehearse=True)
-    except TransactionRejected as error:
-        if error.code in MESSAGES:
-            raise TransactionRejected(error.code, MESSAGES[error.code]) from None
-        raise
+    """Sign, rehearse and submit; a refusal's message is its code's (``supervision.errors``)."""
+    return transaction_sign_and_submit(user=user, type=type_, payload=payload, rehearse=True)
 
 
 def _whole(value: object, code: str) -> int:
@@ -156,7 +121,7 @@ def _until_ms(until: datetime | None) -> int:
     if until is None:
         return 0
     if not isinstance(until, datetime) or until.tzinfo is None:
-        raise TransactionRejected("bad_until", "The end is a time with its time zone.")
+        raise TransactionRejected("bad_until", MESSAGES["bad_until"])
     return ms_of_datetime(until)
 
 

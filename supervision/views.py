@@ -1,6 +1,6 @@
 """Supervision's pages: the consoles' supervision sections, the acts, and what households see.
 
-* The regulator console (``gridplatform.views.regulator_console``) shows the review queue, the
+* The regulator console (``dashboards.views.regulator_console``) shows the review queue, the
   forms of the acts, the market's statistics per slot, alerts, suspensions and the audit log;
   the grid operator console adds feeder loading, alerts, the topology and the grid state. The
   context of those sections is built here (:func:`regulator_context`, :func:`operator_context`).

@@ -173,7 +173,7 @@ def test_it_imports_the_asgi_application_and_the_celery_app() -> None:
 
 def test_it_builds_an_image_with_every_package_and_debug_off() -> None:
     packages = top_level_packages()
-    assert {"gridplatform", "ledger", "market", "meters", "supervision"} <= packages
+    assert {"gridplatform", "ledger", "market", "meters", "supervision", "dashboards"} <= packages
     sources = copied_sources()
     missing = (packages | {"manage.py", "templates", "static", "pyproject.toml"}) - sources
     assert not missing, f"the Dockerfile does not COPY {sorted(missing)}"

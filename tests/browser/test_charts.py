@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
-from meters.flows import floor_to_slot
+from market.flows import floor_to_slot
 from tests.browser.support import LiveServer, outside_event_loop
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, ContractFactory, SettlementLineFactory, UserFactory

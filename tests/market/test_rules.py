@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,11 @@ from ledger.models import SubmittedTransaction
 from market import rules, selectors
 from market.models import Order, RuleOrder
 from market.rules import Flow, RuleError
+from meters import relay
+from meters.models import ReadingBatch
 from tests.ledger.chains import OPERATOR, build_chain, recent_start_ms
 from tests.ledger.site import Site, commit_pending, use_network
+from tests.meters.support import register, store_readings
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the flow's own interval: not used to pick the slot
@@ -64,6 +67,17 @@ def test_a_buy_rule_buys_what_is_needed_up_to_its_cap(site: Site, prosumer: User
     assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=100, export_wh=100)) == []
     rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=800, export_wh=100))
     assert pending_orders() == [("buy", 500, 30)]
+
+
+def test_a_relayed_batch_of_the_households_meter_drives_its_rules(
+    site: Site, prosumer: User
+) -> None:
+    rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=300, price=18)
+    pv = register(prosumer, "roof-pv", kind="pv").meter
+    # The latest interval of the batch is what the rule sees: 1,500 - 200 Wh, 300 kept.
+    store_readings(pv, (NOW, 900, 100), (NOW + timedelta(minutes=15), 200, 1_500))
+    relay.batch_relay(ReadingBatch.objects.get())  # the meters' signal: the market's rules react
+    assert pending_orders() == [("sell", 1_000, 18)]
 
 
 def test_a_refused_order_leaves_the_rule_free_to_try_again(

@@ -16,6 +16,7 @@ from gridplatform.accounts.models import User
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market.models import Contract
+from supervision.errors import MESSAGES
 from supervision.models import Notification
 from tests.ledger.chains import OPERATOR, REGULATOR
 from tests.ledger.site import Site
@@ -408,7 +409,7 @@ def test_it_refuses_bad_input_with_its_code_and_sends_nothing(
         clients[role], path.format(contract=flagged.id), raw.replace("{contract}", flagged.id)
     )
     assert error_of(response) == (400, code), response.json()
-    assert response.json()["message"]
+    assert response.json()["message"] == MESSAGES[code]
     assert not SubmittedTransaction.objects.exists()
 
 

@@ -1,5 +1,8 @@
-"""A household's energy per delivery slot, for its charts; the latest interval of every household,
-for the grid operator. Reads only, each scoped by who asks.
+"""A household's energy per delivery slot, for its charts: its meters' readings against its
+contracts and what their settlement lines counted as delivered. Reads only, scoped by who asks.
+
+Here, above the meters, because it sets the market's contracts beside the meters' readings; the
+grid operator's latest flows are meter data only (``meters.selectors.latest_flow_list``).
 
 A period is the last day or week of the site's wall clock (``TIME_ZONE``), ending with the slot
 that holds now: across a change of daylight saving time a day is 23 or 25 hours long, so that a
@@ -10,14 +13,13 @@ every reading lies in exactly one slot. Energy in integer Wh; a slot without dat
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import User
 from market import selectors as market_selectors
 from market.models import Contract, SettlementLine
 from meters.models import Meter, MeterKind, Reading
@@ -158,63 +160,3 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
         contracts=contracts,
         slots=slots,
     )
-
-
-# --- the grid operator's view ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatestFlow:
-    """A household's latest interval: the latest start of any of its meters' readings, with the
-    import and export of every reading of its meters that starts then (``reporting`` of its
-    ``meters``). ``start`` is None when it has no readings."""
-
-    household: User
-    meters: int
-    reporting: int = 0
-    start: datetime | None = None
-    end: datetime | None = None
-    import_wh: int = 0
-    export_wh: int = 0
-
-
-def latest_flow_list(*, user: User) -> list[LatestFlow]:
-    """Every household's latest interval, by name; for the grid operator (and administrators)
-    only, empty for anyone else."""
-    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
-        return []
-    households = User.objects.filter(role=Role.HOUSEHOLD).order_by("name", "id")
-    meters = Meter.objects.filter(owner__role=Role.HOUSEHOLD)
-    meter_counts = dict(
-        meters.values("owner_id").annotate(n=Count("id")).order_by().values_list("owner_id", "n")
-    )
-    # Each meter's latest reading, found on the (meter, start) index: one row per meter.
-    latest = Reading.objects.filter(meter=OuterRef("pk")).order_by("-start").values("pk")[:1]
-    last_readings = Reading.objects.filter(
-        pk__in=meters.annotate(last=Subquery(latest)).filter(last__isnull=False).values("last")
-    ).values_list("meter__owner_id", "start", "duration_s", "import_wh", "export_wh")
-    by_owner: dict[int, list[tuple[datetime, int, int, int]]] = defaultdict(list)
-    for owner_id, start, duration_s, import_wh, export_wh in last_readings:
-        by_owner[owner_id].append((start, duration_s, import_wh, export_wh))
-
-    flows = []
-    for household in households:
-        count = meter_counts.get(household.pk, 0)
-        rows = by_owner.get(household.pk)
-        if not rows:
-            flows.append(LatestFlow(household=household, meters=count))
-            continue
-        start = max(row[0] for row in rows)
-        latest_rows = [row for row in rows if row[0] == start]
-        flows.append(
-            LatestFlow(
-                household=household,
-                meters=count,
-                reporting=len(latest_rows),
-                start=start,
-                end=start + timedelta(seconds=max(row[1] for row in latest_rows)),
-                import_wh=sum(row[2] for row in latest_rows),
-                export_wh=sum(row[3] for row in latest_rows),
-            )
-        )
-    return flows

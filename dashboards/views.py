@@ -1,0 +1,162 @@
+"""The landing redirect, the household dashboard and the consoles: pages that gather what every app
+below shows, each section from its owner (its selectors and its views' contexts and partials).
+
+The consoles' live sections each re-fetch a partial when a block commits (``/ws/ledger/``).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from gridplatform.accounts import selectors
+from gridplatform.accounts.models import Role, User
+from gridplatform.decorators import role_required
+from gridplatform.money import MoneyError, minor_from_text, text_from_minor
+from ledger import selectors as ledger_selectors
+from ledger import services as ledger_services
+from market import selectors as market_selectors
+from market import views as market_views
+from meters import selectors as meter_selectors
+from supervision import views as supervision_views
+from supervision.views import live_partial
+
+_HOME_BY_ROLE = {
+    Role.HOUSEHOLD: "dashboard",
+    Role.GRID_OPERATOR: "operator-console",
+    Role.REGULATOR: "regulator-console",
+    Role.ADMIN: "operator-console",
+}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return redirect(_HOME_BY_ROLE[request.user.role])
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = {"account": request.user}
+    if request.user.role == Role.HOUSEHOLD:
+        # Balance, locked margin and free balance; None: not on the ledger yet.
+        context["money"] = market_selectors.money(user=request.user)
+        # "Your energy": the charts' tables; static/js/flows.js draws them from flows.json.
+        context |= market_views.flows_context(user=request.user, period=request.GET.get("period"))
+    return render(request, "dashboard.html", context)
+
+
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_console(request: HttpRequest) -> HttpResponse:
+    accounts = selectors.account_list(user=request.user)
+    context = {
+        "accounts": accounts,
+        "validators": ledger_selectors.validator_list(),
+        "households": market_selectors.household_money_list(user=request.user),
+        "latest_flows": meter_selectors.latest_flow_list(user=request.user),
+        # The grid: feeder loading, alerts, topology and grid state (supervision.views).
+        **supervision_views.operator_context(request.user),
+    }
+    return render(request, "console/operator.html", context)
+
+
+# The grid sections' live partials: each re-fetched when a block commits.
+
+
+_OPERATORS = (Role.GRID_OPERATOR, Role.ADMIN)
+operator_loading_rows = live_partial(
+    "console/_feeder_loading_rows.html", supervision_views.loading_rows, *_OPERATORS
+)
+operator_alerts = live_partial(
+    "console/_alert_list.html", supervision_views.operator_alerts, *_OPERATORS
+)
+operator_grid_rows = live_partial(
+    "console/_grid_rows.html", supervision_views.grid_rows, *_OPERATORS
+)
+
+
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_household_rows(request: HttpRequest) -> HttpResponse:
+    """The households-on-the-ledger rows of the operator console (reloaded on every block)."""
+    households = market_selectors.household_money_list(user=request.user)
+    return render(request, "console/_household_rows.html", {"households": households})
+
+
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_latest_flow_rows(request: HttpRequest) -> HttpResponse:
+    """The latest-flows rows of the operator console (reloaded on every block and every 30 s)."""
+    latest_flows = meter_selectors.latest_flow_list(user=request.user)
+    return render(request, "console/_latest_flow_rows.html", {"latest_flows": latest_flows})
+
+
+def _household(user_id: int) -> User:
+    return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD)
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_enrol(request: HttpRequest, user_id: int) -> HttpResponse:
+    household = _household(user_id)
+    try:
+        tx = ledger_services.household_enrol(operator=request.user, household=household)
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"{household.name}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"{household.name} is being registered on the ledger (transaction {tx.id[:12]}…).",
+        )
+    return redirect("operator-console")
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_top_up(request: HttpRequest, user_id: int) -> HttpResponse:
+    household = _household(user_id)
+    try:
+        amount = minor_from_text(request.POST.get("amount", ""))
+        tx = ledger_services.credits_top_up(
+            operator=request.user, household=household, amount=amount
+        )
+    except MoneyError as error:
+        messages.error(request, f"Top-up for {household.name}: {error}")
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"Top-up for {household.name}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"Top-up of {text_from_minor(amount)} for {household.name} submitted "
+            f"(transaction {tx.id[:12]}…); the balance changes when its block commits.",
+        )
+    return redirect("operator-console")
+
+
+@role_required(Role.REGULATOR, Role.ADMIN)
+def regulator_console(request: HttpRequest) -> HttpResponse:
+    context = {
+        "accounts": selectors.account_list(user=request.user),
+        # Review queue, acts, statistics, alerts, audit log (supervision.views).
+        **supervision_views.regulator_context(request.user),
+    }
+    return render(request, "console/regulator.html", context)
+
+
+# The supervision sections' live partials: each re-fetched when a block commits.
+
+
+_REGULATORS = (Role.REGULATOR, Role.ADMIN)
+regulator_review_rows = live_partial(
+    "console/_review_rows.html", supervision_views.review_rows, *_REGULATORS
+)
+regulator_audit_rows = live_partial(
+    "console/_audit_rows.html", supervision_views.audit_rows, *_REGULATORS
+)
+regulator_statistics_rows = live_partial(
+    "console/_statistics_rows.html", supervision_views.statistics_rows, *_REGULATORS
+)
+regulator_alerts = live_partial(
+    "console/_regulator_alert_list.html", supervision_views.regulator_alerts, *_REGULATORS
+)

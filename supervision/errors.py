@@ -1,0 +1,27 @@
+"""Supervision's error lookup: the site's own codes, and every code supervision's API, forms
+and pages answer with.
+
+:data:`SITE_MESSAGES` defines the codes only supervision's site gives; the codes of the ledger,
+the meters, the market (``market.errors``, which composes them) and supervision's validators
+(``supervision.chain.errors``) are defined there, once. :data:`MESSAGES` composes them, lowest
+first; it raises at import if a catalogue here defines a code a lower one has (docs/ledger.md,
+"Error codes").
+"""
+
+from __future__ import annotations
+
+from ledger import errors as ledger_errors
+from market import errors as market_errors
+from supervision.chain import errors as chain_errors
+
+SITE_MESSAGES: dict[str, str] = {
+    "bad_type": "The type is veto, curtail, suspend, resume, restrict, reinstate or "
+    "defaults_reset.",
+    "bad_decision": "The decision is clear, veto or curtail.",
+    "bad_ids": "ids is a list of notification ids (integers).",
+    "not_under_review": "That contract is not in the review queue.",
+}
+
+MESSAGES: dict[str, str] = ledger_errors.compose(
+    market_errors.MESSAGES, chain_errors.MESSAGES, SITE_MESSAGES
+)
