@@ -23,6 +23,7 @@ from ledger.services import TransactionRejected, transaction_sign_and_submit
 from market.errors import MESSAGES as MESSAGES  # also market.rules' and market.views'
 from market.models import Contract, Offer, OfferStatus, Order, OrderStatus, SlotSettlement
 from market.selectors import options as market_options
+from market.selectors import trading_stop
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
 def _message(user: User, code: str) -> str:
     """The plain words for ``code``; for a stop, with the reason the act gave."""
     if code in STOPPED:
-        from supervision.selectors import trading_stop
-
         stop = trading_stop(address=_address(user))
         if stop is not None and stop.code == code and stop.reason:
             until = f" (until {stop.until:%Y-%m-%d %H:%M} UTC)" if stop.until else ""
