@@ -117,6 +117,10 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def _rank(name: str) -> int:
+    """A module's place in the site's stack; the ledger core is below it all (Django-free, it
+    is what the site's base builds identities on)."""
+    if _within(name, LEDGER_CORE):
+        return -1
     return STACK.index(name.split(".")[0])
 
 
