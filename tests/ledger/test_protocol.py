@@ -55,12 +55,12 @@ def test_genesis_documents_and_stores_carry_protocol_2(network: Path) -> None:
 def test_it_refuses_a_genesis_document_of_protocol_1(network: Path) -> None:
     document = json.loads((network / "genesis.json").read_text())
     del document["protocol"]
-    with pytest.raises(GenesisError, match="protocol 1.*make clean"):
+    with pytest.raises(GenesisError, match=r"protocol 1.*make clean"):
         Genesis.from_json(document)
     with pytest.raises(GenesisError, match="protocol 3"):
         Genesis.from_json(document | {"protocol": 3})
     (network / "genesis.json").write_text(json.dumps(document))
-    with pytest.raises(CommandError, match="protocol 1.*ledger genesis"):
+    with pytest.raises(CommandError, match=r"protocol 1.*ledger genesis"):
         call_command("ledger", "status")
 
 
