@@ -12,7 +12,11 @@ JSON (canonical when written by :meth:`Genesis.dumps`)::
       "issuer_public_key":     64-hex public key of the grid operator
       "regulator_public_keys": [64-hex public key, ...]
       "options":               {name: int, ...}
+      "protocol":              2, the ledger protocol (``ledger.state.PROTOCOL_VERSION``)
     }
+
+A document of another protocol (one without ``protocol`` is of protocol 1, whose state root
+hashed the whole state) is refused with a message that says how to create a new network.
 
 Block 0 is fully determined by the document: height 0, previous_hash 64 zeros, the genesis time,
 proposer 0, no transactions, and the state root of ``application.genesis_state``. It carries
@@ -56,7 +60,7 @@ from ledger.blocks import (
 )
 from ledger.crypto import MAX_SAFE_INTEGER, LedgerCryptoError, canonical, is_name, loads
 from ledger.identity import IdentityError, KeyPair, public_key_bytes
-from ledger.state import State
+from ledger.state import PROTOCOL_VERSION, RECREATE_HINT, State
 from ledger.store import DatabaseExists, Store, create_database, open_store
 
 GENESIS_META_KEY = "genesis"
@@ -68,6 +72,7 @@ GENESIS_FIELDS = frozenset(
         "issuer_public_key",
         "regulator_public_keys",
         "options",
+        "protocol",
     }
 )
 KEY_FILE_FIELDS = frozenset({"chain", "index", "public_key", "private_key"})
@@ -115,8 +120,11 @@ class Genesis:
     issuer_public_key: str
     regulator_public_keys: tuple[str, ...] = ()
     options: Mapping[str, int] = field(default_factory=dict)
+    protocol: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
+        if self.protocol != PROTOCOL_VERSION or not _is_int(self.protocol):
+            raise GenesisError(f"a genesis document of protocol {self.protocol!r}: {RECREATE_HINT}")
         if not isinstance(self.chain, str) or not is_name(self.chain):
             raise GenesisError("chain must be 1-64 characters of [a-z0-9._-]")
         if not _is_int(self.timestamp_ms) or not 0 <= self.timestamp_ms <= MAX_SAFE_INTEGER:
@@ -164,11 +172,14 @@ class Genesis:
             "issuer_public_key": self.issuer_public_key,
             "regulator_public_keys": list(self.regulator_public_keys),
             "options": dict(self.options),
+            "protocol": self.protocol,
         }
 
     @classmethod
     def from_json(cls, obj: object) -> Genesis:
-        """Parse a decoded genesis document strictly: exactly its six fields."""
+        """Parse a decoded genesis document strictly: exactly its seven fields."""
+        if isinstance(obj, dict) and obj.keys() == GENESIS_FIELDS - {"protocol"}:
+            raise GenesisError(f"a genesis document of protocol 1: {RECREATE_HINT}")
         if not isinstance(obj, dict) or obj.keys() != GENESIS_FIELDS:
             raise GenesisError(
                 f"a genesis document is an object with keys {sorted(GENESIS_FIELDS)}"

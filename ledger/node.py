@@ -121,6 +121,7 @@ class Validator:
         self.transport = transport
         self.pool_limit = pool_limit
         self.max_block_transactions = max_block_transactions
+        store.check_protocol()
         self.state = store.load_state()
         self.pool: dict[str, Transaction] = {}  # by id, in arrival order
         self._pending_nonces: dict[str, set[int]] = {}

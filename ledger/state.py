@@ -4,9 +4,11 @@ No Django import. Every validator holds one ``State`` and changes it only by exe
 Keys are namespaced by who owns them: ``acct/<address>`` and ``bal/<address>`` belong to the
 ledger; an application registering transaction types (the market) uses its own prefix.
 
-The state root is the hex SHA-256 of the RFC 8785 canonical JSON of the whole map (the keys
-sorted by RFC 8785's rule). Values must be canonical: integers, strings, booleans, null, lists
-and objects of them; never a float.
+The state root is the root hash of the 16-ary Merkle trie over the map (``ledger.trie``, protocol
+2): the trie is built once, when the root is first asked for, then updated for the keys written
+since the last root, so a block's root costs O(changed keys x depth), never O(state). Values
+must be canonical: integers, strings, booleans, null, lists and objects of them; never a float.
+:meth:`State.prove` gives a key's inclusion or absence proof against that root.
 
 Changes can be undone back to a savepoint, so that a failing transaction leaves no trace
 (``savepoint`` / ``rollback_to``); the journal is cleared when a block's execution ends.
@@ -14,11 +16,21 @@ Changes can be undone back to a savepoint, so that a failing transaction leaves 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json, encode_checked
+from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json
+from ledger.trie import Trie
+
+# The ledger protocol: 2 since the state root is the root of the state trie (1 hashed the whole
+# map). Genesis documents and validator stores carry it; one of another protocol is refused.
+PROTOCOL_VERSION = 2
+RECREATE_HINT = (
+    "this version of the software runs ledger protocol 2 (the state root is the root of a "
+    "16-ary Merkle trie, docs/ledger.md); a network of another protocol cannot be continued. "
+    "Create a new one: stop the system, move the old LEDGER_DIR and the validators' stores "
+    "aside (for the demo: `make clean`), then `make run` (or `manage.py ledger genesis`)"
+)
 
 _MISSING = object()
 
@@ -54,6 +66,10 @@ class State:
         self._data: dict[str, Any] = copy_json(data) if data else {}
         self._journal: list[tuple[str, Any]] = []
         self._dirty: set[str] = set()
+        # The trie of the map as it was at the last root(), and the keys written since then
+        # (set, deleted, rolled back or applied): root() brings the trie up to date with them.
+        self._trie: Trie | None = None
+        self._stale: set[str] = set()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The stored value. Treat it as read-only: write a changed copy back with ``set``."""
@@ -68,11 +84,13 @@ class State:
         self._journal.append((key, self._data.get(key, _MISSING)))
         self._data[key] = value
         self._dirty.add(key)
+        self._stale.add(key)
 
     def delete(self, key: str) -> None:
         if key in self._data:
             self._journal.append((key, self._data.pop(key)))
             self._dirty.add(key)
+            self._stale.add(key)
 
     def keys(self, prefix: str) -> Iterator[str]:
         return (key for key in sorted(self._data) if key.startswith(prefix))
@@ -83,6 +101,7 @@ class State:
     def rollback_to(self, savepoint: int) -> None:
         while len(self._journal) > savepoint:
             key, old = self._journal.pop()
+            self._stale.add(key)
             if old is _MISSING:
                 self._data.pop(key, None)
             else:
@@ -101,6 +120,7 @@ class State:
             else:
                 self._data[key] = value
             self._dirty.add(key)
+            self._stale.add(key)
 
     def clear_journal(self) -> None:
         self._journal.clear()
@@ -115,8 +135,25 @@ class State:
         self._dirty.clear()
         return changes
 
+    def _synced(self) -> Trie:
+        if self._trie is None:
+            self._trie = Trie.of(self._data)  # every value was checked when it was written
+        else:
+            data, trie = self._data, self._trie
+            for key in self._stale:
+                if key in data:
+                    trie.set(key, data[key])
+                else:
+                    trie.delete(key)
+        self._stale.clear()
+        return self._trie
+
     def root(self) -> str:
-        return hashlib.sha256(encode_checked(self._data)).hexdigest()  # every value was checked
+        return self._synced().root().hex()
+
+    def prove(self, key: str) -> list[dict[str, Any]]:
+        """``key``'s proof of presence (with its value) or absence against :meth:`root`."""
+        return self._synced().prove(key)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = copy_json(self._data)

@@ -46,7 +46,7 @@ from typing import Any
 
 from ledger.blocks import GENESIS_PREVIOUS_HASH, Block, block_from_json, block_to_json
 from ledger.crypto import MAX_SAFE_INTEGER, LedgerCryptoError, encode_checked, loads
-from ledger.state import State
+from ledger.state import PROTOCOL_VERSION, RECREATE_HINT, State
 
 SCHEMA_VERSION = "1"
 SCHEMA = (
@@ -80,6 +80,10 @@ class DatabaseExists(StoreError):
 
 class AppendRefused(StoreError):
     """The block does not extend the stored tip: wrong height, or previous_hash is not its hash."""
+
+
+class ProtocolMismatch(StoreError):
+    """The store was written by a validator of another ledger protocol."""
 
 
 class CorruptRow(StoreError):
@@ -341,7 +345,8 @@ class Store:
         self._db.close()
 
     def init_schema(self) -> None:
-        """Create the tables if they are missing; harmless on an initialized store."""
+        """Create the tables if they are missing; harmless on an initialized store of this
+        protocol. A store that holds blocks of another protocol is refused (ProtocolMismatch)."""
         with self._db.transaction():
             for statement in SCHEMA:
                 self._db.run(statement)
@@ -350,6 +355,23 @@ class Store:
                 " ON CONFLICT (key) DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+            if self._protocol() is None and self.height() < 0:
+                self._db.run(
+                    "INSERT INTO meta (key, value) VALUES ('protocol', ?)",
+                    (str(PROTOCOL_VERSION),),
+                )
+        self.check_protocol()
+
+    def _protocol(self) -> str | None:
+        rows = self._db.query("SELECT value FROM meta WHERE key = 'protocol'")
+        return str(rows[0][0]) if rows else None
+
+    def check_protocol(self) -> None:
+        """Refuse a store written by another ledger protocol (one without the mark is of
+        protocol 1), saying how to make a new network."""
+        found = self._protocol() or "1"
+        if found != str(PROTOCOL_VERSION):
+            raise ProtocolMismatch(f"{self!r} holds a ledger of protocol {found}: {RECREATE_HINT}")
 
     # --- blocks ------------------------------------------------------------------------------
 

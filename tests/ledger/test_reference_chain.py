@@ -1,6 +1,8 @@
 """A chain recorded before the restructuring into chain packages replays to the same results and
 roots with today's code: the validators' rules did not change (tests/fixtures/reference_chain.json,
-made by tests/fixtures/make_reference_chain.py at the commit it names)."""
+made by tests/fixtures/make_reference_chain.py). Its results are those first recorded at the
+commit it names; its roots are those of the protocol it names (re-recorded, with the same
+results, when the state root became the trie's)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from django.conf import settings
 from ledger.application import execute, genesis_state
 from ledger.crypto import Transaction, canonical, loads
 from ledger.registry import build_registry
-from ledger.state import State
+from ledger.state import PROTOCOL_VERSION, State
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference_chain.json"
 
@@ -31,6 +33,7 @@ def _genesis(recorded: dict[str, Any]) -> State:
 
 
 def test_it_replays_every_block_to_the_recorded_results_and_roots(recorded: dict[str, Any]) -> None:
+    assert recorded["protocol"] == PROTOCOL_VERSION
     state = _genesis(recorded)
     assert state.root() == recorded["genesis"]["state_root"]
     registry = build_registry(settings.LEDGER_APPLICATIONS)

@@ -19,6 +19,7 @@ from gridplatform.demo import (
 )
 from gridplatform.processes import MANAGE_PY, commands
 from ledger import config
+from ledger.genesis import Genesis, GenesisError
 from ledger.services import genesis_create
 
 
@@ -45,6 +46,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"created the ledger network {genesis.chain}")
         else:
             logins = []
+        if config.genesis_path().exists():
+            try:  # a network of another ledger protocol cannot be run: say how to start anew
+                Genesis.from_json_file(config.genesis_path())
+            except GenesisError as error:
+                raise CommandError(f"{config.genesis_path()}: {error}") from None
         validators = settings.LEDGER_VALIDATORS if config.genesis_path().exists() else 0
         children: dict[str, subprocess.Popen[bytes]] = {}
 

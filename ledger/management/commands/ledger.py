@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ledger import config, services
 from ledger.audit import RepairFailed, repair_store, verify_store
-from ledger.genesis import Genesis
-from ledger.store import open_store
+from ledger.genesis import Genesis, GenesisError
+from ledger.store import ProtocolMismatch, open_store
 
 
 class Command(BaseCommand):
@@ -54,6 +54,7 @@ class Command(BaseCommand):
             raise CommandError(f"--node must be 0..{len(genesis.validators) - 1}")
         store = open_store(config.store_url(node))
         try:
+            store.check_protocol()
             if action == "verify":
                 report = verify_store(store, genesis, config.registry())
                 self.stdout.write(report.describe())
@@ -64,6 +65,8 @@ class Command(BaseCommand):
                     )
             else:
                 self._repair(store, genesis, node)
+        except ProtocolMismatch as error:
+            raise CommandError(str(error)) from None
         finally:
             store.close()
 
@@ -71,7 +74,10 @@ class Command(BaseCommand):
         path = config.genesis_path()
         if not path.exists():
             raise CommandError(f"no network here: {path} is missing (run `ledger genesis`)")
-        return Genesis.from_json_file(path)
+        try:
+            return Genesis.from_json_file(path)
+        except GenesisError as error:
+            raise CommandError(f"{path}: {error}") from None
 
     def _repair(self, store: Any, genesis: Genesis, node: int) -> None:
         peers = [

@@ -1,0 +1,91 @@
+"""Ledger protocol 2 (the state root is the state trie's root): a genesis document or a
+validator store of protocol 1 is refused, and the refusal says how to make a new network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ledger.genesis import Genesis, GenesisError
+from ledger.node import Validator
+from ledger.state import PROTOCOL_VERSION
+from ledger.store import ProtocolMismatch, open_store
+from tests.ledger.chains import VALIDATORS, build_chain, raw_sql, registry, write_chain
+
+
+class _Silent:
+    def send(self, to: int | None, message: dict[str, Any]) -> None:
+        raise AssertionError("no message expected")
+
+    def committed(self, block: Any) -> None:
+        raise AssertionError("no commit expected")
+
+
+@pytest.fixture
+def network(tmp_path: Path, settings: Any) -> Path:
+    settings.LEDGER_DIR = tmp_path
+    settings.LEDGER_STORE_URL = f"sqlite:///{tmp_path}/store-{{node}}.sqlite3"
+    chain = build_chain(3, 2)
+    for index in range(4):
+        store = open_store(f"sqlite:///{tmp_path}/store-{index}.sqlite3")
+        write_chain(store, chain)
+        store.close()
+    chain.genesis.to_json_file(tmp_path / "genesis.json")
+    return tmp_path
+
+
+def _as_protocol_1(url: str) -> None:
+    """What a store written before protocol 2 looks like: no protocol mark."""
+    raw_sql(url, "DELETE FROM meta WHERE key = 'protocol'")
+
+
+def test_genesis_documents_and_stores_carry_protocol_2(network: Path) -> None:
+    document = json.loads((network / "genesis.json").read_text())
+    assert document["protocol"] == PROTOCOL_VERSION == 2
+    store = open_store(f"sqlite:///{network}/store-0.sqlite3")
+    store.check_protocol()  # no error
+    assert raw_sql(store.url, "SELECT value FROM meta WHERE key = 'protocol'") == [("2",)]
+    store.close()
+
+
+def test_it_refuses_a_genesis_document_of_protocol_1(network: Path) -> None:
+    document = json.loads((network / "genesis.json").read_text())
+    del document["protocol"]
+    with pytest.raises(GenesisError, match=r"protocol 1.*make clean"):
+        Genesis.from_json(document)
+    with pytest.raises(GenesisError, match="protocol 3"):
+        Genesis.from_json(document | {"protocol": 3})
+    (network / "genesis.json").write_text(json.dumps(document))
+    with pytest.raises(CommandError, match=r"protocol 1.*ledger genesis"):
+        call_command("ledger", "status")
+
+
+def test_a_validator_refuses_a_store_of_protocol_1(network: Path) -> None:
+    url = f"sqlite:///{network}/store-1.sqlite3"
+    _as_protocol_1(url)
+    store = open_store(url)
+    with pytest.raises(ProtocolMismatch, match="protocol 1"):
+        Validator(
+            genesis=Genesis.from_json_file(network / "genesis.json"),
+            index=1,
+            keys=VALIDATORS[1],
+            store=store,
+            registry=registry(),
+            transport=_Silent(),
+            now_ms=0,
+        )
+    with pytest.raises(ProtocolMismatch):
+        store.init_schema()  # nor is it stamped as protocol 2 by initializing it again
+    store.close()
+
+
+def test_verify_and_repair_refuse_a_store_of_protocol_1(network: Path) -> None:
+    _as_protocol_1(f"sqlite:///{network}/store-2.sqlite3")
+    for action in ("verify", "repair"):
+        with pytest.raises(CommandError, match="protocol 1"):
+            call_command("ledger", action, "--node", "2")
+    call_command("ledger", "verify", "--node", "1")  # the others are fine
