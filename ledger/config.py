@@ -20,7 +20,7 @@ from django.conf import settings
 
 from gridplatform.celery import app
 from ledger.application import Registry
-from ledger.genesis import GENESIS_FILE, key_file_name
+from ledger.genesis import GENESIS_FILE, Genesis, key_file_name
 from ledger.registry import build_registry
 
 
@@ -68,6 +68,21 @@ def from_wire(data: Any) -> Any:
         except (ValueError, RecursionError):
             return None
     return data
+
+
+def load_genesis() -> Genesis | None:
+    """The site's genesis document (``LEDGER_DIR/genesis.json``), or None when there is none."""
+    path = genesis_path()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _genesis_at(str(path), mtime)
+
+
+@functools.lru_cache(maxsize=4)
+def _genesis_at(path: str, mtime_ns: int) -> Genesis:
+    return Genesis.from_json_file(path)
 
 
 def producer() -> Any:

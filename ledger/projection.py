@@ -26,7 +26,6 @@ the cursor), so the two cannot deadlock. Once committed, a hint goes to the Chan
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from ledger import application, config
+from ledger import application, config, replica
 from ledger.application import Registry
 from ledger.blocks import (
     Block,
@@ -86,21 +85,6 @@ def ms_of_datetime(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-def load_genesis() -> Genesis | None:
-    """The site's genesis document (``LEDGER_DIR/genesis.json``), or None when there is none."""
-    path = config.genesis_path()
-    try:
-        mtime = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
-    return _genesis_at(str(path), mtime)
-
-
-@functools.lru_cache(maxsize=4)
-def _genesis_at(path: str, mtime_ns: int) -> Genesis:
-    return Genesis.from_json_file(path)
-
-
 def genesis_body(genesis: Genesis) -> dict[str, Any]:
     """Block 0 as the genesis document alone determines it: no signatures."""
     return {
@@ -110,11 +94,6 @@ def genesis_body(genesis: Genesis) -> dict[str, Any]:
         "proposer_signature": None,
         "certificate": [],
     }
-
-
-def replica_state() -> State:
-    """The site's replica of the ledger state, after the last projected block."""
-    return State({key: value for key, value in StateEntry.objects.values_list("key", "value")})
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -335,7 +314,7 @@ def _project_next(
         return genesis.genesis_state()
     previous = BlockRecord.objects.get(height=block.height - 1)
     if state is None:
-        state = replica_state()
+        state = replica.take(cursor.height)
     _verify_and_execute(
         block,
         genesis=genesis,
@@ -376,8 +355,9 @@ def _known(block: Block, genesis: Genesis) -> None:
         record.save(update_fields=["body"])
 
 
-def _drain_pending(genesis: Genesis, cursor: ProjectionCursor, state: State | None) -> None:
-    """Project the kept blocks that now follow the cursor, as far as they reach."""
+def _drain_pending(genesis: Genesis, cursor: ProjectionCursor, state: State | None) -> State | None:
+    """Project the kept blocks that now follow the cursor, as far as they reach; return the
+    state after the last (None if a refused execution may have changed it)."""
     while True:
         candidates = list(PendingBlock.objects.filter(height=cursor.height + 1))
         if not candidates:
@@ -395,6 +375,7 @@ def _drain_pending(genesis: Genesis, cursor: ProjectionCursor, state: State | No
         PendingBlock.objects.filter(height__lte=cursor.height + (0 if projected else 1)).delete()
         if not projected:
             break
+    return state
 
 
 # --- the services ----------------------------------------------------------------------------
@@ -412,7 +393,7 @@ def block_project(*, block: dict[str, Any]) -> bool:
     except BlockError as error:
         log.warning("refused a malformed block notification: %s", error)
         return False
-    genesis = load_genesis()
+    genesis = config.load_genesis()
     if genesis is None:
         log.warning(
             "no genesis document at %s: block %s not projected",
@@ -438,7 +419,9 @@ def block_project(*, block: dict[str, Any]) -> bool:
                     log.error("refused block %s: %s", parsed.height, error)
                 else:
                     result = True
-                    _drain_pending(genesis, cursor, state)
+                    last = _drain_pending(genesis, cursor, state)
+                    if last is not None:  # this process keeps it once the projection commits
+                        replica.give_back(cursor.height, last)
         if cursor.height > start:
             height = cursor.height
             transaction.on_commit(lambda: _announce(height))
@@ -464,7 +447,7 @@ def genesis_project() -> bool:
     """
     if BlockRecord.objects.filter(height=0).exists():
         return False
-    genesis = load_genesis()
+    genesis = config.load_genesis()
     if genesis is None:
         return False
     with transaction.atomic(durable=True):
@@ -519,8 +502,10 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
             _write_block(block, block_to_json(block))
             previous = block.header
             cursor.height = block.height
+        replica.forget()
         if state is not None:
             _write_state(state, state.to_json(), ())
+            replica.give_back(cursor.height, state)
         SubmittedTransaction.objects.filter(
             tx_id__in=TransactionRecord.objects.values("tx_id")
         ).delete()

@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
-from ledger import projection
+from ledger import config
 from ledger.crypto import MAX_SAFE_INTEGER, Transaction, inclusion_proof_hex, is_lower_hex
 from ledger.models import (
     BlockRecord,
@@ -172,7 +172,7 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
     with what the site last heard from it; ``up`` when that was within VALIDATOR_UP_WITHIN."""
     now = now or timezone.now()
     statuses = {status.index: status for status in ValidatorStatus.objects.all()}
-    genesis = projection.load_genesis()
+    genesis = config.load_genesis()
     indices = range(len(genesis.validators)) if genesis is not None else sorted(statuses)
     views = []
     for index in indices:

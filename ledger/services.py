@@ -138,7 +138,7 @@ def transactions_submit(
 
 
 def _genesis() -> Genesis:
-    genesis = projection.load_genesis()
+    genesis = config.load_genesis()
     if genesis is None:
         raise LedgerUnavailable("There is no ledger network here yet (no genesis document).")
     # The site's replica starts from the genesis accounts before any block has arrived.
@@ -404,7 +404,7 @@ def validator_status_record(
     numbers = (index, height, view, at_ms)
     if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in numbers):
         return False
-    genesis = projection.load_genesis()
+    genesis = config.load_genesis()
     if genesis is not None and genesis_hash is not None and genesis_hash != genesis.block_hash:
         return False
     if genesis is not None and index >= len(genesis.validators):
@@ -428,7 +428,7 @@ def validator_commit_record(*, index: int, height: int) -> bool:
     """Validator ``index`` says it committed block ``height`` just now (its notification)."""
     if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in (index, height)):
         return False
-    genesis = projection.load_genesis()
+    genesis = config.load_genesis()
     if genesis is not None and index >= len(genesis.validators):
         return False
     with transaction.atomic(durable=True):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Identity, User
-from ledger import projection
+from ledger import config, projection
 from ledger.models import LedgerAccount
 from market.chain.options import Options
 from market.models import (
@@ -75,7 +75,7 @@ def address_of(user: User) -> str | None:
 
 
 def options() -> Options:
-    genesis = projection.load_genesis()
+    genesis = config.load_genesis()
     return Options.from_genesis(dict(genesis.options) if genesis else {})
 
 

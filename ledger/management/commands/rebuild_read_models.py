@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--node", type=int, required=True, help="the validator to read")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        genesis = projection.load_genesis()
+        genesis = config.load_genesis()
         if genesis is None:
             raise CommandError(f"no network here: {config.genesis_path()} is missing")
         node = options["node"]
