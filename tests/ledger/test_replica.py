@@ -94,11 +94,15 @@ def test_a_projection_that_rolls_back_leaves_no_replica_behind(
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort), transaction.atomic():
-        state = replica.take(2)
-        state.set("bal/forged", 1_000_000)  # what a failed projection may leave in it
-        replica.give_back(2, state)
-        raise Abort
+    def failed_projection() -> None:
+        with transaction.atomic():
+            state = replica.take(2)
+            state.set("bal/forged", 1_000_000)  # what a failed projection may leave in it
+            replica.give_back(2, state)
+            raise Abort
+
+    with pytest.raises(Abort):
+        failed_projection()
     assert replica.read(lambda h, s: s.get("bal/forged")) is None
     assert loads == [2]
     assert BlockRecord.objects.count() == 3
