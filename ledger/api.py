@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import BaseParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gridplatform.api import UNAUTHENTICATED, error_response
+from gridplatform.errors import InvalidInput
 from ledger import selectors, services
 from ledger.crypto import LedgerCryptoError, loads
 
@@ -282,3 +284,83 @@ class ValidatorListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.validator_list(), many=True).data)
+
+
+# --- state proofs: public, anonymous --------------------------------------------------------------
+
+UNAVAILABLE = error_response("`ledger_unavailable`: no block is projected yet.")
+
+
+class TrieNodeField(serializers.JSONField):
+    """A node of a trie proof (docs/ledger.md, "The state trie"): a branch ``{"prefix",
+    "children"}`` or a leaf ``{"key_hash", "value_hash"}``."""
+
+
+class StateEntrySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    present = serializers.BooleanField()
+    value = serializers.JSONField(allow_null=True, help_text="The value; null when absent.")
+    proof = serializers.ListField(child=TrieNodeField(), help_text="Root first.")
+
+
+class ProvenSerializer(serializers.Serializer):
+    height = serializers.IntegerField(help_text="The block whose state root the proofs are for.")
+    block_hash = serializers.CharField()
+    header = serializers.JSONField(help_text="The block's header: its hash is block_hash.")
+    certificate = CommitVoteSerializer(many=True)
+
+
+class StateProofApi(APIView):
+    """One state key's value and its proof, with the header and certificate it is proven by."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(ProvenSerializer, StateEntrySerializer):
+        class Meta:
+            ref_name = "StateProof"
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_state_get",
+        summary="A state key's value, its trie proof, the block header and its certificate",
+        responses={200: OutputSerializer, 503: UNAVAILABLE},
+    )
+    def get(self, request: Request, key: str) -> Response:
+        proven = selectors.state_proofs(keys=[key])
+        (entry,) = proven.pop("entries")
+        return Response(self.OutputSerializer(proven | entry).data)
+
+
+class StateProofListApi(APIView):
+    """Several keys proven against one block (``?key=...&key=...``)."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(ProvenSerializer):
+        class Meta:
+            ref_name = "StateProofs"
+
+        entries = StateEntrySerializer(many=True)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_state_list",
+        summary="Several state keys proven against one block",
+        parameters=[
+            OpenApiParameter(
+                "key", str, many=True, description=f"A state key (1-{selectors.MAX_PROOF_KEYS})."
+            )
+        ],
+        responses={200: OutputSerializer, 400: error_response("`bad_keys`."), 503: UNAVAILABLE},
+    )
+    def get(self, request: Request) -> Response:
+        keys = request.query_params.getlist("key")
+        if not 1 <= len(keys) <= selectors.MAX_PROOF_KEYS or not all(
+            0 < len(key) <= 255 for key in keys
+        ):
+            raise InvalidInput(
+                f"Name 1 to {selectors.MAX_PROOF_KEYS} state keys (?key=...), each 1-255 "
+                "characters.",
+                code="bad_keys",
+            )
+        return Response(self.OutputSerializer(selectors.state_proofs(keys=keys)).data)

@@ -502,11 +502,20 @@ def verify_block(block: Block, *, validators: list[str], previous: BlockHeader |
     except BadSignature:
         raise BadProposerSignature("proposer signature does not verify") from None
 
+    verify_certificate(header, block.certificate, validators=validators)
+
+
+def verify_certificate(
+    header: BlockHeader, certificate: Sequence[CommitSignature], *, validators: Sequence[str]
+) -> None:
+    """Raise an InvalidBlock subclass unless ``certificate`` holds commit votes of a quorum of
+    ``validators`` (public keys by index) for the block of ``header``."""
+    hash_hex = block_hash(header)
     # Every vote must be valid and from a distinct validator, not just a quorum of them: a
     # stored certificate with a damaged or doubled vote is damaged, even when enough remain.
     message = commit_vote_bytes(header.chain, header.height, hash_hex)
     seen: set[int] = set()
-    for vote in block.certificate:
+    for vote in certificate:
         if vote.validator >= len(validators):
             raise UnknownValidator(f"no validator {vote.validator} among {len(validators)}")
         if vote.validator in seen:

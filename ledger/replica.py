@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from django.db import transaction
 
+from gridplatform.errors import DomainError
 from ledger import application, config
 from ledger.blocks import block_from_json
 from ledger.models import BlockRecord, ProjectionCursor, StateEntry
@@ -37,8 +38,19 @@ _replica: tuple[int, State] | None = None
 MAX_CATCH_UP = 500
 
 
-class ReplicaUnavailable(Exception):
-    """Nothing is projected yet: there is no committed state to read."""
+class ReplicaDamaged(DomainError):
+    """The rows do not give the state root the block at their height certifies: someone or
+    something changed them. Nothing is served from them until the read models are rebuilt."""
+
+    code = "replica_damaged"
+    status_code = 503
+
+
+class ReplicaUnavailable(DomainError):
+    """Nothing is projected yet: there is no committed state to read (a 503 from the API)."""
+
+    code = "ledger_unavailable"
+    status_code = 503
 
 
 def _load() -> tuple[int, State]:
@@ -47,9 +59,20 @@ def _load() -> tuple[int, State]:
     with transaction.atomic():
         cursor = ProjectionCursor.objects.select_for_update().filter(pk=1).first()
         if cursor is None or cursor.height < 0:
-            raise ReplicaUnavailable("no block is projected yet")
+            raise ReplicaUnavailable("No block is projected yet: try again in a moment.")
         rows = StateEntry.objects.values_list("key", "value")
         state = State(dict(rows.iterator(chunk_size=10_000)))
+        certified = (
+            BlockRecord.objects.filter(height=cursor.height)
+            .values_list("state_root", flat=True)
+            .first()
+        )
+        if state.root() != certified:
+            log.error("the state rows at height %s do not give its state root", cursor.height)
+            raise ReplicaDamaged(
+                "The site's copy of the ledger state does not match what the validators "
+                "signed; the grid operator must rebuild it (manage.py rebuild_read_models)."
+            )
         return cursor.height, state
 
 
@@ -59,7 +82,7 @@ def _forward(height: int, state: State, target: int) -> tuple[int, State]:
         return _load()
     genesis = config.load_genesis()
     if genesis is None:
-        raise ReplicaUnavailable("no genesis document")
+        raise ReplicaUnavailable("This site has no ledger network yet.")
     registry = config.registry()
     for record in BlockRecord.objects.filter(height__gt=height, height__lte=target).order_by(
         "height"
@@ -87,7 +110,7 @@ def _current(target: int | None = None) -> tuple[int, State]:
     if target is None:
         found = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
         if found is None or found < 0:
-            raise ReplicaUnavailable("no block is projected yet")
+            raise ReplicaUnavailable("No block is projected yet: try again in a moment.")
         target = found
     replica, _replica = _replica, None
     if replica is not None and (

@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
-from ledger import config
+from ledger import config, replica
 from ledger.crypto import MAX_SAFE_INTEGER, Transaction, inclusion_proof_hex, is_lower_hex
 from ledger.models import (
     BlockRecord,
@@ -225,3 +225,42 @@ def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
         )
         for h in households
     ]
+
+
+# --- state proofs ------------------------------------------------------------------------------
+
+MAX_PROOF_KEYS = 16
+
+
+def state_proofs(*, keys: list[str]) -> dict[str, Any]:
+    """Each key's value (None: absent) and its trie proof (``ledger.trie``) against the state root
+    of the newest projected block, with that block's header and commit certificate, so that
+    the reader can check everything itself: the proof against ``header.state_root``, the
+    header's hash, and the validators' signatures over it (docs/ledger.md, "State proofs").
+
+    Raises ReplicaUnavailable (503, ``ledger_unavailable``) while no block is projected.
+    """
+
+    def prove(height: int, state: Any) -> tuple[int, list[dict[str, Any]]]:
+        entries = []
+        for key in keys:
+            value = state.get(key)
+            entries.append(
+                {
+                    "key": key,
+                    "present": value is not None,
+                    "value": value,
+                    "proof": state.prove(key),
+                }
+            )
+        return height, entries
+
+    height, entries = replica.read(prove)
+    record = BlockRecord.objects.get(height=height)
+    return {
+        "height": height,
+        "block_hash": record.hash,
+        "header": record.body["header"],
+        "certificate": record.body["certificate"],
+        "entries": entries,
+    }

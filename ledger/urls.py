@@ -15,4 +15,6 @@ urlpatterns = [
     path("blocks/<int:height>", api.BlockDetailApi.as_view(), name="block"),
     path("accounts/<str:address>", api.AccountDetailApi.as_view(), name="account"),
     path("validators", api.ValidatorListApi.as_view(), name="validator-list"),
+    path("state", api.StateProofListApi.as_view(), name="state-list"),
+    path("state/<path:key>", api.StateProofApi.as_view(), name="state"),
 ]

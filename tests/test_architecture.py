@@ -38,6 +38,7 @@ LEDGER_CORE = (
     "ledger.registry",
     "ledger.state",
     "ledger.store",
+    "ledger.trie",
 )
 # The applications' replicated code, bottom to top.
 CHAINS = ("meters.chain", "market.chain", "supervision.chain")

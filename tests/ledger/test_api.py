@@ -573,6 +573,8 @@ def test_it_publishes_a_valid_openapi_schema_with_every_ledger_path(db: None) ->
         f"{API}/blocks": ["get"],
         f"{API}/blocks/{{height}}": ["get"],
         f"{API}/accounts/{{address}}": ["get"],
+        f"{API}/state": ["get"],
+        f"{API}/state/{{key}}": ["get"],
         f"{API}/validators": ["get"],
     }
     submit = paths[f"{API}/transactions"]["post"]
