@@ -41,6 +41,7 @@ for, once however many of their keys changed.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ EMPTY = _sha256(b"\x00").digest()
 LEAF_TAG = b"\x01"
 BRANCH_TAG = b"\x02"
 NIBBLES = 64
+_HEX = "0123456789abcdef"
 
 
 def key_hash(key: str) -> bytes:
@@ -102,9 +104,15 @@ class _Branch:
         self.cached: bytes | None = None
 
     def digest(self) -> bytes:
-        if self.cached is None:
-            present = {i: c.digest() for i, c in enumerate(self.children) if c is not None}
-            self.cached = branch_hash(self.prefix, present)
+        if self.cached is None:  # branch_hash, with the children already in nibble order
+            bitmap = 0
+            hashes = []
+            for index, child in enumerate(self.children):
+                if child is not None:
+                    bitmap |= 1 << index
+                    hashes.append(child.digest())
+            head = bytes([len(self.prefix), *self.prefix]) + bitmap.to_bytes(2, "big")
+            self.cached = _sha256(BRANCH_TAG + head + b"".join(hashes)).digest()
         return self.cached
 
 
@@ -176,23 +184,34 @@ def _delete(node: _Node | None, depth: int, path: bytes) -> _Node | None:
     return last
 
 
-def _build(items: list[tuple[bytes, bytes]], depth: int) -> _Node:
-    """The trie of ``items`` (sorted by path, distinct, at least one) below ``depth``."""
-    if len(items) == 1:
-        return _Leaf(*items[0])
-    first, last = items[0][0], items[-1][0]
-    shared = _common(first, last, depth)  # sorted: what the extremes share, all share
-    at = depth + shared
-    children: list[_Node | None] = [None] * 16
-    start = 0
-    while start < len(items):
-        index = nibble(items[start][0], at)
-        end = start + 1
-        while end < len(items) and nibble(items[end][0], at) == index:
-            end += 1
-        children[index] = _build(items[start:end], at + 1)
-        start = end
-    return _Branch(tuple(nibble(first, i) for i in range(depth, at)), children)
+def _build(items: list[tuple[bytes, bytes]]) -> _Node:
+    """The trie of ``items`` (sorted by path, distinct, at least one), in one pass.
+
+    Works on the paths' hex digits and index ranges, not on sub-lists, and finds where each
+    child's paths end by bisection: building the trie of a large state (a validator's
+    restart) costs a hash per node and little else."""
+    digits = [path.hex() for path, _ in items]
+
+    def build(lo: int, hi: int, depth: int) -> _Node:
+        if hi - lo == 1:
+            return _Leaf(*items[lo])
+        first, last = digits[lo], digits[hi - 1]
+        at = depth
+        while first[at] == last[at]:  # sorted: what the extremes share, all share
+            at += 1
+        children: list[_Node | None] = [None] * 16
+        shared = first[:at]
+        start = lo
+        while start < hi:  # each child's range ends where the next digit's paths begin
+            digit = int(digits[start][at], 16)
+            end = (
+                hi if digit == 15 else bisect_left(digits, shared + _HEX[digit + 1], start, hi)
+            )
+            children[digit] = build(start, end, at + 1)
+            start = end
+        return _Branch(tuple(int(c, 16) for c in first[depth:at]), children)
+
+    return build(0, len(items), 0)
 
 
 class Trie:
@@ -200,7 +219,7 @@ class Trie:
 
     def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
         ordered = sorted(items)
-        self._root: _Node | None = _build(ordered, 0) if ordered else None
+        self._root: _Node | None = _build(ordered) if ordered else None
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> Trie:
