@@ -93,4 +93,8 @@ def producer() -> Any:
 def send(name: str, args: tuple[Any, ...], **options: Any) -> None:
     """Send the task ``name`` (``ledger.tasks``) with ``args``; ``options`` as Celery's
     ``send_task`` takes them (``queue``, ``expires``, ``producer``). No result is kept."""
-    app.send_task(name, args, ignore_result=True, **options)
+    task = app.tasks.get(name)  # registered here when this process loaded ledger.tasks
+    if task is not None:  # then its own options (time limits) and eager mode apply
+        task.apply_async(args, **options)
+    else:
+        app.send_task(name, args, ignore_result=True, **options)

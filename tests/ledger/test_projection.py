@@ -413,18 +413,26 @@ def test_it_records_heartbeats_and_tells_up_from_down(chain: Chain) -> None:
     assert views[0].last_seen_at == datetime_of_ms(now_ms)
 
 
+def _sent_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, str | None]]:
+    """What ledger.config.send hands to the broker: (task name, arguments, queue)."""
+    sent: list[tuple[str, Any, str | None]] = []
+
+    def send_task(name: str, args: Any, kwargs: Any = None, **options: Any) -> None:
+        sent.append((name, tuple(args), options.get("queue")))
+
+    monkeypatch.setattr(config.app, "send_task", send_task)
+    return sent
+
+
 def test_it_tells_the_site_of_every_commit_on_the_default_queue(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[tuple[str, Any, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        config.app, "send_task", lambda name, args, **options: sent.append((name, args, options))
-    )
+    sent = _sent_tasks(monkeypatch)
     runtime.CeleryTransport(2, 4).committed(chain.blocks[3])
     # The block travels as its JSON text (see config.wire_text), to the task the site's worker
     # runs, on the default queue (no queue named).
-    assert [(name, args[0], json.loads(args[1]), opts) for name, args, opts in sent] == [
-        ("ledger.block_committed", 2, block_to_json(chain.blocks[3]), {"ignore_result": True})
+    assert [(name, args[0], json.loads(args[1]), queue) for name, args, queue in sent] == [
+        ("ledger.block_committed", 2, block_to_json(chain.blocks[3]), None)
     ]
     assert block_committed.name == "ledger.block_committed"
 
@@ -468,10 +476,7 @@ def test_it_pushes_block_hints_to_authenticated_sockets_only(chain: Chain, prosu
 def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent: list[tuple[str, Any, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        config.app, "send_task", lambda name, args, **options: sent.append((name, args, options))
-    )
+    sent = _sent_tasks(monkeypatch)
     for block in chain.blocks[:3]:
         assert project(block)
     project(chain.blocks[4])  # block 3 never arrived: 4 waits for it
@@ -484,9 +489,7 @@ def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(
 
     # The chain's blocks are dated 2026-01-01: the projection has been stuck for long.
     assert services.projection_catch_up() == 3  # the highest validator heard from lately
-    assert sent == [
-        ("ledger.resend_blocks", (3, 3), {"ignore_result": True, "queue": "validator.3"})
-    ]
+    assert sent == [("ledger.resend_blocks", (3, 3), "validator.3")]
     assert resend_blocks.name == "ledger.resend_blocks"
 
     # Validator 3 sends them again (its own code, its own store); the projection catches up.
@@ -517,7 +520,7 @@ def test_it_does_not_ask_for_blocks_while_the_projection_keeps_up(
     chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[Any] = []
-    monkeypatch.setattr(config.app, "send_task", lambda *args, **options: sent.append(args))
+    monkeypatch.setattr(config.app, "send_task", lambda *args, **kwargs: sent.append(args))
     for block in chain.blocks[:3]:
         project(block)
     ValidatorStatus.objects.create(index=1, height=3, last_seen_at=timezone.now())
