@@ -85,14 +85,18 @@ def branch_hash(prefix: Sequence[int], children: Mapping[int, bytes]) -> bytes:
 
 
 class _Leaf:
-    __slots__ = ("path", "value")
+    __slots__ = ("cached", "path", "value")
 
     def __init__(self, path: bytes, value: bytes) -> None:
         self.path = path
         self.value = value
+        self.cached: bytes | None = None
 
     def digest(self) -> bytes:
-        return leaf_hash(self.path, self.value)
+        # Remembered: a changed branch hashes all its children, most of them unchanged.
+        if self.cached is None:
+            self.cached = leaf_hash(self.path, self.value)
+        return self.cached
 
 
 class _Branch:
@@ -110,7 +114,8 @@ class _Branch:
             for index, child in enumerate(self.children):
                 if child is not None:
                     bitmap |= 1 << index
-                    hashes.append(child.digest())
+                    cached = child.cached  # most children did not change: no call for them
+                    hashes.append(cached if cached is not None else child.digest())
             head = bytes([len(self.prefix), *self.prefix]) + bitmap.to_bytes(2, "big")
             self.cached = _sha256(BRANCH_TAG + head + b"".join(hashes)).digest()
         return self.cached
@@ -133,6 +138,7 @@ def _insert(node: _Node | None, depth: int, path: bytes, value: bytes) -> _Node:
     if isinstance(node, _Leaf):
         if node.path == path:
             node.value = value
+            node.cached = None
             return node
         shared = _common(node.path, path, depth)
         children: list[_Node | None] = [None] * 16
@@ -204,9 +210,7 @@ def _build(items: list[tuple[bytes, bytes]]) -> _Node:
         start = lo
         while start < hi:  # each child's range ends where the next digit's paths begin
             digit = int(digits[start][at], 16)
-            end = (
-                hi if digit == 15 else bisect_left(digits, shared + _HEX[digit + 1], start, hi)
-            )
+            end = hi if digit == 15 else bisect_left(digits, shared + _HEX[digit + 1], start, hi)
             children[digit] = build(start, end, at + 1)
             start = end
         return _Branch(tuple(int(c, 16) for c in first[depth:at]), children)
