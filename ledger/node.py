@@ -66,6 +66,10 @@ CONSENSUS_META_KEY = "consensus"
 MAX_CLOCK_SKEW_MS = 30_000
 
 
+class StateMismatch(Exception):
+    """A store whose state is not the state its tip block certifies."""
+
+
 class Transport(Protocol):
     def send(self, to: int | None, message: dict[str, Any]) -> None:
         """Deliver a consensus message to validator ``to`` (every other one when None)."""
@@ -123,6 +127,14 @@ class Validator:
         self.max_block_transactions = max_block_transactions
         store.check_protocol()
         self.state = store.load_state()
+        # Build the state trie now, not at the first block, and check the stored state against
+        # the root its tip certifies: a validator never runs on a state it cannot stand behind.
+        tip = store.tip()
+        if tip is not None and self.state.root() != tip.header.state_root:
+            raise StateMismatch(
+                f"validator {index}'s stored state does not give block {tip.height}'s state "
+                f"root; run `manage.py ledger repair --node {index}` with the validator stopped"
+            )
         self.pool: dict[str, Transaction] = {}  # by id, in arrival order
         self._pending_nonces: dict[str, set[int]] = {}
         # Transactions parsed lately, by signature (oldest first), reused when a block brings

@@ -320,6 +320,7 @@ class Network:
         urls = [self.url(index) for index in range(VALIDATORS)]
         self.created.extend(urls)  # dropped at the end, even if installing fails half-way
         install_network(self.directory, genesis=genesis, block=block, keys=keys, store_urls=urls)
+        self.genesis, self.genesis_block, self.keys = genesis, block, keys
 
     def purge_queues(self) -> None:
         import redis
@@ -347,17 +348,20 @@ class Network:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
+        # Up: the validator has loaded its store, built its state trie and checked the root
+        # (ledger.node.Validator), which on a large state takes a while.
+        deadline = time.monotonic() + 900
         while True:
             ready = [
-                "ready." in (self.directory / f"validator-{i}.log").read_text(errors="replace")
+                "up at height"
+                in (self.directory / f"validator-{i}.log").read_text(errors="replace")
                 for i in range(VALIDATORS)
             ]
             if all(ready):
                 return
             self.check_alive()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"validators not ready within 60 s: {ready}")
+                raise RuntimeError(f"validators not up within 900 s: {ready}")
             time.sleep(0.2)
 
     def check_alive(self) -> None:
@@ -796,10 +800,102 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--state-households",
+        default="0",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="comma-separated: one network per entry, its stores prefilled with that many "
+        "households' day of readings (~100 state keys each; 10000 = 1,000,000 keys); "
+        "e.g. 0,10000 measures an empty and a large state side by side",
+    )
     parser.add_argument("--output", help="result file (default: results/<date>-<store>.json)")
     args = parser.parse_args()
     args.profile_files = {}
     return args
+
+
+def run_network(args: argparse.Namespace, network: Network, households: int) -> dict[str, Any]:
+    """One network: created, prefilled with ``households`` households' day of readings (0: an
+    empty state), started, measured, stopped."""
+    from bench.ledger.prefill import prefill
+
+    run: dict[str, Any] = {"state_households": households}
+    bench = Bench(args, network)
+    network.create(bench.operator)
+    if households:
+        log(f"prefill: {households:,} households, a day of 15-minute readings each ...")
+        run["prefill"] = prefill(
+            network.genesis,
+            network.genesis_block,
+            network.keys,
+            bench.operator,
+            [network.url(i) for i in range(VALIDATORS)],
+            households,
+        )
+        bench.operator_nonce = run["prefill"]["transactions"]
+        log(f"prefill: {run['prefill']['state_keys']:,} keys in {run['prefill']['total_s']:.0f} s")
+    network.purge_queues()
+    started = time.monotonic()
+    network.start()
+    run["validators_ready_s"] = time.monotonic() - started  # restart on that state
+    bench.readers = [Reader(network.url(i)) for i in range(VALIDATORS)]
+    log(f"4 validators up in {run['validators_ready_s']:.1f} s")
+    run["setup"] = bench.setup_accounts()
+    if not args.skip_latency:
+        log(f"latency phase: {args.rate:.0f} tx/s for {args.duration:.0f} s ...")
+        run["latency"] = bench.latency()
+        lat = run["latency"]
+        log(f"latency p50 {lat['p50_s']:.3f} s, p95 {lat['p95_s']:.3f} s, p99 {lat['p99_s']:.3f} s")
+    if not args.skip_throughput:
+        log(f"throughput phase: {args.warmup:.0f} s warm-up + {args.duration:.0f} s ...")
+        run["throughput"] = bench.throughput()
+        log(f"throughput {run['throughput']['committed_tx_per_s']:.1f} tx/s committed")
+    run["validator_rss_mb"] = {index: rss_mb(pid) for index, pid in network.pids().items()}
+    for reader in bench.readers:
+        reader.close()
+    return run
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cleanup_network(network: Network) -> None:
+    """Stop the validators and drop their stores, so that the next run starts afresh."""
+    network.stop()
+    network.purge_queues()
+    network.drop()
+    network.created.clear()
+    for path in network.directory.glob("*"):
+        if path.is_file():
+            path.unlink()
+
+
+def compare(small: dict[str, Any], large: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "throughput" in small and "throughput" in large:
+        ratio = (
+            large["throughput"]["committed_tx_per_s"] / small["throughput"]["committed_tx_per_s"]
+        )
+        out["throughput_ratio"] = ratio
+        out["throughput_bar"] = {"at_least": 0.9, "met": ratio >= 0.9}
+    if "latency" in small and "latency" in large:
+        out["p95_s"] = {"small": small["latency"]["p95_s"], "large": large["latency"]["p95_s"]}
+        out["p95_bar"] = {
+            "at_most_s": 0.5,
+            "met": max(out["p95_s"].values()) <= 0.5,
+        }
+    out["validators_ready_s"] = {
+        "small": small["validators_ready_s"],
+        "large": large["validators_ready_s"],
+    }
+    return out
 
 
 def main() -> int:
@@ -837,8 +933,11 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    # Setup, pre-signing, two phases, drains: bounded well above what a run needs.
-    watchdog(900 + 4 * args.duration, cleanup)
+    # Setup, pre-signing, two phases, drains, per network; a prefill and its start besides.
+    watchdog(
+        sum(900 + 4 * args.duration + households * 0.2 for households in args.state_households),
+        cleanup,
+    )
     result: dict[str, Any] = {
         "benchmark": "ledger",
         "machine": machine(),
@@ -867,32 +966,20 @@ def main() -> int:
             f"Ed25519 verify: {e['verify_per_s_one_core']:,.0f}/s/core; bound "
             f"{e['cores']} x rate / {VALIDATORS} = {e['implied_bound_tx_per_s']:,.0f} tx/s"
         )
-        bench = Bench(args, network)
-        network.create(bench.operator)
-        network.purge_queues()
-        network.start()
-        bench.readers = [Reader(network.url(i)) for i in range(VALIDATORS)]
-        log("4 validators up")
-        result["setup"] = bench.setup_accounts()
-        if not args.skip_latency:
-            log(f"latency phase: {args.rate:.0f} tx/s for {args.duration:.0f} s ...")
-            result["latency"] = bench.latency()
-            lat = result["latency"]
-            log(
-                f"latency p50 {lat['p50_s']:.3f} s, p95 {lat['p95_s']:.3f} s, "
-                f"p99 {lat['p99_s']:.3f} s"
-            )
-        if not args.skip_throughput:
-            log(f"throughput phase: {args.warmup:.0f} s warm-up + {args.duration:.0f} s ...")
-            result["throughput"] = bench.throughput()
-            log(f"throughput {result['throughput']['committed_tx_per_s']:.1f} tx/s committed")
+        runs = []
+        for households in args.state_households:
+            runs.append(run_network(args, network, households))
+            cleanup_network(network)
+        result["runs"] = runs
+        # The first run's figures stay where earlier result files had them.
+        result.update({k: v for k, v in runs[0].items() if k in ("setup", "latency", "throughput")})
+        if len(runs) > 1:
+            result["large_over_small"] = compare(runs[0], runs[-1])
         for name, path in args.profile_files.items():
             result.setdefault("profile", {})[name] = {
                 "file": os.path.relpath(path, ROOT),
                 **summarize_profile(path),
             }
-        for reader in bench.readers:
-            reader.close()
     finally:
         cleanup()
     result["bars"] = bars(result)

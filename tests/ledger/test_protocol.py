@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ledger.genesis import Genesis, GenesisError
-from ledger.node import Validator
+from ledger.node import StateMismatch, Validator
 from ledger.state import PROTOCOL_VERSION
 from ledger.store import ProtocolMismatch, open_store
 from tests.ledger.chains import VALIDATORS, build_chain, raw_sql, registry, write_chain
@@ -89,3 +89,22 @@ def test_verify_and_repair_refuse_a_store_of_protocol_1(network: Path) -> None:
         with pytest.raises(CommandError, match="protocol 1"):
             call_command("ledger", action, "--node", "2")
     call_command("ledger", "verify", "--node", "1")  # the others are fine
+
+
+def test_a_validator_refuses_a_stored_state_its_tip_does_not_certify(network: Path) -> None:
+    """At start a validator builds the state trie and checks it against its tip's root."""
+    url = f"sqlite:///{network}/store-3.sqlite3"
+    row = raw_sql(url, "SELECT key FROM state WHERE key LIKE 'bal/%' ORDER BY key LIMIT 1")
+    raw_sql(url, "UPDATE state SET value = '999999' WHERE key = ?", (row[0][0],))
+    store = open_store(url)
+    with pytest.raises(StateMismatch, match="ledger repair --node 3"):
+        Validator(
+            genesis=Genesis.from_json_file(network / "genesis.json"),
+            index=3,
+            keys=VALIDATORS[3],
+            store=store,
+            registry=registry(),
+            transport=_Silent(),
+            now_ms=0,
+        )
+    store.close()
