@@ -6,6 +6,7 @@ The consoles' live sections each re-fetch a partial when a block commits (``/ws/
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ from gridplatform.accounts import selectors
 from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
+from ledger import config as ledger_config
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from market import selectors as market_selectors
@@ -42,8 +44,23 @@ def home(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     context = {"account": request.user}
     if request.user.role == Role.HOUSEHOLD:
-        # Balance, locked margin and free balance; None: not on the ledger yet.
+        # Balance, locked margin and free balance; None: not on the ledger yet. Read between two
+        # reads of the newest block: a block's rows and its record are projected in one
+        # transaction, so the same height before and after means the figures are that block's,
+        # and the browser compares them with a proof of the same block (static/js/stateproof.js).
+        newest = ledger_selectors.block_list().values_list("height", flat=True)
+        before = newest.first()
         context["money"] = market_selectors.money(user=request.user)
+        genesis = ledger_config.load_genesis()
+        if context["money"] is not None and genesis is not None:
+            after = newest.first()
+            context["state_proof"] = {
+                "height": after if after == before else None,
+                "chain": genesis.chain,
+                "validators": genesis.validators,
+                "genesis_hash": genesis.document_hash(),
+                "currency": settings.CURRENCY_SYMBOL,
+            }
         # "Your energy": the charts' tables; static/js/flows.js draws them from flows.json.
         context |= market_views.flows_context(user=request.user, period=request.GET.get("period"))
     return render(request, "dashboard.html", context)
