@@ -29,6 +29,7 @@ from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
 from ledger.models import StateEntry, SubmittedTransaction, TransactionRecord
 from ledger.services import transaction_sign_and_submit
+from meters.chain.schema import meter_key
 from meters.models import Meter, Reading, ReadingBatch
 from meters.signals import batch_relayed
 
@@ -128,7 +129,7 @@ def relay_pending() -> int:
     sent = 0
     pending = SubmittedTransaction.objects.all()
     for meter in Meter.objects.filter(active=True).select_related("owner__identity"):
-        if StateEntry.objects.filter(key=f"meter/{meter.meter_id}").exists():
+        if StateEntry.objects.filter(key=meter_key(meter.meter_id)).exists():
             continue
         registering = pending.filter(
             body__type="meter.register", body__payload__meter=meter.meter_id
