@@ -160,6 +160,11 @@ LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
 # has code, reason and until (market.selectors.TradingStop). Supervision provides it; the market,
 # below supervision, reads this name at each call instead of importing it.
 MARKET_TRADING_STOP = "supervision.selectors.trading_stop"
+# Personal data on the public ledger (docs/ledger.md, "Privacy of meter readings"): a callable
+# (user, *, meter_id) -> bool saying who may see a meter's readings; its module names what is
+# private (PRIVATE_TX_TYPES, PRIVATE_STATE_PREFIXES). The ledger's public reads withhold it from
+# everyone else. The meters provide it: the ledger may not import them.
+LEDGER_PRIVATE_DATA = "meters.selectors.may_see_reading_data"
 # Review rules of supervision (supervision.review): a new contract goes to the regulators' review
 # queue when it is larger than max_energy_wh, its price is more than price_deviation_bps from the
 # slot's median, a party has defaults, or a feeder it uses is loaded to feeder_load_bps of its
@@ -314,6 +319,11 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.UserRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
     ],
+    # Anonymous callers are told apart by REMOTE_ADDR alone. DRF would otherwise key them by the
+    # whole X-Forwarded-For header, which a client writes itself: a new value, a fresh budget.
+    # Behind a reverse proxy the web server sets REMOTE_ADDR from the proxy's header
+    # (gridplatform.processes, --proxy-headers). The explorer pages share this budget.
+    "NUM_PROXIES": 0,
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
         "anon": env.str("API_THROTTLE_ANON", default="120/min"),

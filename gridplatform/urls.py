@@ -57,10 +57,13 @@ urlpatterns = [
     path("market/", include("market.page_urls")),
     path("meters/", include("meters.page_urls")),
     path("supervision/", include("supervision.page_urls")),
+    # The block explorer: public, anonymous visitors rate-limited (ledger.public).
     path("ledger/", ledger_views.block_list, name="ledger-blocks"),
     path("ledger/rows/", ledger_views.block_rows, name="ledger-block-rows"),
     path("ledger/blocks/<int:height>/", ledger_views.block_detail, name="ledger-block"),
     path("ledger/tx/<str:tx_id>/", ledger_views.transaction_detail, name="ledger-transaction"),
+    path("ledger/validators/", ledger_views.validator_list, name="ledger-validators"),
+    path("ledger/state/", ledger_views.state_proof, name="ledger-state"),
     path("ledger/validators/rows/", ledger_views.validator_rows, name="ledger-validator-rows"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -2,6 +2,11 @@
 
 Each view validates its input, calls one service or selector, and serializes the answer; every
 error is mapped to ``{"code", "message"}`` by ``gridplatform.api.exception_handler``.
+
+The reads of the chain are public (``AllowAny``; anonymous callers are rate-limited by DRF's
+``AnonRateThrottle``): blocks, transactions with their signed bodies and inclusion proofs, the
+validators, the genesis document and state proofs, with personal data withheld by the selectors
+(docs/ledger.md, "The public ledger"). Submitting and accounts need an account.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from rest_framework.views import APIView
 
 from gridplatform.api import UNAUTHENTICATED, error_response
 from gridplatform.errors import InvalidInput
-from ledger import selectors, services
+from ledger import config, selectors, services
 from ledger.crypto import LedgerCryptoError, loads
+from ledger.public import COMMITTED_MAX_AGE_S, GENESIS_MAX_AGE_S, NEWEST_MAX_AGE_S, cache_for
 
 # A transaction is a few hundred bytes; anything this large is not one.
 MAX_TRANSACTION_BYTES = 64 * 1024
@@ -31,6 +37,11 @@ HEX64 = "a" * 64
 
 
 NOT_FOUND = error_response("`not_found`.")
+THROTTLED = error_response(
+    "`throttled`: too many requests (anonymous callers: `API_THROTTLE_ANON` per address); "
+    "`Retry-After` says when to try again."
+)
+PUBLIC = "\n\nPublic: no credentials needed (anonymous callers are rate-limited per address)."
 ADMISSION_TABLE = "\n".join(
     f"- `{code}`: {meaning}" for code, meaning in services.ADMISSION_CODES.items()
 )
@@ -124,7 +135,20 @@ class TransactionSubmitApi(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+PAYLOAD_HELP = (
+    "As signed, except for personal data (meter readings) the caller may not see: then the "
+    "payload's `body` is replaced by `body_sha256`, the SHA-256 hex of its UTF-8 text, and "
+    "`redacted` is true."
+)
+REDACTED_HELP = (
+    "True when the payload's `body` was replaced by `body_sha256`: the id and the signature "
+    "cannot be recomputed from what is shown; check the id's inclusion in the block."
+)
+
+
 class TransactionDetailApi(APIView):
+    permission_classes = [AllowAny]
+
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "TransactionStatus"
@@ -142,16 +166,23 @@ class TransactionDetailApi(APIView):
         position = serializers.IntegerField(allow_null=True)
         result = serializers.CharField(allow_null=True, help_text='"ok" or an error code.')
         proof = ProofSerializer(allow_null=True, help_text="Merkle inclusion proof.")
+        chain = serializers.CharField()
+        payload = serializers.JSONField(help_text=PAYLOAD_HELP)
+        signature = serializers.CharField(help_text="Ed25519 over the signing bytes (128 hex).")
+        redacted = serializers.BooleanField(help_text=REDACTED_HELP)
 
     @extend_schema(
         tags=[TAG],
         operation_id="ledger_transaction_get",
-        summary="A transaction's status, result and Merkle proof",
-        responses={200: OutputSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        summary="A transaction: its signed body, status, result and Merkle proof",
+        description="Committed and failed transactions are cached (`Cache-Control`)." + PUBLIC,
+        responses={200: OutputSerializer, 404: NOT_FOUND, 429: THROTTLED},
     )
     def get(self, request: Request, id: str) -> Response:
-        found = selectors.transaction_status(tx_id=id)
-        return Response(self.OutputSerializer(found).data)
+        found = selectors.transaction_status(tx_id=id, user=request.user)
+        response = Response(self.OutputSerializer(found).data)
+        final = found.status != selectors.PENDING
+        return cache_for(response, request, COMMITTED_MAX_AGE_S if final else None)
 
 
 class BlockSummarySerializer(serializers.Serializer):
@@ -166,6 +197,7 @@ class BlockSummarySerializer(serializers.Serializer):
 
 
 class BlockListApi(ListAPIView):
+    permission_classes = [AllowAny]
     serializer_class = BlockSummarySerializer
 
     def get_queryset(self) -> Any:
@@ -175,17 +207,23 @@ class BlockListApi(ListAPIView):
         tags=[TAG],
         operation_id="ledger_block_list",
         summary="Committed blocks, newest first",
-        responses={200: BlockSummarySerializer(many=True), 401: UNAUTHENTICATED},
+        description=f"Cached for {NEWEST_MAX_AGE_S} seconds for anonymous callers." + PUBLIC,
+        responses={200: BlockSummarySerializer(many=True), 429: THROTTLED},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().get(request, *args, **kwargs)
+        response = super().get(request, *args, **kwargs)
+        return cache_for(response, request, NEWEST_MAX_AGE_S, accounts=False)
 
 
 class BlockTransactionSerializer(serializers.Serializer):
     id = serializers.CharField()
+    chain = serializers.CharField()
     type = serializers.CharField()
     sender = serializers.CharField()
     nonce = serializers.IntegerField()
+    payload = serializers.JSONField(help_text=PAYLOAD_HELP)
+    signature = serializers.CharField(help_text="Ed25519 over the signing bytes (128 hex).")
+    redacted = serializers.BooleanField(help_text=REDACTED_HELP)
     result = serializers.CharField(help_text='"ok" or an error code.')
 
 
@@ -195,6 +233,8 @@ class CommitVoteSerializer(serializers.Serializer):
 
 
 class BlockDetailApi(APIView):
+    permission_classes = [AllowAny]
+
     class OutputSerializer(BlockSummarySerializer):
         class Meta:
             ref_name = "BlockDetail"
@@ -212,8 +252,9 @@ class BlockDetailApi(APIView):
     @extend_schema(
         tags=[TAG],
         operation_id="ledger_block_get",
-        summary="A block: header, transactions and their results, certificate",
-        responses={200: OutputSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        summary="A block: header, signed transactions and their results, certificate",
+        description="A committed block never changes: cached (`Cache-Control`)." + PUBLIC,
+        responses={200: OutputSerializer, 404: NOT_FOUND, 429: THROTTLED},
     )
     def get(self, request: Request, height: int) -> Response:
         record = selectors.access_block(height=height)
@@ -232,10 +273,11 @@ class BlockDetailApi(APIView):
             "results_root": header["results_root"],
             "signatures_root": header["signatures_root"],
             "proposer_signature": record.body["proposer_signature"],
-            "transactions": selectors.block_transactions(record),
+            "transactions": selectors.block_transactions(record, user=request.user),
             "certificate": record.body["certificate"],
         }
-        return Response(self.OutputSerializer(data).data)
+        response = Response(self.OutputSerializer(data).data)
+        return cache_for(response, request, COMMITTED_MAX_AGE_S)
 
 
 class AccountDetailApi(APIView):
@@ -265,11 +307,18 @@ class AccountDetailApi(APIView):
 
 
 class ValidatorListApi(APIView):
+    permission_classes = [AllowAny]
+
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "ValidatorStatus"
 
         index = serializers.IntegerField()
+        public_key = serializers.CharField(
+            allow_null=True,
+            help_text="Its Ed25519 key (64 hex), from the genesis document: what its commit "
+            "votes verify with.",
+        )
         height = serializers.IntegerField(allow_null=True)
         view = serializers.IntegerField(allow_null=True)
         last_commit_at = serializers.DateTimeField(allow_null=True)
@@ -279,11 +328,49 @@ class ValidatorListApi(APIView):
     @extend_schema(
         tags=[TAG],
         operation_id="ledger_validator_list",
-        summary="The validators: height, view, last commit, up or down",
-        responses={200: OutputSerializer(many=True), 401: UNAUTHENTICATED},
+        summary="The validators: public key, height, view, last commit, up or down",
+        description=PUBLIC.strip(),
+        responses={200: OutputSerializer(many=True), 429: THROTTLED},
     )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.validator_list(), many=True).data)
+
+
+class GenesisApi(APIView):
+    """The network's genesis document, for an outsider to pin by its hash."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "GenesisDocument"
+
+        document = serializers.JSONField(
+            help_text="The genesis document: chain, timestamp_ms, validators (public keys by "
+            "index), issuer_public_key, regulator_public_keys, options, protocol."
+        )
+        document_hash = serializers.CharField(
+            help_text="SHA-256 hex of the document's canonical JSON (RFC 8785): compare it with "
+            "the one the network's operators publish."
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_genesis_get",
+        summary="The genesis document and its hash",
+        description=PUBLIC.strip(),
+        responses={
+            200: OutputSerializer,
+            429: THROTTLED,
+            503: error_response("`ledger_unavailable`: this site has no ledger network yet."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        genesis = config.load_genesis()
+        if genesis is None:
+            raise services.LedgerUnavailable("This site has no ledger network yet.")
+        data = {"document": genesis.to_json(), "document_hash": genesis.document_hash()}
+        return cache_for(Response(self.OutputSerializer(data).data), request, GENESIS_MAX_AGE_S)
 
 
 # --- state proofs: public, anonymous --------------------------------------------------------------
@@ -299,7 +386,13 @@ class TrieNodeField(serializers.JSONField):
 class StateEntrySerializer(serializers.Serializer):
     key = serializers.CharField()
     present = serializers.BooleanField()
-    value = serializers.JSONField(allow_null=True, help_text="The value; null when absent.")
+    value = serializers.JSONField(
+        allow_null=True, help_text="The value; null when absent, or when value_redacted."
+    )
+    value_redacted = serializers.BooleanField(
+        help_text="True when the value is personal data the caller may not see (a meter "
+        "reading): value is null, the proof (whose leaf holds the value's hash) is given."
+    )
     proof = serializers.ListField(child=TrieNodeField(), help_text="Root first.")
 
 
@@ -326,7 +419,7 @@ class StateProofApi(APIView):
         responses={200: OutputSerializer, 503: UNAVAILABLE},
     )
     def get(self, request: Request, key: str) -> Response:
-        proven = selectors.state_proofs(keys=[key])
+        proven = selectors.state_proofs(keys=[key], user=request.user)
         (entry,) = proven.pop("entries")
         return Response(self.OutputSerializer(proven | entry).data)
 
@@ -363,4 +456,5 @@ class StateProofListApi(APIView):
                 "characters.",
                 code="bad_keys",
             )
-        return Response(self.OutputSerializer(selectors.state_proofs(keys=keys)).data)
+        proven = selectors.state_proofs(keys=keys, user=request.user)
+        return Response(self.OutputSerializer(proven).data)

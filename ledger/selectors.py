@@ -1,23 +1,41 @@
 """Reads of the ledger's read models, each scoped by who asks.
 
-Committed blocks and transactions are public to every authenticated account (that is what a
-ledger is for: anyone can audit it). An account's balance is shown only to its owner, the grid
-operator and the regulators; anyone else gets ``None`` for it (docs/ledger.md).
+Committed blocks, transactions with their signed bodies and inclusion proofs, the validators
+and state proofs are public, to anonymous readers too (that is what a ledger is for: anyone can
+audit it). Two things are not:
+
+* an account's balance, shown only to its owner, the grid operator and the regulators; anyone
+  else gets ``None`` for it;
+* personal data named by ``settings.LEDGER_PRIVATE_DATA`` (meter readings): the ``body`` of a
+  private transaction's payload is replaced by its SHA-256 (``body_sha256``), and a private
+  state key's value by ``None`` (``value_redacted``), for everyone the provider does not allow.
+
+See docs/ledger.md, "The public ledger".
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Identity, Role, User
 from ledger import config, replica
-from ledger.crypto import MAX_SAFE_INTEGER, Transaction, inclusion_proof_hex, is_lower_hex
+from ledger.crypto import (
+    MAX_SAFE_INTEGER,
+    Transaction,
+    canonical,
+    inclusion_proof_hex,
+    is_lower_hex,
+)
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -37,6 +55,10 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class TransactionStatus:
+    """A transaction as ``transaction_status`` shows it. ``chain``, ``payload`` and ``signature``
+    complete its signed body (``payload`` as the reader may see it: ``redacted`` when its
+    private part was replaced by a hash)."""
+
     id: str
     status: str
     type: str
@@ -46,6 +68,10 @@ class TransactionStatus:
     position: int | None = None
     result: str | None = None
     proof: dict[str, Any] | None = None
+    chain: str = ""
+    payload: dict[str, Any] | None = None
+    signature: str = ""
+    redacted: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,17 +91,81 @@ class ValidatorView:
     last_commit_at: datetime | None
     last_seen_at: datetime | None
     up: bool
+    public_key: str | None = None  # from the genesis document; None without one
+
+
+# --- private data: who may see what (settings.LEDGER_PRIVATE_DATA) ----------------------------
+
+
+class Privacy:
+    """What of the ledger one reader may see, per ``settings.LEDGER_PRIVATE_DATA``.
+
+    The setting names a callable ``(user, *, meter_id) -> bool``; its module names the private
+    transaction types (``PRIVATE_TX_TYPES``: type -> the payload field naming the meter; the
+    payload's ``body`` is private) and the private state key prefixes
+    (``PRIVATE_STATE_PREFIXES``: each followed by the meter's id). Read at call time: the
+    ledger may not import the application that owns the data. Answers are remembered for the
+    life of this object (one request), so a block of many readings asks once per meter.
+    """
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+        path = getattr(settings, "LEDGER_PRIVATE_DATA", "")
+        self._may_see: Callable[..., bool] | None = None
+        self._tx_types: Mapping[str, str] = {}
+        self._prefixes: tuple[str, ...] = ()
+        if path:
+            module = path.rpartition(".")[0]
+            self._may_see = import_string(path)
+            self._tx_types = import_string(f"{module}.PRIVATE_TX_TYPES")
+            self._prefixes = tuple(import_string(f"{module}.PRIVATE_STATE_PREFIXES"))
+        self._seen: dict[str, bool] = {}
+
+    def may_see(self, meter_id: object) -> bool:
+        if self._may_see is None:
+            return True
+        if not isinstance(meter_id, str):  # a malformed payload: no owner, only the watchers
+            meter_id = ""
+        if meter_id not in self._seen:
+            user = self.user
+            allowed = user is not None and self._may_see(user, meter_id=meter_id)
+            self._seen[meter_id] = bool(allowed)
+        return self._seen[meter_id]
+
+    def transaction_json(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A transaction's JSON as this reader may see it, and whether it was redacted: the
+        payload's ``body`` of a private type becomes ``body_sha256``, the SHA-256 hex of its
+        text (UTF-8; of its canonical JSON if it is not a string)."""
+        field = self._tx_types.get(body.get("type", ""))
+        payload = body.get("payload")
+        if field is None or not isinstance(payload, dict) or "body" not in payload:
+            return body, False
+        if self.may_see(payload.get(field)):
+            return body, False
+        private = payload["body"]
+        text = private.encode("utf-8") if isinstance(private, str) else canonical(private)
+        public = {name: value for name, value in payload.items() if name != "body"}
+        public["body_sha256"] = hashlib.sha256(text).hexdigest()
+        return {**body, "payload": public}, True
+
+    def may_see_key(self, key: str) -> bool:
+        for prefix in self._prefixes:
+            if key.startswith(prefix):
+                return self.may_see(key[len(prefix) :].partition("/")[0])
+        return True
 
 
 def _transaction_ids(record: BlockRecord) -> list[str]:
     return [Transaction.from_json(item).id for item in record.body["transactions"]]
 
 
-def transaction_status(*, tx_id: str) -> TransactionStatus:
+def transaction_status(*, tx_id: str, user: Any = None) -> TransactionStatus:
     """A transaction's status: committed or failed (in a block, with its Merkle proof), pending
-    (admitted by the site, not yet in a block), or Http404."""
+    (admitted by the site, not yet in a block), or Http404; with its signed body as ``user``
+    may see it (``Privacy``; ``None``: as the public sees it)."""
     if not isinstance(tx_id, str) or not is_lower_hex(tx_id, 64):
         raise Http404("No such transaction.")
+    privacy = Privacy(user)
     record = TransactionRecord.objects.select_related("block").filter(tx_id=tx_id).first()
     if record is not None:
         ids = _transaction_ids(record.block)
@@ -85,6 +175,7 @@ def transaction_status(*, tx_id: str) -> TransactionStatus:
             "tree_size": len(ids),
             "path": inclusion_proof_hex(ids, record.position),
         }
+        shown, redacted = privacy.transaction_json(record.body)
         return TransactionStatus(
             id=record.tx_id,
             status=COMMITTED if record.succeeded else FAILED,
@@ -95,16 +186,25 @@ def transaction_status(*, tx_id: str) -> TransactionStatus:
             position=record.position,
             result=record.result,
             proof=proof,
+            chain=shown["chain"],
+            payload=shown["payload"],
+            signature=shown["signature"],
+            redacted=redacted,
         )
     pending = SubmittedTransaction.objects.filter(tx_id=tx_id).first()
     if pending is None:
         raise Http404("No such transaction.")
+    shown, redacted = privacy.transaction_json(pending.body)
     return TransactionStatus(
         id=pending.tx_id,
         status=PENDING,
         type=pending.body["type"],
         sender=pending.sender,
         nonce=pending.nonce,
+        chain=shown["chain"],
+        payload=shown["payload"],
+        signature=shown["signature"],
+        redacted=redacted,
     )
 
 
@@ -123,14 +223,28 @@ def access_block(*, height: int) -> BlockRecord:
     return record
 
 
-def block_transactions(record: BlockRecord) -> list[dict[str, Any]]:
-    """The block's transactions as the API lists them: id, type, sender, nonce, result."""
+def block_transactions(record: BlockRecord, *, user: Any = None) -> list[dict[str, Any]]:
+    """The block's transactions as the API lists them: id, the signed body (chain, type,
+    sender, nonce, payload, signature) as ``user`` may see it (``Privacy``; ``None``: as the
+    public sees it), ``redacted``, and the result."""
     body = record.body
+    privacy = Privacy(user)
     listed = []
     for item, result in zip(body["transactions"], body["results"], strict=True):
         tx = Transaction.from_json(item)
+        shown, redacted = privacy.transaction_json(item)
         listed.append(
-            {"id": tx.id, "type": tx.type, "sender": tx.sender, "nonce": tx.nonce, "result": result}
+            {
+                "id": tx.id,
+                "chain": tx.chain,
+                "type": tx.type,
+                "sender": tx.sender,
+                "nonce": tx.nonce,
+                "payload": shown["payload"],
+                "signature": tx.signature,
+                "redacted": redacted,
+                "result": result,
+            }
         )
     return listed
 
@@ -168,17 +282,20 @@ def access_ledger_account(*, user: User, address: str) -> AccountView:
 
 
 def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
-    """Every validator of the genesis document (or every one the site heard of, without one),
-    with what the site last heard from it; ``up`` when that was within VALIDATOR_UP_WITHIN."""
+    """Every validator of the genesis document with its public key (or every one the site heard
+    of, without a document), with what the site last heard from it; ``up`` when that was within
+    VALIDATOR_UP_WITHIN."""
     now = now or timezone.now()
     statuses = {status.index: status for status in ValidatorStatus.objects.all()}
     genesis = config.load_genesis()
-    indices = range(len(genesis.validators)) if genesis is not None else sorted(statuses)
+    keys = list(genesis.validators) if genesis is not None else []
+    indices = range(len(keys)) if genesis is not None else sorted(statuses)
     views = []
     for index in indices:
         status = statuses.get(index)
+        key = keys[index] if index < len(keys) else None
         if status is None:
-            views.append(ValidatorView(index, None, None, None, None, up=False))
+            views.append(ValidatorView(index, None, None, None, None, up=False, public_key=key))
             continue
         seen = status.last_seen_at
         views.append(
@@ -189,6 +306,7 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
                 last_commit_at=status.last_commit_at,
                 last_seen_at=seen,
                 up=seen is not None and now - seen <= VALIDATOR_UP_WITHIN,
+                public_key=key,
             )
         )
     return views
@@ -232,24 +350,33 @@ def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
 MAX_PROOF_KEYS = 16
 
 
-def state_proofs(*, keys: list[str]) -> dict[str, Any]:
+def state_proofs(*, keys: list[str], user: Any = None) -> dict[str, Any]:
     """Each key's value (None: absent) and its trie proof (``ledger.trie``) against the state root
     of the newest projected block, with that block's header and commit certificate, so that
     the reader can check everything itself: the proof against ``header.state_root``, the
     header's hash, and the validators' signatures over it (docs/ledger.md, "State proofs").
 
+    A private key's value (``Privacy``) is None with ``value_redacted`` for a ``user`` who may
+    not see it (``None``: as the public sees it); its proof is given all the same, and its leaf
+    still holds the value's hash.
+
     Raises ReplicaUnavailable (503, ``ledger_unavailable``) while no block is projected.
     """
+    privacy = Privacy(user)
+    # Asked before the replica is read: the provider queries the database.
+    visible = {key: privacy.may_see_key(key) for key in keys}
 
     def prove(height: int, state: Any) -> tuple[int, list[dict[str, Any]]]:
         entries = []
         for key in keys:
             value = state.get(key)
+            withheld = value is not None and not visible[key]
             entries.append(
                 {
                     "key": key,
                     "present": value is not None,
-                    "value": value,
+                    "value": None if withheld else value,
+                    "value_redacted": withheld,
                     "proof": state.prove(key),
                 }
             )

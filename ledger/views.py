@@ -1,59 +1,131 @@
-"""The block explorer: blocks, their transactions and certificates, and inclusion proofs that the
-reader's browser checks itself. Open to every logged-in account: blocks are public to the
-participants (balances are not shown here)."""
+"""The block explorer: blocks, their signed transactions and certificates, inclusion proofs that
+the reader's browser checks itself, the validators and state proofs.
+
+Public, like the API's reads (docs/ledger.md, "The public ledger"): anonymous visitors see every
+page but the consoles' validator rows, rate-limited with the anonymous API budget and cached
+(``ledger.public``). Meter readings are withheld from whoever may not see them (the selectors);
+balances are not shown here.
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+import json
+from typing import Any
+
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from gridplatform.accounts.models import Role
 from gridplatform.decorators import role_required
-from ledger import selectors
+from ledger import config, selectors
+from ledger.blocks import quorum
+from ledger.public import (
+    COMMITTED_MAX_AGE_S,
+    NEWEST_MAX_AGE_S,
+    cache_for,
+    throttled_when_anonymous,
+)
+from ledger.replica import ReplicaUnavailable
 
 BLOCKS_PER_PAGE = 50
+MAX_KEY_LENGTH = 255
 
 
 def _blocks_page(request: HttpRequest) -> object:
     return Paginator(selectors.block_list(), BLOCKS_PER_PAGE).get_page(request.GET.get("page"))
 
 
-@login_required
+def _json(value: Any) -> str:
+    """Compact JSON for a page (in a ``<code>``, which wraps long values)."""
+    return json.dumps(value, separators=(", ", ": "), sort_keys=True, ensure_ascii=False)
+
+
+def _fields(value: dict[str, Any] | None) -> list[tuple[str, str]]:
+    return [(name, _json(item)) for name, item in sorted((value or {}).items())]
+
+
+@throttled_when_anonymous
 def block_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "ledger/block_list.html", {"page": _blocks_page(request)})
+    response = render(request, "ledger/block_list.html", {"page": _blocks_page(request)})
+    return cache_for(response, request, NEWEST_MAX_AGE_S, accounts=False)
 
 
-@login_required
+@throttled_when_anonymous
 def block_rows(request: HttpRequest) -> HttpResponse:
     """The rows the live page reloads when a block is projected."""
-    return render(request, "ledger/_block_rows.html", {"page": _blocks_page(request)})
+    response = render(request, "ledger/_block_rows.html", {"page": _blocks_page(request)})
+    return cache_for(response, request, NEWEST_MAX_AGE_S, accounts=False)
 
 
-@login_required
+@throttled_when_anonymous
 def block_detail(request: HttpRequest, height: int) -> HttpResponse:
     record = selectors.access_block(height=height)
     header = record.body["header"]
     context = {
         "record": record,
         "header": header,
-        "transactions": selectors.block_transactions(record),
+        "transactions": selectors.block_transactions(record, user=request.user),
         "certificate": record.body["certificate"],
         "proposer_signature": record.body["proposer_signature"],
     }
-    return render(request, "ledger/block_detail.html", context)
+    response = render(request, "ledger/block_detail.html", context)
+    return cache_for(response, request, COMMITTED_MAX_AGE_S)
 
 
-@login_required
+@throttled_when_anonymous
 def transaction_detail(request: HttpRequest, tx_id: str) -> HttpResponse:
-    status = selectors.transaction_status(tx_id=tx_id)
+    status = selectors.transaction_status(tx_id=tx_id, user=request.user)
     proof = status.proof
-    return render(
-        request,
-        "ledger/transaction_detail.html",
-        {"tx": status, "proof": proof, "path": ",".join(proof["path"]) if proof else ""},
-    )
+    context = {
+        "tx": status,
+        "proof": proof,
+        "path": ",".join(proof["path"]) if proof else "",
+        "payload": _fields(status.payload),
+    }
+    response = render(request, "ledger/transaction_detail.html", context)
+    final = status.status != selectors.PENDING
+    return cache_for(response, request, COMMITTED_MAX_AGE_S if final else None)
+
+
+@throttled_when_anonymous
+def validator_list(request: HttpRequest) -> HttpResponse:
+    """The validator set with its public keys, and the genesis document to pin."""
+    genesis = config.load_genesis()
+    context = {
+        "validators": selectors.validator_list(),
+        "genesis": genesis,
+        "document_hash": genesis.document_hash() if genesis is not None else None,
+        "quorum": quorum(len(genesis.validators)) if genesis is not None else None,
+        "document": _fields(genesis.to_json() if genesis is not None else None),
+    }
+    response = render(request, "ledger/validators.html", context)
+    # Short: the page says which validators are up.
+    return cache_for(response, request, NEWEST_MAX_AGE_S, accounts=False)
+
+
+@throttled_when_anonymous
+def state_proof(request: HttpRequest) -> HttpResponse:
+    """A state key's value and its proof against the newest block (``?key=``), as the API's
+    ``GET /api/v1/ledger/state/{key}`` gives it."""
+    key = request.GET.get("key", "").strip()
+    context: dict[str, Any] = {"key": key}
+    if key and len(key) > MAX_KEY_LENGTH:
+        context["error"] = f"A state key is 1-{MAX_KEY_LENGTH} characters."
+    elif key:
+        try:
+            proven = selectors.state_proofs(keys=[key], user=request.user)
+        except ReplicaUnavailable:
+            context["error"] = "No block is projected yet: there is no state to prove."
+        else:
+            (entry,) = proven["entries"]
+            context |= {
+                "proven": proven,
+                "entry": entry,
+                "value": _json(entry["value"]),
+                "proof": [_json(node) for node in entry["proof"]],
+            }
+    return render(request, "ledger/state.html", context)
 
 
 @role_required(Role.GRID_OPERATOR, Role.REGULATOR, Role.ADMIN)

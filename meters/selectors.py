@@ -11,6 +11,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from gridplatform.accounts.models import Role, User
+from meters.chain.schema import reading_key
 from meters.models import METER_ID_REGEX, Meter, MeterToken, Reading
 
 _METER_ID = re.compile(METER_ID_REGEX)
@@ -124,3 +125,27 @@ def latest_flow_list(*, user: User) -> list[LatestFlow]:
             )
         )
     return flows
+
+
+# --- private data on the public ledger (settings.LEDGER_PRIVATE_DATA) ---------------------------
+
+# Meter readings are personal data (docs/ledger.md, "Privacy of meter readings"). The ledger's
+# public reads (ledger.selectors) withhold, unless ``may_see_reading_data``: the ``body`` of the
+# payload of these transaction types (the device-signed readings), whose meter the payload field
+# named here gives; and the values of the state keys under these prefixes, each followed by the
+# meter's id (``meter/reading/<meter>/<start_ms>``, from the owner's key function).
+PRIVATE_TX_TYPES = {"meter.readings": "meter"}
+PRIVATE_STATE_PREFIXES = (reading_key("", 0).removesuffix("/0"),)
+
+
+def may_see_reading_data(user: User, *, meter_id: str) -> bool:
+    """Whether ``user`` may see the readings of meter ``meter_id`` on the ledger: whoever may
+    see them on the site (``reading_list``), that is its owner and those who watch every
+    account (the grid operator, regulators, administrators). Nobody else, anonymous included;
+    for a meter the site does not know, only the watchers."""
+    if not user.is_authenticated:
+        return False
+    if user.watches_accounts:
+        return True
+    owns: bool = Meter.objects.filter(meter_id=meter_id, owner=user).exists()
+    return owns

@@ -1,4 +1,5 @@
-"""The reader's own browser checks a transaction's inclusion proof (WebCrypto SHA-256)."""
+"""The reader's own browser checks a transaction's inclusion proof (WebCrypto SHA-256); the
+explorer is public, so an anonymous visitor walks it too."""
 
 from __future__ import annotations
 
@@ -43,3 +44,24 @@ def test_it_verifies_an_inclusion_proof_in_the_browser(projected: Site, new_page
     page.evaluate("document.querySelector('[data-merkle-proof]').dataset.root = '00'.repeat(32)")
     page.get_by_role("button", name="Verify the proof in my browser").click()
     expect(result).to_have_text("Proof does NOT verify against the block's Merkle root.")
+
+
+def test_an_anonymous_visitor_walks_the_explorer_and_checks_a_proof(
+    projected: Site, new_page: NewPage
+) -> None:
+    block = projected.blocks[2]
+    tx = block.transactions[1]
+    page = new_page()
+    page.goto("/ledger/")
+    expect(page.get_by_role("heading", name="Ledger", exact=True)).to_be_visible()
+    page.get_by_role("link", name="2", exact=True).click()
+    expect(page.get_by_role("heading", name="Block 2")).to_be_visible()
+    expect(page.get_by_text(block.hash)).to_be_visible()
+    page.locator(f'a[href="/ledger/tx/{tx.id}/"]').click()
+    expect(page.get_by_test_id("tx-id")).to_have_text(tx.id)
+    expect(page.get_by_test_id("tx-signature")).to_have_text(tx.signature)
+    page.get_by_role("button", name="Verify the proof in my browser").click()
+    expect(page.locator("[data-merkle-result]")).to_have_text(
+        "Verified in your browser: this transaction is in the block's Merkle root."
+    )
+    expect(page.get_by_role("link", name="Log in")).to_be_visible()  # never logged in

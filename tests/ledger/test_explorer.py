@@ -69,8 +69,27 @@ def test_it_answers_404_for_an_unknown_block_or_transaction(site: Site, prosumer
     assert client.get(reverse("ledger-transaction", args=["not-an-id"])).status_code == 404
 
 
-def test_it_sends_anonymous_visitors_to_log_in(site: Site) -> None:
-    response = Client().get(reverse("ledger-blocks"))
+def test_it_shows_the_explorer_to_anonymous_visitors(site: Site) -> None:
+    """The ledger is public: every explorer page opens without an account (the anonymous ones
+    are tested further in tests/ledger/test_public_ledger.py)."""
+    client = Client()
+    tx = site.blocks[3].transactions[0]
+    for url in (
+        reverse("ledger-blocks"),
+        reverse("ledger-block-rows"),
+        reverse("ledger-block", args=[3]),
+        reverse("ledger-transaction", args=[tx.id]),
+        reverse("ledger-validators"),
+        reverse("ledger-state") + "?key=ledger/supply",
+    ):
+        assert client.get(url).status_code == 200, url
+    page = client.get(reverse("ledger-blocks")).content.decode()
+    assert 'data-height="3"' in page
+    assert "data-live-socket" not in page  # live hints are for accounts (ledger.consumers)
+
+
+def test_it_sends_anonymous_visitors_of_the_consoles_validator_rows_to_log_in(site: Site) -> None:
+    response = Client().get(reverse("ledger-validator-rows"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
 
