@@ -6,6 +6,8 @@ The consoles' live sections each re-fetch a partial when a block commits (``/ws/
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,6 +20,7 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import config as ledger_config
+from ledger import read_model_audit
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from market import selectors as market_selectors
@@ -76,6 +79,8 @@ def operator_console(request: HttpRequest) -> HttpResponse:
         "latest_flows": meter_selectors.latest_flow_list(user=request.user),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
         **supervision_views.operator_context(request.user),
+        # Read models that differ from the chain, in the alerts (ledger.read_model_audit).
+        "audit_alert": read_model_audit.audit_alert(user=request.user),
     }
     return render(request, "console/operator.html", context)
 
@@ -84,12 +89,20 @@ def operator_console(request: HttpRequest) -> HttpResponse:
 
 
 _OPERATORS = (Role.GRID_OPERATOR, Role.ADMIN)
+
+
+def _operator_alerts(user: User) -> dict[str, Any]:
+    """The grid's alerts and, when the latest read-model audit found differences, that one."""
+    return {
+        **supervision_views.operator_alerts(user),
+        "audit_alert": read_model_audit.audit_alert(user=user),
+    }
+
+
 operator_loading_rows = live_partial(
     "console/_feeder_loading_rows.html", supervision_views.loading_rows, *_OPERATORS
 )
-operator_alerts = live_partial(
-    "console/_alert_list.html", supervision_views.operator_alerts, *_OPERATORS
-)
+operator_alerts = live_partial("console/_alert_list.html", _operator_alerts, *_OPERATORS)
 operator_grid_rows = live_partial(
     "console/_grid_rows.html", supervision_views.grid_rows, *_OPERATORS
 )

@@ -4,6 +4,7 @@ Environment variables (a table of them is in the README):
 DEBUG, SECRET_KEY, KEY_ENCRYPTION_KEY, RETIRED_KEY_ENCRYPTION_KEYS, ALLOWED_HOSTS,
 CSRF_TRUSTED_ORIGINS, DATABASE_URL, REDIS_URL, LEDGER_DIR, LEDGER_STORE_URL, LEDGER_VALIDATORS,
 LEDGER_CHAIN_ID, LEDGER_POOL_LIMIT, LEDGER_PENDING_TIMEOUT_S, LEDGER_CATCH_UP_AFTER_S,
+LEDGER_AUDIT_EVERY_S,
 SECURE_SSL_REDIRECT,
 SECURE_PROXY_SSL_HEADER, LOGIN_FAILURE_LIMIT, TIME_ZONE, API_THROTTLE_USER, API_THROTTLE_ANON,
 API_THROTTLE_METER.
@@ -155,6 +156,14 @@ LEDGER_APPLICATIONS: list[str] = ["meters.chain", "market.chain", "supervision.c
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
 # Order matters: supervision's projection reads the contracts the market's has just written.
 LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
+# Each application's audit of its own read models against the committed state, in the same order:
+# modules with audit(*, height, state) -> list[ledger.read_model_audit.Difference] (this first
+# one is the ledger's own). `manage.py audit_read_models` and the beat task below run them.
+LEDGER_READ_MODEL_AUDITS: list[str] = [
+    "ledger.read_model_audit",
+    "market.audit",
+    "supervision.audit",
+]
 # What would refuse a household's orders now (a suspension, a restriction, the grid's state), for
 # the market's pages and refusal messages: a callable (*, address) -> stop | None, whose result
 # has code, reason and until (market.selectors.TradingStop). Supervision provides it; the market,
@@ -177,6 +186,9 @@ SUPERVISION_REVIEW: dict[str, int] = {
 }
 # The read models ask a validator for missed blocks when stalled this long (ledger.services).
 LEDGER_CATCH_UP_AFTER_S = env.int("LEDGER_CATCH_UP_AFTER_S", default=10)
+# How often the beat task ledger.read_models_audit compares every read model with the chain
+# (docs/ledger.md, "Auditing the read models"); differences raise an alert on the operator console.
+LEDGER_AUDIT_EVERY_S = env.int("LEDGER_AUDIT_EVERY_S", default=300)
 # Test-only: lets a validator be started lying (ledger.consensus.Fault), never in production.
 LEDGER_ALLOW_FAULTS = DEBUG and env.bool("LEDGER_ALLOW_FAULTS", default=False)
 
@@ -236,6 +248,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.projection_catch_up",
         "schedule": timedelta(seconds=10),
         "options": {"expires": 10},
+    },
+    "ledger-read-models-audit": {
+        "task": "ledger.read_models_audit",
+        "schedule": timedelta(seconds=LEDGER_AUDIT_EVERY_S),
+        "options": {"expires": LEDGER_AUDIT_EVERY_S},
     },
 }
 

@@ -220,3 +220,29 @@ class ValidatorStatus(models.Model):
 
     def __str__(self) -> str:
         return f"validator {self.index}"
+
+
+class ReadModelAudit(models.Model):
+    """One run of the read-model audit (``ledger.read_model_audit``): every read model compared
+    with the committed state at ``height``. Append-only: a run is never changed, the next one
+    is a new row; the grid operator's console shows the latest.
+
+    ``differences`` holds the first ``read_model_audit.STORED`` of them, each
+    ``{"model", "row", "field", "chain", "site", "height"}``; ``difference_count`` all of them.
+    """
+
+    ran_at = models.DateTimeField(default=timezone.now, db_index=True)
+    height = models.BigIntegerField(help_text="The projected height the read models were at.")
+    difference_count = models.PositiveIntegerField()
+    differences = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                name="read_model_audit_height_non_negative", condition=models.Q(height__gte=0)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"read-model audit at height {self.height}: {self.difference_count} differences"

@@ -14,7 +14,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
-from ledger import config, projection, runtime, services
+from ledger import config, projection, read_model_audit, runtime, services
 
 
 def _mine(index: int) -> bool:
@@ -82,6 +82,15 @@ def block_committed(index: int, block: str | dict[str, Any]) -> None:
 def projection_catch_up() -> None:
     """Periodic: if validators report blocks the read models lack, ask one to send them again."""
     services.projection_catch_up()
+
+
+@shared_task(
+    name="ledger.read_models_audit", ignore_result=True, time_limit=300, soft_time_limit=280
+)
+def read_models_audit() -> None:
+    """Periodic: compare every read model with the chain, record the run; differences are
+    logged at ERROR and shown on the grid operator's console (ledger.read_model_audit)."""
+    read_model_audit.read_models_audit()
 
 
 @shared_task(name="ledger.validator_status", ignore_result=True, time_limit=30, soft_time_limit=25)

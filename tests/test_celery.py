@@ -33,6 +33,7 @@ def test_it_schedules_only_tasks_that_exist() -> None:
     assert scheduled == {
         "gridplatform.accounts.tasks.sessions_clear_expired",
         "ledger.projection_catch_up",
+        "ledger.read_models_audit",
         "market.slots_clear",
         "market.slots_settle",
         "meters.relay_pending",

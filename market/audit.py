@@ -1,0 +1,283 @@
+"""The market's read models against the chain (``ledger.read_model_audit``; named in
+``settings.LEDGER_READ_MODEL_AUDITS``).
+
+Against the state at the audited height (``market.chain.schema``):
+
+* ``MarketAccount.locked`` against ``market/locked/<address>`` (absent: 0); a row for an
+  address that is no account on the chain is a row the chain does not have. (Its ``feeder`` is
+  supervision's to audit, as it is supervision's to project.)
+* ``Order`` and ``Offer``: every ``market/order/<id>`` / ``market/offer/<id>`` has its row,
+  ``open``, with the record's owner, slot, price, energy, remainder, margin and block (an
+  offer's buyer, an order's side); a row whose key is gone is not ``open`` and locks nothing.
+  Every order and offer a contract names (``seller_tx``, and ``buyer_tx`` but for an offer's
+  acceptance) has its row.
+* ``Contract``: every ``market/contract/<id>`` and every row, field by field.
+* ``SlotSettlement`` and ``SettlementLine``: every ``market/settlement/<slot>`` and
+  ``market/settlement/<slot>/<n>`` and every row, field by field.
+
+Not yet (history no longer in the state; the blocks' events will give it): how a closed order
+or offer closed (``filled`` / ``cancelled`` / ``expired``, its remainder, ``closed_height``),
+and closed ones no contract names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger import application
+from ledger.projection import datetime_of_ms, ms_of_datetime
+from ledger.read_model_audit import Comparison, Difference
+from ledger.state import State
+from market.chain import schema
+from market.models import (
+    Contract,
+    MarketAccount,
+    Offer,
+    OfferStatus,
+    Order,
+    OrderStatus,
+    SettlementLine,
+    SlotSettlement,
+)
+
+CHUNK = 2_000
+CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
+
+
+def audit(*, height: int, state: State) -> list[Difference]:
+    found = Comparison(height)
+    _accounts(found, state)
+    contracts = _contracts(found, state)
+    _orders(found, state, contracts)
+    _offers(found, state, contracts)
+    _settlements(found, state, contracts)
+    return found.differences
+
+
+def _suffixes(state: State, prefix: str) -> list[str]:
+    return [key[len(prefix) :] for key in state.keys(prefix)]
+
+
+def _accounts(found: Comparison, state: State) -> None:
+    locked = {a: schema.locked(state, a) for a in _suffixes(state, schema.LOCKED_PREFIX)}
+    seen = set()
+    for address, site in MarketAccount.objects.values_list("address", "locked").iterator(CHUNK):
+        seen.add(address)
+        if application.account(state, address) is None:
+            found.stray(MarketAccount, address)
+            continue
+        found.fields(MarketAccount, address, {"locked": locked.get(address, 0)}, {"locked": site})
+    for address in sorted(set(locked) - seen):
+        found.missing(MarketAccount, address)
+
+
+# --- contracts -----------------------------------------------------------------------------------
+
+CONTRACT_FIELDS = (
+    "kind",
+    "index",
+    "seller",
+    "buyer",
+    "energy_wh",
+    "price",
+    "network_fee",
+    "penalty_bps",
+    "escrow",
+    "deposit",
+    "seller_tx",
+    "buyer_tx",
+    "tx",
+    "height",
+)
+
+
+def _contracts(found: Comparison, state: State) -> dict[str, schema.Contract]:
+    """Compare the contracts; return the chain's, by id."""
+    chain: dict[str, schema.Contract] = {}
+    for contract_id in _suffixes(state, schema.CONTRACT_PREFIX):
+        made = schema.contract(state, contract_id)
+        assert made is not None
+        chain[contract_id] = made
+    columns = (*CONTRACT_FIELDS, "slot", "made_at", "grid", "vetoed", "acts")
+    seen = set()
+    for row in Contract.objects.values("id", *columns).iterator(CHUNK):
+        seen.add(row["id"])
+        made = chain.get(row["id"])
+        if made is None:
+            found.stray(Contract, row["id"])
+            continue
+        record: dict[str, Any] = dict(made)
+        expected = {name: record[name] for name in CONTRACT_FIELDS}
+        expected |= {
+            "slot": datetime_of_ms(made["slot"]),
+            "made_at": datetime_of_ms(made["timestamp_ms"]),
+            "grid": made.get("grid"),
+            "vetoed": bool(made.get("vetoed")),
+            "acts": made.get("acts", []),
+        }
+        found.fields(Contract, row["id"], expected, row)
+    for contract_id in sorted(set(chain) - seen):
+        found.missing(Contract, contract_id)
+    return chain
+
+
+# --- orders and offers ---------------------------------------------------------------------------
+
+COLUMNS = ("owner", "slot", "price", "energy_wh", "remaining_wh", "locked", "height")
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + 500] for start in range(0, len(ids), 500)]
+
+
+def _open_rows(
+    found: Comparison, state: State, model: type[Order] | type[Offer], prefix: str, extra: str
+) -> set[str]:
+    """Open rows against the keys (``extra``: the side of an order, the buyer of an offer):
+    each key's row, open, field by field; each open row's key; nothing locked by a closed one.
+    Returns the ids the chain has open."""
+    status = OrderStatus.OPEN if model is Order else OfferStatus.OPEN
+    records: dict[str, dict[str, Any]] = {
+        i: state.get(prefix + i) for i in _suffixes(state, prefix)
+    }
+
+    def compare(row: dict[str, Any]) -> None:
+        record = records[row["id"]]
+        expected = {name: record[name] for name in (*COLUMNS, extra)}
+        expected |= {"slot": datetime_of_ms(record["slot"]), "status": status}
+        found.fields(model, row["id"], expected, row)
+
+    columns = ("id", *COLUMNS, extra, "status")
+    seen = set()
+    for row in model.objects.filter(status=status).order_by("id").values(*columns).iterator(CHUNK):
+        seen.add(row["id"])
+        if row["id"] in records:
+            compare(row)
+        else:  # open on the site, gone from the chain
+            found.fields(model, row["id"], {"status": CLOSED}, {"status": status})
+    # The chain's open ones that are not open on the site (none, unless a row was changed).
+    rest = sorted(set(records) - seen)
+    rows: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(rest):
+        rows |= {row["id"]: row for row in model.objects.filter(id__in=chunk).values(*columns)}
+    for row_id in rest:
+        if row_id in rows:
+            compare(rows[row_id])
+        else:
+            found.missing(model, row_id)
+    closed = model.objects.exclude(status=status).exclude(locked=0).order_by("id")
+    for row_id, locked in closed.values_list("id", "locked").iterator(CHUNK):
+        if row_id not in records:  # else compared with its key above
+            found.fields(model, row_id, {"locked": 0}, {"locked": locked})
+    return set(records)
+
+
+def _named(found: Comparison, model: type[Order] | type[Offer], named: dict[str, str]) -> None:
+    """Every order or offer a contract names (id -> its owner) has its row, of that owner."""
+    owners = {}
+    for row_id, owner in model.objects.values_list("id", "owner").iterator(CHUNK):
+        if row_id in named:
+            owners[row_id] = owner
+    for row_id, owner in sorted(named.items()):
+        if row_id not in owners:
+            found.missing(model, row_id)
+        else:
+            found.fields(model, row_id, {"owner": owner}, {"owner": owners[row_id]})
+
+
+def _orders(found: Comparison, state: State, contracts: dict[str, schema.Contract]) -> None:
+    open_ids = _open_rows(found, state, Order, schema.ORDER_PREFIX, "side")
+    named: dict[str, str] = {}
+    for made in contracts.values():
+        if made["kind"] != "offer":
+            named[made["seller_tx"]] = made["seller"]
+            named[made["buyer_tx"]] = made["buyer"]
+    # An open order's row was compared above: here those whose key is gone.
+    _named(found, Order, {i: owner for i, owner in named.items() if i not in open_ids})
+
+
+def _offers(found: Comparison, state: State, contracts: dict[str, schema.Contract]) -> None:
+    open_ids = _open_rows(found, state, Offer, schema.OFFER_PREFIX, "buyer")
+    # An offer's contract names the offer (seller_tx) and its acceptance, which has no row.
+    named = {
+        made["seller_tx"]: made["seller"]
+        for made in contracts.values()
+        if made["kind"] == "offer" and made["seller_tx"] not in open_ids
+    }
+    _named(found, Offer, named)
+
+
+# --- settlements ---------------------------------------------------------------------------------
+
+SUMMARY_FIELDS = (
+    "contracts",
+    "energy_wh",
+    "delivered_wh",
+    "paid",
+    "fees",
+    "penalties",
+    "shortfalls",
+    "tx",
+    "height",
+)
+LINE_FIELDS = (
+    "seller",
+    "buyer",
+    "energy_wh",
+    "export_wh",
+    "delivered_wh",
+    "paid",
+    "fee",
+    "penalty",
+    "escrow_released",
+    "deposit_released",
+)
+
+
+def _settlements(found: Comparison, state: State, contracts: dict[str, schema.Contract]) -> None:
+    summaries: dict[int, schema.Settlement] = {}
+    results: dict[str, schema.SettlementResult] = {}
+    for key in state.keys(schema.SETTLEMENT_PREFIX):
+        value = state.get(key)
+        if "contract" in value:  # market/settlement/<slot>/<n>
+            results[value["contract"]] = value
+        else:  # market/settlement/<slot>
+            summaries[value["slot"]] = value
+
+    seen_slots = set()
+    for row in SlotSettlement.objects.values("slot", *SUMMARY_FIELDS, "settled_at").iterator(CHUNK):
+        slot = row["slot"]
+        slot_ms = ms_of_datetime(slot)
+        seen_slots.add(slot_ms)
+        summary = summaries.get(slot_ms)
+        if summary is None:
+            found.stray(SlotSettlement, str(slot_ms))
+            continue
+        record = dict(summary)
+        expected = {name: record[name] for name in SUMMARY_FIELDS}
+        expected["settled_at"] = datetime_of_ms(summary["timestamp_ms"])
+        found.fields(SlotSettlement, str(slot_ms), expected, row)
+    for slot_ms in sorted(set(summaries) - seen_slots):
+        found.missing(SlotSettlement, str(slot_ms))
+
+    seen_lines = set()
+    columns = ("contract_id", "slot", *LINE_FIELDS, "height", "settled_at")
+    for row in SettlementLine.objects.values(*columns).iterator(CHUNK):
+        contract_id = row["contract_id"]
+        seen_lines.add(contract_id)
+        result = results.get(contract_id)
+        if result is None:
+            found.stray(SettlementLine, contract_id)
+            continue
+        slot_ms = contracts[contract_id]["slot"]
+        summary = summaries[slot_ms]  # a slot's lines and summary are written in one block
+        line: dict[str, Any] = dict(result)
+        expected = {name: line[name] for name in LINE_FIELDS}
+        expected |= {
+            "slot": datetime_of_ms(slot_ms),
+            "height": summary["height"],
+            "settled_at": datetime_of_ms(summary["timestamp_ms"]),
+        }
+        found.fields(SettlementLine, contract_id, expected, row)
+    for contract_id in sorted(set(results) - seen_lines):
+        found.missing(SettlementLine, contract_id)
