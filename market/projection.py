@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Sum
-
 from ledger.blocks import Block
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.state import State
@@ -109,12 +107,17 @@ def _contracts(block: Block, changes: dict[str, Any]) -> None:
 
 
 def _matched(ids: set[str], column: str) -> dict[str, int]:
-    rows = (
-        Contract.objects.filter(**{f"{column}__in": ids})
-        .values(column)
-        .annotate(total=Sum("energy_wh"))
+    """The energy each order (or offer) traded: its contracts' energy as they were made. A
+    regulator's curtailment or veto cuts a contract, not the order: on the chain the order's
+    remainder does not grow back, so neither does the row's."""
+    matched: dict[str, int] = {}
+    rows = Contract.objects.filter(**{f"{column}__in": ids}).values_list(
+        column, "energy_wh", "acts"
     )
-    return {row[column]: row["total"] for row in rows}
+    for order_id, energy_wh, acts in rows:
+        made_for = acts[0]["energy_wh_before"] if acts else energy_wh
+        matched[order_id] = matched.get(order_id, 0) + made_for
+    return matched
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,15 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
+from gridplatform.accounts.models import User
+from ledger import read_model_audit
 from ledger.identity import KeyPair
 from ledger.projection import datetime_of_ms
+from market.chain import schema as market_schema
 from market.models import Contract, MarketAccount, Offer, Order
-from tests.ledger.chains import HOUSEHOLDS, OPERATOR, build_chain, recent_start_ms
+from tests.ledger.chains import HOUSEHOLDS, OPERATOR, REGULATOR, build_chain, recent_start_ms
 from tests.ledger.site import Site, use_network
+from tests.supervision import support as supervised
 
 pytestmark = pytest.mark.django_db
 SLOT_MS = 900_000
@@ -123,3 +127,39 @@ def test_it_projects_orders_contracts_offers_and_margins_and_rebuilds_them_exact
     call_command("rebuild_read_models", node=0, stdout=out)
     assert f"blocks 0..{late.height}" in out.getvalue()
     assert dump() == live
+
+
+def test_an_open_orders_remainder_stays_when_a_regulator_curtails_its_contract(
+    settings: Any,
+    tmp_path: Path,
+    grid_operator: User,
+    regulator: User,
+    prosumer: User,
+    consumer: User,
+) -> None:
+    """A curtailment cuts a contract, not the orders that made it: on the chain the seller's
+    resting order keeps the remainder it had; the read model must not give the cut energy
+    back to it (found by the read-model audit)."""
+    site = supervised.supervised_site(
+        settings,
+        tmp_path,
+        grid_operator=grid_operator,
+        regulator=regulator,
+        households={prosumer: "f1", consumer: "f2"},
+    )
+    slot = supervised.slot_at(site, 4)
+    sell = supervised.order(site, prosumer, "sell", 1_000, 100, slot)
+    supervised.commit(site, [sell])
+    supervised.commit(site, [supervised.order(site, consumer, "buy", 400, 100, slot)])
+    made = Contract.objects.get(seller_tx=sell.id)
+    cut = site.sign(
+        REGULATOR, "supervision.contract.curtail", contract=made.id, energy_wh=100, reason="why"
+    )
+    supervised.commit(site, [cut])
+    supervised.commit(
+        site, [supervised.order(site, consumer, "buy", 300, 100, slot)]
+    )  # touches the order again
+    on_chain = site.state.get(market_schema.order_key(sell.id))
+    assert on_chain["remaining_wh"] == 300
+    assert Order.objects.get(id=sell.id).remaining_wh == 300
+    assert read_model_audit.read_models_compare().differences == []
