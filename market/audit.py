@@ -39,6 +39,7 @@ from market.models import (
     SettlementLine,
     SlotSettlement,
 )
+from market.projection import SETTLEMENT_LINE_FIELDS
 
 CHUNK = 2_000
 CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
@@ -220,18 +221,7 @@ SUMMARY_FIELDS = (
     "tx",
     "height",
 )
-LINE_FIELDS = (
-    "seller",
-    "buyer",
-    "energy_wh",
-    "export_wh",
-    "delivered_wh",
-    "paid",
-    "fee",
-    "penalty",
-    "escrow_released",
-    "deposit_released",
-)
+LINE_FIELDS = SETTLEMENT_LINE_FIELDS
 
 
 def _settlements(found: Comparison, state: State, contracts: dict[str, schema.Contract]) -> None:

@@ -204,6 +204,22 @@ def _accounts(changes: dict[str, Any]) -> None:
         account.save()
 
 
+# A settlement line's fields, as the chain's per-contract result has them (``market.audit``
+# compares the same ones).
+SETTLEMENT_LINE_FIELDS = (
+    "seller",
+    "buyer",
+    "energy_wh",
+    "export_wh",
+    "delivered_wh",
+    "paid",
+    "fee",
+    "penalty",
+    "escrow_released",
+    "deposit_released",
+)
+
+
 def _settlements(changes: dict[str, Any]) -> None:
     """A settled slot's summary and one line per contract. A slot settles once, in one block:
     its lines carry the summary's block and time."""
@@ -234,21 +250,7 @@ def _settlements(changes: dict[str, Any]) -> None:
             contract=contract,
             defaults={
                 "slot": contract.slot,
-                **{
-                    name: value[name]
-                    for name in (
-                        "seller",
-                        "buyer",
-                        "energy_wh",
-                        "export_wh",
-                        "delivered_wh",
-                        "paid",
-                        "fee",
-                        "penalty",
-                        "escrow_released",
-                        "deposit_released",
-                    )
-                },
+                **{name: value[name] for name in SETTLEMENT_LINE_FIELDS},
                 "height": summary["height"],
                 "settled_at": datetime_of_ms(summary["timestamp_ms"]),
             },

@@ -111,15 +111,13 @@ class LiveServer:
             self.process.join()
 
 
-def server_for_network(network: Any) -> LiveServer:
-    """A test server whose processes sign and submit to ``network`` (a ``LiveNetwork``): the
-    spawned server reads the ledger's place from its environment, set only while it starts."""
+def server_with_environment(**environment: str) -> LiveServer:
+    """A test server started with ``environment`` added to its own: the spawned server reads
+    its settings (the ledger's place) from the environment, set here only while it starts."""
     from django.db import connection
 
-    names = ("LEDGER_DIR", "LEDGER_STORE_URL")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["LEDGER_DIR"] = str(network.directory)
-    os.environ["LEDGER_STORE_URL"] = network.store_template
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         return LiveServer(database_name=str(connection.settings_dict["NAME"]))
     finally:
@@ -128,6 +126,13 @@ def server_for_network(network: Any) -> LiveServer:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def server_for_network(network: Any) -> LiveServer:
+    """A test server whose processes sign and submit to ``network`` (a ``LiveNetwork``)."""
+    return server_with_environment(
+        LEDGER_DIR=str(network.directory), LEDGER_STORE_URL=network.store_template
+    )
 
 
 def check_while_live(page: Any, locator: Any, attempts: int = 3) -> None:

@@ -3,7 +3,6 @@ their tables show the same numbers, and nothing breaks the site's strict CSP."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -11,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from market.flows import floor_to_slot
-from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.support import LiveServer, outside_event_loop, server_with_environment
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, ContractFactory, SettlementLineFactory, UserFactory
 from tests.meters.support import iso, register
@@ -47,15 +45,7 @@ def no_network(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def _live_server(django_db_setup: None, no_network: Path) -> Iterator[LiveServer]:
     """The conftest's server, started with that LEDGER_DIR in its environment."""
-    previous = os.environ.get("LEDGER_DIR")
-    os.environ["LEDGER_DIR"] = str(no_network)
-    try:
-        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
-    finally:
-        if previous is None:
-            os.environ.pop("LEDGER_DIR", None)
-        else:
-            os.environ["LEDGER_DIR"] = previous
+    server = server_with_environment(LEDGER_DIR=str(no_network))
     yield server
     server.stop()
 

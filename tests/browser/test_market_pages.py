@@ -3,20 +3,23 @@ to the form, a good order is submitted, and the order appears when its block com
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from playwright.sync_api import Page, expect
 
 from gridplatform.accounts.models import User
 from ledger.crypto import Transaction
 from ledger.models import SubmittedTransaction
-from tests.browser.support import LiveServer, check_while_live, outside_event_loop
+from tests.browser.support import (
+    LiveServer,
+    check_while_live,
+    outside_event_loop,
+    server_with_environment,
+)
 from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
@@ -40,15 +43,7 @@ def _live_server(django_db_setup: None, network: tuple[Path, Chain]) -> Iterator
     """The conftest's server, started with this network's LEDGER_DIR in its environment: the
     server signs and submits the household's transactions, so it must know the network."""
     directory, _ = network
-    previous = os.environ.get("LEDGER_DIR")
-    os.environ["LEDGER_DIR"] = str(directory)
-    try:
-        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
-    finally:
-        if previous is None:
-            os.environ.pop("LEDGER_DIR", None)
-        else:
-            os.environ["LEDGER_DIR"] = previous
+    server = server_with_environment(LEDGER_DIR=str(directory))
     yield server
     server.stop()
 

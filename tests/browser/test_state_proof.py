@@ -5,7 +5,6 @@ read model disagrees with what the validators signed, and refuses a tampered pro
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from playwright.sync_api import Locator, Page, Route, expect
 
 from gridplatform.accounts.models import User
@@ -23,7 +21,7 @@ from ledger.models import LedgerAccount
 from ledger.trie import EMPTY, Trie
 from ledger.trie import verify as trie_verify
 from market.models import MarketAccount
-from tests.browser.support import LiveServer, outside_event_loop
+from tests.browser.support import LiveServer, outside_event_loop, server_with_environment
 from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.chains import OPERATOR, VALIDATORS, Chain, build_chain, recent_start_ms
@@ -56,15 +54,7 @@ def _live_server(django_db_setup: None, network: tuple[Path, Chain]) -> Iterator
     """The conftest's server, started with this network's LEDGER_DIR in its environment: the
     dashboard embeds the genesis validators' keys, and the proofs are read from its replica."""
     directory, _ = network
-    previous = os.environ.get("LEDGER_DIR")
-    os.environ["LEDGER_DIR"] = str(directory)
-    try:
-        server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
-    finally:
-        if previous is None:
-            os.environ.pop("LEDGER_DIR", None)
-        else:
-            os.environ["LEDGER_DIR"] = previous
+    server = server_with_environment(LEDGER_DIR=str(directory))
     yield server
     server.stop()
 
