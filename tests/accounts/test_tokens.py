@@ -14,7 +14,8 @@ from django.urls import reverse
 from gridplatform.accounts import services
 from gridplatform.accounts.models import ApiToken, User
 
-VALIDATORS = "/api/v1/ledger/validators"
+VALIDATORS = "/api/v1/ledger/validators"  # public, but a token given must be a valid one
+ACCOUNT = "/api/v1/account"  # for accounts only
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +149,7 @@ def test_it_turns_a_wrong_token_away_with_401(prosumer: User, header: str) -> No
 @pytest.mark.parametrize("header", [None, "Bearer abc", "Basic dXNlcjpwYXNz"])
 def test_it_asks_a_caller_without_a_token_to_authenticate(db: None, header: str | None) -> None:
     client = Client(HTTP_AUTHORIZATION=header) if header else Client()
-    response = client.get(VALIDATORS)
+    response = client.get(ACCOUNT)
     assert response.status_code == 401
     assert response.json() == {
         "code": "not_authenticated",
