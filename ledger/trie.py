@@ -100,25 +100,24 @@ class _Leaf:
 
 
 class _Branch:
-    __slots__ = ("cached", "children", "prefix")
+    __slots__ = ("bitmap", "cached", "children", "prefix")
 
     def __init__(self, prefix: tuple[int, ...], children: list[_Node | None]) -> None:
         self.prefix = prefix
         self.children = children
         self.cached: bytes | None = None
+        # Bit i set when there is a child at nibble i; kept up to date as children come and go.
+        self.bitmap = sum(1 << i for i, child in enumerate(children) if child is not None)
 
     def digest(self) -> bytes:
-        if self.cached is None:  # branch_hash, with the children already in nibble order
-            bitmap = 0
-            hashes = []
-            for index, child in enumerate(self.children):
-                if child is not None:
-                    bitmap |= 1 << index
-                    cached = child.cached  # most children did not change: no call for them
-                    hashes.append(cached if cached is not None else child.digest())
-            head = bytes([len(self.prefix), *self.prefix]) + bitmap.to_bytes(2, "big")
-            self.cached = _sha256(BRANCH_TAG + head + b"".join(hashes)).digest()
-        return self.cached
+        cached = self.cached
+        if cached is None:  # branch_hash, with the children already in nibble order
+            prefix = self.prefix
+            # Most children did not change: their hash is remembered (and never empty).
+            hashes = [c.cached or c.digest() for c in self.children if c is not None]
+            head = bytes((len(prefix), *prefix)) + self.bitmap.to_bytes(2, "big")
+            cached = self.cached = _sha256(BRANCH_TAG + head + b"".join(hashes)).digest()
+        return cached
 
 
 _Node = _Leaf | _Branch
@@ -132,35 +131,62 @@ def _common(path: bytes, other: bytes, start: int) -> int:
     return n - start
 
 
+def _split_leaf(leaf: _Leaf, depth: int, path: bytes, value: bytes) -> _Branch:
+    """The branch that holds ``leaf`` and a new leaf for ``path``, below ``depth``."""
+    shared = _common(leaf.path, path, depth)
+    at = depth + shared
+    children: list[_Node | None] = [None] * 16
+    children[nibble(leaf.path, at)] = leaf
+    children[nibble(path, at)] = _Leaf(path, value)
+    return _Branch(tuple(nibble(path, i) for i in range(depth, at)), children)
+
+
 def _insert(node: _Node | None, depth: int, path: bytes, value: bytes) -> _Node:
+    """``node`` (the subtrie below ``depth``) with ``path`` set to ``value``; walks down in a
+    loop, marking the branches on the way as changed, and replaces one child at most."""
     if node is None:
         return _Leaf(path, value)
-    if isinstance(node, _Leaf):
-        if node.path == path:
-            node.value = value
-            node.cached = None
-            return node
-        shared = _common(node.path, path, depth)
-        children: list[_Node | None] = [None] * 16
-        at = depth + shared
-        children[nibble(node.path, at)] = node
-        children[nibble(path, at)] = _Leaf(path, value)
-        prefix = tuple(nibble(path, i) for i in range(depth, at))
-        return _Branch(prefix, children)
-    prefix = node.prefix
-    for k, expected in enumerate(prefix):
-        if nibble(path, depth + k) != expected:  # the path leaves the prefix: split it
-            children = [None] * 16
-            node.prefix = prefix[k + 1 :]
-            node.cached = None
-            children[expected] = node
-            children[nibble(path, depth + k)] = _Leaf(path, value)
-            return _Branch(prefix[:k], children)
-    at = depth + len(prefix)
-    index = nibble(path, at)
-    node.children[index] = _insert(node.children[index], at + 1, path, value)
-    node.cached = None
-    return node
+    top = node
+    parent: _Branch | None = None
+    slot = 0
+    while True:
+        if node.__class__ is _Leaf:
+            leaf: _Leaf = node  # type: ignore[assignment]
+            if leaf.path == path:
+                leaf.value = value
+                leaf.cached = None
+                return top
+            replacement: _Node = _split_leaf(leaf, depth, path, value)
+            break
+        branch: _Branch = node  # type: ignore[assignment]
+        branch.cached = None
+        prefix = branch.prefix
+        for k, expected in enumerate(prefix):
+            i = depth + k
+            byte = path[i >> 1]
+            if (byte & 15 if i & 1 else byte >> 4) != expected:  # leaves the prefix: split it
+                children: list[_Node | None] = [None] * 16
+                branch.prefix = prefix[k + 1 :]
+                children[expected] = branch
+                children[byte & 15 if i & 1 else byte >> 4] = _Leaf(path, value)
+                replacement = _Branch(prefix[:k], children)
+                break
+        else:
+            at = depth + len(prefix)
+            byte = path[at >> 1]
+            index = byte & 15 if at & 1 else byte >> 4
+            child = branch.children[index]
+            if child is None:
+                branch.children[index] = _Leaf(path, value)
+                branch.bitmap |= 1 << index
+                return top
+            parent, slot, node, depth = branch, index, child, at + 1
+            continue
+        break
+    if parent is None:
+        return replacement
+    parent.children[slot] = replacement
+    return top
 
 
 def _delete(node: _Node | None, depth: int, path: bytes) -> _Node | None:
@@ -177,7 +203,9 @@ def _delete(node: _Node | None, depth: int, path: bytes) -> _Node | None:
     child = node.children[index]
     if child is None:
         return node
-    node.children[index] = _delete(child, at + 1, path)
+    node.children[index] = below = _delete(child, at + 1, path)
+    if below is None:
+        node.bitmap &= ~(1 << index)
     node.cached = None
     remaining = [i for i, c in enumerate(node.children) if c is not None]
     if len(remaining) > 1:
