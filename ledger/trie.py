@@ -151,7 +151,7 @@ def _insert(node: _Node | None, depth: int, path: bytes, value: bytes) -> _Node:
     slot = 0
     while True:
         if node.__class__ is _Leaf:
-            leaf: _Leaf = node  # type: ignore[assignment]
+            leaf: _Leaf = node
             if leaf.path == path:
                 leaf.value = value
                 leaf.cached = None
