@@ -15,6 +15,7 @@ projection verified each one, and the replica checks each block's certified stat
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -73,6 +74,8 @@ def _load() -> tuple[int, State]:
                 "The site's copy of the ledger state does not match what the validators "
                 "signed; the grid operator must rebuild it (manage.py rebuild_read_models)."
             )
+        # Long-lived and acyclic: out of the cyclic collector's way (as in ledger.runtime).
+        gc.freeze()
         return cursor.height, state
 
 
