@@ -168,18 +168,29 @@ class Validator:
     def submit_many(self, items: Sequence[Any]) -> list[str | None]:
         """Admit transactions in order, each as :meth:`submit` would; their codes (None: in).
 
-        The consensus hears once that transactions are waiting, however many came in."""
-        codes = [self._admit(data) for data in items]
+        The consensus hears once that transactions are waiting, however many came in, and the
+        store is asked once which of them are committed already."""
+        parsed = [self._parse(data) for data in items]
+        fresh = [tx.id for tx in parsed if tx is not None and tx.id not in self.pool]
+        committed = self.store.committed_ids(fresh) if fresh else set()
+        codes = [self._admit(tx, committed) for tx in parsed]
         if any(code is None for code in codes):
             self._run(self.node.on_transactions_available())
         return codes
 
-    def _admit(self, data: Any) -> str | None:
+    @staticmethod
+    def _parse(data: Any) -> Transaction | None:
         try:
-            tx = Transaction.from_json(data)
+            return Transaction.from_json(data)
         except (LedgerCryptoError, IdentityError, TypeError, ValueError):
+            return None
+
+    def _admit(self, tx: Transaction | None, committed: set[str]) -> str | None:
+        """``tx``'s admission code (None: into the pool); ``committed``: the ids of its batch
+        that stored blocks include."""
+        if tx is None:
             return "malformed"
-        if tx.id in self.pool or self.store.locate_tx(tx.id) is not None:
+        if tx.id in self.pool or tx.id in committed:
             return "duplicate"
         if len(self.pool) >= self.pool_limit:
             return "pool_full"

@@ -446,6 +446,18 @@ class Store:
         rows = self._db.query("SELECT height, position FROM tx_index WHERE tx_id = ?", (tx_id,))
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
+    def committed_ids(self, tx_ids: Sequence[str]) -> set[str]:
+        """Those of ``tx_ids`` that a stored block includes: one query per 500 ids, not one per
+        transaction (a validator admits transactions in batches; on PostgreSQL each query is a
+        round trip)."""
+        found: set[str] = set()
+        for start in range(0, len(tx_ids), 500):
+            chunk = list(tx_ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._db.query(f"SELECT tx_id FROM tx_index WHERE tx_id IN ({marks})", chunk)  # noqa: S608  (placeholders only)
+            found.update(str(row[0]) for row in rows)
+        return found
+
     def truncate_from(self, height: int) -> None:
         """Delete the blocks at ``height`` and above, and their index rows, in one transaction.
 

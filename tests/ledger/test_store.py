@@ -298,3 +298,14 @@ def test_it_refuses_to_open_a_postgres_database_that_does_not_exist() -> None:
         open_store(url)
     with pytest.raises(ledger_store.UnsupportedStoreURL):
         ledger_store.create_database(f"{chains.postgres_server()}/bad-name;drop")
+
+
+def test_it_tells_which_of_many_transactions_are_committed(
+    store: Store, chain: chains.Chain
+) -> None:
+    chains.write_chain(store, chain, through=3)
+    included = [tx.id for block in chain.blocks[1:4] for tx in block.transactions]
+    later = [tx.id for block in chain.blocks[4:] for tx in block.transactions]
+    many = [f"{n:064x}" for n in range(1_200)]  # more than one query's worth
+    assert store.committed_ids([*later, *included, *many]) == set(included)
+    assert store.committed_ids([]) == set()
