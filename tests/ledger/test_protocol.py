@@ -38,6 +38,18 @@ def network(tmp_path: Path, settings: Any) -> Path:
     return tmp_path
 
 
+def _start(network: Path, index: int, store: Any) -> Validator:
+    return Validator(
+        genesis=Genesis.from_json_file(network / "genesis.json"),
+        index=index,
+        keys=VALIDATORS[index],
+        store=store,
+        registry=registry(),
+        transport=_Silent(),
+        now_ms=0,
+    )
+
+
 def _as_protocol_1(url: str) -> None:
     """What a store written before protocol 2 looks like: no protocol mark."""
     raw_sql(url, "DELETE FROM meta WHERE key = 'protocol'")
@@ -69,15 +81,7 @@ def test_a_validator_refuses_a_store_of_protocol_1(network: Path) -> None:
     _as_protocol_1(url)
     store = open_store(url)
     with pytest.raises(ProtocolMismatch, match="protocol 1"):
-        Validator(
-            genesis=Genesis.from_json_file(network / "genesis.json"),
-            index=1,
-            keys=VALIDATORS[1],
-            store=store,
-            registry=registry(),
-            transport=_Silent(),
-            now_ms=0,
-        )
+        _start(network, 1, store)
     with pytest.raises(ProtocolMismatch):
         store.init_schema()  # nor is it stamped as protocol 2 by initializing it again
     store.close()
@@ -98,13 +102,5 @@ def test_a_validator_refuses_a_stored_state_its_tip_does_not_certify(network: Pa
     raw_sql(url, "UPDATE state SET value = '999999' WHERE key = ?", (row[0][0],))
     store = open_store(url)
     with pytest.raises(StateMismatch, match="ledger repair --node 3"):
-        Validator(
-            genesis=Genesis.from_json_file(network / "genesis.json"),
-            index=3,
-            keys=VALIDATORS[3],
-            store=store,
-            registry=registry(),
-            transport=_Silent(),
-            now_ms=0,
-        )
+        _start(network, 3, store)
     store.close()

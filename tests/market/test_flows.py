@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,29 +20,12 @@ from market import flows
 from market.chain.options import Options
 from market.flows import floor_to_slot, household_flows
 from tests.factories import ContractFactory, SettlementLineFactory
-from tests.meters.support import register, store_readings
+from tests.meters.support import at, default_market, logged_in, register, store_readings  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_market")]
 SLOT = timedelta(minutes=15)
 # Mid-slot: the period ends with the slot 12:00-12:15 that holds it.
 NOW = datetime(2026, 3, 10, 12, 7, 30, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _default_market(settings: Any, tmp_path: Path) -> None:
-    """No genesis document: the market's default options (15-minute slots), whatever the
-    checkout's own ledger directory holds."""
-    settings.LEDGER_DIR = tmp_path
-
-
-def at(hour: int, minute: int, day: int = 10) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    return client
 
 
 def address(user: User) -> str:

@@ -6,8 +6,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from gridplatform.accounts import services as account_services
@@ -139,3 +141,23 @@ def store_readings(meter: Meter, *rows: tuple[datetime, int, int]) -> None:
         )
         for start, import_wh, export_wh in rows
     )
+
+
+# --- the flows' tests (meters' and market's) ---------------------------------------------------
+
+
+@pytest.fixture
+def default_market(settings: Any, tmp_path: Path) -> None:
+    """No genesis document: the market's default options (15-minute slots), whatever the
+    checkout's own ledger directory holds."""
+    settings.LEDGER_DIR = tmp_path
+
+
+def at(hour: int, minute: int, day: int = 10) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client

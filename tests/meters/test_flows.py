@@ -3,37 +3,15 @@ interval over all its meters, on the operator console, live; for the grid operat
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from gridplatform.accounts.models import User
 from meters.selectors import latest_flow_list
 from tests.factories import UserFactory
-from tests.meters.support import register, store_readings
+from tests.meters.support import at, default_market, logged_in, register, store_readings  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _default_market(settings: Any, tmp_path: Path) -> None:
-    """No genesis document: the market's default options (15-minute slots), whatever the
-    checkout's own ledger directory holds."""
-    settings.LEDGER_DIR = tmp_path
-
-
-def at(hour: int, minute: int, day: int = 10) -> datetime:
-    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
-    return client
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_market")]
 
 
 # --- the operator console ----------------------------------------------------------------------
