@@ -284,16 +284,7 @@ def _verify_and_execute(
         verify_block(block, validators=list(genesis.validators), previous=previous)
     except BlockError as error:
         raise ProjectionRefused(f"block {block.height} does not verify: {error}") from error
-    if not application.execute_certified(
-        state,
-        registry,
-        block.transactions,
-        chain=genesis.chain,
-        height=block.height,
-        timestamp_ms=block.timestamp_ms,
-        results=block.results,
-        state_root=block.header.state_root,
-    ):
+    if not replica.reexecutes(block, state, genesis, registry):
         # A quorum certified it, so the site's replica or code is wrong: a bug, not an attack.
         raise ProjectionRefused(
             f"block {block.height} does not re-execute to its certified results and state root "

@@ -25,7 +25,9 @@ from django.db import transaction
 
 from gridplatform.errors import DomainError
 from ledger import application, config
-from ledger.blocks import block_from_json
+from ledger.application import Registry
+from ledger.blocks import Block, block_from_json
+from ledger.genesis import Genesis
 from ledger.models import BlockRecord, ProjectionCursor, StateEntry
 from ledger.state import State
 
@@ -91,21 +93,27 @@ def _forward(height: int, state: State, target: int) -> tuple[int, State]:
         "height"
     ):
         block = block_from_json(record.body)
-        if block.height != height + 1 or not application.execute_certified(
-            state,
-            registry,
-            block.transactions,
-            chain=genesis.chain,
-            height=block.height,
-            timestamp_ms=block.timestamp_ms,
-            results=block.results,
-            state_root=block.header.state_root,
-        ):
+        if block.height != height + 1 or not reexecutes(block, state, genesis, registry):
             log.warning("replica at %s could not follow block %s: reading it afresh", height, block)
             return _load()
         state.take_changes()  # the rows hold these already
         height = block.height
     return height, state
+
+
+def reexecutes(block: Block, state: State, genesis: Genesis, registry: Registry) -> bool:
+    """Execute ``block`` on ``state``; whether it gave the results and state root its header
+    certifies (the projection and the replica both hold the site's state to that)."""
+    return application.execute_certified(
+        state,
+        registry,
+        block.transactions,
+        chain=genesis.chain,
+        height=block.height,
+        timestamp_ms=block.timestamp_ms,
+        results=block.results,
+        state_root=block.header.state_root,
+    )
 
 
 def _current(target: int | None = None) -> tuple[int, State]:

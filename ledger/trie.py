@@ -261,9 +261,6 @@ class Trie:
     def set(self, key: str, value: Any) -> None:
         self._root = _insert(self._root, 0, key_hash(key), value_hash(value))
 
-    def set_hashed(self, path: bytes, value_digest: bytes) -> None:
-        self._root = _insert(self._root, 0, path, value_digest)
-
     def delete(self, key: str) -> None:
         self._root = _delete(self._root, 0, key_hash(key))
 

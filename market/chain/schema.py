@@ -270,11 +270,6 @@ def contract_save(state: State, made: Contract | dict[str, Any]) -> None:
     state.set(contract_key(made["id"]), made)
 
 
-def contract_count(state: State, slot: int) -> int:
-    count: int = state.get(contracts_key(slot), 0)
-    return count
-
-
 def defaults(state: State, address: str) -> Defaults | None:
     record: Defaults | None = state.get(defaults_key(address))
     return record

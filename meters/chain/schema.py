@@ -74,8 +74,3 @@ def meter(state: State, meter_id: str) -> Meter | None:
 def reading(state: State, meter_id: str, start_ms: int) -> Reading | None:
     value: Reading | None = state.get(reading_key(meter_id, start_ms))
     return value
-
-
-def conflicts(state: State, meter_id: str) -> int:
-    count: int = state.get(conflicts_key(meter_id), 0)
-    return count
