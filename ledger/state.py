@@ -139,12 +139,8 @@ class State:
         if self._trie is None:
             self._trie = Trie.of(self._data)  # every value was checked when it was written
         else:
-            data, trie = self._data, self._trie
-            for key in self._stale:
-                if key in data:
-                    trie.set(key, data[key])
-                else:
-                    trie.delete(key)
+            data = self._data
+            self._trie.update({key: data.get(key, _MISSING) for key in self._stale}, _MISSING)
         self._stale.clear()
         return self._trie
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.crypto import canonical
+from ledger.state import State
 from ledger.trie import EMPTY, Trie, key_hash, value_hash, verify
 
 
@@ -106,6 +107,33 @@ def test_the_incremental_root_is_the_root_built_from_scratch(
             trie.set(key, value)
     assert trie.root() == Trie.of(data).root()
     assert trie.root().hex() == reference_root(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    initial=st.dictionaries(keys, values, max_size=30),
+    batches=st.lists(st.dictionaries(keys, st.one_of(st.none(), values), max_size=20), max_size=5),
+)
+def test_batched_updates_in_path_order_give_the_root_built_from_scratch(
+    initial: dict[str, Any], batches: list[dict[str, Any]]
+) -> None:
+    """``Trie.update`` (what ``State.root`` uses) takes a block's keys in path order, deletions
+    among them; the root is the same as building the trie of the resulting map."""
+    trie = Trie.of(initial)
+    state = State(initial)
+    state.root()
+    data = dict(initial)
+    for batch in batches:
+        trie.update(batch)
+        for key, value in batch.items():
+            if value is None:
+                data.pop(key, None)
+                state.delete(key)
+            else:
+                data[key] = value
+                state.set(key, value)
+        assert trie.root() == Trie.of(data).root()
+        assert state.root() == trie.root().hex() == reference_root(data)
 
 
 @settings(max_examples=150, deadline=None)
