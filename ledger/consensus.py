@@ -110,13 +110,20 @@ last persisted state (a state for an already committed height is ignored; one fo
 than the store reaches is refused); Ed25519 signatures are deterministic, so it re-sends the very
 messages it sent before.
 
-History and catch-up: the node keeps the committed chain in memory (the host also persists it
-through ``Commit``) and answers ``block-request`` from it, ``max_blocks_per_response`` blocks at
-a time. A validator that sees evidence it is behind (messages for a later height, a decided
-block it does not have, periodically a peer in rotation) asks for blocks from its next height and
-commits each returned block only if it links to its chain and carries a valid certificate; blocks
-from peers are not re-checked by the application (a certificate proves an honest quorum checked
-them). ``Application.decode`` must not depend on application state.
+History and catch-up: the host keeps the committed chain (it persists every ``Commit``); the
+node keeps in memory only what the next block must link to (the tip's height, hash and
+timestamp) and a window of the ``window`` most recent committed blocks with their certificates
+(``RECENT_BLOCKS``, 64, by default), so that its memory does not grow with the chain. It answers
+``block-request``, ``max_blocks_per_response`` blocks at a time, from that window, and for older
+heights from the host's ``history(first, last)`` callback (a validator reads them from its
+store; a node without one serves only its window). A restarted node is given only the end of its
+store: ``committed`` is any tail of the chain that ends at the tip (the whole chain will do).
+
+A validator that sees evidence it is behind (messages for a later height, a decided block it does
+not have, periodically a peer in rotation) asks for blocks from its next height and commits each
+returned block only if it links to its chain and carries a valid certificate; blocks from peers
+are not re-checked by the application (a certificate proves an honest quorum checked them).
+``Application.decode`` must not depend on application state.
 
 Messages for later views (up to ``VIEW_WINDOW`` ahead) are kept per view and sender; messages for
 the next ``FUTURE_HEIGHTS`` heights are buffered (``MAX_BUFFERED_PER_HEIGHT`` each) and replayed
@@ -134,7 +141,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -165,6 +173,9 @@ _BODY_KEYS: dict[str, frozenset[str]] = {
 _PREPARED_KEYS = frozenset({"view", "block", "proposal", "prepares"})
 
 VIEW_WINDOW = 64
+# Committed blocks a node keeps in memory, to answer catch-up requests for the latest heights
+# without asking its host; older ones come from the host's history callback.
+RECENT_BLOCKS = 64
 # Retransmission waits retransmit_ms, then twice, then four times that, within a height and view.
 MAX_RETRANSMIT_DOUBLINGS = 2
 FUTURE_HEIGHTS = 3
@@ -562,8 +573,12 @@ class Node(Generic[P]):
     :meth:`on_transactions_available`. Each returns the effects the host must carry out, in order
     (see the persistence contract in the module docstring).
 
-    ``committed`` is the validator's stored chain (heights 1..k, in order) and ``persisted`` its
-    last persisted state; both empty/None for a fresh validator.
+    ``committed`` is the end of the validator's stored chain: consecutive blocks with their
+    certificates, in order, ending at its tip (all of heights 1..k, or only the last few of
+    them); ``persisted`` is its last persisted state; both empty/None for a fresh validator. The
+    node keeps the last ``window`` committed blocks in memory and asks ``history(first, last)``
+    for older ones when a lagging peer needs them: it must return the stored blocks ``first`` to
+    ``last`` with their certificates, in order (or fewer, never others).
     """
 
     def __init__(
@@ -577,11 +592,15 @@ class Node(Generic[P]):
         persisted: PersistedState | None = None,
         fault: Fault = Fault.NONE,
         now_ms: int = 0,
+        window: int = RECENT_BLOCKS,
+        history: Callable[[int, int], Sequence[tuple[P, Certificate]]] | None = None,
     ) -> None:
         if not 0 <= index < config.n:
             raise ValueError(f"validator index {index} out of range")
         if keys.public_key_hex != config.validators[index]:
             raise ValueError(f"the key pair is not validator {index}'s")
+        if window <= 0:
+            raise ValueError("the window of recent blocks holds at least one block")
         self._config = config
         self._index = index
         self._keys = keys
@@ -589,21 +608,28 @@ class Node(Generic[P]):
         self._fault = fault
         self._quorum = config.quorum
         self._now = now_ms
-        self._chain: list[tuple[P, Certificate]] = []
+        self._history = history
+        self._recent: deque[tuple[P, Certificate]] = deque(maxlen=window)
         self._last_hash = config.genesis_hash
         self._last_ts = config.genesis_timestamp_ms
+        tip = 0
         for proposal, certificate in committed:
+            if tip == 0 and proposal.height > 1:
+                # Only the last blocks of the store: the first one given links to a block the
+                # node is not shown (block 1 links to genesis); each later one to its predecessor.
+                tip, self._last_hash = proposal.height - 1, proposal.previous_hash
             if (
-                proposal.height != len(self._chain) + 1
+                proposal.height != tip + 1
                 or proposal.previous_hash != self._last_hash
                 or certificate.height != proposal.height
                 or certificate.block_hash != proposal.hash
             ):
                 raise ValueError(f"committed block {proposal.height} does not link to the chain")
-            self._chain.append((proposal, certificate))
+            self._recent.append((proposal, certificate))
+            tip = proposal.height
             self._last_hash = proposal.hash
             self._last_ts = proposal.timestamp_ms
-        self._height = len(self._chain) + 1
+        self._height = tip + 1
         self._verified: dict[tuple[int, str, bytes], None] = {}
         self._future: dict[int, dict[tuple[int, str], Envelope]] = {}
         self._future_since: int | None = None
@@ -624,7 +650,7 @@ class Node(Generic[P]):
         if persisted is not None and persisted.height > self._height:
             raise ConsensusError(
                 f"the persisted consensus state is for height {persisted.height} but the store "
-                f"holds only {len(self._chain)} blocks: committed blocks were lost"
+                f"holds only {tip} blocks: committed blocks were lost"
             )
         if persisted is not None and persisted.height == self._height:
             self._restore(persisted)
@@ -643,7 +669,7 @@ class Node(Generic[P]):
     @property
     def height(self) -> int:
         """The height of the last committed block (0 before the first)."""
-        return len(self._chain)
+        return self._height - 1
 
     @property
     def view(self) -> int:
@@ -651,8 +677,10 @@ class Node(Generic[P]):
         return self._view
 
     @property
-    def chain(self) -> tuple[tuple[P, Certificate], ...]:
-        return tuple(self._chain)
+    def recent(self) -> tuple[tuple[P, Certificate], ...]:
+        """The last committed blocks with their certificates, at most ``window`` of them, in
+        order and ending at :attr:`height` (the whole chain is the host's, not the node's)."""
+        return tuple(self._recent)
 
     def persisted_state(self) -> PersistedState:
         return self._snapshot()
@@ -1154,7 +1182,7 @@ class Node(Generic[P]):
         return None
 
     def _commit(self, proposal: P, certificate: Certificate) -> None:
-        self._chain.append((proposal, certificate))
+        self._recent.append((proposal, certificate))
         self._effects.append(Commit(proposal.height, proposal, certificate))
         self._last_hash = proposal.hash
         self._last_ts = proposal.timestamp_ms
@@ -1371,25 +1399,42 @@ class Node(Generic[P]):
             self._serve(peer, height)
 
     def _serve(self, peer: int, from_height: int) -> None:
-        if not 1 <= from_height <= len(self._chain):
+        if not 1 <= from_height <= self.height:
             return
         last = self._last_served.get(peer)
         if last is not None and self._now - last < self._config.retransmit_ms:
             return
+        blocks = self._committed(
+            from_height, min(self.height, from_height + self._config.max_blocks_per_response - 1)
+        )
+        if not blocks:
+            return
         self._last_served[peer] = self._now
-        blocks = self._chain[
-            from_height - 1 : from_height - 1 + self._config.max_blocks_per_response
-        ]
         body = {
             "kind": BLOCK_RESPONSE,
             "chain": self._config.chain_id,
-            "tip": len(self._chain),
+            "tip": self.height,
             "blocks": [
                 {"proposal": self._app.encode(block), "certificate": certificate.to_json()}
                 for block, certificate in blocks
             ],
         }
         self._emit([Send(peer, self._sign(body))])
+
+    def _committed(self, first: int, last: int) -> list[tuple[P, Certificate]]:
+        """Committed blocks ``first..last`` (stopping at the first one missing): from the window
+        of recent blocks, and below it from the host's history."""
+        oldest = self._recent[0][0].height if self._recent else self._height
+        blocks: list[tuple[P, Certificate]] = []
+        if first < oldest and self._history is not None:
+            for block, certificate in self._history(first, min(last, oldest - 1)):
+                if block.height != first + len(blocks) or certificate.block_hash != block.hash:
+                    break  # a host's history that skips or strays is cut there
+                blocks.append((block, certificate))
+        start = first + len(blocks)
+        if start >= oldest:  # no gap between what the history gave and the window
+            blocks.extend(pair for pair in self._recent if start <= pair[0].height <= last)
+        return blocks
 
     def _valid_certificate(self, certificate: Certificate) -> bool:
         data = commit_bytes(self._config.chain_id, certificate.height, certificate.block_hash)

@@ -43,6 +43,7 @@ from ledger.blocks import (
     tx_root_of,
 )
 from ledger.consensus import (
+    RECENT_BLOCKS,
     Certificate,
     Commit,
     Config,
@@ -145,7 +146,10 @@ class Validator:
         self._proposal_text = ("", "")  # (block hash, its proposal's JSON text)
         self._keys = keys
         self._now_ms = now_ms
-        committed = [(block, certificate_of(block)) for block in store.blocks(1, store.height())]
+        # The consensus keeps only its last RECENT_BLOCKS blocks in memory and reads older ones
+        # from the store when a lagging peer asks for them.
+        tip_height = store.height()
+        committed = self._stored_blocks(max(1, tip_height - RECENT_BLOCKS + 1), tip_height)
         raw = store.get_meta(CONSENSUS_META_KEY)
         persisted = PersistedState.from_json(json.loads(raw)) if raw else None
         self.node: Node[Block] = Node(
@@ -157,7 +161,13 @@ class Validator:
             persisted=persisted,
             fault=fault,
             now_ms=now_ms,
+            window=RECENT_BLOCKS,
+            history=self._stored_blocks,
         )
+
+    def _stored_blocks(self, first: int, last: int) -> list[tuple[Block, Certificate]]:
+        """Stored blocks ``first..last`` with their certificates, as the consensus takes them."""
+        return [(block, certificate_of(block)) for block in self.store.blocks(first, last)]
 
     # -- inputs --------------------------------------------------------------------------------
 

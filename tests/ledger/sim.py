@@ -4,7 +4,8 @@ Everything random comes from one ``random.Random(seed)``: message loss, delays (
 duplication, redelivery of messages delivered before, which pools a transaction reaches, and when
 a validator crashes. Messages and persisted states travel as JSON, as they will over Celery and in
 a store. A crashed validator receives and sends nothing; a restarted one is a new ``Node`` built
-from what its host made durable (its committed blocks and its last ``Persist``). Time is simulated
+from what its host made durable (the last ``window`` of its committed blocks and its last
+``Persist``), and reads older blocks from that "disk" when a peer needs them. Time is simulated
 milliseconds: every ``tick_ms`` each running validator gets ``on_tick``.
 """
 
@@ -25,6 +26,7 @@ from ledger.consensus import (
     COMMIT,
     PRECOMMIT,
     PREPARE,
+    RECENT_BLOCKS,
     Certificate,
     Commit,
     Config,
@@ -201,6 +203,7 @@ class Sim:
         retransmit_ms: int = 150,
         sync_interval_ms: int = 1000,
         batch: int = 3,
+        window: int = RECENT_BLOCKS,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -219,6 +222,8 @@ class Sim:
         self.max_delay_ms = max_delay_ms
         self.tick_ms = tick_ms
         self.batch = batch
+        self.window = window
+        self.history_reads = 0
         self.registry: dict[str, Block] = {}
         self.disks = [Disk() for _ in range(n)]
         self.nodes: list[Node[Block] | None] = [None] * n
@@ -266,11 +271,18 @@ class Sim:
             i,
             validator_keys(i),
             app,
-            committed=list(disk.chain),
+            committed=disk.chain[-self.window :],
             persisted=state,
             fault=self.faults[i],
             now_ms=self.now,
+            window=self.window,
+            history=lambda first, last: self._history(i, first, last),
         )
+
+    def _history(self, i: int, first: int, last: int) -> list[tuple[Block, Certificate]]:
+        """Validator ``i``'s stored blocks ``first..last``, read by its node for a lagging peer."""
+        self.history_reads += 1
+        return self.disks[i].chain[first - 1 : last]
 
     def crash(self, i: int) -> None:
         self.nodes[i] = None
@@ -429,8 +441,11 @@ class Sim:
         chains = {i: self.disks[i].chain for i in self.honest}
         for i, chain in chains.items():
             node = self.nodes[i]
-            if node is not None and [b.hash for b, _ in node.chain] != [b.hash for b, _ in chain]:
-                problems.append(f"validator {i}: in-memory chain differs from its store")
+            if node is not None and (
+                node.height != len(chain)
+                or [b.hash for b, _ in node.recent] != [b.hash for b, _ in chain[-self.window :]]
+            ):
+                problems.append(f"validator {i}: its recent blocks are not its store's last ones")
             previous, last_ts, seen = GENESIS_HASH, 0, set()
             for position, (block, certificate) in enumerate(chain, start=1):
                 if block.height != position or block.previous_hash != previous:

@@ -155,6 +155,21 @@ def test_it_stays_safe_when_view_changes_race_commits(seed: int) -> None:
     _run(sim)
 
 
+@_seeded(FEW_SEEDS)
+def test_it_catches_up_a_validator_from_peers_whose_memory_holds_less_than_the_chain(
+    seed: int,
+) -> None:
+    # One block per transaction and two blocks in each node's memory: the validator that comes
+    # back late needs heights its peers hold only on their disks.
+    late = seed % 4
+    sim = Sim(seed, crashed=[late], batch=1, window=2)
+    sim.at(3_000, lambda: sim.restart(late))
+    _run(sim, also=lambda: sim.restarts == 1)
+    assert len(sim.disks[late].chain) >= TXS, f"seed {seed}"
+    assert sim.history_reads > 0, f"seed {seed}: no block came from a host's history"
+    assert all(node is None or len(node.recent) <= 2 for node in sim.nodes), f"seed {seed}"
+
+
 _TWO_FAULTS = [
     {"lying": {0: Fault.EQUIVOCATE, 3: Fault.VOTE_INVALID}, "crashed": []},
     {"lying": {3: Fault.EQUIVOCATE}, "crashed": [0]},
@@ -433,3 +448,66 @@ def test_it_commits_blocks_from_peers_only_with_valid_certificates() -> None:
     effects = node.on_message(response(Certificate(1, x.hash, tuple(signatures[1:]))))
     assert [e.height for e in effects if isinstance(e, Commit)] == [1]
     assert node.height == 1
+
+
+def _certified_chain(length: int) -> list[tuple[Block, Certificate]]:
+    """``length`` blocks from height 1, each with a certificate of validators 0, 2 and 3."""
+    chain: list[tuple[Block, Certificate]] = []
+    previous = GENESIS_HASH
+    for height in range(1, length + 1):
+        block = Block(height, previous, 10 * height, height % 4, (f"tx-{height}",))
+        statement = rfc8785.dumps(commit_statement(CHAIN_ID, height, block.hash))
+        signatures = tuple((i, validator_keys(i).sign(statement)) for i in (0, 2, 3))
+        chain.append((block, Certificate(height, block.hash, signatures)))
+        previous = block.hash
+    return chain
+
+
+def test_it_serves_a_lagging_peer_from_its_hosts_history_below_its_window() -> None:
+    chain = _certified_chain(5)
+    asked: list[tuple[int, int]] = []
+
+    def history(first: int, last: int) -> list[tuple[Block, Certificate]]:
+        asked.append((first, last))
+        return chain[first - 1 : last]
+
+    # Built from the last two blocks only, as a validator is from the end of its store.
+    node, _ = _node(0, committed=chain[-2:], window=2, history=history)
+    assert (node.height, [b.height for b, _ in node.recent]) == (5, [4, 5])
+
+    request = {"kind": "block-request", "chain": CHAIN_ID, "from_height": 1}
+    (response,) = _sends(node.on_message(_signed(1, request)))
+    assert asked == [(1, 3)]  # heights 4 and 5 came from its memory
+    assert response.to == 1
+    assert response.message.body["tip"] == 5
+    served = [item["proposal"]["height"] for item in response.message.body["blocks"]]
+    assert served == [1, 2, 3, 4, 5]
+
+    # The lagging peer commits them all and keeps only its own window of them.
+    lagging, _ = _node(1, window=2)
+    wire = json.loads(json.dumps(response.message.to_json()))
+    effects = lagging.on_message(Envelope.from_json(wire))
+    assert [e.height for e in effects if isinstance(e, Commit)] == [1, 2, 3, 4, 5]
+    assert lagging.height == 5
+    assert [b.hash for b, _ in lagging.recent] == [b.hash for b, _ in chain[-2:]]
+
+
+def test_it_stops_serving_where_its_hosts_history_strays() -> None:
+    chain = _certified_chain(5)
+    node, _ = _node(0, committed=chain[-2:], window=2, history=lambda first, last: chain[1:last])
+    request = {"kind": "block-request", "chain": CHAIN_ID, "from_height": 1}
+    # Asked for 1..3, the host gives 2..3: nothing is sent that would leave the peer a gap.
+    assert _sends(node.on_message(_signed(1, request))) == []
+    without, _ = _node(0, committed=chain[-2:], window=2)
+    assert _sends(without.on_message(_signed(1, request))) == []
+    served = _sends(without.on_message(_signed(2, {**request, "from_height": 4})))
+    assert [i["proposal"]["height"] for i in served[0].message.body["blocks"]] == [4, 5]
+
+
+def test_it_refuses_committed_blocks_that_do_not_link() -> None:
+    chain = _certified_chain(4)
+    for broken in ([chain[0], chain[2]], [chain[1], chain[0]], [chain[2], chain[1]]):
+        with pytest.raises(ValueError, match="does not link"):
+            _node(0, committed=broken)
+    node, _ = _node(0, committed=chain[1:], window=8)
+    assert (node.height, len(node.recent)) == (4, 3)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ledger import application as app
+from ledger import node as node_module
 from ledger.audit import verify_store
 from ledger.blocks import Block
 from ledger.consensus import PersistedState, PreparedCertificate, PrepareRecord
@@ -202,6 +203,37 @@ def test_it_keeps_committing_with_one_validator_down_and_catches_up(tmp_path: Pa
     network.submit(register(HOUSEHOLDS[4], 4))
     target = lambda: len({(v.store.height(), v.state.root()) for v in network.validators}) == 1  # noqa: E731
     network.run(until=lambda: all(not v.pool for v in network.validators) and target())
+    hashes = {
+        tuple(b.hash for b in v.store.blocks(0, v.store.height())) for v in network.validators
+    }
+    assert len(hashes) == 1
+    assert verify_store(network.validators[3].store, network.genesis, registry()).ok
+
+
+def test_it_catches_up_from_peers_that_keep_fewer_blocks_in_memory_than_it_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node_module, "RECENT_BLOCKS", 2)
+    read: list[tuple[int, int, int]] = []
+    stored_blocks = Validator._stored_blocks
+
+    def recording(self: Validator, first: int, last: int) -> list[Any]:
+        read.append((self.index, first, last))
+        return stored_blocks(self, first, last)
+
+    monkeypatch.setattr(Validator, "_stored_blocks", recording)
+    network = Network(tmp_path, seed=5)
+    network.down.add(3)
+    for nonce in range(5):  # one block each
+        network.submit(register(HOUSEHOLDS[nonce], nonce))
+        network.run(until=lambda nonce=nonce: min(network.heights()) > nonce)
+    network.down.clear()
+    network.validators[3] = network.start(3)
+    read.clear()
+    network.run(until=lambda: network.validators[3].store.height() == 5)
+    # Heights 1-3 are on the peers' disks only: they came from their stores.
+    assert any(index != 3 and first == 1 for index, first, _ in read), read
+    assert [len(v.node.recent) for v in network.validators] == [2, 2, 2, 2]
     hashes = {
         tuple(b.hash for b in v.store.blocks(0, v.store.height())) for v in network.validators
     }
