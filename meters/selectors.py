@@ -11,7 +11,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from gridplatform.accounts.models import Role, User
-from meters.chain.schema import reading_key
+from meters.chain.schema import WINDOW_PREFIX
 from meters.models import METER_ID_REGEX, Meter, MeterToken, Reading
 
 _METER_ID = re.compile(METER_ID_REGEX)
@@ -133,9 +133,10 @@ def latest_flow_list(*, user: User) -> list[LatestFlow]:
 # public reads (ledger.selectors) withhold, unless ``may_see_reading_data``: the ``body`` of the
 # payload of these transaction types (the device-signed readings), whose meter the payload field
 # named here gives; and the values of the state keys under these prefixes, each followed by the
-# meter's id (``meter/reading/<meter>/<start_ms>``, from the owner's key function).
+# meter's id (``meter/window/<meter>``: the readings settlement may still need). The events of a
+# batch carry no reading's values and are public.
 PRIVATE_TX_TYPES = {"meter.readings": "meter"}
-PRIVATE_STATE_PREFIXES = (reading_key("", 0).removesuffix("/0"),)
+PRIVATE_STATE_PREFIXES = (WINDOW_PREFIX,)
 
 
 def may_see_reading_data(user: User, *, meter_id: str) -> bool:

@@ -3,7 +3,7 @@
 No Django import, no Celery, no site module: only the ledger's deterministic core. The lowest
 application of the stack (``docs/architecture.md``): ``schema`` declares its keys and records,
 ``options`` its genesis option, ``metering`` its transaction types. Applications above it read
-readings through ``schema`` and answer its hook ``metering.SLOT_SETTLED``.
+readings through ``schema`` and answer its hook ``metering.SLOT_CLOSED``.
 """
 
 from __future__ import annotations

@@ -43,21 +43,30 @@ to :data:`MAX_ENERGY_WH`; ``quality`` one of :data:`QUALITIES` (``missing``: the
 measurement; settlement counts it as 0). A batch with one bad reading is refused whole.
 
 Each reading is recorded once, per meter and interval, and never changes afterwards (history is
-append-only):
+append-only), while settlement may still need it:
 
-* an interval not recorded yet is written, with the block's height, and ``late: true`` if the
-  market has already settled its slot (:data:`SLOT_SETTLED`: a late reading is kept for the
-  record but never changes a settlement);
+* first, the readings of the meter's slots that have **closed** leave the state (the market
+  answers through the hook :data:`SLOT_CLOSED` whether a slot is closed: settled, or ended
+  without a contract, so that no settlement can ever need its readings; without the hook no
+  slot closes), and the meter's watermark moves up over the closed slots;
+* a reading of a closed slot is **late**: it is not recorded (no settlement could count it, and
+  one that did would settle a slot twice) and the event says so;
+* an interval not recorded yet is written;
 * the same values again (a re-sent batch) are skipped;
 * different values for a recorded interval are a **conflict**: the first reading is kept and the
   meter's conflict counter goes up by one.
 
-State keys
-==========
+Only the readings' values and quality are in the state; which block and transaction recorded
+them is in the blocks. The state therefore holds, per meter, the readings of a few open slots
+(one record, ``meter/window/<id>``), not every reading ever sent.
 
-Declared, with their records, in ``meters.chain.schema``. Whether a reading is late is asked of
-the application above through the hook :data:`SLOT_SETTLED` (the market provides it); without
-one no slot has settled.
+State keys and events
+=====================
+
+Declared, with their records and each family's life, in ``meters.chain.schema``. What a
+transaction did is emitted as events (``meters.meter_registered``, ``meters.readings_pruned``,
+``meters.readings_recorded``, ``meters.readings_late``, ``meters.reading_conflicts``), with no
+energy value in them: readings are personal data, and events are public.
 
 Transaction types
 =================
@@ -85,6 +94,7 @@ applies is the result, and a refused transaction changes nothing but the sender'
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ledger.application import (
@@ -100,13 +110,22 @@ from ledger.identity import BadSignature, IdentityError, public_key_bytes, verif
 from ledger.state import State
 from meters.chain.options import slot_ms as meters_slot_ms
 from meters.chain.schema import (
+    METER_REGISTERED,
+    READING_CONFLICTS,
+    READINGS_LATE,
+    READINGS_PRUNED,
+    READINGS_RECORDED,
+    Meter,
+    Reading,
+    Window,
     conflicts_key,
     device_key,
     meter,
     meter_key,
     meters_of,
     owner_key,
-    reading_key,
+    window,
+    window_save,
 )
 
 KINDS = ("pv", "consumption", "bidirectional", "battery")
@@ -123,13 +142,28 @@ MAX_FUTURE_MS = 300_000  # how far after the block time an interval may start (a
 READING_FIELDS = frozenset({"start", "duration_s", "import_wh", "export_wh", "quality"})
 
 
-# The hook an application above offers the meters (the market does): slot_settled(state, slot)
-# says whether a slot has settled, so that a reading for it is recorded as late.
-SLOT_SETTLED = "meters.slot_settled"
+# The hook an application above offers the meters (the market does): slot_closed(state, slot,
+# now_ms) says whether no settlement can ever need the slot's readings any more (settled, or
+# ended without a contract): its readings leave the state and later ones are late.
+SLOT_CLOSED = "meters.slot_closed"
+# How far one batch moves a meter's watermark at most, in slots (each asks SLOT_CLOSED once):
+# a meter silent for months catches up over a few batches instead of paying for it in one.
+MAX_WATERMARK_STEPS = MAX_READINGS
 
 
-def _slot_settled(context: Context, state: State, slot: int) -> bool:
-    return any(settled(state, slot) for settled in context.hooks.get(SLOT_SETTLED, ()))
+def _closed_slots(context: Context, state: State) -> Callable[[int], bool]:
+    """Whether a slot (its start, ms) is closed at block time, asking each hook once per slot
+    and transaction: nothing the meters write changes the answer."""
+    hooks = context.hooks.get(SLOT_CLOSED, ())
+    now = context.timestamp_ms
+    known: dict[int, bool] = {}
+
+    def closed(slot: int) -> bool:
+        if slot not in known:
+            known[slot] = any(hook(state, slot, now) for hook in hooks)
+        return known[slot]
+
+    return closed
 
 
 # --- RFC 3339 ----------------------------------------------------------------------------------
@@ -243,19 +277,18 @@ def meter_register(state: State, tx: Transaction, context: Context) -> None:
         state.delete(device_key(existing["public_key"]))  # written again below if kept
         registered_height = existing["registered_height"]
     state.set(device_key(public_key), meter_id)
-    state.set(
-        meter_key(meter_id),
-        {
-            "id": meter_id,
-            "owner": owner,
-            "kind": kind,
-            "public_key": public_key,
-            "feeder": feeder,
-            "interval_s": interval_s,
-            "registered_height": registered_height,
-            "height": context.height,
-        },
-    )
+    record: Meter = {
+        "id": meter_id,
+        "owner": owner,
+        "kind": kind,
+        "public_key": public_key,
+        "feeder": feeder,
+        "interval_s": interval_s,
+        "registered_height": registered_height,
+        "height": context.height,
+    }
+    state.set(meter_key(meter_id), record)
+    context.emit(METER_REGISTERED, record)
 
 
 def _meter_id(value: Any) -> str:
@@ -303,7 +336,7 @@ def _energy(value: Any) -> int:
     return value
 
 
-def _parse_reading(item: Any, interval_s: int, now: int) -> tuple[int, dict[str, Any]]:
+def _parse_reading(item: Any, interval_s: int, now: int) -> tuple[int, Reading]:
     """One reading of a batch: its start in ms and what is recorded for it."""
     if type(item) is not dict or set(item) != READING_FIELDS:
         raise TxFailed("bad_reading", f"a reading has exactly {sorted(READING_FIELDS)}")
@@ -353,15 +386,76 @@ def meter_readings(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("bad_device_signature", "the meter's device did not sign this batch")
     interval_s = registered["interval_s"]
     parsed = [_parse_reading(item, interval_s, context.timestamp_ms) for item in _readings(body)]
+    _record(state, context, meter_id, parsed)
+
+
+def _prune(held: Window, slot_ms: int, closed: Callable[[int], bool]) -> tuple[Window, list[int]]:
+    """``held`` without the readings of closed slots, its watermark moved up over them; and
+    the slots dropped, ascending."""
+    slots = sorted({int(start) - int(start) % slot_ms for start in held["readings"]})
+    dropped = [slot for slot in slots if closed(slot)]
+    if not dropped:
+        return held, []
+    gone = set(dropped)
+    readings = {
+        start: value
+        for start, value in held["readings"].items()
+        if int(start) - int(start) % slot_ms not in gone
+    }
+    closed_from, watermark = held["closed_from"], held["watermark"]
+    if closed_from == watermark:  # nothing known closed yet: the range starts at the first
+        closed_from = watermark = dropped[0]
+    # Up to the end of the latest dropped slot, but only over closed slots: an earlier slot
+    # may still wait for its settlement (a slot without contracts closes before one with).
+    target = dropped[-1] + slot_ms
+    for _ in range(MAX_WATERMARK_STEPS):
+        if watermark >= target or not closed(watermark):
+            break
+        watermark += slot_ms
+    return {"closed_from": closed_from, "watermark": watermark, "readings": readings}, dropped
+
+
+def _record(
+    state: State, context: Context, meter_id: str, parsed: list[tuple[int, Reading]]
+) -> None:
+    """Prune the meter's window, then record the batch's readings in it (module docstring)."""
     slot_ms = meters_slot_ms(state)
-    conflicts = 0
+    closed = _closed_slots(context, state)
+    held, dropped = _prune(
+        window(state, meter_id) or {"closed_from": 0, "watermark": 0, "readings": {}},
+        slot_ms,
+        closed,
+    )
+    readings = dict(held["readings"])
+    recorded: list[int] = []
+    late: list[int] = []
+    conflicting: list[int] = []
+    skipped = 0
     for start_ms, values in parsed:
-        key = reading_key(meter_id, start_ms)
-        recorded = state.get(key)
-        if recorded is None:
-            late = _slot_settled(context, state, start_ms - start_ms % slot_ms)
-            state.set(key, values | {"height": context.height, "late": late, "tx": context.tx_id})
-        elif any(recorded[name] != values[name] for name in values):
-            conflicts += 1  # the first reading stands; history is never rewritten
-    if conflicts:
-        state.set(conflicts_key(meter_id), state.get(conflicts_key(meter_id), 0) + conflicts)
+        slot = start_ms - start_ms % slot_ms
+        if held["closed_from"] <= start_ms < held["watermark"] or closed(slot):
+            late.append(start_ms)
+            continue
+        existing = readings.get(str(start_ms))
+        if existing is None:
+            readings[str(start_ms)] = values
+            recorded.append(start_ms)
+        elif existing == values:
+            skipped += 1
+        else:
+            conflicting.append(start_ms)  # the first reading stands; history is never rewritten
+    if dropped or recorded:
+        window_save(state, meter_id, {**held, "readings": readings})
+    if conflicting:
+        count = state.get(conflicts_key(meter_id), 0) + len(conflicting)
+        state.set(conflicts_key(meter_id), count)
+    if dropped:
+        context.emit(
+            READINGS_PRUNED, {"meter": meter_id, "slots": dropped, "watermark": held["watermark"]}
+        )
+    if recorded or skipped:
+        context.emit(READINGS_RECORDED, {"meter": meter_id, "starts": recorded, "skipped": skipped})
+    if late:
+        context.emit(READINGS_LATE, {"meter": meter_id, "starts": late})
+    if conflicting:
+        context.emit(READING_CONFLICTS, {"meter": meter_id, "starts": conflicting})

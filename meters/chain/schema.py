@@ -1,16 +1,57 @@
-"""The meters' namespace on the ledger: every state key they own and the records stored there.
+"""The meters' namespace on the ledger: every state key they own, the records stored there, and
+the events the meters emit.
 
 No Django import. ``meters.chain.metering`` is the only writer of these keys; the market reads
 them (a seller's measured export) through the accessors here, never by spelling a key.
 
+The state holds only what settlement may still need: a meter's readings of slots that are not
+closed (``metering.SLOT_CLOSED``). A reading's history (which block and transaction recorded it)
+is in the blocks: the ``meter.readings`` transaction's body and the events below.
+
 ==================================  =========================================================
-``meter/<id>``                      :class:`Meter` (``height``: of the last registration)
-``meter/key/<public_key>``          the id of the meter the device key belongs to
-``meter/owner/<address>``           list of the ids of the household's meters, sorted
-``meter/reading/<id>/<start_ms>``   :class:`Reading`: the interval starting at ``start_ms``
+key                                 record; created by, read by, removed by
+==================================  =========================================================
+``meter/<id>``                      :class:`Meter` (``height``: of the last registration).
+                                    Written by ``meter.register`` (again on a re-registration);
+                                    read by ``meter.readings`` and settlement (:func:`meter`);
+                                    never removed (one per meter)
+``meter/key/<public_key>``          the id of the meter the device key belongs to. Written by
+                                    ``meter.register``; read by it (a key in use); removed when
+                                    a re-registration replaces the device
+``meter/owner/<address>``           list of the ids of the household's meters, sorted. Written
+                                    by a household's first registration of each meter; read by
+                                    settlement (:func:`meters_of`); never removed (at most
+                                    ``metering.MAX_METERS_PER_OWNER`` ids)
+``meter/window/<id>``               :class:`Window`: the meter's readings of slots not closed,
+                                    and its watermark. Written by ``meter.readings`` (the first
+                                    batch that records a reading creates it); read by it and
+                                    settlement (:func:`reading`); a reading leaves it at the
+                                    meter's first batch after its slot closed; the key stays
+                                    (one per meter: its watermark)
 ``meter/conflicts/<id>``            int: readings refused because their interval was recorded
-                                    with other values
+                                    with other values. Written by ``meter.readings`` at the
+                                    first conflict; never removed (one per meter)
 ==================================  =========================================================
+
+Events (``context.emit``; public: no energy value is ever in one, readings are personal data and
+stay in the transaction's body, which the public API withholds):
+
+============================  ====================================================================
+``meters.meter_registered``   :class:`Meter`, as stored (also for a re-registration: ``height``
+                              then differs from ``registered_height``)
+``meters.readings_pruned``    ``{"meter", "slots": [ms, ...], "watermark": ms}``: the readings
+                              of these closed slots left the window (slots ascending)
+``meters.readings_recorded``  ``{"meter", "starts": [ms, ...], "skipped": int}``: the intervals
+                              recorded (in the batch's order) and how many readings repeated a
+                              recorded one with the same values
+``meters.readings_late``      ``{"meter", "starts": [ms, ...]}``: readings of closed slots, not
+                              recorded (no settlement can count them)
+``meters.reading_conflicts``  ``{"meter", "starts": [ms, ...]}``: readings refused because their
+                              interval is recorded with other values (the first one stands)
+============================  ====================================================================
+
+Each batch's events come in this order, each only when its list is not empty (``recorded``: when
+it recorded or skipped any).
 """
 
 from __future__ import annotations
@@ -18,6 +59,15 @@ from __future__ import annotations
 from typing import TypedDict
 
 from ledger.state import State
+
+WINDOW_PREFIX = "meter/window/"
+
+# Events.
+METER_REGISTERED = "meters.meter_registered"
+READINGS_PRUNED = "meters.readings_pruned"
+READINGS_RECORDED = "meters.readings_recorded"
+READINGS_LATE = "meters.readings_late"
+READING_CONFLICTS = "meters.reading_conflicts"
 
 
 def meter_key(meter_id: str) -> str:
@@ -32,8 +82,8 @@ def owner_key(address: str) -> str:
     return f"meter/owner/{address}"
 
 
-def reading_key(meter_id: str, start_ms: int) -> str:
-    return f"meter/reading/{meter_id}/{start_ms}"
+def window_key(meter_id: str) -> str:
+    return f"{WINDOW_PREFIX}{meter_id}"
 
 
 def conflicts_key(meter_id: str) -> str:
@@ -52,12 +102,24 @@ class Meter(TypedDict):
 
 
 class Reading(TypedDict):
+    """What settlement reads of an interval: the values as the device signed them."""
+
     import_wh: int
     export_wh: int
     quality: str  # one of metering.QUALITIES
-    height: int
-    late: bool  # recorded after its slot settled: kept, never settled
-    tx: str
+
+
+class Window(TypedDict):
+    """A meter's readings that settlement may still need, and what it knows is closed.
+
+    Every slot from ``closed_from`` (inclusive) to ``watermark`` (exclusive) is closed: a reading
+    starting in that range is late without asking the market. They are equal (an empty range)
+    until a slot closes; the range only grows at its top, slot by slot, and never past a slot
+    that is not closed (slots need not close in order)."""
+
+    closed_from: int
+    watermark: int
+    readings: dict[str, Reading]  # by the interval's start in ms, as a decimal string
 
 
 def meters_of(state: State, address: str) -> list[str]:
@@ -71,6 +133,22 @@ def meter(state: State, meter_id: str) -> Meter | None:
     return value
 
 
-def reading(state: State, meter_id: str, start_ms: int) -> Reading | None:
-    value: Reading | None = state.get(reading_key(meter_id, start_ms))
+def window(state: State, meter_id: str) -> Window | None:
+    """The meter's window, None before its first recorded reading. Read-only: change a copy and
+    store it with :func:`window_save`."""
+    value: Window | None = state.get(window_key(meter_id))
     return value
+
+
+def window_save(state: State, meter_id: str, value: Window) -> None:
+    state.set(window_key(meter_id), value)
+
+
+def reading(state: State, meter_id: str, start_ms: int) -> Reading | None:
+    """The meter's reading of the interval starting at ``start_ms`` while its slot is not
+    closed; None if none was recorded, or once its slot closed and the reading left the
+    state."""
+    held = window(state, meter_id)
+    if held is None:
+        return None
+    return held["readings"].get(str(start_ms))

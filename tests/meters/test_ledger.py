@@ -68,7 +68,8 @@ def relay_payload(body: str, **changes: Any) -> dict[str, Any]:
 
 
 def recorded(market: Market, start_ms: int, meter_id: str = "ada-main") -> dict[str, Any] | None:
-    return meters_schema.reading(market.state, meter_id, start_ms)
+    value = meters_schema.reading(market.state, meter_id, start_ms)
+    return None if value is None else dict(value)
 
 
 # --- meter.register ----------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def recorded(market: Market, start_ms: int, meter_id: str = "ada-main") -> dict[
 
 def test_it_registers_a_households_meter(market: Market) -> None:
     assert market.send(OPERATOR, "meter.register", **register_payload()) == "ok"
-    assert meters_schema.meter(market.state, "ada-pv") == {
+    expected = {
         "id": "ada-pv",
         "owner": ADA.address,
         "kind": "pv",
@@ -86,6 +87,8 @@ def test_it_registers_a_households_meter(market: Market) -> None:
         "registered_height": market.height,
         "height": market.height,
     }
+    assert meters_schema.meter(market.state, "ada-pv") == expected
+    assert market.emitted("meters.meter_registered")[-1] == expected
     assert meters_schema.meters_of(market.state, ADA.address) == ["ada-main", "ada-pv"]
     assert market.state.get(f"meter/key/{ADA_PV.public_key_hex}") == "ada-pv"
 
@@ -221,23 +224,22 @@ def test_it_records_device_signed_readings_per_meter_and_interval(market: Market
     )
     tx = market.tx(OPERATOR, "meter.readings", **relay_payload(body))
     assert market.run(tx, at=AFTER) == ["ok"]
-    common = {"height": market.height, "late": False, "tx": tx.id}
-    assert recorded(market, SLOT) == common | {
-        "import_wh": 3,
-        "export_wh": 412,
-        "quality": "actual",
-    }
-    assert recorded(market, SLOT + STEP) == common | {
+    # The values only: which block and transaction recorded them is in the block.
+    assert recorded(market, SLOT) == {"import_wh": 3, "export_wh": 412, "quality": "actual"}
+    assert recorded(market, SLOT + STEP) == {
         "import_wh": 250,
         "export_wh": 0,
         "quality": "estimated",
     }
-    assert recorded(market, SLOT + 2 * STEP) == common | {
+    assert recorded(market, SLOT + 2 * STEP) == {
         "import_wh": 0,
         "export_wh": 0,
         "quality": "missing",
     }
     assert market.state.get("meter/conflicts/ada-main") is None
+    assert market.emitted("meters.readings_recorded") == [
+        {"meter": "ada-main", "starts": [SLOT, SLOT + STEP, SLOT + 2 * STEP], "skipped": 0}
+    ]
 
 
 def test_it_reads_times_in_any_zone_as_the_same_instant(market: Market) -> None:
@@ -379,6 +381,11 @@ def test_it_skips_readings_recorded_with_the_same_values(market: Market) -> None
     assert set(market.state.take_changes()) == {f"acct/{OPERATOR.address}"}  # its nonce only
     assert recorded(market, SLOT) == first
     assert market.state.get("meter/conflicts/ada-main") is None
+    assert market.emitted("meters.readings_recorded")[-1] == {
+        "meter": "ada-main",
+        "starts": [],
+        "skipped": 2,
+    }
 
 
 def test_it_keeps_the_first_reading_and_counts_a_conflict(market: Market) -> None:
@@ -396,6 +403,14 @@ def test_it_keeps_the_first_reading_and_counts_a_conflict(market: Market) -> Non
     assert second is not None
     assert second["export_wh"] == 30
     assert market.state.get("meter/conflicts/ada-main") == 3
+    assert market.emitted("meters.reading_conflicts") == [
+        {"meter": "ada-main", "starts": [SLOT, SLOT, SLOT + STEP]}
+    ]
+    assert market.emitted("meters.readings_recorded")[-1] == {
+        "meter": "ada-main",
+        "starts": [SLOT + STEP],
+        "skipped": 0,
+    }
     assert market.relay("ada-main", ADA_METER, batch(reading(SLOT, 12))) == "ok"
     assert market.state.get("meter/conflicts/ada-main") == 4
 
