@@ -11,12 +11,17 @@ market's chain package below it. The top of the stack (``docs/architecture.md``)
 ``acts``       the regulators' types: veto, curtail, clear, suspend, resume, restrict,
                reinstate, reset defaults
 =============  ==============================================================================
+
+It answers two of the market's hooks: ``market.network`` (``network.GRID``) and
+``market.slot_settled`` (``grid.slot_settled``: a settled slot's loads leave the state). Every
+type emits events (``schema``: Events).
 """
 
 from __future__ import annotations
 
 from ledger.application import GRID_OPERATOR, REGULATOR, Registry
 from market.chain.network import NETWORK
+from market.chain.settlement import SLOT_SETTLED_HOOK
 from supervision.chain import acts, grid
 from supervision.chain.network import GRID
 
@@ -49,8 +54,10 @@ TYPES = {
 
 
 def register(registry: Registry) -> Registry:
-    """Add the grid operator's and the regulators' types, and provide the market's network."""
+    """Add the grid operator's and the regulators' types, provide the market's network, and
+    remove a slot's feeder loads when it settles."""
     for name, (sender, handler) in TYPES.items():
         registry.register(name, senders={sender}, handler=handler)
     registry.hook(NETWORK, GRID)
+    registry.hook(SLOT_SETTLED_HOOK, grid.slot_settled)
     return registry

@@ -18,9 +18,9 @@ Each payload has exactly the fields listed (``bad_payload``); codes in the order
 ``supervision.contract.veto`` ``{"contract": id, "reason": text}``
     Cancels a contract before its slot starts. The buyer's escrow and the seller's deposit are
     released, the feeders' load gives the energy back, the contract is marked ``"vetoed":
-    true`` and settlement passes it over. Refusals: ``reason_required``, ``unknown_contract``,
-    ``contract_vetoed`` (vetoed already), ``delivery_started`` (block time >= the slot's start;
-    a settled contract's delivery has always started).
+    true`` and settlement passes it over. Refusals: ``reason_required``, ``unknown_contract``
+    (also a settled one: its record has left the state), ``contract_vetoed`` (vetoed already),
+    ``delivery_started`` (block time >= the slot's start).
 ``supervision.contract.curtail`` ``{"contract": id, "energy_wh": int, "reason": text}``
     Cuts a contract to ``energy_wh`` before its slot starts. Margins are released pro rata: the
     escrow becomes the buyer's margin for the new energy at the contract's price and fee
@@ -64,11 +64,21 @@ order; a contract without acts has no key) and, when vetoed, ``"vetoed": true``;
 ``escrow`` and ``deposit`` are what stands after the acts. Suspensions and restrictions are
 ``supervision.chain.schema.Suspension`` and ``Restriction``. The market's records change only
 through the market's own functions (``market.chain.schema``, ``market.chain.contract``).
+
+Events
+======
+
+Every act is an event, with who, when and why (``supervision.chain.schema``, Events):
+``supervision.contract_vetoed`` / ``_curtailed`` / ``_cleared`` (the act's record and what
+stands of the contract after it: a contract's record leaves the state when its slot settles,
+its acts stay in the blocks), ``supervision.market_suspended`` / ``feeder_suspended``,
+``supervision.market_resumed`` / ``feeder_resumed``, ``supervision.account_restricted``,
+``supervision.account_reinstated``, ``supervision.defaults_reset``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ledger.application import (
     HOUSEHOLD,
@@ -83,6 +93,7 @@ from ledger.state import State
 from market.chain.contract import cancel_open
 from market.chain.pricing import buyer_margin
 from market.chain.schema import (
+    Act,
     Contract,
     add_locked,
     contract,
@@ -92,7 +103,16 @@ from market.chain.schema import (
 )
 from supervision.chain import grid
 from supervision.chain.schema import (
+    ACCOUNT_REINSTATED,
+    ACCOUNT_RESTRICTED,
+    CONTRACT_ACTED,
+    DEFAULTS_RESET,
+    FEEDER_RESUMED,
+    FEEDER_SUSPENDED,
+    MARKET_RESUMED,
+    MARKET_SUSPENDED,
     MARKET_SUSPENDED_KEY,
+    ContractActed,
     feeder_suspended_key,
     restricted_key,
     restriction,
@@ -119,8 +139,23 @@ def _changeable(state: State, contract_id: Any, now: int) -> Contract:
     return made
 
 
-def _record_act(state: State, made: Contract, act: dict[str, Any], **changed: Any) -> None:
-    contract_save(state, made | changed | {"acts": [*made.get("acts", []), act]})
+def _record_act(
+    state: State, context: Context, made: Contract, act: dict[str, Any], **changed: Any
+) -> None:
+    """Keep ``act`` in the contract's record, with what it ``changed``, and say so."""
+    record: dict[str, Any] = made | changed | {"acts": [*made.get("acts", []), act]}
+    contract_save(state, record)
+    acted: ContractActed = {
+        "contract": record["id"],
+        "seller": record["seller"],
+        "buyer": record["buyer"],
+        "energy_wh": record["energy_wh"],
+        "escrow": record["escrow"],
+        "deposit": record["deposit"],
+        "vetoed": bool(record.get("vetoed")),
+        "act": cast(Act, act),
+    }
+    context.emit(CONTRACT_ACTED[act["act"]], acted)
 
 
 def contract_veto(state: State, tx: Transaction, context: Context) -> None:
@@ -141,7 +176,7 @@ def contract_veto(state: State, tx: Transaction, context: Context) -> None:
         escrow_released=made["escrow"],
         deposit_released=made["deposit"],
     )
-    _record_act(state, made, act, vetoed=True, escrow=0, deposit=0)
+    _record_act(state, context, made, act, vetoed=True, escrow=0, deposit=0)
 
 
 def contract_curtail(state: State, tx: Transaction, context: Context) -> None:
@@ -169,7 +204,7 @@ def contract_curtail(state: State, tx: Transaction, context: Context) -> None:
         escrow_released=made["escrow"] - escrow,
         deposit_released=made["deposit"] - deposit,
     )
-    _record_act(state, made, act, energy_wh=energy_wh, escrow=escrow, deposit=deposit)
+    _record_act(state, context, made, act, energy_wh=energy_wh, escrow=escrow, deposit=deposit)
 
 
 def review_clear(state: State, tx: Transaction, context: Context) -> None:
@@ -191,34 +226,44 @@ def review_clear(state: State, tx: Transaction, context: Context) -> None:
         escrow_released=0,
         deposit_released=0,
     )
-    _record_act(state, made, act)
+    _record_act(state, context, made, act)
 
 
-def _suspension_key(state: State, scope: Any) -> str:
+def _suspension_key(state: State, scope: Any) -> tuple[str, bool]:
+    """The key of the scope's suspension, and whether the scope is the whole market."""
     feeder = grid.feeder_scope(state, scope, whole="market")
-    return MARKET_SUSPENDED_KEY if feeder is None else feeder_suspended_key(feeder)
+    if feeder is None:
+        return MARKET_SUSPENDED_KEY, True
+    return feeder_suspended_key(feeder), False
 
 
 def trading_suspend(state: State, tx: Transaction, context: Context) -> None:
     """``supervision.trading.suspend``. Precondition (registry): the sender is a regulator."""
     scope, reason, until = payload_fields(tx, "scope", "reason", "until")
     reason = grid.reason_of(reason)
-    key = _suspension_key(state, scope)
+    key, market = _suspension_key(state, scope)
     if type(until) is not int or (until != 0 and until <= context.timestamp_ms):
         raise TxFailed("bad_until", "the end is a time after now (ms since 1970), or 0 for none")
     if suspension(state, key, context.timestamp_ms) is not None:
         raise TxFailed("already_suspended")
-    stop_set(state, key, grid.act_record(tx, context, scope=scope, reason=reason, until=until))
+    suspended = grid.act_record(tx, context, scope=scope, reason=reason, until=until)
+    stop_set(state, key, suspended)
+    context.emit(MARKET_SUSPENDED if market else FEEDER_SUSPENDED, suspended)
 
 
 def trading_resume(state: State, tx: Transaction, context: Context) -> None:
     """``supervision.trading.resume``. Precondition (registry): the sender is a regulator."""
     scope, reason = payload_fields(tx, "scope", "reason")
-    grid.reason_of(reason)
-    key = _suspension_key(state, scope)
-    if suspension(state, key, context.timestamp_ms) is None:
+    reason = grid.reason_of(reason)
+    key, market = _suspension_key(state, scope)
+    ended = suspension(state, key, context.timestamp_ms)
+    if ended is None:
         raise TxFailed("not_suspended")
     stop_delete(state, key)
+    context.emit(
+        MARKET_RESUMED if market else FEEDER_RESUMED,
+        grid.act_record(tx, context, scope=scope, reason=reason, suspension=ended["tx"]),
+    )
 
 
 def _household(state: State, value: Any) -> str:
@@ -237,36 +282,44 @@ def account_restrict(state: State, tx: Transaction, context: Context) -> None:
     address = _household(state, address)
     if restriction(state, address) is not None:
         raise TxFailed("already_restricted")
-    orders, offers = cancel_open(state, address, context.timestamp_ms)
-    state.set(
-        restricted_key(address),
-        grid.act_record(
-            tx,
-            context,
-            address=address,
-            reason=reason,
-            cancelled_orders=orders,
-            cancelled_offers=offers,
-        ),
+    orders, offers = cancel_open(state, address, context)
+    restricted = grid.act_record(
+        tx,
+        context,
+        address=address,
+        reason=reason,
+        cancelled_orders=orders,
+        cancelled_offers=offers,
     )
+    state.set(restricted_key(address), restricted)
+    context.emit(ACCOUNT_RESTRICTED, restricted)
 
 
 def account_reinstate(state: State, tx: Transaction, context: Context) -> None:
     """``supervision.account.reinstate``. Precondition (registry): the sender is a regulator."""
     address, reason = payload_fields(tx, "address", "reason")
-    grid.reason_of(reason)
+    reason = grid.reason_of(reason)
     address = registered_address(state, address)
-    if restriction(state, address) is None:
+    lifted = restriction(state, address)
+    if lifted is None:
         raise TxFailed("not_restricted")
     state.delete(restricted_key(address))
+    context.emit(
+        ACCOUNT_REINSTATED,
+        grid.act_record(tx, context, address=address, reason=reason, restriction=lifted["tx"]),
+    )
 
 
 def defaults_reset(state: State, tx: Transaction, context: Context) -> None:
     """``supervision.defaults.reset``. Precondition (registry): the sender is a regulator."""
     address, reason = payload_fields(tx, "address", "reason")
-    grid.reason_of(reason)
+    reason = grid.reason_of(reason)
     address = registered_address(state, address)
     record = defaults(state, address)
     if record is None or not record.get("unsettled"):
         raise TxFailed("no_defaults")
     defaults_save(state, address, record | {"unsettled": 0})
+    context.emit(
+        DEFAULTS_RESET,
+        grid.act_record(tx, context, address=address, reason=reason, unsettled=record["unsettled"]),
+    )

@@ -44,7 +44,15 @@ when it is 0 the match is refused (the incoming order rests, an acceptance is re
 ``grid_refused``). The contract records the published feeders it counts in,
 ``"feeders": {"export": <seller's feeder>, "import": <buyer's feeder>}`` (either left out when
 not published; the whole field when neither is), and ``load_add`` counts it in their load; a
-veto or a curtailment (``supervision.chain.acts``) takes it out of the same feeders again.
+veto or a curtailment (``supervision.chain.acts``) takes it out of the same feeders again. When
+the slot settles, the market calls :func:`slot_settled` (its hook ``market.slot_settled``) and
+the slot's loads leave the state: what they were is the event ``grid.loads_settled``.
+
+Events
+======
+
+``grid.feeder_assigned``, ``grid.topology_published``, ``grid.state_declared``,
+``grid.loads_settled``: their data in ``supervision.chain.schema``.
 """
 
 from __future__ import annotations
@@ -65,12 +73,17 @@ from market.chain.network import Allowance
 from market.chain.options import market_options
 from market.chain.schema import Contract
 from supervision.chain.schema import (
+    FEEDER_ASSIGNED,
+    LOADS_SETTLED,
     PUBLISHED_KEY,
+    STATE_DECLARED,
+    TOPOLOGY_PUBLISHED,
     Load,
     feeder_key,
     feeder_of,
     limit_w,
     load,
+    load_key,
     load_save,
     loaded_wh,
     state_key,
@@ -154,6 +167,24 @@ def load_add(state: State, contract: Contract, energy_wh: int) -> None:
         load_save(state, slot, feeder, updated)
 
 
+def slot_settled(state: State, slot: int, contracts: list[Contract], context: Context) -> None:
+    """The market's ``market.slot_settled`` hook: the slot's loads leave the state (no match can
+    count in them any more, no act can change them), each feeder's last load in the event
+    ``grid.loads_settled``. O(the slot's contracts)."""
+    feeders: set[str] = set()
+    for made in contracts:
+        record: dict[str, Any] = dict(made)
+        counted: dict[str, str] = record.get("feeders", {})
+        feeders.update(counted.values())
+    loads: dict[str, Load] = {}
+    for feeder in sorted(feeders):
+        if state.get(load_key(slot, feeder)) is not None:
+            loads[feeder] = load(state, slot, feeder)
+            state.delete(load_key(slot, feeder))
+    if loads:
+        context.emit(LOADS_SETTLED, {"slot": slot, "loads": loads})
+
+
 # --- payload checks shared with supervision ------------------------------------------------------
 
 
@@ -209,7 +240,9 @@ def feeder_assign(state: State, tx: Transaction, context: Context) -> None:
     assert acct is not None  # registered_address checked it
     if acct["role"] != HOUSEHOLD:
         raise TxFailed("not_household")
-    state.set(feeder_key(address), _check_feeder_name(feeder))
+    feeder = _check_feeder_name(feeder)
+    state.set(feeder_key(address), feeder)
+    context.emit(FEEDER_ASSIGNED, {"address": address, "feeder": feeder})
 
 
 def feeder_publish(state: State, tx: Transaction, context: Context) -> None:
@@ -226,12 +259,11 @@ def feeder_publish(state: State, tx: Transaction, context: Context) -> None:
             raise TxFailed("bad_limit", "a limit is a whole number of W, 0 or more")
     if state.get(topology_key(feeder)) is None:
         state.set(PUBLISHED_KEY, state.get(PUBLISHED_KEY, 0) + 1)
-    state.set(
-        topology_key(feeder),
-        act_record(
-            tx, context, feeder=feeder, export_limit_w=export_limit, import_limit_w=import_limit
-        ),
+    published = act_record(
+        tx, context, feeder=feeder, export_limit_w=export_limit, import_limit_w=import_limit
     )
+    state.set(topology_key(feeder), published)
+    context.emit(TOPOLOGY_PUBLISHED, published)
 
 
 def state_declare(state: State, tx: Transaction, context: Context) -> None:
@@ -248,7 +280,9 @@ def state_declare(state: State, tx: Transaction, context: Context) -> None:
     current = state.get(key)
     if (current["state"] if current else "normal") == grid_state:
         raise TxFailed("no_change", f"{scope} is {grid_state} already")
+    declared = act_record(tx, context, scope=scope, state=grid_state, reason=reason)
     if grid_state == "normal":
         stop_delete(state, key)
     else:
-        stop_set(state, key, act_record(tx, context, scope=scope, state=grid_state, reason=reason))
+        stop_set(state, key, declared)
+    context.emit(STATE_DECLARED, declared)

@@ -7,23 +7,73 @@ writes them; the market reads them through the ``market.network`` hook that
 ``supervision.chain.network`` provides, other code through the accessors here.
 
 =====================================  ==========================================================
+key                                    record; created by, read by, removed by
+=====================================  ==========================================================
 ``grid/feeder/<address>``              the feeder (a name, 1-64 of ``[a-z0-9._-]``) the
-                                       household's connection is on; without one it cannot trade
+                                       household's connection is on; without one it cannot
+                                       trade. ``grid.feeder.assign`` (again: moved); read by
+                                       the qualification audit and the security check; never
+                                       removed (one per household)
 ``grid/topology/<feeder>``             :class:`Topology`: the feeder's limits. A feeder never
-                                       published has no limit
+                                       published has no limit. ``grid.feeder.publish`` (again:
+                                       new limits); read by the security check and the scopes
+                                       of acts; never removed (one per feeder)
 ``grid/load/<slot>/<feeder>``          :class:`Load`: the energy of the slot's contracts (not
                                        vetoed) whose seller (export) or buyer (import) is on the
-                                       feeder, made while the feeder was published
+                                       feeder, made while the feeder was published. Written
+                                       when a match counts in it (the market, through
+                                       ``network.GridView.count``), a veto or a curtailment;
+                                       read by the security check; removed when it comes back
+                                       to nothing (vetoes) or when the slot settles (the
+                                       market's ``market.slot_settled`` hook,
+                                       :func:`supervision.chain.grid.slot_settled`)
 ``grid/state/grid``                    :class:`Declaration` of the grid operator for the whole
-``grid/state/feeder/<feeder>``         grid, or one feeder; absent: normal
+``grid/state/feeder/<feeder>``         grid, or one feeder; absent: normal.
+                                       ``grid.state.declare``; read by the qualification audit;
+                                       removed by a declaration of ``normal``
 ``grid/stops``                         how many declarations and suspensions are stored; absent:
-                                       none, and the market skips reading them
-``grid/published``                     how many feeders are published; absent: none
+                                       none, and the market skips reading them. Kept by the
+                                       writers of those keys
+``grid/published``                     how many feeders are published; absent: none. Kept by
+                                       ``grid.feeder.publish``; never removed
 ``supervision/suspended/market``       :class:`Suspension` of the whole market, in force until
-                                       its ``until`` (0: until resumed)
+                                       its ``until`` (0: until resumed).
+                                       ``supervision.trading.suspend``; read by the
+                                       qualification audit; removed by
+                                       ``supervision.trading.resume`` (a lapsed one stays until
+                                       a new suspension of its scope replaces it)
 ``supervision/suspended/feeder/<f>``   :class:`Suspension` of trading on one feeder, likewise
-``supervision/restricted/<address>``   :class:`Restriction`: the account may not trade
+``supervision/restricted/<address>``   :class:`Restriction`: the account may not trade.
+                                       ``supervision.account.restrict``; read by the
+                                       qualification audit; removed by
+                                       ``supervision.account.reinstate``
 =====================================  ==========================================================
+
+Every act and every change of the grid is also an event (``context.emit``), so that what
+happened stays in the blocks when its record leaves the state (a settled contract, a resumed
+suspension, a replaced declaration). Each act's data carries who, in which transaction and
+block, and when (``by``, ``tx``, ``height``, ``timestamp_ms``: ``grid.act_record``):
+
+==================================  ==============================================================
+``grid.feeder_assigned``            ``{"address", "feeder"}``
+``grid.topology_published``         :class:`Topology`, as stored
+``grid.state_declared``             :class:`Declaration` (``state`` may be ``normal``: then nothing
+                                    is stored)
+``grid.loads_settled``              ``{"slot", "loads": {"<feeder>": Load}}``: the slot settled;
+                                    these were its feeders' loads, which leave the state
+``supervision.contract_vetoed``     :class:`ContractActed`
+``supervision.contract_curtailed``  likewise
+``supervision.contract_cleared``    likewise
+``supervision.market_suspended``    :class:`Suspension`, as stored
+``supervision.feeder_suspended``    likewise
+``supervision.market_resumed``      ``{"scope", "reason", "suspension": the ended one's tx}``
+``supervision.feeder_resumed``      likewise
+``supervision.account_restricted``  :class:`Restriction`, as stored (the orders and offers it
+                                    cancelled are also the market's ``market.order_closed`` and
+                                    ``market.offer_closed`` events)
+``supervision.account_reinstated``  ``{"address", "reason", "restriction": the lifted one's tx}``
+``supervision.defaults_reset``      ``{"address", "reason", "unsettled": the count cleared}``
+==================================  ==============================================================
 """
 
 from __future__ import annotations
@@ -31,6 +81,7 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from ledger.state import State
+from market.chain.schema import Act
 
 FEEDER_PREFIX = "grid/feeder/"
 TOPOLOGY_PREFIX = "grid/topology/"
@@ -42,6 +93,24 @@ PUBLISHED_KEY = "grid/published"
 MARKET_SUSPENDED_KEY = "supervision/suspended/market"
 FEEDER_SUSPENDED_PREFIX = "supervision/suspended/feeder/"
 RESTRICTED_PREFIX = "supervision/restricted/"
+
+# Events.
+FEEDER_ASSIGNED = "grid.feeder_assigned"
+TOPOLOGY_PUBLISHED = "grid.topology_published"
+STATE_DECLARED = "grid.state_declared"
+LOADS_SETTLED = "grid.loads_settled"
+CONTRACT_VETOED = "supervision.contract_vetoed"
+CONTRACT_CURTAILED = "supervision.contract_curtailed"
+CONTRACT_CLEARED = "supervision.contract_cleared"
+MARKET_SUSPENDED = "supervision.market_suspended"
+FEEDER_SUSPENDED = "supervision.feeder_suspended"
+MARKET_RESUMED = "supervision.market_resumed"
+FEEDER_RESUMED = "supervision.feeder_resumed"
+ACCOUNT_RESTRICTED = "supervision.account_restricted"
+ACCOUNT_REINSTATED = "supervision.account_reinstated"
+DEFAULTS_RESET = "supervision.defaults_reset"
+# The events of the acts on a contract, by the ``act`` of its record.
+CONTRACT_ACTED = {"veto": CONTRACT_VETOED, "curtail": CONTRACT_CURTAILED, "clear": CONTRACT_CLEARED}
 
 
 def feeder_key(address: str) -> str:
@@ -107,6 +176,20 @@ class Restriction(_Act):
     reason: str
     cancelled_orders: list[str]
     cancelled_offers: list[str]
+
+
+class ContractActed(TypedDict):
+    """The data of a contract act's event: the contract, its parties, what stands after the act
+    (its record's ``energy_wh``, ``escrow``, ``deposit``, ``vetoed``), and the act itself."""
+
+    contract: str
+    seller: str
+    buyer: str
+    energy_wh: int
+    escrow: int
+    deposit: int
+    vetoed: bool
+    act: Act
 
 
 # --- the owner's accessors ---------------------------------------------------------------------

@@ -12,7 +12,6 @@ from ledger import application as app
 from ledger.identity import KeyPair
 from ledger.state import State
 from market.chain import schema as market_schema
-from market.chain import settlement
 from market.chain.pricing import buyer_margin
 from supervision.chain import grid
 from supervision.chain import network as supervision_network
@@ -260,8 +259,8 @@ def test_a_veto_releases_both_margins_and_the_contract_never_settles(market: Mar
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
     assert market.deliver("ada-main", ADA_METER, [400, 400, 400], slot=SLOT) == "ok"
     assert market.settle(at=DUE) == "ok"
-    assert market.state.get(market_schema.result_key(SLOT, 0)) is None
-    assert market.state.get(settlement.settlement_key(SLOT))["contracts"] == 0
+    assert market.emitted("market.contract_settled") == []
+    assert market.emitted("market.slot_settled")[-1]["contracts"] == 0
     assert (market.balance(ADA), market.balance(BEN)) == (CREDITS, CREDITS)
 
 
@@ -281,7 +280,7 @@ def test_a_curtailment_releases_margins_pro_rata_and_settles_what_is_left(market
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
     assert market.deliver("ada-main", ADA_METER, [200, 200, 100], slot=SLOT) == "ok"
     assert market.settle(at=DUE) == "ok"
-    line = market.state.get(market_schema.result_key(SLOT, 0))
+    (line,) = market.emitted("market.contract_settled")
     assert (
         line["energy_wh"],
         line["delivered_wh"],
@@ -463,6 +462,164 @@ def test_a_regulator_resets_unsettled_defaults_and_the_history_stays(market: Mar
     assert market.place(ADA, "sell", 100, 100)[0] == "ok"
 
 
+# --- events: what each act did, in the blocks ---------------------------------------------------
+
+
+def signed(market: Market, who: KeyPair = REGULATOR) -> dict[str, Any]:
+    """Who, in which transaction and block, and when: the last block's only transaction."""
+    (tx,) = market.blocks[-1][1]
+    return {"by": who.address, "tx": tx.id, "height": market.height, "timestamp_ms": market.now}
+
+
+def test_the_grid_operators_acts_are_events(market: Market) -> None:
+    assert publish(market, "f3", export_w=5_000, import_w=4_000) == "ok"
+    published = {"feeder": "f3", "export_limit_w": 5_000, "import_limit_w": 4_000}
+    assert market.emitted("grid.topology_published")[-1] == published | signed(market, OPERATOR)
+    assert market.send(OPERATOR, "grid.feeder.assign", address=ADA.address, feeder="f2") == "ok"
+    assert market.emitted("grid.feeder_assigned")[-1] == {"address": ADA.address, "feeder": "f2"}
+    declare = {"scope": "feeder:f2", "state": "high_load", "reason": "heat"}
+    assert market.send(OPERATOR, "grid.state.declare", **declare) == "ok"
+    assert market.emitted("grid.state_declared")[-1] == declare | signed(market, OPERATOR)
+    normal = declare | {"state": "normal", "reason": "cooler"}
+    assert market.send(OPERATOR, "grid.state.declare", **normal) == "ok"
+    # Nothing stays in the state of a declaration of normal: the event is its only record.
+    assert market.state.get("grid/state/feeder/f2") is None
+    assert market.emitted("grid.state_declared")[-1] == normal | signed(market, OPERATOR)
+
+
+def test_the_acts_on_a_contract_are_events_with_what_stands_after_them(market: Market) -> None:
+    first = trade(market, ADA, BEN, 1_000, 120)
+    second = trade(market, CAT, DAN, 200, 100)
+    assert act(market, "supervision.review.clear", contract=first, reason="checked") == "ok"
+    assert act(market, "supervision.contract.curtail", contract=first, energy_wh=600) == "ok"
+    assert act(market, "supervision.contract.veto", contract=second, reason="wash") == "ok"
+    events = [
+        (event["type"], event["data"])
+        for event in market.events
+        if event["type"].startswith("supervision.contract_")
+    ]
+    made = {c["id"]: c for c in market.contracts()}
+    parties = {cid: {"seller": c["seller"], "buyer": c["buyer"]} for cid, c in made.items()}
+    assert events == [
+        (
+            "supervision.contract_cleared",
+            {
+                "contract": first,
+                **parties[first],
+                "energy_wh": 1_000,
+                "escrow": 125,
+                "deposit": 24,
+                "vetoed": False,
+                "act": made[first]["acts"][0],
+            },
+        ),
+        (
+            "supervision.contract_curtailed",
+            {
+                "contract": first,
+                **parties[first],
+                "energy_wh": 600,
+                "escrow": 75,
+                "deposit": 14,
+                "vetoed": False,
+                "act": made[first]["acts"][1],
+            },
+        ),
+        (
+            "supervision.contract_vetoed",
+            {
+                "contract": second,
+                **parties[second],
+                "energy_wh": 200,
+                "escrow": 0,
+                "deposit": 0,
+                "vetoed": True,
+                "act": made[second]["acts"][0],
+            },
+        ),
+    ]
+
+
+def test_suspensions_restrictions_and_resets_are_events(market: Market) -> None:
+    suspend = {"scope": "market", "reason": "inquiry", "until": 0}
+    assert act(market, "supervision.trading.suspend", **suspend) == "ok"
+    suspended = market.emitted("supervision.market_suspended")[-1]
+    assert suspended == suspend | signed(market)
+    assert act(market, "supervision.trading.resume", scope="market", reason="done") == "ok"
+    assert market.emitted("supervision.market_resumed") == [
+        {"scope": "market", "reason": "done", "suspension": suspended["tx"]} | signed(market)
+    ]
+    feeder = {"scope": "feeder:f1", "reason": "storm", "until": 0}
+    assert act(market, "supervision.trading.suspend", **feeder) == "ok"
+    assert market.emitted("supervision.feeder_suspended") == [feeder | signed(market)]
+    assert act(market, "supervision.trading.resume", scope="feeder:f1", reason="over") == "ok"
+    assert market.emitted("supervision.feeder_resumed")[-1]["scope"] == "feeder:f1"
+
+    _, order = market.place(ADA, "sell", 300, 110)
+    assert act(market, "supervision.account.restrict", address=ADA.address, reason="fraud") == "ok"
+    restricted = market.emitted("supervision.account_restricted")[-1]
+    assert restricted == {
+        "address": ADA.address,
+        "reason": "fraud",
+        "cancelled_orders": [order],
+        "cancelled_offers": [],
+    } | signed(market)
+    assert act(market, "supervision.account.reinstate", address=ADA.address, reason="ok") == "ok"
+    assert market.emitted("supervision.account_reinstated") == [
+        {"address": ADA.address, "reason": "ok", "restriction": restricted["tx"]} | signed(market)
+    ]
+
+    market.state.set(
+        market_schema.defaults_key(BEN.address),
+        {"unsettled": 2, "shortfalls": 2, "shortfall_wh": 10, "last_slot": 1},
+    )
+    assert act(market, "supervision.defaults.reset", address=BEN.address, reason="storm") == "ok"
+    assert market.emitted("supervision.defaults_reset") == [
+        {"address": BEN.address, "reason": "storm", "unsettled": 2} | signed(market)
+    ]
+
+
+def test_a_refused_act_leaves_no_event(market: Market) -> None:
+    before = len(market.events)
+    assert act(market, "supervision.trading.resume", scope="market") == "not_suspended"
+    assert act(market, "supervision.contract.veto", contract=f"{SLOT}-0") == "unknown_contract"
+    assert market.events[before:] == []
+
+
+# --- loads leave the state when their slot settles ---------------------------------------------
+
+
+def test_a_settled_slots_loads_leave_the_state(market: Market) -> None:
+    trade(market, ADA, BEN, 1_000, 120)
+    later = SLOT + SLOT_MS
+    assert market.place(CAT, "sell", 300, 100, slot=later)[0] == "ok"
+    assert market.place(DAN, "buy", 300, 100, slot=later)[0] == "ok"
+    assert market.state.get(supervision_schema.load_key(SLOT, "f1")) is not None
+    assert market.settle(at=DUE) == "ok"
+    assert list(market.state.keys(f"{supervision_schema.LOAD_PREFIX}{SLOT}/")) == []
+    assert market.emitted("grid.loads_settled") == [
+        {
+            "slot": SLOT,
+            "loads": {
+                "f1": {"export_wh": 1_000, "import_wh": 0},
+                "f2": {"export_wh": 0, "import_wh": 1_000},
+            },
+        }
+    ]
+    # The next slot's contracts still count where they were made.
+    assert supervision_schema.load(market.state, later, "f1") == {"export_wh": 300, "import_wh": 0}
+
+
+def test_a_slot_whose_contracts_were_all_vetoed_settles_with_no_load_to_remove(
+    market: Market,
+) -> None:
+    contract_id = trade(market, ADA, BEN, 1_000, 120)
+    assert act(market, "supervision.contract.veto", contract=contract_id) == "ok"
+    assert market.settle(at=DUE) == "ok"
+    assert market.emitted("grid.loads_settled") == []
+    assert list(market.state.keys(supervision_schema.LOAD_PREFIX)) == []
+
+
 # --- what supervisors cannot do ----------------------------------------------------------------
 
 
@@ -541,8 +698,10 @@ def test_a_settled_contract_cannot_be_vetoed(market: Market) -> None:
     contract_id = trade(market, ADA, BEN, 1_000, 120)
     market.send(OPERATOR, "market.slot.clear", at=SLOT - GATE_MS, slot=SLOT)
     assert market.settle(at=DUE) == "ok"
-    expected = bumped(market.state, REGULATOR).root()
-    assert act(market, "supervision.contract.veto", contract=contract_id) == "delivery_started"
+    expected = bumped(bumped(market.state, REGULATOR), REGULATOR).root()
+    # Settled, it has left the state: its history is in the blocks' events.
+    for type_ in ("supervision.contract.veto", "supervision.review.clear"):
+        assert act(market, type_, contract=contract_id) == "unknown_contract"
     assert market.state.root() == expected
 
 
