@@ -2,37 +2,48 @@
 ``settings.LEDGER_READ_MODEL_AUDITS``).
 
 Against the state at the audited height (``supervision.chain.schema``), both ways (rows the
-chain has and the site does not, and the reverse) and field by field:
+chain has and the site does not, and the reverse) and field by field, for what is live:
 
 * ``Feeder`` against ``grid/topology/<feeder>`` (limits, published when and in which block) and
   ``grid/state/feeder/<feeder>`` (its declared state, reason and since when; absent: normal);
 * ``GridDeclaration`` against ``grid/state/grid``;
-* ``FeederLoad`` against ``grid/load/<slot>/<feeder>`` (row named ``<slot ms>/<feeder>``);
 * ``Suspension`` against ``supervision/suspended/market`` and ``.../feeder/<feeder>``;
 * ``Restriction`` against ``supervision/restricted/<address>``;
 * ``MarketAccount.feeder`` against ``grid/feeder/<address>`` (absent: ``""``);
-* ``SupervisoryAct``: every act whose record is in the state (a published feeder's topology, a
-  declaration, a suspension, a restriction, the acts on a contract) has its row, with its type,
-  actor and role, reason, scope, address or contract, block and time;
-* ``ReviewItem``: its status and deciding act follow the last act on its contract.
+* ``FeederLoad`` against ``grid/load/<slot>/<feeder>`` (row named ``<slot ms>/<feeder>``).
 
-Not yet (history no longer in the state; the blocks' events will give it): the acts that left
-no record (resumptions, reinstatements, resets of defaults, replaced declarations and
-topologies), which contracts went to review and why, and notifications (whether one was read is
-site data).
+Against the events of the blocks up to the audited height, for history (found through the
+site's transaction index: only the blocks with a successful supervisory transaction or
+settlement are read, not the chain):
+
+* ``FeederLoad`` of a settled slot against its ``grid.loads_settled``;
+* ``SupervisoryAct``: every act's event has its row, with its type, actor and role, reason,
+  scope, address or contract, the households it touched, block and time, and every row is an
+  act's (resumptions, reinstatements, resets, replaced declarations and topologies included);
+* ``ReviewItem``: its status and deciding act follow the last act on its contract (none:
+  pending);
+* the market's ``Contract`` rows of contracts acted on that have left the state (settled):
+  ``energy_wh``, ``escrow``, ``deposit``, ``vetoed`` and ``acts`` as the acts' events left them
+  (supervision writes them; the market's audit compares live contracts whole).
+
+Not yet: which contracts went to review and why (the rules read the state of their block), and
+notifications (whether one was read is site data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import application
+from ledger.models import BlockRecord, TransactionRecord
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.read_model_audit import Comparison, Difference
 from ledger.state import State
+from market import chain as market_chain
 from market.chain import schema as market_schema
-from market.models import MarketAccount
+from market.models import Contract, MarketAccount
 from supervision import chain
 from supervision.chain import schema
 from supervision.models import (
@@ -44,23 +55,60 @@ from supervision.models import (
     SupervisoryAct,
     Suspension,
 )
-from supervision.projection import REVIEW_STATUS
+from supervision.projection import ACT_EVENTS, CONTRACT_EVENTS, REVIEW_STATUS, act_columns
 
 CHUNK = 2_000
-ACT_TYPES = {"veto": chain.VETO, "curtail": chain.CURTAIL, "clear": chain.CLEAR}
+# The transactions whose blocks hold the events audited here: every supervisory act, and the
+# settlements (the loads they remove).
+AUDITED_TYPES = sorted({*chain.TYPES} - {chain.FEEDER_ASSIGN} | {market_chain.SLOT_SETTLE})
 
 
 def audit(*, height: int, state: State) -> list[Difference]:
     found = Comparison(height)
+    history = _history(height)
     _feeders(found, state)
     _grid_declaration(found, state)
-    _loads(found, state)
+    _loads(found, state, history)
     _suspensions(found, state)
     _restrictions(found, state)
     _market_accounts(found, state)
-    _acts(found, state)
-    _review(found, state)
+    _acts(found, state, history)
+    _review(found, history)
+    _contracts(found, state, history)
     return found.differences
+
+
+@dataclass
+class _History:
+    """What the blocks' events say, up to the audited height."""
+
+    # tx id -> the SupervisoryAct columns its act's event gives (with its type: the tx's)
+    acts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # contract id -> the data of each act's event on it, in order
+    contract_acts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # "<slot ms>/<feeder>" -> the load the slot left when it settled
+    settled_loads: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _history(height: int) -> _History:
+    found = _History()
+    heights = TransactionRecord.objects.filter(
+        type__in=AUDITED_TYPES, result="ok", block__height__lte=height
+    ).values("block__height")
+    bodies = BlockRecord.objects.filter(height__in=heights).order_by("height")
+    for body in bodies.values_list("body", flat=True).iterator(CHUNK):
+        for event in body.get("events", []):
+            type_, data = event["type"], event["data"]
+            if type_ in ACT_EVENTS:
+                record = data["act"] if type_ in CONTRACT_EVENTS else data
+                tx_type = body["transactions"][event["tx"]]["type"]
+                found.acts[record["tx"]] = {"type": tx_type, **act_columns(type_, data)}
+            if type_ in CONTRACT_EVENTS:
+                found.contract_acts.setdefault(data["contract"], []).append(data)
+            elif type_ == schema.LOADS_SETTLED:
+                for feeder, load in data["loads"].items():
+                    found.settled_loads[f"{data['slot']}/{feeder}"] = load
+    return found
 
 
 def _under(state: State, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -120,8 +168,10 @@ def _grid_declaration(found: Comparison, state: State) -> None:
     _both_ways(found, GridDeclaration, chain, site)
 
 
-def _loads(found: Comparison, state: State) -> None:
-    chain = {
+def _loads(found: Comparison, state: State, history: _History) -> None:
+    """Live loads against the state, a settled slot's against the event that removed them."""
+    chain = dict(history.settled_loads)
+    chain |= {
         rest: {"export_wh": value["export_wh"], "import_wh": value["import_wh"]}
         for rest, value in _under(state, schema.LOAD_PREFIX)
     }
@@ -188,52 +238,7 @@ def _market_accounts(found: Comparison, state: State) -> None:
             found.missing(MarketAccount, address)
 
 
-# --- the audit log and the review queue -----------------------------------------------------------
-
-
-def _act(
-    record: dict[str, Any],
-    state: State,
-    type_: str,
-    *,
-    scope: str = "",
-    address: str = "",
-    contract: str = "",
-) -> dict[str, Any]:
-    """The ``SupervisoryAct`` row of the act whose record (who, when, why) is ``record``."""
-    actor = application.account(state, record["by"]) or {}
-    return {
-        "type": type_,
-        "actor": record["by"],
-        "actor_role": actor.get("role", ""),
-        "reason": record.get("reason", ""),
-        "scope": scope,
-        "address": address,
-        "contract": contract,
-        "height": record["height"],
-        "at": datetime_of_ms(record["timestamp_ms"]),
-    }
-
-
-def _acts_in_state(state: State) -> dict[str, dict[str, Any]]:
-    """The acts whose records the state keeps, by transaction id."""
-    acts = {}
-    for name, published in _under(state, schema.TOPOLOGY_PREFIX):
-        acts[published["tx"]] = _act(published, state, chain.FEEDER_PUBLISH, scope=f"feeder:{name}")
-    declarations = [state.get(schema.GRID_STATE_KEY)] + [
-        value for _, value in _under(state, schema.FEEDER_STATE_PREFIX)
-    ]
-    for declared in filter(None, declarations):
-        acts[declared["tx"]] = _act(declared, state, chain.STATE_DECLARE, scope=declared["scope"])
-    for scope, value in _suspension_records(state).items():
-        acts[value["tx"]] = _act(value, state, chain.SUSPEND, scope=scope)
-    for address, value in _under(state, schema.RESTRICTED_PREFIX):
-        acts[value["tx"]] = _act(value, state, chain.RESTRICT, address=address)
-    for contract_id, made in _under(state, market_schema.CONTRACT_PREFIX):
-        for record in made.get("acts", []):
-            acts[record["tx"]] = _act(record, state, ACT_TYPES[record["act"]], contract=contract_id)
-    return acts
-
+# --- the audit log, the review queue, the acts on contracts -------------------------------------
 
 ACT_FIELDS = (
     "type",
@@ -243,40 +248,59 @@ ACT_FIELDS = (
     "scope",
     "address",
     "contract",
+    "affected",
     "height",
     "at",
 )
 
 
-def _acts(found: Comparison, state: State) -> None:
-    chain = _acts_in_state(state)
-    txs = sorted(chain)
-    site: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(txs), 500):
-        rows = SupervisoryAct.objects.filter(tx__in=txs[start : start + 500])
-        site |= {row["tx"]: row for row in rows.values("tx", *ACT_FIELDS)}
-    # Acts whose records the state no longer keeps are history: not compared yet.
-    for tx in txs:
-        if tx not in site:
-            found.missing(SupervisoryAct, tx)
-        else:
-            found.fields(SupervisoryAct, tx, chain[tx], site[tx])
+def _acts(found: Comparison, state: State, history: _History) -> None:
+    roles: dict[str, str] = {}
+    chain = {}
+    for tx, columns in history.acts.items():
+        actor = columns["actor"]
+        if actor not in roles:
+            roles[actor] = (application.account(state, actor) or {}).get("role", "")
+        chain[tx] = columns | {"actor_role": roles[actor]}
+    site = {
+        row["tx"]: row for row in SupervisoryAct.objects.values("tx", *ACT_FIELDS).iterator(CHUNK)
+    }
+    _both_ways(found, SupervisoryAct, chain, site)
 
 
-def _review(found: Comparison, state: State) -> None:
+def _review(found: Comparison, history: _History) -> None:
     """A review item's status follows the last act on its contract (none: pending)."""
     for contract_id, status, decided_by in ReviewItem.objects.values_list(
         "contract_id", "status", "decided_by"
     ).iterator(CHUNK):
-        made = market_schema.contract(state, contract_id)
-        if made is None:  # the market's audit reports the contract's row
-            continue
-        acts = made.get("acts", [])
+        acts = history.contract_acts.get(contract_id)
+        last = acts[-1]["act"] if acts else None
         expected = (
-            {"status": REVIEW_STATUS[acts[-1]["act"]], "decided_by": acts[-1]["tx"]}
-            if acts
+            {"status": REVIEW_STATUS[last["act"]], "decided_by": last["tx"]}
+            if last
             else {"status": "pending", "decided_by": ""}
         )
         found.fields(
             ReviewItem, contract_id, expected, {"status": status, "decided_by": decided_by}
         )
+
+
+CONTRACT_FIELDS = ("energy_wh", "escrow", "deposit", "vetoed", "acts")
+
+
+def _contracts(found: Comparison, state: State, history: _History) -> None:
+    """The rows of the contracts acted on whose records left the state (their slot settled):
+    what the last act's event says stands, and every act, in order. A missing row is the
+    market's audit's to report."""
+    gone = [
+        contract_id
+        for contract_id in sorted(history.contract_acts)
+        if market_schema.contract(state, contract_id) is None
+    ]
+    for start in range(0, len(gone), 500):
+        ids = gone[start : start + 500]
+        for row in Contract.objects.filter(id__in=ids).values("id", *CONTRACT_FIELDS):
+            acts = history.contract_acts[row["id"]]
+            expected = {name: acts[-1][name] for name in CONTRACT_FIELDS if name != "acts"}
+            expected["acts"] = [data["act"] for data in acts]
+            found.fields(Contract, row["id"], expected, row)

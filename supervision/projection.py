@@ -2,20 +2,31 @@
 
 A ``ledger.projection.ReadModel`` named in ``settings.LEDGER_READ_MODELS`` after
 ``market.projection``: the market's projection has written the block's ``Contract`` rows (in
-the same database transaction) before this one runs, and review items point at them.
+the same database transaction, from ``market.contract_made``) before this one runs, and review
+items and the acts on contracts point at them.
 
-* State keys give the current picture: ``grid/topology/<f>`` and ``grid/state/feeder/<f>`` ->
-  ``Feeder``; ``grid/state/grid`` -> ``GridDeclaration``; ``grid/load/<slot>/<f>`` ->
-  ``FeederLoad``; ``supervision/suspended/...`` -> ``Suspension``;
-  ``supervision/restricted/<a>`` -> ``Restriction`` (a deleted key deletes the row).
-* Every supervisory transaction of the block that succeeded (``supervision.*``,
-  ``grid.feeder.publish``, ``grid.state.declare``) -> one ``SupervisoryAct``, the audit log,
-  naming the households it touched; the households touched by a veto, a curtailment, a
-  restriction, a reinstatement or a reset of defaults get a ``Notification`` that says who did
-  what and why.
-* A contract that appears in the block is checked against the review rules
-  (``supervision.review``, thresholds from ``settings.SUPERVISION_REVIEW``); one that trips any
-  gets a ``ReviewItem``, which follows the acts on the contract (vetoed, curtailed, cleared).
+What happened comes from the block's events (``supervision.chain.schema``, Events), never from
+which keys disappeared: a settled slot's contracts and loads leave the state, a resumed
+suspension or a declaration of normal leave nothing at all.
+
+* ``grid.topology_published`` and ``grid.state_declared`` -> ``Feeder`` and
+  ``GridDeclaration``; ``supervision.*_suspended`` / ``*_resumed`` -> ``Suspension``;
+  ``supervision.account_restricted`` / ``_reinstated`` -> ``Restriction``;
+  ``grid.feeder_assigned`` -> ``MarketAccount.feeder``. (The orders and offers a restriction
+  cancelled are closed by the market's projection, from the market's own events.)
+* ``supervision.contract_vetoed`` / ``_curtailed`` / ``_cleared`` -> the market's ``Contract``
+  row (its ``energy_wh``, ``escrow``, ``deposit``, ``vetoed`` and ``acts``: supervision's to
+  write, as the acts are supervision's) and the contract's ``ReviewItem`` (vetoed, curtailed,
+  cleared).
+* Every act's event -> one ``SupervisoryAct``, the audit log, naming the households it touched;
+  the households touched by a veto, a curtailment, a restriction, a reinstatement or a reset of
+  defaults get a ``Notification`` that says who did what and why.
+* ``FeederLoad``: the live load of a slot and feeder from ``grid/load/<slot>/<feeder>`` after the
+  block (a key that comes back to nothing, after a veto, removes the row); when the slot settles
+  the key leaves the state and ``grid.loads_settled`` keeps the row with the slot's last load.
+* A contract made in the block (``market.contract_made``) is checked against the review rules
+  (``supervision.review``, thresholds from ``settings.SUPERVISION_REVIEW``, the state after the
+  block); one that trips any gets a ``ReviewItem``.
 
 A rebuild (``clear`` then every block again) gives the same rows, except that notifications are
 kept (``get_or_create`` on the household and the act), so that whether one was read survives.
@@ -23,17 +34,17 @@ kept (``get_or_create`` on the household and the act), so that whether one was r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model
 
 from ledger.blocks import Block
 from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema as market_schema
-from market.models import MarketAccount, Offer, OfferStatus, Order, OrderStatus
+from market.models import Contract, MarketAccount
 from supervision import chain, review
 from supervision.chain import schema
 from supervision.models import (
@@ -47,27 +58,31 @@ from supervision.models import (
     Suspension,
 )
 
-TOPOLOGY = schema.TOPOLOGY_PREFIX
-FEEDER = schema.FEEDER_PREFIX
-FEEDER_STATE = schema.FEEDER_STATE_PREFIX
-GRID_STATE = schema.GRID_STATE_KEY
 LOAD = schema.LOAD_PREFIX
-MARKET_SUSPENDED = schema.MARKET_SUSPENDED_KEY
-FEEDER_SUSPENDED = schema.FEEDER_SUSPENDED_PREFIX
-RESTRICTED = schema.RESTRICTED_PREFIX
-CONTRACT = market_schema.CONTRACT_PREFIX
-
-GRID_ACTS = (chain.FEEDER_PUBLISH, chain.STATE_DECLARE)
-VETO = chain.VETO
-CURTAIL = chain.CURTAIL
-CLEAR = chain.CLEAR
-RESTRICT = chain.RESTRICT
-REINSTATE = chain.REINSTATE
-DEFAULTS_RESET = chain.DEFAULTS_RESET
-CONTRACT_ACTS = (VETO, CURTAIL, CLEAR)
-ACCOUNT_ACTS = (RESTRICT, REINSTATE, DEFAULTS_RESET)
-NOTIFIED = (VETO, CURTAIL, RESTRICT, REINSTATE, DEFAULTS_RESET)
-# What a contract's last act (``"acts"`` in its state record) makes of its review item.
+# The audit log's ``type``s (transaction types) of the acts on a contract and on an account.
+CONTRACT_ACTS = (chain.VETO, chain.CURTAIL, chain.CLEAR)
+ACCOUNT_ACTS = (chain.RESTRICT, chain.REINSTATE, chain.DEFAULTS_RESET)
+CONTRACT_EVENTS = (schema.CONTRACT_VETOED, schema.CONTRACT_CURTAILED, schema.CONTRACT_CLEARED)
+ACCOUNT_EVENTS = (schema.ACCOUNT_RESTRICTED, schema.ACCOUNT_REINSTATED, schema.DEFAULTS_RESET)
+SUSPENDED = (schema.MARKET_SUSPENDED, schema.FEEDER_SUSPENDED)
+RESUMED = (schema.MARKET_RESUMED, schema.FEEDER_RESUMED)
+# The events that are acts of the audit log: one per successful supervisory transaction.
+ACT_EVENTS = (
+    schema.TOPOLOGY_PUBLISHED,
+    schema.STATE_DECLARED,
+    *CONTRACT_EVENTS,
+    *SUSPENDED,
+    *RESUMED,
+    *ACCOUNT_EVENTS,
+)
+NOTIFIED = (
+    schema.CONTRACT_VETOED,
+    schema.CONTRACT_CURTAILED,
+    schema.ACCOUNT_RESTRICTED,
+    schema.ACCOUNT_REINSTATED,
+    schema.DEFAULTS_RESET,
+)
+# What a contract's last act (its ``act``) makes of its review item.
 REVIEW_STATUS = {"veto": "vetoed", "curtail": "curtailed", "clear": "cleared"}
 
 DEFAULT_REVIEW = {
@@ -99,89 +114,25 @@ def clear() -> None:
 
 
 def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
-    _feeders(changes)
-    _grid_declaration(changes)
-    _loads(changes)
-    _suspensions(changes)
-    _restrictions(changes)
-    _market_rows(changes)
-    _new_contracts(block, state, changes)
-    for tx, result in zip(block.transactions, block.results, strict=True):
-        if result == "ok" and (tx.type.startswith("supervision.") or tx.type in GRID_ACTS):
-            act = _act(block, state, tx)
-            if tx.type in NOTIFIED:
-                _notify(act, state)
-    _decisions(changes)
+    events = block.events
+    _review([e["data"] for e in events if e["type"] == market_schema.CONTRACT_MADE], block, state)
+    for event in events:
+        type_, data = event["type"], event["data"]
+        handler = _HANDLERS.get(type_)
+        if handler is not None:
+            handler(data)
+        if type_ in ACT_EVENTS:
+            act = _act(block.transactions[event["tx"]], type_, data, state)
+            if type_ in NOTIFIED:
+                _notify(act, data)
+    _loads(changes, [e["data"] for e in events if e["type"] == schema.LOADS_SETTLED])
 
 
-def _changed(changes: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {key[len(prefix) :]: value for key, value in changes.items() if key.startswith(prefix)}
-
-
-# --- the current picture -------------------------------------------------------------------------
-
-
-def _market_rows(changes: dict[str, Any]) -> None:
-    """What supervision's state says of the market's read model (``market.projection`` has just
-    projected the block): a household's feeder, and the orders and offers a restriction
-    cancelled, which the market's projection has closed as expired."""
-    for address, feeder in sorted(_changed(changes, FEEDER).items()):
-        account, _ = MarketAccount.objects.get_or_create(address=address)
-        account.feeder = feeder or ""
-        account.save(update_fields=["feeder"])
-    for value in _changed(changes, RESTRICTED).values():
-        if value is None:
-            continue
-        Order.objects.filter(id__in=value["cancelled_orders"]).update(status=OrderStatus.CANCELLED)
-        Offer.objects.filter(id__in=value["cancelled_offers"]).update(status=OfferStatus.WITHDRAWN)
-
-
-def _mirror(model: type[Model], value: dict[str, Any] | None, defaults: Any, **key: Any) -> None:
-    """The row of ``model`` at ``key`` follows the state's ``value``: deleted when it is gone,
-    else written with ``defaults(value)``."""
-    if value is None:
-        model._default_manager.filter(**key).delete()
-    else:
-        model._default_manager.update_or_create(**key, defaults=defaults(value))
-
-
-def _feeders(changes: dict[str, Any]) -> None:
-    for name, value in _changed(changes, TOPOLOGY).items():
-        _mirror(
-            Feeder,
-            value,
-            lambda value: {
-                "export_limit_w": value["export_limit_w"],
-                "import_limit_w": value["import_limit_w"],
-                "published_height": value["height"],
-                "published_at": datetime_of_ms(value["timestamp_ms"]),
-            },
-            name=name,
-        )
-    for name, value in _changed(changes, FEEDER_STATE).items():
-        # A feeder is published before it can be declared (``unknown_feeder``).
-        Feeder.objects.filter(name=name).update(
-            state=value["state"] if value else "normal",
-            state_reason=value["reason"] if value else "",
-            state_since=datetime_of_ms(value["timestamp_ms"]) if value else None,
-        )
-
-
-def _grid_declaration(changes: dict[str, Any]) -> None:
-    if GRID_STATE not in changes:
-        return
-    value = changes[GRID_STATE]
-    if value is None:
-        GridDeclaration.objects.all().delete()
-        return
-    GridDeclaration.objects.update_or_create(
-        scope="grid", defaults={"state": value["state"], **_signed(value)}
-    )
+# --- the current picture, as the events change it -------------------------------------------------
 
 
 def _signed(value: dict[str, Any]) -> dict[str, Any]:
-    """What every act's record in the state says: why, by whom, in which transaction and block,
-    since when."""
+    """What every act's record says: why, by whom, in which transaction and block, since when."""
     return {
         "reason": value["reason"],
         "by": value["by"],
@@ -191,60 +142,125 @@ def _signed(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _loads(changes: dict[str, Any]) -> None:
-    for rest, value in _changed(changes, LOAD).items():
-        slot_ms, feeder = rest.split("/", 1)
-        _mirror(
-            FeederLoad,
-            value,
-            lambda value: {"export_wh": value["export_wh"], "import_wh": value["import_wh"]},
-            feeder=feeder,
-            slot=datetime_of_ms(int(slot_ms)),
-        )
+def _feeder_assigned(data: dict[str, Any]) -> None:
+    account, _ = MarketAccount.objects.get_or_create(address=data["address"])
+    account.feeder = data["feeder"]
+    account.save(update_fields=["feeder"])
 
 
-def _suspensions(changes: dict[str, Any]) -> None:
-    keyed = {f"feeder:{name}": value for name, value in _changed(changes, FEEDER_SUSPENDED).items()}
-    if MARKET_SUSPENDED in changes:
-        keyed["market"] = changes[MARKET_SUSPENDED]
-    for scope, value in keyed.items():
-        _mirror(
-            Suspension,
-            value,
-            lambda value: {
-                **_signed(value),
-                "until": datetime_of_ms(value["until"]) if value["until"] else None,
-            },
-            scope=scope,
-        )
+def _topology_published(data: dict[str, Any]) -> None:
+    # A new publication changes the limits; the feeder's declared state stays.
+    Feeder.objects.update_or_create(
+        name=data["feeder"],
+        defaults={
+            "export_limit_w": data["export_limit_w"],
+            "import_limit_w": data["import_limit_w"],
+            "published_height": data["height"],
+            "published_at": datetime_of_ms(data["timestamp_ms"]),
+        },
+    )
 
 
-def _restrictions(changes: dict[str, Any]) -> None:
-    for address, value in _changed(changes, RESTRICTED).items():
-        _mirror(
-            Restriction,
-            value,
-            lambda value: {
-                **_signed(value),
-                "cancelled_orders": value["cancelled_orders"],
-                "cancelled_offers": value["cancelled_offers"],
-            },
-            address=address,
-        )
+def _state_declared(data: dict[str, Any]) -> None:
+    normal = data["state"] == "normal"
+    if data["scope"] == "grid":
+        if normal:
+            GridDeclaration.objects.all().delete()
+        else:
+            GridDeclaration.objects.update_or_create(
+                scope="grid", defaults={"state": data["state"], **_signed(data)}
+            )
+        return
+    # A feeder is published before it can be declared (``unknown_feeder``).
+    Feeder.objects.filter(name=data["scope"].removeprefix("feeder:")).update(
+        state=data["state"],
+        state_reason="" if normal else data["reason"],
+        state_since=None if normal else datetime_of_ms(data["timestamp_ms"]),
+    )
+
+
+def _suspended(data: dict[str, Any]) -> None:
+    until = datetime_of_ms(data["until"]) if data["until"] else None
+    Suspension.objects.update_or_create(
+        scope=data["scope"], defaults={**_signed(data), "until": until}
+    )
+
+
+def _resumed(data: dict[str, Any]) -> None:
+    Suspension.objects.filter(scope=data["scope"]).delete()
+
+
+def _restricted(data: dict[str, Any]) -> None:
+    Restriction.objects.update_or_create(
+        address=data["address"],
+        defaults={
+            **_signed(data),
+            "cancelled_orders": data["cancelled_orders"],
+            "cancelled_offers": data["cancelled_offers"],
+        },
+    )
+
+
+def _reinstated(data: dict[str, Any]) -> None:
+    Restriction.objects.filter(address=data["address"]).delete()
+
+
+def _contract_acted(data: dict[str, Any]) -> None:
+    """The act on the contract's row (written by ``market.projection`` when it was made), and
+    on its review item."""
+    act = data["act"]
+    made = Contract.objects.get(id=data["contract"])
+    made.energy_wh = data["energy_wh"]
+    made.escrow = data["escrow"]
+    made.deposit = data["deposit"]
+    made.vetoed = data["vetoed"]
+    made.acts = [*made.acts, act]
+    made.save(update_fields=["energy_wh", "escrow", "deposit", "vetoed", "acts"])
+    ReviewItem.objects.filter(contract_id=data["contract"]).update(
+        status=REVIEW_STATUS[act["act"]], decided_by=act["tx"]
+    )
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any]], None]] = {
+    schema.FEEDER_ASSIGNED: _feeder_assigned,
+    schema.TOPOLOGY_PUBLISHED: _topology_published,
+    schema.STATE_DECLARED: _state_declared,
+    **dict.fromkeys(SUSPENDED, _suspended),
+    **dict.fromkeys(RESUMED, _resumed),
+    schema.ACCOUNT_RESTRICTED: _restricted,
+    schema.ACCOUNT_REINSTATED: _reinstated,
+    **dict.fromkeys(CONTRACT_EVENTS, _contract_acted),
+}
+
+
+def _loads(changes: dict[str, Any], settled: list[dict[str, Any]]) -> None:
+    """Live loads from the state after the block; a settled slot's last loads from its event."""
+    kept = {
+        (data["slot"], feeder): load for data in settled for feeder, load in data["loads"].items()
+    }
+    for key, value in changes.items():
+        if not key.startswith(LOAD):
+            continue
+        slot_ms, feeder = key[len(LOAD) :].split("/", 1)
+        row = {"feeder": feeder, "slot": datetime_of_ms(int(slot_ms))}
+        value = value or kept.get((int(slot_ms), feeder))
+        if value is None:  # the load came back to nothing (a veto): no key, no row
+            FeederLoad.objects.filter(**row).delete()
+        else:
+            FeederLoad.objects.update_or_create(
+                **row, defaults={"export_wh": value["export_wh"], "import_wh": value["import_wh"]}
+            )
 
 
 # --- review --------------------------------------------------------------------------------------
 
 
-def _new_contracts(block: Block, state: State, changes: dict[str, Any]) -> None:
-    """File the contracts made in this block that trip a review rule."""
-    # A contract's record keeps the height of the block that made it; acts change it later.
-    made = [
-        value
-        for value in _changed(changes, CONTRACT).values()
-        if value is not None and value["height"] == block.height
-    ]
-    for contract_id, rules in review.evaluate_made(made, state, review_limits()).items():
+def _review(made: list[dict[str, Any]], block: Block, state: State) -> None:
+    """File the contracts made in this block that trip a review rule. The rules read the state
+    after the block (``supervision.review``), where the contract's record has any acts of the
+    same block."""
+    contracts = [state.get(market_schema.contract_key(data["id"])) or data for data in made]
+    for contract_id, rules in review.evaluate_made(contracts, state, review_limits()).items():
         if rules:
             ReviewItem.objects.get_or_create(
                 contract_id=contract_id,
@@ -252,81 +268,64 @@ def _new_contracts(block: Block, state: State, changes: dict[str, Any]) -> None:
             )
 
 
-def _decisions(changes: dict[str, Any]) -> None:
-    """A review item follows the last act on its contract."""
-    for contract_id, value in _changed(changes, CONTRACT).items():
-        acts = value.get("acts") if value else None
-        if not acts:
-            continue
-        last = acts[-1]
-        ReviewItem.objects.filter(contract_id=contract_id).update(
-            status=REVIEW_STATUS[last["act"]], decided_by=last["tx"]
-        )
-
-
 # --- the audit log and notifications -------------------------------------------------------------
 
 
-def _affected(state: State, tx: Transaction) -> list[str]:
-    """The households whose contracts or account the act touched."""
-    payload = tx.payload
-    if tx.type in CONTRACT_ACTS:
-        made = state.get(CONTRACT + payload["contract"])
-        return [made["seller"], made["buyer"]] if made else []
-    if tx.type in ACCOUNT_ACTS:
-        return [payload["address"]]
-    return []
+def act_columns(type_: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The ``SupervisoryAct`` columns the event of an act (``type_``, ``data``) gives: all but
+    the transaction's type and payload and the actor's role (``supervision.audit`` compares
+    the same)."""
+    record = data["act"] if type_ in CONTRACT_EVENTS else data
+    if type_ in CONTRACT_EVENTS:
+        affected = [data["seller"], data["buyer"]]  # whose contract it touched
+    elif type_ in ACCOUNT_EVENTS:
+        affected = [data["address"]]
+    else:
+        affected = []
+    if type_ == schema.TOPOLOGY_PUBLISHED:
+        scope = f"feeder:{data['feeder']}"
+    else:
+        scope = data.get("scope", "")
+    return {
+        "actor": record["by"],
+        "reason": record.get("reason", ""),
+        "contract": data["contract"] if type_ in CONTRACT_EVENTS else "",
+        "address": data["address"] if type_ in ACCOUNT_EVENTS else "",
+        "scope": scope,
+        "affected": affected,
+        "height": record["height"],
+        "at": datetime_of_ms(record["timestamp_ms"]),
+    }
 
 
-def _scope(tx: Transaction) -> str:
-    if tx.type == "grid.feeder.publish":
-        return f"feeder:{tx.payload['feeder']}"
-    scope = tx.payload.get("scope", "")
-    return scope if isinstance(scope, str) else ""
-
-
-def _act(block: Block, state: State, tx: Transaction) -> SupervisoryAct:
-    payload = tx.payload
-    sender = state.get(f"acct/{tx.sender}") or {}
+def _act(tx: Transaction, type_: str, data: dict[str, Any], state: State) -> SupervisoryAct:
+    """The audit log's row of the act whose event is (``type_``, ``data``), sent as ``tx``."""
+    columns = act_columns(type_, data)
+    sender = state.get(f"acct/{columns['actor']}") or {}
     act: SupervisoryAct
     act, _ = SupervisoryAct.objects.update_or_create(
         tx=tx.id,
         defaults={
             "type": tx.type,
-            "actor": tx.sender,
             "actor_role": sender.get("role", ""),
-            "reason": payload.get("reason", ""),
-            "contract": payload.get("contract", "") if tx.type in CONTRACT_ACTS else "",
-            "address": payload.get("address", "") if tx.type in ACCOUNT_ACTS else "",
-            "scope": _scope(tx),
-            "payload": payload,
-            "affected": _affected(state, tx),
-            "height": block.height,
-            "at": datetime_of_ms(block.timestamp_ms),
+            "payload": tx.payload,
+            **columns,
         },
     )
     return act
 
 
-def _when(slot_ms: int) -> str:
-    return f"{datetime_of_ms(slot_ms):%Y-%m-%d %H:%M} UTC"
-
-
-def _contract_words(made: dict[str, Any], energy_wh: int) -> str:
-    return (
-        f"your contract {made['id']} ({energy_wh:,} Wh at {made['price']}/kWh for the slot of "
-        f"{_when(made['slot'])})"
-    )
-
-
-def _message(act: SupervisoryAct, state: State) -> str:
+def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
     """What a household is told: who (a regulator), what, why, and what it means for it."""
     reason = act.reason.strip().rstrip(".")  # the sentence ends it
-    if act.type in (VETO, CURTAIL):
-        made = state.get(CONTRACT + act.contract)
-        record = next(a for a in made["acts"] if a["tx"] == act.tx)
-        what = _contract_words(made, record["energy_wh_before"])
-        if act.type == VETO:
+    if act.type in (chain.VETO, chain.CURTAIL):
+        record = data["act"]
+        made = Contract.objects.get(id=data["contract"])
+        what = (
+            f"your contract {made.id} ({record['energy_wh_before']:,} Wh at {made.price}/kWh "
+            f"for the slot of {made.slot:%Y-%m-%d %H:%M} UTC)"
+        )
+        if act.type == chain.VETO:
             return (
                 f"A regulator vetoed {what}: {reason}. It will not be delivered or settled; "
                 "its margins were released."
@@ -335,17 +334,14 @@ def _message(act: SupervisoryAct, state: State) -> str:
             f"A regulator curtailed {what} to {record['energy_wh']:,} Wh: {reason}. The margins "
             "for the energy taken out were released."
         )
-    if act.type == RESTRICT:
-        restricted = state.get(RESTRICTED + act.address) or {}
-        cancelled = len(restricted.get("cancelled_orders", [])) + len(
-            restricted.get("cancelled_offers", [])
-        )
+    if act.type == chain.RESTRICT:
+        cancelled = len(data["cancelled_orders"]) + len(data["cancelled_offers"])
         return (
             f"A regulator restricted your account: {reason}. You may not place orders or offers "
             f"or accept offers until it is reinstated; {cancelled} open order(s) and offer(s) "
             "were cancelled and their margins released. Your contracts stand."
         )
-    if act.type == REINSTATE:
+    if act.type == chain.REINSTATE:
         return f"A regulator reinstated your account: {reason}. You may trade again."
     return (
         f"A regulator reset your account's unsettled defaults: {reason}. Your history of "
@@ -353,8 +349,8 @@ def _message(act: SupervisoryAct, state: State) -> str:
     )
 
 
-def _notify(act: SupervisoryAct, state: State) -> None:
-    message = _message(act, state)
+def _notify(act: SupervisoryAct, data: dict[str, Any]) -> None:
+    message = _message(act, data)
     for address in act.affected:
         Notification.objects.get_or_create(
             address=address,

@@ -12,7 +12,9 @@ from django.core.management import call_command
 
 from gridplatform.accounts.models import User
 from ledger.projection import datetime_of_ms, ms_of_datetime
+from market.chain.schema import contract_key
 from market.models import Contract, Order
+from supervision.chain.schema import LOAD_PREFIX
 from supervision.models import (
     Feeder,
     FeederLoad,
@@ -26,6 +28,7 @@ from supervision.models import (
 from tests.ledger.chains import OPERATOR, REGULATOR
 from tests.ledger.site import Site
 from tests.supervision.support import (
+    SLOT_MS,
     address,
     commit,
     dump,
@@ -328,3 +331,59 @@ def test_a_rebuild_gives_the_same_rows_and_keeps_the_notifications_read_flags(
     assert dump() == live
     assert Notification.objects.get(pk=read.pk).read
     assert Contract.objects.get(id=vetoed.id).vetoed
+
+
+# --- history that left the state ------------------------------------------------------------------
+
+
+def test_a_settled_slot_keeps_its_acts_and_loads_on_the_site(
+    site: Site, prosumer: User, consumer: User
+) -> None:
+    slot = slot_at(site)
+    vetoed = trade(site, prosumer, consumer, 500, 100, slot)
+    kept = trade(site, prosumer, consumer, 300, 100, slot)
+    veto = act(site, "supervision.contract.veto", contract=vetoed.id, reason="wash trade")
+    cut = act(site, "supervision.contract.curtail", contract=kept.id, energy_wh=200, reason="f2")
+    due = slot + 2 * SLOT_MS + 1  # the slot, then the settlement delay
+    commit(site, [site.sign(OPERATOR, "market.slot.settle", slot=slot)], timestamp_ms=due)
+
+    # The chain forgot the slot's contracts and loads; the blocks' events keep what happened.
+    state = site.state
+    assert state.get(contract_key(vetoed.id)) is None
+    assert state.get(contract_key(kept.id)) is None
+    assert list(state.keys(f"{LOAD_PREFIX}{slot}/")) == []
+    vetoed.refresh_from_db()
+    assert (vetoed.vetoed, vetoed.energy_wh, vetoed.escrow, vetoed.deposit) == (True, 500, 0, 0)
+    assert [(a["act"], a["tx"]) for a in vetoed.acts] == [("veto", veto.id)]
+    kept.refresh_from_db()
+    assert (kept.vetoed, kept.energy_wh) == (False, 200)
+    assert [(a["act"], a["tx"], a["energy_wh_before"]) for a in kept.acts] == [
+        ("curtail", cut.id, 300)
+    ]
+    loads = {
+        (row.feeder, row.export_wh, row.import_wh)
+        for row in FeederLoad.objects.filter(slot=datetime_of_ms(slot))
+    }
+    assert loads == {("f1", 200, 0), ("f2", 0, 200)}  # the slot's last load
+    assert set(SupervisoryAct.objects.values_list("tx", flat=True)) >= {veto.id, cut.id}
+
+    live = dump()
+    site.write_store()
+    call_command("rebuild_read_models", node=0, stdout=io.StringIO())
+    assert dump() == live
+
+
+def test_acts_that_leave_no_record_in_the_state_are_logged_from_their_events(
+    site: Site, outsider: User
+) -> None:
+    suspend = act(site, "supervision.trading.suspend", scope="market", reason="audit", until=0)
+    resume = act(site, "supervision.trading.resume", scope="market", reason="audit done")
+    restrict = act(site, "supervision.account.restrict", address=address(outsider), reason="x")
+    reinstate = act(site, "supervision.account.reinstate", address=address(outsider), reason="y")
+    assert not Suspension.objects.exists()
+    assert not Restriction.objects.exists()
+    logged = {row.tx: (row.type, row.scope, row.address) for row in SupervisoryAct.objects.all()}
+    assert logged[suspend.id] == ("supervision.trading.suspend", "market", "")
+    assert logged[resume.id] == ("supervision.trading.resume", "market", "")
+    assert logged[restrict.id] == ("supervision.account.restrict", "", address(outsider))
+    assert logged[reinstate.id] == ("supervision.account.reinstate", "", address(outsider))
