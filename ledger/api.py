@@ -232,6 +232,41 @@ class CommitVoteSerializer(serializers.Serializer):
     signature = serializers.CharField()
 
 
+class EventSerializer(serializers.Serializer):
+    tx = serializers.IntegerField(help_text="The index of its transaction in the block.")
+    type = serializers.CharField(help_text="What happened, e.g. `market.contract_made`.")
+    data = serializers.JSONField(help_text="The event's fields (docs/ledger.md, Events).")
+
+
+class EventProofApi(APIView):
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        height = serializers.IntegerField()
+        index = serializers.IntegerField(help_text="The event's position in its block.")
+        event = EventSerializer()
+        proof = ProofSerializer(help_text="Inclusion proof against the header's events_root.")
+        header = serializers.JSONField(help_text="The block header (hashes to block_hash).")
+        block_hash = serializers.CharField()
+        certificate = CommitVoteSerializer(many=True)
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_event_get",
+        summary="One event of a block, with its inclusion proof, header and certificate",
+        description=(
+            "Check it from the docs alone: the leaf is the canonical JSON of `event`, the path "
+            "an RFC 6962 audit path to `events_root`, the header hashes to `block_hash` and the "
+            "certificate signs it (docs/ledger.md, Events)." + PUBLIC
+        ),
+        responses={200: OutputSerializer, 404: NOT_FOUND, 429: THROTTLED},
+    )
+    def get(self, request: Request, height: int, index: int) -> Response:
+        found = selectors.event_proof(height=height, index=index)
+        response = Response(self.OutputSerializer(found).data)
+        return cache_for(response, request, COMMITTED_MAX_AGE_S)
+
+
 class BlockDetailApi(APIView):
     permission_classes = [AllowAny]
 
@@ -242,17 +277,21 @@ class BlockDetailApi(APIView):
         chain = serializers.CharField()
         timestamp_ms = serializers.IntegerField()
         results_root = serializers.CharField()
+        events_root = serializers.CharField(
+            help_text="RFC 6962 Merkle root of the events' canonical JSON."
+        )
         signatures_root = serializers.CharField()
         proposer_signature = serializers.CharField(
             allow_null=True, help_text="Null only for block 0 projected from genesis.json."
         )
         transactions = BlockTransactionSerializer(many=True)
+        events = EventSerializer(many=True)
         certificate = CommitVoteSerializer(many=True)
 
     @extend_schema(
         tags=[TAG],
         operation_id="ledger_block_get",
-        summary="A block: header, signed transactions and their results, certificate",
+        summary="A block: header, signed transactions, their results and events, certificate",
         description="A committed block never changes: cached (`Cache-Control`)." + PUBLIC,
         responses={200: OutputSerializer, 404: NOT_FOUND, 429: THROTTLED},
     )
@@ -271,9 +310,11 @@ class BlockDetailApi(APIView):
             "chain": header["chain"],
             "timestamp_ms": header["timestamp_ms"],
             "results_root": header["results_root"],
+            "events_root": header["events_root"],
             "signatures_root": header["signatures_root"],
             "proposer_signature": record.body["proposer_signature"],
             "transactions": selectors.block_transactions(record, user=request.user),
+            "events": selectors.block_events(record),
             "certificate": record.body["certificate"],
         }
         response = Response(self.OutputSerializer(data).data)

@@ -19,6 +19,14 @@ Execution of one transaction, in this order (``check`` gives the same codes at a
 
 The result of each transaction is ``"ok"`` or its error code, recorded in the block.
 
+Events: a handler says what happened with ``context.emit(type, data)`` (a contract made, a
+reading recorded, a slot settled...): ``type`` names the event like a transaction type
+(``market.contract_made``), ``data`` is a canonical JSON object. The block records them in order
+as ``{"tx": <index of the transaction in the block>, "type", "data"}`` and its header commits to
+them (``events_root``, ``ledger.blocks``); a transaction that fails leaves no event. Read models
+follow the chain through its events: history that has left the live state (a settled slot's
+readings, contracts and results) stays in the blocks, with what their events say of it.
+
 Applications extend the ledger through named *hooks* as well as types: ``registry.hook(point,
 fn)`` adds ``fn`` at ``point`` and every handler finds them in ``context.hooks[point]``, in
 registration order. The ledger offers one itself, :data:`SPEND_GUARDS`: each guard is called as
@@ -39,7 +47,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ledger.crypto import Transaction
+from ledger.crypto import Transaction, check_canonical, copy_json, is_name
 from ledger.identity import (
     BadSignature,
     IdentityError,
@@ -75,6 +83,9 @@ SPEND_GUARDS = "ledger.spend_guards"
 
 Hooks = Mapping[str, tuple[Any, ...]]
 NO_HOOKS: Hooks = MappingProxyType({})
+# An event as a handler emits it ({"type", "data"}); in a block each also names its
+# transaction's index ({"tx", "type", "data"}).
+Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,19 @@ class Context:
     sender_role: str
     # What the registry's applications hooked in, by point (Registry.hook).
     hooks: Hooks = field(default_factory=lambda: NO_HOOKS, compare=False, hash=False)
+    # The events the transaction's handler emitted so far, in order (``emit``).
+    events: list[Event] = field(default_factory=list, compare=False, hash=False)
+
+    def emit(self, type_: str, data: Mapping[str, Any]) -> None:
+        """Record that something happened: an event of ``type_`` with ``data`` (canonical JSON).
+
+        Kept in the block only if the transaction succeeds."""
+        if not is_name(type_):
+            raise ValueError(f"an event type is a name like a transaction type, not {type_!r}")
+        check_canonical(data)
+        # A copy: a handler may go on changing the record it reported.
+        event: Event = {"type": type_, "data": copy_json(dict(data))}
+        self.events.append(event)
 
 
 Handler = Callable[[State, Transaction, Context], None]
@@ -181,22 +205,33 @@ def execute(
     height: int,
     timestamp_ms: int,
     keep_journal: bool = False,
+    events: list[Event] | None = None,
 ) -> list[str]:
     """Execute a block's transactions in order on ``state``; return each one's result.
 
     With ``keep_journal`` the changes can still be undone with ``state.rollback_to`` (a
-    validator executes a proposed block tentatively to check it, then rolls back).
+    validator executes a proposed block tentatively to check it, then rolls back). With
+    ``events``, the block's events are appended to it, each naming its transaction's index.
     """
     results = []
-    for tx in transactions:
-        results.append(_execute_one(state, registry, tx, chain, height, timestamp_ms))
+    for index, tx in enumerate(transactions):
+        emitted: list[Event] = []
+        results.append(_execute_one(state, registry, tx, chain, height, timestamp_ms, emitted))
+        if events is not None:
+            events.extend({"tx": index, **event} for event in emitted)
     if not keep_journal:
         state.clear_journal()
     return results
 
 
 def _execute_one(
-    state: State, registry: Registry, tx: Transaction, chain: str, height: int, timestamp_ms: int
+    state: State,
+    registry: Registry,
+    tx: Transaction,
+    chain: str,
+    height: int,
+    timestamp_ms: int,
+    emitted: list[Event],
 ) -> str:
     acct = account(state, tx.sender)
     refused = check(state, registry, tx, chain=chain)
@@ -221,6 +256,7 @@ def _execute_one(
     except TxFailed as failure:
         state.rollback_to(savepoint)
         return failure.code
+    emitted.extend(context.events)
     return "ok"
 
 
@@ -233,16 +269,25 @@ def execute_certified(
     height: int,
     timestamp_ms: int,
     results: Sequence[str],
+    events: Sequence[Event],
     state_root: str,
 ) -> bool:
-    """Execute a certified block on ``state``; whether it gave the recorded results and root.
+    """Execute a certified block on ``state``; whether it gave the recorded results, events and
+    root.
 
     For a block a quorum certified, False means this copy of the state or code is wrong.
     """
+    emitted: list[Event] = []
     executed = execute(
-        state, registry, transactions, chain=chain, height=height, timestamp_ms=timestamp_ms
+        state,
+        registry,
+        transactions,
+        chain=chain,
+        height=height,
+        timestamp_ms=timestamp_ms,
+        events=emitted,
     )
-    return executed == list(results) and state.root() == state_root
+    return executed == list(results) and emitted == list(events) and state.root() == state_root
 
 
 # --- payload helpers for handlers ------------------------------------------------------------

@@ -35,9 +35,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ledger import application
-from ledger.application import Registry
+from ledger.application import Event, Registry
 from ledger.blocks import (
     BadCertificate,
+    BadEventsRoot,
     BadHeight,
     BadProposerSignature,
     BadResultsRoot,
@@ -49,6 +50,7 @@ from ledger.blocks import (
     BrokenLink,
     ForeignTransaction,
     InvalidBlock,
+    MisplacedEvent,
     ResultsCountMismatch,
     UnknownProposer,
     WrongChain,
@@ -82,6 +84,8 @@ REASONS = {
     "bad_tx_root": "tx_root is not the Merkle root of the transaction ids",
     "bad_results_root": "results_root does not match the results",
     "bad_results_count": "there is not one result per transaction",
+    "bad_events_root": "events_root does not match the events",
+    "misplaced_event": "an event names no successful transaction of the block, or is out of order",
     "bad_signatures_root": "signatures_root does not match the transactions' signatures",
     "unknown_proposer": "the proposer is not a genesis validator",
     "bad_proposer_signature": "the proposer signature does not verify",
@@ -90,6 +94,7 @@ REASONS = {
     "hash_column_mismatch": "the row's hash column is not the block's hash",
     "tx_index_mismatch": "the transaction index does not match the blocks",
     "bad_results": "re-executing the block gives other results than recorded",
+    "bad_events": "re-executing the block gives other events than recorded",
     "bad_state_root": "re-executing the block gives another state root than recorded",
     "state_table_mismatch": "the persisted state is not the replayed state after the tip",
 }
@@ -103,6 +108,8 @@ _INVALID_BLOCK_REASONS: tuple[tuple[type[InvalidBlock], str], ...] = (
     (BadTxRoot, "bad_tx_root"),
     (BadResultsRoot, "bad_results_root"),
     (ResultsCountMismatch, "bad_results_count"),
+    (BadEventsRoot, "bad_events_root"),
+    (MisplacedEvent, "misplaced_event"),
     (BadSignaturesRoot, "bad_signatures_root"),
     (UnknownProposer, "unknown_proposer"),
     (BadProposerSignature, "bad_proposer_signature"),
@@ -213,13 +220,14 @@ def _parse(row: BlockRow) -> tuple[Block | None, str]:
 
 def _run(
     state: State, registry: Registry, block: Block, genesis: Genesis
-) -> tuple[State, list[str]]:
-    """Execute ``block`` on ``state`` (in place); the state after it and the results.
+) -> tuple[State, list[str], list[Event]]:
+    """Execute ``block`` on ``state`` (in place); the state after it, the results and events.
 
     Block 0 has no transactions: the state after it is the genesis state.
     """
     if block.header.height == 0:
-        return genesis.genesis_state(), []
+        return genesis.genesis_state(), [], []
+    events: list[Event] = []
     results = application.execute(
         state,
         registry,
@@ -227,15 +235,16 @@ def _run(
         chain=block.header.chain,
         height=block.header.height,
         timestamp_ms=block.header.timestamp_ms,
+        events=events,
     )
-    return state, results
+    return state, results, events
 
 
 def _execution_problem(
     state: State, registry: Registry, block: Block, genesis: Genesis
 ) -> tuple[State, tuple[str, str] | None]:
     """Execute ``block`` on ``state``; the state after it and why it is not the recorded one."""
-    state, results = _run(state, registry, block, genesis)
+    state, results, events = _run(state, registry, block, genesis)
     if tuple(results) != block.results:
         first = next(
             (i for i, (a, b) in enumerate(zip(results, block.results, strict=False)) if a != b),
@@ -246,6 +255,8 @@ def _execution_problem(
             "bad_results",
             f"transaction {first}: {recorded} recorded, {executed} executed",
         )
+    if events != list(block.events):
+        return state, ("bad_events", "re-executing the block gives other events than recorded")
     if state.root() != block.header.state_root:
         return state, ("bad_state_root", f"executed to {state.root()}")
     return state, None
@@ -347,7 +358,7 @@ def _replay(
     block: Block | None = None
     for start, end in _heights(0, last):
         for block in store.blocks(start, end):
-            state, _ = _run(state, registry, block, genesis)
+            state, _, _ = _run(state, registry, block, genesis)
     state.take_changes()
     return state, block
 

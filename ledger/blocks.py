@@ -16,6 +16,7 @@ exactly these keys::
       "proposer":        int, index of the proposing validator in the validator list
       "tx_root":         hex, RFC 6962 Merkle root of the raw 32-byte transaction ids, in order
       "results_root":    hex, SHA-256 of the canonical JSON list of the results, in order
+      "events_root":     hex, RFC 6962 Merkle root of the canonical JSON of each event, in order
       "signatures_root": hex, SHA-256 of the canonical JSON list of the transactions'
                          signatures (hex strings), in order
       "state_root":      hex, the application's state root after executing the block
@@ -23,6 +24,15 @@ exactly these keys::
 
 Integers are 0 .. 2**53 - 1. A *result* is ``"ok"`` or an error code (same alphabet as a
 transaction type), one per transaction, saying whether and why it failed.
+
+An *event* is what a transaction's handlers said happened (``ledger.application``:
+``context.emit``), ``{"tx": int, "type": str, "data": object}``: ``tx`` is the index of its
+transaction in the block, ``type`` a name like a transaction type (``market.contract_made``),
+``data`` a JSON object. Events are listed in execution order (so ``tx`` never decreases), and
+only a transaction whose result is ``"ok"`` has any. ``events_root`` is the Merkle tree hash of
+RFC 6962 over the leaves ``canonical(event)`` (the leaf hash is ``SHA-256(0x00 || leaf)``, an
+inner node ``SHA-256(0x01 || left || right)``, no event: ``SHA-256("")``), so that an event's
+inclusion in a block is proven by an audit path, as a transaction's is (:func:`event_proof`).
 
 ``signatures_root`` exists because a transaction id does not cover the transaction's signature:
 without it, a stored block whose signatures were damaged would keep its hash.
@@ -36,6 +46,7 @@ Block
       "header":             the header object above,
       "transactions":       [transaction objects, see ledger.crypto],
       "results":            [str, ...],
+      "events":             [event objects, see above],
       "proposer_signature": hex, Ed25519 by the proposer over proposal_bytes(...)
       "certificate":        [{"validator": int, "signature": hex}, ...]
     }
@@ -70,10 +81,13 @@ from ledger.crypto import (
     LedgerCryptoError,
     MalformedTransaction,
     Transaction,
+    audit_path,
     canonical,
+    check_canonical,
     is_lower_hex,
     is_name,
     merkle_root,
+    merkle_tree_hash,
 )
 from ledger.identity import BadSignature, KeyPair, verify
 
@@ -87,11 +101,15 @@ HEADER_FIELDS = frozenset(
         "proposer",
         "tx_root",
         "results_root",
+        "events_root",
         "signatures_root",
         "state_root",
     }
 )
-BLOCK_FIELDS = frozenset({"header", "transactions", "results", "proposer_signature", "certificate"})
+BLOCK_FIELDS = frozenset(
+    {"header", "transactions", "results", "events", "proposer_signature", "certificate"}
+)
+EVENT_FIELDS = frozenset({"tx", "type", "data"})
 VOTE_FIELDS = frozenset({"validator", "signature"})
 RESULT_OK = "ok"
 
@@ -161,6 +179,14 @@ class BadResultsRoot(InvalidBlock):
 
 class ResultsCountMismatch(InvalidBlock):
     """There is not exactly one result per transaction."""
+
+
+class BadEventsRoot(InvalidBlock):
+    """events_root does not match the events."""
+
+
+class MisplacedEvent(InvalidBlock):
+    """An event names no transaction of the block, a failed one, or is out of order."""
 
 
 class BadSignaturesRoot(InvalidBlock):
@@ -233,6 +259,7 @@ class BlockHeader:
     proposer: int
     tx_root: str
     results_root: str
+    events_root: str
     signatures_root: str
     state_root: str
 
@@ -243,7 +270,14 @@ class BlockHeader:
             raise BlockFieldValue("chain must be 1-64 characters of [a-z0-9._-]")
         for name in ("height", "timestamp_ms", "proposer"):
             _check_int(name, getattr(self, name))
-        for name in ("previous_hash", "tx_root", "results_root", "signatures_root", "state_root"):
+        for name in (
+            "previous_hash",
+            "tx_root",
+            "results_root",
+            "events_root",
+            "signatures_root",
+            "state_root",
+        ):
             _check_hex(name, getattr(self, name), HASH_HEX_LENGTH)
 
     def to_json(self) -> dict[str, Any]:
@@ -272,9 +306,11 @@ class CommitSignature:
 
 @dataclass(frozen=True)
 class Block:
-    """A header with its transactions, their results, and the signatures that make it final.
+    """A header with its transactions, their results and events, and the signatures that make it
+    final.
 
-    Lists given for ``transactions``, ``results`` and ``certificate`` are stored as tuples.
+    Lists given for ``transactions``, ``results``, ``events`` and ``certificate`` are stored as
+    tuples.
     """
 
     header: BlockHeader
@@ -282,6 +318,7 @@ class Block:
     results: tuple[str, ...]
     proposer_signature: str
     certificate: tuple[CommitSignature, ...] = field(default=())
+    events: tuple[dict[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.header, BlockHeader):
@@ -290,6 +327,7 @@ class Block:
             ("transactions", Transaction),
             ("results", str),
             ("certificate", CommitSignature),
+            ("events", dict),
         ):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)):
@@ -300,6 +338,8 @@ class Block:
         for result in self.results:
             if not is_name(result):
                 raise BlockFieldValue(f'a result is "ok" or an error code, not {result!r}')
+        for event in self.events:
+            _check_event(event)
         _check_hex("proposer_signature", self.proposer_signature, SIGNATURE_HEX_LENGTH)
 
     @property
@@ -318,6 +358,19 @@ class Block:
     @property
     def timestamp_ms(self) -> int:
         return self.header.timestamp_ms
+
+
+def _check_event(event: dict[str, Any]) -> None:
+    _check_fields("event", event, EVENT_FIELDS)
+    _check_int("an event's tx", event["tx"])
+    if not isinstance(event["type"], str) or not is_name(event["type"]):
+        raise BlockFieldValue("an event's type is a name like a transaction type")
+    if not isinstance(event["data"], dict):
+        raise BlockFieldType("an event's data is a JSON object")
+    try:
+        check_canonical(event["data"])
+    except LedgerCryptoError as error:
+        raise BlockFieldValue(f"an event's data is not canonical JSON: {error}") from None
 
 
 # --- hashes and signing bytes ----------------------------------------------------------------
@@ -350,6 +403,17 @@ def results_root_of(results: Sequence[str]) -> str:
     return hashlib.sha256(canonical(list(results))).hexdigest()
 
 
+def events_root_of(events: Sequence[Mapping[str, Any]]) -> str:
+    """The RFC 6962 Merkle root of the events' canonical JSON, as hex."""
+    return merkle_tree_hash([canonical(event) for event in events]).hex()
+
+
+def event_proof(events: Sequence[Mapping[str, Any]], index: int) -> list[str]:
+    """The audit path (hex, leaf side first) proving event ``index`` is under ``events_root``;
+    check it with ``ledger.crypto.verify_inclusion(canonical(event), index, len(events), ...)``."""
+    return [node.hex() for node in audit_path([canonical(event) for event in events], index)]
+
+
 def signatures_root_of(transactions: Sequence[Transaction]) -> str:
     return hashlib.sha256(canonical([tx.signature for tx in transactions])).hexdigest()
 
@@ -373,6 +437,7 @@ def propose_block(
     transactions: Sequence[Transaction],
     results: Sequence[str],
     state_root: str,
+    events: Sequence[dict[str, Any]] = (),
 ) -> Block:
     """A block with its roots computed and signed by ``keypair`` as proposer; no certificate."""
     header = BlockHeader(
@@ -383,6 +448,7 @@ def propose_block(
         proposer=proposer,
         tx_root=tx_root_of(transactions),
         results_root=results_root_of(results),
+        events_root=events_root_of(events),
         signatures_root=signatures_root_of(transactions),
         state_root=state_root,
     )
@@ -390,6 +456,7 @@ def propose_block(
         header=header,
         transactions=tuple(transactions),
         results=tuple(results),
+        events=tuple(events),
         proposer_signature=keypair.sign(proposal_bytes(chain, height, block_hash(header))),
     )
 
@@ -408,6 +475,7 @@ def block_to_json(block: Block) -> dict[str, Any]:
         "header": block.header.to_json(),
         "transactions": [tx.to_json() for tx in block.transactions],
         "results": list(block.results),
+        "events": list(block.events),
         "proposer_signature": block.proposer_signature,
         "certificate": [vote.to_json() for vote in block.certificate],
     }
@@ -420,7 +488,7 @@ def block_from_json(obj: object, *, known: Mapping[str, Transaction] | None = No
     (``Transaction.matches_json``) is reused instead of parsed again.
     """
     fields = _check_fields("block", obj, BLOCK_FIELDS)
-    for name in ("transactions", "results", "certificate"):
+    for name in ("transactions", "results", "events", "certificate"):
         if not isinstance(fields[name], list):
             raise BlockFieldType(f"{name} must be a JSON array")
     transactions = []
@@ -442,6 +510,7 @@ def block_from_json(obj: object, *, known: Mapping[str, Transaction] | None = No
         header=BlockHeader.from_json(fields["header"]),
         transactions=tuple(transactions),
         results=tuple(fields["results"]),
+        events=tuple(fields["events"]),
         proposer_signature=fields["proposer_signature"],
         certificate=tuple(certificate),
     )
@@ -456,8 +525,9 @@ def verify_block(block: Block, *, validators: list[str], previous: BlockHeader |
     ``validators`` are the public keys (hex) of the validator set, by index; ``previous`` is
     the header at height - 1, or None for genesis. Checks, in this order: chain, height, link,
     timestamp, every transaction's chain, tx_root, results_root, one result per transaction,
-    signatures_root, proposer and its signature, certificate. Not checked: see the module
-    docstring (state root, transaction signatures, proposer rotation).
+    events_root, the events' places, signatures_root, proposer and its signature, certificate.
+    Not checked: see the module docstring (state root, transaction signatures, proposer
+    rotation).
     """
     if not validators or len(set(validators)) != len(validators):
         raise InvalidValidatorSet("the validator set must be non-empty with distinct keys")
@@ -487,6 +557,7 @@ def verify_block(block: Block, *, validators: list[str], previous: BlockHeader |
         raise ResultsCountMismatch(
             f"{len(block.results)} results for {len(block.transactions)} transactions"
         )
+    check_events(block)
     if header.signatures_root != signatures_root_of(block.transactions):
         raise BadSignaturesRoot("signatures_root does not match the transactions' signatures")
 
@@ -503,6 +574,19 @@ def verify_block(block: Block, *, validators: list[str], previous: BlockHeader |
         raise BadProposerSignature("proposer signature does not verify") from None
 
     verify_certificate(header, block.certificate, validators=validators)
+
+
+def check_events(block: Block) -> None:
+    """Raise BadEventsRoot or MisplacedEvent unless the block's events are those its header
+    commits to, each of an ``"ok"`` transaction of the block, in order."""
+    if block.header.events_root != events_root_of(block.events):
+        raise BadEventsRoot("events_root does not match the events")
+    last = 0
+    for event in block.events:
+        at = event["tx"]
+        if at < last or at >= len(block.results) or block.results[at] != RESULT_OK:
+            raise MisplacedEvent(f"an event of transaction {at} out of place")
+        last = at
 
 
 def verify_certificate(

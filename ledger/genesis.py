@@ -51,6 +51,7 @@ from ledger.blocks import (
     Block,
     BlockHeader,
     block_hash,
+    events_root_of,
     propose_block,
     results_root_of,
     sign_commit,
@@ -247,6 +248,7 @@ class Genesis:
             proposer=0,
             tx_root=tx_root_of([]),
             results_root=results_root_of([]),
+            events_root=events_root_of([]),
             signatures_root=signatures_root_of([]),
             state_root=self.genesis_state().root(),
         )

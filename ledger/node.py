@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ledger import application
-from ledger.application import Registry
+from ledger.application import Event, Registry
 from ledger.blocks import (
     Block,
     BlockError,
     CommitSignature,
     block_from_json,
     block_to_json,
+    events_root_of,
     proposal_bytes,
     propose_block,
     results_root_of,
@@ -258,7 +259,7 @@ class Validator:
         transactions = list(self.pool.values())[: self.max_block_transactions]
         if not transactions:
             return None
-        results, state_root = self._execute_tentatively(transactions, height, timestamp_ms)
+        results, events, state_root = self._execute_tentatively(transactions, height, timestamp_ms)
         return propose_block(
             keypair=self._keys,
             chain=self.genesis.chain,
@@ -268,6 +269,7 @@ class Validator:
             proposer=self.index,
             transactions=transactions,
             results=results,
+            events=events,
             state_root=state_root,
         )
 
@@ -280,6 +282,7 @@ class Validator:
             or proposal.certificate
             or header.tx_root != tx_root_of(proposal.transactions)
             or header.results_root != results_root_of(proposal.results)
+            or header.events_root != events_root_of(proposal.events)
             or header.signatures_root != signatures_root_of(proposal.transactions)
             or len(proposal.results) != len(proposal.transactions)
         ):
@@ -292,10 +295,14 @@ class Validator:
             )
         except IdentityError:
             return False
-        results, state_root = self._execute_tentatively(
+        results, events, state_root = self._execute_tentatively(
             proposal.transactions, header.height, header.timestamp_ms
         )
-        return results == list(proposal.results) and state_root == header.state_root
+        return (
+            results == list(proposal.results)
+            and events == list(proposal.events)
+            and state_root == header.state_root
+        )
 
     def encode(self, proposal: Block) -> dict[str, Any]:
         return block_to_json(proposal)
@@ -357,6 +364,7 @@ class Validator:
             height=block.height,
             timestamp_ms=block.timestamp_ms,
             results=block.results,
+            events=block.events,
             state_root=block.header.state_root,
         ):
             raise Diverged(
@@ -381,8 +389,9 @@ class Validator:
 
     def _execute_tentatively(
         self, transactions: Sequence[Transaction], height: int, timestamp_ms: int
-    ) -> tuple[list[str], str]:
+    ) -> tuple[list[str], list[Event], str]:
         savepoint = self.state.savepoint()
+        events: list[Event] = []
         try:
             results = application.execute(
                 self.state,
@@ -392,6 +401,7 @@ class Validator:
                 height=height,
                 timestamp_ms=timestamp_ms,
                 keep_journal=True,
+                events=events,
             )
             root = self.state.root()
             self._tentative = _Tentative(
@@ -399,10 +409,11 @@ class Validator:
                 transactions=tuple((tx.id, tx.signature) for tx in transactions),
                 timestamp_ms=timestamp_ms,
                 results=tuple(results),
+                events_root=events_root_of(events),
                 state_root=root,
                 changes=self.state.changes_since(savepoint),
             )
-            return results, root
+            return results, events, root
         finally:
             self.state.rollback_to(savepoint)
 
@@ -415,6 +426,7 @@ class _Tentative:
     transactions: tuple[tuple[str, str], ...]  # (id, signature)
     timestamp_ms: int
     results: tuple[str, ...]
+    events_root: str
     state_root: str
     changes: dict[str, Any]
 
@@ -424,6 +436,7 @@ class _Tentative:
             tip == self.parent_height == block.height - 1
             and self.timestamp_ms == block.timestamp_ms
             and self.results == tuple(block.results)
+            and self.events_root == block.header.events_root
             and self.state_root == block.header.state_root
             and self.transactions == tuple((tx.id, tx.signature) for tx in block.transactions)
         )

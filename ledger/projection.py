@@ -91,6 +91,7 @@ def genesis_body(genesis: Genesis) -> dict[str, Any]:
         "header": genesis.block_header().to_json(),
         "transactions": [],
         "results": [],
+        "events": [],
         "proposer_signature": None,
         "certificate": [],
     }

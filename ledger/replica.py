@@ -102,8 +102,8 @@ def _forward(height: int, state: State, target: int) -> tuple[int, State]:
 
 
 def reexecutes(block: Block, state: State, genesis: Genesis, registry: Registry) -> bool:
-    """Execute ``block`` on ``state``; whether it gave the results and state root its header
-    certifies (the projection and the replica both hold the site's state to that)."""
+    """Execute ``block`` on ``state``; whether it gave the results, events and state root its
+    header certifies (the projection and the replica both hold the site's state to that)."""
     return application.execute_certified(
         state,
         registry,
@@ -112,6 +112,7 @@ def reexecutes(block: Block, state: State, genesis: Genesis, registry: Registry)
         height=block.height,
         timestamp_ms=block.timestamp_ms,
         results=block.results,
+        events=block.events,
         state_root=block.header.state_root,
     )
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Identity, Role, User
-from ledger import config, replica
+from ledger import blocks, config, replica
 from ledger.crypto import (
     MAX_SAFE_INTEGER,
     Transaction,
@@ -221,6 +221,37 @@ def access_block(*, height: int) -> BlockRecord:
     except BlockRecord.DoesNotExist:
         raise Http404("No such block.") from None
     return record
+
+
+def block_events(record: BlockRecord) -> list[dict[str, Any]]:
+    """The block's events, as recorded (``{"tx", "type", "data"}``; public: events carry no
+    personal data, docs/ledger.md "Events")."""
+    events: list[dict[str, Any]] = record.body.get("events", [])
+    return events
+
+
+def event_proof(*, height: int, index: int) -> dict[str, Any]:
+    """Event ``index`` of the block at ``height`` with its inclusion proof against the block's
+    ``events_root``, and the header and certificate that make that root final."""
+    record = access_block(height=height)
+    events = block_events(record)
+    if not 0 <= index < len(events):
+        raise Http404("No such event.")
+    header = record.body["header"]
+    return {
+        "height": record.height,
+        "index": index,
+        "event": events[index],
+        "proof": {
+            "root": header["events_root"],
+            "index": index,
+            "tree_size": len(events),
+            "path": blocks.event_proof(events, index),
+        },
+        "header": header,
+        "block_hash": record.hash,
+        "certificate": record.body["certificate"],
+    }
 
 
 def block_transactions(record: BlockRecord, *, user: Any = None) -> list[dict[str, Any]]:

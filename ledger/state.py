@@ -22,12 +22,14 @@ from typing import Any
 from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json
 from ledger.trie import Trie
 
-# The ledger protocol: 2 since the state root is the root of the state trie (1 hashed the whole
-# map). Genesis documents and validator stores carry it; one of another protocol is refused.
-PROTOCOL_VERSION = 2
+# The ledger protocol: 3 since blocks record their transactions' events (``events_root``) and the
+# live state drops settled history; 2 made the state root the root of the state trie (1 hashed
+# the whole map). Genesis documents and validator stores carry it; one of another is refused.
+PROTOCOL_VERSION = 3
 RECREATE_HINT = (
-    "this version of the software runs ledger protocol 2 (the state root is the root of a "
-    "16-ary Merkle trie, docs/ledger.md); a network of another protocol cannot be continued. "
+    "this version of the software runs ledger protocol 3 (blocks carry typed events, the state "
+    "root is the root of a 16-ary Merkle trie and settled history leaves the live state, "
+    "docs/ledger.md); a network of another protocol cannot be continued. "
     "Create a new one: stop the system, move the old LEDGER_DIR and the validators' stores "
     "aside (for the demo: `make clean`), then `make run` (or `manage.py ledger genesis`)"
 )

@@ -13,6 +13,7 @@ urlpatterns = [
     path("transactions/<str:id>", api.TransactionDetailApi.as_view(), name="transaction"),
     path("blocks", api.BlockListApi.as_view(), name="block-list"),
     path("blocks/<int:height>", api.BlockDetailApi.as_view(), name="block"),
+    path("blocks/<int:height>/events/<int:index>", api.EventProofApi.as_view(), name="event"),
     path("accounts/<str:address>", api.AccountDetailApi.as_view(), name="account"),
     path("validators", api.ValidatorListApi.as_view(), name="validator-list"),
     path("genesis", api.GenesisApi.as_view(), name="genesis"),

@@ -11,13 +11,20 @@ Against the state at the audited height (``market.chain.schema``):
   offer's buyer, an order's side); a row whose key is gone is not ``open`` and locks nothing.
   Every order and offer a contract names (``seller_tx``, and ``buyer_tx`` but for an offer's
   acceptance) has its row.
-* ``Contract``: every ``market/contract/<id>`` and every row, field by field.
-* ``SlotSettlement`` and ``SettlementLine``: every ``market/settlement/<slot>`` and
-  ``market/settlement/<slot>/<n>`` and every row, field by field.
+* ``Contract``: every ``market/contract/<id>`` (a contract of a slot not settled yet) and its
+  row, field by field.
 
-Not yet (history no longer in the state; the blocks' events will give it): how a closed order
-or offer closed (``filled`` / ``cancelled`` / ``expired``, its remainder, ``closed_height``),
-and closed ones no contract names.
+Against the events of the blocks up to the audited height, for the history that left the state
+when its slot settled (the blocks with a successful ``market.slot.settle``, found through the
+site's transaction index, so the audit reads one block per settled slot, not the chain):
+
+* ``SlotSettlement`` and ``SettlementLine``: every ``market.slot_settled`` and
+  ``market.contract_settled`` event and every row, field by field;
+* ``Contract`` rows of settled slots: each has a settlement line, or was vetoed; any other row
+  is one the chain does not have.
+
+Not yet: how a closed order or offer closed (``filled`` / ``cancelled`` / ``expired``, its
+remainder, ``closed_height``), and closed ones no contract names.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger import application
+from ledger.models import BlockRecord, TransactionRecord
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.read_model_audit import Comparison, Difference
 from ledger.state import State
@@ -48,11 +56,39 @@ CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
 def audit(*, height: int, state: State) -> list[Difference]:
     found = Comparison(height)
     _accounts(found, state)
-    contracts = _contracts(found, state)
+    summaries, results = _settled(height)
+    contracts = _contracts(found, state, results)
     _orders(found, state, contracts)
     _offers(found, state, contracts)
-    _settlements(found, state, contracts)
+    _settlements(found, summaries, results)
     return found.differences
+
+
+def _settled(height: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The settlement events of the chain up to ``height``: summaries by slot, each with the
+    block's height, and per-contract results by contract id, each with its summary's."""
+    summaries: dict[int, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    heights = sorted(
+        set(
+            TransactionRecord.objects.filter(
+                type="market.slot.settle", result="ok", block__height__lte=height
+            ).values_list("block__height", flat=True)
+        )
+    )
+    bodies = BlockRecord.objects.filter(height__in=heights).order_by("height")
+    for body in bodies.values_list("body", flat=True).iterator(CHUNK):
+        lines = []
+        for event in body.get("events", []):
+            data = event["data"]
+            if event["type"] == schema.SLOT_SETTLED:
+                summaries[data["slot"]] = data
+                for line in lines:
+                    results[line["contract"]] = line | {"summary": data}
+                lines = []
+            elif event["type"] == schema.CONTRACT_SETTLED:
+                lines.append(data)
+    return summaries, results
 
 
 def _suffixes(state: State, prefix: str) -> list[str]:
@@ -92,8 +128,11 @@ CONTRACT_FIELDS = (
 )
 
 
-def _contracts(found: Comparison, state: State) -> dict[str, schema.Contract]:
-    """Compare the contracts; return the chain's, by id."""
+def _contracts(
+    found: Comparison, state: State, results: dict[str, dict[str, Any]]
+) -> dict[str, schema.Contract]:
+    """Compare the contracts of slots not settled yet with the state, and check that the rows
+    of settled ones are the settled contracts (or vetoed); return the chain's live ones."""
     chain: dict[str, schema.Contract] = {}
     for contract_id in _suffixes(state, schema.CONTRACT_PREFIX):
         made = schema.contract(state, contract_id)
@@ -101,11 +140,17 @@ def _contracts(found: Comparison, state: State) -> dict[str, schema.Contract]:
         chain[contract_id] = made
     columns = (*CONTRACT_FIELDS, "slot", "made_at", "grid", "vetoed", "acts")
     seen = set()
+    settled_slots = {result["slot"] for result in results.values()}
     for row in Contract.objects.values("id", *columns).iterator(CHUNK):
         seen.add(row["id"])
         made = chain.get(row["id"])
         if made is None:
-            found.stray(Contract, row["id"])
+            settled = results.get(row["id"])
+            if settled is not None:
+                expected = {name: settled[name] for name in ("seller", "buyer")}
+                found.fields(Contract, row["id"], expected, row)
+            elif ms_of_datetime(row["slot"]) not in settled_slots or not row["vetoed"]:
+                found.stray(Contract, row["id"])
             continue
         record: dict[str, Any] = dict(made)
         expected = {name: record[name] for name in CONTRACT_FIELDS}
@@ -224,16 +269,9 @@ SUMMARY_FIELDS = (
 LINE_FIELDS = SETTLEMENT_LINE_FIELDS
 
 
-def _settlements(found: Comparison, state: State, contracts: dict[str, schema.Contract]) -> None:
-    summaries: dict[int, schema.Settlement] = {}
-    results: dict[str, schema.SettlementResult] = {}
-    for key in state.keys(schema.SETTLEMENT_PREFIX):
-        value = state.get(key)
-        if "contract" in value:  # market/settlement/<slot>/<n>
-            results[value["contract"]] = value
-        else:  # market/settlement/<slot>
-            summaries[value["slot"]] = value
-
+def _settlements(
+    found: Comparison, summaries: dict[int, dict[str, Any]], results: dict[str, dict[str, Any]]
+) -> None:
     seen_slots = set()
     for row in SlotSettlement.objects.values("slot", *SUMMARY_FIELDS, "settled_at").iterator(CHUNK):
         slot = row["slot"]
@@ -259,8 +297,8 @@ def _settlements(found: Comparison, state: State, contracts: dict[str, schema.Co
         if result is None:
             found.stray(SettlementLine, contract_id)
             continue
-        slot_ms = contracts[contract_id]["slot"]
-        summary = summaries[slot_ms]  # a slot's lines and summary are written in one block
+        slot_ms = result["slot"]
+        summary = result["summary"]  # a slot's lines and summary are written in one block
         line: dict[str, Any] = dict(result)
         expected = {name: line[name] for name in LINE_FIELDS}
         expected |= {

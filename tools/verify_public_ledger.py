@@ -15,7 +15,9 @@ newest (``/blocks/{height}``), waiting as told by ``Retry-After`` when rate-limi
 * each block: its header hashes (SHA-256 of the RFC 8785 canonical JSON) to its hash, the same
   as the list gives; chain and height; the link to the previous block's hash; a later
   timestamp; ``tx_root`` is the RFC 6962 Merkle root of the transaction ids;
-  ``results_root`` and ``signatures_root``; the proposer's signature; a certificate of commit
+  ``results_root`` and ``signatures_root``; ``events_root`` is the RFC 6962 Merkle root of the
+  block's events (each the canonical JSON of ``{"tx", "type", "data"}``), every event naming a
+  successful transaction of the block, in order; the proposer's signature; a certificate of commit
   votes of at least N - f distinct validators, every vote valid;
 * each transaction shown whole: its id is SHA-256 of its signing bytes, and its Ed25519
   signature verifies with the sender's key at that point of the chain (genesis members, then
@@ -63,6 +65,7 @@ HEADER_FIELDS = (
     "proposer",
     "tx_root",
     "results_root",
+    "events_root",
     "signatures_root",
     "state_root",
 )
@@ -275,6 +278,7 @@ class Chain:
         try:
             header = {name: block[name] for name in HEADER_FIELDS}
             transactions = block["transactions"]
+            events = block["events"]
             certificate = block["certificate"]
         except KeyError as missing:
             raise Bad(f"the answer has no {missing}") from None
@@ -294,6 +298,7 @@ class Chain:
             raise Bad("tx_root is not the Merkle root of the transaction ids")
         if sha256_hex(canonical([tx["result"] for tx in transactions])) != header["results_root"]:
             raise Bad("results_root does not match the results")
+        self._check_events(events, transactions, header["events_root"])
         signatures = [tx["signature"] for tx in transactions]
         if sha256_hex(canonical(signatures)) != header["signatures_root"]:
             raise Bad("signatures_root does not match the transactions' signatures")
@@ -356,12 +361,31 @@ class Chain:
         elif tx["type"] == "key.rotate":
             self.keys[tx["sender"]] = payload["public_key"]
 
+    @staticmethod
+    def _check_events(events: Any, transactions: list[Any], root: str) -> None:
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise Bad("the events are not a list of objects")
+        if merkle_root([canonical(event) for event in events]).hex() != root:
+            raise Bad("events_root is not the Merkle root of the events")
+        last = 0
+        for event in events:
+            at = event.get("tx")
+            if (
+                not isinstance(at, int)
+                or not last <= at < len(transactions)
+                or transactions[at]["result"] != "ok"
+            ):
+                raise Bad("an event names no successful transaction of the block, in order")
+            last = at
+
     def _check_unsigned_genesis(self, header: dict[str, Any]) -> None:
         """Block 0 as the genesis document alone determines it (a site that never had the
         validators' copy): no transactions and proposer 0. Its state root is covered by the next
         block's certificate only."""
         empty = sha256_hex(canonical([]))
         if header["proposer"] != 0 or header["tx_root"] != merkle_root([]).hex():
+            raise Bad("block 0 without signatures is not the genesis document's")
+        if header["events_root"] != merkle_root([]).hex():
             raise Bad("block 0 without signatures is not the genesis document's")
         if header["results_root"] != empty or header["signatures_root"] != empty:
             raise Bad("block 0 without signatures is not the genesis document's")

@@ -18,6 +18,7 @@ genesis, so ``ledger verify`` accepts the stores and the validators continue fro
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -127,8 +128,15 @@ def prefill(
             batch = txs[start : start + BLOCK_TRANSACTIONS]
             height = previous.height + 1
             timestamp = genesis.timestamp_ms + height  # just after genesis, 1 ms apart
+            events: list[application.Event] = []
             results = application.execute(
-                state, registry, batch, chain=genesis.chain, height=height, timestamp_ms=timestamp
+                state,
+                registry,
+                batch,
+                chain=genesis.chain,
+                height=height,
+                timestamp_ms=timestamp,
+                events=events,
             )
             refused = [r for r in results if r != "ok"]
             if refused:
@@ -143,19 +151,14 @@ def prefill(
                 proposer=proposer,
                 transactions=batch,
                 results=results,
+                events=events,
                 state_root=state.root(),
             )
             votes = tuple(
                 sign_commit(keypair=pair, validator=i, header=block.header)
                 for i, pair in enumerate(keys)
             )
-            block = Block(
-                header=block.header,
-                transactions=block.transactions,
-                results=block.results,
-                proposer_signature=block.proposer_signature,
-                certificate=votes,
-            )
+            block = dataclasses.replace(block, certificate=votes)
             changes = state.take_changes()
             for store in stores:
                 store.append(block, changes)

@@ -18,17 +18,18 @@ chain package below it. Modules:
 :func:`register` adds the market's transaction types to a registry that already holds the
 ledger's and the meters', and hooks the market into both: the ledger's spend guard (a
 ``credit.transfer`` or ``credit.redeem`` may spend the free balance only, never a margin) and the
-meters' question whether a slot has settled (a reading for a settled slot is late).
+meters' question whether a slot is closed (its readings leave the state; later ones are late).
 """
 
 from __future__ import annotations
 
 from ledger.application import ANY_ROLE, HOUSEHOLD, SPEND_GUARDS, Registry, TxFailed
 from ledger.state import State
-from market.chain import contract, settlement
-from market.chain.schema import free_balance
-from market.chain.schema import settlement as settled
-from meters.chain.metering import SLOT_SETTLED
+from market.chain import book, contract, settlement
+from market.chain.book import BUY, SELL
+from market.chain.options import market_options
+from market.chain.schema import contracts_key, free_balance, offers_key
+from meters.chain.metering import SLOT_CLOSED
 
 # The transaction types' names, for the site (services, projection) to name them by.
 ORDER_PLACE = "market.order.place"
@@ -57,9 +58,20 @@ def spend_free_balance_only(state: State, address: str) -> None:
         raise TxFailed("insufficient_free_balance", "that money is locked as margins")
 
 
-def slot_settled(state: State, slot: int) -> bool:
-    """The meters' hook: whether the market has settled ``slot`` (a later reading is late)."""
-    return settled(state, slot) is not None
+def slot_closed(state: State, slot: int, now: int) -> bool:
+    """The meters' hook: whether no settlement can ever need the readings of the meters' slot
+    starting at ``slot`` (block time ``now``): the delivery slot holding it has ended at least
+    ``market.settlement_delay_ms`` ago, is cleared (no order or offer left, so no contract can
+    be made for it any more) and holds no contract (none was made, or it has settled)."""
+    options = market_options(state)
+    start = slot - slot % options.slot_ms
+    return (
+        now >= start + options.slot_ms + options.settlement_delay_ms
+        and state.get(contracts_key(start)) is None
+        and book.best_price(state, start, BUY) is None
+        and book.best_price(state, start, SELL) is None
+        and state.get(offers_key(start)) is None
+    )
 
 
 def register(registry: Registry) -> Registry:
@@ -67,5 +79,5 @@ def register(registry: Registry) -> Registry:
     for name, (sender, handler) in TYPES.items():
         registry.register(name, senders={sender}, handler=handler)
     registry.hook(SPEND_GUARDS, spend_free_balance_only)
-    registry.hook(SLOT_SETTLED, slot_settled)
+    registry.hook(SLOT_CLOSED, slot_closed)
     return registry

@@ -133,11 +133,21 @@ from market.chain.network import Allowance, Network, NetworkView, network
 from market.chain.options import Options, market_options
 from market.chain.pricing import buyer_margin, seller_deposit
 from market.chain.schema import (
+    AUCTION_CLEARED,
+    CANCELLED,
+    CONTRACT_MADE,
+    EXPIRED,
+    FILLED,
+    OFFER_CLOSED,
+    OFFER_POSTED,
     OFFER_PREFIX,
+    ORDER_CLOSED,
+    ORDER_PLACED,
     ORDER_PREFIX,
+    TAKEN,
+    WITHDRAWN,
     Contract,
     add_locked,
-    auction_key,
     contract_key,
     contracts_key,
     defaults,
@@ -296,11 +306,17 @@ def _trade(
     view.count(contract, energy_wh)
     state.set(contracts_key(slot), index + 1)
     state.set(contract_key(contract["id"]), contract)
+    context.emit(CONTRACT_MADE, contract)
     return Trade(
         buy=buy | {"remaining_wh": buy_after, "locked": buy_locked},
         sell=sell | {"remaining_wh": sell_after, "locked": sell_locked},
         released=buy["locked"] - buy_locked - escrow,
     )
+
+
+def _closed(context: Context, type_: str, item: dict[str, Any], status: str) -> None:
+    """The event of an order or offer leaving the book, with how it ended and what was left."""
+    context.emit(type_, {"id": item["id"], "status": status, "remaining_wh": item["remaining_wh"]})
 
 
 # --- orders ------------------------------------------------------------------------------------
@@ -348,12 +364,18 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
         "locked": margin,
         "height": context.height,
     }
+    context.emit(
+        ORDER_PLACED,
+        {name: order[name] for name in ("id", "owner", "slot", "side", "price", "energy_wh")},
+    )
     released = 0
     if not options.call_auction:
         order, released = _match(state, context, options, order, feeder)
     if order["remaining_wh"]:
         book.add(state, order)
         _open_add(state, slot, tx.sender, side)
+    else:
+        _closed(context, ORDER_CLOSED, order, FILLED)
     add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
 
 
@@ -402,6 +424,7 @@ def _match(
             if book.remove(state, resting):  # the level is gone: the next best price
                 best = book.best_price(state, slot, resting_side)
             _open_remove(state, slot, resting["owner"])
+            _closed(context, ORDER_CLOSED, resting_after, FILLED)
         if allowance.energy_wh < asked:
             break  # the grid's constraint binds: the rest of the order waits in the book
     return order, released
@@ -422,14 +445,17 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     book.remove(state, order)
     _open_remove(state, order["slot"], tx.sender)
     add_locked(state, tx.sender, -order["locked"])
+    _closed(context, ORDER_CLOSED, order, CANCELLED)
 
 
-def cancel_open(state: State, address: str, now: int) -> tuple[list[str], list[str]]:
+def cancel_open(state: State, address: str, context: Context) -> tuple[list[str], list[str]]:
     """Cancel every resting order and offer of ``address`` in slots not yet started, releasing
-    their margins; return the ids (a regulator's restriction, ``supervision.chain.acts``).
+    their margins; return the ids (a regulator's restriction, ``supervision.chain.acts``). Each
+    closes with an event, as its owner's cancellation would.
     O(slots in the horizon + the orders on the account's side of the slots it has orders in +
     the offers of the slots): no scan of the state."""
     options = market_options(state)
+    now = context.timestamp_ms
     orders: list[str] = []
     offers: list[str] = []
     first = now // options.slot_ms * options.slot_ms + options.slot_ms
@@ -447,12 +473,14 @@ def cancel_open(state: State, address: str, now: int) -> tuple[list[str], list[s
                 book.remove(state, order)
                 add_locked(state, address, -order["locked"])
                 orders.append(order["id"])
+                _closed(context, ORDER_CLOSED, order, CANCELLED)
             state.delete(open_key(slot, address))
         for offer in book.queue_items(state, offers_key(slot), OFFER_PREFIX):
             if offer["owner"] == address:
                 book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
                 add_locked(state, address, -offer["locked"])
                 offers.append(offer["id"])
+                _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
     return orders, offers
 
 
@@ -487,6 +515,10 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
         "height": context.height,
     }
     book.queue_push(state, offers_key(slot), OFFER_PREFIX, offer)
+    context.emit(
+        OFFER_POSTED,
+        {name: offer[name] for name in ("id", "owner", "slot", "price", "energy_wh", "buyer")},
+    )
 
 
 def _offer(state: State, offer_id: Any) -> dict[str, Any]:
@@ -549,6 +581,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         state.set(offer_key(offer["id"]), offer_after)
     else:
         book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
+        _closed(context, OFFER_CLOSED, offer_after, TAKEN)
 
 
 def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
@@ -563,6 +596,7 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
     _check_trading(offer["slot"], context.timestamp_ms, market_options(state))
     book.queue_unlink(state, offers_key(offer["slot"]), OFFER_PREFIX, offer)
     add_locked(state, tx.sender, -offer["locked"])
+    _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
 
 
 # --- the end of trading for a slot -------------------------------------------------------------
@@ -597,8 +631,10 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
     for order in itertools.chain(bids, asks):
         add_locked(state, order["owner"], -order["locked"])
         state.delete(open_key(slot, order["owner"]))
+        _closed(context, ORDER_CLOSED, order, FILLED if not order["remaining_wh"] else EXPIRED)
     for offer in book.queue_delete(state, offers_key(slot), OFFER_PREFIX):
         add_locked(state, offer["owner"], -offer["locked"])
+        _closed(context, OFFER_CLOSED, offer, EXPIRED)
 
 
 def _call_auction(
@@ -652,13 +688,12 @@ def _call_auction(
                 i += 1  # filled, or the grid binds for this buyer: the next bid
             if asks[j]["remaining_wh"] == 0:
                 j += 1
-    state.set(
-        auction_key(slot),
+    context.emit(
+        AUCTION_CLEARED,
         {
+            "slot": slot,
             "price": clearing.price if clearing else 0,
             "volume_wh": volume,
             "contracts": contracts,
-            "tx": context.tx_id,
-            "height": context.height,
         },
     )

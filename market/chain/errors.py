@@ -50,7 +50,6 @@ MESSAGES: dict[str, str] = {
     "nothing_to_clear": "Nothing to clear in that slot.",
     "slot_not_ended": "That slot has not ended yet.",
     "settlement_not_due": "That slot's meter data may still arrive: settlement comes later.",
-    "already_settled": "That slot is settled already.",
     "slot_not_cleared": "That slot still has open orders or offers: it is cleared first.",
     "nothing_to_settle": "That slot has no contracts.",
 }

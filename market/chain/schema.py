@@ -21,11 +21,31 @@ key                                         record
 ``market/offers/<slot>/<seq>``              like a price level's
 ``market/contracts/<slot>``                 int, the number of contracts made for the slot
 ``market/contract/<slot>-<n>``              :class:`Contract` number n of the slot
-``market/auction/<slot>``                   :class:`Auction`: a call auction's result
-``market/settlement/<slot>``                :class:`Settlement`: the slot's summary
-``market/settlement/<slot>/<n>``            :class:`SettlementResult` of contract ``<slot>-<n>``
 ``market/defaults/<address>``               :class:`Defaults`
 ==========================================  ===================================================
+
+The state holds only what execution still needs: open orders and offers, margins, and the
+contracts of slots not yet settled. Settlement deletes a slot's contracts and their count; what
+happened stays in the blocks as events (below): ``market.contract_made`` with the contract as it
+was made, ``market.contract_settled`` with its result, ``market.slot_settled`` with the summary,
+``market.auction_cleared`` with a call auction's result. ``docs/market.md`` ("The life of each
+key") says which transaction creates, reads and removes each family.
+
+Events (``context.emit``; ``data`` fields):
+
+==============================  ================================================================
+``market.order_placed``         ``{"id", "owner", "slot", "side", "price", "energy_wh"}``
+``market.order_closed``         ``{"id", "status", "remaining_wh"}``: ``status`` ``filled``,
+                                ``cancelled`` (by its owner, or a regulator's restriction) or
+                                ``expired`` (its slot was cleared)
+``market.offer_posted``         ``{"id", "owner", "slot", "price", "energy_wh", "buyer"}``
+``market.offer_closed``         ``{"id", "status", "remaining_wh"}``: ``taken``, ``withdrawn``
+                                (by its owner, or a restriction) or ``expired``
+``market.contract_made``        :class:`Contract`, as stored when made
+``market.auction_cleared``      :class:`Auction`
+``market.contract_settled``     :class:`SettlementResult` with ``"slot"``
+``market.slot_settled``         :class:`Settlement`
+==============================  ================================================================
 """
 
 from __future__ import annotations
@@ -39,7 +59,18 @@ LOCKED_PREFIX = "market/locked/"
 ORDER_PREFIX = "market/order/"
 OFFER_PREFIX = "market/offer/"
 CONTRACT_PREFIX = "market/contract/"
-SETTLEMENT_PREFIX = "market/settlement/"
+
+# Events, and the statuses an order or offer closes with.
+ORDER_PLACED = "market.order_placed"
+ORDER_CLOSED = "market.order_closed"
+OFFER_POSTED = "market.offer_posted"
+OFFER_CLOSED = "market.offer_closed"
+CONTRACT_MADE = "market.contract_made"
+AUCTION_CLEARED = "market.auction_cleared"
+CONTRACT_SETTLED = "market.contract_settled"
+SLOT_SETTLED = "market.slot_settled"
+FILLED, CANCELLED, EXPIRED = "filled", "cancelled", "expired"
+TAKEN, WITHDRAWN = "taken", "withdrawn"
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -79,20 +110,6 @@ def contract_key(contract_id: str) -> str:
 
 def contracts_key(slot: int) -> str:
     return f"market/contracts/{slot}"
-
-
-def auction_key(slot: int) -> str:
-    return f"market/auction/{slot}"
-
-
-def settlement_key(slot: int) -> str:
-    """The slot's settlement summary; present once the slot has settled (``meters.chain``
-    asks, through the market's hook, to flag later readings as late)."""
-    return f"{SETTLEMENT_PREFIX}{slot}"
-
-
-def result_key(slot: int, index: int) -> str:
-    return f"{settlement_key(slot)}/{index}"
 
 
 def defaults_key(address: str) -> str:
@@ -194,11 +211,10 @@ class Contract(TypedDict):
 
 
 class Auction(TypedDict):
+    slot: int
     price: int  # 0 when nothing cleared
     volume_wh: int
     contracts: int
-    tx: str
-    height: int
 
 
 class Settlement(TypedDict):
@@ -218,6 +234,7 @@ class Settlement(TypedDict):
 
 
 class SettlementResult(TypedDict):
+    slot: int
     contract: str
     seller: str
     buyer: str
@@ -277,9 +294,3 @@ def defaults(state: State, address: str) -> Defaults | None:
 
 def defaults_save(state: State, address: str, record: Defaults | dict[str, Any]) -> None:
     state.set(defaults_key(address), record)
-
-
-def settlement(state: State, slot: int) -> Settlement | None:
-    """The slot's settlement summary, None while it has not settled."""
-    summary: Settlement | None = state.get(settlement_key(slot))
-    return summary

@@ -14,10 +14,10 @@ plus ``market.settlement_delay_ms`` and the slot has been cleared (``market.slot
 order or offer of the slot is left, so no contract can be made for it afterwards).
 
 1. **Measured export.** A seller's export in the slot is the sum of ``export_wh`` of the
-   readings (``meter/reading/<id>/<start_ms>``, ``meters.chain.metering``) of every meter the seller
-   owns, for every interval in the slot. A missing reading, or one of quality ``missing``,
-   counts as 0; so does a late one (none exists before settlement: readings that arrive after
-   it are flagged late and ignored).
+   readings (``meters.chain.schema.reading``) of every meter the seller owns, for every interval
+   in the slot. A missing reading, or one of quality ``missing``, counts as 0. Readings that
+   arrive once the slot is settled are late: the meters never record them in the state
+   (``meters.chain.metering``), so nothing is ever settled twice.
 2. **Time priority.** The export is allocated to the seller's contracts of the slot in the order
    they were made (``index``): ``delivered = min(export left, energy_wh)``.
 3. **Payment.** For each contract, from the buyer's escrow: ``paid = value(delivered, price)``
@@ -31,7 +31,13 @@ order or offer of the slot is left, so no contract can be made for it afterwards
    owner. A contract a regulator vetoed (``supervision.chain.acts``) is passed over: its margins
    were released by the veto and it has no result. A curtailed one settles for its curtailed energy
    and margins.
-6. **Defaults.** Every contract with undelivered energy adds one to the seller's record
+6. **History leaves the state.** The slot's contracts (``market/contract/<slot>-<n>``) and their
+   count are deleted; each contract's result is the event ``market.contract_settled`` and the
+   summary ``market.slot_settled`` (``market.chain.schema``, Events), with the contracts as
+   ``market.contract_made`` recorded them when made, all in the blocks. Then every function
+   hooked at :data:`SLOT_SETTLED_HOOK` is called as ``fn(state, slot, contracts, context)`` (the
+   slot's contract records, vetoed ones included): supervision removes the slot's grid loads.
+7. **Defaults.** Every contract with undelivered energy adds one to the seller's record
    ``market/defaults/<seller>``: ``unsettled`` (read by the qualification audit against
    ``market.max_unsettled_defaults``) counts shortfalls not yet cleared; nothing here clears
    it: a regulator's act (supervision) resets it. ``shortfalls`` and ``shortfall_wh`` count
@@ -42,26 +48,26 @@ does not change. It costs O(contracts of the slot + readings of its sellers' met
 a seller's meters are found through ``meter/owner/<address>`` and their readings by key, never by
 scanning state.
 
-State keys
-==========
+Events and state keys
+=====================
 
-==================================  ============================================================
-``market/settlement/<slot>``        the summary: ``{"slot", "contracts", "energy_wh",
-                                    "delivered_wh", "paid", "fees", "penalties",
-                                    "escrow_released", "deposit_released", "shortfalls", "tx",
-                                    "height", "timestamp_ms"}``
-``market/settlement/<slot>/<n>``    contract ``<slot>-<n>``'s result: ``{"contract", "seller",
-                                    "buyer", "energy_wh", "export_wh", "delivered_wh", "paid",
-                                    "fee", "penalty", "escrow_released", "deposit_released"}``
-                                    (``export_wh``: the seller's measured export in the slot;
-                                    ``*_released``: what went back to the party's free balance)
-``market/defaults/<address>``       ``{"unsettled", "shortfalls", "shortfall_wh", "last_slot"}``
-==================================  ============================================================
+=============================  =================================================================
+``market.slot_settled``        event, the summary: ``{"slot", "contracts", "energy_wh",
+                               "delivered_wh", "paid", "fees", "penalties", "escrow_released",
+                               "deposit_released", "shortfalls", "tx", "height", "timestamp_ms"}``
+``market.contract_settled``    event, one per contract settled: ``{"slot", "contract", "seller",
+                               "buyer", "energy_wh", "export_wh", "delivered_wh", "paid", "fee",
+                               "penalty", "escrow_released", "deposit_released"}``
+                               (``export_wh``: the seller's measured export in the slot;
+                               ``*_released``: what went back to the party's free balance)
+``market/defaults/<address>``  state: ``{"unsettled", "shortfalls", "shortfall_wh", "last_slot"}``
+=============================  =================================================================
 
 Refusals, in this order: ``bad_payload``, ``bad_slot`` (not an integer >= 0),
 ``slot_misaligned``, ``slot_not_ended``, ``settlement_not_due`` (ended less than
-``market.settlement_delay_ms`` ago), ``already_settled``, ``slot_not_cleared`` (orders or offers
-of the slot are left: send ``market.slot.clear`` first), ``nothing_to_settle`` (no contracts).
+``market.settlement_delay_ms`` ago), ``slot_not_cleared`` (orders or offers of the slot are left:
+send ``market.slot.clear`` first), ``nothing_to_settle`` (no contracts: none were made, or the
+slot is settled already and its contracts left the state).
 """
 
 from __future__ import annotations
@@ -76,24 +82,28 @@ from market.chain.book import BUY, SELL
 from market.chain.options import Options, market_options
 from market.chain.pricing import share, value
 from market.chain.schema import (
+    CONTRACT_SETTLED,
+    SLOT_SETTLED,
+    Contract,
     SettlementResult,
     add_locked,
     contract_key,
     contracts_key,
     defaults_key,
     offers_key,
-    result_key,
-    settlement_key,
 )
 from meters.chain import schema as meters
 from meters.chain.metering import MISSING
+
+# The hook point called at the end of a settlement: fn(state, slot, contracts, context).
+SLOT_SETTLED_HOOK = "market.slot_settled"
 
 
 def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
     """Wh the seller's meters exported in the slot, by their recorded readings.
 
-    A missing interval, a ``missing`` quality and a late reading count 0. O(the seller's meters
-    x intervals in a slot).
+    A missing interval and a ``missing`` quality count 0. O(the seller's meters x intervals in a
+    slot).
     """
     total = 0
     for meter_id in meters.meters_of(state, seller):
@@ -102,7 +112,7 @@ def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
         step = registered["interval_s"] * 1_000
         for start in range(slot, slot + slot_ms, step):
             recorded = meters.reading(state, meter_id, start)
-            if recorded and recorded["quality"] != MISSING and not recorded["late"]:
+            if recorded and recorded["quality"] != MISSING:
                 total += recorded["export_wh"]
     return total
 
@@ -116,8 +126,6 @@ def _check_due(state: State, slot: int, now: int, options: Options) -> int:
         raise TxFailed("slot_not_ended")
     if now < end + options.settlement_delay_ms:
         raise TxFailed("settlement_not_due", "meter data has until market.settlement_delay_ms")
-    if state.get(settlement_key(slot)) is not None:
-        raise TxFailed("already_settled")
     if (
         book.best_price(state, slot, BUY) is not None
         or book.best_price(state, slot, SELL) is not None
@@ -146,7 +154,8 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     """``market.slot.settle``: settle every contract of a slot against its sellers' meters.
 
     Any account may send it. Preconditions are the refusals in the module docstring; once it
-    succeeds the slot never settles again (``already_settled``) and readings for it are late.
+    succeeds the slot's contracts are gone (it never settles again: ``nothing_to_settle``) and
+    readings for it are late.
     """
     (slot,) = payload_fields(tx, "slot")
     if type(slot) is not int or slot < 0:
@@ -163,8 +172,11 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     shortfall_wh: Counter[str] = Counter()
     summary: Counter[str] = Counter()
     settled = 0
+    contracts: list[Contract] = []
     for index in range(count):
         made = state.get(contract_key(f"{slot}-{index}"))
+        contracts.append(made)
+        state.delete(contract_key(made["id"]))
         if made.get("vetoed"):
             continue  # a regulator vetoed it: its margins went back then, and it never settles
         settled += 1
@@ -189,6 +201,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             shortfalls[seller] += 1
             shortfall_wh[seller] += undelivered
         result: SettlementResult = {
+            "slot": slot,
             "contract": made["id"],
             "seller": seller,
             "buyer": buyer,
@@ -201,7 +214,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "escrow_released": made["escrow"] - paid - fee,
             "deposit_released": made["deposit"] - penalty,
         }
-        state.set(result_key(slot, index), result)
+        context.emit(CONTRACT_SETTLED, result)
         summary.update(
             energy_wh=energy,
             delivered_wh=delivered,
@@ -230,8 +243,9 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
                 "last_slot": slot,
             },
         )
-    state.set(
-        settlement_key(slot),
+    state.delete(contracts_key(slot))
+    context.emit(
+        SLOT_SETTLED,
         {
             "slot": slot,
             "contracts": settled,
@@ -241,3 +255,5 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "timestamp_ms": context.timestamp_ms,
         },
     )
+    for settled_hook in context.hooks.get(SLOT_SETTLED_HOOK, ()):
+        settled_hook(state, slot, contracts, context)

@@ -127,6 +127,7 @@ def make_block(
     height = previous.header.height + 1
     header = previous.header
     timestamp = header.timestamp_ms + BLOCK_INTERVAL_MS if timestamp_ms is None else timestamp_ms
+    events: list[app.Event] = []
     executed = app.execute(
         state,
         registry_ or registry(),
@@ -134,6 +135,7 @@ def make_block(
         chain=header.chain,
         height=height,
         timestamp_ms=timestamp,
+        events=events,
     )
     proposer = height % len(VALIDATORS)
     block = ledger_blocks.propose_block(
@@ -145,6 +147,7 @@ def make_block(
         proposer=proposer,
         transactions=transactions,
         results=executed if results is None else results,
+        events=events if results is None else (),
         state_root=state.root() if state_root is None else state_root,
     )
     return certify(block, default_voters(height) if voters is None else voters)

@@ -573,6 +573,7 @@ def test_it_publishes_a_valid_openapi_schema_with_every_ledger_path(db: None) ->
         f"{API}/transactions/{{id}}": ["get"],
         f"{API}/blocks": ["get"],
         f"{API}/blocks/{{height}}": ["get"],
+        f"{API}/blocks/{{height}}/events/{{index}}": ["get"],
         f"{API}/accounts/{{address}}": ["get"],
         f"{API}/state": ["get"],
         f"{API}/state/{{key}}": ["get"],

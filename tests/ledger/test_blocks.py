@@ -132,11 +132,13 @@ def test_it_hashes_exactly_the_documented_header_object() -> None:
         proposer=2,
         tx_root="22" * 32,
         results_root="33" * 32,
+        events_root="66" * 32,
         signatures_root="44" * 32,
         state_root="55" * 32,
     )
     expected = (
-        '{"chain":"gridplatform-test","height":1,"previous_hash":"' + "11" * 32 + '",'
+        '{"chain":"gridplatform-test","events_root":"' + "66" * 32 + '","height":1,'
+        '"previous_hash":"' + "11" * 32 + '",'
         '"proposer":2,"results_root":"' + "33" * 32 + '","signatures_root":"' + "44" * 32 + '",'
         '"state_root":"' + "55" * 32 + '","timestamp_ms":1767225600000,'
         '"tx_root":"' + "22" * 32 + '"}'
@@ -144,7 +146,7 @@ def test_it_hashes_exactly_the_documented_header_object() -> None:
     assert crypto.canonical(header.to_json()) == expected
     assert blocks.block_hash(header) == hashlib.sha256(expected).hexdigest()
     assert blocks.block_hash(header) == (
-        "e9d445e2544c20a193fd41c3d6be0f54c30053ac4e2bfd756907108698529b4c"
+        "7d561d839ad60eff676d63fb9d2032c8393edf729b118ffcbfcc64a05273bc75"
     )
 
 

@@ -1,5 +1,6 @@
-"""Ledger protocol 2 (the state root is the state trie's root): a genesis document or a
-validator store of protocol 1 is refused, and the refusal says how to make a new network."""
+"""Ledger protocol 3 (blocks carry events; 2 made the state root the state trie's root): a
+genesis document or a validator store of an older protocol is refused, and the refusal says how
+to make a new network."""
 
 from __future__ import annotations
 
@@ -55,12 +56,12 @@ def _as_protocol_1(url: str) -> None:
     raw_sql(url, "DELETE FROM meta WHERE key = 'protocol'")
 
 
-def test_genesis_documents_and_stores_carry_protocol_2(network: Path) -> None:
+def test_genesis_documents_and_stores_carry_protocol_3(network: Path) -> None:
     document = json.loads((network / "genesis.json").read_text())
-    assert document["protocol"] == PROTOCOL_VERSION == 2
+    assert document["protocol"] == PROTOCOL_VERSION == 3
     store = open_store(f"sqlite:///{network}/store-0.sqlite3")
     store.check_protocol()  # no error
-    assert raw_sql(store.url, "SELECT value FROM meta WHERE key = 'protocol'") == [("2",)]
+    assert raw_sql(store.url, "SELECT value FROM meta WHERE key = 'protocol'") == [("3",)]
     store.close()
 
 
@@ -69,8 +70,10 @@ def test_it_refuses_a_genesis_document_of_protocol_1(network: Path) -> None:
     del document["protocol"]
     with pytest.raises(GenesisError, match=r"protocol 1.*make clean"):
         Genesis.from_json(document)
-    with pytest.raises(GenesisError, match="protocol 3"):
-        Genesis.from_json(document | {"protocol": 3})
+    with pytest.raises(GenesisError, match="protocol 2"):
+        Genesis.from_json(document | {"protocol": 2})  # the state trie, but no events
+    with pytest.raises(GenesisError, match="protocol 4"):
+        Genesis.from_json(document | {"protocol": 4})
     (network / "genesis.json").write_text(json.dumps(document))
     with pytest.raises(CommandError, match=r"protocol 1.*ledger genesis"):
         call_command("ledger", "status")
@@ -83,7 +86,17 @@ def test_a_validator_refuses_a_store_of_protocol_1(network: Path) -> None:
     with pytest.raises(ProtocolMismatch, match="protocol 1"):
         _start(network, 1, store)
     with pytest.raises(ProtocolMismatch):
-        store.init_schema()  # nor is it stamped as protocol 2 by initializing it again
+        store.init_schema()  # nor is it stamped as protocol 3 by initializing it again
+    store.close()
+
+
+def test_a_validator_refuses_a_store_of_protocol_2(network: Path) -> None:
+    """Protocol 2 blocks carry no events and its state keeps settled history."""
+    url = f"sqlite:///{network}/store-1.sqlite3"
+    raw_sql(url, "UPDATE meta SET value = '2' WHERE key = 'protocol'")
+    store = open_store(url)
+    with pytest.raises(ProtocolMismatch, match=r"protocol 2.*protocol 3"):
+        _start(network, 1, store)
     store.close()
 
 

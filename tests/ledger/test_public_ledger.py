@@ -32,7 +32,7 @@ from ledger.identity import KeyPair
 from ledger.models import BlockRecord
 from ledger.trie import verify
 from meters.chain.metering import device_message
-from meters.chain.schema import reading_key
+from meters.chain.schema import window_key
 from meters.models import Meter
 from tests.ledger.chains import GENESIS_TIME_MS, HOUSEHOLDS, OPERATOR, build_chain, flip_hex
 from tests.ledger.site import Site, project, use_network
@@ -73,7 +73,10 @@ def with_readings(site: Site, owner: str) -> int:
         feeder="f1",
         interval_s=900,
     )
-    t = (GENESIS_TIME_MS + 3_600_000) // 1000
+    # Relayed a minute after its interval ended: its slot is still open (not yet closed by
+    # market.settlement_delay_ms), so the reading is in the meter's window.
+    relayed_ms = GENESIS_TIME_MS + 960_000
+    t = relayed_ms // 1000
     relay = site.sign(
         OPERATOR,
         "meter.readings",
@@ -82,7 +85,7 @@ def with_readings(site: Site, owner: str) -> int:
         body=BODY,
         signature=DEVICE.sign(device_message(t, BODY.encode())),
     )
-    block = site.commit([register, relay], timestamp_ms=GENESIS_TIME_MS + 3_600_000)
+    block = site.commit([register, relay], timestamp_ms=relayed_ms)
     assert list(block.results) == ["ok", "ok"]
     rotate = site.sign(HOUSEHOLDS[1], "key.rotate", public_key=ROTATED.public_key_hex)
     transfer = sign_transaction(
@@ -265,7 +268,7 @@ def test_it_withholds_meter_readings_from_others(
     listed = client.get(f"{API}/blocks/{height}").json()["transactions"][1]
     assert (listed["payload"], listed["redacted"]) == (_withheld(tx), True)
 
-    key = reading_key(METER, READINGS_START_MS)
+    key = window_key(METER)
     entry = client.get(f"{API}/state/{key}").json()
     assert (entry["present"], entry["value"], entry["value_redacted"]) == (True, None, True)
     # The proof is given all the same; its leaf holds the value's hash.
@@ -293,10 +296,10 @@ def test_it_shows_meter_readings_to_the_owner_the_grid_operator_and_regulators(
     assert (shown["payload"], shown["redacted"]) == (tx.payload, False)
     listed = client.get(f"{API}/blocks/{height}").json()["transactions"][1]
     assert {key: listed[key] for key in tx.to_json()} == tx.to_json()
-    key = reading_key(METER, READINGS_START_MS)
+    key = window_key(METER)
     entry = client.get(f"{API}/state?key={key}&key=ledger/supply").json()["entries"][0]
     assert entry["value"] == site.state.get(key)
-    assert entry["value"]["export_wh"] == 412
+    assert entry["value"]["readings"][str(READINGS_START_MS)]["export_wh"] == 412
     assert entry["value_redacted"] is False
     page = client.get(reverse("ledger-transaction", args=[tx.id])).content.decode()
     assert "export_wh" in page

@@ -560,11 +560,12 @@ def test_the_console_lists_the_first_twenty_and_counts_the_rest(
     FeederLoad.objects.update(export_wh=7, import_wh=7)
     Order.objects.update(owner="x")
     recorded = read_model_audit.read_models_audit()
-    # Each account's balance (6), each order's owner (the open one and the 4 contracts name),
-    # both limits of both feeders, both loads of the 3 feeder-slot rows, the suspension, the
-    # restriction.
+    # Each account's balance (6), each order's owner (the open one and the 2 the unsettled
+    # contract names: the settled contract left the state with its slot, and its settlement
+    # events do not name orders), both limits of both feeders, both loads of the 3 feeder-slot
+    # rows, the suspension, the restriction.
     assert recorded is not None
-    assert recorded.difference_count == 6 + 5 + 4 + 6 + 1 + 1
+    assert recorded.difference_count == 6 + 3 + 4 + 6 + 1 + 1
     html = client_for(grid_operator).get(ALERTS).content.decode()
     assert html.count("<tr data-difference=") == 20
     assert "What differs (the first 20)" in html

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from ledger.application import execute, genesis_state
+from ledger.application import Event, execute, genesis_state
 from ledger.crypto import Transaction, canonical, loads
 from ledger.registry import build_registry
 from ledger.state import PROTOCOL_VERSION, State
@@ -41,6 +41,7 @@ def test_it_replays_every_block_to_the_recorded_results_and_roots(recorded: dict
     for block in recorded["blocks"]:
         txs = [Transaction.from_json(loads(text)) for text in block["transactions"]]
         assert [canonical(tx.to_json()).decode() for tx in txs] == block["transactions"]
+        events: list[Event] = []
         results = execute(
             state,
             registry,
@@ -48,8 +49,10 @@ def test_it_replays_every_block_to_the_recorded_results_and_roots(recorded: dict
             chain=chain,
             height=block["height"],
             timestamp_ms=block["timestamp_ms"],
+            events=events,
         )
         assert results == block["results"], block["height"]
+        assert events == block["events"], block["height"]
         assert state.root() == block["state_root"], block["height"]
     assert state.to_json() == recorded["final_state"]
 

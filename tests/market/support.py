@@ -83,6 +83,8 @@ class Market:
         self.height = 0
         self.now = T0
         self.blocks: list[tuple[int, list[Transaction]]] = []
+        # Every event of every block so far, each with its block's "height" added.
+        self.events: list[dict[str, Any]] = []
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -97,14 +99,37 @@ class Market:
         self.now = self.now + 1_000 if at is None else at
         self.height += 1
         self.blocks.append((self.now, list(txs)))
-        return app.execute(
+        events: list[app.Event] = []
+        results = app.execute(
             self.state,
             self.registry,
             txs,
             chain=CHAIN,
             height=self.height,
             timestamp_ms=self.now,
+            events=events,
         )
+        self.events += [event | {"height": self.height} for event in events]
+        return results
+
+    def emitted(self, type_: str) -> list[dict[str, Any]]:
+        """The data of every event of ``type_`` so far, in order."""
+        return [event["data"] for event in self.events if event["type"] == type_]
+
+    def settlement(self, slot: int = SLOT) -> dict[str, Any] | None:
+        """The slot's settlement summary (its ``market.slot_settled`` event), None if unsettled."""
+        found = [data for data in self.emitted("market.slot_settled") if data["slot"] == slot]
+        assert len(found) <= 1  # a slot settles once
+        return found[0] if found else None
+
+    def result(self, index: int, slot: int = SLOT) -> dict[str, Any] | None:
+        """Contract ``<slot>-<index>``'s settlement result (``market.contract_settled``), less
+        its ``slot``, or None."""
+        contract = f"{slot}-{index}"
+        for data in self.emitted("market.contract_settled"):
+            if data["contract"] == contract:
+                return {name: value for name, value in data.items() if name != "slot"}
+        return None
 
     def send(self, who: KeyPair, type: str, *, at: int | None = None, **payload: Any) -> str:
         return self.run(self.tx(who, type, **payload), at=at)[0]

@@ -619,8 +619,8 @@ def test_it_clears_a_call_auction_at_one_price() -> None:
         (cat, ben, 500, 115),
     ]
     assert all(c["kind"] == "auction" for c in contracts)
-    auction = market.state.get(market_schema.auction_key(SLOT))
-    assert (auction["price"], auction["volume_wh"], auction["contracts"]) == (115, 1_500, 2)
+    (auction,) = market.emitted("market.auction_cleared")  # an event: no state key
+    assert auction == {"slot": SLOT, "price": 115, "volume_wh": 1_500, "contracts": 2}
     assert market.locked(BEN) == 115 + 57  # escrows at the clearing price, not the bid
     assert market.locked(DAN) == 0
     assert market.locked(CAT) == 10
@@ -649,7 +649,7 @@ def test_it_runs_no_auction_while_the_market_is_suspended() -> None:
     assert market.send(OPERATOR, "market.slot.clear", at=SLOT - GATE_MS, slot=SLOT) == "ok"
     assert market.contracts() == []
     assert market.locked(ADA) == market.locked(BEN) == 0
-    assert market.state.get(market_schema.auction_key(SLOT)) is None
+    assert market.emitted("market.auction_cleared") == []
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ was issued and redeemed), no balance, locked amount or free balance is negative,
 locked amount is exactly what its orders, offers and unsettled contracts hold, every resting
 order's and offer's margin is exactly the margin of its remainder, nothing is filled beyond its
 quantity (what an order or offer has left plus its contracts is exactly what it was for), every
-reading is the first one sent for its interval (late if its slot had settled), and a settlement,
-once made, never changes. Each settlement is checked against a model of the rules, and moves
-exactly the money its records say. At the end, an independent execution of the same blocks on a
+reading is the first one sent for its interval (none is recorded once its slot closed), and a
+settlement, once made, never changes. Each settlement is checked against a model of the rules,
+and moves exactly the money its records say. At the end, an independent execution of the same blocks on a
 fresh genesis state gives the same state root.
 """
 
@@ -277,12 +277,15 @@ class MarketMachine(RuleBasedStateMachine):
             assert result == ["bad_device_signature"]
             return
         assert result == ["ok"]
+        due = slot + SLOT_MS + market_options(self.market.state).settlement_delay_ms
+        if slot in self.settled or (
+            slot in self.done and at >= due and not self.market.contracts(slot)
+        ):
+            return  # the slot is closed: late readings are not recorded, nor counted
         for start, (e, q) in zip(starts, values, strict=True):
             sent = {"import_wh": 0, "export_wh": e, "quality": q}
-            first_sent = self.readings.setdefault((meter_id(who), start), sent | {"late": None})
-            if first_sent["late"] is None:
-                first_sent["late"] = slot in self.settled
-            elif {k: first_sent[k] for k in sent} != sent:
+            first_sent = self.readings.setdefault((meter_id(who), start), sent)
+            if first_sent != sent:
                 self.conflicts[meter_id(who)] += 1
 
     @precondition(lambda self: self.traded)
@@ -327,16 +330,16 @@ class MarketMachine(RuleBasedStateMachine):
         elif now < slot + SLOT_MS + options.settlement_delay_ms:
             assert result == "settlement_not_due"
         elif slot in self.settled:
-            assert result == "already_settled"
+            assert result == "nothing_to_settle"  # its contracts left the state
         elif uncleared:
             assert result == "slot_not_cleared"
         else:
             assert result == ("ok" if contracts else "nothing_to_settle")
         if result != "ok":
             return result
-        results = [state.get(market_schema.result_key(slot, n)) for n in range(len(contracts))]
+        results = [self.market.result(n, slot) for n in range(len(contracts))]
         assert results == expected
-        self.settled[slot] = (market_schema.settlement(state, slot), results)
+        self.settled[slot] = (self.market.settlement(slot), results)
         self.done.add(slot)
         # The money moved is exactly what the records say.
         moved: collections.Counter[str] = collections.Counter()
@@ -361,7 +364,6 @@ class MarketMachine(RuleBasedStateMachine):
                 for start in range(slot, slot + SLOT_MS, step)
                 if (sent := self.readings.get((meter_id(who), start)))
                 and sent["quality"] != "missing"
-                and not sent["late"]
             )
             for who in HOUSEHOLDS
         }
@@ -417,15 +419,17 @@ class MarketMachine(RuleBasedStateMachine):
         state = self.market.state
         for (meter, start), sent in self.readings.items():
             stored = meters_schema.reading(state, meter, start)
+            if start - start % SLOT_MS in self.done and stored is None:
+                continue  # its slot is closed: its readings may have left the state
             assert stored is not None
             assert {k: stored[k] for k in sent} == sent
         for who in HOUSEHOLDS:
             conflicts = state.get(meters_schema.conflicts_key(meter_id(who)), 0)
             assert conflicts == self.conflicts[meter_id(who)]
         for slot, (summary, results) in self.settled.items():
-            assert market_schema.settlement(state, slot) == summary
-            stored = [state.get(market_schema.result_key(slot, n)) for n in range(len(results))]
-            assert stored == results
+            assert self.market.settlement(slot) == summary
+            assert [self.market.result(n, slot) for n in range(len(results))] == results
+            assert state.get(market_schema.contracts_key(slot)) is None  # history left
 
     @invariant()
     def locked_amounts_are_exactly_what_orders_offers_and_contracts_hold(self) -> None:

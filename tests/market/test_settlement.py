@@ -10,8 +10,6 @@ import pytest
 from ledger import application as app
 from ledger.identity import KeyPair
 from market.chain import schema as market_schema
-from market.chain import settlement
-from meters.chain import schema as meters_schema
 from tests.market.support import (
     ADA,
     ADA_METER,
@@ -59,7 +57,8 @@ def money(market: Market) -> dict[str, tuple[int, int]]:
 
 
 def result(market: Market, index: int, slot: int = SLOT) -> dict[str, Any]:
-    value: dict[str, Any] = market.state.get(market_schema.result_key(slot, index))
+    value = market.result(index, slot)
+    assert value is not None
     return value
 
 
@@ -191,7 +190,7 @@ def test_it_allocates_a_sellers_export_to_its_contracts_in_time_priority(market:
     assert (cat["escrow_released"], cat["deposit_released"]) == (31, 4)
     assert ben["export_wh"] == cat["export_wh"] == 1_200
     assert market.state.get(f"market/defaults/{ADA.address}")["unsettled"] == 1
-    assert market_schema.settlement(market.state, SLOT) == {
+    assert market.settlement(SLOT) == {
         "slot": SLOT,
         "contracts": 2,
         "energy_wh": 1_500,
@@ -292,32 +291,42 @@ def test_it_applies_the_contracts_penalty_rate() -> None:
 # --- late readings, defaults -------------------------------------------------------------------
 
 
-def test_it_flags_late_readings_and_never_settles_again(market: Market) -> None:
+def test_it_never_settles_a_slot_again_nor_counts_late_readings(market: Market) -> None:
     trade(market, ADA, BEN, 2_000, 120)
     assert market.deliver("ada-main", ADA_METER, [500, 0], slot=SLOT) == "ok"
     assert market.settle() == "ok"
-    settled = money(market), result(market, 0), market_schema.settlement(market.state, SLOT)
+    settled = money(market), result(market, 0), market.settlement(SLOT)
     late = batch(reading(SLOT + 2 * STEP, 1_500), reading(SLOT + SLOT_MS, 7))
     assert market.relay("ada-main", ADA_METER, late, at=DUE + SLOT_MS) == "ok"
-    assert meters_schema.reading(market.state, "ada-main", SLOT + 2 * STEP) == {
-        "import_wh": 0,
-        "export_wh": 1_500,
-        "quality": "actual",
-        "height": market.height,
-        "late": True,
-        "tx": market.blocks[-1][1][0].id,
-    }
-    assert meters_schema.reading(market.state, "ada-main", SLOT)["late"] is False
-    assert (
-        meters_schema.reading(market.state, "ada-main", SLOT + SLOT_MS)["late"] is False
-    )  # not settled
-    assert market.settle() == "already_settled"
-    assert (
-        money(market),
-        result(market, 0),
-        market_schema.settlement(market.state, SLOT),
-    ) == settled
-    assert settlement.measured_export(market.state, ADA.address, SLOT, SLOT_MS) == 500
+    # The slot is settled: its contracts left the state, so it cannot settle again.
+    assert market.settle() == "nothing_to_settle"
+    assert (money(market), result(market, 0), market.settlement(SLOT)) == settled
+    assert len(market.emitted("market.slot_settled")) == 1
+
+
+def test_a_settled_slots_contracts_leave_the_state_and_stay_in_its_events(market: Market) -> None:
+    """History out of the live state: the contracts and their count are deleted when the slot
+    settles; the contract as made, its result and the summary are the block's events."""
+    trade(market, ADA, BEN, 1_000, 100)
+    trade(market, ADA, CAT, 500, 100)
+    made = market.contracts()
+    assert [c["id"] for c in made] == [f"{SLOT}-0", f"{SLOT}-1"]
+    assert market.emitted("market.contract_made") == made
+    assert market.deliver("ada-main", ADA_METER, [700, 0], slot=SLOT) == "ok"
+    assert market.settle() == "ok"
+    assert market.state.get(market_schema.contracts_key(SLOT)) is None
+    for contract in made:
+        assert market.state.get(market_schema.contract_key(contract["id"])) is None
+    assert not [key for key in market.state.keys("market/") if str(SLOT) in key]
+    results = market.emitted("market.contract_settled")
+    assert [(r["slot"], r["contract"], r["delivered_wh"]) for r in results] == [
+        (SLOT, f"{SLOT}-0", 700),
+        (SLOT, f"{SLOT}-1", 0),
+    ]
+    summary = market.settlement(SLOT)
+    assert summary is not None
+    assert (summary["contracts"], summary["delivered_wh"]) == (2, 700)
+    assert_conserved(market)
 
 
 def test_it_records_defaults_that_keep_a_seller_from_trading(market: Market) -> None:
@@ -369,7 +378,7 @@ def test_it_settles_when_the_delay_after_the_slot_has_passed(market: Market) -> 
     assert market.settle(at=SLOT + SLOT_MS) == "settlement_not_due"
     assert market.settle(at=DUE - 1) == "settlement_not_due"
     assert market.settle(at=DUE) == "ok"
-    assert market.settle(at=DUE + 1_000) == "already_settled"
+    assert market.settle(at=DUE + 1_000) == "nothing_to_settle"  # its contracts are gone
 
 
 def test_it_takes_the_delay_from_genesis() -> None:
@@ -395,7 +404,7 @@ def test_it_takes_the_delay_from_genesis() -> None:
 def test_it_refuses_bad_settlements(market: Market, payload: dict[str, Any], code: str) -> None:
     trade(market, ADA, BEN, 1_000, 100)
     assert market.send(OPERATOR, "market.slot.settle", at=DUE + SLOT_MS, **payload) == code
-    assert market_schema.settlement(market.state, SLOT) is None
+    assert market.settlement(SLOT) is None
     assert money(market)["ben"] == (100_000, 105)
 
 

@@ -115,8 +115,12 @@ def test_a_meter_reports_and_a_contract_settles_by_the_worked_example(
         meter=meter, body=body, signature_header=header_value(DEVICE, body, t=t)
     )
     assert stored.accepted == 1
-    key = f"meter/reading/ada-pv/{ms_of_datetime(slot)}"
-    network.until("the reading on the ledger", lambda: StateEntry.objects.filter(key=key).exists())
+
+    def recorded() -> bool:
+        window = StateEntry.objects.filter(key="meter/window/ada-pv").first()
+        return window is not None and str(ms_of_datetime(slot)) in window.value["readings"]
+
+    network.until("the reading on the ledger", recorded)
 
     # The grid operator's timer settles it once the settlement delay is over.
     def settled() -> bool:

@@ -202,4 +202,5 @@ def test_what_did_not_reach_the_ledger_is_relayed_again(
     assert relay.relay_pending() == 0  # both pending: nothing sent twice
     assert list(commit_pending(site).results) == ["ok", "ok"]
     assert relay.relay_pending() == 0  # both on the ledger
-    assert StateEntry.objects.filter(key=f"meter/reading/ada-pv/{start}").exists()
+    window = StateEntry.objects.get(key="meter/window/ada-pv").value
+    assert str(start) in window["readings"]
