@@ -47,7 +47,7 @@ from market.models import (
     SettlementLine,
     SlotSettlement,
 )
-from market.projection import SETTLEMENT_LINE_FIELDS
+from market.projection import CONTRACT_FIELDS, SETTLEMENT_LINE_FIELDS
 
 CHUNK = 2_000
 CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
@@ -109,23 +109,6 @@ def _accounts(found: Comparison, state: State) -> None:
 
 
 # --- contracts -----------------------------------------------------------------------------------
-
-CONTRACT_FIELDS = (
-    "kind",
-    "index",
-    "seller",
-    "buyer",
-    "energy_wh",
-    "price",
-    "network_fee",
-    "penalty_bps",
-    "escrow",
-    "deposit",
-    "seller_tx",
-    "buyer_tx",
-    "tx",
-    "height",
-)
 
 
 def _contracts(
