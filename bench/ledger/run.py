@@ -805,8 +805,9 @@ def parse() -> argparse.Namespace:
         default="0",
         type=lambda text: [int(n) for n in text.split(",")],
         help="comma-separated: one network per entry, its stores prefilled with that many "
-        "households' day of readings (~100 state keys each; 10000 = 1,000,000 keys); "
-        "e.g. 0,10000 measures an empty and a large state side by side",
+        "households (~7 live state keys each: account, balance, feeder, meter, its window; "
+        "142858 = 1,000,000 keys); e.g. 0,142858 measures an empty and a large state side by "
+        "side",
     )
     parser.add_argument("--output", help="result file (default: results/<date>-<store>.json)")
     args = parser.parse_args()
@@ -815,15 +816,15 @@ def parse() -> argparse.Namespace:
 
 
 def run_network(args: argparse.Namespace, network: Network, households: int) -> dict[str, Any]:
-    """One network: created, prefilled with ``households`` households' day of readings (0: an
-    empty state), started, measured, stopped."""
+    """One network: created, prefilled with ``households`` households (0: an empty state),
+    started, measured, stopped."""
     from bench.ledger.prefill import prefill
 
     run: dict[str, Any] = {"state_households": households}
     bench = Bench(args, network)
     network.create(bench.operator)
     if households:
-        log(f"prefill: {households:,} households, a day of 15-minute readings each ...")
+        log(f"prefill: {households:,} households with a meter each ...")
         run["prefill"] = prefill(
             network.genesis,
             network.genesis_block,
