@@ -10,10 +10,26 @@ Messages are sent by task name (``ledger.config.send``) and handled in ``ledger.
 hears from each validator on the default queue (its own worker): ``ledger.block_committed``
 with every block it commits, and every ``HEARTBEAT_S`` a ``ledger.validator_status`` heartbeat
 (height, view, time), which expires unread after ``HEARTBEAT_EXPIRES_S``.
+
+Accelerated clock (benchmarks only). A validator takes block time from :func:`now_ms`, the wall
+clock. A benchmark that runs days of a community in minutes sets, for every validator alike,
+``LEDGER_CLOCK_RATE`` (an integer factor N >= 1) and ``LEDGER_CLOCK_START_MS`` (a wall-clock
+time, ms since 1970-01-01T00:00Z): from that moment block time runs N times as fast as the wall
+clock, ``start + (wall - start) * N``. Both are read once, at the first reading of the clock;
+the four validators and the benchmark that feeds them (which calls :func:`now_ms` too) share one
+mapping, so block times stay consistent among them. Unset (or N = 1), the clock is the wall
+clock. It is refused unless ``DEBUG`` is on: production never runs on a fake clock. Under an
+accelerated clock the consensus timers (``ledger.consensus.Config``: view-change timeout,
+retransmission, catch-up) are multiplied by N, so that they last as long in real time as
+usual, and every message a validator handles is preceded by a clock tick: at N times real speed
+the 50 ms between ticks would be N x 50 ms of block time, more than the clock skew a proposal is
+allowed (``ledger.node.MAX_CLOCK_SKEW_MS``). Heartbeats carry wall-clock time (the site compares
+them with its own clock). The site itself is never accelerated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -25,7 +41,7 @@ from django.conf import settings
 
 from ledger import config
 from ledger.blocks import Block, block_to_json
-from ledger.consensus import Fault
+from ledger.consensus import Config, Fault
 from ledger.genesis import Genesis, read_key_file
 from ledger.node import Validator
 from ledger.store import open_store
@@ -37,13 +53,70 @@ HEARTBEAT_S = 2.0
 HEARTBEAT_EXPIRES_S = 10
 INDEX_VARIABLE = "VALIDATOR_INDEX"
 FAULT_VARIABLE = "VALIDATOR_FAULT"
+CLOCK_RATE_VARIABLE = "LEDGER_CLOCK_RATE"
+CLOCK_START_VARIABLE = "LEDGER_CLOCK_START_MS"
 
 _lock = threading.Lock()
 _validator: Validator | None = None
 
 
-def now_ms() -> int:
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    """Block time as a function of the wall clock: ``start + (wall - start) * rate``."""
+
+    rate: int = 1
+    start_ms: int = 0
+
+    def at(self, wall: int) -> int:
+        return wall if self.rate == 1 else self.start_ms + (wall - self.start_ms) * self.rate
+
+    def timing(self) -> dict[str, int]:
+        """The consensus timers, in block-time ms, that last their usual real time."""
+        return {
+            "base_timeout_ms": Config.base_timeout_ms * self.rate,
+            "retransmit_ms": Config.retransmit_ms * self.rate,
+            "sync_interval_ms": Config.sync_interval_ms * self.rate,
+        }
+
+
+_read: Clock | None = None
+
+
+def clock() -> Clock:
+    """This process's clock, read from the environment once (see the module docstring)."""
+    global _read
+    if _read is None:
+        _read = _read_clock()
+    return _read
+
+
+def _read_clock() -> Clock:
+    rate_text = os.environ.get(CLOCK_RATE_VARIABLE, "")
+    if not rate_text:
+        return Clock()
+    if not settings.DEBUG:
+        raise RuntimeError(f"{CLOCK_RATE_VARIABLE} is a benchmark-only switch; DEBUG is off")
+    try:
+        rate = int(rate_text)
+        start = int(os.environ[CLOCK_START_VARIABLE])
+    except KeyError:
+        raise RuntimeError(f"{CLOCK_RATE_VARIABLE} needs {CLOCK_START_VARIABLE}") from None
+    except ValueError:
+        raise RuntimeError(
+            f"{CLOCK_RATE_VARIABLE} and {CLOCK_START_VARIABLE} are integers"
+        ) from None
+    if rate < 1 or start < 0:
+        raise RuntimeError(f"{CLOCK_RATE_VARIABLE} >= 1 and {CLOCK_START_VARIABLE} >= 0")
+    return Clock(rate=rate, start_ms=start)
+
+
+def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def now_ms() -> int:
+    """Block time now: the wall clock, or the accelerated clock of a benchmark."""
+    return clock().at(wall_ms())
 
 
 class CeleryTransport:
@@ -92,12 +165,17 @@ def _start() -> Validator:
         transport=CeleryTransport(index, len(genesis.validators)),
         now_ms=now_ms(),
         fault=_fault(),
+        timing=clock().timing() if clock().rate > 1 else None,
     )
     # The state and its trie are millions of long-lived objects on a large network; Python's
     # cyclic collector would walk all of them at every full collection (over a second for a
     # million keys), stalling the validator. Nothing in them forms a cycle: leave them out.
     gc.freeze()
     threading.Thread(target=_clock, name=f"validator-{index}-clock", daemon=True).start()
+    if clock().rate > 1:
+        log.warning(
+            "validator %s runs on a clock %s times as fast as the wall clock", index, clock().rate
+        )
     log.info("validator %s up at height %s", index, store.height())
     return validator
 
@@ -112,14 +190,17 @@ def validator() -> Validator:
 def run(action: str, *args: Any) -> Any:
     """Call a method of this process's validator under the lock."""
     with _lock:
-        return getattr(validator(), action)(*args)
+        current = validator()
+        if action != "tick" and clock().rate > 1:
+            current.tick(now_ms())  # an accelerated clock is read at every input (see above)
+        return getattr(current, action)(*args)
 
 
 def _heartbeat() -> None:
     """Tell the site this validator's height and view (read under the lock, sent outside it)."""
     with _lock:
         node = validator()
-        args = (node.index, node.node.height, node.node.view, now_ms(), node.genesis.block_hash)
+        args = (node.index, node.node.height, node.node.view, wall_ms(), node.genesis.block_hash)
     config.send("ledger.validator_status", args, expires=HEARTBEAT_EXPIRES_S)
 
 
