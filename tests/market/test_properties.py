@@ -277,16 +277,23 @@ class MarketMachine(RuleBasedStateMachine):
             assert result == ["bad_device_signature"]
             return
         assert result == ["ok"]
-        due = slot + SLOT_MS + market_options(self.market.state).settlement_delay_ms
-        if slot in self.settled or (
-            slot in self.done and at >= due and not self.market.contracts(slot)
-        ):
-            return  # the slot is closed: late readings are not recorded, nor counted
+        if self.closed(slot, at):
+            return  # late readings are not recorded, nor counted
         for start, (e, q) in zip(starts, values, strict=True):
             sent = {"import_wh": 0, "export_wh": e, "quality": q}
             first_sent = self.readings.setdefault((meter_id(who), start), sent)
             if first_sent != sent:
                 self.conflicts[meter_id(who)] += 1
+
+    def closed(self, slot: int, at: int) -> bool:
+        """Whether the slot is closed for meter data at block time ``at``: settled, or ended at
+        least the settlement delay ago, cleared and without contracts (docs/meters.md)."""
+        state = self.market.state
+        due = slot + SLOT_MS + market_options(state).settlement_delay_ms
+        cleared = state.get(market_schema.offers_key(slot)) is None and all(
+            book.best_price(state, slot, side) is None for side in book.SIDES
+        )
+        return slot in self.settled or (at >= due and cleared and not self.market.contracts(slot))
 
     @precondition(lambda self: self.traded)
     @rule(data=st.data(), who=st.sampled_from([*HOUSEHOLDS, OPERATOR, REGULATOR]))
@@ -419,7 +426,7 @@ class MarketMachine(RuleBasedStateMachine):
         state = self.market.state
         for (meter, start), sent in self.readings.items():
             stored = meters_schema.reading(state, meter, start)
-            if start - start % SLOT_MS in self.done and stored is None:
+            if stored is None and self.closed(start - start % SLOT_MS, self.market.now):
                 continue  # its slot is closed: its readings may have left the state
             assert stored is not None
             assert {k: stored[k] for k in sent} == sent
