@@ -9,8 +9,8 @@ order's and offer's margin is exactly the margin of its remainder, nothing is fi
 quantity (what an order or offer has left plus its contracts is exactly what it was for), every
 reading is the first one sent for its interval (none is recorded once its slot closed), and a
 settlement, once made, never changes. Each settlement is checked against a model of the rules,
-and moves exactly the money its records say. At the end, an independent execution of the same blocks on a
-fresh genesis state gives the same state root.
+and moves exactly the money its records say. At the end, an independent execution of the same
+blocks on a fresh genesis state gives the same state root.
 """
 
 from __future__ import annotations
