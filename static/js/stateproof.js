@@ -20,8 +20,8 @@
   "use strict";
 
   var HEADER_FIELDS = [
-    "chain", "height", "previous_hash", "proposer", "results_root", "signatures_root",
-    "state_root", "timestamp_ms", "tx_root",
+    "chain", "events_root", "height", "previous_hash", "proposer", "results_root",
+    "signatures_root", "state_root", "timestamp_ms", "tx_root",
   ];
   var HASH = /^[0-9a-f]{64}$/;
   var SIGNATURE = /^[0-9a-f]{128}$/;

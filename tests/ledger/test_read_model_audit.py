@@ -570,7 +570,7 @@ def test_the_console_lists_the_first_twenty_and_counts_the_rest(
     assert html.count("<tr data-difference=") == 20
     assert "What differs (the first 20)" in html
     assert (
-        '<p data-testid="more-differences">And 3 more: <code>manage.py audit_read_models</code> '
+        '<p data-testid="more-differences">And 1 more: <code>manage.py audit_read_models</code> '
         "lists them all.</p>"
     ) in html
 
