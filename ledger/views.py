@@ -20,6 +20,7 @@ from gridplatform.accounts.models import Role
 from gridplatform.decorators import role_required
 from ledger import config, selectors
 from ledger.blocks import quorum
+from ledger.crypto import canonical
 from ledger.public import (
     COMMITTED_MAX_AGE_S,
     NEWEST_MAX_AGE_S,
@@ -66,6 +67,10 @@ def block_detail(request: HttpRequest, height: int) -> HttpResponse:
         "record": record,
         "header": header,
         "transactions": selectors.block_transactions(record, user=request.user),
+        "events": [
+            event | {"text": canonical(event["data"]).decode()}
+            for event in selectors.block_events(record)
+        ],
         "certificate": record.body["certificate"],
         "proposer_signature": record.body["proposer_signature"],
     }

@@ -213,5 +213,10 @@ def test_anyone_proves_a_settlement_result_after_its_contract_left_the_state(
             [bytes.fromhex(h) for h in proof["path"]],
             bytes.fromhex(found["header"]["events_root"]),
         )
+    # The explorer's block page lists the events, each with a link to its proof.
+    page = Client().get(f"/ledger/blocks/{settled.height}/").content.decode()
+    assert "market.contract_settled" in page
+    assert f"/api/v1/ledger/blocks/{settled.height}/events/{index}" in page
+    assert settled.header.events_root in page
     missing = Client().get(f"/api/v1/ledger/blocks/{settled.height}/events/{len(settled.events)}")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
