@@ -78,7 +78,7 @@ def _settled(height: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str
     )
     bodies = BlockRecord.objects.filter(height__in=heights).order_by("height")
     for body in bodies.values_list("body", flat=True).iterator(CHUNK):
-        lines = []
+        lines: list[dict[str, Any]] = []
         for event in body.get("events", []):
             data = event["data"]
             if event["type"] == schema.SLOT_SETTLED:
