@@ -192,13 +192,17 @@ def test_anyone_proves_a_settlement_result_after_its_contract_left_the_state(
     assert (event["data"]["delivered_wh"], event["data"]["penalty"]) == (0, 4)  # no meter data
     # What an outsider does with the answer, from docs/ledger.md alone:
     proof = found["proof"]
-    crypto.verify_inclusion(
-        crypto.canonical(event),
-        proof["index"],
-        proof["tree_size"],
-        [bytes.fromhex(h) for h in proof["path"]],
-        bytes.fromhex(found["header"]["events_root"]),
-    )
+
+    def included(candidate: dict[str, Any]) -> None:
+        crypto.verify_inclusion(
+            crypto.canonical(candidate),
+            proof["index"],
+            proof["tree_size"],
+            [bytes.fromhex(h) for h in proof["path"]],
+            bytes.fromhex(found["header"]["events_root"]),
+        )
+
+    included(event)
     header = blocks.BlockHeader.from_json(found["header"])
     assert blocks.block_hash(header) == found["block_hash"] == settled.hash
     votes = [blocks.CommitSignature(**vote) for vote in found["certificate"]]
@@ -206,13 +210,7 @@ def test_anyone_proves_a_settlement_result_after_its_contract_left_the_state(
     # A result changed on the way does not verify.
     forged = dict(event) | {"data": event["data"] | {"penalty": 0}}
     with pytest.raises(crypto.InvalidInclusionProof):
-        crypto.verify_inclusion(
-            crypto.canonical(forged),
-            proof["index"],
-            proof["tree_size"],
-            [bytes.fromhex(h) for h in proof["path"]],
-            bytes.fromhex(found["header"]["events_root"]),
-        )
+        included(forged)
     # The explorer's block page lists the events, each with a link to its proof.
     page = Client().get(f"/ledger/blocks/{settled.height}/").content.decode()
     assert "market.contract_settled" in page
