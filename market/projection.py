@@ -96,34 +96,24 @@ def project(*, block: Block, state: State, changes: dict[str, Any]) -> None:
     _accounts(changes)
 
 
-def _order_placed(data: dict[str, Any], height: int, when: datetime) -> None:
-    Order.objects.create(
-        id=data["id"],
-        owner=data["owner"],
-        slot=datetime_of_ms(data["slot"]),
-        side=data["side"],
-        price=data["price"],
-        energy_wh=data["energy_wh"],
-        remaining_wh=data["energy_wh"],
-        status="open",
-        height=height,
-        placed_at=when,
-    )
+def _opener(model: Any, extra: str, placed: str) -> Callable[[dict[str, Any], int, datetime], None]:
+    """An order's or offer's row, open, from its event (``extra``: an order's side, an offer's
+    buyer; ``placed``: the field of the time it was placed)."""
 
+    def opened(data: dict[str, Any], height: int, when: datetime) -> None:
+        model.objects.create(
+            id=data["id"],
+            owner=data["owner"],
+            slot=datetime_of_ms(data["slot"]),
+            price=data["price"],
+            energy_wh=data["energy_wh"],
+            remaining_wh=data["energy_wh"],
+            status="open",
+            height=height,
+            **{extra: data[extra], placed: when},
+        )
 
-def _offer_posted(data: dict[str, Any], height: int, when: datetime) -> None:
-    Offer.objects.create(
-        id=data["id"],
-        owner=data["owner"],
-        buyer=data["buyer"],
-        slot=datetime_of_ms(data["slot"]),
-        price=data["price"],
-        energy_wh=data["energy_wh"],
-        remaining_wh=data["energy_wh"],
-        status="open",
-        height=height,
-        posted_at=when,
-    )
+    return opened
 
 
 def _closer(model: Any) -> Callable[[dict[str, Any], int, datetime], None]:
@@ -183,9 +173,9 @@ def _slot_settled(data: dict[str, Any], height: int, when: datetime) -> None:
 
 
 _HANDLERS: dict[str, Callable[[dict[str, Any], int, datetime], None]] = {
-    schema.ORDER_PLACED: _order_placed,
+    schema.ORDER_PLACED: _opener(Order, "side", "placed_at"),
     schema.ORDER_CLOSED: _closer(Order),
-    schema.OFFER_POSTED: _offer_posted,
+    schema.OFFER_POSTED: _opener(Offer, "buyer", "posted_at"),
     schema.OFFER_CLOSED: _closer(Offer),
     schema.CONTRACT_MADE: _contract_made,
     schema.CONTRACT_SETTLED: _contract_settled,
