@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -899,6 +900,33 @@ def compare(small: dict[str, Any], large: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def cleanup_once(
+    network: Network, directory: Path, *, keep: bool, purge: Callable[[], None] = lambda: None
+) -> Callable[[], None]:
+    """What stops a benchmark's network and removes what it made, safe to call more than once
+    (the watchdog, a signal and the normal end may all call it): the validators stopped, their
+    queues purged (and ``purge``: anything else the benchmark sent), the databases dropped, the
+    directory removed unless ``keep``."""
+    cleaned = threading.Lock()
+
+    def cleanup() -> None:
+        if not cleaned.acquire(blocking=False):
+            return
+        network.stop()
+        try:
+            network.purge_queues()
+            purge()
+        except Exception as error:
+            log(f"could not purge the queues: {error}")
+        network.drop()
+        if keep:
+            log(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    return cleanup
+
+
 def main() -> int:
     args = parse()
     tag = uuid.uuid4().hex[:8]
@@ -910,21 +938,7 @@ def main() -> int:
     django.setup()
 
     network = Network(directory, template)
-    cleaned = threading.Lock()
-
-    def cleanup() -> None:
-        if not cleaned.acquire(blocking=False):
-            return
-        network.stop()
-        try:
-            network.purge_queues()
-        except Exception as error:
-            log(f"could not purge the queues: {error}")
-        network.drop()
-        if args.keep:
-            log(f"kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
+    cleanup = cleanup_once(network, directory, keep=args.keep)
 
     main_pid = os.getpid()
 

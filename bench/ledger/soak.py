@@ -76,11 +76,9 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -94,6 +92,7 @@ from bench.ledger.run import (  # noqa: E402
     VALIDATORS,
     Network,
     Reader,
+    cleanup_once,
     cpu_seconds,
     percentile,
     prepare_environment,
@@ -547,21 +546,7 @@ def main() -> int:
     from ledger import runtime
 
     network = Network(directory, template)
-    cleaned = threading.Lock()
-
-    def cleanup() -> None:
-        if not cleaned.acquire(blocking=False):
-            return
-        network.stop()
-        try:
-            network.purge_queues()
-            drop_site_messages()
-        except Exception as error:
-            log(f"could not purge the queues: {error}")
-        if args.keep:
-            log(f"kept {directory}")
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
+    cleanup = cleanup_once(network, directory, keep=args.keep, purge=drop_site_messages)
 
     def on_term(*_: Any) -> None:
         raise KeyboardInterrupt
