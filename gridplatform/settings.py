@@ -174,6 +174,10 @@ MARKET_TRADING_STOP = "supervision.selectors.trading_stop"
 # private (PRIVATE_TX_TYPES, PRIVATE_STATE_PREFIXES). The ledger's public reads withhold it from
 # everyone else. The meters provide it: the ledger may not import them.
 LEDGER_PRIVATE_DATA = "meters.selectors.may_see_reading_data"
+# The feeder the grid operator assigned to a household on the ledger (a callable (*, user) ->
+# str, "" when none yet), which the meter form offers: supervision owns the grid and provides
+# it; the meters, below it, read this name at each call.
+METERS_FEEDER_OF = "supervision.selectors.feeder_of"
 # Review rules of supervision (supervision.review): a new contract goes to the regulators' review
 # queue when it is larger than max_energy_wh, its price is more than price_deviation_bps from the
 # slot's median, a party has defaults, or a feeder it uses is loaded to feeder_load_bps of its

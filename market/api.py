@@ -40,7 +40,7 @@ from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundError
 from ledger.projection import ms_of_datetime
 from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
-from market import selectors, services
+from market import rules, selectors, services
 from market.errors import MESSAGES
 from market.models import Offer, OfferStatus, Order, OrderStatus, Side
 from market.serializers import (
@@ -250,6 +250,13 @@ class OrderListApi(ListAPIView):
 
     def get_queryset(self) -> QuerySet[Order]:
         return selectors.order_list(user=self.request.user)
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        if args and kwargs.get("many"):  # a page of orders: their rules' reasons in one query
+            kwargs["context"] = self.get_serializer_context() | {
+                "rule_orders": rules.rule_of_orders(order_ids=[order.id for order in args[0]])
+            }
+        return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
         tags=[TAG],

@@ -159,12 +159,22 @@ class StandingRule(models.Model):
 
 
 class RuleOrder(models.Model):
-    """An order a standing rule placed: at most one per rule and slot."""
+    """An order a standing rule placed: at most one per rule and slot, with why (the reading it
+    saw, the forecast for the slot it made of it, the rule's threshold and price)."""
 
     rule = models.ForeignKey(StandingRule, on_delete=models.CASCADE, related_name="orders")
     order_id = models.CharField(max_length=64, unique=True, help_text="The order's transaction id.")
     slot = models.DateTimeField()
     energy_wh = models.BigIntegerField()
+    reading_start = models.DateTimeField(null=True)
+    reading_s = models.PositiveIntegerField(default=0, help_text="The reading's interval.")
+    reading_import_wh = models.BigIntegerField(default=0)
+    reading_export_wh = models.BigIntegerField(default=0)
+    forecast_wh = models.BigIntegerField(
+        default=0, help_text="The slot's forecast surplus (sell) or need (buy)."
+    )
+    threshold_wh = models.BigIntegerField(default=0, help_text="The rule's N at the time.")
+    price = models.BigIntegerField(default=0, help_text="The rule's price at the time.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,16 +3,21 @@
 A rule says "sell my surplus above N Wh per slot at no less than p" or "buy what I need, up to
 N Wh per slot, at no more than p". When a household's readings arrive (the meters send
 ``meters.signals.batch_relayed`` after relaying a batch, and :func:`batch_relayed_receiver` calls
-:func:`rules_apply`), the latest complete interval is the forecast for the next slot open for
-trading (a persistence forecast: the next quarter hour looks like the last):
+:func:`rules_apply`), the latest interval, **scaled to the slot**, is the forecast for the next
+slot open for trading (a persistence forecast: the next slot looks like the last interval, for
+as many intervals as the slot holds; a 1-minute reading of 350 Wh on a 5-minute slot forecasts
+1,750 Wh):
 
-* sell: surplus = export - import; if it is above N, a sell order for (surplus - N) at p;
-* buy: need = import - export; if it is above 0, a buy order for min(need, N) at p.
+* sell: surplus = forecast export - forecast import; if it is above N, a sell order for
+  (surplus - N) at p;
+* buy: need = forecast import - forecast export; if it is above 0, a buy order for
+  min(need, N) at p.
 
 Each rule places at most one order per slot (``RuleOrder``), signed with the household's key
 through the ordinary ``market.services.order_place`` (so it is rehearsed and may be refused like
-any order; a refusal is logged and the rule waits for the next slot). Orders show which rule
-made them.
+any order; a refusal is logged and the rule waits for the next slot). Each order keeps why it was
+placed (the reading, its interval, the forecast, the threshold and the price: ``RuleOrder``),
+which the orders' page and API show.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
 from ledger.projection import ms_of_datetime
 from market import selectors, services
+from market.forms import energy_text, price_text
 from market.models import RuleKind, RuleOrder, StandingRule
 
 log = logging.getLogger(__name__)
@@ -42,11 +48,35 @@ class RuleError(DomainError):
 
 @dataclass(frozen=True)
 class Flow:
-    """What a household's meters measured in one interval, in Wh."""
+    """What a household's meters measured in one interval of ``duration_s`` seconds, in Wh."""
 
     start: datetime
     import_wh: int
     export_wh: int
+    duration_s: int
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A slot's expected net flow, from ``flow`` repeated ``intervals`` times (the slot's length
+    over the interval's), in Wh."""
+
+    flow: Flow
+    intervals: int
+
+    @property
+    def surplus_wh(self) -> int:
+        return (self.flow.export_wh - self.flow.import_wh) * self.intervals
+
+    @property
+    def need_wh(self) -> int:
+        return -self.surplus_wh
+
+
+def forecast(flow: Flow, *, slot_s: int) -> Forecast:
+    """The persistence forecast of a slot of ``slot_s`` seconds from one interval (a meter's
+    interval divides the slot; a longer one counts as one slot)."""
+    return Forecast(flow=flow, intervals=max(1, slot_s // max(1, flow.duration_s)))
 
 
 def rule_create(*, owner: User, kind: str, energy_wh: int, price: int) -> StandingRule:
@@ -78,11 +108,12 @@ def rule_stop(*, owner: User, rule_id: int) -> StandingRule:
     return rule
 
 
-def _wanted(rule: StandingRule, flow: Flow) -> tuple[str, int] | None:
+def wanted(rule: StandingRule, expected: Forecast) -> tuple[str, int] | None:
+    """The order (side, Wh) ``rule`` calls for given the slot's forecast, or None."""
     if rule.kind == SELL_SURPLUS:
-        surplus = flow.export_wh - flow.import_wh
+        surplus = expected.surplus_wh
         return ("sell", surplus - rule.energy_wh) if surplus > rule.energy_wh else None
-    need = flow.import_wh - flow.export_wh
+    need = expected.need_wh
     return ("buy", min(need, rule.energy_wh)) if need > 0 else None
 
 
@@ -92,12 +123,13 @@ def rules_apply(*, owner: User, latest: Flow) -> list[Transaction]:
     if not slots:
         return []
     slot = slots[0].start
+    expected = forecast(latest, slot_s=selectors.options().slot_ms // 1_000)
     placed = []
     for rule in StandingRule.objects.filter(owner=owner, active=True):
-        wanted = _wanted(rule, latest)
-        if wanted is None or RuleOrder.objects.filter(rule=rule, slot=slot).exists():
+        order = wanted(rule, expected)
+        if order is None or RuleOrder.objects.filter(rule=rule, slot=slot).exists():
             continue
-        side, energy_wh = wanted
+        side, energy_wh = order
         # Claim the slot for the rule first: two batches arriving at once place one order.
         try:
             claim = RuleOrder.objects.create(
@@ -105,6 +137,13 @@ def rules_apply(*, owner: User, latest: Flow) -> list[Transaction]:
                 order_id=f"claim-{rule.pk}-{ms_of_datetime(slot)}",
                 slot=slot,
                 energy_wh=energy_wh,
+                reading_start=latest.start,
+                reading_s=latest.duration_s,
+                reading_import_wh=latest.import_wh,
+                reading_export_wh=latest.export_wh,
+                forecast_wh=expected.surplus_wh if side == "sell" else expected.need_wh,
+                threshold_wh=rule.energy_wh,
+                price=rule.price,
             )
         except IntegrityError:
             continue
@@ -129,18 +168,41 @@ def batch_relayed_receiver(
     start: datetime,
     import_wh: int,
     export_wh: int,
+    duration_s: int,
     **kwargs: object,
 ) -> None:
     """``meters.signals.batch_relayed`` (connected in ``market.apps``): ``owner``'s rules see the
     relayed batch's latest interval. Runs in the relay's worker task; an error propagates to it."""
-    rules_apply(owner=owner, latest=Flow(start, import_wh=import_wh, export_wh=export_wh))
+    flow = Flow(start, import_wh=import_wh, export_wh=export_wh, duration_s=duration_s)
+    rules_apply(owner=owner, latest=flow)
 
 
 def rules_of(*, user: User) -> list[StandingRule]:
     return list(StandingRule.objects.filter(owner=user, active=True))
 
 
-def rule_of_orders(*, order_ids: list[str]) -> dict[str, StandingRule]:
-    """Which rule made each of these orders (those a rule made)."""
+def reason_text(made: RuleOrder) -> str:
+    """Why the rule placed the order, in words: "your rule “sell surplus above 0.1 kWh”: 0.35 kWh
+    out and 0 kWh in over 1 min, x5 for the 5-min slot: 1.75 kWh surplus forecast; at no less
+    than €0.20/kWh"."""
+    rule = made.rule
+    if not made.reading_s:  # placed before orders kept their reasons
+        return f"your rule “{rule.get_kind_display().lower()}”"
+    slot_s = selectors.options().slot_ms // 1_000
+    intervals = max(1, slot_s // made.reading_s)
+    selling = rule.kind == SELL_SURPLUS
+    what = "surplus" if selling else "need"
+    bound = "no less" if selling else "no more"
+    return (
+        f"your rule “{'sell surplus above' if selling else 'buy up to'} "
+        f"{energy_text(made.threshold_wh)}”: {energy_text(made.reading_export_wh)} out and "
+        f"{energy_text(made.reading_import_wh)} in over {made.reading_s // 60} min, "
+        f"x{intervals} for the {slot_s // 60}-min slot: {energy_text(made.forecast_wh)} {what} "
+        f"forecast; at {bound} than {price_text(made.price)}"
+    )
+
+
+def rule_of_orders(*, order_ids: list[str]) -> dict[str, RuleOrder]:
+    """Which rule made each of these orders (those a rule made), and why."""
     rows = RuleOrder.objects.filter(order_id__in=order_ids).select_related("rule")
-    return {row.order_id: row.rule for row in rows}
+    return {row.order_id: row for row in rows}

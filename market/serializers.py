@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from ledger.crypto import MAX_SAFE_INTEGER
 from ledger.identity import IdentityError, validate_address
-from market.models import OfferStatus, OrderStatus, Side
+from market.models import OfferStatus, OrderStatus, RuleOrder, Side
 
 
 def parse_slot(value: object) -> datetime | None:
@@ -104,6 +104,26 @@ class PendingField(serializers.CharField):
 # --- answers -----------------------------------------------------------------------------------
 
 
+class RuleReasonSerializer(serializers.Serializer):
+    """Why a standing rule placed an order: the reading it saw, scaled to the slot."""
+
+    class Meta:
+        ref_name = "MarketRuleReason"
+
+    rule = serializers.IntegerField(source="rule_id", help_text="The standing rule's id.")
+    kind = serializers.CharField(source="rule.kind", help_text="sell_surplus or buy_up_to.")
+    reading_start = utc_datetime(help_text="The start of the interval the rule saw.")
+    reading_s = serializers.IntegerField(help_text="That interval's length, seconds.")
+    reading_import_wh = serializers.IntegerField()
+    reading_export_wh = serializers.IntegerField()
+    forecast_wh = serializers.IntegerField(
+        help_text="The slot's forecast surplus (sell) or need (buy): the interval's net flow "
+        "times the intervals in a slot."
+    )
+    threshold_wh = serializers.IntegerField(help_text="The rule's Wh (surplus kept / most bought).")
+    price = serializers.IntegerField(help_text="The rule's price, minor units per kWh.")
+
+
 class OrderSerializer(serializers.Serializer):
     class Meta:
         ref_name = "MarketOrder"
@@ -122,6 +142,21 @@ class OrderSerializer(serializers.Serializer):
     closed_height = serializers.IntegerField(
         allow_null=True, help_text="The block that filled, cancelled or expired it."
     )
+    made_by_rule = serializers.SerializerMethodField(
+        help_text="Why a standing rule placed it; null when the household placed it itself."
+    )
+
+    @extend_schema_field(RuleReasonSerializer(allow_null=True))
+    def get_made_by_rule(self, order: Any) -> dict[str, Any] | None:
+        # A list passes the page's reasons in its context (one query); one order looks its up.
+        reasons = self.context.get("rule_orders")
+        if reasons is None:
+            reasons = {
+                row.order_id: row
+                for row in RuleOrder.objects.filter(order_id=order.id).select_related("rule")
+            }
+        reason = reasons.get(order.id)
+        return RuleReasonSerializer(reason).data if reason is not None else None
 
 
 class PendingOrderSerializer(serializers.Serializer):

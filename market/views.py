@@ -105,7 +105,13 @@ def _orders_context(user: User) -> dict[str, Any]:
     closed = list(orders.exclude(status=OrderStatus.OPEN)[:HISTORY_SHOWN])
     shown = open_orders + closed
     made_by = rules.rule_of_orders(order_ids=[order.id for order in shown])
-    return {"orders": [(order, made_by.get(order.id)) for order in shown]}
+    return {
+        "orders": [
+            (order, made, rules.reason_text(made) if made else "")
+            for order in shown
+            for made in [made_by.get(order.id)]
+        ]
+    }
 
 
 def _rules_context(user: User) -> dict[str, Any]:

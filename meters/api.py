@@ -202,12 +202,16 @@ class MeterListApi(ListAPIView):
             trim_whitespace=False, help_text="The device's Ed25519 public key, 64 lowercase hex."
         )
         feeder = StrictCharField(
-            max_length=64, trim_whitespace=False, help_text="The feeder the meter is on."
+            required=False,
+            max_length=64,
+            trim_whitespace=False,
+            help_text="The feeder the meter is on; by default the owner's, as the grid operator "
+            "assigned it.",
         )
         interval_s = StrictIntegerField(
             required=False,
-            help_text=f"Seconds per reading, one of {', '.join(map(str, INTERVALS))}; 900 "
-            "by default.",
+            help_text=f"Seconds per reading, one of {', '.join(map(str, INTERVALS))} that "
+            "divides the network's slot; 900 by default (or the longest that divides it).",
         )
 
     class OutputSerializer(serializers.Serializer):
@@ -248,8 +252,10 @@ class MeterListApi(ListAPIView):
             "bad_meter_id",
             "bad_kind",
             "bad_public_key",
+            "feeder_not_assigned",
             "bad_feeder",
             "bad_interval",
+            "interval_not_in_slot",
             "meter_id_taken",
             "public_key_taken",
             "too_many_meters",

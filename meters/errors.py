@@ -18,6 +18,10 @@ SITE_MESSAGES: dict[str, str] = {
     "bad_meter_id": "A meter id is 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit.",
     "meter_id_taken": "A meter with this id is registered already.",
     "public_key_taken": "Another meter is registered with this public key.",
+    "feeder_not_assigned": "Your connection has no feeder yet: the grid operator assigns it "
+    "when it approves your household.",
+    "interval_not_in_slot": "That reading interval does not divide this network's delivery "
+    "slot, so its readings could not count at settlement: choose a shorter one.",
 }
 
 MESSAGES: dict[str, str] = ledger_errors.compose(

@@ -102,7 +102,7 @@ def _announce(batch: ReadingBatch) -> None:
         # On the (meter, start) index: the batch's readings are among the meter's latest.
         Reading.objects.filter(meter_id=batch.meter_id, batch=batch)
         .order_by("-start")
-        .values("start", "import_wh", "export_wh")
+        .values("start", "import_wh", "export_wh", "duration_s")
         .first()
     )
     if latest is None:
@@ -115,6 +115,7 @@ def _announce(batch: ReadingBatch) -> None:
         start=latest["start"],
         import_wh=latest["import_wh"],
         export_wh=latest["export_wh"],
+        duration_s=latest["duration_s"],
     )
 
 

@@ -7,12 +7,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
+from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Role, User
+from ledger import config
+from meters.chain.options import slot_ms_of
 from meters.chain.schema import WINDOW_PREFIX
-from meters.models import METER_ID_REGEX, Meter, MeterToken, Reading
+from meters.models import DEFAULT_INTERVAL_S, INTERVALS, METER_ID_REGEX, Meter, MeterToken, Reading
 
 _METER_ID = re.compile(METER_ID_REGEX)
 
@@ -65,6 +69,37 @@ def reading_list(
     if end is not None:
         readings = readings.filter(start__lt=end)
     return readings.order_by("start")
+
+
+# --- what a new meter may be ---------------------------------------------------------------------
+
+
+def network_slot_ms() -> int:
+    """The slot a meter's reading interval must divide on this network (its genesis options;
+    ``meters.chain.options``), in ms."""
+    genesis = config.load_genesis()
+    return slot_ms_of(dict(genesis.options) if genesis else {})
+
+
+def intervals_allowed() -> tuple[int, ...]:
+    """The reading intervals (s) a meter may have here: those of ``INTERVALS`` that divide the
+    network's slot, so that every reading lies in one slot and counts at settlement."""
+    slot_ms = network_slot_ms()
+    return tuple(s for s in INTERVALS if slot_ms % (s * 1_000) == 0)
+
+
+def default_interval_s() -> int:
+    """The interval a registration without one gets: 15 minutes, or the longest allowed."""
+    allowed = intervals_allowed()
+    return DEFAULT_INTERVAL_S if DEFAULT_INTERVAL_S in allowed else max(allowed, default=60)
+
+
+def household_feeder(*, user: User) -> str:
+    """The feeder the grid operator assigned to the household ("" none yet): the provider
+    ``settings.METERS_FEEDER_OF`` names (supervision, which owns the grid)."""
+    feeder_of = import_string(settings.METERS_FEEDER_OF)
+    feeder: str = feeder_of(user=user)
+    return feeder
 
 
 # --- the grid operator's view ------------------------------------------------------------------

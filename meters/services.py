@@ -26,7 +26,6 @@ from meters import readings as batch_rules
 from meters import selectors, signing
 from meters.errors import MESSAGES
 from meters.models import (
-    DEFAULT_INTERVAL_S,
     FEEDER_REGEX,
     INTERVALS,
     METER_ID_REGEX,
@@ -97,15 +96,19 @@ def meter_register(
     meter_id: str,
     kind: str,
     public_key: str,
-    feeder: str,
-    interval_s: int = DEFAULT_INTERVAL_S,
+    feeder: str | None = None,
+    interval_s: int | None = None,
 ) -> tuple[Meter, str]:
     """Register ``owner``'s meter; return it and its token, shown this once.
 
     A household registers its own meters, the grid operator any household's; anyone else is
     refused (``Forbidden``). Refusals, in this order: ``forbidden``, ``not_household`` (the
     owner is not an active household), ``bad_meter_id``, ``bad_kind``, ``bad_public_key``,
-    ``bad_feeder``, ``bad_interval``, ``meter_id_taken``, ``public_key_taken``,
+    ``feeder_not_assigned`` (none named, and the grid operator has not assigned the owner's
+    yet: the meter is on the owner's own feeder by default), ``bad_feeder``, ``bad_interval``,
+    ``interval_not_in_slot`` (the interval does not divide
+    the network's slot: the ledger would refuse the meter), ``meter_id_taken``,
+    ``public_key_taken``,
     ``too_many_meters``. The owner's row is locked, so that two registrations at once cannot
     both pass the limit.
     """
@@ -121,10 +124,18 @@ def meter_register(
         identity.public_key_bytes(public_key)
     except identity.InvalidPublicKey:
         raise _refuse("bad_public_key") from None
+    if feeder is None:
+        feeder = selectors.household_feeder(user=owner)
+        if not feeder:
+            raise _refuse("feeder_not_assigned")
     if not isinstance(feeder, str) or not _FEEDER.fullmatch(feeder):
         raise _refuse("bad_feeder")
+    if interval_s is None:
+        interval_s = selectors.default_interval_s()
     if type(interval_s) is not int or interval_s not in INTERVALS:
         raise _refuse("bad_interval")
+    if interval_s not in selectors.intervals_allowed():
+        raise _refuse("interval_not_in_slot")
     with transaction.atomic(durable=True):
         User.objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
         if Meter.objects.filter(meter_id=meter_id).exists():

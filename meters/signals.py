@@ -7,7 +7,8 @@ readings, with the batch's latest interval:
 
 * ``owner``: the meter's owner (``gridplatform.accounts.models.User``);
 * ``start``: the start of the batch's latest reading (aware, UTC);
-* ``import_wh``, ``export_wh``: that reading's energy, integer Wh.
+* ``import_wh``, ``export_wh``: that reading's energy, integer Wh;
+* ``duration_s``: that reading's interval (the meter's), so that a receiver can scale it.
 
 Sent with ``Signal.send``: a receiver's exception propagates to the relay's caller (the task
 ``meters.batch_relay``), as a direct call would. The market's standing rules listen

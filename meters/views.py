@@ -45,14 +45,14 @@ def _page(
 @role_required(Role.HOUSEHOLD)
 @require_GET
 def meter_page(request: HttpRequest) -> HttpResponse:
-    return _page(request, form=MeterForm())
+    return _page(request, form=MeterForm(user=request.user))
 
 
 @role_required(Role.HOUSEHOLD)
 @require_POST
 def meter_register(request: HttpRequest) -> HttpResponse:
     """Register one of the household's meters and show its token, once."""
-    form = MeterForm(request.POST)
+    form = MeterForm(request.POST, user=request.user)
     if form.is_valid():
         try:
             meter, token = services.meter_register(
@@ -66,7 +66,12 @@ def meter_register(request: HttpRequest) -> HttpResponse:
                 f"Meter “{meter.meter_id}” registered. Copy its token now: it is shown only "
                 "this once.",
             )
-            return _page(request, form=MeterForm(), new_token=token, token_meter=meter.meter_id)
+            return _page(
+                request,
+                form=MeterForm(user=request.user),
+                new_token=token,
+                token_meter=meter.meter_id,
+            )
     return _page(request, form=form, status=400)
 
 
@@ -84,7 +89,7 @@ def meter_token_rotate(request: HttpRequest, meter_id: str) -> HttpResponse:
         f"Meter “{meter_id}” has a new token; the old one no longer works. Copy it now: it is "
         "shown only this once.",
     )
-    return _page(request, form=MeterForm(), new_token=token, token_meter=meter_id)
+    return _page(request, form=MeterForm(user=request.user), new_token=token, token_meter=meter_id)
 
 
 @role_required(Role.HOUSEHOLD)

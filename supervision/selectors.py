@@ -109,6 +109,13 @@ def _feeder_of(address: str) -> str:
     return feeder or ""
 
 
+def feeder_of(*, user: User) -> str:
+    """The feeder the grid operator assigned to ``user`` on the ledger (``grid.feeder.assign``),
+    "" when none is yet (``settings.METERS_FEEDER_OF``)."""
+    address = address_of(user)
+    return _feeder_of(address) if address else ""
+
+
 # --- review and the audit log --------------------------------------------------------------------
 
 

@@ -8,13 +8,20 @@ neither is set. Like every genesis option it never changes after genesis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ledger.state import State
 
 DEFAULT_SLOT_MS = 900_000
 
 
-def slot_ms(state: State) -> int:
-    genesis = state.get("ledger/genesis")
-    options = genesis.get("options", {}) if genesis else {}
+def slot_ms_of(options: Mapping[str, Any]) -> int:
+    """The meters' slot, in ms, for a genesis's ``options`` (the site asks with these)."""
     value: int = options.get("meters.slot_ms", options.get("market.slot_ms", DEFAULT_SLOT_MS))
     return max(1, value)  # as the market clamps its own slot
+
+
+def slot_ms(state: State) -> int:
+    genesis = state.get("ledger/genesis")
+    return slot_ms_of(genesis.get("options", {}) if genesis else {})

@@ -11,7 +11,7 @@ import pytest
 from gridplatform.accounts.models import User
 from ledger.models import SubmittedTransaction
 from market import rules, selectors
-from market.models import Order, RuleOrder
+from market.models import Order, RuleOrder, StandingRule
 from market.rules import Flow, RuleError
 from meters import relay
 from meters.models import ReadingBatch
@@ -21,6 +21,11 @@ from tests.meters.support import register, store_readings
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 1, 1, tzinfo=UTC)  # the flow's own interval: not used to pick the slot
+
+
+def flow(import_wh: int, export_wh: int) -> Flow:
+    """A 15-minute interval (the test network's slot): its forecast is itself."""
+    return Flow(NOW, import_wh=import_wh, export_wh=export_wh, duration_s=900)
 
 
 @pytest.fixture
@@ -50,22 +55,23 @@ def test_a_sell_rule_sells_the_surplus_above_its_threshold_once_per_slot(
     site: Site, prosumer: User
 ) -> None:
     rule = rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=300, price=18)
-    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=200, export_wh=400)) == []
-    [tx] = rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=200, export_wh=1_500))
+    assert rules.rules_apply(owner=prosumer, latest=flow(200, 400)) == []
+    [tx] = rules.rules_apply(owner=prosumer, latest=flow(200, 1_500))
     assert pending_orders() == [("sell", 1_000, 18)]
     assert tx.payload["slot"] == int(selectors.slot_list()[0].start.timestamp()) * 1_000
     # The same slot again: the rule has placed its order for it already.
-    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=9_000)) == []
+    assert rules.rules_apply(owner=prosumer, latest=flow(0, 9_000)) == []
     commit_pending(site)
     order = Order.objects.get(id=tx.id)
     assert (order.side, order.energy_wh, order.price) == ("sell", 1_000, 18)
-    assert rules.rule_of_orders(order_ids=[order.id]) == {order.id: rule}
+    made = rules.rule_of_orders(order_ids=[order.id])[order.id]
+    assert (made.rule, made.forecast_wh, made.threshold_wh, made.price) == (rule, 1_300, 300, 18)
 
 
 def test_a_buy_rule_buys_what_is_needed_up_to_its_cap(site: Site, prosumer: User) -> None:
     rules.rule_create(owner=prosumer, kind="buy_up_to", energy_wh=500, price=30)
-    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=100, export_wh=100)) == []
-    rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=800, export_wh=100))
+    assert rules.rules_apply(owner=prosumer, latest=flow(100, 100)) == []
+    rules.rules_apply(owner=prosumer, latest=flow(800, 100))
     assert pending_orders() == [("buy", 500, 30)]
 
 
@@ -85,7 +91,7 @@ def test_a_refused_order_leaves_the_rule_free_to_try_again(
 ) -> None:
     # The consumer is not on the ledger: its order is refused at rehearsal.
     rules.rule_create(owner=consumer, kind="buy_up_to", energy_wh=500, price=30)
-    assert rules.rules_apply(owner=consumer, latest=Flow(NOW, import_wh=800, export_wh=0)) == []
+    assert rules.rules_apply(owner=consumer, latest=flow(800, 0)) == []
     assert not RuleOrder.objects.exists()
     assert not SubmittedTransaction.objects.exists()
 
@@ -109,7 +115,7 @@ def test_it_refuses_bad_rules_and_stops_rules(site: Site, prosumer: User, regula
         rules.rule_stop(owner=regulator, rule_id=rule.pk)
     rules.rule_stop(owner=prosumer, rule_id=rule.pk)
     assert rules.rules_of(user=prosumer) == []
-    assert rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=500)) == []
+    assert rules.rules_apply(owner=prosumer, latest=flow(0, 500)) == []
 
 
 def test_a_household_sets_and_stops_a_rule_on_the_market_page(
@@ -127,11 +133,14 @@ def test_a_household_sets_and_stops_a_rule_on_the_market_page(
     [rule] = rules.rules_of(user=prosumer)
     assert (rule.kind, rule.energy_wh, rule.price) == ("sell_surplus", 300, 18)
 
-    [tx] = rules.rules_apply(owner=prosumer, latest=Flow(NOW, import_wh=0, export_wh=1_300))
+    [tx] = rules.rules_apply(owner=prosumer, latest=flow(0, 1_300))
     commit_pending(site)
     page = client.get("/market/").content.decode()
     assert f'data-order="{tx.id}" data-rule="{rule.pk}"' in page
-    assert "by your rule: sell my surplus above" in page
+    assert (
+        "by your rule “sell surplus above 0.3 kWh”: 1.3 kWh out and 0 kWh in over 15 min, x1 "
+        "for the 15-min slot: 1.3 kWh surplus forecast; at no less than €0.18/kWh"
+    ) in page
 
     bad = client.post(
         "/market/rules/", {"kind": "sell_surplus", "energy_kwh": "0.0001", "price_cents": "18"}
@@ -140,3 +149,46 @@ def test_a_household_sets_and_stops_a_rule_on_the_market_page(
     assert "up to 3 decimals" in bad.content.decode()
     client.post(f"/market/rules/{rule.pk}/stop/")
     assert rules.rules_of(user=prosumer) == []
+
+
+def test_the_forecast_is_the_reading_scaled_to_the_slot() -> None:
+    # The issue's case: a 1-minute reading of 350 Wh surplus, a 5-minute slot, 100 Wh kept.
+    rule = StandingRule(kind="sell_surplus", energy_wh=100, price=20)
+    minute = Flow(NOW, import_wh=50, export_wh=400, duration_s=60)
+    expected = rules.forecast(minute, slot_s=300)
+    assert (expected.intervals, expected.surplus_wh) == (5, 1_750)
+    assert rules.wanted(rule, expected) == ("sell", 1_650)
+    # A buying rule facing the same interval reversed, capped at its most.
+    buyer = StandingRule(kind="buy_up_to", energy_wh=1_000, price=30)
+    need = rules.forecast(Flow(NOW, import_wh=400, export_wh=50, duration_s=60), slot_s=300)
+    assert rules.wanted(buyer, need) == ("buy", 1_000)
+    # A reading as long as the slot is the slot.
+    assert rules.forecast(minute, slot_s=60).surplus_wh == 350
+
+
+def test_a_five_minute_meter_on_fifteen_minute_slots_orders_three_intervals_worth(
+    site: Site, prosumer: User, client: Any
+) -> None:
+    rule = rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=100, price=20)
+    pv = register(prosumer, "roof-pv", kind="pv", interval_s=300).meter
+    store_readings(pv, (NOW, 0, 350))
+    relay.batch_relay(ReadingBatch.objects.get())
+    # 350 Wh in 5 minutes is 1,050 Wh over the 15-minute slot; 100 kept: 950 Wh offered.
+    assert pending_orders() == [("sell", 950, 20)]
+    commit_pending(site)
+    [order] = Order.objects.all()
+    client.force_login(prosumer)
+    [row] = client.get("/api/v1/orders").json()["results"]
+    assert row["made_by_rule"] == {
+        "rule": rule.pk,
+        "kind": "sell_surplus",
+        "reading_start": "2026-01-01T00:00:00Z",
+        "reading_s": 300,
+        "reading_import_wh": 0,
+        "reading_export_wh": 350,
+        "forecast_wh": 1_050,
+        "threshold_wh": 100,
+        "price": 20,
+    }
+    one = client.get(f"/api/v1/orders/{order.id}").json()
+    assert one["made_by_rule"] == row["made_by_rule"]

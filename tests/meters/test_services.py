@@ -525,3 +525,57 @@ def test_the_relay_task_skips_a_batch_already_relayed(
     tasks.batch_relay(batch.pk)  # delivered again (acks_late) after it was relayed: nothing sent
     tasks.batch_relay(batch.pk + 1)  # no such batch
     assert caplog.text.count("meter.readings not relayed") == 1
+
+
+# --- what the network allows -------------------------------------------------------------------
+
+
+@pytest.fixture
+def five_minute_network(settings: Any, tmp_path: Any) -> None:
+    """This site's network: a genesis with 5-minute delivery slots."""
+    from tests.ledger.chains import genesis_of
+
+    genesis, _ = genesis_of(options=(("market.slot_ms", 300_000),))
+    genesis.to_json_file(tmp_path / "genesis.json")
+    settings.LEDGER_DIR = tmp_path
+
+
+@pytest.mark.usefixtures("five_minute_network")
+def test_a_meter_whose_interval_does_not_divide_the_networks_slot_is_refused(
+    prosumer: User,
+) -> None:
+    # 900 s readings on 5-minute slots: the ledger would refuse the meter (bad_interval), and
+    # its readings would never count at settlement. The site says so first, and keeps nothing.
+    with pytest.raises(DomainError) as refused:
+        register(prosumer, "roof-pv-1", interval_s=900)
+    assert code_of(refused) == (400, "interval_not_in_slot")
+    assert not Meter.objects.exists()
+    assert not MeterToken.objects.exists()
+    assert selectors.intervals_allowed() == (60, 300)
+    # Without an interval, the longest one that divides the slot.
+    assert register(prosumer, "roof-pv-2").meter.interval_s == 300
+
+
+def test_on_fifteen_minute_slots_every_interval_is_allowed_and_900_is_the_default(
+    prosumer: User,
+) -> None:
+    assert selectors.intervals_allowed() == (60, 300, 900)
+    assert register(prosumer, "roof-pv-1").meter.interval_s == 900
+
+
+def test_a_meter_without_a_feeder_is_on_its_owners_assigned_feeder(
+    prosumer: User, grid_operator: User
+) -> None:
+    from market.models import MarketAccount
+
+    key = KeyPair.generate()
+    fields = {"meter_id": "roof-pv-1", "kind": "pv", "public_key": key.public_key_hex}
+    # No feeder assigned yet: the household cannot know one, and is told why.
+    with pytest.raises(DomainError) as refused:
+        services.meter_register(by=prosumer, owner=prosumer, **fields)
+    assert code_of(refused) == (400, "feeder_not_assigned")
+    assert not Meter.objects.exists()
+    # The grid operator assigned it on the ledger (the projection's row): that one.
+    MarketAccount.objects.create(address=prosumer.identity.address, feeder="feeder-north")
+    meter, _ = services.meter_register(by=prosumer, owner=prosumer, **fields)
+    assert meter.feeder == "feeder-north"

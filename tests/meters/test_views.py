@@ -148,3 +148,32 @@ def test_it_requires_csrf_tokens_and_sends_a_strict_csp(prosumer: User) -> None:
     assert "<script>" not in body
     assert " style=" not in body
     assert 'src="/static/js/copy.js"' in body
+
+
+def test_the_form_offers_the_households_own_feeder_and_the_networks_intervals(
+    prosumer: User, settings: object, tmp_path: object
+) -> None:
+    from market.models import MarketAccount
+    from tests.ledger.chains import genesis_of
+
+    genesis, _ = genesis_of(options=(("market.slot_ms", 300_000),))
+    genesis.to_json_file(tmp_path / "genesis.json")  # type: ignore[operator]
+    settings.LEDGER_DIR = tmp_path  # type: ignore[attr-defined]
+    client = logged_in(prosumer)
+    page = client.get(reverse("meters")).content.decode()
+    assert "Not assigned yet: the grid operator assigns your feeder" in page
+    assert '<option value="900"' not in page
+    assert '<option value="300"' in page
+    assert "divide this network's 5-minute delivery slot" in page
+    # A 900 s meter posted anyway: refused next to its field, nothing registered.
+    refused = client.post(reverse("meter-register"), form(interval_s="900"))
+    assert refused.status_code == 400
+    assert not Meter.objects.exists()
+
+    MarketAccount.objects.create(address=prosumer.identity.address, feeder="feeder-north")
+    page = client.get(reverse("meters")).content.decode()
+    assert 'value="feeder-north"' in page
+    assert "Your connection's feeder, as the grid operator assigned it." in page
+    # Whatever the browser sends for the disabled field, the meter is on the household's feeder.
+    client.post(reverse("meter-register"), form(interval_s="300", feeder="elsewhere"))
+    assert Meter.objects.get().feeder == "feeder-north"
