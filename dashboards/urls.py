@@ -29,6 +29,11 @@ urlpatterns = [
         name="operator-household-enrol",
     ),
     path(
+        "console/operator/households/<int:user_id>/approve/",
+        views.operator_household_approve,
+        name="operator-household-approve",
+    ),
+    path(
         "console/operator/households/<int:user_id>/top-up/",
         views.operator_household_top_up,
         name="operator-household-top-up",

@@ -6,6 +6,7 @@ The consoles' live sections each re-fetch a partial when a block commits (``/ws/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,8 @@ from ledger import services as ledger_services
 from market import selectors as market_selectors
 from market import views as market_views
 from meters import selectors as meter_selectors
+from supervision import selectors as supervision_selectors
+from supervision import services as supervision_services
 from supervision import views as supervision_views
 from supervision.views import live_partial
 
@@ -38,9 +41,64 @@ _HOME_BY_ROLE = {
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """The landing page, which says what the platform is and how joining works; a logged-in
+    user goes on to its own start page."""
     if not request.user.is_authenticated:
-        return redirect("login")
+        return render(request, "landing.html")
     return redirect(_HOME_BY_ROLE[request.user.role])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of joining, as the household's dashboard lists it."""
+
+    title: str
+    done: bool
+    text: str
+    link: str = ""  # a URL name: where to do it
+
+
+def joining_steps(user: User, money: Any) -> list[Step]:
+    """Where a household stands on its way to a first trade, and what comes next; empty once
+    every step is done."""
+    feeder = supervision_selectors.feeder_of(user=user)
+    approved = money is not None and bool(feeder)
+    waiting = (
+        f"The grid operator finds your feeder from where you said you are connected "
+        f"(“{user.connection_point}”), then puts you on the ledger. You get an email."
+        if user.connection_point
+        else "The grid operator finds your feeder, then puts you on the ledger. You get an email."
+    )
+    steps = [
+        Step("Register", True, "Your account and its signing key exist."),
+        Step(
+            "Approval by the grid operator",
+            approved,
+            f"Approved: your connection is on feeder {feeder}." if approved else waiting,
+        ),
+        Step(
+            "Credits",
+            bool(money and money.balance > 0),
+            "You have credits to trade with."
+            if money and money.balance > 0
+            else "Pay in with your grid operator: it tops up your credits on the ledger.",
+        ),
+        Step(
+            "Your meter",
+            meter_selectors.meter_list(user=user).exists(),
+            "Register your meter with the public key from its vendor's app; its readings "
+            "settle your trades.",
+            "meters",
+        ),
+        Step(
+            "First trade",
+            market_selectors.order_list(user=user).exists()
+            or market_selectors.contract_list(user=user).exists(),
+            "Buy from or sell to your neighbours, or set a standing rule.",
+            "market",
+        ),
+    ]
+    return [] if all(step.done for step in steps) else steps
 
 
 @login_required
@@ -64,6 +122,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 "genesis_hash": genesis.document_hash(),
                 "currency": settings.CURRENCY_SYMBOL,
             }
+        context["joining"] = joining_steps(request.user, context["money"])
         # "Your energy": the charts' tables; static/js/flows.js draws them from flows.json.
         context |= market_views.flows_context(user=request.user, period=request.GET.get("period"))
     return render(request, "dashboard.html", context)
@@ -75,7 +134,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     context = {
         "accounts": accounts,
         "validators": ledger_selectors.validator_list(),
-        "households": market_selectors.household_money_list(user=request.user),
+        **_households(request.user),
         "latest_flows": meter_selectors.latest_flow_list(user=request.user),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
         **supervision_views.operator_context(request.user),
@@ -108,11 +167,18 @@ operator_grid_rows = live_partial(
 )
 
 
-@role_required(Role.GRID_OPERATOR, Role.ADMIN)
-def operator_household_rows(request: HttpRequest) -> HttpResponse:
-    """The households-on-the-ledger rows of the operator console (reloaded on every block)."""
-    households = market_selectors.household_money_list(user=request.user)
-    return render(request, "console/_household_rows.html", {"households": households})
+def _households(user: User) -> dict[str, Any]:
+    """The households section: every household, and for the grid operator (who approves them)
+    the published feeders to choose from."""
+    households = market_selectors.household_money_list(user=user)
+    feeders = supervision_views.feeder_names() if user.role == Role.GRID_OPERATOR else []
+    waiting = sum(1 for row in households if not row.approved)
+    return {"households": households, "feeders": feeders, "waiting": waiting}
+
+
+operator_household_rows = live_partial(
+    "console/_household_rows.html", _households, Role.GRID_OPERATOR, Role.ADMIN
+)
 
 
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
@@ -138,6 +204,33 @@ def operator_household_enrol(request: HttpRequest, user_id: int) -> HttpResponse
         messages.success(
             request,
             f"{household.name} is being registered on the ledger (transaction {tx.id[:12]}…).",
+        )
+    return redirect("operator-console")
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_approve(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Approve a household that asked to join: on the ledger, on the feeder the operator picked
+    from the published topology, with its first credits if an amount is given."""
+    household = _household(user_id)
+    feeder = request.POST.get("feeder", "")
+    amount = request.POST.get("top_up", "").strip()
+    try:
+        top_up = minor_from_text(amount) if amount else 0
+        supervision_services.household_approve(
+            operator=request.user, household=household, feeder=feeder, top_up=top_up
+        )
+    except MoneyError as error:
+        messages.error(request, f"Approving {household.name}: {error}")
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"Approving {household.name}: {error.message}")
+    else:
+        credits = f" with {text_from_minor(top_up)} of credits" if top_up else ""
+        messages.success(
+            request,
+            f"{household.name} approved on feeder {feeder}{credits}: on the ledger with the "
+            "next block. The household was told by email.",
         )
     return redirect("operator-console")
 

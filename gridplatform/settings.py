@@ -381,6 +381,15 @@ SPECTACULAR_SETTINGS = {
 LANGUAGE_CODE = "en"
 # Display only: the ledger counts integer minor units (cents) of this currency.
 CURRENCY_SYMBOL = env.str("CURRENCY_SYMBOL", default="€")
+# Email (password resets, a household's approval): EMAIL_URL, e.g.
+# smtp+tls://user:password@mail.example.org:587, in production; without it, mail is written to
+# the console (the development default).
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="gridplatform <noreply@localhost>")
+PASSWORD_RESET_TIMEOUT = 3 * 3600  # a reset link works for three hours
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -349,6 +349,7 @@ class HouseholdOnLedger:
     address: str
     registered: bool
     balance: int | None
+    pending: bool = False  # its registration waits for a block
 
 
 def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
@@ -365,12 +366,18 @@ def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
     balances = dict(
         LedgerAccount.objects.filter(address__in=addresses).values_list("address", "balance")
     )
+    pending = set(
+        SubmittedTransaction.objects.filter(body__type="account.register").values_list(
+            "body__payload__address", flat=True
+        )
+    )
     return [
         HouseholdOnLedger(
             user=h,
             address=h.identity.address,
             registered=h.identity.address in balances,
             balance=balances.get(h.identity.address),
+            pending=h.identity.address in pending,
         )
         for h in households
     ]

@@ -362,10 +362,7 @@ def household_enrol(*, operator: User, household: User) -> Transaction:
     ``already_registered`` (on the ledger, or its registration pending), or an admission code.
     """
     identity_ = _operator_household(operator, household)
-    pending = SubmittedTransaction.objects.filter(
-        body__type="account.register", body__payload__address=identity_.address
-    )
-    if _committed_account(identity_.address) is not None or pending.exists():
+    if is_registered(identity_.address):
         raise TransactionRejected("already_registered")
     return transaction_sign_and_submit(
         user=operator,
@@ -378,18 +375,36 @@ def household_enrol(*, operator: User, household: User) -> Transaction:
     )
 
 
-def credits_top_up(*, operator: User, household: User, amount: int) -> Transaction:
+def is_registered(address: str) -> bool:
+    """On the ledger, or its registration waiting for a block."""
+    return _committed_account(address) is not None or registration_pending(address)
+
+
+def registration_pending(address: str) -> bool:
+    """Whether an ``account.register`` of ``address`` waits for a block."""
+    pending: bool = SubmittedTransaction.objects.filter(
+        body__type="account.register", body__payload__address=address
+    ).exists()
+    return pending
+
+
+def credits_top_up(
+    *, operator: User, household: User, amount: int, registering: bool = False
+) -> Transaction:
     """The grid operator issues ``amount`` minor units of credits to a household: a top-up paid
     in real money (``credit.issue``, signed with the operator's key).
 
     Raises ``TransactionRejected``: ``not_allowed``, ``no_identity``, ``bad_amount`` (not a
-    positive integer), ``unknown_account`` (the household is not on the ledger yet), or an
-    admission code.
+    positive integer), ``unknown_account`` (the household is not on the ledger yet; with
+    ``registering``, a registration the operator just sent, ahead of this in its nonces, will
+    do), or an admission code.
     """
     identity_ = _operator_household(operator, household)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 2**53 - 1:
         raise TransactionRejected("bad_amount")
-    if _committed_account(identity_.address) is None:
+    if _committed_account(identity_.address) is None and not (
+        registering and registration_pending(identity_.address)
+    ):
         raise TransactionRejected("unknown_account")
     return transaction_sign_and_submit(
         user=operator,

@@ -272,6 +272,14 @@ class HouseholdMoney:
     registered: bool
     balance: int | None
     locked: int | None  # None: not on the ledger
+    feeder: str = ""  # "" none assigned yet
+    pending: bool = False  # its registration waits for a block
+
+    @property
+    def approved(self) -> bool:
+        """On the ledger with a feeder (it may trade once it has credits), or approved and about
+        to be (its registration waits for a block)."""
+        return bool(self.registered and self.feeder) or self.pending
 
     @property
     def free(self) -> int | None:
@@ -284,18 +292,21 @@ def household_money_list(*, user: User) -> list[HouseholdMoney]:
     from ledger.selectors import household_ledger_list
 
     rows = household_ledger_list(user=user)
-    locked = dict(
-        MarketAccount.objects.filter(address__in=[r.address for r in rows]).values_list(
-            "address", "locked"
-        )
-    )
+    accounts = {
+        address: (locked, feeder)
+        for address, locked, feeder in MarketAccount.objects.filter(
+            address__in=[r.address for r in rows]
+        ).values_list("address", "locked", "feeder")
+    }
     return [
         HouseholdMoney(
             user=r.user,
             address=r.address,
             registered=r.registered,
             balance=r.balance,
-            locked=locked.get(r.address, 0) if r.registered else None,
+            locked=accounts.get(r.address, (0, ""))[0] if r.registered else None,
+            feeder=accounts.get(r.address, (0, ""))[1],
+            pending=r.pending,
         )
         for r in rows
     ]

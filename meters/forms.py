@@ -39,7 +39,7 @@ class MeterForm(forms.Form):
 
     def __init__(self, *args: object, user: User, **kwargs: object) -> None:
         """The form for ``user``'s meters: its own feeder, the intervals this network allows."""
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         feeder = self.fields["feeder"]
         own = selectors.household_feeder(user=user)
         if own:

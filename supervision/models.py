@@ -157,8 +157,9 @@ class ReviewItem(models.Model):
 
 
 class Notification(models.Model):
-    """A household is told of a supervisory act that touched its orders or contracts. Made by
-    the projection; a rebuild keeps the rows (and so whether they were read)."""
+    """A household is told of a supervisory act that touched its orders or contracts (made by
+    the projection), or that the grid operator approved it (made when the approval is sent,
+    ``act`` its feeder assignment). A rebuild keeps the rows (and so whether they were read)."""
 
     address = models.CharField(max_length=50, db_index=True)
     act = models.CharField(max_length=64, help_text="The act's transaction.")

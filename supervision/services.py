@@ -11,20 +11,28 @@ when it is refused, having submitted nothing.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
 from gridplatform.accounts.models import Role, User
+from gridplatform.money import text_from_minor
+from ledger import services as ledger_services
 from ledger.crypto import Transaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
 from market.models import Contract
 from market.selectors import address_of
 from supervision.errors import MESSAGES
-from supervision.models import Notification
+from supervision.models import Feeder, Notification
+
+log = logging.getLogger(__name__)
 
 
 def _require(user: User, role: object, who: str) -> None:
@@ -188,6 +196,86 @@ def grid_state_declare(*, operator: User, scope: str, state: str, reason: str) -
     _require(operator, Role.GRID_OPERATOR, "the grid operator can")
     payload = {"scope": scope, "state": state, "reason": reason}
     return _submit(operator, "grid.state.declare", payload)
+
+
+# --- joining: the grid operator approves a household ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What approving a household sent: its registration (None: it was on the ledger already),
+    its feeder's assignment and its first top-up (None: none asked)."""
+
+    registration: Transaction | None
+    feeder: Transaction
+    top_up: Transaction | None
+
+
+def household_approve(*, operator: User, household: User, feeder: str, top_up: int = 0) -> Approval:
+    """The grid operator approves a household that asked to join: enrols it on the ledger
+    (``account.register``), assigns the feeder its connection is on (``grid.feeder.assign``),
+    and, if ``top_up`` > 0, issues its first credits (``credit.issue``), in that order of the
+    operator's nonces, so that one block can execute all three. A household on the ledger
+    already is moved to ``feeder`` (and topped up).
+
+    Raises ``PermissionDenied`` (not the grid operator) or ``TransactionRejected``:
+    ``not_household``, ``unknown_feeder`` (not a feeder the operator published), ``bad_amount``,
+    or what signing and admission answer. The household is told by email (the projection adds
+    a notification once the assignment commits).
+    """
+    _require(operator, Role.GRID_OPERATOR, "the grid operator can")
+    if household.role != Role.HOUSEHOLD or not household.is_active:
+        raise TransactionRejected("not_household", MESSAGES["not_household"])
+    if not isinstance(feeder, str) or not Feeder.objects.filter(name=feeder).exists():
+        raise TransactionRejected("unknown_feeder", MESSAGES["unknown_feeder"])
+    if isinstance(top_up, bool) or not isinstance(top_up, int) or top_up < 0:
+        raise TransactionRejected("bad_amount", MESSAGES["bad_amount"])
+    address = address_of(household)
+    if address is None:
+        raise TransactionRejected("no_identity", MESSAGES["no_identity"])
+    registration = None
+    if not ledger_services.is_registered(address):
+        registration = ledger_services.household_enrol(operator=operator, household=household)
+    # Rehearsed only when the household is on the replica: otherwise the replica, which has not
+    # seen the registration sent just now, would answer unknown_account.
+    assignment = transaction_sign_and_submit(
+        user=operator,
+        type="grid.feeder.assign",
+        payload={"address": address, "feeder": feeder},
+        rehearse=registration is None and not ledger_services.registration_pending(address),
+    )
+    credits = None
+    if top_up:
+        credits = ledger_services.credits_top_up(
+            operator=operator, household=household, amount=top_up, registering=True
+        )
+    _tell_approved(household, address, assignment, feeder, top_up)
+    return Approval(registration=registration, feeder=assignment, top_up=credits)
+
+
+def _tell_approved(
+    household: User, address: str, assignment: Transaction, feeder: str, top_up: int
+) -> None:
+    """The household hears it by email and in its notifications (the supervision page)."""
+    credits = f" and credits of {text_from_minor(top_up)}" if top_up else ""
+    Notification.objects.get_or_create(
+        address=address,
+        act=assignment.id,
+        defaults={
+            "message": f"The grid operator approved your household: your connection is on "
+            f"feeder {feeder}{credits}. You are on the ledger with the next block.",
+            "created_at": timezone.now(),
+        },
+    )
+    body = (
+        f"Hello {household.name},\n\nthe grid operator approved your household: your connection "
+        f"is on feeder {feeder}{credits}. Within a minute it is on the ledger; then register "
+        "your meter and place your first order, from your dashboard.\n"
+    )
+    try:
+        send_mail("Your household is approved", body, None, [household.email])
+    except OSError:  # the approval stands; the dashboard and its notification say it too
+        log.warning("approval email to household %s not sent", household.pk, exc_info=True)
 
 
 # --- notifications -------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def _act_rows(
     return [ActRow(act=act, by_name=known.get(act.actor, "")) for act in shown]
 
 
-def _feeder_names() -> list[str]:
+def feeder_names() -> list[str]:
+    """The published feeders' names, for the forms that pick one."""
     return [feeder.name for feeder in selectors.topology()]
 
 
@@ -145,7 +146,7 @@ def regulator_alerts(user: User) -> dict[str, Any]:
 def regulator_context(user: User) -> dict[str, Any]:
     """The supervision sections of the regulator console (regulators and admins; only a
     regulator signs acts, so an admin sees no forms)."""
-    feeders = _feeder_names()
+    feeders = feeder_names()
     context = {
         **review_rows(user),
         **audit_rows(user),
@@ -184,7 +185,7 @@ def operator_context(user: User) -> dict[str, Any]:
     if user.role == Role.GRID_OPERATOR:
         context |= {
             "publish_form": FeederPublishForm(prefix="feeder"),
-            "state_form": GridStateForm(prefix="grid", feeders=_feeder_names()),
+            "state_form": GridStateForm(prefix="grid", feeders=feeder_names()),
         }
     return context
 
@@ -502,7 +503,7 @@ SUSPEND_ACT = Act(
 trading_suspend = _act_view(
     Role.REGULATOR,
     SUSPEND_ACT,
-    lambda post: SuspendForm(post, prefix="suspend", feeders=_feeder_names()),
+    lambda post: SuspendForm(post, prefix="suspend", feeders=feeder_names()),
 )
 
 
@@ -524,7 +525,7 @@ RESUME_ACT = Act(
 trading_resume = _act_view(
     Role.REGULATOR,
     RESUME_ACT,
-    lambda post: ResumeForm(post, prefix="resume", feeders=_feeder_names()),
+    lambda post: ResumeForm(post, prefix="resume", feeders=feeder_names()),
 )
 
 
@@ -621,5 +622,5 @@ DECLARE_ACT = Act(
 grid_state_declare = _act_view(
     Role.GRID_OPERATOR,
     DECLARE_ACT,
-    lambda post: GridStateForm(post, prefix="grid", feeders=_feeder_names()),
+    lambda post: GridStateForm(post, prefix="grid", feeders=feeder_names()),
 )

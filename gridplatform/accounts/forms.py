@@ -14,6 +14,14 @@ class RegistrationForm(forms.Form):
         initial=HouseholdKind.PROSUMER,
         label="Your household",
         widget=forms.RadioSelect,
+        help_text="A consumer buys from neighbours; a prosumer has rooftop PV and sells its "
+        "surplus too; a storage owner also has a battery, to sell later what it stored.",
+    )
+    connection_point = forms.CharField(
+        max_length=200,
+        label="Where you are connected",
+        help_text="Your street address, or the connection point's number on your electricity "
+        "bill. The grid operator finds your feeder from it when it approves you.",
     )
     password1 = forms.CharField(
         label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})

@@ -47,6 +47,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     household_kind = models.CharField(
         max_length=20, choices=HouseholdKind.choices, blank=True, default=""
     )
+    connection_point = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where a household is connected: its street address or the connection point's "
+        "number on its electricity bill; the grid operator finds its feeder from it.",
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

@@ -57,6 +57,7 @@ def user_create(
     password: str | None,
     role: Role,
     household_kind: HouseholdKind | str = "",
+    connection_point: str = "",
 ) -> User:
     """Create an account with a fresh Ed25519 identity whose private key is sealed at rest.
 
@@ -67,7 +68,13 @@ def user_create(
     with transaction.atomic(durable=True):
         if User.objects.filter(email__iexact=email).exists():
             raise EmailTaken("An account with this email address already exists.")
-        user = User(email=email, name=name.strip(), role=role, household_kind=household_kind)
+        user = User(
+            email=email,
+            name=name.strip(),
+            role=role,
+            household_kind=household_kind,
+            connection_point=connection_point.strip(),
+        )
         if password is None:
             user.set_unusable_password()
         else:
@@ -94,10 +101,18 @@ def _identity_create(*, user: User) -> Identity:
 
 
 def household_register(
-    *, name: str, email: str, password: str, household_kind: HouseholdKind | str
+    *,
+    name: str,
+    email: str,
+    password: str,
+    household_kind: HouseholdKind | str,
+    connection_point: str = "",
 ) -> User:
-    """A household registers itself; operators and regulators are made by an administrator."""
+    """A household registers itself, saying where it is connected; it then waits for the grid
+    operator's approval (``supervision.services.household_approve``). Operators and regulators
+    are made by an administrator."""
     return user_create(
+        connection_point=connection_point,
         email=email,
         name=name,
         password=password,

@@ -25,6 +25,7 @@ def register(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
                 household_kind=form.cleaned_data["household_kind"],
+                connection_point=form.cleaned_data["connection_point"],
             )
         except services.AccountError as error:
             form.add_error(None, error.message)

@@ -12,6 +12,7 @@ REGISTRATION = {
     "name": "Elif Yilmaz",
     "email": "elif@test.example",
     "household_kind": "prosumer",
+    "connection_point": "4 Orchard Row",
     "password1": "sunlight-on-the-roof-42",
     "password2": "sunlight-on-the-roof-42",
 }
@@ -120,8 +121,16 @@ def test_it_sends_each_role_to_its_own_start_page(db: None, role: Role, home: st
     assert response.url == reverse(home)
 
 
-def test_it_sends_anonymous_visitors_to_the_login_page(db: None) -> None:
-    assert Client().get(reverse("home")).url == reverse("login")
+def test_anonymous_visitors_land_on_a_page_that_says_what_the_platform_is_and_how_to_join(
+    db: None,
+) -> None:
+    response = Client().get(reverse("home"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Trade electricity with your neighbours" in page
+    assert "How joining works" in page
+    assert f'href="{reverse("register")}"' in page
+    assert f'href="{reverse("login")}"' in page
 
 
 def test_it_shows_each_role_only_its_own_navigation(

@@ -17,11 +17,20 @@ NEW_PASSWORD = "kestrel-over-the-harbour-42"
 LIVE_UPDATE_TIMEOUT_MS = 10_000
 
 
-def register(page: Page, *, name: str, email: str, household: str, password: str) -> None:
+def register(
+    page: Page,
+    *,
+    name: str,
+    email: str,
+    household: str,
+    password: str,
+    connected_at: str = "1 Solar Street",
+) -> None:
     page.goto("/accounts/register/")
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Email address").fill(email)
     page.get_by_label(household, exact=True).check()
+    page.get_by_label("Where you are connected").fill(connected_at)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Password again").fill(password)
     page.get_by_role("button", name="Register").click()

@@ -57,7 +57,7 @@ def test_the_operator_enrols_a_household_and_tops_it_up(
     client = client_for(grid_operator)
     page = client.get(CONSOLE).content.decode()
     assert f'data-household="{prosumer.pk}"' in page
-    assert "Enrol" in page
+    assert "Waiting for approval" in page
 
     response = client.post(f"{CONSOLE}households/{prosumer.pk}/enrol/", follow=True)
     assert "is being registered on the ledger" in response.content.decode()
@@ -89,7 +89,7 @@ def test_the_operator_enrols_a_household_and_tops_it_up(
     assert LedgerAccount.objects.get(address=address).balance == 2550
     rows = client.get(f"{CONSOLE}households/rows/").content.decode()
     assert "€25.50" in rows
-    assert "Registered" in rows
+    assert "On the ledger, no feeder yet" in rows
 
     # It bids for energy: the console shows the margin locked and what is left free.
     options = Options()
