@@ -286,6 +286,19 @@ class HouseholdMoney:
         return None if self.balance is None or self.locked is None else self.balance - self.locked
 
 
+def neighbour_labels(*, addresses: list[str]) -> dict[str, str]:
+    """How a household's pages name its counterparties: "a neighbour on <its feeder>" (or "a
+    neighbour" before it has one). Addresses are pseudonyms on the ledger; the pages do not show
+    them, nor who is behind them."""
+    feeders = dict(
+        MarketAccount.objects.filter(address__in=set(addresses)).values_list("address", "feeder")
+    )
+    return {
+        address: f"a neighbour on {feeders[address]}" if feeders.get(address) else "a neighbour"
+        for address in addresses
+    }
+
+
 def household_money_list(*, user: User) -> list[HouseholdMoney]:
     """Every household with its balance, locked margin and free balance; for the grid operator
     (and admins) only, empty for anyone else (``ledger.selectors.household_ledger_list``)."""

@@ -139,10 +139,15 @@ def _my_offers_context(user: User) -> dict[str, Any]:
 
 
 def _contracts_context(user: User) -> dict[str, Any]:
-    return {
-        "contracts": list(selectors.contract_list(user=user)[:HISTORY_SHOWN]),
-        "me": selectors.address_of(user),
-    }
+    """The household's contracts, each with its counterparty as people read it ("a neighbour
+    on feeder-north"), never a raw address."""
+    me = selectors.address_of(user)
+    contracts = list(selectors.contract_list(user=user)[:HISTORY_SHOWN])
+    others = [c.seller if c.buyer == me else c.buyer for c in contracts]
+    labels = selectors.neighbour_labels(addresses=others)
+    for contract, other in zip(contracts, others, strict=True):
+        contract.counterparty = labels[other]
+    return {"contracts": contracts, "me": me}
 
 
 def _trading_stop(user: User) -> selectors.TradingStop | None:

@@ -44,6 +44,7 @@ from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema as market_schema
+from market.forms import energy_text, price_text
 from market.models import Contract, MarketAccount
 from supervision import chain, review
 from supervision.chain import schema
@@ -322,8 +323,8 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
         record = data["act"]
         made = Contract.objects.get(id=data["contract"])
         what = (
-            f"your contract {made.id} ({record['energy_wh_before']:,} Wh at {made.price}/kWh "
-            f"for the slot of {made.slot:%Y-%m-%d %H:%M} UTC)"
+            f"your contract {made.id} ({energy_text(record['energy_wh_before'])} at "
+            f"{price_text(made.price)} for the slot of {made.slot:%Y-%m-%d %H:%M} UTC)"
         )
         if act.type == chain.VETO:
             return (
@@ -331,8 +332,8 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
                 "its margins were released."
             )
         return (
-            f"A regulator curtailed {what} to {record['energy_wh']:,} Wh: {reason}. The margins "
-            "for the energy taken out were released."
+            f"A regulator curtailed {what} to {energy_text(record['energy_wh'])}: {reason}. The "
+            "margins for the energy taken out were released."
         )
     if act.type == chain.RESTRICT:
         cancelled = len(data["cancelled_orders"]) + len(data["cancelled_offers"])

@@ -395,11 +395,14 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     assert "<td>€0.20/kWh</td><td>1 kWh</td><td>1</td>" in book
 
     contract = Contract.objects.get()
-    for client, side in ((seller_client, "sell"), (buyer_client, "buy")):
+    for client, side, other in ((seller_client, "sell", buyer), (buyer_client, "buy", seller)):
         html = client.get(f"{MARKET}contracts/").content.decode()
         assert f'data-contract="{contract.id}"' in html
         assert f"<td>{side}</td>" in html
         assert "<td>2 kWh</td>" in html
+        # The counterparty as people read it, never its address.
+        assert "<td data-counterparty>a neighbour on feeder-1</td>" in html
+        assert other.identity.address not in html
     money = buyer_client.get(f"{MARKET}money/").content.decode()
     assert '<dd data-testid="locked">€0.40</dd>' in money  # 2 kWh at €0.20: the escrow
     assert '<dd data-testid="free">€999.60</dd>' in money

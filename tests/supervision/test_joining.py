@@ -88,6 +88,7 @@ def test_a_household_joins_and_the_operator_approves_it_on_its_feeder(
     waiting = household_client.get("/dashboard/").content.decode()
     assert "from where you said you are connected (“12 Mill Lane”)" in waiting
     stops = household_client.get("/supervision/").content.decode()
+    assert "Times in UTC." in stops  # the zone is named, never "Times in ."
     assert "You cannot trade yet: the grid operator has not approved your connection" in stops
 
     operator = Client()

@@ -115,7 +115,7 @@ def test_a_veto_releases_the_load_decides_the_review_and_tells_both_parties(
     assert logged.at == datetime_of_ms(site.blocks[-1].timestamp_ms)
 
     message = (
-        f"A regulator vetoed your contract {made.id} (1,500 Wh at 100/kWh for the slot of "
+        f"A regulator vetoed your contract {made.id} (1.5 kWh at €1.00/kWh for the slot of "
         f"{when(slot)}): wash trade. It will not be delivered or settled; its margins were "
         "released."
     )
@@ -161,8 +161,8 @@ def test_a_review_item_follows_a_clearing_and_then_a_curtailment(
     assert set(Notification.objects.values_list("address", "message")) == {
         (
             who,
-            f"A regulator curtailed your contract {far.id} (200 Wh at 300/kWh for the slot of "
-            f"{when(slot)}) to 150 Wh: too big. The margins for the energy taken out were "
+            f"A regulator curtailed your contract {far.id} (0.2 kWh at €3.00/kWh for the slot of "
+            f"{when(slot)}) to 0.15 kWh: too big. The margins for the energy taken out were "
             "released.",
         )
         for who in (address(prosumer), address(outsider))

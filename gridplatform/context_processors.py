@@ -1,0 +1,11 @@
+"""What every page's template may use."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils import timezone
+
+
+def time_zone(request: HttpRequest) -> dict[str, str]:
+    """``zone``: the name of the zone the page shows times in ("Times in Europe/Vienna.")."""
+    return {"zone": timezone.get_current_timezone_name()}
