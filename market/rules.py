@@ -24,17 +24,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError
+from django.db.models import Sum
 
 from gridplatform.accounts.models import Role, User
 from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
-from ledger.projection import ms_of_datetime
+from ledger.projection import datetime_of_ms, ms_of_datetime
 from market import selectors, services
 from market.forms import energy_text, price_text
 from market.models import RuleKind, RuleOrder, StandingRule
+from meters.models import Reading
 
 log = logging.getLogger(__name__)
 MAX_RULES = 10
@@ -79,7 +81,7 @@ def forecast(flow: Flow, *, slot_s: int) -> Forecast:
     return Forecast(flow=flow, intervals=max(1, slot_s // max(1, flow.duration_s)))
 
 
-def rule_create(*, owner: User, kind: str, energy_wh: int, price: int) -> StandingRule:
+def _check_rule(owner: User, kind: str, energy_wh: int, price: int) -> None:
     if owner.role != Role.HOUSEHOLD:
         raise RuleError("Only households set standing rules.", code="not_allowed")
     if kind not in RuleKind.values:
@@ -91,12 +93,62 @@ def rule_create(*, owner: User, kind: str, energy_wh: int, price: int) -> Standi
         raise RuleError("A buying rule needs a most per slot above 0 Wh.", code="bad_energy")
     if price == 0:
         raise RuleError(services.MESSAGES["bad_price"], code="bad_price")
+
+
+def rule_create(*, owner: User, kind: str, energy_wh: int, price: int) -> StandingRule:
+    _check_rule(owner, kind, energy_wh, price)
     if StandingRule.objects.filter(owner=owner, active=True).count() >= MAX_RULES:
         raise RuleError(f"At most {MAX_RULES} active rules.", code="too_many_rules")
     rule: StandingRule = StandingRule.objects.create(
         owner=owner, kind=kind, energy_wh=energy_wh, price=price
     )
     return rule
+
+
+@dataclass(frozen=True)
+class PreviewOrder:
+    """An order a rule would have placed: for ``slot``, from the reading of ``flow``."""
+
+    slot: datetime
+    side: str
+    energy_wh: int
+    forecast_wh: int
+    flow: Flow
+
+
+def rule_preview(
+    *, owner: User, kind: str, energy_wh: int, price: int, now: datetime
+) -> list[PreviewOrder]:
+    """What a rule would have done over the day before ``now``, from the household's own
+    readings: each interval, scaled to the slot, is the forecast for the slot that was next
+    open for trading when the interval ended (the first slot whose gate closure is later), and
+    the rule places at most one order per slot (the first interval that calls for one), as
+    :func:`rules_apply` does. Refusals as :func:`rule_create`'s; nothing is placed or kept."""
+    _check_rule(owner, kind, energy_wh, price)
+    rule = StandingRule(owner=owner, kind=kind, energy_wh=energy_wh, price=price)
+    options = selectors.options()
+    slot_ms, gate_ms = options.slot_ms, options.gate_closure_ms
+    readings = (
+        Reading.objects.filter(
+            meter__owner=owner, start__gte=now - timedelta(days=1), start__lt=now
+        )
+        .values("start", "duration_s")
+        .annotate(import_wh=Sum("import_wh"), export_wh=Sum("export_wh"))
+        .order_by("start")
+    )
+    orders: dict[datetime, PreviewOrder] = {}
+    for row in readings:
+        flow = Flow(row["start"], row["import_wh"], row["export_wh"], row["duration_s"])
+        ended_ms = ms_of_datetime(flow.start) + flow.duration_s * 1_000
+        slot = datetime_of_ms((ended_ms + gate_ms) // slot_ms * slot_ms + slot_ms)
+        expected = forecast(flow, slot_s=slot_ms // 1_000)
+        order = wanted(rule, expected)
+        if order is None or slot in orders:
+            continue
+        side, energy = order
+        forecast_wh = expected.surplus_wh if side == "sell" else expected.need_wh
+        orders[slot] = PreviewOrder(slot, side, energy, forecast_wh, flow)
+    return list(orders.values())
 
 
 def rule_stop(*, owner: User, rule_id: int) -> StandingRule:

@@ -177,6 +177,7 @@ def _trade_page(
     offer_form: OfferForm | None = None,
     errors: dict[str, str] | None = None,
     accept: tuple[Offer, AcceptForm] | None = None,
+    rule_preview: dict[str, Any] | None = None,
 ) -> HttpResponse:
     user = request.user
     options = selectors.options()
@@ -189,6 +190,7 @@ def _trade_page(
         "slot_label": slot_label(slot) if slot is not None else "",
         "household": user.role == Role.HOUSEHOLD,
         "errors": errors or {},
+        "rule_preview": rule_preview,
         **_slots_context(slots, chosen_ms),
         **_book_context(slot, options),
     }
@@ -414,18 +416,24 @@ def offer_withdraw(request: HttpRequest, offer_id: str) -> HttpResponse:
 # --- standing rules (trigger trading) -------------------------------------------------------------
 
 
+def _rule_fields(data: Any) -> dict[str, Any]:
+    """The rule form's kind, energy (Wh) and price; ``RuleError`` for numbers it cannot read."""
+    try:
+        energy_wh = scaled(data.get("energy_kwh", ""), 3)
+        price = scaled(data.get("price_cents", ""), 0)
+    except (NotANumber, Inexact):
+        raise rules.RuleError(
+            "Enter the energy in kWh (up to 3 decimals) and the price in whole cents per kWh.",
+            code="bad_number",
+        ) from None
+    return {"kind": data.get("kind", ""), "energy_wh": energy_wh, "price": price}
+
+
 @require_POST
 @role_required(Role.HOUSEHOLD)
 def rule_create(request: HttpRequest) -> HttpResponse:
-    kind = request.POST.get("kind", "")
     try:
-        energy_wh = scaled(request.POST.get("energy_kwh", ""), 3)
-        price = scaled(request.POST.get("price_cents", ""), 0)
-    except (NotANumber, Inexact):
-        message = "Enter the energy in kWh (up to 3 decimals) and the price in whole cents per kWh."
-        return _trade_page(request, errors={"rules": message})
-    try:
-        rule = rules.rule_create(owner=request.user, kind=kind, energy_wh=energy_wh, price=price)
+        rule = rules.rule_create(owner=request.user, **_rule_fields(request.POST))
     except DomainError as error:
         return _trade_page(request, errors={"rules": error.message})
     messages.success(
@@ -435,6 +443,25 @@ def rule_create(request: HttpRequest) -> HttpResponse:
         "for them.",
     )
     return redirect(f"{reverse('market')}#rules")
+
+
+@require_GET
+@role_required(Role.HOUSEHOLD)
+def rule_preview(request: HttpRequest) -> HttpResponse:
+    """The market page with what the rule in the form would have done over the last day."""
+    try:
+        fields = _rule_fields(request.GET)
+        orders = rules.rule_preview(owner=request.user, now=timezone.now(), **fields)
+    except DomainError as error:
+        return _trade_page(request, errors={"rules": error.message})
+    preview = {
+        "kind": fields["kind"],
+        "energy_kwh": request.GET.get("energy_kwh", ""),
+        "price_cents": request.GET.get("price_cents", ""),
+        "orders": orders,
+        "energy_wh": sum(order.energy_wh for order in orders),
+    }
+    return _trade_page(request, rule_preview=preview)
 
 
 @require_POST

@@ -192,3 +192,46 @@ def test_a_five_minute_meter_on_fifteen_minute_slots_orders_three_intervals_wort
     }
     one = client.get(f"/api/v1/orders/{order.id}").json()
     assert one["made_by_rule"] == row["made_by_rule"]
+
+
+def test_the_rule_form_previews_what_the_rule_would_have_done_over_the_last_day(
+    site: Site, prosumer: User, client: Any
+) -> None:
+    pv = register(prosumer, "roof-pv", kind="pv", interval_s=300).meter
+    now = datetime.now(UTC)
+    start = now.replace(second=0, microsecond=0) - timedelta(hours=2)
+    start -= timedelta(minutes=start.minute % 15)
+    # 5-minute readings; the slot next open when a reading ends is the first whose gate
+    # (5 minutes before it) is still ahead.
+    store_readings(
+        pv,
+        (start, 0, 100),  # ends at :05, for the :15 slot: 300 Wh forecast, 200 Wh above 100
+        (start + timedelta(minutes=5), 0, 500),  # ends at :10, for the :30 slot: 1,400 Wh
+        (start + timedelta(minutes=10), 0, 900),  # ends at :15, for the :30 slot: taken
+        (start + timedelta(minutes=15), 50, 80),  # 90 Wh forecast: below what is kept
+        (start - timedelta(days=2), 0, 900),  # older than a day: not looked at
+    )
+    quarter = timedelta(minutes=15)
+    orders = rules.rule_preview(
+        owner=prosumer, kind="sell_surplus", energy_wh=100, price=20, now=now
+    )
+    assert [(o.slot, o.side, o.energy_wh, o.forecast_wh) for o in orders] == [
+        (start + quarter, "sell", 200, 300),
+        (start + 2 * quarter, "sell", 1_400, 1_500),
+    ]
+    assert not RuleOrder.objects.exists()
+    assert not SubmittedTransaction.objects.exists()
+
+    client.force_login(prosumer)
+    page = client.get(
+        "/market/rules/preview/",
+        {"kind": "sell_surplus", "energy_kwh": "0.1", "price_cents": "20"},
+    ).content.decode()
+    assert "What this rule would have done over the last day" in page
+    assert "2 orders, 1.6 kWh in all. Nothing was placed." in page
+    assert 'value="0.1"' in page
+    bad = client.get(
+        "/market/rules/preview/", {"kind": "hoard", "energy_kwh": "1", "price_cents": "5"}
+    )
+    assert "Choose selling surplus or buying what you need." in bad.content.decode()
+    assert not StandingRule.objects.exists()
