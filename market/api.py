@@ -55,6 +55,7 @@ from market.serializers import (
     SlotSerializer,
     WholeNumberField,
     parse_slot,
+    utc_datetime,
 )
 
 TAG = "market"
@@ -652,3 +653,42 @@ class AccountApi(APIView):
             "free": money.free,
         }
         return Response(self.OutputSerializer(data).data)
+
+
+class TariffSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "MarketTariff"
+
+    class BandSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "MarketTariffBand"
+
+        from_minute = serializers.IntegerField(help_text="Minutes after midnight, UTC.")
+        retail = serializers.IntegerField(help_text="Minor units per kWh bought from the grid.")
+        feed_in = serializers.IntegerField(help_text="Minor units per kWh sold to the grid.")
+        network_fee = serializers.IntegerField(help_text="Minor units per kWh bought.")
+
+    from_slot = utc_datetime(help_text="In force from this slot until the next tariff's.")
+    bands = BandSerializer(many=True)
+    tx = serializers.CharField(help_text="The publishing transaction.")
+    height = serializers.IntegerField()
+
+
+class TariffListApi(ListAPIView):
+    """GET: the supplier of last resort's tariffs, newest first."""
+
+    serializer_class = TariffSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.tariff_list()
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="market_tariff_list",
+        summary="The grid operator's tariffs, newest first",
+        description="Retail, feed-in and network fee per time-of-use band (minor units per "
+        "kWh), each in force from `from_slot` until the next one's. Paged.",
+        responses={200: TariffSerializer(many=True), 401: UNAUTHENTICATED},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)

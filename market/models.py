@@ -187,6 +187,23 @@ class RuleOrder(models.Model):
         return f"rule {self.rule_id} -> {self.order_id[:12]}"
 
 
+class Tariff(models.Model):
+    """A tariff of the supplier of last resort (``market.tariff_published``): in force from
+    ``from_slot`` until the next one's. ``bands``: its time-of-use bands, as on the ledger."""
+
+    from_slot = models.DateTimeField(primary_key=True)
+    bands = models.JSONField()
+    tx = models.CharField(max_length=64)
+    height = models.BigIntegerField()
+    published_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-from_slot"]
+
+    def __str__(self) -> str:
+        return f"tariff from {self.from_slot:%Y-%m-%d %H:%M}"
+
+
 class SlotSettlement(models.Model):
     """A settled slot (``market/settlement/<slot>``): totals over its contracts."""
 

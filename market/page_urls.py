@@ -22,6 +22,7 @@ urlpatterns = [
     path("contracts/", views.contract_rows, name="market-contracts"),
     path("rules/", views.rule_create, name="market-rule-create"),
     path("rules/preview/", views.rule_preview, name="market-rule-preview"),
+    path("tariffs/", views.tariffs, name="market-tariffs"),
     path("statements/", views.statement_page, name="market-statements"),
     path("statements.csv", views.statement_csv, name="market-statements-csv"),
     path("rules/<int:rule_id>/stop/", views.rule_stop, name="market-rule-stop"),

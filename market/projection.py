@@ -34,7 +34,7 @@ from django.db.models import F
 from ledger.blocks import Block
 from ledger.projection import datetime_of_ms
 from ledger.state import State
-from market.chain import schema
+from market.chain import schema, tariff
 from market.models import (
     Contract,
     MarketAccount,
@@ -42,6 +42,7 @@ from market.models import (
     Order,
     SettlementLine,
     SlotSettlement,
+    Tariff,
 )
 
 ORDER = schema.ORDER_PREFIX
@@ -81,7 +82,7 @@ CONTRACT_FIELDS = (
 
 
 def clear() -> None:
-    for model in (SettlementLine, SlotSettlement, Contract, Order, Offer, MarketAccount):
+    for model in (SettlementLine, SlotSettlement, Contract, Order, Offer, MarketAccount, Tariff):
         model.objects.all().delete()
 
 
@@ -172,6 +173,14 @@ def _slot_settled(data: dict[str, Any], height: int, when: datetime) -> None:
     )
 
 
+def _tariff_published(data: dict[str, Any], height: int, when: datetime) -> None:
+    # A tariff for a slot that had one replaces it, as on the ledger.
+    Tariff.objects.update_or_create(
+        from_slot=datetime_of_ms(data["from_slot"]),
+        defaults={"bands": data["bands"], "tx": data["tx"], "height": height, "published_at": when},
+    )
+
+
 _HANDLERS: dict[str, Callable[[dict[str, Any], int, datetime], None]] = {
     schema.ORDER_PLACED: _opener(Order, "side", "placed_at"),
     schema.ORDER_CLOSED: _closer(Order),
@@ -180,6 +189,7 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], int, datetime], None]] = {
     schema.CONTRACT_MADE: _contract_made,
     schema.CONTRACT_SETTLED: _contract_settled,
     schema.SLOT_SETTLED: _slot_settled,
+    tariff.TARIFF_PUBLISHED: _tariff_published,
 }
 
 

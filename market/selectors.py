@@ -29,6 +29,7 @@ from market.models import (
     OrderStatus,
     SettlementLine,
     Side,
+    Tariff,
 )
 
 
@@ -284,6 +285,17 @@ class HouseholdMoney:
     @property
     def free(self) -> int | None:
         return None if self.balance is None or self.locked is None else self.balance - self.locked
+
+
+def tariff_list() -> QuerySet[Tariff]:
+    """The supplier's tariffs, newest first (public: every household pays them)."""
+    return Tariff.objects.all()
+
+
+def tariff_in_force(*, at: datetime) -> Tariff | None:
+    """The tariff of the slot starting at ``at``: the last one from then or before."""
+    found: Tariff | None = Tariff.objects.filter(from_slot__lte=at).order_by("-from_slot").first()
+    return found
 
 
 def neighbour_labels(*, addresses: list[str]) -> dict[str, str]:

@@ -150,6 +150,19 @@ def offer_withdraw(*, user: User, offer_id: str) -> Transaction:
 # --- the grid operator's market work ----------------------------------------------------------
 
 
+def tariff_publish(
+    *, operator: User, from_slot: datetime, bands: list[dict[str, int]]
+) -> Transaction:
+    """The grid operator, supplier of last resort, publishes its tariff from ``from_slot`` on
+    (``market.tariff.publish``; ``market.chain.tariff``): per time-of-use band the retail and
+    feed-in prices and the network fee, minor units per kWh. Rehearsed, so a refusal
+    (``tariff_in_past``, ``bad_bands``, ``bad_price``, ``slot_misaligned``) comes back at once."""
+    if operator.role != Role.GRID_OPERATOR:
+        raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
+    payload = {"from_slot": ms_of_datetime(from_slot), "bands": bands}
+    return _submit(operator, "market.tariff.publish", payload)
+
+
 def feeder_assign(*, operator: User, household: User, feeder: str) -> Transaction:
     """The grid operator records which feeder a household's connection is on (a household
     without one cannot trade): ``grid.feeder.assign``, signed with the operator's key."""

@@ -18,4 +18,5 @@ urlpatterns = [
     path("offers/<str:id>/accept", api.OfferAcceptApi.as_view(), name="offer-accept"),
     path("contracts", api.ContractListApi.as_view(), name="contract-list"),
     path("account", api.AccountApi.as_view(), name="account"),
+    path("tariffs", api.TariffListApi.as_view(), name="tariff-list"),
 ]

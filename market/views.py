@@ -17,24 +17,28 @@ are here too (``market.flows``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
+from ledger.services import TransactionRejected
 from market import flows, rules, selectors, services, statements
 from market.chain.options import Options
+from market.errors import MESSAGES
 from market.forms import (
     FIELD_OF_CODE,
     WH,
@@ -49,6 +53,7 @@ from market.forms import (
     slot_label,
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
+from market.serializers import parse_slot
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).
 HISTORY_SHOWN = 50
@@ -476,6 +481,84 @@ def rule_stop(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 
 # --- statements ----------------------------------------------------------------------------------
+
+
+# --- tariffs --------------------------------------------------------------------------------------
+
+_BAND_LINE = re.compile(r"(\d{1,2}):(\d{2})\s+(\d+)\s+(\d+)\s+(\d+)")
+
+
+def _bands_of(text: str) -> list[dict[str, int]]:
+    """The publish form's bands: a line "HH:MM retail feed-in fee" each, prices in cents/kWh."""
+    bands = []
+    for line in (line.strip() for line in text.splitlines()):
+        if not line:
+            continue
+        found = _BAND_LINE.fullmatch(line)
+        if found is None:
+            raise TransactionRejected(
+                "bad_bands",
+                "Write one band a line: its start (HH:MM, UTC) and its retail, feed-in and "
+                "network fee in cents per kWh, e.g. “07:00 32 8 5”.",
+            )
+        hours, minutes, retail, feed_in, fee = (int(group) for group in found.groups())
+        bands.append(
+            {
+                "from_minute": hours * 60 + minutes,
+                "retail": retail,
+                "feed_in": feed_in,
+                "network_fee": fee,
+            }
+        )
+    return bands
+
+
+def _band_rows(bands: list[dict[str, int]]) -> list[dict[str, Any]]:
+    """A tariff's bands with their end (the next band's start, or midnight), for the page."""
+    ends = [band["from_minute"] for band in bands[1:]] + [1_440]
+    return [
+        band
+        | {
+            "from": f"{band['from_minute'] // 60:02d}:{band['from_minute'] % 60:02d}",
+            "to": f"{end // 60:02d}:{end % 60:02d}",
+        }
+        for band, end in zip(bands, ends, strict=True)
+    ]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tariffs(request: HttpRequest) -> HttpResponse:
+    """The supplier of last resort's tariffs: the one in force, the history; the grid operator
+    publishes a new one here."""
+    errors = ""
+    if request.method == "POST":
+        if request.user.role != Role.GRID_OPERATOR:
+            raise PermissionDenied("Only the grid operator publishes tariffs.")
+        try:
+            from_slot = parse_slot(request.POST.get("from_slot", ""))
+            if from_slot is None:
+                raise TransactionRejected("bad_slot", MESSAGES["bad_slot"])
+            tx = services.tariff_publish(
+                operator=request.user,
+                from_slot=from_slot,
+                bands=_bands_of(request.POST.get("bands", "")),
+            )
+        except TransactionRejected as error:
+            errors = error.message
+        else:
+            _submitted(request, "The tariff", tx.id)
+            return redirect("market-tariffs")
+    current = selectors.tariff_in_force(at=timezone.now())
+    rows = [(tariff, _band_rows(tariff.bands)) for tariff in selectors.tariff_list()[:50]]
+    context = {
+        "current": current,
+        "tariffs": rows,
+        "errors": errors,
+        "may_publish": request.user.role == Role.GRID_OPERATOR,
+        "posted": request.POST if errors else {},
+    }
+    return render(request, "market/tariffs.html", context, status=400 if errors else 200)
 
 
 @role_required(Role.HOUSEHOLD)

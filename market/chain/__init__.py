@@ -13,6 +13,7 @@ chain package below it. Modules:
                     ``market.network`` hook, provided by ``supervision.chain``)
 ``contract``        orders, matching, bilateral offers and contracts, the end of trading
 ``settlement``      a slot's contracts settled against its sellers' meters
+``tariff``          the supplier of last resort's tariffs (retail, feed-in, network fee)
 ==================  ===========================================================================
 
 :func:`register` adds the market's transaction types to a registry that already holds the
@@ -23,9 +24,16 @@ meters' question whether a slot is closed (its readings leave the state; later o
 
 from __future__ import annotations
 
-from ledger.application import ANY_ROLE, HOUSEHOLD, SPEND_GUARDS, Registry, TxFailed
+from ledger.application import (
+    ANY_ROLE,
+    GRID_OPERATOR,
+    HOUSEHOLD,
+    SPEND_GUARDS,
+    Registry,
+    TxFailed,
+)
 from ledger.state import State
-from market.chain import book, contract, settlement
+from market.chain import book, contract, settlement, tariff
 from market.chain.book import BUY, SELL
 from market.chain.options import market_options
 from market.chain.schema import contracts_key, free_balance, offers_key
@@ -39,6 +47,7 @@ OFFER_ACCEPT = "market.offer.accept"
 OFFER_WITHDRAW = "market.offer.withdraw"
 SLOT_CLEAR = "market.slot.clear"
 SLOT_SETTLE = "market.slot.settle"
+TARIFF_PUBLISH = "market.tariff.publish"
 
 TYPES = {
     ORDER_PLACE: (HOUSEHOLD, contract.order_place),
@@ -48,6 +57,7 @@ TYPES = {
     OFFER_WITHDRAW: (HOUSEHOLD, contract.offer_withdraw),
     SLOT_CLEAR: (ANY_ROLE, contract.slot_clear),
     SLOT_SETTLE: (ANY_ROLE, settlement.slot_settle),
+    TARIFF_PUBLISH: (GRID_OPERATOR, tariff.tariff_publish),
 }
 
 

@@ -27,6 +27,10 @@ MESSAGES: dict[str, str] = {
     "beyond_horizon": "That slot is too far ahead to trade yet.",
     "energy_out_of_bounds": "The energy is outside what the market accepts.",
     "price_out_of_bounds": "The price is outside what the market accepts.",
+    # market.tariff.publish
+    "tariff_in_past": "A tariff applies from a slot that has not started yet.",
+    "bad_bands": "A tariff has 1 to 24 time-of-use bands, each with from_minute (the first 0, "
+    "then increasing, below 1,440), retail, feed_in and network_fee.",
     # the qualification audit: the network's stops, then the market's own
     "market_suspended": "Trading is suspended.",
     "account_restricted": "Your account may not trade at the moment.",

@@ -22,6 +22,10 @@ key                                         record
 ``market/contracts/<slot>``                 int, the number of contracts made for the slot
 ``market/contract/<slot>-<n>``              :class:`Contract` number n of the slot
 ``market/defaults/<address>``               :class:`Defaults`
+``market/tariffs``                          the supplier's tariffs by ``from_slot``
+                                            (``market.chain.tariff``: written by
+                                            ``market.tariff.publish``, which also drops those
+                                            superseded more than ``KEEP_MS`` ago)
 ==========================================  ===================================================
 
 The state holds only what execution still needs: open orders and offers, margins, and the
@@ -45,6 +49,7 @@ Events (``context.emit``; ``data`` fields):
 ``market.auction_cleared``      :class:`Auction`
 ``market.contract_settled``     :class:`SettlementResult` with ``"slot"``
 ``market.slot_settled``         :class:`Settlement`
+``market.tariff_published``     ``market.chain.tariff.Tariff``
 ==============================  ================================================================
 """
 
@@ -55,6 +60,7 @@ from typing import Any, NotRequired, TypedDict
 from ledger.application import balance
 from ledger.state import State
 
+TARIFFS_KEY = "market/tariffs"
 LOCKED_PREFIX = "market/locked/"
 ORDER_PREFIX = "market/order/"
 OFFER_PREFIX = "market/offer/"

@@ -166,6 +166,7 @@ def test_it_places_an_order_and_shows_it_once_its_block_commits(
         "height": block.height,
         "placed_at": iso(block.timestamp_ms),
         "closed_height": None,
+        "made_by_rule": None,
     }
     assert results("/orders", client) == [shown]
 
@@ -851,6 +852,7 @@ ENDPOINTS = [
     ("post", f"/offers/{'0' * 64}/accept"),
     ("get", "/contracts"),
     ("get", "/account"),
+    ("get", "/tariffs"),
 ]
 
 
@@ -885,6 +887,7 @@ def test_it_publishes_every_market_path_in_the_schema(db: None) -> None:
         f"{API}/offers/{{id}}/accept": ["post"],
         f"{API}/contracts": ["get"],
         f"{API}/account": ["get"],
+        f"{API}/tariffs": ["get"],
     }
     assert len(ENDPOINTS) == sum(len(methods) for methods in market_paths.values())
     operations = {
@@ -904,6 +907,7 @@ def test_it_publishes_every_market_path_in_the_schema(db: None) -> None:
         "market_offer_accept",
         "market_contract_list",
         "market_account_get",
+        "market_tariff_list",
     }
     place_order = paths[f"{API}/orders"]["post"]
     assert set(place_order["responses"]) == {"202", "400", "401", "403"}
