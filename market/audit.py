@@ -23,6 +23,8 @@ site's transaction index, so the audit reads one block per settled slot, not the
 * ``Contract`` rows of settled slots: each has a settlement line, or was vetoed; any other row
   is one the chain does not have.
 
+* ``Tariff``: every tariff of ``market/tariffs`` and its row (bands, transaction, block).
+
 Not yet: how a closed order or offer closed (``filled`` / ``cancelled`` / ``expired``, its
 remainder, ``closed_height``), and closed ones no contract names.
 """
@@ -36,7 +38,7 @@ from ledger.models import BlockRecord, TransactionRecord
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.read_model_audit import Comparison, Difference
 from ledger.state import State
-from market.chain import schema
+from market.chain import schema, tariff
 from market.models import (
     Contract,
     MarketAccount,
@@ -46,6 +48,7 @@ from market.models import (
     OrderStatus,
     SettlementLine,
     SlotSettlement,
+    Tariff,
 )
 from market.projection import CONTRACT_FIELDS, SETTLEMENT_LINE_FIELDS
 
@@ -61,7 +64,34 @@ def audit(*, height: int, state: State) -> list[Difference]:
     _orders(found, state, contracts)
     _offers(found, state, contracts)
     _settlements(found, summaries, results)
+    _tariffs(found, state)
     return found.differences
+
+
+def _tariffs(found: Comparison, state: State) -> None:
+    """``Tariff`` rows against ``market/tariffs``, field by field. A row older than the oldest
+    tariff the state keeps is one the state pruned (it stays in the blocks), not a stray."""
+    chain = {str(t["from_slot"]): t for t in tariff.tariffs(state)}
+    oldest = min((t["from_slot"] for t in chain.values()), default=None)
+    seen = set()
+    for row in Tariff.objects.all():
+        key = str(ms_of_datetime(row.from_slot))
+        if oldest is not None and int(key) < oldest:
+            continue
+        seen.add(key)
+        kept = chain.get(key)
+        if kept is None:
+            found.stray(Tariff, key)
+            continue
+        names = ("bands", "tx", "height")
+        found.fields(
+            Tariff,
+            key,
+            {name: kept[name] for name in names},  # type: ignore[literal-required]
+            {name: getattr(row, name) for name in names},
+        )
+    for key in sorted(set(chain) - seen):
+        found.missing(Tariff, key)
 
 
 def _settled(height: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:

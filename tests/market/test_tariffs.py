@@ -13,7 +13,7 @@ from django.test import Client
 from gridplatform.accounts.models import User
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
-from market import views
+from market import services, views
 from market.chain import tariff
 from market.models import Tariff
 from tests.ledger.chains import build_chain, recent_start_ms
@@ -156,3 +156,30 @@ def test_the_operator_publishes_on_the_tariffs_page_and_households_read_it(
     assert "<td>22:00\u201324:00</td>" in page
     api = household.get("/api/v1/tariffs").json()["results"]
     assert api == [{"from_slot": from_slot, "bands": BANDS, "tx": row.tx, "height": row.height}]
+
+
+@pytest.mark.django_db
+def test_the_read_model_audit_names_an_altered_or_missing_tariff(
+    site: Site, grid_operator: User
+) -> None:
+    from market import audit
+
+    start = site.blocks[-1].timestamp_ms // SLOT_MS * SLOT_MS + 4 * SLOT_MS
+    commit_pending(site)  # nothing pending: a block all the same
+    services.tariff_publish(operator=grid_operator, from_slot=datetime_of_ms(start), bands=BANDS)
+    services.tariff_publish(
+        operator=grid_operator, from_slot=datetime_of_ms(start + SLOT_MS), bands=BANDS[:1]
+    )
+    commit_pending(site)
+
+    def differences() -> list[tuple[str, str, str]]:
+        found = audit.audit(height=site.blocks[-1].height, state=site.state)
+        return [(d.model, d.row, d.field) for d in found]
+
+    assert differences() == []
+    Tariff.objects.filter(from_slot=datetime_of_ms(start)).update(bands=BANDS[:1])
+    Tariff.objects.filter(from_slot=datetime_of_ms(start + SLOT_MS)).delete()
+    assert differences() == [
+        ("Tariff", str(start), "bands"),
+        ("Tariff", str(start + SLOT_MS), "(row)"),
+    ]
