@@ -97,6 +97,10 @@ def test_a_household_joins_and_the_operator_approves_it_on_its_feeder(
     assert f'data-household="{household.pk}" data-waiting' in console
     assert "Connected at: 12 Mill Lane" in console
     assert '<option value="feeder-north">feeder-north</option>' in console
+    # The rows are re-fetched on every block: what the operator picked and typed must stay.
+    assert f'id="approve-feeder-{household.pk}" name="feeder" required hx-preserve="true"' in (
+        console
+    )
     assert "1 waiting" in console
 
     response = operator.post(
