@@ -59,6 +59,7 @@ def test_it_announces_a_relayed_batchs_latest_interval(
             "start": at(11, 59),
             "import_wh": 5,
             "export_wh": 6,
+            "duration_s": 60,
         }
     ]
 
