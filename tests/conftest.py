@@ -28,6 +28,18 @@ def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _no_local_network(
+    settings: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A checkout that ran `make run` has the demo's network under var/ledger (5-minute slots,
+    # its own genesis): no test may read it. A test that needs a network points LEDGER_DIR at
+    # its own (tests.ledger.site.use_network).
+    empty = tmp_path_factory.mktemp("no-network")
+    settings.LEDGER_DIR = empty
+    settings.LEDGER_STORE_URL = f"sqlite:///{empty}/store-{{node}}.sqlite3"
+
+
 @pytest.fixture
 def tasks_inline() -> Iterator[None]:
     """Run the tasks the code under test queues for the site's worker in this process, at once.
