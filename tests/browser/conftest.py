@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.browser.support import ASYNC_UNSAFE, LiveServer
+from tests.browser.support import ASYNC_UNSAFE, LiveServer, server_with_environment
 
 CHROMIUM = "/usr/bin/chromium"
 # We run as root; without the networking flags Chromium tries to reach the (closed) network.
@@ -62,9 +61,16 @@ def _fast_password_hashing() -> None:
 
 
 @pytest.fixture(scope="module")
-def _live_server(django_db_setup: None) -> Iterator[LiveServer]:
-    # After django_db_setup the connection's settings name the test database.
-    server = LiveServer(database_name=str(connection.settings_dict["NAME"]))
+def _live_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    # After django_db_setup the connection's settings name the test database. The server has no
+    # ledger network unless a module gives it one (server_for_network): never the checkout's
+    # own, which `make run` leaves under var/ledger.
+    empty = tmp_path_factory.mktemp("no-network")
+    server = server_with_environment(
+        LEDGER_DIR=str(empty), LEDGER_STORE_URL=f"sqlite:///{empty}/store-{{node}}.sqlite3"
+    )
     yield server
     server.stop()
 
