@@ -1,7 +1,9 @@
-"""The demo community: three feeders (one of them tight), its grid operator and its regulator."""
+"""The demo community: three feeders (one of them tight), its grid operator (with a tariff) and
+its regulator."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from gridplatform.accounts import services
@@ -87,6 +89,12 @@ DEMO_MARKET_OPTIONS = {
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
 # The community's grid: two streets and a lane at the end of a long, thin cable, whose limits
 # bite (``supervision.chain.grid``: a 5-minute slot lets 6 kW carry 500 Wh each way). Limits in W.
+# The grid operator's tariff (minor units per kWh): nights 22:00-07:00 UTC and days.
+DEMO_TARIFF_BANDS = [
+    {"from_minute": 0, "retail": 24, "feed_in": 6, "network_fee": 4},
+    {"from_minute": 420, "retail": 32, "feed_in": 8, "network_fee": 5},
+    {"from_minute": 1_320, "retail": 24, "feed_in": 6, "network_fee": 4},
+]
 DEMO_TOPOLOGY = {
     "feeder-north": (60_000, 60_000),
     "feeder-south": (40_000, 40_000),
@@ -96,9 +104,9 @@ DEMO_FEEDERS = tuple(DEMO_TOPOLOGY)
 
 
 def demo_ledger_register() -> int:
-    """Publish the demo grid's feeders and put every demo household the ledger does not know yet
-    on it, ready to trade: registered, on its street's feeder, with 50.00 of credits. Returns
-    how many households.
+    """Publish the demo grid's feeders and its tariff (from the slot after next) and put every
+    demo household the ledger does not know yet on it, ready to trade: registered, on its
+    street's feeder, with 50.00 of credits. Returns how many households.
 
     Signed by the grid operator's custodial key, sent as one batch. Reads validator 0's store
     (only reads) for who is registered and for the operator's next nonce, so running it again
@@ -110,6 +118,8 @@ def demo_ledger_register() -> int:
     from ledger.genesis import Genesis
     from ledger.services import transactions_submit
     from ledger.store import open_store
+    from market.chain import tariff
+    from market.chain.options import market_options
 
     genesis = Genesis.from_json_file(config.genesis_path())
     store = open_store(config.store_url(0))
@@ -141,6 +151,10 @@ def demo_ledger_register() -> int:
                     "import_limit_w": import_limit_w,
                 },
             )
+    if not tariff.tariffs(state):
+        slot_ms = market_options(state).slot_ms
+        from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms
+        signed("market.tariff.publish", {"from_slot": from_slot, "bands": DEMO_TARIFF_BANDS})
     households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
     new = 0
     for position, household in enumerate(households.select_related("identity").order_by("id")):

@@ -13,6 +13,7 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.demo import (
     DEMO_DOMAIN,
     DEMO_FEEDERS,
+    DEMO_TARIFF_BANDS,
     DEMO_TOP_UP,
     DEMO_TOPOLOGY,
     HOUSEHOLDS,
@@ -20,7 +21,7 @@ from gridplatform.demo import (
     demo_ledger_register,
 )
 from ledger.models import LedgerAccount, StateEntry
-from market.models import MarketAccount
+from market.models import MarketAccount, Tariff
 from tests.ledger.live import LiveNetwork, running_network
 from tests.ledger.site import give_issuer_key
 
@@ -61,5 +62,14 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
     }
     assert limits == DEMO_TOPOLOGY
     assert min(export for export, _ in limits.values()) <= 6_000
+    # ...and its tariff, so that the Tariffs page has one from the start.
+    network.wait(lambda: _tariffs() == 1, seconds=60, what="the demo tariff")
+    assert Tariff.objects.get().bands == DEMO_TARIFF_BANDS
     # Run again (a restart of `make run`): nothing is sent twice.
     assert demo_ledger_register() == 0
+
+
+def _tariffs() -> int:
+    count = int(Tariff.objects.count())
+    connection.close()
+    return count
