@@ -7,10 +7,13 @@ such a request changed nothing, and the client may send it again. The error is s
 from __future__ import annotations
 
 import logging
+import zoneinfo
+from typing import Any
 
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.deprecation import MiddlewareMixin
 
 from gridplatform.api import API_PREFIX, error_body
@@ -35,3 +38,26 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
             )
         html = render_to_string("503.html", {"message": MESSAGE})
         return HttpResponse(html, status=503, headers=headers)
+
+
+class UserTimeZoneMiddleware:
+    """Pages show times in the user's own zone (``User.time_zone``), the site's otherwise; the
+    pages name the zone ("Times in Europe/Vienna.")."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        user = getattr(request, "user", None)
+        zone = getattr(user, "time_zone", "") if user is not None else ""
+        try:
+            if zone:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+            else:
+                timezone.deactivate()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

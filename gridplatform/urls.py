@@ -55,6 +55,7 @@ urlpatterns = [
     ),
     path("accounts/settings/", account_views.account_settings, name="account-settings"),
     path("accounts/settings/tokens/", account_views.api_token_create, name="api-token-create"),
+    path("accounts/settings/time-zone/", account_views.time_zone_set, name="time-zone-set"),
     path(
         "accounts/settings/tokens/<int:token_id>/revoke/",
         account_views.api_token_revoke,

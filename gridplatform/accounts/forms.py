@@ -23,6 +23,8 @@ class RegistrationForm(forms.Form):
         help_text="Your street address, or the connection point's number on your electricity "
         "bill. The grid operator finds your feeder from it when it approves you.",
     )
+    # Filled by the browser (static/js/timezone.js): the pages then show its own time.
+    time_zone = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
     password1 = forms.CharField(
         label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )

@@ -53,6 +53,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Where a household is connected: its street address or the connection point's "
         "number on its electricity bill; the grid operator finds its feeder from it.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The IANA zone the pages show times in; empty: the site's (TIME_ZONE).",
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

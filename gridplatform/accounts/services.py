@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
@@ -58,6 +59,7 @@ def user_create(
     role: Role,
     household_kind: HouseholdKind | str = "",
     connection_point: str = "",
+    time_zone: str = "",
 ) -> User:
     """Create an account with a fresh Ed25519 identity whose private key is sealed at rest.
 
@@ -74,6 +76,7 @@ def user_create(
             role=role,
             household_kind=household_kind,
             connection_point=connection_point.strip(),
+            time_zone=time_zone,
         )
         if password is None:
             user.set_unusable_password()
@@ -100,6 +103,25 @@ def _identity_create(*, user: User) -> Identity:
     return created
 
 
+class BadTimeZone(AccountError):
+    code = "bad_time_zone"
+
+
+def time_zones() -> list[str]:
+    """The zones a user may pick: the IANA database's, by name."""
+    return sorted(zoneinfo.available_timezones())
+
+
+def time_zone_set(*, user: User, zone: str) -> User:
+    """Show ``user`` times in ``zone`` (an IANA name; "" for the site's). Raises
+    ``BadTimeZone`` for any other text, changing nothing."""
+    if zone and zone not in zoneinfo.available_timezones():
+        raise BadTimeZone("That is not a time zone: pick one from the list, e.g. Europe/Vienna.")
+    user.time_zone = zone
+    user.save(update_fields=["time_zone"])
+    return user
+
+
 def household_register(
     *,
     name: str,
@@ -107,12 +129,15 @@ def household_register(
     password: str,
     household_kind: HouseholdKind | str,
     connection_point: str = "",
+    time_zone: str = "",
 ) -> User:
     """A household registers itself, saying where it is connected; it then waits for the grid
     operator's approval (``supervision.services.household_approve``). Operators and regulators
     are made by an administrator."""
+    zone = time_zone if time_zone in zoneinfo.available_timezones() else ""  # the browser's
     return user_create(
         connection_point=connection_point,
+        time_zone=zone,
         email=email,
         name=name,
         password=password,

@@ -26,6 +26,7 @@ def register(request: HttpRequest) -> HttpResponse:
                 password=form.cleaned_data["password1"],
                 household_kind=form.cleaned_data["household_kind"],
                 connection_point=form.cleaned_data["connection_point"],
+                time_zone=form.cleaned_data["time_zone"],
             )
         except services.AccountError as error:
             form.add_error(None, error.message)
@@ -47,7 +48,12 @@ def _settings_page(
     request: HttpRequest, *, form: ApiTokenForm, new_token: str = "", status: int = 200
 ) -> HttpResponse:
     tokens = selectors.api_token_list(user=request.user)
-    context = {"form": form, "tokens": tokens, "new_token": new_token}
+    context = {
+        "form": form,
+        "tokens": tokens,
+        "new_token": new_token,
+        "time_zones": services.time_zones(),
+    }
     response = render(request, "accounts/settings.html", context, status=status)
     if new_token:
         # The one page that ever shows the token: no cache may keep a copy.
@@ -60,6 +66,19 @@ def _settings_page(
 def account_settings(request: HttpRequest) -> HttpResponse:
     """The account's settings: its API tokens, a form to make one, and a button to revoke."""
     return _settings_page(request, form=ApiTokenForm())
+
+
+@login_required
+@require_POST
+def time_zone_set(request: HttpRequest) -> HttpResponse:
+    """Show this user times in the zone it picked (empty: the site's)."""
+    try:
+        services.time_zone_set(user=request.user, zone=request.POST.get("time_zone", ""))
+    except services.BadTimeZone as error:
+        messages.error(request, error.message)
+        return redirect("account-settings")
+    messages.success(request, "Times are shown in your zone from now on.")
+    return redirect("account-settings")
 
 
 @login_required

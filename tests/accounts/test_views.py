@@ -212,3 +212,27 @@ def test_it_does_not_lock_out_another_account_from_the_same_address(
         client.post(reverse("login"), {"username": prosumer.email, "password": "wrong"})
     response = client.post(reverse("login"), {"username": consumer.email, "password": PASSWORD})
     assert response.status_code == 302
+
+
+def test_times_show_in_the_zone_the_household_picked(db: None) -> None:
+    client = Client()
+    registration = REGISTRATION | {"email": "zone@test.example", "time_zone": "Europe/Vienna"}
+    assert client.post(reverse("register"), registration).status_code == 302
+    user = User.objects.get(email="zone@test.example")
+    assert user.time_zone == "Europe/Vienna"  # as its browser said (static/js/timezone.js)
+    page = client.get(reverse("account-settings")).content.decode()
+    assert '<strong data-testid="current-zone">Europe/Vienna</strong>' in page
+    assert '<option value="Europe/Vienna" selected>' in page
+    supervision = client.get("/supervision/").content.decode()
+    assert "Times in Europe/Vienna." in supervision
+
+    refused = client.post(reverse("time-zone-set"), {"time_zone": "Mars/Olympus"}, follow=True)
+    assert "That is not a time zone" in refused.content.decode()
+    user.refresh_from_db()
+    assert user.time_zone == "Europe/Vienna"
+    client.post(reverse("time-zone-set"), {"time_zone": ""})
+    assert "Times in UTC." in client.get("/supervision/").content.decode()
+    # A zone the browser made up is not kept: the site's stands.
+    other = REGISTRATION | {"email": "odd@test.example", "time_zone": "Nowhere/Special"}
+    Client().post(reverse("register"), other)
+    assert User.objects.get(email="odd@test.example").time_zone == ""

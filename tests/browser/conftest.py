@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -104,15 +105,16 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser, live_server_url: str) -> Iterator[Callable[[], Page]]:
+def new_page(browser: Browser, live_server_url: str) -> Iterator[Callable[..., Page]]:
     """Pages in browser contexts of their own: separate cookies, as in another browser.
 
     Relative URLs (``page.goto("/accounts/login/")``) go to the live server.
     """
     contexts: list[BrowserContext] = []
 
-    def make() -> Page:
-        context = browser.new_context(base_url=live_server_url)
+    def make(**options: Any) -> Page:
+        """``options``: Playwright's for the context, e.g. ``timezone_id``."""
+        context = browser.new_context(base_url=live_server_url, **options)
         contexts.append(context)
         return context.new_page()
 

@@ -132,3 +132,18 @@ def test_it_refuses_a_wrong_password(new_page: NewPage) -> None:
     assert "sessionid" not in {cookie["name"] for cookie in page.context.cookies()}
     page.goto("/dashboard/")
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/dashboard/$"))
+
+
+def test_a_new_household_sees_times_in_its_browsers_zone(new_page: Callable[..., Page]) -> None:
+    page = new_page(timezone_id="Asia/Tokyo")
+    register(
+        page,
+        name="Kenji Mori",
+        email="kenji@test.example",
+        household=HouseholdKind.CONSUMER.label,
+        password=NEW_PASSWORD,
+    )
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    assert User.objects.get(email="kenji@test.example").time_zone == "Asia/Tokyo"
+    page.goto("/accounts/settings/")
+    expect(page.get_by_test_id("current-zone")).to_have_text("Asia/Tokyo")
