@@ -81,6 +81,7 @@ urlpatterns = [
     path("supervision/", include("supervision.page_urls")),
     # The block explorer: public, anonymous visitors rate-limited (ledger.public).
     path("ledger/", ledger_views.block_list, name="ledger-blocks"),
+    path("accounts/settings/key/", ledger_views.signing_key, name="ledger-signing-key"),
     path("ledger/rows/", ledger_views.block_rows, name="ledger-block-rows"),
     path("ledger/blocks/<int:height>/", ledger_views.block_detail, name="ledger-block"),
     path("ledger/tx/<str:tx_id>/", ledger_views.transaction_detail, name="ledger-transaction"),

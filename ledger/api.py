@@ -499,3 +499,45 @@ class StateProofListApi(APIView):
             )
         proven = selectors.state_proofs(keys=keys, user=request.user)
         return Response(self.OutputSerializer(proven).data)
+
+
+class KeyTakeOverApi(APIView):
+    """POST: take over your own signing key (self-custody)."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "KeyTakeOver"
+
+        public_key = serializers.CharField(
+            help_text="Your own Ed25519 public key, 64 lowercase hex; keep its private key."
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "KeyTakeOverSubmitted"
+
+        transaction = serializers.CharField(help_text="The key.rotate transaction's id.")
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="ledger_key_take_over",
+        summary="Take over your own key: the platform stops signing for you",
+        description="Signs `key.rotate` to your key with the key the platform holds for you, "
+        "and deletes that key once the rotation commits. From then on only your key signs for "
+        "your account: submit your transactions with `POST /api/v1/ledger/transactions`, "
+        "`sender` your address. Refusals (400): `bad_public_key`, `same_key`, `key_taken`, "
+        "`unknown_account` (not on the ledger yet), `not_custodial` (you hold your key "
+        "already), `no_identity`.",
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: error_response("A refusal; `code` is one of the codes above."),
+            401: UNAUTHENTICATED,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        public_key = request.data.get("public_key") if isinstance(request.data, dict) else None
+        if not isinstance(public_key, str):
+            raise InvalidInput('Send {"public_key": "<64 hex>"}.', code="bad_public_key")
+        tx = services.key_take_over(user=request.user, public_key=public_key)
+        return Response({"transaction": tx.id}, status=status.HTTP_202_ACCEPTED)

@@ -29,8 +29,9 @@ ADMISSION = (
     "unknown_type",
     "not_allowed",
 )
-# The refusals of the web users' signing service, beyond admission's.
-SIGNING = ("no_identity", "not_custodial")
+# The refusals of the web users' signing services (signing for them, handing them their own key
+# with ledger.services.key_take_over), beyond admission's.
+SIGNING = ("no_identity", "not_custodial", "key_taken")
 
 MESSAGES: dict[str, str] = {
     # admission (and the first steps of execution)
@@ -47,7 +48,9 @@ MESSAGES: dict[str, str] = {
     "not_allowed": "The sender's role may not send this type of transaction.",
     # signing
     "no_identity": "This account has no ledger identity.",
-    "not_custodial": "This account holds its own key; the platform cannot sign for it.",
+    "not_custodial": "This account signs for itself: the platform holds no key that can sign "
+    "for it. Send it through the API, signed with your own key, or with your own client.",
+    "key_taken": "Another account has that public key.",
     # execution: the ledger's own transaction types and the payload helpers
     "bad_payload": "The request does not have exactly the fields it needs.",
     "bad_amount": "The amount must be a positive number of cents.",

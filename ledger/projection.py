@@ -37,6 +37,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from gridplatform.accounts.models import Identity
 from ledger import application, config, replica
 from ledger.application import Registry
 from ledger.blocks import (
@@ -187,6 +188,23 @@ def _write_block(block: Block, body: dict[str, Any]) -> None:
     )
 
 
+def _keys_rotated(block: Block) -> None:
+    """An account that took over its own key (a committed ``key.rotate``): the site shows the
+    new key and deletes the sealed copy of the old one, which can no longer sign for it."""
+    for tx, result in zip(block.transactions, block.results, strict=True):
+        if tx.type != "key.rotate" or result != "ok":
+            continue
+        public_key = tx.payload["public_key"]
+        held = Identity.objects.filter(address=tx.sender)
+        if Identity.objects.filter(public_key=public_key).exclude(address=tx.sender).exists():
+            # Another site account has that key (the ledger does not forbid it): the sealed
+            # copy still goes, the row keeps its old key and the log says why.
+            log.warning("key.rotate %s: key of another site account; old key kept", tx.id)
+            held.update(sealed_private_key=None)
+            continue
+        held.update(public_key=public_key, sealed_private_key=None)
+
+
 def _project_read_models(block: Block, state: State, changes: dict[str, Any]) -> None:
     for read_model in read_models():
         read_model.project(block=block, state=state, changes=changes)
@@ -317,6 +335,7 @@ def _project_next(
     _write_block(block, block_to_json(block))
     changes = state.take_changes()
     _write_state(state, changes, (tx.id for tx in block.transactions))
+    _keys_rotated(block)
     _project_read_models(block, state, changes)
     cursor.height = block.height
     cursor.save(update_fields=["height"])

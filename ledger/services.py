@@ -33,7 +33,7 @@ from ledger import application, config, errors, projection
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
-from ledger.identity import IdentityError, KeyPair
+from ledger.identity import IdentityError, KeyPair, public_key_bytes
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -338,6 +338,40 @@ class ReplicaState(State):
                 if value is not None:
                     self._data[key] = value
         return super().get(key, default)
+
+
+# --- self-custody -----------------------------------------------------------------------------
+
+
+def key_take_over(*, user: User, public_key: str) -> Transaction:
+    """The account takes over its own key: ``key.rotate`` to ``public_key``, signed with the
+    custodial key, which the site deletes once the rotation commits (``ledger.projection``);
+    from then on only the user's key signs for it (the API, or its own client).
+
+    Raises ``TransactionRejected``: ``no_identity``, ``not_custodial`` (it holds its own key
+    already), ``bad_public_key``, ``same_key``, ``key_taken`` (another account's), or
+    ``unknown_account`` (not on the ledger yet), or what admission answers.
+    """
+    identity_ = Identity.objects.filter(user=user).first()
+    if identity_ is None:
+        raise TransactionRejected("no_identity")
+    if not identity_.is_custodial:
+        raise TransactionRejected("not_custodial")
+    try:
+        public_key_bytes(public_key)
+    except (IdentityError, TypeError):
+        raise TransactionRejected("bad_public_key") from None
+    if public_key != public_key.lower():
+        raise TransactionRejected("bad_public_key")
+    if public_key == identity_.public_key:
+        raise TransactionRejected("same_key")
+    if Identity.objects.filter(public_key=public_key).exclude(pk=identity_.pk).exists():
+        raise TransactionRejected("key_taken")
+    if _committed_account(identity_.address) is None:
+        raise TransactionRejected("unknown_account")
+    return transaction_sign_and_submit(
+        user=user, type="key.rotate", payload={"public_key": public_key}, rehearse=True
+    )
 
 
 # --- the grid operator's own transactions ----------------------------------------------------

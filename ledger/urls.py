@@ -15,6 +15,7 @@ urlpatterns = [
     path("blocks/<int:height>", api.BlockDetailApi.as_view(), name="block"),
     path("blocks/<int:height>/events/<int:index>", api.EventProofApi.as_view(), name="event"),
     path("accounts/<str:address>", api.AccountDetailApi.as_view(), name="account"),
+    path("key", api.KeyTakeOverApi.as_view(), name="key-take-over"),
     path("validators", api.ValidatorListApi.as_view(), name="validator-list"),
     path("genesis", api.GenesisApi.as_view(), name="genesis"),
     path("state", api.StateProofListApi.as_view(), name="state-list"),

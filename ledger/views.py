@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
-from gridplatform.accounts.models import Role
+from gridplatform.accounts.models import Identity, Role
 from gridplatform.decorators import role_required
-from ledger import config, selectors
+from ledger import config, selectors, services
 from ledger.blocks import quorum
 from ledger.crypto import canonical
+from ledger.models import SubmittedTransaction
 from ledger.public import (
     COMMITTED_MAX_AGE_S,
     NEWEST_MAX_AGE_S,
@@ -139,3 +143,33 @@ def validator_rows(request: HttpRequest) -> HttpResponse:
     return render(
         request, "ledger/_validator_rows.html", {"validators": selectors.validator_list()}
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def signing_key(request: HttpRequest) -> HttpResponse:
+    """Who holds this account's signing key, and taking it over (self-custody)."""
+    identity_ = Identity.objects.filter(user=request.user).first()
+    error = ""
+    if request.method == "POST":
+        try:
+            tx = services.key_take_over(
+                user=request.user, public_key=request.POST.get("public_key", "").strip().lower()
+            )
+        except services.TransactionRejected as refused:
+            error = refused.message
+        else:
+            messages.success(
+                request,
+                f"Your key takes over with the next block (transaction {tx.id[:12]}…); the "
+                "platform then deletes the key it held for you and can no longer sign for you.",
+            )
+            return redirect("ledger-signing-key")
+    pending = (
+        identity_ is not None
+        and SubmittedTransaction.objects.filter(
+            sender=identity_.address, body__type="key.rotate"
+        ).exists()
+    )
+    context = {"identity": identity_, "error": error, "pending": pending}
+    return render(request, "ledger/signing_key.html", context, status=400 if error else 200)

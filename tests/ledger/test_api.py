@@ -579,6 +579,7 @@ def test_it_publishes_a_valid_openapi_schema_with_every_ledger_path(db: None) ->
         f"{API}/state/{{key}}": ["get"],
         f"{API}/validators": ["get"],
         f"{API}/genesis": ["get"],
+        f"{API}/key": ["post"],
     }
     submit = paths[f"{API}/transactions"]["post"]
     assert set(submit["responses"]) == {"202", "400", "401", "503"}
