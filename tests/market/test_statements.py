@@ -133,10 +133,19 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
         -130,
     )
 
+    assert seller_line.penalty_explained == (
+        "Your meters measured 1.234 kWh delivered of the 2 kWh you sold: for the 0.766 kWh "
+        "missing you paid the buyer €0.18 from your deposit (the contract's penalty on its "
+        "value at €1.20/kWh)."
+    )
     client.force_login(consumer)
     page = client.get("/market/statements/").content.decode()
     assert f'data-contract="{line.contract_id}"' in page
     assert "-€1.30" in page
+    assert (
+        "The seller delivered 1.234 kWh of the 2 kWh you bought: for the 0.766 kWh missing, "
+        "€0.18 of its deposit came to you."
+    ) in page
     response = client.get("/market/statements.csv")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.reader(io.StringIO(response.content.decode())))
