@@ -233,29 +233,6 @@ class StatementLine:
     def net(self) -> int:
         return self.energy_amount + self.network_fee + self.penalty
 
-    @property
-    def penalty_explained(self) -> str:
-        """The penalty in words ("" when there is none)."""
-        if not self.penalty:
-            return ""
-        from gridplatform.money import text_from_minor
-        from market.forms import energy_text, price_text
-
-        missing = energy_text(self.contracted_wh - self.delivered_wh)
-        amount = text_from_minor(abs(self.penalty))
-        delivered = energy_text(self.delivered_wh)
-        contracted = energy_text(self.contracted_wh)
-        if self.role == "seller":
-            return (
-                f"Your meters measured {delivered} delivered of the {contracted} you sold: for "
-                f"the {missing} missing you paid the buyer {amount} from your deposit (the "
-                f"contract's penalty on its value at {price_text(self.price)})."
-            )
-        return (
-            f"The seller delivered {delivered} of the {contracted} you bought: for the "
-            f"{missing} missing, {amount} of its deposit came to you."
-        )
-
 
 def statement(*, user: User, slot: datetime | None = None) -> list[StatementLine]:
     """``user``'s settled contracts (of ``slot``, or every slot), newest slot first."""

@@ -12,6 +12,8 @@ import csv
 import io
 from collections.abc import Iterable
 
+from gridplatform.money import text_from_minor
+from market.forms import energy_text, price_text
 from market.selectors import StatementLine
 
 HEADER = (
@@ -59,3 +61,23 @@ def statement_csv(lines: Iterable[StatementLine]) -> str:
         ]
         writer.writerow([neutralise(cell) for cell in row])
     return out.getvalue()
+
+
+def penalty_explained(line: StatementLine) -> str:
+    """A line's penalty in words ("" when there is none), from the side of its party."""
+    if not line.penalty:
+        return ""
+    missing = energy_text(line.contracted_wh - line.delivered_wh)
+    amount = text_from_minor(abs(line.penalty))
+    delivered = energy_text(line.delivered_wh)
+    contracted = energy_text(line.contracted_wh)
+    if line.role == "seller":
+        return (
+            f"Your meters measured {delivered} delivered of the {contracted} you sold: for "
+            f"the {missing} missing you paid the buyer {amount} from your deposit (the "
+            f"contract's penalty on its value at {price_text(line.price)})."
+        )
+    return (
+        f"The seller delivered {delivered} of the {contracted} you bought: for the "
+        f"{missing} missing, {amount} of its deposit came to you."
+    )

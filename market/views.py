@@ -564,7 +564,10 @@ def tariffs(request: HttpRequest) -> HttpResponse:
 @role_required(Role.HOUSEHOLD)
 @require_GET
 def statement_page(request: HttpRequest) -> HttpResponse:
-    lines = selectors.statement(user=request.user)
+    lines = [
+        (line, statements.penalty_explained(line))
+        for line in selectors.statement(user=request.user)
+    ]
     return render(request, "market/statements.html", {"lines": lines})
 
 

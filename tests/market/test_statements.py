@@ -19,7 +19,7 @@ from gridplatform.accounts.services import identity_unseal
 from ledger.identity import KeyPair
 from ledger.models import LedgerAccount, StateEntry, SubmittedTransaction
 from ledger.projection import datetime_of_ms
-from market import selectors, services
+from market import selectors, services, statements
 from market.models import SettlementLine
 from market.statements import HEADER, neutralise
 from meters import services as meter_services
@@ -133,7 +133,7 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
         -130,
     )
 
-    assert seller_line.penalty_explained == (
+    assert statements.penalty_explained(seller_line) == (
         "Your meters measured 1.234 kWh delivered of the 2 kWh you sold: for the 0.766 kWh "
         "missing you paid the buyer €0.18 from your deposit (the contract's penalty on its "
         "value at €1.20/kWh)."
