@@ -233,14 +233,13 @@ def rules_of(*, user: User) -> list[StandingRule]:
     return list(StandingRule.objects.filter(owner=user, active=True))
 
 
-def reason_text(made: RuleOrder) -> str:
+def reason_text(made: RuleOrder, *, slot_s: int) -> str:
     """Why the rule placed the order, in words: "your rule “sell surplus above 0.1 kWh”: 0.35 kWh
     out and 0 kWh in over 1 min, x5 for the 5-min slot: 1.75 kWh surplus forecast; at no less
-    than €0.20/kWh"."""
+    than €0.20/kWh". ``slot_s``: the network's slot, in seconds."""
     rule = made.rule
     if not made.reading_s:  # placed before orders kept their reasons
         return f"your rule “{rule.get_kind_display().lower()}”"
-    slot_s = selectors.options().slot_ms // 1_000
     intervals = max(1, slot_s // made.reading_s)
     selling = rule.kind == SELL_SURPLUS
     what = "surplus" if selling else "need"

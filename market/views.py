@@ -110,9 +110,10 @@ def _orders_context(user: User) -> dict[str, Any]:
     closed = list(orders.exclude(status=OrderStatus.OPEN)[:HISTORY_SHOWN])
     shown = open_orders + closed
     made_by = rules.rule_of_orders(order_ids=[order.id for order in shown])
+    slot_s = selectors.options().slot_ms // 1_000  # read once, not once per order
     return {
         "orders": [
-            (order, made, rules.reason_text(made) if made else "")
+            (order, made, rules.reason_text(made, slot_s=slot_s) if made else "")
             for order in shown
             for made in [made_by.get(order.id)]
         ]

@@ -233,16 +233,18 @@ def household_approve(*, operator: User, household: User, feeder: str, top_up: i
     address = address_of(household)
     if address is None:
         raise TransactionRejected("no_identity", MESSAGES["no_identity"])
+    pending = ledger_services.registration_pending(address)
+    committed = not pending and ledger_services.is_registered(address)
     registration = None
-    if not ledger_services.is_registered(address):
+    if not (pending or committed):
         registration = ledger_services.household_enrol(operator=operator, household=household)
     # Rehearsed only when the household is on the replica: otherwise the replica, which has not
-    # seen the registration sent just now, would answer unknown_account.
+    # seen its registration yet, would answer unknown_account.
     assignment = transaction_sign_and_submit(
         user=operator,
         type="grid.feeder.assign",
         payload={"address": address, "feeder": feeder},
-        rehearse=registration is None and not ledger_services.registration_pending(address),
+        rehearse=committed,
     )
     credits = None
     if top_up:
