@@ -32,7 +32,10 @@ fn)`` adds ``fn`` at ``point`` and every handler finds them in ``context.hooks[p
 registration order. The ledger offers one itself, :data:`SPEND_GUARDS`: each guard is called as
 ``guard(state, address)`` after a ``credit.transfer`` or ``credit.redeem`` spent ``address``'s
 balance, and raises ``TxFailed`` to refuse it (the market keeps margins from being spent this
-way). An application may offer hooks of its own to the applications above it in the same way.
+way), and :data:`TOPPED_UP`: each is called as ``fn(state, address, context)`` after a
+``credit.issue`` credited ``address`` (the market pays a household's arrears to the supplier
+from it first). An application may offer hooks of its own to the applications above it in the
+same way.
 
 Ledger state keys: ``acct/<address>`` = ``{"public_key", "role", "nonce"}``, ``bal/<address>`` =
 integer credits in minor units, ``ledger/supply`` = credits in circulation,
@@ -80,6 +83,7 @@ class TxFailed(Exception):
 # The ledger's own hook: called as guard(state, address) after a credit.* type spent the
 # address's balance; a guard raises TxFailed to refuse the spending.
 SPEND_GUARDS = "ledger.spend_guards"
+TOPPED_UP = "ledger.topped_up"
 
 Hooks = Mapping[str, tuple[Any, ...]]
 NO_HOOKS: Hooks = MappingProxyType({})
@@ -402,6 +406,8 @@ def _credit_issue(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_issuer")
     state.set(f"bal/{to}", balance(state, to) + amount)
     state.set("ledger/supply", state.get("ledger/supply") + amount)
+    for topped_up in context.hooks.get(TOPPED_UP, ()):
+        topped_up(state, to, context)
 
 
 def _guard_spending(state: State, address: str, context: Context) -> None:

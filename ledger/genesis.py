@@ -12,7 +12,7 @@ JSON (canonical when written by :meth:`Genesis.dumps`)::
       "issuer_public_key":     64-hex public key of the grid operator
       "regulator_public_keys": [64-hex public key, ...]
       "options":               {name: int, ...}
-      "protocol":              2, the ledger protocol (``ledger.state.PROTOCOL_VERSION``)
+      "protocol":              4, the ledger protocol (``ledger.state.PROTOCOL_VERSION``)
     }
 
 A document of another protocol (one without ``protocol`` is of protocol 1, whose state root

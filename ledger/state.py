@@ -22,14 +22,17 @@ from typing import Any
 from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json
 from ledger.trie import Trie
 
-# The ledger protocol: 3 since blocks record their transactions' events (``events_root``) and the
-# live state drops settled history; 2 made the state root the root of the state trie (1 hashed
-# the whole map). Genesis documents and validator stores carry it; one of another is refused.
-PROTOCOL_VERSION = 3
+# The ledger protocol: 4 since each slot's settlement also settles every metered household's
+# residual with the supplier of last resort (meters index the slots they have readings of); 3
+# made blocks record their transactions' events (``events_root``) and the live state drop
+# settled history; 2 made the state root the root of the state trie (1 hashed the whole map).
+# Genesis documents and validator stores carry it; one of another is refused.
+PROTOCOL_VERSION = 4
 RECREATE_HINT = (
-    "this version of the software runs ledger protocol 3 (blocks carry typed events, the state "
-    "root is the root of a 16-ary Merkle trie and settled history leaves the live state, "
-    "docs/ledger.md); a network of another protocol cannot be continued. "
+    "this version of the software runs ledger protocol 4 (blocks carry typed events, the state "
+    "root is the root of a 16-ary Merkle trie, settled history leaves the live state and each "
+    "slot settles with the supplier of last resort, docs/ledger.md); a network of another "
+    "protocol cannot be continued. "
     "Create a new one: stop the system, move the old LEDGER_DIR and the validators' stores "
     "aside (for the demo: `make clean`), then `make run` (or `manage.py ledger genesis`)"
 )

@@ -14,11 +14,14 @@ chain package below it. Modules:
 ``contract``        orders, matching, bilateral offers and contracts, the end of trading
 ``settlement``      a slot's contracts settled against its sellers' meters
 ``tariff``          the supplier of last resort's tariffs (retail, feed-in, network fee)
+``residual``        each household's energy beyond its contracts, settled with the supplier;
+                    arrears
 ==================  ===========================================================================
 
 :func:`register` adds the market's transaction types to a registry that already holds the
 ledger's and the meters', and hooks the market into both: the ledger's spend guard (a
-``credit.transfer`` or ``credit.redeem`` may spend the free balance only, never a margin) and the
+``credit.transfer`` or ``credit.redeem`` may spend the free balance only, never a margin), the
+ledger's top-up hook (a household's arrears to the supplier are paid first from a top-up) and the
 meters' question whether a slot is closed (its readings leave the state; later ones are late).
 """
 
@@ -29,14 +32,16 @@ from ledger.application import (
     GRID_OPERATOR,
     HOUSEHOLD,
     SPEND_GUARDS,
+    TOPPED_UP,
     Registry,
     TxFailed,
 )
 from ledger.state import State
-from market.chain import book, contract, settlement, tariff
+from market.chain import book, contract, residual, settlement, tariff
 from market.chain.book import BUY, SELL
 from market.chain.options import market_options
 from market.chain.schema import contracts_key, free_balance, offers_key
+from meters.chain import schema as meters
 from meters.chain.metering import SLOT_CLOSED
 
 # The transaction types' names, for the site (services, projection) to name them by.
@@ -72,12 +77,14 @@ def slot_closed(state: State, slot: int, now: int) -> bool:
     """The meters' hook: whether no settlement can ever need the readings of the meters' slot
     starting at ``slot`` (block time ``now``): the delivery slot holding it has ended at least
     ``market.settlement_delay_ms`` ago, is cleared (no order or offer left, so no contract can
-    be made for it any more) and holds no contract (none was made, or it has settled)."""
+    be made for it any more) and waits for no settlement: it holds no contract and no meter's
+    reading is indexed under it (none was made or recorded, or it has settled)."""
     options = market_options(state)
     start = slot - slot % options.slot_ms
     return (
         now >= start + options.slot_ms + options.settlement_delay_ms
         and state.get(contracts_key(start)) is None
+        and not meters.slot_has_readings(state, start)
         and book.best_price(state, start, BUY) is None
         and book.best_price(state, start, SELL) is None
         and state.get(offers_key(start)) is None
@@ -90,4 +97,5 @@ def register(registry: Registry) -> Registry:
         registry.register(name, senders={sender}, handler=handler)
     registry.hook(SPEND_GUARDS, spend_free_balance_only)
     registry.hook(SLOT_CLOSED, slot_closed)
+    registry.hook(TOPPED_UP, residual.arrears_from_top_up)
     return registry

@@ -22,6 +22,9 @@ key                                         record
 ``market/contracts/<slot>``                 int, the number of contracts made for the slot
 ``market/contract/<slot>-<n>``              :class:`Contract` number n of the slot
 ``market/defaults/<address>``               :class:`Defaults`
+``market/arrears/<address>``                int, minor units the household owes the supplier
+                                            of last resort beyond what it could pay; absent = 0
+                                            (``market.chain.residual``)
 ``market/tariffs``                          the supplier's tariffs by ``from_slot``
                                             (``market.chain.tariff``: written by
                                             ``market.tariff.publish``, which also drops those
@@ -50,6 +53,9 @@ Events (``context.emit``; ``data`` fields):
 ``market.contract_settled``     :class:`SettlementResult` with ``"slot"``
 ``market.slot_settled``         :class:`Settlement`
 ``market.tariff_published``     ``market.chain.tariff.Tariff``
+``market.residual_settled``     :class:`Residual`: one household's energy with the supplier in
+                                a settled slot (``market.chain.residual``)
+``market.arrears_paid``         ``{"account", "paid", "arrears", "tx"}``: a top-up paid arrears
 ==============================  ================================================================
 """
 
@@ -75,6 +81,8 @@ CONTRACT_MADE = "market.contract_made"
 AUCTION_CLEARED = "market.auction_cleared"
 CONTRACT_SETTLED = "market.contract_settled"
 SLOT_SETTLED = "market.slot_settled"
+RESIDUAL_SETTLED = "market.residual_settled"
+ARREARS_PAID = "market.arrears_paid"
 FILLED, CANCELLED, EXPIRED = "filled", "cancelled", "expired"
 TAKEN, WITHDRAWN = "taken", "withdrawn"
 
@@ -120,6 +128,10 @@ def contracts_key(slot: int) -> str:
 
 def defaults_key(address: str) -> str:
     return f"market/defaults/{address}"
+
+
+def arrears_key(address: str) -> str:
+    return f"market/arrears/{address}"
 
 
 # --- records -----------------------------------------------------------------------------------
@@ -223,6 +235,20 @@ class Auction(TypedDict):
     contracts: int
 
 
+class ResidualSummary(TypedDict):
+    """A slot's totals with the supplier: ``market.slot_settled``'s ``residual``."""
+
+    households: int
+    grid_import_wh: int
+    grid_export_wh: int
+    import_cost: int
+    import_fee: int
+    feed_in_paid: int
+    arrears_paid: int
+    arrears_added: int
+    issued: int  # what the supplier issued to pay feed-in its balance did not cover
+
+
 class Settlement(TypedDict):
     slot: int
     contracts: int
@@ -234,6 +260,7 @@ class Settlement(TypedDict):
     escrow_released: int
     deposit_released: int
     shortfalls: int
+    residual: ResidualSummary | None  # None: no tariff was in force for the slot
     tx: str
     height: int
     timestamp_ms: int
@@ -252,6 +279,29 @@ class SettlementResult(TypedDict):
     penalty: int
     escrow_released: int
     deposit_released: int
+
+
+class Residual(TypedDict):
+    """How one household settled with the supplier of last resort in a slot. Energy in Wh,
+    prices in minor units per kWh (the tariff band's), money in minor units."""
+
+    slot: int
+    account: str
+    import_wh: int  # metered, all the household's meters
+    export_wh: int
+    p2p_in_wh: int  # delivered to it by its contracts of the slot
+    p2p_out_wh: int  # delivered by it through its contracts of the slot
+    grid_import_wh: int  # max(0, import_wh - p2p_in_wh): bought from the supplier
+    grid_export_wh: int  # export_wh - p2p_out_wh: sold to the supplier
+    retail: int
+    feed_in: int
+    network_fee: int
+    import_cost: int  # value(grid_import_wh, retail)
+    import_fee: int  # value(grid_import_wh, network_fee)
+    feed_in_paid: int  # value(grid_export_wh, feed_in), credited
+    arrears_paid: int  # earlier arrears paid now
+    arrears_added: int  # what of import_cost + import_fee it could not pay
+    arrears: int  # owed to the supplier after the slot
 
 
 class Defaults(TypedDict):
@@ -291,6 +341,18 @@ def contract(state: State, contract_id: str) -> Contract | None:
 
 def contract_save(state: State, made: Contract | dict[str, Any]) -> None:
     state.set(contract_key(made["id"]), made)
+
+
+def arrears(state: State, address: str) -> int:
+    value: int = state.get(arrears_key(address), 0)
+    return value
+
+
+def arrears_save(state: State, address: str, amount: int) -> None:
+    if amount:
+        state.set(arrears_key(address), amount)
+    else:
+        state.delete(arrears_key(address))
 
 
 def defaults(state: State, address: str) -> Defaults | None:

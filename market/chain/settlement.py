@@ -34,17 +34,24 @@ order or offer of the slot is left, so no contract can be made for it afterwards
 6. **History leaves the state.** The slot's contracts (``market/contract/<slot>-<n>``) and their
    count are deleted; each contract's result is the event ``market.contract_settled`` and the
    summary ``market.slot_settled`` (``market.chain.schema``, Events), with the contracts as
-   ``market.contract_made`` recorded them when made, all in the blocks. Then every function
-   hooked at :data:`SLOT_SETTLED_HOOK` is called as ``fn(state, slot, contracts, context)`` (the
-   slot's contract records, vetoed ones included): supervision removes the slot's grid loads.
+   ``market.contract_made`` recorded them when made, all in the blocks. Last (after 7 and 8)
+   every function hooked at :data:`SLOT_SETTLED_HOOK` is called as ``fn(state, slot,
+   contracts, context)`` (the slot's contract records, vetoed ones included): supervision
+   removes the slot's grid loads.
 7. **Defaults.** Every contract with undelivered energy adds one to the seller's record
    ``market/defaults/<seller>``: ``unsettled`` (read by the qualification audit against
    ``market.max_unsettled_defaults``) counts shortfalls not yet cleared; nothing here clears
    it: a regulator's act (supervision) resets it. ``shortfalls`` and ``shortfall_wh`` count
    every shortfall ever and are never reset.
+8. **The residual** (``market.chain.residual``): after the contracts, every household with a
+   reading recorded in the slot settles with the supplier of last resort what its contracts did
+   not cover: metered import beyond its delivered P2P energy at the tariff's retail price (and
+   network fee), metered export beyond what its contracts delivered at the feed-in price;
+   arrears where its free balance cannot pay.
 
-Settlement only moves credits between balances (``bal/``) and unlocks margins; ``ledger/supply``
-does not change. It costs O(contracts of the slot + readings of its sellers' meters in the slot):
+Settlement moves credits between balances (``bal/``) and unlocks margins; ``ledger/supply``
+changes only when the supplier issues feed-in its balance does not cover (``residual``). It costs
+O(contracts of the slot + readings of the meters with readings in the slot):
 a seller's meters are found through ``meter/owner/<address>`` and their readings by key, never by
 scanning state.
 
@@ -54,7 +61,9 @@ Events and state keys
 =============================  =================================================================
 ``market.slot_settled``        event, the summary: ``{"slot", "contracts", "energy_wh",
                                "delivered_wh", "paid", "fees", "penalties", "escrow_released",
-                               "deposit_released", "shortfalls", "tx", "height", "timestamp_ms"}``
+                               "deposit_released", "shortfalls", "residual", "tx", "height",
+                               "timestamp_ms"}`` (``residual``: the totals with the supplier,
+                               ``market.chain.schema.ResidualSummary``, null without a tariff)
 ``market.contract_settled``    event, one per contract settled: ``{"slot", "contract", "seller",
                                "buyer", "energy_wh", "export_wh", "delivered_wh", "paid", "fee",
                                "penalty", "escrow_released", "deposit_released"}``
@@ -66,8 +75,8 @@ Events and state keys
 Refusals, in this order: ``bad_payload``, ``bad_slot`` (not an integer >= 0),
 ``slot_misaligned``, ``slot_not_ended``, ``settlement_not_due`` (ended less than
 ``market.settlement_delay_ms`` ago), ``slot_not_cleared`` (orders or offers of the slot are left:
-send ``market.slot.clear`` first), ``nothing_to_settle`` (no contracts: none were made, or the
-slot is settled already and its contracts left the state).
+send ``market.slot.clear`` first), ``nothing_to_settle`` (no contracts and no recorded reading:
+none were made or recorded, or the slot is settled already and they left the state).
 """
 
 from __future__ import annotations
@@ -81,6 +90,7 @@ from market.chain import book
 from market.chain.book import BUY, SELL
 from market.chain.options import Options, market_options
 from market.chain.pricing import share, value
+from market.chain.residual import metered, residual_settle
 from market.chain.schema import (
     CONTRACT_SETTLED,
     SLOT_SETTLED,
@@ -93,7 +103,6 @@ from market.chain.schema import (
     offers_key,
 )
 from meters.chain import schema as meters
-from meters.chain.metering import MISSING
 
 # The hook point called at the end of a settlement: fn(state, slot, contracts, context).
 SLOT_SETTLED_HOOK = "market.slot_settled"
@@ -105,16 +114,7 @@ def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
     A missing interval and a ``missing`` quality count 0. O(the seller's meters x intervals in a
     slot).
     """
-    total = 0
-    for meter_id in meters.meters_of(state, seller):
-        registered = meters.meter(state, meter_id)
-        assert registered is not None  # the owner index lists registered meters only
-        step = registered["interval_s"] * 1_000
-        for start in range(slot, slot + slot_ms, step):
-            recorded = meters.reading(state, meter_id, start)
-            if recorded and recorded["quality"] != MISSING:
-                total += recorded["export_wh"]
-    return total
+    return metered(state, seller, slot, slot_ms)[1]
 
 
 def _check_due(state: State, slot: int, now: int, options: Options) -> int:
@@ -133,7 +133,7 @@ def _check_due(state: State, slot: int, now: int, options: Options) -> int:
     ):
         raise TxFailed("slot_not_cleared", "orders or offers of the slot are left: clear it")
     count: int = state.get(contracts_key(slot), 0)
-    if not count:
+    if not count and not meters.slot_has_readings(state, slot):
         raise TxFailed("nothing_to_settle")
     return count
 
@@ -170,6 +170,8 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     unlocks: Counter[str] = Counter()
     shortfalls: Counter[str] = Counter()
     shortfall_wh: Counter[str] = Counter()
+    p2p_in: Counter[str] = Counter()  # Wh delivered to each buyer, for the residual
+    p2p_out: Counter[str] = Counter()
     summary: Counter[str] = Counter()
     settled = 0
     contracts: list[Contract] = []
@@ -186,6 +188,8 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             export[seller] = left[seller] = measured_export(state, seller, slot, options.slot_ms)
         delivered = min(left[seller], energy)
         left[seller] -= delivered
+        p2p_in[buyer] += delivered
+        p2p_out[seller] += delivered
         undelivered = energy - delivered
         paid = value(delivered, price)
         fee = value(delivered, made["network_fee"])
@@ -244,12 +248,14 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             },
         )
     state.delete(contracts_key(slot))
+    residual = residual_settle(state, slot, options.slot_ms, p2p_in, p2p_out, context)
     context.emit(
         SLOT_SETTLED,
         {
             "slot": slot,
             "contracts": settled,
             **{name: summary[name] for name in _SUMMED},
+            "residual": residual,
             "tx": context.tx_id,
             "height": context.height,
             "timestamp_ms": context.timestamp_ms,

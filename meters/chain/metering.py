@@ -47,11 +47,14 @@ append-only), while settlement may still need it:
 
 * first, the readings of the meter's slots that have **closed** leave the state (the market
   answers through the hook :data:`SLOT_CLOSED` whether a slot is closed: settled, or ended
-  without a contract, so that no settlement can ever need its readings; without the hook no
+  with neither a contract nor a recorded reading, so that no settlement can ever need its
+  readings; without the hook no
   slot closes), and the meter's watermark moves up over the closed slots;
 * a reading of a closed slot is **late**: it is not recorded (no settlement could count it, and
   one that did would settle a slot twice) and the event says so;
-* an interval not recorded yet is written;
+* an interval not recorded yet is written; the meter's first reading of a slot also enters
+  the slot's index (``meter/inslot/<slot>``), through which the slot's settlement finds every
+  meter to settle with the supplier (the index leaves the state with that settlement);
 * the same values again (a re-sent batch) are skipped;
 * different values for a recorded interval are a **conflict**: the first reading is kept and the
   meter's conflict counter goes up by one.
@@ -124,6 +127,7 @@ from meters.chain.schema import (
     meter_key,
     meters_of,
     owner_key,
+    slot_meters_add,
     window,
     window_save,
 )
@@ -144,7 +148,8 @@ READING_FIELDS = frozenset({"start", "duration_s", "import_wh", "export_wh", "qu
 
 # The hook an application above offers the meters (the market does): slot_closed(state, slot,
 # now_ms) says whether no settlement can ever need the slot's readings any more (settled, or
-# ended without a contract): its readings leave the state and later ones are late.
+# ended with no contract and no recorded reading): its readings leave the state and later ones
+# are late.
 SLOT_CLOSED = "meters.slot_closed"
 # How far one batch moves a meter's watermark at most, in slots (each asks SLOT_CLOSED once):
 # a meter silent for months catches up over a few batches instead of paying for it in one.
@@ -427,6 +432,8 @@ def _record(
         closed,
     )
     readings = dict(held["readings"])
+    # The open slots the meter has readings of: its first reading of another one indexes it.
+    indexed = {int(start) - int(start) % slot_ms for start in readings}
     recorded: list[int] = []
     late: list[int] = []
     conflicting: list[int] = []
@@ -440,6 +447,9 @@ def _record(
         if existing is None:
             readings[str(start_ms)] = values
             recorded.append(start_ms)
+            if slot not in indexed:
+                slot_meters_add(state, slot, meter_id)
+                indexed.add(slot)
         elif existing == values:
             skipped += 1
         else:

@@ -31,6 +31,14 @@ key                                 record; created by, read by, removed by
 ``meter/conflicts/<id>``            int: readings refused because their interval was recorded
                                     with other values. Written by ``meter.readings`` at the
                                     first conflict; never removed (one per meter)
+``meter/inslot/<slot>``             int: how many meters have readings recorded in the slot
+``meter/inslot/<slot>/<n>``         the id of the n-th meter (from 0) that recorded a reading in
+                                    the slot. Both written by ``meter.readings`` when a meter
+                                    records its first reading of an open slot; read and removed
+                                    by the application that closes slots, as it settles the slot
+                                    (``market.slot.settle``: :func:`slot_meters_take`), so that a
+                                    settlement finds every metered household without scanning
+                                    the state. At most one entry per meter and open slot
 ==================================  =========================================================
 
 Events (``context.emit``; public: no energy value is ever in one, readings are personal data and
@@ -120,6 +128,39 @@ class Window(TypedDict):
     closed_from: int
     watermark: int
     readings: dict[str, Reading]  # by the interval's start in ms, as a decimal string
+
+
+def inslot_key(slot: int) -> str:
+    return f"meter/inslot/{slot}"
+
+
+def slot_meters(state: State, slot: int) -> list[str]:
+    """The meters with readings recorded in ``slot`` (its start, ms), in the order they
+    recorded their first one. Read-only."""
+    count: int = state.get(inslot_key(slot), 0)
+    return [state.get(f"{inslot_key(slot)}/{n}") for n in range(count)]
+
+
+def slot_has_readings(state: State, slot: int) -> bool:
+    """Whether any meter recorded a reading in ``slot`` that no settlement has taken yet."""
+    return state.get(inslot_key(slot)) is not None
+
+
+def slot_meters_add(state: State, slot: int, meter_id: str) -> None:
+    """Index ``meter_id`` under ``slot``: the caller knows it had no reading of the slot yet."""
+    count: int = state.get(inslot_key(slot), 0)
+    state.set(f"{inslot_key(slot)}/{count}", meter_id)
+    state.set(inslot_key(slot), count + 1)
+
+
+def slot_meters_take(state: State, slot: int) -> list[str]:
+    """:func:`slot_meters`, and the index leaves the state: the slot is being settled, and
+    every reading of it from now on is late."""
+    ids = slot_meters(state, slot)
+    for n in range(len(ids)):
+        state.delete(f"{inslot_key(slot)}/{n}")
+    state.delete(inslot_key(slot))
+    return ids
 
 
 def meters_of(state: State, address: str) -> list[str]:

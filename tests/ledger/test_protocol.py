@@ -1,4 +1,5 @@
-"""Ledger protocol 3 (blocks carry events; 2 made the state root the state trie's root): a
+"""Ledger protocol 4 (slots settle with the supplier of last resort; 3 gave blocks their
+events; 2 made the state root the state trie's root): a
 genesis document or a validator store of an older protocol is refused, and the refusal says how
 to make a new network."""
 
@@ -56,12 +57,12 @@ def _as_protocol_1(url: str) -> None:
     raw_sql(url, "DELETE FROM meta WHERE key = 'protocol'")
 
 
-def test_genesis_documents_and_stores_carry_protocol_3(network: Path) -> None:
+def test_genesis_documents_and_stores_carry_protocol_4(network: Path) -> None:
     document = json.loads((network / "genesis.json").read_text())
-    assert document["protocol"] == PROTOCOL_VERSION == 3
+    assert document["protocol"] == PROTOCOL_VERSION == 4
     store = open_store(f"sqlite:///{network}/store-0.sqlite3")
     store.check_protocol()  # no error
-    assert raw_sql(store.url, "SELECT value FROM meta WHERE key = 'protocol'") == [("3",)]
+    assert raw_sql(store.url, "SELECT value FROM meta WHERE key = 'protocol'") == [("4",)]
     store.close()
 
 
@@ -72,8 +73,10 @@ def test_it_refuses_a_genesis_document_of_protocol_1(network: Path) -> None:
         Genesis.from_json(document)
     with pytest.raises(GenesisError, match="protocol 2"):
         Genesis.from_json(document | {"protocol": 2})  # the state trie, but no events
-    with pytest.raises(GenesisError, match="protocol 4"):
-        Genesis.from_json(document | {"protocol": 4})
+    with pytest.raises(GenesisError, match="protocol 3"):
+        Genesis.from_json(document | {"protocol": 3})  # events, but no residual settlement
+    with pytest.raises(GenesisError, match="protocol 5"):
+        Genesis.from_json(document | {"protocol": 5})
     (network / "genesis.json").write_text(json.dumps(document))
     with pytest.raises(CommandError, match=r"protocol 1.*ledger genesis"):
         call_command("ledger", "status")
@@ -86,7 +89,7 @@ def test_a_validator_refuses_a_store_of_protocol_1(network: Path) -> None:
     with pytest.raises(ProtocolMismatch, match="protocol 1"):
         _start(network, 1, store)
     with pytest.raises(ProtocolMismatch):
-        store.init_schema()  # nor is it stamped as protocol 3 by initializing it again
+        store.init_schema()  # nor is it stamped as protocol 4 by initializing it again
     store.close()
 
 
@@ -95,7 +98,7 @@ def test_a_validator_refuses_a_store_of_protocol_2(network: Path) -> None:
     url = f"sqlite:///{network}/store-1.sqlite3"
     raw_sql(url, "UPDATE meta SET value = '2' WHERE key = 'protocol'")
     store = open_store(url)
-    with pytest.raises(ProtocolMismatch, match=r"protocol 2.*protocol 3"):
+    with pytest.raises(ProtocolMismatch, match=r"protocol 2.*protocol 4"):
         _start(network, 1, store)
     store.close()
 

@@ -287,13 +287,19 @@ class MarketMachine(RuleBasedStateMachine):
 
     def closed(self, slot: int, at: int) -> bool:
         """Whether the slot is closed for meter data at block time ``at``: settled, or ended at
-        least the settlement delay ago, cleared and without contracts (docs/meters.md)."""
+        least the settlement delay ago, cleared, without contracts and without a recorded reading
+        to settle with the supplier (docs/meters.md)."""
         state = self.market.state
         due = slot + SLOT_MS + market_options(state).settlement_delay_ms
         cleared = state.get(market_schema.offers_key(slot)) is None and all(
             book.best_price(state, slot, side) is None for side in book.SIDES
         )
-        return slot in self.settled or (at >= due and cleared and not self.market.contracts(slot))
+        return slot in self.settled or (
+            at >= due
+            and cleared
+            and not self.market.contracts(slot)
+            and not meters_schema.slot_has_readings(state, slot)
+        )
 
     @precondition(lambda self: self.traded)
     @rule(data=st.data(), who=st.sampled_from([*HOUSEHOLDS, OPERATOR, REGULATOR]))
@@ -330,6 +336,7 @@ class MarketMachine(RuleBasedStateMachine):
         uncleared = state.get(market_schema.offers_key(slot)) is not None or any(
             book.best_price(state, slot, side) is not None for side in book.SIDES
         )
+        metered = meters_schema.slot_has_readings(state, slot)
         result, _ = self.send_at(who, "market.slot.settle", at, slot=slot)
         now = self.market.now
         if now < slot + SLOT_MS:
@@ -341,7 +348,7 @@ class MarketMachine(RuleBasedStateMachine):
         elif uncleared:
             assert result == "slot_not_cleared"
         else:
-            assert result == ("ok" if contracts else "nothing_to_settle")
+            assert result == ("ok" if contracts or metered else "nothing_to_settle")
         if result != "ok":
             return result
         results = [self.market.result(n, slot) for n in range(len(contracts))]

@@ -201,6 +201,7 @@ def test_it_allocates_a_sellers_export_to_its_contracts_in_time_priority(market:
         "escrow_released": 31,
         "deposit_released": 24,
         "shortfalls": 1,
+        "residual": None,  # no tariff: nothing settles with the supplier
         "tx": market.blocks[-1][1][0].id,
         "height": market.height,
         "timestamp_ms": DUE,

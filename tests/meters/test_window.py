@@ -106,18 +106,39 @@ def test_a_reading_for_a_settled_slot_is_late_and_never_settled(market: Market) 
     assert {who: market.balance(who) for who in (ADA, BEN)} == balances
 
 
-def test_a_slot_without_contracts_closes_when_its_settlement_would_be_due() -> None:
+def test_a_slot_without_contracts_or_readings_closes_when_its_settlement_would_be_due() -> None:
+    market = Market()
+    market.household(ADA)
+    assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
+    relay(market, reading(SLOT + SLOT_MS, 10), at=DUE)  # the next slot: open
+    relay(market, reading(SLOT, 20), at=DUE)  # SLOT had nothing: closed, so this is late
+    assert market.emitted("meters.readings_late") == [{"meter": "ada-main", "starts": [SLOT]}]
+    assert market.settle(slot=SLOT, at=DUE) == "nothing_to_settle"
+
+
+def test_a_slot_with_readings_waits_for_its_settlement_even_without_contracts() -> None:
+    """Its readings settle with the supplier of last resort (``market.chain.residual``): the
+    slot closes when it settles, not before."""
     market = Market()
     market.household(ADA)
     assert market.meter(ADA, ADA_METER, "ada-main") == "ok"
     relay(market, reading(SLOT, 10), at=DUE - 1_000)
-    assert meters_schema.reading(market.state, "ada-main", SLOT) == values(10)
+    assert meters_schema.slot_meters(market.state, SLOT) == ["ada-main"]
 
-    relay(market, reading(SLOT + STEP, 20), at=DUE)
+    relay(market, reading(SLOT + STEP, 20), at=DUE + 60_000)  # due, not settled: still counts
+    assert meters_schema.reading(market.state, "ada-main", SLOT + STEP) == values(20)
+    assert meters_schema.slot_meters(market.state, SLOT) == ["ada-main"]  # indexed once
+    assert market.emitted("meters.readings_late") == []
+
+    assert market.settle(slot=SLOT, at=DUE + 120_000) == "ok"
+    assert not meters_schema.slot_has_readings(market.state, SLOT)
+    relay(market, reading(SLOT + 2 * STEP, 30))
     assert held(market) == {"closed_from": SLOT, "watermark": SLOT + SLOT_MS, "readings": {}}
     assert market.emitted("meters.readings_late") == [
-        {"meter": "ada-main", "starts": [SLOT + STEP]}
+        {"meter": "ada-main", "starts": [SLOT + 2 * STEP]}
     ]
+    assert market.settle(slot=SLOT, at=DUE + 180_000) == "nothing_to_settle"
+    assert market.replay().root() == market.state.root()
 
 
 def test_a_refused_batch_leaves_no_event(market: Market) -> None:
@@ -198,16 +219,23 @@ def test_the_state_holds_a_few_slots_of_readings_however_long_a_meter_reports() 
     for n in range(40):
         slot = SLOT + n * SLOT_MS
         closing.closed = {s for s in range(SLOT, slot, SLOT_MS) if s < slot - SLOT_MS}
+        if n >= 2:  # the slot closing now settles: its index leaves, as the market takes it
+            assert meters_schema.slot_meters_take(market.state, slot - 2 * SLOT_MS) == ["ada-main"]
         relay(market, *(reading(slot + i * STEP, n) for i in range(3)), at=slot + SLOT_MS)
         window = held(market)
         assert window is not None
         assert len(window["readings"]) <= 6  # this slot's and the one before
-    assert list(market.state.keys("meter/")) == [
-        "meter/ada-main",
-        f"meter/key/{ADA_METER.public_key_hex}",
-        f"meter/owner/{ADA.address}",
-        "meter/window/ada-main",
-    ]
+    open_slots = (SLOT + 38 * SLOT_MS, SLOT + 39 * SLOT_MS)  # indexed until they settle
+    assert sorted(market.state.keys("meter/")) == sorted(
+        [
+            "meter/ada-main",
+            f"meter/key/{ADA_METER.public_key_hex}",
+            f"meter/owner/{ADA.address}",
+            "meter/window/ada-main",
+            *(meters_schema.inslot_key(slot) for slot in open_slots),
+            *(f"{meters_schema.inslot_key(slot)}/0" for slot in open_slots),
+        ]
+    )
     assert (held(market) or {})["watermark"] == SLOT + 38 * SLOT_MS
 
 

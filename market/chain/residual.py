@@ -1,0 +1,202 @@
+"""The residual: what each household buys from and sells to the supplier of last resort.
+
+No Django import. Part of ``market.slot.settle`` (``market.chain.settlement``): after a slot's
+contracts settle, every household with a reading recorded in the slot settles the rest of its
+energy with the supplier of last resort (the issuer account, the grid operator, which publishes
+the tariffs: ``market.chain.tariff``). Deterministic, integers only, with the market's one
+rounding rule (``market.chain.pricing``: every division rounds down). ``docs/market.md``
+("The grid behind the market") is the same reference with worked examples.
+
+The rules
+=========
+
+For each household whose meters recorded a reading in the slot (the meters' slot index,
+``meters.chain.schema``: ``meter/inslot/<slot>``), in the order of their addresses, with the
+band of the tariff in force for the slot (``tariff.band_of``):
+
+1. **Metered.** ``import_wh`` and ``export_wh``: the sums over every meter of the household and
+   every interval of the slot (a missing interval, or a ``missing`` quality, counts 0).
+2. **P2P.** ``p2p_in_wh``: the energy its contracts of the slot delivered to it, as the
+   contracts just settled (``delivered_wh``); ``p2p_out_wh``: what its own contracts delivered.
+3. **Residual energy.** ``grid_import_wh = max(0, import_wh - p2p_in_wh)`` is bought from the
+   supplier; ``grid_export_wh = export_wh - p2p_out_wh`` (never negative: a seller's delivery is
+   its export allocated to its contracts) is sold to it. Energy bought P2P beyond what the
+   household imported was still bought: its contract paid for it.
+4. **Money.** ``import_cost = value(grid_import_wh, retail)``, ``import_fee =
+   value(grid_import_wh, network_fee)``, ``feed_in_paid = value(grid_export_wh, feed_in)``.
+5. **Payment, arrears first.** What the household can pay is its free balance (balance less its
+   locked margins, after the slot's contracts settled) plus ``feed_in_paid``. From it, first
+   its earlier arrears (``arrears_paid``), then ``import_cost + import_fee``; what it cannot
+   pay is added to its arrears (``arrears_added``, state ``market/arrears/<address>``). A
+   balance never goes negative and never falls below the margins it locks.
+6. **The supplier** receives what was paid and pays ``feed_in_paid``. Should its balance not
+   cover the feed-in it owes, it issues the difference (it is the issuer: a payout it owes in
+   real money), which ``ledger/supply`` counts; so ``sum of balances == ledger/supply`` holds
+   after every slot, as after every other transaction.
+
+Each household's result is the event ``market.residual_settled`` (:class:`schema.Residual`);
+the slot's totals are in ``market.slot_settled`` (``residual``). With no tariff in force for the
+slot nothing is settled with the supplier (``residual`` is null): the network then runs P2P
+only. Either way the slot's index leaves the state, and later readings of the slot are late.
+
+Arrears are also paid first from a top-up: the ledger's hook ``ledger.topped_up``, after a
+``credit.issue`` to the household, pays ``min(arrears, free balance)`` to the supplier (event
+``market.arrears_paid``).
+
+It costs O(meters with readings in the slot x intervals in a slot), never a scan of the state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from ledger.application import Context, balance, issuer
+from ledger.state import State
+from market.chain.pricing import value
+from market.chain.schema import (
+    ARREARS_PAID,
+    RESIDUAL_SETTLED,
+    Residual,
+    ResidualSummary,
+    arrears,
+    arrears_save,
+    free_balance,
+)
+from market.chain.tariff import band_of, in_force
+from meters.chain import schema as meters
+from meters.chain.metering import MISSING
+
+
+def metered(state: State, address: str, slot: int, slot_ms: int) -> tuple[int, int]:
+    """Wh the household's meters imported and exported in the slot, by their recorded readings.
+
+    A missing interval and a ``missing`` quality count 0. O(the household's meters x intervals
+    in a slot).
+    """
+    imported = exported = 0
+    for meter_id in meters.meters_of(state, address):
+        registered = meters.meter(state, meter_id)
+        assert registered is not None  # the owner index lists registered meters only
+        step = registered["interval_s"] * 1_000
+        for start in range(slot, slot + slot_ms, step):
+            recorded = meters.reading(state, meter_id, start)
+            if recorded and recorded["quality"] != MISSING:
+                imported += recorded["import_wh"]
+                exported += recorded["export_wh"]
+    return imported, exported
+
+
+def _pay_supplier(state: State, supplier: str, delta: int) -> int:
+    """Add ``delta`` to the supplier's balance, issuing what it lacks; what was issued."""
+    total = balance(state, supplier) + delta
+    issued = max(0, -total)
+    if issued:
+        state.set("ledger/supply", state.get("ledger/supply") + issued)
+    state.set(f"bal/{supplier}", total + issued)
+    return issued
+
+
+def residual_settle(
+    state: State,
+    slot: int,
+    slot_ms: int,
+    p2p_in: Mapping[str, int],
+    p2p_out: Mapping[str, int],
+    context: Context,
+) -> ResidualSummary | None:
+    """Settle the slot's residual (module docstring); None when no tariff is in force.
+
+    ``p2p_in`` / ``p2p_out``: Wh delivered to / by each account through the slot's contracts.
+    Called by ``market.slot.settle`` after the contracts settled, balances and margins written.
+    """
+    meter_ids = meters.slot_meters_take(state, slot)
+    tariff = in_force(state, slot)
+    if tariff is None:
+        return None
+    band = band_of(tariff, slot)
+    supplier = issuer(state)
+    owners = sorted({_owner(state, meter_id) for meter_id in meter_ids})
+    totals: Counter[str] = Counter()
+    supplier_delta = 0
+    for address in owners:
+        import_wh, export_wh = metered(state, address, slot, slot_ms)
+        grid_import = max(0, import_wh - p2p_in.get(address, 0))
+        grid_export = max(0, export_wh - p2p_out.get(address, 0))
+        cost = value(grid_import, band["retail"])
+        fee = value(grid_import, band["network_fee"])
+        feed_in = value(grid_export, band["feed_in"])
+        owed = arrears(state, address)
+        available = max(0, free_balance(state, address)) + feed_in
+        arrears_paid = min(owed, available)
+        paid_now = min(cost + fee, available - arrears_paid)
+        added = cost + fee - paid_now
+        left = owed - arrears_paid + added
+        arrears_save(state, address, left)
+        state.set(f"bal/{address}", balance(state, address) + feed_in - arrears_paid - paid_now)
+        supplier_delta += arrears_paid + paid_now - feed_in
+        result: Residual = {
+            "slot": slot,
+            "account": address,
+            "import_wh": import_wh,
+            "export_wh": export_wh,
+            "p2p_in_wh": p2p_in.get(address, 0),
+            "p2p_out_wh": p2p_out.get(address, 0),
+            "grid_import_wh": grid_import,
+            "grid_export_wh": grid_export,
+            "retail": band["retail"],
+            "feed_in": band["feed_in"],
+            "network_fee": band["network_fee"],
+            "import_cost": cost,
+            "import_fee": fee,
+            "feed_in_paid": feed_in,
+            "arrears_paid": arrears_paid,
+            "arrears_added": added,
+            "arrears": left,
+        }
+        context.emit(RESIDUAL_SETTLED, result)
+        totals.update(
+            grid_import_wh=grid_import,
+            grid_export_wh=grid_export,
+            import_cost=cost,
+            import_fee=fee,
+            feed_in_paid=feed_in,
+            arrears_paid=arrears_paid,
+            arrears_added=added,
+        )
+    issued = _pay_supplier(state, supplier, supplier_delta)
+    return {
+        "households": len(owners),
+        "grid_import_wh": totals["grid_import_wh"],
+        "grid_export_wh": totals["grid_export_wh"],
+        "import_cost": totals["import_cost"],
+        "import_fee": totals["import_fee"],
+        "feed_in_paid": totals["feed_in_paid"],
+        "arrears_paid": totals["arrears_paid"],
+        "arrears_added": totals["arrears_added"],
+        "issued": issued,
+    }
+
+
+def _owner(state: State, meter_id: str) -> str:
+    registered = meters.meter(state, meter_id)
+    assert registered is not None  # only a registered meter records readings
+    return registered["owner"]
+
+
+def arrears_from_top_up(state: State, address: str, context: Context) -> None:
+    """The ledger's ``ledger.topped_up`` hook: a household's arrears are paid first from a
+    top-up, as far as its free balance goes."""
+    owed = arrears(state, address)
+    if not owed:
+        return
+    paid = min(owed, max(0, free_balance(state, address)))
+    if not paid:
+        return
+    arrears_save(state, address, owed - paid)
+    state.set(f"bal/{address}", balance(state, address) - paid)
+    _pay_supplier(state, issuer(state), paid)
+    context.emit(
+        ARREARS_PAID,
+        {"account": address, "paid": paid, "arrears": owed - paid, "tx": context.tx_id},
+    )
