@@ -118,10 +118,12 @@ class Contract(models.Model):
 
 
 class MarketAccount(models.Model):
-    """An account's margins: what of its balance is locked (orders, offers, contracts)."""
+    """An account's margins: what of its balance is locked (orders, offers, contracts); and
+    what it owes the supplier of last resort (``market/arrears/<address>``)."""
 
     address = models.CharField(max_length=50, primary_key=True)
     locked = models.BigIntegerField(default=0)
+    arrears = models.BigIntegerField(default=0)
     feeder = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
@@ -204,6 +206,59 @@ class Tariff(models.Model):
         return f"tariff from {self.from_slot:%Y-%m-%d %H:%M}"
 
 
+class GridSettlement(models.Model):
+    """One household's residual with the supplier of last resort in a settled slot
+    (``market.residual_settled``, ``market.chain.residual``): its metered energy beyond its
+    delivered P2P contracts, bought at retail or sold at feed-in. Energy in Wh, prices in minor
+    units per kWh (the tariff band's), money in minor units."""
+
+    slot = models.DateTimeField(db_index=True)
+    account = models.CharField(max_length=50, db_index=True)
+    import_wh = models.BigIntegerField(help_text="Metered, all the household's meters.")
+    export_wh = models.BigIntegerField()
+    p2p_in_wh = models.BigIntegerField(help_text="Delivered to it by its contracts of the slot.")
+    p2p_out_wh = models.BigIntegerField(help_text="Delivered by it through its contracts.")
+    grid_import_wh = models.BigIntegerField()
+    grid_export_wh = models.BigIntegerField()
+    retail = models.BigIntegerField()
+    feed_in = models.BigIntegerField()
+    network_fee = models.BigIntegerField()
+    import_cost = models.BigIntegerField()
+    import_fee = models.BigIntegerField()
+    feed_in_paid = models.BigIntegerField()
+    arrears_paid = models.BigIntegerField()
+    arrears_added = models.BigIntegerField()
+    arrears = models.BigIntegerField(help_text="Owed to the supplier after the slot.")
+    height = models.BigIntegerField()
+    settled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-slot", "account"]
+        constraints = [
+            models.UniqueConstraint(fields=["slot", "account"], name="one_residual_a_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} with the supplier at {self.slot:%Y-%m-%d %H:%M}"
+
+
+class ArrearsPayment(models.Model):
+    """Arrears a top-up paid to the supplier first (``market.arrears_paid``)."""
+
+    account = models.CharField(max_length=50, db_index=True)
+    paid = models.BigIntegerField()
+    arrears = models.BigIntegerField(help_text="Still owed after it.")
+    tx = models.CharField(max_length=64)
+    height = models.BigIntegerField()
+    paid_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-height"]
+
+    def __str__(self) -> str:
+        return f"{self.account} paid {self.paid} of arrears"
+
+
 class SlotSettlement(models.Model):
     """A settled slot (``market/settlement/<slot>``): totals over its contracts."""
 
@@ -215,6 +270,9 @@ class SlotSettlement(models.Model):
     fees = models.BigIntegerField()
     penalties = models.BigIntegerField()
     shortfalls = models.PositiveIntegerField()
+    residual = models.JSONField(
+        null=True, blank=True, help_text="Totals with the supplier; null: no tariff in force."
+    )
     tx = models.CharField(max_length=64)
     height = models.BigIntegerField()
     settled_at = models.DateTimeField()

@@ -25,5 +25,7 @@ urlpatterns = [
     path("tariffs/", views.tariffs, name="market-tariffs"),
     path("statements/", views.statement_page, name="market-statements"),
     path("statements.csv", views.statement_csv, name="market-statements-csv"),
+    path("bill/", views.bill_page, name="market-bill"),
+    path("bill.csv", views.bill_csv, name="market-bill-csv"),
     path("rules/<int:rule_id>/stop/", views.rule_stop, name="market-rule-stop"),
 ]

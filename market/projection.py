@@ -14,10 +14,12 @@ which forgets a slot's contracts when it settles:
   ``market.order_closed`` / ``market.offer_closed`` close the row with the status the chain
   gave (filled, cancelled, expired; taken, withdrawn, expired).
 * ``market.contract_settled`` gives a settlement line, ``market.slot_settled`` the slot's
-  summary.
+  summary, ``market.residual_settled`` a household's line with the supplier of last resort
+  (``GridSettlement``), ``market.arrears_paid`` a top-up's payment of arrears.
 * What is live stays live: the margin an open order or offer still locks and
-  ``MarketAccount.locked`` come from the state after the block (``market/order/<id>``,
-  ``market/offer/<id>``, ``market/locked/<address>``).
+  ``MarketAccount.locked`` and ``.arrears`` come from the state after the block
+  (``market/order/<id>``, ``market/offer/<id>``, ``market/locked/<address>``,
+  ``market/arrears/<address>``).
 
 A regulator's acts on contracts (veto, curtailment) are supervision's events, and
 ``supervision.projection`` writes them on the contract rows.
@@ -36,7 +38,9 @@ from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema, tariff
 from market.models import (
+    ArrearsPayment,
     Contract,
+    GridSettlement,
     MarketAccount,
     Offer,
     Order,
@@ -48,6 +52,7 @@ from market.models import (
 ORDER = schema.ORDER_PREFIX
 OFFER = schema.OFFER_PREFIX
 LOCKED = schema.LOCKED_PREFIX
+ARREARS = schema.arrears_key("")
 
 # A settlement line's fields, as the chain's per-contract result has them (``market.audit``
 # compares the same ones).
@@ -62,6 +67,25 @@ SETTLEMENT_LINE_FIELDS = (
     "penalty",
     "escrow_released",
     "deposit_released",
+)
+# A household's line with the supplier, as ``market.residual_settled`` has it.
+RESIDUAL_FIELDS = (
+    "account",
+    "import_wh",
+    "export_wh",
+    "p2p_in_wh",
+    "p2p_out_wh",
+    "grid_import_wh",
+    "grid_export_wh",
+    "retail",
+    "feed_in",
+    "network_fee",
+    "import_cost",
+    "import_fee",
+    "feed_in_paid",
+    "arrears_paid",
+    "arrears_added",
+    "arrears",
 )
 CONTRACT_FIELDS = (
     "kind",
@@ -82,7 +106,17 @@ CONTRACT_FIELDS = (
 
 
 def clear() -> None:
-    for model in (SettlementLine, SlotSettlement, Contract, Order, Offer, MarketAccount, Tariff):
+    for model in (
+        SettlementLine,
+        SlotSettlement,
+        GridSettlement,
+        ArrearsPayment,
+        Contract,
+        Order,
+        Offer,
+        MarketAccount,
+        Tariff,
+    ):
         model.objects.all().delete()
 
 
@@ -167,9 +201,30 @@ def _slot_settled(data: dict[str, Any], height: int, when: datetime) -> None:
         fees=data["fees"],
         penalties=data["penalties"],
         shortfalls=data["shortfalls"],
+        residual=data["residual"],
         tx=data["tx"],
         height=data["height"],
         settled_at=datetime_of_ms(data["timestamp_ms"]),
+    )
+
+
+def _residual_settled(data: dict[str, Any], height: int, when: datetime) -> None:
+    GridSettlement.objects.create(
+        slot=datetime_of_ms(data["slot"]),
+        **{name: data[name] for name in RESIDUAL_FIELDS},
+        height=height,
+        settled_at=when,
+    )
+
+
+def _arrears_paid(data: dict[str, Any], height: int, when: datetime) -> None:
+    ArrearsPayment.objects.create(
+        account=data["account"],
+        paid=data["paid"],
+        arrears=data["arrears"],
+        tx=data["tx"],
+        height=height,
+        paid_at=when,
     )
 
 
@@ -189,6 +244,8 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], int, datetime], None]] = {
     schema.CONTRACT_MADE: _contract_made,
     schema.CONTRACT_SETTLED: _contract_settled,
     schema.SLOT_SETTLED: _slot_settled,
+    schema.RESIDUAL_SETTLED: _residual_settled,
+    schema.ARREARS_PAID: _arrears_paid,
     tariff.TARIFF_PUBLISHED: _tariff_published,
 }
 
@@ -206,7 +263,8 @@ def _margins(model: Any, prefix: str, state: State, changes: dict[str, Any]) -> 
 
 
 def _accounts(changes: dict[str, Any]) -> None:
-    for address in sorted(_ids(changes, LOCKED)):
-        account, _ = MarketAccount.objects.get_or_create(address=address)
-        account.locked = changes[LOCKED + address] or 0
-        account.save()
+    for prefix, field in ((LOCKED, "locked"), (ARREARS, "arrears")):
+        for address in sorted(_ids(changes, prefix)):
+            account, _ = MarketAccount.objects.get_or_create(address=address)
+            setattr(account, field, changes[prefix + address] or 0)
+            account.save()

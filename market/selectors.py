@@ -234,14 +234,25 @@ class StatementLine:
         return self.energy_amount + self.network_fee + self.penalty
 
 
-def statement(*, user: User, slot: datetime | None = None) -> list[StatementLine]:
-    """``user``'s settled contracts (of ``slot``, or every slot), newest slot first."""
+def statement(
+    *,
+    user: User,
+    slot: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[StatementLine]:
+    """``user``'s settled contracts (of ``slot``, of the slots from ``start`` to before ``end``,
+    or every slot), newest slot first."""
     address = address_of(user) or "-"
     rows = SettlementLine.objects.filter(Q(seller=address) | Q(buyer=address)).select_related(
         "contract"
     )
     if slot is not None:
         rows = rows.filter(slot=slot)
+    if start is not None:
+        rows = rows.filter(slot__gte=start)
+    if end is not None:
+        rows = rows.filter(slot__lt=end)
     slot_length = timedelta(milliseconds=options().slot_ms)
     lines = []
     for row in rows.order_by("-slot", "contract_id"):

@@ -24,6 +24,7 @@ from market.errors import MESSAGES as MESSAGES  # also market.rules' and market.
 from market.models import Contract, Offer, OfferStatus, Order, OrderStatus, SlotSettlement
 from market.selectors import options as market_options
 from market.selectors import trading_stop
+from meters import selectors as meters_selectors
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +209,13 @@ def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
 
 
 def slots_due_for_settlement(*, now: datetime) -> list[datetime]:
-    """Slots with contracts, ended at least the settlement delay ago, not settled yet."""
+    """Slots ended at least the settlement delay ago and not settled yet, with contracts or with
+    recorded readings (which settle with the supplier of last resort)."""
     o = market_options()
     due_by = now - timedelta(milliseconds=o.slot_ms + o.settlement_delay_ms)
     slots = set(Contract.objects.filter(slot__lte=due_by).values_list("slot", flat=True))
     slots -= set(SlotSettlement.objects.filter(slot__in=slots).values_list("slot", flat=True))
+    slots |= set(meters_selectors.slots_with_readings(ended_by=due_by))
     return sorted(slots)
 
 

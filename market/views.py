@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -36,7 +37,7 @@ from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.services import TransactionRejected
-from market import flows, rules, selectors, services, statements
+from market import bills, flows, rules, selectors, services, statements
 from market.chain.options import Options
 from market.errors import MESSAGES
 from market.forms import (
@@ -580,6 +581,47 @@ def statement_csv(request: HttpRequest) -> HttpResponse:
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="statement.csv"'
+    return response
+
+
+# --- bills ---------------------------------------------------------------------------------------
+
+
+def _bill(request: HttpRequest) -> bills.Bill:
+    """The bill the query asks for (``period`` day or month, ``date`` YYYY-MM-DD), in the
+    user's own time zone. Raises ``bills.BadPeriod``."""
+    zone = timezone.get_current_timezone()
+    assert isinstance(zone, ZoneInfo)
+    period = request.GET.get("period") or bills.MONTH
+    day = bills.parse_day(request.GET.get("date"), zone)
+    return bills.household_bill(user=request.user, period=period, day=day, zone=zone)
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def bill_page(request: HttpRequest) -> HttpResponse:
+    """A household's bill for a day or a month, and what it saved (``?print=1``: printable)."""
+    try:
+        bill = _bill(request)
+    except bills.BadPeriod as error:
+        context = {"error": str(error), "periods": bills.PERIODS}
+        return render(request, "market/bill.html", context, status=400)
+    penalties = [(line, statements.penalty_explained(line)) for line in bill.penalties]
+    context = {"bill": bill, "penalties": penalties, "periods": bills.PERIODS}
+    template = "market/bill_print.html" if request.GET.get("print") else "market/bill.html"
+    return render(request, template, context)
+
+
+@role_required(Role.HOUSEHOLD)
+@require_GET
+def bill_csv(request: HttpRequest) -> HttpResponse:
+    try:
+        bill = _bill(request)
+    except bills.BadPeriod as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(bills.bill_csv(bill), content_type="text/csv; charset=utf-8")
+    name = f"bill-{bill.period}-{bill.start:%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

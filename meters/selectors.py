@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 from gridplatform.accounts.models import Role, User
 from ledger import config
 from meters.chain.options import slot_ms_of
-from meters.chain.schema import WINDOW_PREFIX
+from meters.chain.schema import WINDOW_PREFIX, inslot_key
 from meters.models import DEFAULT_INTERVAL_S, INTERVALS, METER_ID_REGEX, Meter, MeterToken, Reading
 
 _METER_ID = re.compile(METER_ID_REGEX)
@@ -72,6 +72,20 @@ def reading_list(
 
 
 # --- what a new meter may be ---------------------------------------------------------------------
+
+
+def slots_with_readings(*, ended_by: datetime) -> list[datetime]:
+    """The slots, starting at ``ended_by`` or before, that the site's replica of the committed
+    state indexes as holding recorded readings (``meter/inslot/<slot>``) not yet settled."""
+    from ledger.models import StateEntry
+    from ledger.projection import datetime_of_ms
+
+    prefix = inslot_key(0)[:-1]
+    keys = StateEntry.objects.filter(key__regex=rf"^{re.escape(prefix)}[0-9]+$").values_list(
+        "key", flat=True
+    )
+    slots = (datetime_of_ms(int(key[len(prefix) :])) for key in keys)
+    return sorted(slot for slot in slots if slot <= ended_by)
 
 
 def network_slot_ms() -> int:
