@@ -604,10 +604,10 @@ def bill_page(request: HttpRequest) -> HttpResponse:
     try:
         bill = _bill(request)
     except bills.BadPeriod as error:
-        context = {"error": str(error), "periods": bills.PERIODS}
-        return render(request, "market/bill.html", context, status=400)
+        failed: dict[str, Any] = {"error": str(error), "periods": bills.PERIODS}
+        return render(request, "market/bill.html", failed, status=400)
     penalties = [(line, statements.penalty_explained(line)) for line in bill.penalties]
-    context = {"bill": bill, "penalties": penalties, "periods": bills.PERIODS}
+    context: dict[str, Any] = {"bill": bill, "penalties": penalties, "periods": bills.PERIODS}
     template = "market/bill_print.html" if request.GET.get("print") else "market/bill.html"
     return render(request, template, context)
 
