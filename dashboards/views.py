@@ -125,6 +125,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["joining"] = joining_steps(request.user, context["money"])
         # "Your energy": the charts' tables; static/js/flows.js draws them from flows.json.
         context |= market_views.flows_context(user=request.user, period=request.GET.get("period"))
+        # "This month": the bill so far, what it saved, and the community figures.
+        context |= market_views.month_context(user=request.user)
     return render(request, "dashboard.html", context)
 
 
@@ -140,6 +142,8 @@ def operator_console(request: HttpRequest) -> HttpResponse:
         **supervision_views.operator_context(request.user),
         # Read models that differ from the chain, in the alerts (ledger.read_model_audit).
         "audit_alert": read_model_audit.audit_alert(user=request.user),
+        # Self-sufficiency, self-consumption and prices of the community this month.
+        **market_views.community_context(),
     }
     return render(request, "console/operator.html", context)
 

@@ -37,7 +37,7 @@ from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.services import TransactionRejected
-from market import bills, flows, rules, selectors, services, statements
+from market import bills, figures, flows, rules, selectors, services, statements
 from market.chain.options import Options
 from market.errors import MESSAGES
 from market.forms import (
@@ -677,6 +677,35 @@ def flows_context(*, user: User, period: str | None) -> dict[str, Any]:
             )
         )
     return {"flows": data, "flow_rows": rows}
+
+
+def _this_month(zone: ZoneInfo) -> tuple[datetime, datetime]:
+    return bills.period_bounds(bills.MONTH, timezone.now().astimezone(zone).date(), zone)
+
+
+def month_context(*, user: User) -> dict[str, Any]:
+    """The dashboard's "This month": the household's bill so far (what it saved) and its
+    figures beside its community's, per day (``market.figures``), in its own time zone."""
+    zone = timezone.get_current_timezone()
+    assert isinstance(zone, ZoneInfo)
+    start, end = _this_month(zone)
+    bill = bills.household_bill(user=user, period=bills.MONTH, day=start.date(), zone=zone)
+    address = selectors.address_of(user) or "-"
+    mine = figures.figures(address=address, start=start, end=end, zone=zone)
+    community = figures.figures(address=None, start=start, end=end, zone=zone)
+    days = [
+        (day, you, everyone)
+        for (day, you), (_, everyone) in zip(mine.days, community.days, strict=True)
+    ]
+    return {"month_bill": bill, "figures_you": mine, "figures_all": community, "figure_days": days}
+
+
+def community_context() -> dict[str, Any]:
+    """The operator console's community figures for this month, per day."""
+    zone = timezone.get_current_timezone()
+    assert isinstance(zone, ZoneInfo)
+    start, end = _this_month(zone)
+    return {"community": figures.figures(address=None, start=start, end=end, zone=zone)}
 
 
 @role_required(Role.HOUSEHOLD)

@@ -1,14 +1,18 @@
 """``{% load market_format %}``: the market's integers as people read them (market.forms).
 
 ``{{ wh|energy }}`` (``"1.5 kWh"``), ``{{ price|price }}`` (``"€0.25/kWh"``, minor units per
-kWh), ``{{ start|slot }}`` (a slot's start in the site's time zone).
+kWh), ``{{ start|slot }}`` (a slot's start in the site's time zone), ``{{ share|percent }}``
+(``"12.5 %"``) and ``{{ average|unit_price }}`` (a ``Decimal`` of minor units per kWh:
+``"€0.215/kWh"``); ``"—"`` for what has no value.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import template
+from django.conf import settings
 
 from market.forms import energy_text, price_text, slot_label
 
@@ -31,7 +35,20 @@ def slot(value: object) -> str:
     return slot_label(value) if isinstance(value, datetime) else "—"
 
 
+def percent(value: object) -> str:
+    return f"{value} %" if isinstance(value, Decimal) else "—"
+
+
+def unit_price(value: object) -> str:
+    """Minor units per kWh, with a tenth of a minor unit: 21.5 -> ``"€0.215/kWh"``."""
+    if not isinstance(value, Decimal):
+        return "—"
+    return f"{settings.CURRENCY_SYMBOL}{value / 100:.3f}/kWh"
+
+
 # Registered by call, not as decorators: Django's are untyped, and this module is type-checked.
 register.filter("energy", energy)
 register.filter("price", price)
 register.filter("slot", slot)
+register.filter("percent", percent)
+register.filter("unit_price", unit_price)

@@ -9,7 +9,7 @@ import calendar
 import csv
 import io
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from gridplatform.accounts.services import identity_unseal
 from ledger.identity import KeyPair
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
-from market import bills, services
+from market import bills, figures, services
 from market.models import GridSettlement
 from meters import services as meter_services
 from meters.signing import header_value
@@ -238,3 +238,46 @@ def test_a_day_is_its_local_day_across_a_change_of_daylight_saving_time() -> Non
     assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=25)
     start, end = bills.period_bounds(bills.MONTH, day_of(0).replace(2026, 2, 14), VIENNA)
     assert (start.day, end.month, end.day) == (1, 3, 1)
+
+
+def test_community_figures_for_a_household_and_its_community(
+    settled: int, prosumer: User, consumer: User
+) -> None:
+    start, end = datetime_of_ms(settled), datetime_of_ms(settled + 2 * SLOT_MS)
+    ben = figures.figures(address=consumer.identity.address, start=start, end=end, zone=VIENNA)
+    # Ben drew 4,900 Wh, 2,900 of them from the grid: 2,000 / 4,900 = 40.8 % from neighbours.
+    assert (ben.totals.import_wh, ben.totals.grid_import_wh) == (4_900, 2_900)
+    assert str(ben.totals.self_sufficiency) == str(ben.totals.local_share) == "40.8"
+    assert ben.totals.self_consumption is None  # he fed nothing in
+    assert str(ben.totals.p2p_price) == "20.0"  # 40 for 2,000 Wh
+    assert str(ben.totals.retail) == "30.0"
+    ada = figures.figures(address=prosumer.identity.address, start=start, end=end, zone=VIENNA)
+    assert str(ada.totals.self_consumption) == "66.7"  # 2,000 of 3,000 Wh to a neighbour
+    assert str(ada.totals.feed_in) == "8.0"
+    everyone = figures.figures(address=None, start=start, end=end, zone=VIENNA)
+    assert (everyone.totals.import_wh, everyone.totals.export_wh) == (4_900, 3_000)
+    assert str(everyone.totals.self_sufficiency) == "40.8"
+    assert str(everyone.totals.self_consumption) == "66.7"
+    assert sum(day.import_wh for _, day in everyone.days) == 4_900
+
+
+def test_the_dashboard_and_the_console_show_this_months_figures(
+    settled: int, prosumer: User, grid_operator: User, client: Client
+) -> None:
+    # Slot A was two hours ago: only in a month's first two hours is it last month's (UTC, the
+    # site's zone), and this month then has nothing settled yet.
+    this_month = datetime_of_ms(settled).month == datetime.now(UTC).month
+    client.force_login(prosumer)
+    html = client.get("/dashboard/").content.decode()
+    assert 'data-testid="this-month"' in html
+    assert 'data-testid="figures-days"' in html
+    if this_month:
+        assert 'data-figure="self-consumption-you">66.7 %<' in html
+        assert "The community saved you <strong>€0.24</strong> (100.0 %)" in html
+    else:
+        assert 'data-figure="self-consumption-you">—<' in html
+    client.force_login(grid_operator)
+    html = client.get("/console/operator/").content.decode()
+    assert 'data-testid="community-figures"' in html
+    expected = "40.8 %" if this_month else "—"
+    assert f'data-figure="self-sufficiency">{expected}<' in html
