@@ -3,7 +3,8 @@
 
 Against the state at the audited height (``market.chain.schema``):
 
-* ``MarketAccount.locked`` against ``market/locked/<address>`` (absent: 0); a row for an
+* ``MarketAccount.locked`` and ``.arrears`` against ``market/locked/<address>`` and
+  ``market/arrears/<address>`` (absent: 0); a row for an
   address that is no account on the chain is a row the chain does not have. (Its ``feeder`` is
   supervision's to audit, as it is supervision's to project.)
 * ``Order`` and ``Offer``: every ``market/order/<id>`` / ``market/offer/<id>`` has its row,
@@ -20,6 +21,8 @@ site's transaction index, so the audit reads one block per settled slot, not the
 
 * ``SlotSettlement`` and ``SettlementLine``: every ``market.slot_settled`` and
   ``market.contract_settled`` event and every row, field by field;
+* ``GridSettlement``: every ``market.residual_settled`` event (a household's line with the
+  supplier of last resort) and every row, field by field;
 * ``Contract`` rows of settled slots: each has a settlement line, or was vetoed; any other row
   is one the chain does not have.
 
@@ -41,6 +44,7 @@ from ledger.state import State
 from market.chain import schema, tariff
 from market.models import (
     Contract,
+    GridSettlement,
     MarketAccount,
     Offer,
     OfferStatus,
@@ -50,7 +54,7 @@ from market.models import (
     SlotSettlement,
     Tariff,
 )
-from market.projection import CONTRACT_FIELDS, SETTLEMENT_LINE_FIELDS
+from market.projection import CONTRACT_FIELDS, RESIDUAL_FIELDS, SETTLEMENT_LINE_FIELDS
 
 CHUNK = 2_000
 CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
@@ -59,11 +63,12 @@ CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
 def audit(*, height: int, state: State) -> list[Difference]:
     found = Comparison(height)
     _accounts(found, state)
-    summaries, results = _settled(height)
+    summaries, results, residuals = _settled(height)
     contracts = _contracts(found, state, results)
     _orders(found, state, contracts)
     _offers(found, state, contracts)
     _settlements(found, summaries, results)
+    _residuals(found, residuals)
     _tariffs(found, state)
     return found.differences
 
@@ -94,11 +99,16 @@ def _tariffs(found: Comparison, state: State) -> None:
         found.missing(Tariff, key)
 
 
-def _settled(height: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:
+Settled = tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]
+
+
+def _settled(height: int) -> Settled:
     """The settlement events of the chain up to ``height``: summaries by slot, each with the
-    block's height, and per-contract results by contract id, each with its summary's."""
+    block's height; per-contract results by contract id, each with its summary's; and each
+    household's residual by ``<slot>/<account>``, with its block's height."""
     summaries: dict[int, dict[str, Any]] = {}
     results: dict[str, dict[str, Any]] = {}
+    residuals: dict[str, dict[str, Any]] = {}
     heights = sorted(
         set(
             TransactionRecord.objects.filter(
@@ -107,18 +117,20 @@ def _settled(height: int) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str
         )
     )
     bodies = BlockRecord.objects.filter(height__in=heights).order_by("height")
-    for body in bodies.values_list("body", flat=True).iterator(CHUNK):
+    for block_height, body in bodies.values_list("height", "body").iterator(CHUNK):
         lines: list[dict[str, Any]] = []
         for event in body.get("events", []):
             data = event["data"]
-            if event["type"] == schema.SLOT_SETTLED:
+            if event["type"] == schema.RESIDUAL_SETTLED:
+                residuals[f"{data['slot']}/{data['account']}"] = data | {"height": block_height}
+            elif event["type"] == schema.SLOT_SETTLED:
                 summaries[data["slot"]] = data
                 for line in lines:
                     results[line["contract"]] = line | {"summary": data}
                 lines = []
             elif event["type"] == schema.CONTRACT_SETTLED:
                 lines.append(data)
-    return summaries, results
+    return summaries, results, residuals
 
 
 def _suffixes(state: State, prefix: str) -> list[str]:
@@ -127,14 +139,21 @@ def _suffixes(state: State, prefix: str) -> list[str]:
 
 def _accounts(found: Comparison, state: State) -> None:
     locked = {a: schema.locked(state, a) for a in _suffixes(state, schema.LOCKED_PREFIX)}
+    arrears = {a: schema.arrears(state, a) for a in _suffixes(state, schema.arrears_key(""))}
     seen = set()
-    for address, site in MarketAccount.objects.values_list("address", "locked").iterator(CHUNK):
+    rows = MarketAccount.objects.values_list("address", "locked", "arrears")
+    for address, site_locked, site_arrears in rows.iterator(CHUNK):
         seen.add(address)
         if application.account(state, address) is None:
             found.stray(MarketAccount, address)
             continue
-        found.fields(MarketAccount, address, {"locked": locked.get(address, 0)}, {"locked": site})
-    for address in sorted(set(locked) - seen):
+        found.fields(
+            MarketAccount,
+            address,
+            {"locked": locked.get(address, 0), "arrears": arrears.get(address, 0)},
+            {"locked": site_locked, "arrears": site_arrears},
+        )
+    for address in sorted((set(locked) | set(arrears)) - seen):
         found.missing(MarketAccount, address)
 
 
@@ -276,6 +295,7 @@ SUMMARY_FIELDS = (
     "fees",
     "penalties",
     "shortfalls",
+    "residual",
     "tx",
     "height",
 )
@@ -322,3 +342,21 @@ def _settlements(
         found.fields(SettlementLine, contract_id, expected, row)
     for contract_id in sorted(set(results) - seen_lines):
         found.missing(SettlementLine, contract_id)
+
+
+def _residuals(found: Comparison, residuals: dict[str, dict[str, Any]]) -> None:
+    """``GridSettlement`` rows against the ``market.residual_settled`` events, field by field."""
+    seen = set()
+    columns = ("slot", *RESIDUAL_FIELDS, "height")
+    for row in GridSettlement.objects.values(*columns).iterator(CHUNK):
+        key = f"{ms_of_datetime(row['slot'])}/{row['account']}"
+        seen.add(key)
+        event = residuals.get(key)
+        if event is None:
+            found.stray(GridSettlement, key)
+            continue
+        expected = {name: event[name] for name in (*RESIDUAL_FIELDS, "height")}
+        expected["slot"] = datetime_of_ms(event["slot"])
+        found.fields(GridSettlement, key, expected, row)
+    for key in sorted(set(residuals) - seen):
+        found.missing(GridSettlement, key)

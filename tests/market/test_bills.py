@@ -23,7 +23,7 @@ from ledger.identity import KeyPair
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
 from market import bills, figures, services
-from market.models import GridSettlement
+from market.models import GridSettlement, MarketAccount
 from meters import services as meter_services
 from meters.signing import header_value
 from tests.ledger.chains import OPERATOR, build_chain, recent_start_ms
@@ -281,3 +281,23 @@ def test_the_dashboard_and_the_console_show_this_months_figures(
     assert 'data-testid="community-figures"' in html
     expected = "40.8 %" if this_month else "—"
     assert f'data-figure="self-sufficiency">{expected}<' in html
+
+
+def test_the_read_model_audit_names_a_changed_line_with_the_supplier(
+    settled: int, consumer: User
+) -> None:
+    from ledger import read_model_audit
+
+    assert read_model_audit.read_models_compare().differences == []
+    ben = consumer.identity.address
+    line = GridSettlement.objects.get(account=ben, slot=datetime_of_ms(settled))
+    GridSettlement.objects.filter(pk=line.pk).update(import_cost=1)
+    MarketAccount.objects.filter(address=ben).update(arrears=500)
+    found = {
+        (d.model, d.row, d.field, d.chain, d.site)
+        for d in read_model_audit.read_models_compare().differences
+    }
+    assert found == {
+        ("GridSettlement", f"{settled}/{ben}", "import_cost", 60, 1),
+        ("MarketAccount", ben, "arrears", 0, 500),
+    }
