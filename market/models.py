@@ -175,6 +175,11 @@ class RuleOrder(models.Model):
     forecast_wh = models.BigIntegerField(
         default=0, help_text="The slot's forecast surplus (sell) or need (buy)."
     )
+    profile_days = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="0: the forecast is the reading scaled to the slot; N: the household's own "
+        "average for this slot of the day over N recent days.",
+    )
     threshold_wh = models.BigIntegerField(default=0, help_text="The rule's N at the time.")
     price = models.BigIntegerField(default=0, help_text="The rule's price at the time.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,10 +3,16 @@
 A rule says "sell my surplus above N Wh per slot at no less than p" or "buy what I need, up to
 N Wh per slot, at no more than p". When a household's readings arrive (the meters send
 ``meters.signals.batch_relayed`` after relaying a batch, and :func:`batch_relayed_receiver` calls
-:func:`rules_apply`), the latest interval, **scaled to the slot**, is the forecast for the next
-slot open for trading (a persistence forecast: the next slot looks like the last interval, for
-as many intervals as the slot holds; a 1-minute reading of 350 Wh on a 5-minute slot forecasts
-1,750 Wh):
+:func:`rules_apply`), the rule forecasts the next slot open for trading:
+
+* once the household has **history** (readings in the same slot of the day on at least
+  :data:`PROFILE_MIN_DAYS` of the last :data:`PROFILE_DAYS` days), its **own profile**: the
+  average import and export of that slot of the day over those days;
+* before that, the latest interval **scaled to the slot** (a persistence forecast: the next slot
+  looks like the last interval, for as many intervals as the slot holds; a 1-minute reading of
+  350 Wh on a 5-minute slot forecasts 1,750 Wh).
+
+Then:
 
 * sell: surplus = forecast export - forecast import; if it is above N, a sell order for
   (surplus - N) at p;
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from gridplatform.accounts.models import Role, User
 from gridplatform.errors import DomainError
@@ -58,16 +64,26 @@ class Flow:
     duration_s: int
 
 
+PROFILE_DAYS = 7
+PROFILE_MIN_DAYS = 3
+
+
 @dataclass(frozen=True)
 class Forecast:
-    """A slot's expected net flow, from ``flow`` repeated ``intervals`` times (the slot's length
-    over the interval's), in Wh."""
+    """A slot's expected net flow, in Wh: from ``flow`` repeated ``intervals`` times (the slot's
+    length over the interval's); or, when ``profile_days``, the household's average import and
+    export in the same slot of the day over that many recent days."""
 
     flow: Flow
     intervals: int
+    profile_days: int = 0
+    profile_import_wh: int = 0
+    profile_export_wh: int = 0
 
     @property
     def surplus_wh(self) -> int:
+        if self.profile_days:
+            return self.profile_export_wh - self.profile_import_wh
         return (self.flow.export_wh - self.flow.import_wh) * self.intervals
 
     @property
@@ -79,6 +95,57 @@ def forecast(flow: Flow, *, slot_s: int) -> Forecast:
     """The persistence forecast of a slot of ``slot_s`` seconds from one interval (a meter's
     interval divides the slot; a longer one counts as one slot)."""
     return Forecast(flow=flow, intervals=max(1, slot_s // max(1, flow.duration_s)))
+
+
+SlotSums = dict[datetime, tuple[int, int]]
+
+
+def slot_sums(*, owner: User, windows: list[tuple[datetime, datetime]]) -> SlotSums:
+    """The household's import and export per slot (by the slot holding each reading's start)
+    over the readings in ``windows``, summed over its meters."""
+    if not windows:
+        return {}
+    within = Q()
+    for start, end in windows:
+        within |= Q(start__gte=start, start__lt=end)
+    slot_ms = selectors.options().slot_ms
+    sums: dict[datetime, tuple[int, int]] = {}
+    rows = Reading.objects.filter(within, meter__owner=owner).values_list(
+        "start", "import_wh", "export_wh"
+    )
+    for start, import_wh, export_wh in rows.iterator():
+        ms = ms_of_datetime(start)
+        slot = datetime_of_ms(ms - ms % slot_ms)
+        imported, exported = sums.get(slot, (0, 0))
+        sums[slot] = (imported + import_wh, exported + export_wh)
+    return sums
+
+
+def profile_windows(slot: datetime, slot_ms: int) -> list[tuple[datetime, datetime]]:
+    """The same slot of the day on each of the last :data:`PROFILE_DAYS` days."""
+    length = timedelta(milliseconds=slot_ms)
+    return [
+        (slot - timedelta(days=d), slot - timedelta(days=d) + length)
+        for d in range(1, PROFILE_DAYS + 1)
+    ]
+
+
+def expected(*, latest: Flow, slot: datetime, slot_ms: int, sums: SlotSums) -> Forecast:
+    """The slot's forecast: the household's profile when it has the history (``sums`` holds
+    its slots of the last days), else ``latest`` scaled to the slot."""
+    days = [
+        sums[start] for start, _ in profile_windows(slot, slot_ms) if start in sums
+    ]  # a day whose meters sent nothing for that slot is no history
+    persistence = forecast(latest, slot_s=slot_ms // 1_000)
+    if len(days) < PROFILE_MIN_DAYS:
+        return persistence
+    return Forecast(
+        flow=latest,
+        intervals=persistence.intervals,
+        profile_days=len(days),
+        profile_import_wh=sum(imported for imported, _ in days) // len(days),
+        profile_export_wh=sum(exported for _, exported in days) // len(days),
+    )
 
 
 def _check_rule(owner: User, kind: str, energy_wh: int, price: int) -> None:
@@ -114,6 +181,7 @@ class PreviewOrder:
     energy_wh: int
     forecast_wh: int
     flow: Flow
+    profile_days: int = 0  # > 0: forecast from the household's own profile
 
 
 def rule_preview(
@@ -136,18 +204,20 @@ def rule_preview(
         .annotate(import_wh=Sum("import_wh"), export_wh=Sum("export_wh"))
         .order_by("start")
     )
+    # The days before, for the profile each slot would have had.
+    history = slot_sums(owner=owner, windows=[(now - timedelta(days=PROFILE_DAYS + 1), now)])
     orders: dict[datetime, PreviewOrder] = {}
     for row in readings:
         flow = Flow(row["start"], row["import_wh"], row["export_wh"], row["duration_s"])
         ended_ms = ms_of_datetime(flow.start) + flow.duration_s * 1_000
         slot = datetime_of_ms((ended_ms + gate_ms) // slot_ms * slot_ms + slot_ms)
-        expected = forecast(flow, slot_s=slot_ms // 1_000)
-        order = wanted(rule, expected)
+        outlook = expected(latest=flow, slot=slot, slot_ms=slot_ms, sums=history)
+        order = wanted(rule, outlook)
         if order is None or slot in orders:
             continue
         side, energy = order
-        forecast_wh = expected.surplus_wh if side == "sell" else expected.need_wh
-        orders[slot] = PreviewOrder(slot, side, energy, forecast_wh, flow)
+        forecast_wh = outlook.surplus_wh if side == "sell" else outlook.need_wh
+        orders[slot] = PreviewOrder(slot, side, energy, forecast_wh, flow, outlook.profile_days)
     return list(orders.values())
 
 
@@ -175,10 +245,15 @@ def rules_apply(*, owner: User, latest: Flow) -> list[Transaction]:
     if not slots:
         return []
     slot = slots[0].start
-    expected = forecast(latest, slot_s=selectors.options().slot_ms // 1_000)
+    active = list(StandingRule.objects.filter(owner=owner, active=True))
+    if not active:
+        return []
+    slot_ms = selectors.options().slot_ms
+    sums = slot_sums(owner=owner, windows=profile_windows(slot, slot_ms))
+    outlook = expected(latest=latest, slot=slot, slot_ms=slot_ms, sums=sums)
     placed = []
-    for rule in StandingRule.objects.filter(owner=owner, active=True):
-        order = wanted(rule, expected)
+    for rule in active:
+        order = wanted(rule, outlook)
         if order is None or RuleOrder.objects.filter(rule=rule, slot=slot).exists():
             continue
         side, energy_wh = order
@@ -193,7 +268,8 @@ def rules_apply(*, owner: User, latest: Flow) -> list[Transaction]:
                 reading_s=latest.duration_s,
                 reading_import_wh=latest.import_wh,
                 reading_export_wh=latest.export_wh,
-                forecast_wh=expected.surplus_wh if side == "sell" else expected.need_wh,
+                forecast_wh=outlook.surplus_wh if side == "sell" else outlook.need_wh,
+                profile_days=outlook.profile_days,
                 threshold_wh=rule.energy_wh,
                 price=rule.price,
             )
@@ -244,6 +320,13 @@ def reason_text(made: RuleOrder, *, slot_s: int) -> str:
     selling = rule.kind == SELL_SURPLUS
     what = "surplus" if selling else "need"
     bound = "no less" if selling else "no more"
+    if made.profile_days:
+        return (
+            f"your rule “{'sell surplus above' if selling else 'buy up to'} "
+            f"{energy_text(made.threshold_wh)}”: your own average for this slot of the day over "
+            f"your last {made.profile_days} days: {energy_text(made.forecast_wh)} {what} "
+            f"forecast; at {bound} than {price_text(made.price)}"
+        )
     return (
         f"your rule “{'sell surplus above' if selling else 'buy up to'} "
         f"{energy_text(made.threshold_wh)}”: {energy_text(made.reading_export_wh)} out and "

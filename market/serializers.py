@@ -117,8 +117,12 @@ class RuleReasonSerializer(serializers.Serializer):
     reading_import_wh = serializers.IntegerField()
     reading_export_wh = serializers.IntegerField()
     forecast_wh = serializers.IntegerField(
-        help_text="The slot's forecast surplus (sell) or need (buy): the interval's net flow "
-        "times the intervals in a slot."
+        help_text="The slot's forecast surplus (sell) or need (buy): the household's average "
+        "for this slot of the day over profile_days recent days or, with no history "
+        "(profile_days 0), the interval's net flow times the intervals in a slot."
+    )
+    profile_days = serializers.IntegerField(
+        help_text="Days of the household's own history the forecast averaged; 0: none."
     )
     threshold_wh = serializers.IntegerField(help_text="The rule's Wh (surplus kept / most bought).")
     price = serializers.IntegerField(help_text="The rule's price, minor units per kWh.")

@@ -187,11 +187,38 @@ def test_a_five_minute_meter_on_fifteen_minute_slots_orders_three_intervals_wort
         "reading_import_wh": 0,
         "reading_export_wh": 350,
         "forecast_wh": 1_050,
+        "profile_days": 0,  # no history yet: the reading, scaled
         "threshold_wh": 100,
         "price": 20,
     }
     one = client.get(f"/api/v1/orders/{order.id}").json()
     assert one["made_by_rule"] == row["made_by_rule"]
+
+
+def test_with_history_a_rule_forecasts_from_the_households_own_profile(
+    site: Site, prosumer: User, client: Any
+) -> None:
+    """Readings of the same slot of the day on 3 of the last 7 days: their average (900 Wh out)
+    is the forecast, not the latest reading (100 Wh, which alone would sell nothing)."""
+    rule = rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=100, price=20)
+    pv = register(prosumer, "roof-pv", kind="pv", interval_s=900).meter
+    slot = selectors.slot_list()[0].start
+    store_readings(pv, (slot - timedelta(days=1), 0, 600), (slot - timedelta(days=2), 0, 900))
+    # Two days are not history yet: the reading, scaled, decides (nothing to sell).
+    assert rules.rules_apply(owner=prosumer, latest=flow(0, 100)) == []
+    store_readings(pv, (slot - timedelta(days=4), 30, 1_230), (slot - timedelta(days=9), 0, 9_000))
+    [tx] = rules.rules_apply(owner=prosumer, latest=flow(0, 100))
+    assert pending_orders() == [("sell", 800, 20)]  # (600 + 900 + 1,200) / 3 = 900, 100 kept
+    made = RuleOrder.objects.get(order_id=tx.id)
+    assert (made.profile_days, made.forecast_wh) == (3, 900)
+    assert "your own average for this slot of the day over your last 3 days" in rules.reason_text(
+        made, slot_s=900
+    )
+    commit_pending(site)
+    client.force_login(prosumer)
+    [row] = client.get("/api/v1/orders").json()["results"]
+    assert (row["made_by_rule"]["profile_days"], row["made_by_rule"]["forecast_wh"]) == (3, 900)
+    assert made.rule == rule
 
 
 def test_the_rule_form_previews_what_the_rule_would_have_done_over_the_last_day(
