@@ -57,6 +57,11 @@ urlpatterns = [
     path("accounts/settings/tokens/", account_views.api_token_create, name="api-token-create"),
     path("accounts/settings/time-zone/", account_views.time_zone_set, name="time-zone-set"),
     path(
+        "accounts/settings/display-name/",
+        account_views.display_name_set,
+        name="display-name-set",
+    ),
+    path(
         "accounts/settings/tokens/<int:token_id>/revoke/",
         account_views.api_token_revoke,
         name="api-token-revoke",

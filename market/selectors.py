@@ -221,6 +221,7 @@ class StatementLine:
     slot_end: datetime
     contract: str
     role: str  # "seller" or "buyer"
+    contract_tx: str  # the transaction that made the contract
     counterparty: str
     contracted_wh: int
     delivered_wh: int
@@ -263,6 +264,7 @@ def statement(
                 slot_end=row.slot + slot_length,
                 contract=row.contract_id,
                 role="seller" if selling else "buyer",
+                contract_tx=row.contract.tx,
                 counterparty=row.buyer if selling else row.seller,
                 contracted_wh=row.energy_wh,
                 delivered_wh=row.delivered_wh,
@@ -310,16 +312,24 @@ def tariff_in_force(*, at: datetime) -> Tariff | None:
 
 
 def neighbour_labels(*, addresses: list[str]) -> dict[str, str]:
-    """How a household's pages name its counterparties: "a neighbour on <its feeder>" (or "a
-    neighbour" before it has one). Addresses are pseudonyms on the ledger; the pages do not show
-    them, nor who is behind them."""
+    """How a household's pages name its counterparties: the display name a counterparty chose
+    to show (Settings), with its feeder; else "a neighbour on <its feeder>" (or "a neighbour"
+    before it has one). Addresses are pseudonyms on the ledger; the pages do not show them, nor
+    who is behind them unless it chose to say."""
+    wanted = set(addresses)
     feeders = dict(
-        MarketAccount.objects.filter(address__in=set(addresses)).values_list("address", "feeder")
+        MarketAccount.objects.filter(address__in=wanted).values_list("address", "feeder")
     )
-    return {
-        address: f"a neighbour on {feeders[address]}" if feeders.get(address) else "a neighbour"
-        for address in addresses
-    }
+    names = dict(
+        Identity.objects.filter(address__in=wanted)
+        .exclude(user__display_name="")
+        .values_list("address", "user__display_name")
+    )
+    labels = {}
+    for address in addresses:
+        where = f"a neighbour on {feeders[address]}" if feeders.get(address) else "a neighbour"
+        labels[address] = f"{names[address]} ({where})" if address in names else where
+    return labels
 
 
 def household_money_list(*, user: User) -> list[HouseholdMoney]:

@@ -53,6 +53,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="Where a household is connected: its street address or the connection point's "
         "number on its electricity bill; the grid operator finds its feeder from it.",
     )
+    display_name = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="The name a household chose to show its trading counterparties; empty: they "
+        "see it as “a neighbour on <its feeder>”.",
+    )
     time_zone = models.CharField(
         max_length=64,
         blank=True,

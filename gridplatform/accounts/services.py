@@ -122,6 +122,27 @@ def time_zone_set(*, user: User, zone: str) -> User:
     return user
 
 
+class BadDisplayName(AccountError):
+    code = "bad_display_name"
+
+
+DISPLAY_NAME_MAX = 40
+
+
+def display_name_set(*, user: User, name: str) -> User:
+    """The name ``user`` shows its trading counterparties ("" to show none: they then see "a
+    neighbour on <its feeder>"). Raises ``BadDisplayName``, changing nothing, for a name too
+    long or with control characters."""
+    name = " ".join(name.split())
+    if len(name) > DISPLAY_NAME_MAX:
+        raise BadDisplayName(f"A display name has at most {DISPLAY_NAME_MAX} characters.")
+    if any(not character.isprintable() for character in name):
+        raise BadDisplayName("A display name is letters, digits, spaces and punctuation only.")
+    user.display_name = name
+    user.save(update_fields=["display_name"])
+    return user
+
+
 def household_register(
     *,
     name: str,

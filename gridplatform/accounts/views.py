@@ -83,6 +83,22 @@ def time_zone_set(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+def display_name_set(request: HttpRequest) -> HttpResponse:
+    """The name this household shows its trading counterparties (empty: none)."""
+    try:
+        user = services.display_name_set(user=request.user, name=request.POST.get("name", ""))
+    except services.BadDisplayName as error:
+        messages.error(request, error.message)
+        return redirect("account-settings")
+    if user.display_name:
+        messages.success(request, f"Your counterparties see you as “{user.display_name}”.")
+    else:
+        messages.success(request, "Your counterparties see you as a neighbour on your feeder.")
+    return redirect("account-settings")
+
+
+@login_required
+@require_POST
 def api_token_create(request: HttpRequest) -> HttpResponse:
     """Make a token and show it, once: the response to this POST is the only place it appears."""
     form = ApiTokenForm(request.POST)

@@ -2,7 +2,7 @@
 
 ``{{ wh|energy }}`` (``"1.5 kWh"``), ``{{ price|price }}`` (``"€0.25/kWh"``, minor units per
 kWh), ``{{ start|slot }}`` (a slot's start in the site's time zone), ``{{ share|percent }}``
-(``"12.5 %"``) and ``{{ average|unit_price }}`` (a ``Decimal`` of minor units per kWh:
+(``"12.5 %"``), ``{{ contract.id|contract_number }}`` (``"#3"``) and ``{{ average|unit_price }}`` (a ``Decimal`` of minor units per kWh:
 ``"€0.215/kWh"``); ``"—"`` for what has no value.
 """
 
@@ -35,6 +35,15 @@ def slot(value: object) -> str:
     return slot_label(value) if isinstance(value, datetime) else "—"
 
 
+def contract_number(value: object) -> str:
+    """A contract's short name within its slot: ``"1767229200000-2"`` -> ``"#3"`` (the third
+    made for the slot; pages show it beside the slot and link it to its transaction)."""
+    if not isinstance(value, str) or "-" not in value:
+        return "—"
+    index = value.rsplit("-", 1)[1]
+    return f"#{int(index) + 1}" if index.isdigit() else "—"
+
+
 def percent(value: object) -> str:
     return f"{value} %" if isinstance(value, Decimal) else "—"
 
@@ -51,4 +60,5 @@ register.filter("energy", energy)
 register.filter("price", price)
 register.filter("slot", slot)
 register.filter("percent", percent)
+register.filter("contract_number", contract_number)
 register.filter("unit_price", unit_price)
