@@ -2,8 +2,9 @@
 
 ``{{ wh|energy }}`` (``"1.5 kWh"``), ``{{ price|price }}`` (``"€0.25/kWh"``, minor units per
 kWh), ``{{ start|slot }}`` (a slot's start in the site's time zone), ``{{ share|percent }}``
-(``"12.5 %"``), ``{{ contract.id|contract_number }}`` (``"#3"``) and ``{{ average|unit_price }}`` (a ``Decimal`` of minor units per kWh:
-``"€0.215/kWh"``); ``"—"`` for what has no value.
+(``"12.5 %"``), ``{{ contract.id|contract_number }}`` (``"#3"``) and
+``{{ average|unit_price }}`` (a ``Decimal`` of minor units per kWh: ``"€0.215/kWh"``); ``"—"``
+for what has no value.
 """
 
 from __future__ import annotations
