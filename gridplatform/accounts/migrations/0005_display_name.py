@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_time_zone'),
+        ("accounts", "0004_time_zone"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='display_name',
-            field=models.CharField(blank=True, help_text='The name a household chose to show its trading counterparties; empty: they see it as “a neighbour on <its feeder>”.', max_length=40),
+            model_name="user",
+            name="display_name",
+            field=models.CharField(
+                blank=True,
+                help_text="The name a household chose to show its trading counterparties; empty: they see it as “a neighbour on <its feeder>”.",
+                max_length=40,
+            ),
         ),
     ]
