@@ -106,6 +106,11 @@ class Totals:
         return self.baseline - self.cost
 
     @property
+    def loss(self) -> int:
+        """What trading cost beyond the grid alone (when the saving is negative)."""
+        return -self.saving
+
+    @property
     def saving_percent(self) -> Decimal | None:
         """The saving as a percent of the baseline's magnitude, to one decimal; None without
         a baseline."""

@@ -301,3 +301,10 @@ def test_the_read_model_audit_names_a_changed_line_with_the_supplier(
         ("GridSettlement", f"{settled}/{ben}", "import_cost", 60, 1),
         ("MarketAccount", ben, "arrears", 0, 500),
     }
+
+
+def test_a_bill_says_when_trading_did_worse_than_the_grid_alone() -> None:
+    """A seller who under-delivered: 24 from feed-in alone, 10 with the community."""
+    t = bills.Totals(p2p_sold=30, penalties_paid=28, feed_in=8, baseline=-24, metered_slots=1)
+    assert (t.cost, t.net, t.saving, t.loss) == (-10, 10, -14, 14)
+    assert str(t.saving_percent) == "-58.3"
