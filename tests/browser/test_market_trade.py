@@ -6,6 +6,7 @@ and buys; both see the contract appear without reloading."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -125,7 +126,11 @@ def test_a_prosumer_sells_and_a_consumer_in_another_browser_buys(
     for page, side in ((selling, "sell"), (buying, "buy")):
         contract = page.locator("#market-contracts tr[data-contract]")
         expect(contract).to_have_count(1, timeout=BLOCK_MS)
-        expect(contract.locator("td").nth(1)).to_have_text(side)
+        expect(contract.locator("td").nth(1)).to_have_text("#1")  # short, linked to its tx
+        expect(contract.locator("[data-contract-link]")).to_have_attribute(
+            "href", re.compile(r"^/ledger/tx/[0-9a-f]{64}/$")
+        )
+        expect(contract.locator("td").nth(2)).to_have_text(side)
         expect(contract).to_contain_text("2 kWh")
         expect(contract).to_contain_text("€0.20/kWh")  # the resting order's price
     expect(asks).to_have_text("No asks.", timeout=BLOCK_MS)  # the ask was filled
