@@ -52,7 +52,12 @@ Blocks are hash-linked, so a height starts only once the previous one is committ
 
 View change. A validator with work at the height (the application has something to propose, or it
 saw a proposal, a vote or a view-change for the height) starts a timer when it enters a view,
-``base_timeout_ms * 2**min(view, max_timeout_doublings)``. When it expires without a commit, it
+``base * 2**min(view, max_timeout_doublings)``, where ``base`` is ``base_timeout_ms`` or, when
+blocks have lately taken longer, ``timeout_margin`` times the recent time from work to commit at a
+height in view 0 (a moving average, at most ``base_timeout_ms * 2**max_timeout_doublings``; a
+margin of 0 keeps the timer fixed): a
+network whose blocks are slow because its state is large or its machine busy does not mistake
+them for a faulty proposer. When it expires without a commit, it
 moves to view ``v + 1``: it stops voting in lower views, and broadcasts VIEW-CHANGE with its highest
 prepared certificate. (Once in a view change, it moves on only after the timer expires again *and*
 a quorum asked for that view, so one validator cannot run ahead alone.) A validator that sees
@@ -276,6 +281,7 @@ class Config:
     genesis_timestamp_ms: int = 0
     base_timeout_ms: int = 2000
     max_timeout_doublings: int = 4
+    timeout_margin: int = 4  # the view timer allows this many times the recent commit time; 0: off
     retransmit_ms: int = 500
     sync_interval_ms: int = 5000
     max_blocks_per_response: int = 32
@@ -289,6 +295,8 @@ class Config:
             public_key_bytes(key)
         if min(self.base_timeout_ms, self.retransmit_ms, self.sync_interval_ms) <= 0:
             raise ValueError("timeouts and intervals are positive")
+        if self.timeout_margin < 0:
+            raise ValueError("timeout_margin >= 0")
         if self.max_blocks_per_response <= 0 or self.max_timeout_doublings < 0:
             raise ValueError("max_blocks_per_response > 0 and max_timeout_doublings >= 0")
 
@@ -645,6 +653,8 @@ class Node(Generic[P]):
         self._last_request: int | None = None
         self._last_served: dict[int, int] = {}
         self._last_commit_ms = now_ms
+        self._work_since: int | None = None  # when this height's timer first started
+        self._commit_ms = 0  # the moving average of work-to-commit times in view 0, ms
         self._reset_height()
         self._last_persisted: PersistedState | None = None
         if persisted is not None and persisted.height > self._height:
@@ -861,7 +871,10 @@ class Node(Generic[P]):
         return self._fault is Fault.VOTE_INVALID or self._app.check(proposal)
 
     def _timeout(self, view: int) -> int:
-        return self._config.base_timeout_ms << min(view, self._config.max_timeout_doublings)
+        config = self._config
+        ceiling = config.base_timeout_ms << config.max_timeout_doublings
+        base = min(ceiling, max(config.base_timeout_ms, config.timeout_margin * self._commit_ms))
+        return base << min(view, config.max_timeout_doublings)
 
     def _timestamp(self) -> int:
         return max(self._now, self._last_ts + 1)
@@ -1188,6 +1201,10 @@ class Node(Generic[P]):
         self._last_ts = proposal.timestamp_ms
         self._height += 1
         self._last_commit_ms = self._now
+        if self._view == 0 and self._work_since is not None:
+            took = self._now - self._work_since
+            self._commit_ms = took if not self._commit_ms else (3 * self._commit_ms + took) // 4
+        self._work_since = None
         self._reset_height()
         self._stale = True
         self._replay = list(self._future.pop(self._height, {}).values())
@@ -1327,6 +1344,8 @@ class Node(Generic[P]):
         now = self._now
         if self._deadline is None and self._has_work():
             self._deadline = now + self._timeout(self._view)
+            if self._work_since is None:
+                self._work_since = now
         if self._deadline is not None and now >= self._deadline:
             self._on_timeout()
         self._try_propose()

@@ -200,6 +200,7 @@ class Sim:
         max_delay_ms: int = 60,
         tick_ms: int = 20,
         base_timeout_ms: int = 600,
+        timeout_margin: int = 4,
         retransmit_ms: int = 150,
         sync_interval_ms: int = 1000,
         batch: int = 3,
@@ -211,6 +212,7 @@ class Sim:
         self.config = sim_config(
             n,
             base_timeout_ms=base_timeout_ms,
+            timeout_margin=timeout_margin,
             retransmit_ms=retransmit_ms,
             sync_interval_ms=sync_interval_ms,
             max_blocks_per_response=8,

@@ -187,6 +187,36 @@ def test_it_is_safe_and_live_with_seven_validators_and_two_faults(seed: int) -> 
     _run(sim)
 
 
+def test_slow_blocks_lengthen_the_view_timer_instead_of_changing_views() -> None:
+    """A network whose blocks take longer than the base timeout (messages up to 250 ms, four
+    rounds to commit, a 300 ms timer): with the timer following the recent commit time
+    (``timeout_margin``) the validators change views far less than with a fixed timer, and stay
+    safe and live either way."""
+
+    def later_view_votes(margin: int) -> int:
+        votes = 0
+        for seed in range(4):
+            sim = Sim(
+                seed,
+                drop=0.0,
+                duplicate=0.0,
+                redeliver=0.0,
+                max_delay_ms=250,
+                base_timeout_ms=300,
+                timeout_margin=margin,
+                batch=2,
+            )
+            sim.add_workload(60, end_ms=20_000)
+            assert sim.run(120_000, sim.all_committed), f"seed {seed}, margin {margin}"
+            assert not sim.violations()
+            votes += sum(1 for vote in sim.votes if vote[3])  # votes in a view above 0
+        return votes
+
+    fixed, adaptive = later_view_votes(0), later_view_votes(4)
+    assert fixed > 0
+    assert adaptive < fixed * 3 // 4
+
+
 def test_it_proposes_nothing_while_idle() -> None:
     sim = Sim(7, drop=0.1, duplicate=0.1)
     assert sim.run(30_000) is False
