@@ -168,6 +168,18 @@ def period_bounds(period: str, day: date, zone: ZoneInfo) -> tuple[datetime, dat
     return start, end
 
 
+def local_days(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """The days of ``zone`` from ``start`` (a local midnight) to ``end``: each one's
+    [midnight, next midnight), 23 to 25 hours across a change of daylight saving time."""
+    days = []
+    moment = start.astimezone(zone)
+    while moment < end:
+        following = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), zone)
+        days.append((moment, following))
+        moment = following
+    return days
+
+
 def parse_day(text: str | None, zone: ZoneInfo) -> date:
     """``YYYY-MM-DD`` (default: today in ``zone``)."""
     if not text:
@@ -231,18 +243,13 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
     if period == DAY:
         rows = slots
     else:
-        days: dict[date, Row] = {}
-        moment = start
-        while moment < end:
-            following = datetime.combine(
-                moment.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone
-            )
-            days[moment.date()] = Row(moment, following)
-            moment = following
+        days = {day.date(): Row(day, following) for day, following in local_days(start, end, zone)}
         for row in slots:
             days[row.start.astimezone(zone).date()].totals.add(row.totals)
         rows = list(days.values())
-    penalties = [line for line in statement(user=user, start=start, end=end) if line.penalty]
+    penalties = []
+    if total.penalties_paid or total.penalties_received:  # else no line to read again
+        penalties = [line for line in statement(user=user, start=start, end=end) if line.penalty]
     from_top_ups = ArrearsPayment.objects.filter(
         account=address, paid_at__gte=start, paid_at__lt=end
     ).aggregate(total=Sum("paid"))["total"]

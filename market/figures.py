@@ -21,14 +21,15 @@ operator's view. Energy of slots without meter data is not in them. Percentages 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from market.bills import local_days
 from market.models import GridSettlement, SettlementLine
 
 _TENTH = Decimal("0.1")
@@ -50,6 +51,10 @@ class Figures:
     feed_in_wh: int = 0
     p2p_wh: int = 0  # delivered P2P energy
     p2p_paid: int = 0  # what it was paid, minor units
+
+    def add(self, other: Figures) -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def self_sufficiency(self) -> Decimal | None:
@@ -101,11 +106,7 @@ def _p2p_lines(address: str | None, start: datetime, end: datetime) -> QuerySet[
 def figures(*, address: str | None, start: datetime, end: datetime, zone: ZoneInfo) -> Period:
     """The figures of ``address`` (a household), or of the whole community (None), over
     [start, end), in total and per day of ``zone``."""
-    days: dict[date, Figures] = {}
-    moment = start.astimezone(zone)
-    while moment < end:
-        days[moment.date()] = Figures()
-        moment = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), zone)
+    days = {day.date(): Figures() for day, _ in local_days(start, end, zone)}
     grid = (
         _grid_lines(address, start, end)
         .annotate(day=TruncDate("slot", tzinfo=zone))
@@ -141,6 +142,5 @@ def figures(*, address: str | None, start: datetime, end: datetime, zone: ZoneIn
         day.p2p_paid += row["paid_sum"] or 0
     totals = Figures()
     for day_figures in days.values():
-        for name in Figures.__dataclass_fields__:
-            setattr(totals, name, getattr(totals, name) + getattr(day_figures, name))
+        totals.add(day_figures)
     return Period(start=start, end=end, totals=totals, days=sorted(days.items()))

@@ -67,6 +67,17 @@ from market.chain.tariff import band_of, in_force
 from meters.chain import schema as meters
 from meters.chain.metering import MISSING
 
+# The residual's fields the slot's summary sums (with the same names).
+_SUMMED = (
+    "grid_import_wh",
+    "grid_export_wh",
+    "import_cost",
+    "import_fee",
+    "feed_in_paid",
+    "arrears_paid",
+    "arrears_added",
+)
+
 
 def metered(state: State, address: str, slot: int, slot_ms: int) -> tuple[int, int]:
     """Wh the household's meters imported and exported in the slot, by their recorded readings.
@@ -104,12 +115,17 @@ def residual_settle(
     p2p_in: Mapping[str, int],
     p2p_out: Mapping[str, int],
     context: Context,
+    *,
+    measured: Mapping[str, tuple[int, int]] | None = None,
 ) -> ResidualSummary | None:
     """Settle the slot's residual (module docstring); None when no tariff is in force.
 
-    ``p2p_in`` / ``p2p_out``: Wh delivered to / by each account through the slot's contracts.
-    Called by ``market.slot.settle`` after the contracts settled, balances and margins written.
+    ``p2p_in`` / ``p2p_out``: Wh delivered to / by each account through the slot's contracts;
+    ``measured``: the (import, export) of :func:`metered` the contracts' settlement already read
+    (its sellers'), not read again. Called by ``market.slot.settle`` after the contracts
+    settled, balances and margins written.
     """
+    known = measured or {}
     meter_ids = meters.slot_meters_take(state, slot)
     tariff = in_force(state, slot)
     if tariff is None:
@@ -120,7 +136,7 @@ def residual_settle(
     totals: Counter[str] = Counter()
     supplier_delta = 0
     for address in owners:
-        import_wh, export_wh = metered(state, address, slot, slot_ms)
+        import_wh, export_wh = known.get(address) or metered(state, address, slot, slot_ms)
         grid_import = max(0, import_wh - p2p_in.get(address, 0))
         grid_export = max(0, export_wh - p2p_out.get(address, 0))
         cost = value(grid_import, band["retail"])
@@ -155,27 +171,14 @@ def residual_settle(
             "arrears": left,
         }
         context.emit(RESIDUAL_SETTLED, result)
-        totals.update(
-            grid_import_wh=grid_import,
-            grid_export_wh=grid_export,
-            import_cost=cost,
-            import_fee=fee,
-            feed_in_paid=feed_in,
-            arrears_paid=arrears_paid,
-            arrears_added=added,
-        )
+        totals.update({name: result[name] for name in _SUMMED})  # type: ignore[literal-required]
     issued = _pay_supplier(state, supplier, supplier_delta)
-    return {
+    summary: ResidualSummary = {
         "households": len(owners),
-        "grid_import_wh": totals["grid_import_wh"],
-        "grid_export_wh": totals["grid_export_wh"],
-        "import_cost": totals["import_cost"],
-        "import_fee": totals["import_fee"],
-        "feed_in_paid": totals["feed_in_paid"],
-        "arrears_paid": totals["arrears_paid"],
-        "arrears_added": totals["arrears_added"],
+        **{name: totals[name] for name in _SUMMED},  # type: ignore[typeddict-item]
         "issued": issued,
     }
+    return summary
 
 
 def _owner(state: State, meter_id: str) -> str:

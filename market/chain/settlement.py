@@ -108,15 +108,6 @@ from meters.chain import schema as meters
 SLOT_SETTLED_HOOK = "market.slot_settled"
 
 
-def measured_export(state: State, seller: str, slot: int, slot_ms: int) -> int:
-    """Wh the seller's meters exported in the slot, by their recorded readings.
-
-    A missing interval and a ``missing`` quality count 0. O(the seller's meters x intervals in a
-    slot).
-    """
-    return metered(state, seller, slot, slot_ms)[1]
-
-
 def _check_due(state: State, slot: int, now: int, options: Options) -> int:
     """The number of contracts of ``slot`` if it may settle at block time ``now``."""
     if slot % options.slot_ms:
@@ -165,6 +156,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     operator = issuer(state)
 
     export: dict[str, int] = {}  # each seller's measured export, computed at its first contract
+    measured: dict[str, tuple[int, int]] = {}  # its (import, export), for the residual too
     left: dict[str, int] = {}  # what is not yet allocated to its earlier contracts
     credits: Counter[str] = Counter()  # balance changes, written once per account at the end
     unlocks: Counter[str] = Counter()
@@ -185,7 +177,8 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
         if seller not in export:
-            export[seller] = left[seller] = measured_export(state, seller, slot, options.slot_ms)
+            measured[seller] = metered(state, seller, slot, options.slot_ms)
+            export[seller] = left[seller] = measured[seller][1]
         delivered = min(left[seller], energy)
         left[seller] -= delivered
         p2p_in[buyer] += delivered
@@ -248,7 +241,9 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             },
         )
     state.delete(contracts_key(slot))
-    residual = residual_settle(state, slot, options.slot_ms, p2p_in, p2p_out, context)
+    residual = residual_settle(
+        state, slot, options.slot_ms, p2p_in, p2p_out, context, measured=measured
+    )
     context.emit(
         SLOT_SETTLED,
         {
