@@ -371,7 +371,7 @@ class Validator:
                 f"validator {self.index}: block {block.height} does not execute to its certified "
                 "results and state root; stopping instead of storing a wrong state"
             )
-        self.store.append(final, self.state.take_changes())
+        self.store.append(final, self.state.take_encoded_changes())
         for tx in block.transactions:
             self.pool.pop(tx.id, None)
         self._prune_pool()
@@ -403,6 +403,8 @@ class Validator:
                 keep_journal=True,
                 events=events,
             )
+            # Taken before the root, which lets go of the values decoded for the block.
+            changes = self.state.changes_since(savepoint)
             root = self.state.root()
             self._tentative = _Tentative(
                 parent_height=self.store.height(),
@@ -411,7 +413,7 @@ class Validator:
                 results=tuple(results),
                 events_root=events_root_of(events),
                 state_root=root,
-                changes=self.state.changes_since(savepoint),
+                changes=changes,
             )
             return results, events, root
         finally:

@@ -31,7 +31,7 @@ from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
 from ledger import application, config, errors, projection
 from ledger.blocks import block_to_json
-from ledger.crypto import LedgerCryptoError, Transaction, sign_transaction
+from ledger.crypto import LedgerCryptoError, Transaction, encode_checked, sign_transaction
 from ledger.genesis import Genesis, create_genesis, install_network
 from ledger.identity import IdentityError, KeyPair, public_key_bytes
 from ledger.models import (
@@ -336,7 +336,7 @@ class ReplicaState(State):
                 found = StateEntry.objects.filter(key=key).values_list("value", flat=True)
                 value = found.first()
                 if value is not None:
-                    self._data[key] = value
+                    self._data[key] = encode_checked(value)
         return super().get(key, default)
 
 

@@ -16,10 +16,11 @@ Changes can be undone back to a savepoint, so that a failing transaction leaves 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json
+from ledger.crypto import MAX_SAFE_INTEGER, check_canonical, copy_json, encode_checked
 from ledger.trie import Trie
 
 # The ledger protocol: 4 since each slot's settlement also settles every metered household's
@@ -67,18 +68,53 @@ def _plainly_canonical(value: Any) -> bool:
 
 
 class State:
+    """The state map. Values are kept as their canonical bytes (RFC 8785, what the state trie
+    hashes and the stores hold), one small object a key instead of a tree of them: a validator
+    holds a million keys, and a heap of millions of small objects slows everything it does
+    (docs/benchmarks.md, "Ledger on a large state"). The values read or written since the last
+    root are kept decoded beside them (``_live``), so a block decodes each key it reads once and
+    encodes each key it writes once, when the root is asked for.
+    """
+
     def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = copy_json(data) if data else {}
+        # key -> canonical bytes; for the keys in _stale, _live holds what is current.
+        self._data: dict[str, bytes] = (
+            {key: encode_checked(value) for key, value in data.items()} if data else {}
+        )
+        # key -> decoded value (or _MISSING: deleted) of keys read or written since the last root.
+        self._live: dict[str, Any] = {}
         self._journal: list[tuple[str, Any]] = []
         self._dirty: set[str] = set()
         # The trie of the map as it was at the last root(), and the keys written since then
         # (set, deleted, rolled back or applied): root() brings the trie up to date with them.
         self._trie: Trie | None = None
         self._stale: set[str] = set()
+        # The keys written since _data was last brought up to date from _live.
+        self._unencoded: set[str] = set()
+
+    @classmethod
+    def encoded(cls, rows: dict[str, bytes]) -> State:
+        """The state of ``rows``: keys to the canonical bytes of their values, taken as they are
+        (a store's rows; the state root tells whether they are what was certified)."""
+        state = cls()
+        state._data = rows
+        return state
 
     def get(self, key: str, default: Any = None) -> Any:
         """The stored value. Treat it as read-only: write a changed copy back with ``set``."""
-        return self._data.get(key, default)
+        value = self._live.get(key, _MISSING)
+        if value is _MISSING:
+            if key in self._live:  # deleted since the last root
+                return default
+            raw = self._data.get(key)
+            if raw is None:
+                return default
+            value = self._live[key] = _decode(raw)
+        return value
+
+    def _current(self, key: str) -> Any:
+        """What ``key`` holds now, ``_MISSING`` if nothing."""
+        return self.get(key, _MISSING)
 
     def set(self, key: str, value: Any) -> None:
         if value is None:
@@ -86,18 +122,23 @@ class State:
             raise ValueError(f"state values cannot be null ({key}); delete the key instead")
         if not _plainly_canonical(value):
             check_canonical(value)  # refuses floats and other values the state root cannot hash
-        self._journal.append((key, self._data.get(key, _MISSING)))
-        self._data[key] = value
+        self._journal.append((key, self._current(key)))
+        self._live[key] = value
         self._dirty.add(key)
         self._stale.add(key)
+        self._unencoded.add(key)
 
     def delete(self, key: str) -> None:
-        if key in self._data:
-            self._journal.append((key, self._data.pop(key)))
+        old = self._current(key)
+        if old is not _MISSING:
+            self._journal.append((key, old))
+            self._live[key] = _MISSING
             self._dirty.add(key)
             self._stale.add(key)
+            self._unencoded.add(key)
 
     def keys(self, prefix: str) -> Iterator[str]:
+        self._encode_stale()
         return (key for key in sorted(self._data) if key.startswith(prefix))
 
     def savepoint(self) -> int:
@@ -107,25 +148,21 @@ class State:
         while len(self._journal) > savepoint:
             key, old = self._journal.pop()
             self._stale.add(key)
-            if old is _MISSING:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = old
+            self._unencoded.add(key)
+            self._live[key] = old
 
     def changes_since(self, savepoint: int) -> dict[str, Any]:
         """The value now of every key written since ``savepoint`` (a private marker: deleted)."""
         keys = dict.fromkeys(key for key, _ in self._journal[savepoint:])
-        return {key: self._data.get(key, _MISSING) for key in keys}
+        return {key: self._current(key) for key in keys}
 
     def apply(self, changes: dict[str, Any]) -> None:
         """Write back what :meth:`changes_since` returned (values it checked already)."""
         for key, value in changes.items():
-            if value is _MISSING:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = value
+            self._live[key] = value
             self._dirty.add(key)
             self._stale.add(key)
+            self._unencoded.add(key)
 
     def clear_journal(self) -> None:
         self._journal.clear()
@@ -136,17 +173,43 @@ class State:
         A store persists these after each block instead of the whole state. A key changed and
         then rolled back is reported with its current value, which is harmless to write again.
         """
-        changes = {key: copy_json(self._data.get(key)) for key in sorted(self._dirty)}
+        changes = {}
+        for key in sorted(self._dirty):
+            value = self._current(key)
+            changes[key] = None if value is _MISSING else copy_json(value)
         self._dirty.clear()
         return changes
 
+    def take_encoded_changes(self) -> dict[str, bytes | None]:
+        """:meth:`take_changes` as the values' canonical bytes, as a store writes them."""
+        self._encode_stale()
+        data = self._data
+        changes = {key: data.get(key) for key in sorted(self._dirty)}
+        self._dirty.clear()
+        return changes
+
+    def _encode_stale(self) -> None:
+        """Bring ``_data`` up to date with the values written since the last root."""
+        data, live = self._data, self._live
+        for key in self._unencoded:
+            value = live.get(key, _MISSING)
+            if value is _MISSING:
+                if key in live:
+                    data.pop(key, None)
+            else:
+                data[key] = encode_checked(value)  # every value was checked when it was set
+        self._unencoded.clear()
+
     def _synced(self) -> Trie:
+        self._encode_stale()
+        data = self._data
         if self._trie is None:
-            self._trie = Trie.of(self._data)  # every value was checked when it was written
+            self._trie = Trie.of_encoded(data)
         else:
-            data = self._data
-            self._trie.update({key: data.get(key, _MISSING) for key in self._stale}, _MISSING)
+            self._trie.update_encoded({key: data.get(key) for key in self._stale})
         self._stale.clear()
+        # Decoded values are kept until the next root only: the heap holds bytes, not trees.
+        self._live.clear()
         return self._trie
 
     def root(self) -> str:
@@ -156,6 +219,16 @@ class State:
         """``key``'s proof of presence (with its value) or absence against :meth:`root`."""
         return self._synced().prove(key)
 
+    def encoded_rows(self) -> dict[str, bytes]:
+        """Every key with its value's canonical bytes (a copy)."""
+        self._encode_stale()
+        return dict(self._data)
+
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = copy_json(self._data)
-        return data
+        self._encode_stale()
+        return {key: _decode(raw) for key, raw in self._data.items()}
+
+
+def _decode(raw: bytes) -> Any:
+    """A value from its canonical bytes (written by this process, or certified by the root)."""
+    return json.loads(raw)

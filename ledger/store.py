@@ -317,6 +317,9 @@ def drop_database(url: str, *, force: bool = False) -> None:
 
 
 def _canonical_text(value: Any) -> str:
+    """A block's or state value's canonical text; ``value`` may be its canonical bytes already."""
+    if type(value) is bytes:
+        return value.decode("utf-8")
     return encode_checked(value).decode("utf-8")  # blocks and state values were checked when built
 
 
@@ -383,10 +386,10 @@ class Store:
     def append(self, block: Block, changes: Mapping[str, Any]) -> None:
         """Store ``block`` and the state changes of executing it, in one transaction.
 
-        ``changes`` maps state keys to their new values (canonical JSON), ``None`` meaning the
-        key is deleted: what ``State.take_changes`` returns after the block (for genesis, the
-        whole genesis state). Raises AppendRefused unless the block's height is ``height() + 1``
-        and its previous_hash is the stored tip's hash (64 zeros for height 0).
+        ``changes`` maps state keys to their new values (canonical JSON, or its bytes), ``None``
+        meaning the key is deleted: what ``State.take_encoded_changes`` returns after the block
+        (for genesis, the whole genesis state). Raises AppendRefused unless the block's height is
+        ``height() + 1`` and its previous_hash is the stored tip's hash (64 zeros for height 0).
         """
         header = block.header
         block_hash = block.hash
@@ -472,18 +475,19 @@ class Store:
     # --- state -------------------------------------------------------------------------------
 
     def load_state(self) -> State:
-        """The persisted state (after the tip). Raises CorruptRow if a value does not parse."""
-        data: dict[str, Any] = {}
-        for key, value in self.state_rows().items():
-            try:
-                data[key] = loads(value)
-            except LedgerCryptoError as error:
-                raise CorruptRow(f"state value of {key!r} does not parse: {error}") from error
-        return State(data)
+        """The persisted state (after the tip), its values kept as the canonical text stored.
+
+        Nothing is parsed here: a value is decoded when a transaction reads it, and a damaged
+        row changes the state root, which the validator checks against its tip's before it runs
+        (``StateMismatch``).
+        """
+        return State.encoded(
+            {key: value.encode("utf-8") for key, value in self.state_rows().items()}
+        )
 
     def replace_state(self, state: State) -> None:
         """Make the state table exactly ``state``, in one transaction."""
-        rows = [(key, _canonical_text(value)) for key, value in state.to_json().items()]
+        rows = [(key, raw.decode("utf-8")) for key, raw in state.encoded_rows().items()]
         with self._db.transaction():
             self._db.run("DELETE FROM state")
             self._db.run_many("INSERT INTO state (key, value) VALUES (?, ?)", rows)

@@ -258,6 +258,11 @@ class Trie:
         """The trie of a state map (keys to canonical values), built in one pass."""
         return cls((key_hash(key), value_hash(value)) for key, value in data.items())
 
+    @classmethod
+    def of_encoded(cls, data: Mapping[str, bytes]) -> Trie:
+        """The trie of a state map whose values are given as their canonical bytes."""
+        return cls((key_hash(key), _sha256(raw).digest()) for key, raw in data.items())
+
     def set(self, key: str, value: Any) -> None:
         self._root = _insert(self._root, 0, key_hash(key), value_hash(value))
 
@@ -277,6 +282,17 @@ class Trie:
                 node = _delete(node, 0, path)
             else:
                 node = _insert(node, 0, path, value_hash(value))
+        self._root = node
+
+    def update_encoded(self, changes: Mapping[str, bytes | None]) -> None:
+        """:meth:`update` with each value given as its canonical bytes (``None``: deleted)."""
+        node = self._root
+        for path, key in sorted((key_hash(key), key) for key in changes):
+            raw = changes[key]
+            if raw is None:
+                node = _delete(node, 0, path)
+            else:
+                node = _insert(node, 0, path, _sha256(raw).digest())
         self._root = node
 
     def root(self) -> bytes:
