@@ -147,6 +147,7 @@ class State:
     def rollback_to(self, savepoint: int) -> None:
         while len(self._journal) > savepoint:
             key, old = self._journal.pop()
+            self._dirty.add(key)  # a store may have taken the undone value already
             self._stale.add(key)
             self._unencoded.add(key)
             self._live[key] = old

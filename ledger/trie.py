@@ -270,22 +270,17 @@ class Trie:
         self._root = _delete(self._root, 0, key_hash(key))
 
     def update(self, changes: Mapping[str, Any], missing: Any = None) -> None:
-        """Set each key of ``changes`` to its value, or delete it where the value is ``missing``.
+        """Set each key of ``changes`` to its value, or delete it where the value is ``missing``."""
+        self.update_encoded(
+            {key: None if v is missing else encode_checked(v) for key, v in changes.items()}
+        )
+
+    def update_encoded(self, changes: Mapping[str, bytes | None]) -> None:
+        """:meth:`update` with each value given as its canonical bytes (``None``: deleted).
 
         The keys are taken in the order of their paths: consecutive paths share the branches
         near the root, which are then still in the processor's cache (on a large trie the nodes
         a block touches are otherwise scattered over hundreds of megabytes)."""
-        node = self._root
-        for path, key in sorted((key_hash(key), key) for key in changes):
-            value = changes[key]
-            if value is missing:
-                node = _delete(node, 0, path)
-            else:
-                node = _insert(node, 0, path, value_hash(value))
-        self._root = node
-
-    def update_encoded(self, changes: Mapping[str, bytes | None]) -> None:
-        """:meth:`update` with each value given as its canonical bytes (``None``: deleted)."""
         node = self._root
         for path, key in sorted((key_hash(key), key) for key in changes):
             raw = changes[key]
