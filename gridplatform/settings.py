@@ -340,8 +340,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "gridplatform.api.Pagination",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        # DRF's own, on atomic counters (gridplatform.throttling).
+        "gridplatform.throttling.UserRate",
+        "gridplatform.throttling.AnonRate",
     ],
     # Anonymous callers are told apart by REMOTE_ADDR alone. DRF would otherwise key them by the
     # whole X-Forwarded-For header, which a client writes itself: a new value, a fresh budget.

@@ -3,10 +3,11 @@
 Each view validates its input, calls one service or selector, and serializes the answer; every
 error is mapped to ``{"code", "message"}`` by ``gridplatform.api.exception_handler``.
 
-The reads of the chain are public (``AllowAny``; anonymous callers are rate-limited by DRF's
-``AnonRateThrottle``): blocks, transactions with their signed bodies and inclusion proofs, the
-validators, the genesis document and state proofs, with personal data withheld by the selectors
-(docs/ledger.md, "The public ledger"). Submitting and accounts need an account.
+The reads of the chain are public (``AllowAny``; anonymous callers are rate-limited per
+address, ``gridplatform.throttling.AnonRate``): blocks, transactions with their signed bodies and
+inclusion proofs, the validators, the genesis document and state proofs, with personal data
+withheld by the selectors (docs/ledger.md, "The public ledger"). Submitting and accounts need an
+account.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ rate limit (docs/ledger.md, "The public ledger").
   meter's readings, its name on a page). Every such answer varies with ``Cookie`` and
   ``Authorization``.
 * **Rate limit.** Anonymous page views count against the same budget as anonymous API calls:
-  DRF's ``AnonRateThrottle`` (``API_THROTTLE_ANON`` per client address), so that the pages are
-  no unthrottled way to the same data. Logged-in accounts are not limited on pages.
+  ``gridplatform.throttling.AnonRate`` (``API_THROTTLE_ANON`` per client address), so that the
+  pages are no unthrottled way to the same data. Logged-in accounts are not limited on pages.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control, patch_vary_headers
-from rest_framework.throttling import AnonRateThrottle
+
+from gridplatform.throttling import AnonRate
 
 # A committed block is final (BFT: no fork, no reorganisation). A day, not a year: if a site's
 # database were ever rebuilt wrongly, shared caches forget the wrong answers within a day.
@@ -63,7 +64,7 @@ def throttled_when_anonymous(view: View) -> View:
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        throttle = AnonRateThrottle()
+        throttle = AnonRate()
         if not throttle.allow_request(request, None):
             wait = throttle.wait()
             retry_after = max(1, math.ceil(wait if wait is not None else throttle.duration))

@@ -36,6 +36,7 @@ from gridplatform import api
 from gridplatform.accounts.models import Identity, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import InvalidInput
+from gridplatform.throttling import AtomicRateMixin
 from ledger import identity
 from meters import readings as batch_rules
 from meters import selectors, services, signing
@@ -374,7 +375,7 @@ class MeterTokenApi(APIView):
 # --- readings ----------------------------------------------------------------------------------
 
 
-class MeterRateThrottle(SimpleRateThrottle):
+class MeterRateThrottle(AtomicRateMixin, SimpleRateThrottle):
     """Requests per meter (scope ``meter``, ``API_THROTTLE_METER``), whoever sends them."""
 
     scope = "meter"

@@ -21,6 +21,17 @@ def _no_api_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture
+def throttle_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The rate limits' clock stopped 20 s into a window, so that a test's requests all fall in
+    one window (gridplatform.throttling counts per window); the time it shows."""
+    from gridplatform.throttling import AtomicRateMixin
+
+    now = 1_800_000_020.0
+    monkeypatch.setattr(AtomicRateMixin, "timer", staticmethod(lambda: now))
+    return now
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
     # Argon2 is what production uses (tested in test_settings); in-process tests use a fast

@@ -19,13 +19,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from drf_spectacular.validation import validate_schema
 from rest_framework.throttling import SimpleRateThrottle
 
 from gridplatform.accounts.models import User
+from gridplatform.throttling import AnonRate
 from ledger import replica
 from ledger.crypto import sign_transaction, verify_inclusion_hex
 from ledger.identity import KeyPair
@@ -334,16 +334,16 @@ def test_it_shows_public_state_to_anyone(metered: tuple[Site, int]) -> None:
 
 
 @pytest.fixture
-def three_a_minute(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def three_a_minute(monkeypatch: pytest.MonkeyPatch, throttle_clock: float) -> Iterator[str]:
     """Anonymous callers may make 3 requests a minute; the address this test calls from (its
     own, so that no other test's requests count)."""
     address = "198.51.100.23"
     monkeypatch.setattr(
         SimpleRateThrottle, "THROTTLE_RATES", {"user": "1000000/min", "anon": "3/min"}
     )
-    cache.delete(f"throttle_anon_{address}")
+    AnonRate.forget(f"throttle_anon_{address}")
     yield address
-    cache.delete(f"throttle_anon_{address}")
+    AnonRate.forget(f"throttle_anon_{address}")
 
 
 def test_anonymous_pages_and_api_calls_share_one_budget(site: Site, three_a_minute: str) -> None:
@@ -364,7 +364,7 @@ def test_anonymous_pages_and_api_calls_share_one_budget(site: Site, three_a_minu
     assert api["Retry-After"] == str(api.json()["detail"]["retry_after"])
     # Another address has its own budget.
     assert Client(REMOTE_ADDR="198.51.100.24").get(reverse("ledger-blocks")).status_code == 200
-    cache.delete("throttle_anon_198.51.100.24")
+    AnonRate.forget("throttle_anon_198.51.100.24")
 
 
 def test_accounts_pages_are_not_counted_as_anonymous(

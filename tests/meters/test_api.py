@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from drf_spectacular.validation import validate_schema
 from rest_framework.throttling import SimpleRateThrottle
@@ -19,6 +18,7 @@ from gridplatform.accounts.models import User
 from ledger.identity import KeyPair
 from meters import readings as rules
 from meters import signing
+from meters.api import MeterRateThrottle
 from meters.models import Meter, MeterToken, Reading, ReadingBatch
 from tests.meters.support import (
     API,
@@ -249,7 +249,7 @@ def test_it_takes_a_signature_made_a_little_earlier(device: Device) -> None:
 
 
 def test_it_throttles_each_meter_on_its_own(
-    device: Device, prosumer: User, monkeypatch: pytest.MonkeyPatch
+    device: Device, prosumer: User, monkeypatch: pytest.MonkeyPatch, throttle_clock: float
 ) -> None:
     other = register(prosumer, "other-meter")
     monkeypatch.setattr(
@@ -258,14 +258,16 @@ def test_it_throttles_each_meter_on_its_own(
         {"user": "1000/min", "anon": "1000/min", "meter": "3/min"},
     )
     keys = [f"throttle_meter_{d.meter.pk}" for d in (device, other)]
-    cache.delete_many(keys)
+    for key in keys:
+        MeterRateThrottle.forget(key)
     try:
         batch = readings(3)
         codes = [device.send(batch[i : i + 1]).status_code for i in range(3)]
         response = device.send(batch)
         others = other.send(batch).status_code
     finally:
-        cache.delete_many(keys)
+        for key in keys:
+            MeterRateThrottle.forget(key)
     assert codes == [202, 202, 202]
     assert error_of(response) == (429, "throttled")
     assert 0 < response.json()["detail"]["retry_after"] <= 60

@@ -1,0 +1,61 @@
+"""API rate limits whose counters are atomic.
+
+DRF's throttles keep, per client, a list of request times in the cache: read the list, append,
+write it back. Concurrent requests read the same list and each writes back its own, so from 8
+threads 2,000 requests passed a 1,200/min limit in under two seconds. Here every request is one
+atomic increment of a counter (``INCR`` on Redis) for the current window of ``duration`` seconds
+(a minute for ``.../min``), created with an expiry; a request is let through while the counter is
+at most the limit, however many arrive at once. ``Retry-After`` is the time to the next window.
+
+Fixed windows let a client that waits for a window's end send up to twice the limit within a
+few seconds around it, never more; that is the price of one round trip per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+
+class AtomicRateMixin(SimpleRateThrottle):
+    """``allow_request`` and ``wait`` of a SimpleRateThrottle, on an atomic counter per window."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        counter = f"{self.key}:w{window}"
+        # add() creates the counter only if absent (SET NX with its expiry); incr() is INCRBY.
+        self.cache.add(counter, 0, timeout=self.duration + 1)
+        try:
+            count = self.cache.incr(counter)
+        except ValueError:  # expired between the two calls: this request starts the window
+            self.cache.add(counter, 1, timeout=self.duration + 1)
+            count = 1
+        return bool(count <= self.num_requests)
+
+    def wait(self) -> float | None:
+        return max(0.0, float(self.window_ends - self.now))
+
+    @classmethod
+    def forget(cls, key: str) -> None:
+        """Drop the counters of ``key`` (e.g. ``throttle_user_7``) for the window under way and
+        the next: the client starts afresh (an operator lifting a limit, a test)."""
+        throttle = cls()
+        window = int(throttle.timer() // (throttle.duration or 60))
+        throttle.cache.delete_many([f"{key}:w{window}", f"{key}:w{window + 1}"])
+
+
+class UserRate(AtomicRateMixin, UserRateThrottle):
+    """Requests per logged-in user (``API_THROTTLE_USER``), per address when anonymous."""
+
+
+class AnonRate(AtomicRateMixin, AnonRateThrottle):
+    """Requests per client address from anonymous callers (``API_THROTTLE_ANON``)."""
