@@ -44,7 +44,7 @@ from ledger.blocks import Block, block_to_json
 from ledger.consensus import Config, Fault
 from ledger.genesis import Genesis, read_key_file
 from ledger.node import Validator
-from ledger.store import open_store
+from ledger.store import Store, StoreLocked, open_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ INDEX_VARIABLE = "VALIDATOR_INDEX"
 FAULT_VARIABLE = "VALIDATOR_FAULT"
 CLOCK_RATE_VARIABLE = "LEDGER_CLOCK_RATE"
 CLOCK_START_VARIABLE = "LEDGER_CLOCK_START_MS"
+EXIT_STORE_LOCKED = 75  # EX_TEMPFAIL: another process holds this validator's store
 
 _lock = threading.Lock()
 _validator: Validator | None = None
@@ -151,11 +152,33 @@ def _fault() -> Fault:
     return Fault[name.upper()]
 
 
+_store: Store | None = None
+
+
+def claim_store() -> Store:
+    """This process's validator store, opened and locked for this process alone (at the worker's
+    start, before it takes a message from its queue). If another process holds it, that process
+    is this validator already: two would sign conflicting votes with one key and write one
+    store. This one then leaves at once, exit status ``EXIT_STORE_LOCKED``."""
+    global _store
+    if _store is None:
+        index = int(os.environ[INDEX_VARIABLE])
+        store = open_store(config.store_url(index))
+        try:
+            store.lock(f"starting validator {index}")
+        except StoreLocked as error:
+            log.critical("validator %s not started: %s", index, error)
+            logging.shutdown()
+            os._exit(EXIT_STORE_LOCKED)
+        _store = store
+    return _store
+
+
 def _start() -> Validator:
     index = int(os.environ[INDEX_VARIABLE])
     genesis = Genesis.from_json_file(config.genesis_path())
     keys = read_key_file(config.key_path(index)).keypair
-    store = open_store(config.store_url(index))
+    store = claim_store()
     validator = Validator(
         genesis=genesis,
         index=index,

@@ -30,12 +30,16 @@ verifying blocks and executing them is the caller's business (``ledger.blocks``,
 
 Threads: one ``Store`` object is used by one thread at a time. It may move between threads (the
 validator host serializes access to it with a lock); it must not be used by two at once.
-Several processes may open one database (e.g. ``ledger verify`` while the validator is stopped),
-but only the validator writes to it.
+Several processes may open one database (e.g. ``ledger verify`` while the validator runs), but
+only one writes to it: the validator process and ``ledger repair`` take the store's exclusive
+lock first (``Store.lock``: a file lock beside a SQLite database, an advisory lock in a
+PostgreSQL one), and a second validator on the same store, or a repair of a running one, is
+refused with ``StoreLocked``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sqlite3
@@ -59,6 +63,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 SQLITE_BUSY_TIMEOUT_S = 10.0
+# The key of the advisory lock a PostgreSQL store is held by (Store.lock): any fixed 64-bit value.
+_PG_LOCK_KEY = int.from_bytes(b"gridstor", "big", signed=True)
 _DBNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -84,6 +90,10 @@ class AppendRefused(StoreError):
 
 class ProtocolMismatch(StoreError):
     """The store was written by a validator of another ledger protocol."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store: a running validator, or a repair (``Store.lock``)."""
 
 
 class CorruptRow(StoreError):
@@ -115,6 +125,11 @@ class _Backend:
     """The little of DB-API both backends share; SQL is written with ``?`` placeholders."""
 
     name = ""
+
+    def try_lock(self) -> bool:
+        """Take this store's exclusive lock for as long as the connection is open; False if
+        another connection holds it."""
+        raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
@@ -153,6 +168,22 @@ class _SQLite(_Backend):
             self._conn.close()
             raise StoreUnavailable(f"{path}: cannot switch to WAL mode (got {mode})")
         self._conn.execute("PRAGMA synchronous=FULL")
+        self._path = path
+        self._lock_file: Any = None
+
+    def try_lock(self) -> bool:
+        # An advisory lock on a file beside the database, released by the kernel when the
+        # process ends however it ends (kill -9 included).
+        if self._lock_file is not None:
+            return True
+        handle = open(f"{self._path}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self._conn.execute(sql, tuple(params)).fetchall())
@@ -177,6 +208,9 @@ class _SQLite(_Backend):
 
     def close(self) -> None:
         self._conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
 
 class _Postgres(_Backend):
@@ -191,6 +225,12 @@ class _Postgres(_Backend):
             raise StoreUnavailable(f"cannot open {_redacted(url)}: {error}") from error
         # A commit returns only once it is on disk, whatever the server's default.
         self._conn.execute("SET synchronous_commit = on")
+
+    def try_lock(self) -> bool:
+        # A session-level advisory lock in the store's database, released when the connection
+        # closes (the server notices a killed process's connection going away).
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_LOCK_KEY,)).fetchone()
+        return bool(row and row[0])
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -346,6 +386,15 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def lock(self, purpose: str) -> None:
+        """Hold this store for this process alone until it is closed: one validator process per
+        store, and no repair while it runs. Raises StoreLocked if another process holds it."""
+        if not self._db.try_lock():
+            raise StoreLocked(
+                f"{_redacted(self.url)} is in use by another process (a running validator, or a "
+                f"repair); stop it before {purpose}"
+            )
 
     def init_schema(self) -> None:
         """Create the tables if they are missing; harmless on an initialized store of this

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 
 from ledger import config, projection, read_model_audit, runtime, services
 
@@ -44,6 +44,13 @@ def resend_blocks(index: int, from_height: int) -> None:
     """Validator ``index`` tells the site again of the blocks it committed from ``from_height``."""
     if _mine(index):
         runtime.run("resend", from_height)
+
+
+@worker_init.connect
+def _claim_store(**_: Any) -> None:
+    """A validator process holds its store before it takes its first message (or leaves)."""
+    if os.environ.get(runtime.INDEX_VARIABLE) is not None:
+        runtime.claim_store()
 
 
 @worker_ready.connect

@@ -15,7 +15,7 @@ from ledger.blocks import Block, block_to_json
 from ledger.crypto import canonical
 from ledger.genesis import GENESIS_META_KEY, GenesisError, install_genesis, stored_genesis
 from ledger.state import State
-from ledger.store import AppendRefused, CorruptRow, Store, open_store
+from ledger.store import AppendRefused, CorruptRow, Store, StoreLocked, open_store
 from tests.ledger import chains
 from tests.ledger.chains import StoreFactory
 
@@ -228,6 +228,20 @@ def test_it_keeps_metadata_and_blocks_across_reopening(
     assert again.load_state().root() == chain.states[2].root()
     again.delete_meta("consensus/vote")
     assert again.get_meta("consensus/vote") is None
+
+
+def test_one_process_at_a_time_holds_a_store(stores: StoreFactory) -> None:
+    """A second validator on the same store, or a repair of a running one, is refused; the
+    lock goes with the connection that held it."""
+    store = stores.new()
+    store.lock("starting validator 0")
+    store.lock("starting validator 0")  # taking it again is harmless
+    other = stores.open(store.url)
+    with pytest.raises(StoreLocked, match=r"in use by another process.*before repairing"):
+        other.lock("repairing validator 0's store")
+    assert other.height() == store.height()  # reading is never refused
+    store.close()
+    other.lock("repairing validator 0's store")
 
 
 def test_it_makes_a_metadata_write_visible_to_another_connection_at_once(

@@ -7,15 +7,19 @@ through the site's submit service; the test reads the stores only to check them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ledger import runtime
 from ledger.audit import verify_store
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR, registry
-from tests.ledger.live import LiveNetwork
+from tests.ledger.live import ROOT, LiveNetwork
+from tests.processes import child_env
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
@@ -110,6 +114,48 @@ def test_it_survives_a_validator_killed_mid_stream(network: LiveNetwork) -> None
     store.close()
     assert sorted(ids) == sorted(tx.id for tx in first + rest)
     print(f"validator 2 caught up in {caught_up_s:.1f} s")
+
+
+def test_a_second_process_for_one_validator_or_a_repair_of_a_running_one_is_refused(
+    network: LiveNetwork,
+) -> None:
+    first = [network.register(h) for h in HOUSEHOLDS[:2]]
+    network.wait(
+        lambda: network.committed_everywhere(first, [0, 1, 2, 3]),
+        seconds=60,
+        what="the first transactions committed",
+    )
+    env = child_env(LEDGER_DIR=str(network.directory), LEDGER_STORE_URL=network.store_template)
+    twin = subprocess.run(
+        [sys.executable, "manage.py", "run_validator", "--node=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert twin.returncode == runtime.EXIT_STORE_LOCKED, twin.stderr[-2000:]
+    assert "validator 1 not started" in twin.stderr
+    assert "in use by another process" in twin.stderr
+    repair = subprocess.run(
+        [sys.executable, "manage.py", "ledger", "repair", "--node=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert repair.returncode != 0
+    assert "in use by another process" in repair.stderr
+    assert "before repairing validator 1's store" in repair.stderr
+    # The running validator 1 is untouched by either.
+    rest = [network.register(h) for h in HOUSEHOLDS[2:4]]
+    network.wait(
+        lambda: network.committed_everywhere(first + rest, [0, 1, 2, 3]),
+        seconds=60,
+        what="validator 1 kept committing",
+    )
+    assert_identical_and_verified(network)
 
 
 def test_it_changes_view_when_the_proposer_is_killed(network: LiveNetwork) -> None:

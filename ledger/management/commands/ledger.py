@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ledger import config, services
 from ledger.audit import RepairFailed, repair_store, verify_store
 from ledger.genesis import Genesis, GenesisError
-from ledger.store import ProtocolMismatch, open_store
+from ledger.store import ProtocolMismatch, StoreLocked, open_store
 
 
 class Command(BaseCommand):
@@ -80,6 +80,10 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: {error}") from None
 
     def _repair(self, store: Any, genesis: Genesis, node: int) -> None:
+        try:
+            store.lock(f"repairing validator {node}'s store")
+        except StoreLocked as error:
+            raise CommandError(str(error)) from None
         peers = [
             open_store(config.store_url(i)) for i in range(len(genesis.validators)) if i != node
         ]
