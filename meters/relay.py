@@ -35,6 +35,8 @@ from meters.signals import batch_relayed
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=2)
+# Results of a meter's registration after which relay_pending sends it again.
+REGISTER_RETRIED = frozenset({"ok", "unknown_account"})
 
 
 def _operator() -> User | None:
@@ -59,19 +61,42 @@ def _send(type_: str, payload: dict[str, object]) -> Transaction | None:
         return None
 
 
+def _register_payload(meter: Meter) -> dict[str, object]:
+    return {
+        "meter": meter.meter_id,
+        "owner": meter.owner.identity.address,
+        "kind": meter.kind,
+        "public_key": meter.public_key,
+        "feeder": meter.feeder,
+        "interval_s": meter.interval_s,
+    }
+
+
 def meter_relay(meter: Meter) -> Transaction | None:
     """Register ``meter`` on the ledger (again, after a device replacement)."""
-    return _send(
-        "meter.register",
-        {
-            "meter": meter.meter_id,
-            "owner": meter.owner.identity.address,
-            "kind": meter.kind,
-            "public_key": meter.public_key,
-            "feeder": meter.feeder,
-            "interval_s": meter.interval_s,
-        },
-    )
+    return _send("meter.register", _register_payload(meter))
+
+
+def register_refusals(meters: list[Meter]) -> dict[str, str]:
+    """The meters (by id) whose registration the validators refused for good: the same
+    registration sent again would be refused again (the meter must change first), with the
+    code. A refusal that time can lift (the owner's own registration had not committed:
+    ``unknown_account``) is not one of them."""
+    wanted = {meter.meter_id: meter for meter in meters}
+    if not wanted:
+        return {}
+    latest: dict[str, TransactionRecord] = {}
+    records = TransactionRecord.objects.filter(
+        type="meter.register", body__payload__meter__in=list(wanted)
+    ).order_by("block_id", "position")
+    for record in records:
+        latest[record.body["payload"]["meter"]] = record
+    return {
+        meter_id: record.result
+        for meter_id, record in latest.items()
+        if record.result not in REGISTER_RETRIED
+        and record.body["payload"] == _register_payload(wanted[meter_id])
+    }
 
 
 def _relay_readings(batch: ReadingBatch) -> Transaction | None:
@@ -122,16 +147,24 @@ def _announce(batch: ReadingBatch) -> None:
 def relay_pending() -> int:
     """Send again what did not reach the ledger; how many were sent.
 
-    * meters the ledger does not know, whose registration is not pending;
+    * meters the ledger does not know, whose registration is not pending, unless the validators
+      refused that very registration for good (``register_refusals``: it would be refused
+      again; the meters page tells the owner why);
     * batches (older than ``RETRY_AFTER``) never relayed, relayed but lost (neither pending nor
       committed), or refused because their meter's registration had not committed yet
       (``unknown_meter``). Other refusals are final: the validators found the batch wrong.
     """
     sent = 0
     pending = SubmittedTransaction.objects.all()
-    for meter in Meter.objects.filter(active=True).select_related("owner__identity"):
-        if StateEntry.objects.filter(key=meter_key(meter.meter_id)).exists():
-            continue
+    missing = [
+        meter
+        for meter in Meter.objects.filter(active=True).select_related("owner__identity")
+        if not StateEntry.objects.filter(key=meter_key(meter.meter_id)).exists()
+    ]
+    refused = register_refusals(missing)
+    for meter in missing:
+        if meter.meter_id in refused:
+            continue  # the owner sees why on the meters page; a changed meter is sent again
         registering = pending.filter(
             body__type="meter.register", body__payload__meter=meter.meter_id
         )

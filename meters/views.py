@@ -17,7 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from gridplatform.accounts.models import Role
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
-from meters import selectors, services
+from meters import relay, selectors, services
+from meters.errors import MESSAGES
 from meters.forms import FIELD_OF_CODE, MeterForm
 
 
@@ -29,9 +30,15 @@ def _page(
     token_meter: str = "",
     status: int = 200,
 ) -> HttpResponse:
+    meters = list(selectors.meter_list(user=request.user))
+    # A registration the validators refused for good is not sent again: say why, on its row.
+    for meter_id, code in relay.register_refusals(meters).items():
+        for meter in meters:
+            if meter.meter_id == meter_id:
+                meter.ledger_refusal = MESSAGES.get(code, code)
     context = {
         "form": form,
-        "meters": selectors.meter_list(user=request.user),
+        "meters": meters,
         "new_token": new_token,
         "token_meter": token_meter,
     }

@@ -65,15 +65,7 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
 ) -> None:
     # The seller's meter, registered on the site, reaches the ledger through the relay.
     with django_capture_on_commit_callbacks(execute=True):
-        meter, _ = meter_services.meter_register(
-            by=prosumer,
-            owner=prosumer,
-            meter_id="ada-pv",
-            kind="pv",
-            public_key=DEVICE.public_key_hex,
-            feeder="f-1",
-            interval_s=900,
-        )
+        meter = ada_meter(prosumer)
     assert [row.body["type"] for row in SubmittedTransaction.objects.all()] == ["meter.register"]
     commit_pending(site)
     assert StateEntry.objects.filter(key="meter/ada-pv").exists()
@@ -174,6 +166,20 @@ def test_a_statement_never_holds_a_formula() -> None:
         assert neutralise(safe) == safe
 
 
+def ada_meter(prosumer: User) -> Any:
+    """The prosumer's PV meter "ada-pv", registered on the site (not yet on the ledger)."""
+    meter, _ = meter_services.meter_register(
+        by=prosumer,
+        owner=prosumer,
+        meter_id="ada-pv",
+        kind="pv",
+        public_key=DEVICE.public_key_hex,
+        feeder="f-1",
+        interval_s=900,
+    )
+    return meter
+
+
 def test_what_did_not_reach_the_ledger_is_relayed_again(
     site: Site, grid_operator: User, prosumer: User
 ) -> None:
@@ -185,15 +191,7 @@ def test_what_did_not_reach_the_ledger_is_relayed_again(
     from meters.models import ReadingBatch
 
     # Registered and reported while the relay could not run (its on-commit hooks never ran).
-    meter, _ = meter_services.meter_register(
-        by=prosumer,
-        owner=prosumer,
-        meter_id="ada-pv",
-        kind="pv",
-        public_key=DEVICE.public_key_hex,
-        feeder="f-1",
-        interval_s=900,
-    )
+    meter = ada_meter(prosumer)
     start = (site.blocks[-1].timestamp_ms // SLOT_MS) * SLOT_MS
     body = batch(reading(start, 500, duration_s=900)).encode()
     t = int(time.time())
@@ -213,3 +211,46 @@ def test_what_did_not_reach_the_ledger_is_relayed_again(
     assert relay.relay_pending() == 0  # both on the ledger
     window = StateEntry.objects.get(key="meter/window/ada-pv").value
     assert str(start) in window["readings"]
+
+
+def test_a_registration_refused_for_good_is_not_sent_again(
+    site: Site, grid_operator: User, prosumer: User
+) -> None:
+    from meters import relay
+    from meters.models import Meter
+
+    meter = ada_meter(prosumer)
+    # The site's row names as the owner an account the ledger knows as the grid operator's
+    # (a row edited by hand, say): the validators refuse that registration, every time.
+    Meter.objects.filter(pk=meter.pk).update(owner=grid_operator)
+    assert relay.relay_pending() == 1
+    assert list(commit_pending(site).results) == ["not_household"]
+    assert relay.register_refusals([Meter.objects.get(pk=meter.pk)]) == {"ada-pv": "not_household"}
+    assert relay.relay_pending() == 0
+    assert relay.relay_pending() == 0  # not every two minutes for ever
+    # Corrected, the meter is a new registration: it is sent.
+    Meter.objects.filter(pk=meter.pk).update(owner=prosumer)
+    assert relay.register_refusals([Meter.objects.get(pk=meter.pk)]) == {}
+    assert relay.relay_pending() == 1
+    assert list(commit_pending(site).results) == ["ok"]
+    assert relay.relay_pending() == 0
+
+
+def test_the_meters_page_tells_the_owner_why_the_ledger_refused_a_meter(
+    site: Site, prosumer: User
+) -> None:
+    from ledger.models import TransactionRecord
+    from meters import relay
+
+    ada_meter(prosumer)
+    relay.relay_pending()
+    commit_pending(site)
+    client = Client()
+    client.force_login(prosumer)
+    assert "The ledger refused" not in client.get("/meters/").content.decode()
+    # As the projection records a registration the validators refused (on a network whose
+    # slot the interval does not divide, say).
+    TransactionRecord.objects.filter(type="meter.register").update(result="bad_interval")
+    page = client.get("/meters/").content.decode()
+    assert "The ledger refused this meter's registration: The interval is one of" in page
+    assert "It is not sent again unchanged" in page
