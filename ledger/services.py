@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from gridplatform import embedded_redis
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
@@ -138,6 +139,13 @@ def transactions_submit(
 
 
 def _genesis() -> Genesis:
+    if embedded_redis.alone():
+        raise LedgerUnavailable(
+            "This process is not connected to the running system: REDIS_URL is not set and no "
+            f"system is running here ({settings.VAR_DIR / embedded_redis.RUN_FILE} is missing), "
+            "so no validator would receive the transaction. Start the system (`make run`) and "
+            "try again, or set REDIS_URL to the system's Redis."
+        )
     genesis = config.load_genesis()
     if genesis is None:
         raise LedgerUnavailable("There is no ledger network here yet (no genesis document).")

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from gridplatform import embedded_redis
 from gridplatform.demo import (
     DEMO_MARKET_OPTIONS,
     DEMO_PASSWORD,
@@ -36,6 +37,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        if embedded_redis.source == "system":
+            raise CommandError(
+                f"a system is running here already (its Redis is published in "
+                f"{settings.VAR_DIR / embedded_redis.RUN_FILE}); stop it first"
+            )
+        if embedded_redis.source == "private":
+            # Commands and shells started beside this system find its Redis there.
+            embedded_redis.publish(settings.VAR_DIR, settings.REDIS_URL)
+        else:
+            embedded_redis.own_system()
         if options["demo"]:
             call_command("migrate", interactive=False, verbosity=0)
             logins = demo_community_create()
