@@ -201,7 +201,7 @@ LEDGER_ALLOW_FAULTS = DEBUG and env.bool("LEDGER_ALLOW_FAULTS", default=False)
 
 # --- Redis: Celery broker, Channels layer, cache ----------------------------------------------
 
-REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.start(VAR_DIR)
+REDIS_URL = embedded_redis.resolve(VAR_DIR, env.str("REDIS_URL", default=""))
 
 CHANNEL_LAYERS = {
     "default": {
@@ -271,7 +271,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), at most
+    # PASSWORD_HASHING_CONCURRENCY hashes at once per process (gridplatform.accounts.hashers).
+    # Its hashes are "argon2" hashes: those made with Django's defaults verify with it too.
+    "gridplatform.accounts.hashers.BoundedArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -280,6 +283,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+PASSWORD_HASHING_CONCURRENCY = env.int("PASSWORD_HASHING_CONCURRENCY", default=2)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -355,6 +359,9 @@ REST_FRAMEWORK = {
         # Batches of readings per meter (meters.api.MeterRateThrottle): a meter sends one per
         # interval, and catches up after an outage in batches of up to 2,000 readings.
         "meter": env.str("API_THROTTLE_METER", default="60/min"),
+        # POSTs of the login, registration and password forms per client address
+        # (gridplatform.throttling.address_rate_limited): each costs an Argon2 hash.
+        "address": env.str("FORM_THROTTLE_ADDRESS", default="30/min"),
     },
     "EXCEPTION_HANDLER": "gridplatform.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

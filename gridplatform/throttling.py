@@ -13,8 +13,13 @@ few seconds around it, never more; that is the price of one round trip per reque
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
@@ -59,3 +64,40 @@ class UserRate(AtomicRateMixin, UserRateThrottle):
 
 class AnonRate(AtomicRateMixin, AnonRateThrottle):
     """Requests per client address from anonymous callers (``API_THROTTLE_ANON``)."""
+
+
+class AddressRate(AtomicRateMixin, SimpleRateThrottle):
+    """Form posts that cost the server a password hash (logging in, registering, asking for or
+    setting a new password), per client address: ``FORM_THROTTLE_ADDRESS``."""
+
+    scope = "address"
+
+    def get_rate(self) -> str | None:
+        rate: str | None = self.THROTTLE_RATES.get(self.scope)
+        return rate
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return str(self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)})
+
+
+def address_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Limit a page's POSTs per client address (``AddressRate``); past the limit, a 429 page
+    with ``Retry-After`` and nothing done. GETs are not counted."""
+
+    @wraps(view)
+    def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            throttle = AddressRate()
+            if not throttle.allow_request(request, None):
+                retry_after = max(1, math.ceil(throttle.wait() or 1))
+                response = render(
+                    request,
+                    "registration/throttled.html",
+                    {"retry_after": retry_after},
+                    status=429,
+                )
+                response["Retry-After"] = str(retry_after)
+                return response
+        return view(request, *args, **kwargs)
+
+    return limited

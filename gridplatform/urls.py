@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from gridplatform import views
 from gridplatform.accounts import views as account_views
+from gridplatform.throttling import address_rate_limited
 from ledger import views as ledger_views
 
 # Unknown URLs and crashes under /api/ answer JSON like every other API error.
@@ -19,12 +20,13 @@ urlpatterns = [
     # The landing page, the dashboard and the consoles; /meters/flows.json too (dashboards.urls).
     path("", include("dashboards.urls")),
     path("console/accounts/rows/", account_views.account_rows, name="account-rows"),
-    path("accounts/register/", account_views.register, name="register"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # The forms that cost a password hash are limited per client address (POSTs only).
+    path("accounts/register/", address_rate_limited(account_views.register), name="register"),
+    path("accounts/login/", address_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",
-        auth_views.PasswordChangeView.as_view(),
+        address_rate_limited(account_views.PasswordChangeView.as_view()),
         name="password_change",
     ),
     path(
@@ -35,7 +37,7 @@ urlpatterns = [
     # A forgotten password: Django's own reset flow, by email (settings: EMAIL_URL).
     path(
         "accounts/password/reset/",
-        auth_views.PasswordResetView.as_view(),
+        address_rate_limited(auth_views.PasswordResetView.as_view()),
         name="password_reset",
     ),
     path(
@@ -45,7 +47,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        address_rate_limited(account_views.PasswordResetConfirmView.as_view()),
         name="password_reset_confirm",
     ),
     path(

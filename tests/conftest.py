@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from gridplatform import embedded_redis
 from gridplatform.accounts.models import HouseholdKind, Role, User
 from tests.factories import UserFactory
+
+# The test run is a system of its own: the validators and workers it starts share its Redis.
+embedded_redis.own_system()
+# The servers the browser tests start log in hundreds of times from 127.0.0.1; the per-address
+# limit of the login forms is tested in-process (tests/accounts/test_login_limits.py).
+os.environ.setdefault("FORM_THROTTLE_ADDRESS", "1000000/min")
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +25,12 @@ def _no_api_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         SimpleRateThrottle,
         "THROTTLE_RATES",
-        {"user": "1000000/min", "anon": "1000000/min", "meter": "1000000/min"},
+        {
+            "user": "1000000/min",
+            "anon": "1000000/min",
+            "meter": "1000000/min",
+            "address": "1000000/min",
+        },
     )
 
 

@@ -254,6 +254,15 @@ def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
     return api_token
 
 
+def api_tokens_revoke_all(*, user: User) -> int:
+    """Revoke every active API token of ``user`` (its password changed); how many."""
+    return int(
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    )
+
+
 def api_token_authenticate(*, token: str) -> tuple[User, ApiToken]:
     """The active account holding ``token``, or ``InvalidApiToken``; notes when it was used.
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -125,3 +129,33 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = services.api_token_revoke(user=request.user, token_id=token_id)
     messages.success(request, f"Token “{token.name}” ({token.prefix}…) is revoked.")
     return redirect("account-settings")
+
+
+def _tokens_revoked(request: HttpRequest, user: Any) -> None:
+    revoked = services.api_tokens_revoke_all(user=user)
+    if revoked:
+        messages.info(
+            request,
+            f"Your password changed, so your {revoked} API token{'s' if revoked > 1 else ''} "
+            f"{'were' if revoked > 1 else 'was'} revoked: whoever held "
+            f"{'them' if revoked > 1 else 'it'} can no longer use the API as you. Make a new "
+            "one on Settings where you need one.",
+        )
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; the account's API tokens are revoked with the old password."""
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        _tokens_revoked(self.request, form.user)
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's new password from a reset link; the account's API tokens are revoked too."""
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        _tokens_revoked(self.request, form.user)
+        return response
