@@ -156,10 +156,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class Pagination(LimitOffsetPagination):
-    """``?limit=&offset=``; at most 200 per page."""
+    """``?limit=&offset=``; at most 200 per page. A value that is not a whole number (``limit``
+    from 1, ``offset`` from 0) is refused, ``bad_paging``, never silently replaced."""
 
     default_limit = 50
     max_limit = 200
+
+    def get_limit(self, request: Any) -> int | None:
+        raw = request.query_params.get(self.limit_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise InvalidInput(
+                f"limit is a whole number from 1 to {self.max_limit}.", code="bad_paging"
+            )
+        limit: int | None = super().get_limit(request)
+        return limit
+
+    def get_offset(self, request: Any) -> int:
+        raw = request.query_params.get(self.offset_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit()):
+            raise InvalidInput("offset is a whole number from 0.", code="bad_paging")
+        return int(super().get_offset(request))
 
 
 # --- Django's error pages, as JSON under /api/ -------------------------------------------------

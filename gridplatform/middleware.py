@@ -10,11 +10,13 @@ import logging
 import zoneinfo
 from typing import Any
 
+import redis
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.deprecation import MiddlewareMixin
+from kombu.exceptions import OperationalError as KombuError
 
 from gridplatform.api import API_PREFIX, error_body
 
@@ -24,20 +26,38 @@ RETRY_AFTER_S = 5
 MESSAGE = "The site is busy and could not do this now; nothing was changed. Try again shortly."
 
 
+# Redis (cache, rate limits, channel layer) and the Celery broker on it, when down.
+BROKER_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, KombuError)
+BROKER_MESSAGE = (
+    "A service the site needs is not answering, so this could not be finished now. Try again "
+    "shortly; a transaction you sent is shown as pending if it was taken."
+)
+
+
 class DatabaseUnavailableMiddleware(MiddlewareMixin):
+    """503 with ``Retry-After`` (JSON under /api/, a page elsewhere) when the database, or the
+    Redis the site works through, cannot answer."""
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, BROKER_ERRORS):
+            logger.error("redis unavailable: %s %s", request.method, request.path, exc_info=True)
+            return _unavailable(request, BROKER_MESSAGE)
         if not isinstance(exception, OperationalError):
             return None
         logger.error("database unavailable: %s %s", request.method, request.path, exc_info=True)
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
-        if request.path.startswith(API_PREFIX):
-            return JsonResponse(
-                error_body("unavailable", MESSAGE, {"retry_after": RETRY_AFTER_S}),
-                status=503,
-                headers=headers,
-            )
-        html = render_to_string("503.html", {"message": MESSAGE})
-        return HttpResponse(html, status=503, headers=headers)
+        return _unavailable(request, MESSAGE)
+
+
+def _unavailable(request: HttpRequest, message: str) -> HttpResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            error_body("unavailable", message, {"retry_after": RETRY_AFTER_S}),
+            status=503,
+            headers=headers,
+        )
+    html = render_to_string("503.html", {"message": message})
+    return HttpResponse(html, status=503, headers=headers)
 
 
 class UserTimeZoneMiddleware:

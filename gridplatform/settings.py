@@ -341,7 +341,7 @@ REST_FRAMEWORK = {
     # JSON only: the browsable API renders inline scripts, which the CSP forbids; /api/docs/
     # is the interactive documentation.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gridplatform.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "gridplatform.api.Pagination",
     "DEFAULT_THROTTLE_CLASSES": [
         # DRF's own, on atomic counters (gridplatform.throttling).

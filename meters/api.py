@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
@@ -445,6 +445,7 @@ Refusals, in the order they are checked:
   token);
 - 429 `throttled`: too many requests from this meter (`Retry-After` says when to retry);
 - 413 `batch_too_large`: the body is over {batch_rules.MAX_BODY_BYTES} bytes;
+- 415 `unsupported_media_type`: the body is not sent as `application/json`;
 - 401 `bad_signature` (no or malformed `{signing.HEADER}`, or it does not verify),
   `stale_signature` (`t` more than {signing.MAX_SKEW_S} s from the site's clock);
 - 400 `malformed`: not a UTF-8 JSON object `{{"readings": [...]}}`, or a repeated key;
@@ -569,6 +570,9 @@ class ReadingListApi(ListAPIView):
     def post(self, request: Request, meter_id: str) -> Response:
         meter: Meter = request.auth
         length = request.META.get("CONTENT_LENGTH") or "0"
+        media_type = (request.content_type or "").split(";")[0].strip().lower()
+        if media_type != "application/json" and length != "0":  # signed bytes are JSON only
+            raise exceptions.UnsupportedMediaType(media_type or "none")
         # Refused before it is read: a body over the limit never reaches memory.
         if not length.isdigit() or int(length) > batch_rules.MAX_BODY_BYTES:
             raise batch_rules.BatchTooLarge(
