@@ -151,6 +151,8 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # A sender's pending transactions older than this are given up (their nonces freed), so that a
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
+# A pending transaction no block brought after this long is sent to the validators again.
+LEDGER_PENDING_RESEND_S = env.int("LEDGER_PENDING_RESEND_S", default=10)
 # The applications the validators execute, each a Django-free `chain` package with a
 # register(registry) (ledger.registry). Order matters: each may use the hooks and state of those
 # before it (docs/architecture.md). Every validator, `ledger verify` and the site's admission
@@ -255,6 +257,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.projection_catch_up",
         "schedule": timedelta(seconds=10),
         "options": {"expires": 10},
+    },
+    "ledger-pending-heal": {
+        "task": "ledger.pending_heal",
+        "schedule": timedelta(seconds=LEDGER_PENDING_RESEND_S),
+        "options": {"expires": LEDGER_PENDING_RESEND_S},
     },
     "ledger-read-models-audit": {
         "task": "ledger.read_models_audit",

@@ -37,7 +37,7 @@ MESSAGES: dict[str, str] = {
     # admission (and the first steps of execution)
     "malformed": "The request is not well-formed (a JSON object with the expected fields and "
     "types).",
-    "duplicate": "This transaction is already pending or committed.",
+    "duplicate": "This transaction is already committed.",
     "pool_full": "Too many transactions are waiting; try again shortly.",
     "nonce_pending": "A transaction of this sender with this nonce is already pending.",
     "unknown_sender": "No account is registered at the sender's address.",

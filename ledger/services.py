@@ -163,7 +163,7 @@ def _lock_sender(address: str) -> None:
     list(LedgerAccount.objects.select_for_update().filter(address=address).values_list("pk"))
 
 
-def _prune_stale(address: str) -> None:
+def _prune_stale(address: str) -> int:
     """Give up the sender's pending transactions if the oldest has waited too long.
 
     Validators admit nonces strictly in order, so when one pending transaction was lost (a
@@ -176,6 +176,40 @@ def _prune_stale(address: str) -> None:
     if pending.filter(submitted_at__lt=cutoff).exists():
         count, _ = pending.delete()
         log.warning("gave up %s stale pending transactions of %s", count, address)
+        return int(count)
+    return 0
+
+
+RESEND_BATCH = 500
+
+
+def pending_heal() -> tuple[int, int]:
+    """The beat's cure for transactions the site holds as pending that no validator has.
+
+    Pending transactions that waited longer than ``LEDGER_PENDING_RESEND_S`` (a transaction
+    normally commits within a second or two) are sent to every validator again, oldest sender
+    and nonce first: a validator that has one ignores the copy, one that lost it (or never got
+    it) takes it, and the sender's later transactions, which wait for its nonce, follow. Those
+    that waited longer than ``LEDGER_PENDING_TIMEOUT_S`` are given up with the rest of their
+    sender's (``_prune_stale``), so a sender is never held for ever, the grid operator's relays
+    included. Returns (sent again, given up).
+    """
+    now = timezone.now()
+    given_up = 0
+    timeout = now - timedelta(seconds=settings.LEDGER_PENDING_TIMEOUT_S)
+    stale = SubmittedTransaction.objects.filter(submitted_at__lt=timeout)
+    for sender in sorted(set(stale.values_list("sender", flat=True))):
+        with transaction.atomic():
+            _lock_sender(sender)
+            given_up += _prune_stale(sender)
+    waited = now - timedelta(seconds=settings.LEDGER_PENDING_RESEND_S)
+    rows = SubmittedTransaction.objects.filter(submitted_at__lt=waited).order_by("sender", "nonce")
+    waiting = [Transaction.from_json(body) for body in rows.values_list("body", flat=True)]
+    for start in range(0, len(waiting), RESEND_BATCH):
+        transactions_submit(transactions=waiting[start : start + RESEND_BATCH])
+    if waiting:
+        log.info("sent %s pending transactions to the validators again", len(waiting))
+    return len(waiting), given_up
 
 
 def _committed_account(address: str) -> dict[str, Any] | None:
@@ -190,10 +224,13 @@ def _admit(tx: Transaction, *, genesis: Genesis, submitted_by: User | None) -> N
     Precondition: inside a transaction, the sender locked (``_lock_sender``).
     """
     _prune_stale(tx.sender)
-    if (
-        SubmittedTransaction.objects.filter(tx_id=tx.id).exists()
-        or TransactionRecord.objects.filter(tx_id=tx.id).exists()
-    ):
+    if SubmittedTransaction.objects.filter(tx_id=tx.id).exists():
+        # The same signed transaction again, still pending: perhaps no validator ever got it
+        # (a request that died mid-way, a broker that lost it). Send it again; validators that
+        # have it ignore the copy.
+        transaction.on_commit(lambda: transactions_submit(transactions=[tx]))
+        return
+    if TransactionRecord.objects.filter(tx_id=tx.id).exists():
         raise TransactionRejected("duplicate")
     if SubmittedTransaction.objects.count() >= settings.LEDGER_POOL_LIMIT:
         raise TransactionRejected("pool_full")

@@ -91,6 +91,13 @@ def projection_catch_up() -> None:
     services.projection_catch_up()
 
 
+@shared_task(name="ledger.pending_heal", ignore_result=True, time_limit=60, soft_time_limit=50)
+def pending_heal() -> None:
+    """Periodic: send again what the site holds as pending and no block has brought; give up
+    what waited too long (ledger.services.pending_heal)."""
+    services.pending_heal()
+
+
 @shared_task(
     name="ledger.read_models_audit", ignore_result=True, time_limit=300, soft_time_limit=280
 )

@@ -32,6 +32,7 @@ def test_it_schedules_only_tasks_that_exist() -> None:
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled == {
         "gridplatform.accounts.tasks.sessions_clear_expired",
+        "ledger.pending_heal",
         "ledger.projection_catch_up",
         "ledger.read_models_audit",
         "market.slots_clear",

@@ -142,12 +142,6 @@ def _nonce_pending(site: Site, api: Client) -> Any:
     return site.sign(OPERATOR, "credit.issue", nonce=nonce, to=HOUSEHOLDS[1].address, amount=1)
 
 
-def _duplicate_pending(site: Site, api: Client) -> Any:
-    tx = site.sign(OPERATOR, "credit.issue", to=HOUSEHOLDS[0].address, amount=1)
-    _submit_first(site, api, tx)
-    return tx
-
-
 def _duplicate_committed(site: Site, api: Client) -> Any:
     return site.blocks[3].transactions[1]
 
@@ -176,8 +170,7 @@ REFUSALS: dict[str, Callable[[Site, Client], Any]] = {
     "bad_signature": _bad_signature,
     "bad_nonce": _bad_nonce,
     "nonce_pending": _nonce_pending,
-    "duplicate (pending)": _duplicate_pending,
-    "duplicate (committed)": _duplicate_committed,
+    "duplicate": _duplicate_committed,
     "not_allowed": _not_allowed,
     "unknown_type": _unknown_type,
     "pool_full": _pool_full,
@@ -206,6 +199,21 @@ def test_it_refuses_with_the_admission_code_and_records_nothing(
     assert response.json()["message"]
     assert list(SubmittedTransaction.objects.values_list("tx_id", flat=True)) == before
     assert callbacks == []  # nothing sent to any validator
+
+
+def test_the_same_pending_transaction_again_is_sent_again_not_refused(
+    site: Site, api: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A request that died mid-way, or a message lost on its way: the sender sends the same
+    signed transaction again, and the site sends it to the validators again (they ignore a copy
+    they have) instead of answering ``duplicate`` while nobody has it."""
+    tx = site.sign(OPERATOR, "credit.issue", to=HOUSEHOLDS[0].address, amount=1)
+    _submit_first(site, api, tx)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(api, tx.to_json())
+    assert response.status_code == 202
+    assert list(SubmittedTransaction.objects.values_list("tx_id", flat=True)) == [tx.id]
+    assert len(callbacks) == 1  # the send to every validator's queue
 
 
 def test_every_admission_code_is_tested_through_the_api() -> None:
@@ -421,8 +429,10 @@ def test_it_lists_blocks_newest_first_a_page_at_a_time(site: Site, api: Client) 
         "state_root": site.blocks[4].header.state_root,
     }
     assert top["timestamp"] == "2026-01-01T00:00:20Z"
-    for query in ("limit=abc", "offset=-5", "offset=99999999999999999999999", "limit=0"):
-        assert api.get(f"{API}/blocks?{query}").status_code == 200
+    # Bad paging is refused with a code, never silently replaced (gridplatform.api.Pagination).
+    for query in ("limit=abc", "offset=-5", "limit=0"):
+        assert error_of(api.get(f"{API}/blocks?{query}")) == (400, "bad_paging")
+    assert api.get(f"{API}/blocks?offset=99999999999999999999999").json()["results"] == []
 
 
 def test_it_shows_a_block_with_its_transactions_and_certificate(site: Site, api: Client) -> None:

@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledger import runtime
+from ledger import runtime, services
 from ledger.audit import verify_store
-from tests.ledger.chains import HOUSEHOLDS, OPERATOR, registry
+from ledger.crypto import sign_transaction
+from tests.ledger.chains import CHAIN, HOUSEHOLDS, OPERATOR, registry
 from tests.ledger.live import ROOT, LiveNetwork
 from tests.processes import child_env
 
@@ -154,6 +156,47 @@ def test_a_second_process_for_one_validator_or_a_repair_of_a_running_one_is_refu
         lambda: network.committed_everywhere(first + rest, [0, 1, 2, 3]),
         seconds=60,
         what="validator 1 kept committing",
+    )
+    assert_identical_and_verified(network)
+
+
+def test_a_pending_transaction_no_validator_got_is_sent_again(
+    network: LiveNetwork, settings: Any
+) -> None:
+    """The site recorded two transactions as pending, and no validator got them (sent to no
+    queue, as to the wrong Redis). The same transaction submitted again is sent again; the
+    other is sent again by the beat's ``pending_heal``; both commit, and nothing stays pending."""
+    settings.LEDGER_DIR = network.directory
+    settings.LEDGER_STORE_URL = network.store_template
+    lost = [
+        sign_transaction(
+            keypair=OPERATOR,
+            chain=CHAIN,
+            type="account.register",
+            nonce=n,
+            payload={"address": h.address, "public_key": h.public_key_hex, "role": "household"},
+        )
+        for n, h in enumerate(HOUSEHOLDS[:2])
+    ]
+    settings.LEDGER_VALIDATORS = 0  # the sends reach no validator
+    for tx in lost:
+        services.transaction_admit(data=tx.to_json(), submitted_by=None)
+    settings.LEDGER_VALIDATORS = 4
+    time.sleep(1)
+    assert network.heights()[0] == 0  # nobody has them
+    services.transaction_admit(data=lost[0].to_json(), submitted_by=None)  # the same again
+    network.wait(
+        lambda: network.committed_everywhere(lost[:1], [0, 1, 2, 3]),
+        seconds=60,
+        what="the transaction submitted again committed",
+    )
+    settings.LEDGER_PENDING_RESEND_S = 0
+    sent, given_up = services.pending_heal()
+    assert (sent, given_up) == (2, 0)  # both still pending on the site: no projection here
+    network.wait(
+        lambda: network.committed_everywhere(lost, [0, 1, 2, 3]),
+        seconds=60,
+        what="the beat sent the other again and it committed",
     )
     assert_identical_and_verified(network)
 
