@@ -6,6 +6,7 @@ process is renamed or reconfigured here and nowhere else.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -90,3 +91,69 @@ def commands(
             f"--node={index}",
         ]
     return processes
+
+
+# --- supervision under the run command ----------------------------------------------------------
+
+SUPERVISOR_CONF = Path("run") / "supervisord.conf"
+SUPERVISOR_SOCKET = Path("run") / "supervisor.sock"
+
+
+def supervisor_config(var_dir: Path, processes: dict[str, list[str]], *, later: set[str]) -> Path:
+    """Write the process supervisor's configuration for ``processes`` and return its path.
+
+    The run command runs ``supervisord`` (the ``supervisor`` package) in the foreground: it
+    starts every process, restarts one that exits (at once after a crash; with a growing delay,
+    1 s, 2 s, 3 s ..., while it keeps failing within 5 s of starting), writes each process's output
+    to ``var/log/<name>.log`` and one line per process event (spawned, exited, restarted) to the
+    terminal. Those named in ``later`` are started on request (``supervisorctl start``), e.g. the
+    demo's simulator once the demo is on the ledger.
+    """
+    run, logs = var_dir / "run", var_dir / "log"
+    run.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    socket = var_dir / SUPERVISOR_SOCKET
+    lines = [
+        "[unix_http_server]",
+        f"file={socket}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        "nodaemon=true",
+        # In the foreground supervisord also writes each line of this log to the terminal: one
+        # line per process event (spawned, exited, stopped).
+        f"logfile={logs / 'supervisord.log'}",
+        "logfile_maxbytes=5MB",
+        "loglevel=info",
+        f"pidfile={run / 'supervisord.pid'}",
+        f"childlogdir={logs}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{socket}",
+    ]
+    for name, argv in processes.items():
+        lines += [
+            "",
+            f"[program:{name}]",
+            # supervisor reads the command with shlex; % is its own expansion character.
+            "command=" + shlex.join(argv).replace("%", "%%"),
+            f"autostart={'false' if name in later else 'true'}",
+            "autorestart=true",
+            "startsecs=5",
+            "startretries=1000",
+            "stopsignal=TERM",
+            "stopwaitsecs=15",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={logs / (name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+            "stdout_logfile_backups=3",
+        ]
+    path = var_dir / SUPERVISOR_CONF
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path

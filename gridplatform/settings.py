@@ -23,9 +23,11 @@ from django.core.exceptions import ImproperlyConfigured
 from gridplatform import embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+# What a running system writes beside the code: the SQLite database, the ledger, logs, sockets.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 

@@ -18,7 +18,7 @@ from gridplatform.demo import (
     demo_community_create,
     demo_ledger_register,
 )
-from gridplatform.processes import MANAGE_PY, commands
+from gridplatform.processes import MANAGE_PY, commands, supervisor_config
 from ledger import config
 from ledger.genesis import Genesis, GenesisError
 from ledger.services import genesis_create
@@ -26,8 +26,10 @@ from ledger.services import genesis_create
 
 class Command(BaseCommand):
     help = (
-        "Run the whole system in the foreground: the ASGI web server, a Celery worker and beat. "
-        "With --demo it first migrates and creates the demo community. Ctrl-C stops everything."
+        "Run the whole system in the foreground under a process supervisor: the ASGI web "
+        "server, a Celery worker, beat and the validators, each restarted if it exits, each "
+        "logging to var/log/<name>.log. With --demo it first migrates and creates the demo "
+        "community. Ctrl-C stops everything."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -63,61 +65,72 @@ class Command(BaseCommand):
             except GenesisError as error:
                 raise CommandError(f"{config.genesis_path()}: {error}") from None
         validators = settings.LEDGER_VALIDATORS if config.genesis_path().exists() else 0
-        children: dict[str, subprocess.Popen[bytes]] = {}
-
-        def stop(*_: object) -> None:
-            for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
-            for child in children.values():
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-
+        url = f"http://{host}:{port}/"
+        # Children inherit REDIS_URL, so they all share one (possibly embedded) Redis.
+        processes = commands(
+            host=host,
+            port=port,
+            var_dir=settings.VAR_DIR,
+            behind_proxy=settings.SECURE_PROXY_SSL_HEADER is not None,
+            validators=validators,
+        )
+        later = set()
+        if options["demo"] and validators:
+            # The demo's meters report every minute through the API; rules trade on them. Started
+            # once the demo households are on the ledger.
+            processes["simulator"] = [
+                sys.executable,
+                str(MANAGE_PY),
+                "simulate_community",
+                f"--url={url.rstrip('/')}",
+            ]
+            later.add("simulator")
+        config_path = supervisor_config(settings.VAR_DIR, processes, later=later)
+        self.stdout.write(
+            f"starting {len(processes)} processes under supervision; their logs are in "
+            f"{settings.VAR_DIR / 'log'}/<name>.log"
+        )
+        self.stdout.flush()
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(config_path)]
+        )
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            # Children inherit REDIS_URL, so they all share one (possibly embedded) Redis.
-            processes = commands(
-                host=host,
-                port=port,
-                var_dir=settings.VAR_DIR,
-                behind_proxy=settings.SECURE_PROXY_SSL_HEADER is not None,
-                validators=validators,
-            )
-            for name, argv in processes.items():
-                children[name] = subprocess.Popen(argv)
-            url = f"http://{host}:{port}/"
-            self._wait_until_up(url + "healthz", children)
-            if options["demo"] and validators:
+            self._wait_until_up(url + "healthz", supervisor)
+            if later:
                 sent = demo_ledger_register()
                 if sent:
                     self.stdout.write(f"registering {sent} demo households on the ledger")
-                # The demo's meters report every minute through the API; rules trade on them.
-                children["simulator"] = subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(MANAGE_PY),
-                        "simulate_community",
-                        f"--url={url.rstrip('/')}",
-                    ]
-                )
+                self._control(config_path, "start", *sorted(later))
             self._announce(url, logins)
-            while True:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        raise CommandError(f"the {name} process exited with {child.returncode}")
-                time.sleep(1)
+            code = supervisor.wait()
+            if code != 0:
+                raise CommandError(f"the process supervisor exited with {code}")
+            self.stdout.write("stopped")  # it was asked to stop (Ctrl-C reaches it too)
         except KeyboardInterrupt:
             self.stdout.write("stopping")
         finally:
-            stop()
+            # supervisord stops every process (Ctrl-C reaches it too) and then exits.
+            if supervisor.poll() is None:
+                supervisor.send_signal(signal.SIGTERM)
+            try:
+                supervisor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
 
-    def _wait_until_up(self, url: str, children: dict[str, subprocess.Popen[bytes]]) -> None:
+    @staticmethod
+    def _control(config_path: Any, *command: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(config_path), *command],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def _wait_until_up(self, url: str, supervisor: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if children["web"].poll() is not None:
-                raise CommandError("the web process exited during start-up")
+            if supervisor.poll() is not None:
+                raise CommandError("the process supervisor exited during start-up")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (http only)
                     if response.status == 200:
