@@ -210,7 +210,13 @@ REDIS_URL = embedded_redis.resolve(VAR_DIR, env.str("REDIS_URL", default=""))
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "gridplatform:channels:"},
+        "CONFIG": {
+            # channels_redis waits for messages with BZPOPMIN blocking 5 s; redis-py's default read
+            # timeout is 5 s too, so every idle socket's wait ended in a TimeoutError and the
+            # socket closed 1011. Reads may take longer than the block.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": "gridplatform:channels:",
+        },
     }
 }
 CACHES = {
