@@ -25,7 +25,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -170,8 +169,9 @@ class ReadingSerializer(serializers.ModelSerializer):
         fields = ["start", "duration_s", "import_wh", "export_wh", "quality", "received_at"]
 
 
-class ReadingPagination(LimitOffsetPagination):
-    """``?limit=&offset=``: up to a batch's worth per page (a 15-minute meter's 20 days)."""
+class ReadingPagination(api.Pagination):
+    """``?limit=&offset=``: up to a batch's worth per page (a 15-minute meter's 20 days); bad
+    values are ``bad_paging`` like everywhere (gridplatform.api.Pagination)."""
 
     default_limit = 96
     max_limit = batch_rules.MAX_READINGS

@@ -103,6 +103,13 @@ def test_bad_paging_is_a_400_with_a_code(prosumer: User, query: str) -> None:
     assert error_of(response) == (400, "bad_paging")
 
 
+def test_bad_paging_of_readings_is_a_400_with_a_code(prosumer: User) -> None:
+    device = register(prosumer)
+    url = f"{API}/meters/{device.meter.meter_id}/readings"
+    for query in ("limit=abc", "offset=-1"):
+        assert error_of(client_for(prosumer).get(f"{url}?{query}")) == (400, "bad_paging")
+
+
 def test_good_paging_still_pages(prosumer: User) -> None:
     response = client_for(prosumer).get(f"{API}/orders?limit=1000&offset=0")
     assert response.status_code == 200  # over the maximum: capped at it, as documented
