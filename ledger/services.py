@@ -181,16 +181,17 @@ def _prune_stale(address: str) -> int:
 
 
 RESEND_BATCH = 500
+RESEND_LIMIT = 2_000
 
 
 def pending_heal() -> tuple[int, int]:
     """The beat's cure for transactions the site holds as pending that no validator has.
 
     Pending transactions that waited longer than ``LEDGER_PENDING_RESEND_S`` (a transaction
-    normally commits within a second or two) are sent to every validator again, oldest sender
-    and nonce first: a validator that has one ignores the copy, one that lost it (or never got
-    it) takes it, and the sender's later transactions, which wait for its nonce, follow. Those
-    that waited longer than ``LEDGER_PENDING_TIMEOUT_S`` are given up with the rest of their
+    normally commits within a second or two) are sent to every validator again, the
+    ``RESEND_LIMIT`` longest waiting per run, in sender and nonce order: a validator that has
+    one ignores the copy, one that lost it (or never got it) takes it, and the sender's later
+    transactions, which wait for its nonce, follow. Those that waited longer than ``LEDGER_PENDING_TIMEOUT_S`` are given up with the rest of their
     sender's (``_prune_stale``), so a sender is never held for ever, the grid operator's relays
     included. Returns (sent again, given up).
     """
@@ -203,8 +204,11 @@ def pending_heal() -> tuple[int, int]:
             _lock_sender(sender)
             given_up += _prune_stale(sender)
     waited = now - timedelta(seconds=settings.LEDGER_PENDING_RESEND_S)
-    rows = SubmittedTransaction.objects.filter(submitted_at__lt=waited).order_by("sender", "nonce")
-    waiting = [Transaction.from_json(body) for body in rows.values_list("body", flat=True)]
+    # The longest waiting first, a bounded number per run: a slow network that merely lags does
+    # not get its whole backlog again every few seconds.
+    rows = SubmittedTransaction.objects.filter(submitted_at__lt=waited).order_by("submitted_at")
+    oldest = list(rows.values_list("sender", "nonce", "body")[:RESEND_LIMIT])
+    waiting = [Transaction.from_json(body) for _, _, body in sorted(oldest, key=lambda r: r[:2])]
     for start in range(0, len(waiting), RESEND_BATCH):
         transactions_submit(transactions=waiting[start : start + RESEND_BATCH])
     if waiting:
