@@ -191,8 +191,9 @@ def pending_heal() -> tuple[int, int]:
     normally commits within a second or two) are sent to every validator again, the
     ``RESEND_LIMIT`` longest waiting per run, in sender and nonce order: a validator that has
     one ignores the copy, one that lost it (or never got it) takes it, and the sender's later
-    transactions, which wait for its nonce, follow. Those that waited longer than ``LEDGER_PENDING_TIMEOUT_S`` are given up with the rest of their
-    sender's (``_prune_stale``), so a sender is never held for ever, the grid operator's relays
+    transactions, which wait for its nonce, follow. Those that waited longer than
+    ``LEDGER_PENDING_TIMEOUT_S`` are given up with the rest of their sender's
+    (``_prune_stale``), so a sender is never held for ever, the grid operator's relays
     included. Returns (sent again, given up).
     """
     now = timezone.now()
