@@ -80,6 +80,19 @@ class AddressRate(AtomicRateMixin, SimpleRateThrottle):
         return str(self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)})
 
 
+def over_limit(
+    request: HttpRequest, throttle: AtomicRateMixin, template: str
+) -> HttpResponse | None:
+    """None when ``request`` is within ``throttle``'s limit (and is counted); otherwise the 429
+    page ``template`` (given ``retry_after``), with ``Retry-After``, as the API answers."""
+    if throttle.allow_request(request, None):
+        return None
+    retry_after = max(1, math.ceil(throttle.wait() or 1))
+    response = render(request, template, {"retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def address_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Limit a page's POSTs per client address (``AddressRate``); past the limit, a 429 page
     with ``Retry-After`` and nothing done. GETs are not counted."""
@@ -87,17 +100,9 @@ def address_rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., Htt
     @wraps(view)
     def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method == "POST":
-            throttle = AddressRate()
-            if not throttle.allow_request(request, None):
-                retry_after = max(1, math.ceil(throttle.wait() or 1))
-                response = render(
-                    request,
-                    "registration/throttled.html",
-                    {"retry_after": retry_after},
-                    status=429,
-                )
-                response["Retry-After"] = str(retry_after)
-                return response
+            refused = over_limit(request, AddressRate(), "registration/throttled.html")
+            if refused is not None:
+                return refused
         return view(request, *args, **kwargs)
 
     return limited

@@ -14,16 +14,14 @@ rate limit (docs/ledger.md, "The public ledger").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from gridplatform.throttling import AnonRate
+from gridplatform.throttling import AnonRate, over_limit
 
 # A committed block is final (BFT: no fork, no reorganisation). A day, not a year: if a site's
 # database were ever rebuilt wrongly, shared caches forget the wrong answers within a day.
@@ -64,15 +62,9 @@ def throttled_when_anonymous(view: View) -> View:
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        throttle = AnonRate()
-        if not throttle.allow_request(request, None):
-            wait = throttle.wait()
-            retry_after = max(1, math.ceil(wait if wait is not None else throttle.duration))
-            response = render(
-                request, "ledger/throttled.html", {"retry_after": retry_after}, status=429
-            )
-            response["Retry-After"] = str(retry_after)
-            return response
+        refused = over_limit(request, AnonRate(), "ledger/throttled.html")
+        if refused is not None:
+            return refused
         return view(request, *args, **kwargs)
 
     return wrapped

@@ -123,6 +123,11 @@ class State:
         if not _plainly_canonical(value):
             check_canonical(value)  # refuses floats and other values the state root cannot hash
         self._journal.append((key, self._current(key)))
+        self._written(key, value)
+
+    def _written(self, key: str, value: Any) -> None:
+        """``key`` now holds ``value`` (``_MISSING``: deleted): for the store, the trie and the
+        bytes, which are brought up to date later."""
         self._live[key] = value
         self._dirty.add(key)
         self._stale.add(key)
@@ -132,10 +137,7 @@ class State:
         old = self._current(key)
         if old is not _MISSING:
             self._journal.append((key, old))
-            self._live[key] = _MISSING
-            self._dirty.add(key)
-            self._stale.add(key)
-            self._unencoded.add(key)
+            self._written(key, _MISSING)
 
     def keys(self, prefix: str) -> Iterator[str]:
         self._encode_stale()
@@ -147,10 +149,7 @@ class State:
     def rollback_to(self, savepoint: int) -> None:
         while len(self._journal) > savepoint:
             key, old = self._journal.pop()
-            self._dirty.add(key)  # a store may have taken the undone value already
-            self._stale.add(key)
-            self._unencoded.add(key)
-            self._live[key] = old
+            self._written(key, old)  # a store may have taken the undone value already
 
     def changes_since(self, savepoint: int) -> dict[str, Any]:
         """The value now of every key written since ``savepoint`` (a private marker: deleted)."""
@@ -160,10 +159,7 @@ class State:
     def apply(self, changes: dict[str, Any]) -> None:
         """Write back what :meth:`changes_since` returned (values it checked already)."""
         for key, value in changes.items():
-            self._live[key] = value
-            self._dirty.add(key)
-            self._stale.add(key)
-            self._unencoded.add(key)
+            self._written(key, value)
 
     def clear_journal(self) -> None:
         self._journal.clear()

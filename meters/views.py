@@ -32,10 +32,10 @@ def _page(
 ) -> HttpResponse:
     meters = list(selectors.meter_list(user=request.user))
     # A registration the validators refused for good is not sent again: say why, on its row.
-    for meter_id, code in relay.register_refusals(meters).items():
-        for meter in meters:
-            if meter.meter_id == meter_id:
-                meter.ledger_refusal = MESSAGES.get(code, code)
+    refusals = relay.register_refusals(meters)
+    for meter in meters:
+        if meter.meter_id in refusals:
+            meter.ledger_refusal = MESSAGES.get(refusals[meter.meter_id], refusals[meter.meter_id])
     context = {
         "form": form,
         "meters": meters,
