@@ -193,7 +193,7 @@ def operator_latest_flow_rows(request: HttpRequest) -> HttpResponse:
 
 
 def _household(user_id: int) -> User:
-    return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD)
+    return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD, email_confirmed=True)
 
 
 @require_POST

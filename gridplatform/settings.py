@@ -415,15 +415,23 @@ SPECTACULAR_SETTINGS = {
 LANGUAGE_CODE = "en"
 # Display only: the ledger counts integer minor units (cents) of this currency.
 CURRENCY_SYMBOL = env.str("CURRENCY_SYMBOL", default="€")
-# Email (password resets, a household's approval): EMAIL_URL, e.g.
-# smtp+tls://user:password@mail.example.org:587, in production; without it, mail is written to
-# the console (the development default).
+# Email (registration links, password resets, a household's approval): EMAIL_URL, e.g.
+# smtp+tls://user:password@mail.example.org:587, in production. Without it, with DEBUG on, each
+# message is written to a file under MAIL_DIR (var/mail), which the demo's outbox page
+# (/outbox/) shows, so a newcomer can follow a registration link; with DEBUG off, to the console.
+MAIL_DIR = Path(env.str("MAIL_DIR", default=str(VAR_DIR / "mail")))
+OUTBOX_PAGE = False
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+elif DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(MAIL_DIR)
+    OUTBOX_PAGE = True
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="gridplatform <noreply@localhost>")
 PASSWORD_RESET_TIMEOUT = 3 * 3600  # a reset link works for three hours
+REGISTRATION_CONFIRM_TIMEOUT = 3 * 24 * 3600  # a registration link, for three days
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -22,6 +22,13 @@ urlpatterns = [
     path("console/accounts/rows/", account_views.account_rows, name="account-rows"),
     # The forms that cost a password hash are limited per client address (POSTs only).
     path("accounts/register/", address_rate_limited(account_views.register), name="register"),
+    path("accounts/register/sent/", account_views.register_sent, name="register-sent"),
+    path(
+        "accounts/register/confirm/<str:token>/",
+        address_rate_limited(account_views.register_confirm),
+        name="register-confirm",
+    ),
+    path("outbox/", views.outbox, name="outbox"),
     path("accounts/login/", address_rate_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(

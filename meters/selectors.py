@@ -140,7 +140,9 @@ def latest_flow_list(*, user: User) -> list[LatestFlow]:
     only, empty for anyone else."""
     if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
         return []
-    households = User.objects.filter(role=Role.HOUSEHOLD).order_by("name", "id")
+    households = User.objects.filter(role=Role.HOUSEHOLD, email_confirmed=True).order_by(
+        "name", "id"
+    )
     meters = Meter.objects.filter(owner__role=Role.HOUSEHOLD)
     meter_counts = dict(
         meters.values("owner_id").annotate(n=Count("id")).order_by().values_list("owner_id", "n")

@@ -34,10 +34,9 @@ class RegistrationForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email address already exists.")
-        return email
+        # Whether the address has an account is not said here: the email answers that
+        # (services.registration_start), so the form tells no one which addresses are taken.
+        return str(self.cleaned_data["email"]).strip().lower()
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}

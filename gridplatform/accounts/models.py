@@ -65,6 +65,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         help_text="The IANA zone the pages show times in; empty: the site's (TIME_ZONE).",
     )
     is_active = models.BooleanField(default=True)
+    email_confirmed = models.BooleanField(
+        default=True,
+        help_text="False while a household that registered itself has not opened the link mailed "
+        "to it: the account cannot log in and no one else sees it.",
+    )
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 

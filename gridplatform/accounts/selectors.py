@@ -9,8 +9,13 @@ from gridplatform.accounts.models import ApiToken, User
 
 
 def account_list(*, user: User) -> QuerySet[User]:
-    """Every account for the grid operator, regulators and admins; a household sees itself."""
-    accounts = User.objects.select_related("identity").order_by("role", "name", "id")
+    """Every account for the grid operator, regulators and admins; a household sees itself.
+    A registration whose email link was not opened yet is no account of anyone's."""
+    accounts = (
+        User.objects.filter(email_confirmed=True)
+        .select_related("identity")
+        .order_by("role", "name", "id")
+    )
     if user.is_authenticated and user.watches_accounts:
         return accounts
     if user.is_authenticated:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from gridplatform.accounts.events import accounts_changed_on_commit
 from gridplatform.accounts.models import ApiToken, HouseholdKind, Identity, Role, User
 from gridplatform.errors import DomainError
 from ledger import identity
+
+log = logging.getLogger(__name__)
 
 # Active API tokens one account may hold at once.
 API_TOKEN_LIMIT = 20
@@ -166,6 +175,114 @@ def household_register(
         role=Role.HOUSEHOLD,  # type: ignore[arg-type]
         household_kind=household_kind,
     )
+
+
+REGISTRATION_SALT = "gridplatform.accounts.registration"
+
+
+class BadRegistrationLink(AccountError):
+    code = "bad_registration_link"
+
+
+def registration_start(
+    *,
+    name: str,
+    email: str,
+    password: str,
+    household_kind: HouseholdKind | str,
+    site_url: str,
+    connection_point: str = "",
+    time_zone: str = "",
+) -> None:
+    """A household asks to register: mail ``email`` a link that finishes it
+    (``registration_confirm``), valid for ``REGISTRATION_CONFIRM_TIMEOUT`` seconds.
+
+    The caller's answer is the same whether or not the address has an account, so registering
+    tells no one which addresses do: an address with a confirmed account is mailed a note saying
+    so (with links to log in and to reset the password) instead, after the same password hashing
+    a new account costs. A registration not yet confirmed is replaced by the newer one, whose link
+    alone then works. ``site_url`` is the site's address for the links (``https://host``).
+    """
+    email = User.objects.normalize_email(email).strip().lower()
+    zone = time_zone if time_zone in zoneinfo.available_timezones() else ""  # the browser's
+    try:
+        with transaction.atomic(durable=True):
+            user = User.objects.select_for_update().filter(email__iexact=email).first()
+            if user is not None and user.email_confirmed:
+                make_password(password)  # the work a new account costs: the time tells nothing
+                template, context = "registration/already_registered_email.txt", {"user": user}
+            else:
+                user = user or User(email=email, role=Role.HOUSEHOLD)
+                user.name = name.strip()
+                user.household_kind = household_kind
+                user.connection_point = connection_point.strip()
+                user.time_zone = zone
+                user.is_active = False
+                user.email_confirmed = False
+                validate_password(password, user)
+                user.set_password(password)
+                user.full_clean(exclude=["password"])
+                user.save()
+                token = signing.dumps([user.pk, _registration_digest(user)], salt=REGISTRATION_SALT)
+                link = reverse("register-confirm", args=[token])
+                template, context = "registration/confirm_email.txt", {"link": link, "user": user}
+    except IntegrityError:
+        return  # the same address registered at this instant: that one's link is on its way
+    hours = settings.REGISTRATION_CONFIRM_TIMEOUT // 3600
+    body = render_to_string(template, context | {"site_url": site_url, "hours": hours})
+    subject, _, body = body.partition("\n\n")
+    try:
+        send_mail(subject.strip(), body, None, [email])
+    except OSError:  # a mail server down: the household registers again later
+        log.warning("registration email not sent", exc_info=True)
+
+
+def _registration_digest(user: User) -> str:
+    """What a confirmation link binds: the account's password, address and state, so that a link
+    stops working once used, or once a newer registration replaced the details."""
+    state = f"{user.pk}|{user.email}|{user.password}|{user.email_confirmed}|{user.is_active}"
+    return salted_hmac(REGISTRATION_SALT, state, algorithm="sha256").hexdigest()
+
+
+def registration_pending(*, token: str) -> User:
+    """The not yet confirmed account a confirmation link is for. Raises ``BadRegistrationLink``
+    for a link that is damaged, expired, used or replaced by a newer registration."""
+    try:
+        pk, digest = signing.loads(
+            token, salt=REGISTRATION_SALT, max_age=settings.REGISTRATION_CONFIRM_TIMEOUT
+        )
+    except signing.SignatureExpired:
+        raise BadRegistrationLink(
+            "This link has expired. Register again to get a new one."
+        ) from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise BadRegistrationLink(
+            "This link is not one we sent: copy the whole link from the email."
+        ) from None
+    user = (
+        User.objects.filter(pk=pk, email_confirmed=False).first() if isinstance(pk, int) else None
+    )
+    if user is None or not constant_time_compare(str(digest), _registration_digest(user)):
+        raise BadRegistrationLink(
+            "This link has been used, or a newer registration replaced it: log in, or use the "
+            "link in the newest email."
+        )
+    return user
+
+
+def registration_confirm(*, token: str) -> User:
+    """Finish a registration: the account becomes active, with its own identity, and the grid
+    operator sees it waiting for approval. Raises ``BadRegistrationLink`` as
+    ``registration_pending`` does, changing nothing."""
+    with transaction.atomic(durable=True):
+        user = registration_pending(token=token)
+        user = User.objects.select_for_update().get(pk=user.pk)
+        registration_pending(token=token)  # still valid under the lock: confirmed once only
+        user.is_active = True
+        user.email_confirmed = True
+        user.save(update_fields=["is_active", "email_confirmed"])
+        _identity_create(user=user)
+    return user
 
 
 def identity_unseal(*, identity_: Identity) -> identity.KeyPair:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -16,29 +17,58 @@ from gridplatform.accounts.forms import ApiTokenForm, RegistrationForm
 from gridplatform.accounts.models import SUPERVISORY_ROLES
 from gridplatform.decorators import role_required
 
+REGISTERED_EMAIL = "registration_email"
+
 
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
+    """Step one of registering: the answer is "check your email" whether or not the address
+    already has an account (``services.registration_start``)."""
     if request.user.is_authenticated:
         return redirect("home")
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            user = services.household_register(
-                name=form.cleaned_data["name"],
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-                household_kind=form.cleaned_data["household_kind"],
-                connection_point=form.cleaned_data["connection_point"],
-                time_zone=form.cleaned_data["time_zone"],
-            )
-        except services.AccountError as error:
-            form.add_error(None, error.message)
-        else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("dashboard")
+        services.registration_start(
+            name=form.cleaned_data["name"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            household_kind=form.cleaned_data["household_kind"],
+            connection_point=form.cleaned_data["connection_point"],
+            time_zone=form.cleaned_data["time_zone"],
+            site_url=f"{request.scheme}://{request.get_host()}",
+        )
+        request.session[REGISTERED_EMAIL] = form.cleaned_data["email"]
+        return redirect("register-sent")
     status = 400 if form.errors else 200
     return render(request, "registration/register.html", {"form": form}, status=status)
+
+
+@require_GET
+def register_sent(request: HttpRequest) -> HttpResponse:
+    context = {
+        "email": request.session.get(REGISTERED_EMAIL, ""),
+        "hours": settings.REGISTRATION_CONFIRM_TIMEOUT // 3600,
+        "outbox": settings.OUTBOX_PAGE,
+    }
+    return render(request, "registration/register_sent.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def register_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """Step two: the link from the email shows whom it is for; its button finishes (a GET
+    changes nothing, so a mail scanner that opens links confirms nothing)."""
+    try:
+        if request.method == "POST":
+            user = services.registration_confirm(token=token)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            request.session.pop(REGISTERED_EMAIL, None)
+            messages.success(request, "Your email address is confirmed: welcome!")
+            return redirect("dashboard")
+        pending = services.registration_pending(token=token)
+    except services.BadRegistrationLink as error:
+        context = {"error": error.message}
+        return render(request, "registration/register_confirm.html", context, status=400)
+    return render(request, "registration/register_confirm.html", {"pending": pending})
 
 
 @role_required(*SUPERVISORY_ROLES)

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 from axes.models import AccessAttempt
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.selectors import account_list
+from tests.accounts.support import mailed_link, registered
 from tests.factories import PASSWORD, UserFactory
 
 REGISTRATION = {
@@ -24,17 +32,98 @@ def logged_in(user: User) -> Client:
     return client
 
 
-def test_it_registers_a_household_and_shows_its_identity(db: None) -> None:
+def test_it_registers_a_household_by_the_link_mailed_to_it(db: None) -> None:
     client = Client()
     response = client.post(reverse("register"), REGISTRATION)
     assert response.status_code == 302
-    assert response.url == reverse("dashboard")
+    assert response.url == reverse("register-sent")
+    sent = client.get(response.url).content.decode()
+    assert "Check your email" in sent
+    assert "elif@test.example" in sent
+    # Until the link is opened the account can neither log in nor be seen, and has no identity.
+    pending = User.objects.get(email="elif@test.example")
+    assert (pending.is_active, pending.email_confirmed) == (False, False)
+    assert not Identity.objects.filter(user=pending).exists()
+    login = Client().post(
+        reverse("login"), {"username": REGISTRATION["email"], "password": REGISTRATION["password1"]}
+    )
+    assert "Please enter a correct email and password" in login.content.decode()
+    [message] = mail.outbox
+    assert message.to == ["elif@test.example"]
+    assert message.subject == "Confirm your email address to finish registering"
+    link = mailed_link("elif@test.example")
+    assert "http://testserver" + link in message.body
+
+    shown = client.get(link)  # opening the link changes nothing: its button does
+    assert shown.status_code == 200
+    assert "Elif Yilmaz" in shown.content.decode()
+    assert not User.objects.get(email="elif@test.example").is_active
+
+    confirmed = client.post(link)
+    assert confirmed.url == reverse("dashboard")
     user = User.objects.get(email="elif@test.example")
     assert (user.role, user.household_kind) == (Role.HOUSEHOLD, "prosumer")
+    assert (user.is_active, user.email_confirmed) == (True, True)
     page = client.get(reverse("dashboard")).content.decode()
     assert user.identity.address in page
     assert user.identity.public_key in page
     assert "Elif Yilmaz" in page
+    assert "Your email address is confirmed" in page
+
+
+def test_a_registration_link_works_once(db: None) -> None:
+    client = Client()
+    client.post(reverse("register"), REGISTRATION)
+    link = mailed_link(REGISTRATION["email"])
+    assert client.post(link).status_code == 302
+    again = Client().post(link)
+    assert again.status_code == 400
+    assert "This link has been used" in again.content.decode()
+    assert Identity.objects.count() == 1
+
+
+def test_a_newer_registration_replaces_the_one_not_yet_confirmed(db: None) -> None:
+    Client().post(reverse("register"), REGISTRATION)
+    first = mailed_link(REGISTRATION["email"])
+    Client().post(reverse("register"), REGISTRATION | {"name": "Elif Y."})
+    second = mailed_link(REGISTRATION["email"])
+    assert first != second
+    assert Client().post(first).status_code == 400
+    assert Client().post(second).status_code == 302
+    assert User.objects.get().name == "Elif Y."
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda link: link[:-6] + "xxxxx/", "This link is not one we sent"),
+        (lambda link: "/accounts/register/confirm/WzEsImFiYyJd/", "This link is not one we sent"),
+    ],
+)
+def test_a_damaged_registration_link_is_refused(
+    db: None, spoil: Callable[[str], str], message: str
+) -> None:
+    Client().post(reverse("register"), REGISTRATION)
+    response = Client().post(spoil(mailed_link(REGISTRATION["email"])))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not User.objects.get().is_active
+
+
+def test_an_expired_registration_link_is_refused(db: None, settings: Any) -> None:
+    Client().post(reverse("register"), REGISTRATION)
+    settings.REGISTRATION_CONFIRM_TIMEOUT = -1  # every link is older than that
+    response = Client().get(mailed_link(REGISTRATION["email"]))
+    assert response.status_code == 400
+    assert "This link has expired" in response.content.decode()
+
+
+def test_a_household_waiting_for_its_link_is_not_on_the_operator_console(
+    grid_operator: User,
+) -> None:
+    Client().post(reverse("register"), REGISTRATION)
+    assert "Elif Yilmaz" not in logged_in(grid_operator).get("/console/operator/").content.decode()
+    assert list(account_list(user=grid_operator)) == [grid_operator]
 
 
 @pytest.mark.parametrize(
@@ -56,11 +145,27 @@ def test_it_explains_bad_registrations_and_creates_nothing(
     assert User.objects.count() == 0
 
 
-def test_it_refuses_to_register_a_taken_email(prosumer: User) -> None:
-    response = Client().post(reverse("register"), REGISTRATION | {"email": prosumer.email})
-    assert response.status_code == 400
-    assert "already exists" in response.content.decode()
-    assert User.objects.count() == 1
+def test_registering_does_not_say_whether_an_email_has_an_account(prosumer: User) -> None:
+    """The same answer for a taken and a free address; only the address's owner learns which,
+    by the email."""
+    answers = []
+    for email in (prosumer.email, "free@test.example"):
+        client = Client()
+        response = client.post(reverse("register"), REGISTRATION | {"email": email})
+        page = client.get(response.url).content.decode()
+        answers.append((response.status_code, response.url, page.replace(email, "EMAIL")))
+    assert answers[0] == answers[1]
+
+    taken, free = mail.outbox
+    assert taken.to == [prosumer.email]
+    assert taken.subject == "You already have an account"
+    assert "/accounts/password/reset/" in taken.body
+    assert "/accounts/register/confirm/" not in taken.body
+    assert free.subject == "Confirm your email address to finish registering"
+    prosumer.refresh_from_db()
+    assert prosumer.check_password(PASSWORD)  # the taken account is untouched
+    assert prosumer.name != REGISTRATION["name"]
+    assert User.objects.filter(email=prosumer.email).count() == 1
 
 
 def test_it_logs_in_with_email_and_password(prosumer: User) -> None:
@@ -217,8 +322,7 @@ def test_it_does_not_lock_out_another_account_from_the_same_address(
 def test_times_show_in_the_zone_the_household_picked(db: None) -> None:
     client = Client()
     registration = REGISTRATION | {"email": "zone@test.example", "time_zone": "Europe/Vienna"}
-    assert client.post(reverse("register"), registration).status_code == 302
-    user = User.objects.get(email="zone@test.example")
+    user = registered(client, registration)
     assert user.time_zone == "Europe/Vienna"  # as its browser said (static/js/timezone.js)
     page = client.get(reverse("account-settings")).content.decode()
     assert '<strong data-testid="current-zone">Europe/Vienna</strong>' in page
@@ -236,3 +340,31 @@ def test_times_show_in_the_zone_the_household_picked(db: None) -> None:
     other = REGISTRATION | {"email": "odd@test.example", "time_zone": "Nowhere/Special"}
     Client().post(reverse("register"), other)
     assert User.objects.get(email="odd@test.example").time_zone == ""
+
+
+def test_the_demo_outbox_shows_the_registration_link(
+    db: None, settings: Any, tmp_path: Path
+) -> None:
+    """With DEBUG on and no mail server the site writes its mail to files, and /outbox/ shows
+    them, so a newcomer to the demo can open the link from the pages alone."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = settings.MAIL_DIR = str(tmp_path)
+    settings.OUTBOX_PAGE = True
+    client = Client()
+    assert "No messages yet." in client.get(reverse("outbox")).content.decode()
+    client.post(reverse("register"), REGISTRATION)
+    assert 'href="/outbox/"' in client.get(reverse("register-sent")).content.decode()
+
+    page = client.get(reverse("outbox")).content.decode()
+    assert "Confirm your email address to finish registering" in page
+    assert "To elif@test.example" in page
+    [link] = re.findall(r'<a href="(http://testserver/accounts/register/confirm/[^"]+)"', page)
+    assert client.post(link.removeprefix("http://testserver")).url == reverse("dashboard")
+
+
+def test_a_site_with_a_mail_server_has_no_outbox(db: None, settings: Any) -> None:
+    settings.OUTBOX_PAGE = False
+    assert Client().get(reverse("outbox")).status_code == 404
+    client = Client()
+    client.post(reverse("register"), REGISTRATION)
+    assert 'href="/outbox/"' not in client.get(reverse("register-sent")).content.decode()

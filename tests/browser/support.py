@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +117,9 @@ def server_with_environment(**environment: str) -> LiveServer:
     its settings (the ledger's place) from the environment, set here only while it starts."""
     from django.db import connection
 
+    # Its mail goes to files of its own, which its outbox page (/outbox/) shows: the inbox a
+    # household of these tests reads its registration link from.
+    environment = {"MAIL_DIR": tempfile.mkdtemp(prefix="mail-"), "EMAIL_URL": ""} | environment
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from gridplatform.accounts.models import HouseholdKind, Role, User
 from tests.browser.support import outside_event_loop
@@ -17,7 +17,7 @@ NEW_PASSWORD = "kestrel-over-the-harbour-42"
 LIVE_UPDATE_TIMEOUT_MS = 10_000
 
 
-def register(
+def submit_registration(
     page: Page,
     *,
     name: str,
@@ -26,6 +26,7 @@ def register(
     password: str,
     connected_at: str = "1 Solar Street",
 ) -> None:
+    """Fill in and send the registration form; the site answers "Check your email"."""
     page.goto("/accounts/register/")
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Email address").fill(email)
@@ -34,6 +35,24 @@ def register(
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Password again").fill(password)
     page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    expect(page.get_by_test_id("registered-email")).to_have_text(email)
+
+
+def newest_mail_to(page: Page, email: str) -> Locator:
+    """The demo's outbox is the household's inbox: its newest message to ``email``."""
+    page.get_by_role("link", name="outbox").click()
+    return page.get_by_test_id("outbox-message").filter(has_text=f"To {email}").first
+
+
+def register(page: Page, *, name: str, email: str, **form: str) -> None:
+    """Register as a household does: the form, then the link in the email, then its button."""
+    submit_registration(page, name=name, email=email, **form)
+    message = newest_mail_to(page, email)
+    expect(message).to_contain_text("Confirm your email address to finish registering")
+    message.locator('a[href*="/accounts/register/confirm/"]').click()
+    expect(page.get_by_test_id("pending-name")).to_have_text(name)
+    page.get_by_role("button", name="Finish registering").click()
 
 
 def log_in(page: Page, *, email: str, password: str) -> None:
@@ -147,3 +166,22 @@ def test_a_new_household_sees_times_in_its_browsers_zone(new_page: Callable[...,
     assert User.objects.get(email="kenji@test.example").time_zone == "Asia/Tokyo"
     page.goto("/accounts/settings/")
     expect(page.get_by_test_id("current-zone")).to_have_text("Asia/Tokyo")
+
+
+def test_registering_a_taken_email_answers_the_same_and_tells_its_owner(
+    new_page: NewPage,
+) -> None:
+    owner = outside_event_loop(UserFactory, name="Olga Owner", email="olga@test.example")
+    page = new_page()
+    submit_registration(
+        page,
+        name="Someone Else",
+        email=owner.email,
+        household=HouseholdKind.CONSUMER.label,
+        password=NEW_PASSWORD,
+    )
+    message = newest_mail_to(page, owner.email)
+    expect(message).to_contain_text("You already have an account")
+    expect(message.locator('a[href*="/accounts/password/reset/"]')).to_be_visible()
+    expect(message.locator('a[href*="/accounts/register/confirm/"]')).to_have_count(0)
+    assert outside_event_loop(User.objects.filter(email=owner.email).count) == 1
