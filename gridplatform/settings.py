@@ -254,6 +254,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gridplatform.accounts.tasks.sessions_clear_expired",
         "schedule": timedelta(hours=1),
     },
+    "registrations-forget": {
+        "task": "gridplatform.accounts.tasks.registrations_forget",
+        "schedule": timedelta(hours=1),
+    },
     "market-slots-clear": {
         "task": "market.slots_clear",
         "schedule": timedelta(seconds=30),

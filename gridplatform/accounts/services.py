@@ -219,6 +219,7 @@ def registration_start(
                 user.time_zone = zone
                 user.is_active = False
                 user.email_confirmed = False
+                user.date_joined = timezone.now()  # the link's age: see registrations_forget
                 validate_password(password, user)
                 user.set_password(password)
                 user.full_clean(exclude=["password"])
@@ -283,6 +284,14 @@ def registration_confirm(*, token: str) -> User:
         user.save(update_fields=["is_active", "email_confirmed"])
         _identity_create(user=user)
     return user
+
+
+def registrations_forget() -> int:
+    """Delete the registrations whose link expired unopened; run hourly by beat. Such an account
+    never had an identity, so nothing else refers to it. Returns how many were deleted."""
+    expired = timezone.now() - timedelta(seconds=settings.REGISTRATION_CONFIRM_TIMEOUT)
+    deleted, _ = User.objects.filter(email_confirmed=False, date_joined__lt=expired).delete()
+    return deleted
 
 
 def identity_unseal(*, identity_: Identity) -> identity.KeyPair:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ from axes.models import AccessAttempt
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.selectors import account_list
+from gridplatform.accounts.tasks import registrations_forget
 from tests.accounts.support import mailed_link, registered
 from tests.factories import PASSWORD, UserFactory
 
@@ -368,3 +371,20 @@ def test_a_site_with_a_mail_server_has_no_outbox(db: None, settings: Any) -> Non
     client = Client()
     client.post(reverse("register"), REGISTRATION)
     assert 'href="/outbox/"' not in client.get(reverse("register-sent")).content.decode()
+
+
+def test_registrations_whose_link_expired_unopened_are_forgotten(
+    prosumer: User, settings: Any
+) -> None:
+    Client().post(reverse("register"), REGISTRATION)
+    Client().post(reverse("register"), REGISTRATION | {"email": "late@test.example"})
+    long_ago = timezone.now() - timedelta(seconds=settings.REGISTRATION_CONFIRM_TIMEOUT + 1)
+    User.objects.filter(email__in=["late@test.example", prosumer.email]).update(
+        date_joined=long_ago
+    )
+    assert registrations_forget() == 1
+    assert set(User.objects.values_list("email", flat=True)) == {
+        prosumer.email,  # confirmed long ago: kept
+        REGISTRATION["email"],  # its link still works
+    }
+    assert registrations_forget() == 0
