@@ -44,7 +44,7 @@ from ledger.blocks import Block, block_to_json
 from ledger.consensus import Config, Fault
 from ledger.genesis import Genesis, read_key_file
 from ledger.node import Validator
-from ledger.store import Store, StoreLocked, open_store
+from ledger.store import Store, StoreFailed, StoreLocked, open_store
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ FAULT_VARIABLE = "VALIDATOR_FAULT"
 CLOCK_RATE_VARIABLE = "LEDGER_CLOCK_RATE"
 CLOCK_START_VARIABLE = "LEDGER_CLOCK_START_MS"
 EXIT_STORE_LOCKED = 75  # EX_TEMPFAIL: another process holds this validator's store
+EXIT_STORE_FAILED = 74  # EX_IOERR: the store failed under a read or write (disk full, ...)
 
 _lock = threading.Lock()
 _validator: Validator | None = None
@@ -211,12 +212,24 @@ def validator() -> Validator:
 
 
 def run(action: str, *args: Any) -> Any:
-    """Call a method of this process's validator under the lock."""
+    """Call a method of this process's validator under the lock.
+
+    When its store fails (a full disk, an I/O error, its database server restarted), the
+    validator's memory may be ahead of what is stored, and what it does next must not depend on
+    what was lost: the process leaves at once, before it sends anything more, with status
+    ``EXIT_STORE_FAILED``. Its supervisor starts it again; it reloads what is stored and catches
+    up from its peers, as after a crash.
+    """
     with _lock:
-        current = validator()
-        if action != "tick" and clock().rate > 1:
-            current.tick(now_ms())  # an accelerated clock is read at every input (see above)
-        return getattr(current, action)(*args)
+        try:
+            current = validator()
+            if action != "tick" and clock().rate > 1:
+                current.tick(now_ms())  # an accelerated clock is read at every input (see above)
+            return getattr(current, action)(*args)
+        except StoreFailed as error:
+            log.critical("validator stops, to start again from its store: %s", error)
+            logging.shutdown()
+            os._exit(EXIT_STORE_FAILED)
 
 
 def _heartbeat() -> None:

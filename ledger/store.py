@@ -96,6 +96,12 @@ class StoreLocked(StoreError):
     """Another process holds the store: a running validator, or a repair (``Store.lock``)."""
 
 
+class StoreFailed(StoreError):
+    """The store's database failed under a read or a write: a full disk, an I/O error, its server
+    restarted. What was being written was not stored (its transaction rolled back); a validator
+    stops and starts again from what is stored (``ledger.runtime``)."""
+
+
 class CorruptRow(StoreError):
     """A stored block does not parse, or is not the block its height and hash columns name."""
 
@@ -186,25 +192,29 @@ class _SQLite(_Backend):
         return True
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(self._conn.execute(sql, tuple(params)).fetchall())
+        with _failed_as(sqlite3.Error):
+            return list(self._conn.execute(sql, tuple(params)).fetchall())
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(sql, tuple(params))
+        with _failed_as(sqlite3.Error):
+            self._conn.execute(sql, tuple(params))
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._conn.executemany(sql, rows)
+            with _failed_as(sqlite3.Error):
+                self._conn.executemany(sql, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+        with _failed_as(sqlite3.Error):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._conn.close()
@@ -225,6 +235,7 @@ class _Postgres(_Backend):
             raise StoreUnavailable(f"cannot open {_redacted(url)}: {error}") from error
         # A commit returns only once it is on disk, whatever the server's default.
         self._conn.execute("SET synchronous_commit = on")
+        self._errors = psycopg.Error
 
     def try_lock(self) -> bool:
         # A session-level advisory lock in the store's database, released when the connection
@@ -237,23 +248,34 @@ class _Postgres(_Backend):
         return sql.replace("?", "%s")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(self._conn.execute(self._sql(sql), tuple(params)).fetchall())
+        with _failed_as(self._errors):
+            return list(self._conn.execute(self._sql(sql), tuple(params)).fetchall())
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(self._sql(sql), tuple(params))
+        with _failed_as(self._errors):
+            self._conn.execute(self._sql(sql), tuple(params))
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            with self._conn.cursor() as cursor:
+            with _failed_as(self._errors), self._conn.cursor() as cursor:
                 cursor.executemany(self._sql(sql), rows)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._conn.transaction():
+        with _failed_as(self._errors), self._conn.transaction():
             yield
 
     def close(self) -> None:
         self._conn.close()
+
+
+@contextmanager
+def _failed_as(errors: type[Exception]) -> Iterator[None]:
+    """A driver's error under a read or a write becomes ``StoreFailed``."""
+    try:
+        yield
+    except errors as error:
+        raise StoreFailed(f"the store failed: {error}") from error
 
 
 def _redacted(url: str) -> str:

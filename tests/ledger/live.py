@@ -5,6 +5,7 @@ PostgreSQL databases when the suite runs against PostgreSQL), on the real Redis 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -62,10 +63,18 @@ class LiveNetwork:
     def url(self, index: int) -> str:
         return self.store_template.replace("{node}", str(index))
 
-    def start(self, index: int, **extra_env: str) -> None:
+    def start(self, index: int, *, file_size_limit: int = 0, **extra_env: str) -> None:
+        """Start validator ``index``. With ``file_size_limit``, no file it writes may grow past
+        that many bytes: its disk is full from there on (as the kernel's RLIMIT_FSIZE makes it
+        for this process alone: a write past the limit fails with EFBIG)."""
         env = child_env(
             LEDGER_DIR=str(self.directory), LEDGER_STORE_URL=self.store_template, **extra_env
         )
+
+        def limited() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
         log = open(self.directory / f"validator-{index}.log", "ab")
         self.processes[index] = subprocess.Popen(
             [sys.executable, "manage.py", "run_validator", f"--node={index}"],
@@ -74,7 +83,21 @@ class LiveNetwork:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=limited if file_size_limit else None,  # no threads run here yet
         )
+
+    def end_store_connection(self, index: int) -> None:
+        """The PostgreSQL server ends validator ``index``'s connection to its store, as a
+        restart of the server does."""
+        import psycopg
+
+        name = self.url(index).rsplit("/", 1)[1]
+        server = self.store_template.rsplit("/", 1)[0]
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
 
     def start_site_worker(self) -> None:
         """The site's own worker (the run command's ``worker``), on the default queue: it

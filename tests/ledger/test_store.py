@@ -323,3 +323,44 @@ def test_it_tells_which_of_many_transactions_are_committed(
     many = [f"{n:064x}" for n in range(1_200)]  # more than one query's worth
     assert store.committed_ids([*later, *included, *many]) == set(included)
     assert store.committed_ids([]) == set()
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def _fail_underneath(store: Store) -> None:
+    """Make the store's database fail its next write, as a full disk or a restarted server do:
+    SQLite may not grow by a page more (what it answers on a full disk, SQLITE_FULL); the
+    PostgreSQL server ends the store's connection (what a server restart does to it)."""
+    if store.backend == "sqlite":
+        connection = store._db._conn  # type: ignore[attr-defined]
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+    else:
+        import psycopg
+
+        pid = store._db._conn.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(chains.postgres_server() + "/postgres", autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_failing_database_is_a_store_failure_and_stores_nothing(
+    stores: StoreFactory, chain: chains.Chain
+) -> None:
+    url = stores.new_url()
+    store = stores.open(url)
+    store.init_schema()
+    chains.write_chain(store, chain, through=1)
+    state = State(chain.states[1].to_json())
+    for n in range(2_000):  # more than one page of state: the write must grow the database
+        state.set(f"test/filler/{n}", {"n": n, "text": "x" * 40})
+    block = chains.make_block(chain.blocks[1], state, [])
+    _fail_underneath(store)
+
+    with pytest.raises(ledger_store.StoreFailed, match="the store failed"):
+        store.append(block, state.take_changes())
+
+    reopened = stores.open(url)
+    assert reopened.height() == 1
+    assert reopened.tip() == chain.blocks[1]
+    assert reopened.load_state().root() == chain.states[1].root()

@@ -118,6 +118,51 @@ def test_it_survives_a_validator_killed_mid_stream(network: LiveNetwork) -> None
     print(f"validator 2 caught up in {caught_up_s:.1f} s")
 
 
+def test_a_validator_whose_store_fails_stops_and_starts_again_from_it(
+    unstarted_network: LiveNetwork,
+) -> None:
+    """A full disk under validator 3's SQLite store (its files may not grow past 256 KiB), or
+    its PostgreSQL server ending the store's connection: it leaves with EXIT_STORE_FAILED
+    instead of running on with memory ahead of its store, the others go on, and once started
+    again (with room on its disk) it catches up to the same verified chain."""
+    network = unstarted_network
+    for index in range(3):
+        network.start(index)
+    sqlite = network.store_template.startswith("sqlite")
+    network.start(3, file_size_limit=256 * 1024 if sqlite else 0)
+    first = [network.register(h) for h in HOUSEHOLDS[:4]]
+    network.wait(
+        lambda: network.committed_everywhere(first, [0, 1, 2]),
+        seconds=60,
+        what="the first transactions committed",
+    )
+    if not sqlite:
+        network.end_store_connection(3)
+    validator_3 = network.processes[3]
+    more = []
+    deadline = time.monotonic() + 120
+    while validator_3.poll() is None and time.monotonic() < deadline:
+        household = HOUSEHOLDS[len(more) % 4]
+        more.append(network.submit(OPERATOR, "credit.issue", to=household.address, amount=1))
+        time.sleep(0.3)
+    assert validator_3.wait(timeout=10) == runtime.EXIT_STORE_FAILED, network.log(3)[-3000:]
+    assert "validator stops, to start again from its store: the store failed" in network.log(3)
+    network.processes.pop(3)
+    network.wait(
+        lambda: network.committed_everywhere(first + more, [0, 1, 2]),
+        seconds=60,
+        what="the others kept committing",
+    )
+
+    network.start(3)  # room on its disk again
+    network.wait(
+        lambda: network.committed_everywhere(first + more, [0, 1, 2, 3]),
+        seconds=90,
+        what="validator 3 caught up from its store",
+    )
+    assert_identical_and_verified(network)
+
+
 def test_a_second_process_for_one_validator_or_a_repair_of_a_running_one_is_refused(
     network: LiveNetwork,
 ) -> None:
