@@ -21,7 +21,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 # The file backend writes each connection's messages to one file, a line of 79 dashes after each.
 _SEPARATOR = re.compile(r"^-{79}$", re.MULTILINE)
-_LINK = re.compile(r"(https?://\S+)")
+# A link ends before the punctuation that ends its sentence.
+_LINK = re.compile(r"(https?://\S*[^\s.,;:!?)])")
 OUTBOX_LIMIT = 50
 
 
@@ -32,12 +33,12 @@ def outbox(request: HttpRequest) -> HttpResponse:
     if not settings.OUTBOX_PAGE:
         raise Http404("No outbox: this site sends real email.")
     files = sorted(Path(settings.MAIL_DIR).glob("*.log"), key=lambda f: f.stat().st_mtime)
-    messages = []
+    mails = []  # not "messages": the pages' own (django.contrib.messages) are called that
     for file in reversed(files[-OUTBOX_LIMIT:]):
         for raw in reversed(_SEPARATOR.split(file.read_text(errors="replace"))):
             if raw.strip():
-                messages.append(_outbox_message(raw.strip()))
-    return render(request, "outbox.html", {"messages": messages[:OUTBOX_LIMIT]})
+                mails.append(_outbox_message(raw.strip()))
+    return render(request, "outbox.html", {"mails": mails[:OUTBOX_LIMIT]})
 
 
 def _outbox_message(raw: str) -> dict[str, object]:

@@ -359,6 +359,8 @@ def test_the_demo_outbox_shows_the_registration_link(
     assert 'href="/outbox/"' in client.get(reverse("register-sent")).content.decode()
 
     page = client.get(reverse("outbox")).content.decode()
+    assert 'class="messages"' not in page  # the mail is not shown as the page's own notices
+    assert '<a href="http://testserver">http://testserver</a>.' in page  # the stop is no link
     assert "Confirm your email address to finish registering" in page
     assert "To elif@test.example" in page
     [link] = re.findall(r'<a href="(http://testserver/accounts/register/confirm/[^"]+)"', page)
