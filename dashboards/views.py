@@ -242,9 +242,23 @@ def operator_household_approve(request: HttpRequest, user_id: int) -> HttpRespon
 @require_POST
 @role_required(Role.GRID_OPERATOR)
 def operator_household_top_up(request: HttpRequest, user_id: int) -> HttpResponse:
+    """A top-up in two steps: the amount typed on the console is shown back, beside what the
+    household was given in the last 24 hours and the limits, and only its **Confirm** sends it.
+    An amount past a limit is refused at either step (``ledger_services.top_up_check``)."""
     household = _household(user_id)
     try:
         amount = minor_from_text(request.POST.get("amount", ""))
+        if request.POST.get("confirm") != "yes":
+            top_up = ledger_services.top_up_check(
+                operator=request.user, household=household, amount=amount
+            )
+            context = {
+                "household": household,
+                "top_up": top_up,
+                "amount_text": f"{amount // 100}.{amount % 100:02d}",
+                "limit": settings.TOP_UP_LIMIT_MINOR,
+            }
+            return render(request, "console/top_up_confirm.html", context)
         tx = ledger_services.credits_top_up(
             operator=request.user, household=household, amount=amount
         )

@@ -161,6 +161,10 @@ LEDGER_POOL_LIMIT = env.int("LEDGER_POOL_LIMIT", default=20_000)
 # A sender's pending transactions older than this are given up (their nonces freed), so that a
 # transaction the validators lost cannot block its sender for ever (docs/ledger.md).
 LEDGER_PENDING_TIMEOUT_S = env.int("LEDGER_PENDING_TIMEOUT_S", default=300)
+# The grid operator's top-ups (credit.issue through the site), in minor units: at most this much
+# at once, and at most this much to one household in any 24 hours (ledger.services).
+TOP_UP_LIMIT_MINOR = env.int("TOP_UP_LIMIT_MINOR", default=100_000)
+TOP_UP_DAILY_LIMIT_MINOR = env.int("TOP_UP_DAILY_LIMIT_MINOR", default=200_000)
 # A pending transaction no block brought after this long is sent to the validators again.
 LEDGER_PENDING_RESEND_S = env.int("LEDGER_PENDING_RESEND_S", default=10)
 # The applications the validators execute, each a Django-free `chain` package with a

@@ -14,11 +14,12 @@ code (docs/ledger.md): ``malformed``, ``duplicate``, ``pool_full``, ``nonce_pend
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from gridplatform import embedded_redis
 from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
+from gridplatform.money import text_from_minor
 from ledger import application, config, errors, projection
 from ledger.blocks import block_to_json
 from ledger.crypto import LedgerCryptoError, Transaction, encode_checked, sign_transaction
@@ -291,7 +293,12 @@ def transaction_admit(*, data: Any, submitted_by: User | None) -> Transaction:
 
 
 def transaction_sign_and_submit(
-    *, user: User, type: str, payload: dict[str, Any], rehearse: bool = False
+    *,
+    user: User,
+    type: str,
+    payload: dict[str, Any],
+    rehearse: bool = False,
+    check: Callable[[], object] | None = None,
 ) -> Transaction:
     """Sign a transaction with ``user``'s custodial key, with its next nonce, and admit it.
 
@@ -300,7 +307,10 @@ def transaction_sign_and_submit(
     Raises ``TransactionRejected``: ``no_identity``, ``not_custodial``, ``malformed`` (a bad
     type or payload) or any admission code. With ``rehearse``, also the code its execution
     gives on the site's replica of the committed state (:func:`transaction_rehearse`), so a web
-    user hears at once what the validators would answer (they still decide).
+    user hears at once what the validators would answer (they still decide). ``check`` runs
+    under the sender's lock before anything is signed, and may refuse by raising
+    ``TransactionRejected`` (a limit counted over the sender's transactions holds when two
+    submissions race).
     """
     identity_ = Identity.objects.filter(user=user).first()
     if identity_ is None:
@@ -314,6 +324,8 @@ def transaction_sign_and_submit(
     with transaction.atomic(durable=True):
         _lock_sender(address)
         _prune_stale(address)
+        if check is not None:
+            check()
         acct = _committed_account(address)
         pending = SubmittedTransaction.objects.filter(sender=address).count()
         nonce = (acct["nonce"] if acct is not None else 0) + pending
@@ -479,22 +491,87 @@ def credits_top_up(
     in real money (``credit.issue``, signed with the operator's key).
 
     Raises ``TransactionRejected``: ``not_allowed``, ``no_identity``, ``bad_amount`` (not a
-    positive integer), ``unknown_account`` (the household is not on the ledger yet; with
-    ``registering``, a registration the operator just sent, ahead of this in its nonces, will
-    do), or an admission code.
+    positive integer), ``top_up_limit`` (more than ``TOP_UP_LIMIT_MINOR`` at once),
+    ``top_up_daily_limit`` (the household would get more than ``TOP_UP_DAILY_LIMIT_MINOR`` in 24
+    hours, counted under the operator's lock), ``unknown_account`` (the household is not on the
+    ledger yet; with ``registering``, a registration the operator just sent, ahead of this in its
+    nonces, will do), or an admission code.
     """
+    address = top_up_check(
+        operator=operator, household=household, amount=amount, registering=registering
+    ).address
+    return transaction_sign_and_submit(
+        user=operator,
+        type="credit.issue",
+        payload={"to": address, "amount": amount},
+        check=lambda: _within_the_day(household, address, amount),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TopUp:
+    """A top-up the operator is about to confirm: to whom, and what the household was given."""
+
+    address: str
+    amount: int
+    given_24h: int
+    daily_limit: int
+
+
+def top_up_check(
+    *, operator: User, household: User, amount: int, registering: bool = False
+) -> TopUp:
+    """What ``credits_top_up`` would send, checked as it checks it (raising the same
+    ``TransactionRejected``), for the operator's confirmation; nothing is sent."""
     identity_ = _operator_household(operator, household)
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 2**53 - 1:
         raise TransactionRejected("bad_amount")
+    limit = settings.TOP_UP_LIMIT_MINOR
+    if amount > limit:
+        raise TransactionRejected(
+            "top_up_limit",
+            f"A top-up is at most {text_from_minor(limit)} (TOP_UP_LIMIT_MINOR); "
+            f"{text_from_minor(amount)} is more. Check the amount.",
+        )
     if _committed_account(identity_.address) is None and not (
         registering and registration_pending(identity_.address)
     ):
         raise TransactionRejected("unknown_account")
-    return transaction_sign_and_submit(
-        user=operator,
-        type="credit.issue",
-        payload={"to": identity_.address, "amount": amount},
+    given = _within_the_day(household, identity_.address, amount)
+    return TopUp(
+        address=identity_.address,
+        amount=amount,
+        given_24h=given,
+        daily_limit=settings.TOP_UP_DAILY_LIMIT_MINOR,
     )
+
+
+def _within_the_day(household: User, address: str, amount: int) -> int:
+    """What ``address`` was given in the last 24 hours; ``top_up_daily_limit`` if ``amount``
+    more would pass the daily limit."""
+    given = top_ups_given(address=address)
+    daily = settings.TOP_UP_DAILY_LIMIT_MINOR
+    if given + amount > daily:
+        raise TransactionRejected(
+            "top_up_daily_limit",
+            f"{household.name} was given {text_from_minor(given)} in the last 24 hours; with "
+            f"{text_from_minor(amount)} more it would pass the limit of "
+            f"{text_from_minor(daily)} a day (TOP_UP_DAILY_LIMIT_MINOR).",
+        )
+    return given
+
+
+def top_ups_given(*, address: str, hours: int = 24) -> int:
+    """Minor units of credits issued to ``address`` in the last ``hours``: committed top-ups in
+    blocks of that time, and top-ups the site sent that no block has yet."""
+    since = timezone.now() - timedelta(hours=hours)
+    committed = TransactionRecord.objects.filter(
+        type="credit.issue", result="ok", block__timestamp__gte=since, body__payload__to=address
+    ).values_list("body", flat=True)
+    pending = SubmittedTransaction.objects.filter(
+        body__type="credit.issue", body__payload__to=address
+    ).values_list("body", flat=True)
+    return sum(int(body["payload"]["amount"]) for body in [*committed, *pending])
 
 
 # --- validator status --------------------------------------------------------------------------

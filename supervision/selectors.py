@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
+from ledger.models import TransactionRecord
 from market.chain.options import BPS
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
@@ -133,6 +134,40 @@ def acts(*, user: User) -> QuerySet[SupervisoryAct]:
         return acts_touching(user=user)
     _require(user, *WATCHERS)
     return SupervisoryAct.objects.all()
+
+
+# The grid operator's acts on households, which the ledger records as plain transactions (no
+# supervision event): the regulators' audit log shows them beside the supervisory acts.
+OPERATOR_LEDGER_ACTS = ("account.register", "grid.feeder.assign", "credit.issue")
+
+
+def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
+    """The newest ``limit`` of the grid operator's enrolments, feeder assignments and top-ups
+    that committed, newest first, as rows of the audit log (unsaved ``SupervisoryAct``s: they
+    come from the committed transactions, ``ledger.models.TransactionRecord``). For those who
+    watch the market."""
+    _require(user, *WATCHERS)
+    records = (
+        TransactionRecord.objects.filter(type__in=OPERATOR_LEDGER_ACTS, result="ok")
+        .select_related("block")
+        .order_by("-block_id", "-position")[:limit]
+    )
+    rows = []
+    for record in records:
+        payload = record.body.get("payload", {})
+        rows.append(
+            SupervisoryAct(
+                tx=record.tx_id,
+                type=record.type,
+                actor=record.sender,
+                actor_role=Role.GRID_OPERATOR,
+                payload=payload,
+                address=str(payload.get("address") or payload.get("to") or ""),
+                height=record.block_id,
+                at=record.block.timestamp,
+            )
+        )
+    return rows
 
 
 def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:

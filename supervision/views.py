@@ -125,8 +125,14 @@ def review_rows(user: User) -> dict[str, Any]:
 
 
 def audit_rows(user: User) -> dict[str, Any]:
-    acts = selectors.acts(user=user)[:ACTS_SHOWN]
-    return {"act_rows": _act_rows(acts, names=names_of)}
+    """The audit log: the supervisory acts, and the grid operator's enrolments, feeder
+    assignments and top-ups, merged newest first."""
+    acts = [
+        *selectors.acts(user=user)[:ACTS_SHOWN],
+        *selectors.operator_acts(user=user, limit=ACTS_SHOWN),
+    ]
+    acts.sort(key=lambda act: (act.height, act.tx), reverse=True)
+    return {"act_rows": _act_rows(acts[:ACTS_SHOWN], names=names_of)}
 
 
 def statistics_rows(user: User) -> dict[str, Any]:

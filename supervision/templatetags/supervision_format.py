@@ -15,6 +15,7 @@ from django import template
 from django.utils import dateformat, timezone
 
 from gridplatform.accounts.models import Role
+from gridplatform.money import text_from_minor
 from ledger.projection import datetime_of_ms
 from market.forms import energy_text, power_text
 from supervision import selectors
@@ -90,6 +91,14 @@ def act_what(act: Any) -> str:
         case "grid.state.declare":
             state = GRID_STATE_WORDS.get(payload.get("state", ""), payload.get("state", ""))
             return f"Declared {scope_text(scope)} {state}"
+        case "account.register":
+            return f"Put household {address} on the ledger"
+        case "grid.feeder.assign":
+            return f"Assigned household {address} to feeder {payload.get('feeder', '')}"
+        case "credit.issue":
+            amount = payload.get("amount")
+            credits = text_from_minor(amount) if isinstance(amount, int) else "credits"
+            return f"Topped up household {payload.get('to', '')} with {credits}"
     return str(act.type)
 
 

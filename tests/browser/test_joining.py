@@ -159,3 +159,14 @@ def test_a_household_goes_from_registration_to_its_first_contract_in_the_browser
     expect(contract).to_contain_text("€0.20/kWh")
     newcomer = outside_event_loop(lambda: User.objects.get(email=NEWCOMER))
     assert outside_event_loop(ledger_services.is_registered, newcomer.identity.address)
+
+    # The operator tops the newcomer up: the amount is shown back with what it was given today
+    # (its first credits), and only the confirmation sends it.
+    console.goto("/console/operator/")
+    console.get_by_label("Amount for Nia Newcomer").fill("15.00")
+    console.get_by_label("Amount for Nia Newcomer").press("Enter")
+    expect(console.get_by_role("heading", level=1)).to_have_text("Confirm a top-up")
+    expect(console.get_by_test_id("top-up-amount")).to_have_text("€15.00")
+    expect(console.get_by_test_id("given-24h")).to_have_text("€30.00")
+    console.get_by_role("button", name="Confirm the top-up of €15.00").click()
+    expect(console.get_by_role("status").filter(has_text="Top-up of €15.00")).to_be_visible()

@@ -6,18 +6,20 @@ certified blocks projected into the read models, as the validators would commit 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from gridplatform.accounts.models import User
 from gridplatform.accounts.services import identity_unseal
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import services
 from ledger.crypto import Transaction
-from ledger.models import LedgerAccount, SubmittedTransaction
+from ledger.models import BlockRecord, LedgerAccount, SubmittedTransaction
 from market.chain.options import Options
 from market.chain.pricing import buyer_margin
 from tests.ledger.chains import OPERATOR, build_chain
@@ -80,8 +82,16 @@ def test_the_operator_enrols_a_household_and_tops_it_up(
     assert not SubmittedTransaction.objects.exists()
     assert LedgerAccount.objects.get(address=address).balance == 0
 
+    # The amount is shown back first; only its confirmation sends anything.
+    asked = client.post(f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": "25.50"})
+    page = asked.content.decode()
+    assert "Confirm the top-up of €25.50" in page
+    assert '<dd data-testid="given-24h">€0.00</dd>' in page
+    assert not SubmittedTransaction.objects.exists()
     response = client.post(
-        f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": "25.50"}, follow=True
+        f"{CONSOLE}households/{prosumer.pk}/top-up/",
+        {"amount": "25.50", "confirm": "yes"},
+        follow=True,
     )
     assert "Top-up of €25.50" in response.content.decode()
     top_up = pending({"type": "credit.issue", "payload": {"to": address, "amount": 2550}})
@@ -187,3 +197,45 @@ def test_it_writes_minor_units_as_money() -> None:
         "€1,234,567.89",
         "-€0.05",
     ]
+
+
+@pytest.mark.parametrize("confirm", ["", "yes"])
+def test_a_top_up_past_a_limit_is_refused_at_either_step(
+    site: Site, grid_operator: User, prosumer: User, settings: Any, confirm: str
+) -> None:
+    settings.TOP_UP_LIMIT_MINOR = 10_000
+    site.register(prosumer.identity.address, prosumer.identity.public_key)
+    client = client_for(grid_operator)
+    url = f"{CONSOLE}households/{prosumer.pk}/top-up/"
+    response = client.post(url, {"amount": "1000000", "confirm": confirm}, follow=True)
+    assert "A top-up is at most €100.00 (TOP_UP_LIMIT_MINOR); €1,000,000.00 is more" in (
+        response.content.decode()
+    )
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_top_ups_to_one_household_are_limited_per_24_hours(
+    site: Site, grid_operator: User, prosumer: User, consumer: User, settings: Any
+) -> None:
+    """Committed and pending top-ups both count, a day's worth only, per household."""
+    settings.TOP_UP_DAILY_LIMIT_MINOR = 30_000
+    for household in (prosumer, consumer):
+        site.register(household.identity.address, household.identity.public_key)
+    first = services.credits_top_up(operator=grid_operator, household=prosumer, amount=20_000)
+    site.commit([first])
+    # The test chain's blocks are dated 2026-01-01; a live network's are dated now.
+    BlockRecord.objects.update(timestamp=timezone.now() - timedelta(hours=1))
+    services.credits_top_up(operator=grid_operator, household=prosumer, amount=5_000)  # pending
+    with pytest.raises(services.TransactionRejected) as refused:
+        services.credits_top_up(operator=grid_operator, household=prosumer, amount=5_001)
+    assert refused.value.code == "top_up_daily_limit"
+    assert "was given €250.00 in the last 24 hours" in refused.value.message
+    page = client_for(grid_operator).post(
+        f"{CONSOLE}households/{prosumer.pk}/top-up/", {"amount": "50.00"}
+    )
+    assert '<dd data-testid="given-24h">€250.00</dd>' in page.content.decode()
+    services.credits_top_up(operator=grid_operator, household=consumer, amount=30_000)
+    # A day later the committed one no longer counts.
+    BlockRecord.objects.update(timestamp=timezone.now() - timedelta(hours=25))
+    services.credits_top_up(operator=grid_operator, household=prosumer, amount=20_000)
+    assert SubmittedTransaction.objects.filter(body__type="credit.issue").count() == 3

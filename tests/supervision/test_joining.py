@@ -9,6 +9,7 @@ into the read models, as the validators would commit them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,13 @@ def joined(client: Client) -> User:
 
 def steps(client: Client) -> list[tuple[str, str]]:
     """(step number, done) of the dashboard's joining list; [] when it is gone."""
-    import re
 
     page = client.get("/dashboard/").content.decode()
     return re.findall(r'data-step="(\d)" data-done="(yes|no)"', page)
 
 
 def test_a_household_joins_and_the_operator_approves_it_on_its_feeder(
-    site: Site, grid_operator: User
+    site: Site, grid_operator: User, regulator: User
 ) -> None:
     household_client = Client()
     household = joined(household_client)
@@ -143,6 +143,19 @@ def test_a_household_joins_and_the_operator_approves_it_on_its_feeder(
     assert "You may trade: nothing stops your orders now." in (
         household_client.get("/supervision/").content.decode()
     )
+
+    # Regulators see each of the operator's acts in the audit log, newest first.
+    watcher = Client()
+    watcher.force_login(regulator)
+    audit = watcher.get("/console/regulator/audit/rows/").content.decode()
+    types = re.findall(r'<tr data-act="[0-9a-f]{64}" data-type="([a-z.]+)">', audit)
+    assert types[:3] == ["credit.issue", "grid.feeder.assign", "account.register"]
+    assert f"Topped up household {address} with €20.00" in audit
+    assert f"Assigned household {address} to feeder feeder-north" in audit
+    assert f"Put household {address} on the ledger" in audit
+    assert grid_operator.name in audit
+    assert "<td>Grid operator</td>" in audit
+    assert "Topped up household" not in household_client.get("/supervision/").content.decode()
 
 
 def test_approval_refuses_what_is_wrong_and_sends_nothing(
