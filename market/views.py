@@ -55,6 +55,7 @@ from market.forms import (
 )
 from market.models import Offer, OfferStatus, Order, OrderStatus
 from market.serializers import parse_slot
+from market.warnings import order_warnings
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).
 HISTORY_SHOWN = 50
@@ -185,6 +186,7 @@ def _trade_page(
     errors: dict[str, str] | None = None,
     accept: tuple[Offer, AcceptForm] | None = None,
     rule_preview: dict[str, Any] | None = None,
+    order_warnings: list[str] | None = None,
 ) -> HttpResponse:
     user = request.user
     options = selectors.options()
@@ -198,6 +200,7 @@ def _trade_page(
         "household": user.role == Role.HOUSEHOLD,
         "errors": errors or {},
         "rule_preview": rule_preview,
+        "order_warnings": order_warnings or [],
         **_slots_context(slots, chosen_ms),
         **_book_context(slot, options),
     }
@@ -312,6 +315,21 @@ def order_place(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
+        # A price or an amount that looks like a mistake is shown back first (market.warnings).
+        if request.POST.get("order-confirmed") != "yes":
+            options = selectors.options()
+            warnings = order_warnings(
+                user=request.user,
+                slot=data["slot_start"],
+                slot_ms=options.slot_ms,
+                side=data["side"],
+                energy_wh=data["energy_wh"],
+                price=data["price_minor"],
+            )
+            if warnings:
+                return _trade_page(
+                    request, slot_ms=data["slot"], order_form=form, order_warnings=warnings
+                )
         try:
             tx = services.order_place(
                 user=request.user,

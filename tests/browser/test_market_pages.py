@@ -109,6 +109,14 @@ def test_a_household_places_an_order_in_the_browser(
 
     form.get_by_label("Price", exact=True).fill("0.25")
     form.get_by_role("button", name="Place the order").click()
+
+    # It has no meter yet: the order is shown back with why, and goes out only if it insists.
+    warnings = page.get_by_test_id("order-warnings")
+    expect(warnings).to_contain_text("You have no meter registered")
+    expect(warnings).to_contain_text("Nothing was sent.")
+    assert SubmittedTransaction.objects.count() == 0
+    expect(form.get_by_label("Energy", exact=True)).to_have_value("1.5")
+    warnings.get_by_role("button", name="Place it anyway").click()
     message = page.get_by_role("status").filter(has_text="was submitted")
     expect(message).to_contain_text("Your order to sell 1.5 kWh at €0.25/kWh for")
     expect(message).to_contain_text("It takes effect when its block commits.")

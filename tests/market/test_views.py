@@ -9,6 +9,7 @@ slots are open.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ from gridplatform.accounts.models import User
 from ledger.blocks import Block
 from ledger.crypto import Transaction
 from ledger.models import SubmittedTransaction
+from ledger.projection import datetime_of_ms
 from market import selectors
 from market.forms import Inexact, NotANumber, scaled
-from market.models import Contract, Offer, Order
+from market.models import Contract, Offer, Order, Tariff
+from meters.models import Meter
 from tests.ledger.chains import OPERATOR, build_chain, recent_start_ms
 from tests.ledger.site import Site, use_network
+from tests.meters.support import register, store_readings
 
 pytestmark = pytest.mark.django_db
 MARKET = "/market/"
@@ -114,6 +118,8 @@ def submitted() -> dict[str, Any]:
 
 
 def order_data(slot: int, /, **fields: str) -> dict[str, str]:
+    """The order form as sent; ``confirmed`` is its "Place it anyway" (market.warnings), which
+    the tests of other things press at once."""
     data = {
         "slot": str(slot),
         "side": "buy",
@@ -121,6 +127,7 @@ def order_data(slot: int, /, **fields: str) -> dict[str, str]:
         "energy_unit": "kWh",
         "price": "25",
         "price_unit": "cents",
+        "confirmed": "yes",
     } | fields
     return {f"order-{name}": value for name, value in data.items()}
 
@@ -612,3 +619,104 @@ def test_actions_want_a_post_and_partials_a_get(seller: User) -> None:
     for slot in ("", "soon", "-900000", "9" * 16, "٣"):
         assert client.get(f"{MARKET}book/", {"slot": slot}).status_code == 400  # which slot?
         assert client.get(MARKET, {"slot": slot}).status_code == 200  # the default slot
+
+
+# --- second looks: an order that looks like a mistake (market.warnings) ---------------------------
+# The household may still place it: "Place it anyway" sends it.
+
+WARN_TARIFF = {"from_minute": 0, "retail": 30, "feed_in": 8, "network_fee": 6}
+
+
+def place_unconfirmed(user: User, slot: int, **fields: str) -> tuple[int, str]:
+    """Send the order form without "Place it anyway": (status, page)."""
+    response = client_for(user).post(
+        f"{MARKET}orders/place/", order_data(slot, confirmed="", **fields)
+    )
+    return response.status_code, response.content.decode()
+
+
+def test_a_bid_far_above_the_market_is_shown_back_before_it_is_sent(
+    site: Site, buyer: User
+) -> None:
+    slot = a_slot()
+    commit(
+        site, [site.sign(OPERATOR, "market.tariff.publish", from_slot=slot, bands=[WARN_TARIFF])]
+    )
+    assert Tariff.objects.exists()
+
+    status, page = place_unconfirmed(
+        buyer, slot, side="buy", energy="1", price="20", price_unit="major"
+    )
+    assert status == 200
+    assert 'data-testid="order-warnings"' in page
+    assert (
+        "You bid €20.00/kWh, more than the €0.30/kWh the supplier charges for energy in this "
+        "slot" in page
+    )
+    assert (
+        "€20.00/kWh is far from the market: with no contract in the last day, the middle of "
+        "the tariff band is €0.19/kWh." in page
+    )
+    assert not SubmittedTransaction.objects.exists()
+    assert 'value="20"' in page  # the form keeps what was typed
+
+    response = client_for(buyer).post(
+        f"{MARKET}orders/place/",
+        order_data(slot, side="buy", energy="1", price="20", price_unit="major"),
+    )
+    assert response.status_code == 302
+    assert SubmittedTransaction.objects.get().body["payload"]["price"] == 2_000
+
+
+def test_an_ask_below_the_feed_in_price_is_shown_back(site: Site, seller: User) -> None:
+    slot = a_slot()
+    commit(
+        site, [site.sign(OPERATOR, "market.tariff.publish", from_slot=slot, bands=[WARN_TARIFF])]
+    )
+    register(seller)  # a meter, no history yet: nothing to say about the amount
+    status, page = place_unconfirmed(
+        seller, slot, side="sell", energy="1", price="5", price_unit="cents"
+    )
+    assert status == 200
+    assert "You ask €0.05/kWh, less than the €0.08/kWh the supplier pays" in page
+    assert "at this time of day" not in page
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_a_sale_beyond_what_the_meters_exported_is_shown_back(site: Site, seller: User) -> None:
+    slot = a_slot()
+    device = register(seller)
+    meter = Meter.objects.get(pk=device.meter.pk)
+    start = datetime_of_ms(slot)
+    # Its meter exported at most 200 Wh at this time of day on the last days.
+    store_readings(
+        meter,
+        *[(start - timedelta(days=days), 0, 100 + 50 * days) for days in (1, 2)],
+        (start - timedelta(days=1, hours=3), 0, 5_000),  # another time of day: not counted
+    )
+    status, page = place_unconfirmed(seller, slot, side="sell", energy="1.5", price="25")
+    assert status == 200
+    assert (
+        "On the last 7 days your meters exported at most 0.2 kWh at this time of day; selling "
+        "1.5 kWh may leave you short" in page
+    )
+    assert not SubmittedTransaction.objects.exists()
+
+    # What it has exported before goes out at once.
+    status, _ = place_unconfirmed(seller, slot, side="sell", energy="0.2", price="25")
+    assert status == 302
+    assert SubmittedTransaction.objects.count() == 1
+
+
+def test_a_sale_with_no_meter_is_shown_back(site: Site, seller: User) -> None:
+    status, page = place_unconfirmed(seller, a_slot(), side="sell", energy="1", price="25")
+    assert status == 200
+    assert "You have no meter registered" in page
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_an_ordinary_order_goes_out_at_once(site: Site, buyer: User) -> None:
+    """No tariff and no contract: nothing to compare the price with, and a bid needs no meter."""
+    status, _ = place_unconfirmed(buyer, a_slot(), side="buy", energy="1", price="25")
+    assert status == 302
+    assert SubmittedTransaction.objects.count() == 1
