@@ -11,7 +11,10 @@ files a ``ReviewItem`` if any rule trips. Integers only.
 ``size``           ``energy_wh`` > ``max_energy_wh``
 ``price``          the price differs from the median price of the slot's contracts so far
                    (those made before it and itself, not vetoed) by more than
-                   ``price_deviation_bps`` of that median
+                   ``price_deviation_bps`` of that median; on a thin slot (fewer than
+                   ``THIN_SLOT`` such contracts) with a tariff in force, from the middle of
+                   the slot's tariff band (retail and feed-in) instead, so that a contract
+                   alone in its slot can trip it too
 ``defaults``       the seller or the buyer has unsettled defaults (``market/defaults/<a>``
                    ``unsettled`` > 0), or a shortfall in the last 96 slots (``last_slot`` >=
                    the contract's slot - 96 slots)
@@ -36,10 +39,14 @@ from typing import Any
 from ledger.state import State
 from market.chain.options import BPS, market_options
 from market.chain.schema import contract_key, contracts_key, defaults_key
+from market.chain.tariff import band_of, in_force
 from supervision.chain import grid
 from supervision.chain.schema import feeder_of, limit_w, loaded_wh, topology
 
 DEFAULTS_WINDOW_SLOTS = 96
+# A slot with fewer contracts so far than this is thin: its own median says little of the market.
+THIN_SLOT = 3
+SLOT_MEDIAN = "the slot's median"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -78,15 +85,29 @@ def size(contract: dict[str, Any], limits: dict[str, int]) -> str | None:
     return None
 
 
-def price(contract: dict[str, Any], limits: dict[str, int], middle: int) -> str | None:
-    """A price far from ``middle``, the slot's median so far (this contract's included)."""
+def price(
+    contract: dict[str, Any], limits: dict[str, int], middle: int, basis: str = SLOT_MEDIAN
+) -> str | None:
+    """A price far from ``middle``: the slot's median so far (this contract's included), or on
+    a thin slot the middle of its tariff band (``reference``); ``basis`` says which."""
     gap = abs(contract["price"] - middle)
     if gap * BPS > limits["price_deviation_bps"] * middle:
+        away = f"{gap * 100 // middle} % away" if middle else f"{gap}/kWh away"
         return (
-            f"{contract['price']}/kWh is {gap * 100 // middle} % away from the slot's median "
+            f"{contract['price']}/kWh is {away} from {basis} "
             f"{middle}/kWh (more than {limits['price_deviation_bps'] // 100} %)"
         )
     return None
+
+
+def reference(state: State, slot: int, prices: int, slot_median: int) -> tuple[int, str]:
+    """What a contract's price is held against, and its name: the slot's median so far, or, on a
+    thin slot (``prices`` < ``THIN_SLOT``) with a tariff in force, its band's middle."""
+    tariff = in_force(state, slot) if prices < THIN_SLOT else None
+    if tariff is None:
+        return slot_median, SLOT_MEDIAN
+    band = band_of(tariff, slot)
+    return (band["retail"] + band["feed_in"]) // 2, "the middle of the slot's tariff band"
 
 
 def defaults(contract: dict[str, Any], state: State) -> str | None:
@@ -159,12 +180,12 @@ def _tripped(
     contract: dict[str, Any],
     state: State,
     limits: dict[str, int],
-    middle: int,
+    middle: tuple[int, str],
     later: Later,
 ) -> list[dict[str, str]]:
     details = {
         "size": size(contract, limits),
-        "price": price(contract, limits, middle),
+        "price": price(contract, limits, *middle),
         "defaults": defaults(contract, state),
         "feeder_load": feeder_load(contract, state, limits, later),
     }
@@ -182,8 +203,8 @@ def evaluate(
     index, count = contract["index"], state.get(contracts_key(contract["slot"]), 0)
     so_far = _slot_contracts(state, contract["slot"], range(index))
     later = _slot_contracts(state, contract["slot"], range(index + 1, count))
-    prices = [made["price"] for made in so_far if not made.get("vetoed")]
-    middle = median([*prices, contract["price"]])
+    prices = [made["price"] for made in so_far if not made.get("vetoed")] + [contract["price"]]
+    middle = reference(state, contract["slot"], len(prices), median(prices))
     return _tripped(contract, state, limits, middle, _later_load(state, later))
 
 
@@ -205,7 +226,7 @@ def evaluate_made(
         middles = {}
         for contract in new:
             bisect.insort(prices, contract["price"])
-            middles[contract["id"]] = _sorted_median(prices)
+            middles[contract["id"]] = reference(state, slot, len(prices), _sorted_median(prices))
             if contract.get("vetoed"):
                 prices.remove(contract["price"])  # it counts for itself, not for those after
         later: Later = {}  # the load of the block's contracts after the one at hand

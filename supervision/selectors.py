@@ -170,6 +170,12 @@ def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
     return rows
 
 
+def positions(*, tx_ids: list[str]) -> dict[str, int]:
+    """Each committed transaction's position in its block."""
+    rows = TransactionRecord.objects.filter(tx_id__in=tx_ids).values_list("tx_id", "position")
+    return {tx_id: int(position) for tx_id, position in rows}
+
+
 def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
     """The acts a household is shown, newest first: on its contracts or its account (those whose
     ``affected`` names it), and the suspensions, resumptions and declarations of the whole

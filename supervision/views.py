@@ -131,7 +131,9 @@ def audit_rows(user: User) -> dict[str, Any]:
         *selectors.acts(user=user)[:ACTS_SHOWN],
         *selectors.operator_acts(user=user, limit=ACTS_SHOWN),
     ]
-    acts.sort(key=lambda act: (act.height, act.tx), reverse=True)
+    # Newest first: by block, and within a block by position (the order they executed in).
+    positions = selectors.positions(tx_ids=[act.tx for act in acts])
+    acts.sort(key=lambda act: (act.height, positions.get(act.tx, 0)), reverse=True)
     return {"act_rows": _act_rows(acts[:ACTS_SHOWN], names=names_of)}
 
 

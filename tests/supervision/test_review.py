@@ -160,3 +160,32 @@ def test_a_blocks_contracts_reviewed_together_get_what_each_gets_alone(market: M
         "feeder_load",
         "price",
     ]
+
+
+def test_on_a_thin_slot_the_price_is_held_against_the_tariff_band(market: Market) -> None:
+    """A contract alone in its slot is its own median, so that rule could never trip on it; with
+    a tariff in force the middle of the slot's band stands in until the slot has three."""
+    band = {"from_minute": 0, "retail": 30, "feed_in": 10, "network_fee": 5}
+    assert market.send(OPERATOR, "market.tariff.publish", from_slot=SLOT, bands=[band]) == "ok"
+    alone = trade(market, ADA, BEN, 100, 2_000)  # 100 times the band's middle, 20/kWh
+    assert rules(market, alone) == [
+        {
+            "rule": "price",
+            "detail": "2000/kWh is 9900 % away from the middle of the slot's tariff band 20/kWh "
+            "(more than 30 %)",
+        }
+    ]
+    near = trade(market, CAT, DAN, 100, 25)  # 25 % from 20: within
+    assert rules(market, near) == []
+    # A third contract: the slot's own median (25 of 2000, 25, 24) again.
+    third = trade(market, ADA, BEN, 100, 24)
+    assert rules(market, third) == []
+    made = market.contracts()
+    assert review.evaluate_made(made, market.state, LIMITS) == {
+        contract["id"]: rules(market, contract) for contract in made
+    }
+
+
+def test_without_a_tariff_a_thin_slot_keeps_its_own_median(market: Market) -> None:
+    alone = trade(market, ADA, BEN, 100, 2_000)
+    assert rules(market, alone) == []
