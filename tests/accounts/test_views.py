@@ -390,3 +390,17 @@ def test_registrations_whose_link_expired_unopened_are_forgotten(
         REGISTRATION["email"],  # its link still works
     }
     assert registrations_forget() == 0
+
+
+@pytest.mark.parametrize("url", ["/accounts/register/", "/accounts/settings/", "/market/"])
+def test_every_help_text_is_linked_to_its_input(prosumer: User, url: str) -> None:
+    """Django points an input with a help text at ``<id>_helptext`` (aria-describedby): the
+    help text must carry that id, or a screen reader never reads it."""
+    client = Client() if url == "/accounts/register/" else logged_in(prosumer)
+    page = client.get(url).content.decode()
+    described = [
+        part for ids in re.findall(r'aria-describedby="([^"]+)"', page) for part in ids.split()
+    ]
+    present = set(re.findall(r'\sid="([^"]+)"', page))
+    assert described
+    assert [name for name in described if name not in present] == []
