@@ -16,14 +16,16 @@ See docs/ledger.md, "The public ledger".
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -36,6 +38,7 @@ from ledger.crypto import (
     inclusion_proof_hex,
     is_lower_hex,
 )
+from ledger.identity import ADDRESS_HEX_LENGTH, IdentityError, validate_address
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -205,6 +208,77 @@ def transaction_status(*, tx_id: str, user: Any = None) -> TransactionStatus:
         payload=shown["payload"],
         signature=shown["signature"],
         redacted=redacted,
+    )
+
+
+# What the explorer's search takes: a height, a transaction id or its first characters (at
+# least SEARCH_PREFIX_MIN), a block hash, or an address.
+SEARCH_PREFIX_MIN = 8
+SEARCH_RESULTS = 20
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Where a search leads: one page (``url``), or a list of transactions to choose from
+    (``transactions``), or nothing (``message`` says why)."""
+
+    url: str = ""
+    transactions: tuple[TransactionRecord, ...] = ()
+    message: str = ""
+
+
+def ledger_search(*, text: str) -> SearchResult:
+    """The page a search of the explorer names (public: ids and heights only, no payload)."""
+    query = text.strip().lower()
+    if not query or not _HEX.fullmatch(query):
+        return SearchResult(
+            message="Search by block height, transaction id (or its first 8 characters), block "
+            "hash or address: digits, or the letters a to f and digits."
+        )
+    if len(query) == ADDRESS_HEX_LENGTH:
+        try:
+            validate_address(query)
+        except IdentityError as error:
+            return SearchResult(message=f"{query} is not an address: {error}.")
+        return SearchResult(url=reverse("ledger-address", args=[query]))
+    if query.isdigit() and len(query) <= 18:  # a height; longer digits may be an id
+        height = int(query)
+        if BlockRecord.objects.filter(height=height).exists():
+            return SearchResult(url=reverse("ledger-block", args=[height]))
+        newest = BlockRecord.objects.order_by("-height").values_list("height", flat=True).first()
+        return SearchResult(message=f"There is no block {height} yet; the newest is {newest}.")
+    if len(query) == 64:
+        if BlockRecord.objects.filter(hash=query).exists():
+            height = BlockRecord.objects.get(hash=query).height
+            return SearchResult(url=reverse("ledger-block", args=[height]))
+        if SubmittedTransaction.objects.filter(tx_id=query).exists():
+            return SearchResult(url=reverse("ledger-transaction", args=[query]))
+    if len(query) < SEARCH_PREFIX_MIN:
+        return SearchResult(
+            message=f"Give at least {SEARCH_PREFIX_MIN} characters of a transaction id."
+        )
+    found = tuple(
+        TransactionRecord.objects.filter(tx_id__startswith=query).order_by("-block_id", "position")[
+            :SEARCH_RESULTS
+        ]
+    )
+    if len(found) == 1:
+        return SearchResult(url=reverse("ledger-transaction", args=[found[0].tx_id]))
+    if not found:
+        return SearchResult(message=f"No committed transaction or block matches {query}.")
+    return SearchResult(transactions=found)
+
+
+def address_transactions(*, address: str) -> QuerySet[TransactionRecord]:
+    """The committed transactions an address sent or that name it (as the account registered,
+    assigned, restricted or reinstated, or as a top-up's or a transfer's recipient), newest
+    first."""
+    named = Q(sender=address) | Q(body__payload__to=address) | Q(body__payload__address=address)
+    return (
+        TransactionRecord.objects.filter(named)
+        .select_related("block")
+        .order_by("-block_id", "-position")
     )
 
 

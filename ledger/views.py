@@ -24,6 +24,7 @@ from gridplatform.decorators import role_required
 from ledger import config, selectors, services
 from ledger.blocks import quorum
 from ledger.crypto import canonical
+from ledger.identity import IdentityError, validate_address
 from ledger.models import SubmittedTransaction
 from ledger.public import (
     COMMITTED_MAX_AGE_S,
@@ -80,6 +81,36 @@ def block_detail(request: HttpRequest, height: int) -> HttpResponse:
     }
     response = render(request, "ledger/block_detail.html", context)
     return cache_for(response, request, COMMITTED_MAX_AGE_S)
+
+
+@throttled_when_anonymous
+@require_http_methods(["GET"])
+def search(request: HttpRequest) -> HttpResponse:
+    """The explorer's search box: straight to the block, transaction or address it names, or a
+    short list of transactions whose ids start with what was typed, or why nothing matched."""
+    text = request.GET.get("q", "")[:100]
+    found = selectors.ledger_search(text=text)
+    if found.url:
+        return redirect(found.url)
+    context = {"q": text, "found": found}
+    return render(request, "ledger/search.html", context, status=200 if found.transactions else 404)
+
+
+@throttled_when_anonymous
+@require_http_methods(["GET"])
+def address_detail(request: HttpRequest, address: str) -> HttpResponse:
+    """An address's committed transactions, newest first: those it sent and those that name it
+    (types and ids only; each transaction's page shows what the viewer may see of it)."""
+    try:
+        validate_address(address)
+    except IdentityError as error:
+        return render(
+            request, "ledger/search.html", {"q": address, "error": str(error)}, status=404
+        )
+    page = Paginator(selectors.address_transactions(address=address), BLOCKS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "ledger/address.html", {"address": address, "page": page})
 
 
 @throttled_when_anonymous

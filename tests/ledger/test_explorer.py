@@ -112,3 +112,75 @@ def test_it_counts_the_projected_transactions(site: Site) -> None:
 def test_it_is_reachable_from_the_navigation(db: None) -> None:
     page = logged_in(UserFactory(role=Role.HOUSEHOLD)).get(reverse("dashboard")).content.decode()
     assert reverse("ledger-blocks") in page
+
+
+def find(text: str) -> Any:
+    """The explorer's search, as an anonymous visitor uses it."""
+    return Client().get(reverse("ledger-search"), {"q": text})
+
+
+def test_the_search_finds_a_height_a_transaction_a_block_hash_and_an_address(site: Site) -> None:
+    tx = site.blocks[3].transactions[1]
+    assert find("2").url == reverse("ledger-block", args=[2])
+    assert find(f"  {tx.id.upper()} ").url == reverse("ledger-transaction", args=[tx.id])
+    assert find(tx.id[:12]).url == reverse("ledger-transaction", args=[tx.id])
+    assert find(site.blocks[1].hash).url == reverse("ledger-block", args=[1])
+    assert find(tx.sender).url == reverse("ledger-address", args=[tx.sender])
+    assert 'role="search"' in Client().get(reverse("ledger-blocks")).content.decode()
+
+
+def test_a_short_prefix_lists_the_transactions_it_matches(site: Site) -> None:
+    record = TransactionRecord.objects.order_by("block_id", "position").last()
+    assert record is not None
+    # A second record whose id shares its first 10 characters (ids are hashes: made here).
+    twin_id = (
+        record.tx_id[:10] + "f" * 54 if record.tx_id[10] != "f" else record.tx_id[:10] + "0" * 54
+    )
+    TransactionRecord.objects.create(
+        tx_id=twin_id,
+        block=record.block,
+        position=999,
+        type=record.type,
+        sender=record.sender,
+        nonce=record.nonce,
+        result=record.result,
+        body=record.body,
+    )
+    page = find(record.tx_id[:10]).content.decode()
+    assert page.count('data-testid="search-result"') == 2
+    assert reverse("ledger-transaction", args=[twin_id]) in page
+    response = find("abcdef1")  # 7 characters of hex, not all digits (a height)
+    assert response.status_code == 404
+    assert "Give at least 8 characters of a transaction id." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("99", "There is no block 99 yet; the newest is 3."),
+        ("hello", "Search by block height, transaction id"),
+        ("", "Search by block height, transaction id"),
+        ("ffffffffff", "No committed transaction or block matches ffffffffff."),
+        ("01" + "0" * 48, "is not an address: address checksum does not match"),
+    ],
+)
+def test_a_search_that_finds_nothing_says_why(site: Site, text: str, message: str) -> None:
+    response = find(text)
+    assert response.status_code == 404
+    assert message in response.content.decode()
+
+
+def test_an_address_page_lists_what_it_sent_and_what_names_it(site: Site) -> None:
+    tx = site.blocks[3].transactions[1]
+    sender = tx.sender
+    page = Client().get(reverse("ledger-address", args=[sender])).content.decode()
+    sent = TransactionRecord.objects.filter(sender=sender).count()
+    assert sent >= 1
+    assert page.count('data-testid="address-tx"') >= sent
+    assert reverse("ledger-transaction", args=[tx.id]) in page
+    # Both ways: the transaction's page and its block's link back to the sender's address.
+    tx_page = Client().get(reverse("ledger-transaction", args=[tx.id])).content.decode()
+    assert f'href="{reverse("ledger-address", args=[sender])}"' in tx_page
+    block_page = Client().get(reverse("ledger-block", args=[3])).content.decode()
+    assert f'href="{reverse("ledger-address", args=[sender])}"' in block_page
+    assert Client().get(reverse("ledger-address", args=["nonsense"])).status_code == 404
