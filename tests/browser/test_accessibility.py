@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from gridplatform.accounts.models import HouseholdKind, Role
+from ledger.identity import KeyPair
 from tests.browser.support import outside_event_loop
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
@@ -27,6 +28,8 @@ PAGES = {
         "/accounts/password/reset/",
         "/ledger/",
         "/ledger/validators/",
+        "/ledger/search/?q=hello",
+        f"/ledger/address/{KeyPair(private_key=bytes(range(32))).address}/",
     ],
     Role.HOUSEHOLD: [
         "/dashboard/",
