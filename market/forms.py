@@ -172,7 +172,9 @@ class _PricedForm(_MarketForm):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
         error_messages={"required": "Enter the price per kWh."},
     )
-    price_unit = forms.ChoiceField(label="Price unit", initial=CENTS)
+    # The pages show prices per kWh in the currency (€0.25/kWh): a price is typed the same way
+    # unless the household picks cents.
+    price_unit = forms.ChoiceField(label="Price unit", initial=MAJOR)
 
     field_order = ["slot", "side", "energy", "energy_unit", "price", "price_unit", "buyer"]
 
@@ -182,8 +184,8 @@ class _PricedForm(_MarketForm):
             (str(ms_of_datetime(slot.start)), slot_label(slot.start)) for slot in slots
         ]
         self.fields["price_unit"].choices = [
-            (CENTS, "cents per kWh"),
             (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),
+            (CENTS, "cents per kWh"),
         ]
 
     def _price(self, cleaned: dict[str, Any]) -> None:

@@ -134,3 +134,46 @@ def test_a_household_places_an_order_in_the_browser(
     expect(asks).to_have_count(1)
     expect(asks.locator("td")).to_have_text(["€0.25/kWh", "1.5 kWh", "1"])
     expect(page.get_by_test_id("locked")).not_to_have_text("€0.00")
+
+
+def test_the_order_form_is_a_few_keys_away_and_a_refusal_opens_where_it_is(
+    network: tuple[Path, Chain], live_server_url: str, settings: Any, new_page: NewPage
+) -> None:
+    """From the top of the page, the skip link and the form's own fields reach "Place the
+    order" in at most 10 Tab presses; a refused order comes back with focus on what was
+    wrong, in view; the price is typed per kWh in the currency, as the page shows prices."""
+    directory, chain = network
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    user = outside_event_loop(_enrolled_household, Site(chain))
+    page = new_page()
+    log_in(page, email=user.email, password=PASSWORD)
+    page.goto("/market/")
+    form = page.get_by_role("form", name="Place an order")
+    expect(form.get_by_label("Price unit")).to_have_value("major")
+
+    presses = 0
+    while presses < 10:
+        page.keyboard.press("Tab")
+        presses += 1
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        if focused == "Skip to the order form":
+            page.keyboard.press("Enter")
+            break
+    assert focused == "Skip to the order form"
+    while presses < 10:
+        page.keyboard.press("Tab")
+        presses += 1
+        if page.evaluate("document.activeElement.textContent.trim()") == "Place the order":
+            break
+    expect(form.get_by_role("button", name="Place the order")).to_be_focused()
+    assert presses <= 10
+
+    check_while_live(page, form.get_by_label("Buy"))
+    form.get_by_label("Energy", exact=True).fill("1")
+    form.get_by_label("Price", exact=True).fill("0.255")
+    form.get_by_role("button", name="Place the order").click()
+    price = page.get_by_role("form", name="Place an order").get_by_label("Price", exact=True)
+    expect(price).to_be_focused()
+    expect(price).to_be_in_viewport()
+    assert SubmittedTransaction.objects.count() == 0
