@@ -312,7 +312,8 @@ def test_the_contracts_refusals_are_said_next_to_the_field_and_nothing_is_submit
         if field:
             assert f'<p class="field-error" id="id_order-{field}_error">Error: {message}' in html
         else:
-            assert '<div class="error-summary" role="alert" tabindex="-1" data-focus-on-load>' in html
+            summary = '<div class="error-summary" role="alert" tabindex="-1" data-focus-on-load>'
+            assert summary in html
         assert not SubmittedTransaction.objects.exists()
 
     # Naming yourself as the buyer of your own offer.
