@@ -26,6 +26,9 @@ from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
 from tests.ledger.site import Site
 
 NewPage = Callable[[], Page]
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll("body *")]
+    .filter(e => e.getBoundingClientRect().right > 392).slice(0, 8)
+    .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
 LIVE = "Live: updates appear as they happen."
 
 
@@ -177,3 +180,28 @@ def test_the_order_form_is_a_few_keys_away_and_a_refusal_opens_where_it_is(
     expect(price).to_be_focused()
     expect(price).to_be_in_viewport()
     assert SubmittedTransaction.objects.count() == 0
+
+
+def test_the_market_page_fits_a_phone(
+    network: tuple[Path, Chain], live_server_url: str, settings: Any, browser: Any
+) -> None:
+    """On a 390 px wide phone the page never scrolls sideways: wide tables scroll inside their
+    own region, and the page itself is no wider than the screen."""
+    directory, chain = network
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    user = outside_event_loop(_enrolled_household, Site(chain))
+    context = browser.new_context(
+        base_url=live_server_url, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    page = context.new_page()
+    log_in(page, email=user.email, password=PASSWORD)
+    pages = ("/market/", "/dashboard/", "/supervision/", "/meters/", "/market/bill/")
+    pages += ("/market/statements/", "/market/tariffs/", "/accounts/settings/", "/ledger/")
+    for path in pages:
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        # For the failure message: what sticks out past the screen's edge.
+        wide = page.evaluate(WIDER_THAN_THE_SCREEN)
+        assert width <= 390, (path, width, wide)
+    context.close()
