@@ -280,7 +280,9 @@ def regulator_console(request: HttpRequest) -> HttpResponse:
     context = {
         "accounts": selectors.account_list(user=request.user),
         # Review queue, acts, statistics, alerts, audit log (supervision.views).
-        **supervision_views.regulator_context(request.user),
+        **supervision_views.regulator_context(
+            request.user, account=request.GET.get("account", "")[:60]
+        ),
     }
     return render(request, "console/regulator.html", context)
 

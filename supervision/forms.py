@@ -205,7 +205,12 @@ class ContractActForm(_CurtailingForm):
         [("veto", "Veto (cancel it)"), ("curtail", "Curtail (cut its energy)")],
         "Choose veto or curtail.",
     )
-    contract = _name_field("Contract id", 40, "Enter the contract's id, such as 1767225600000-0.")
+    contract = _name_field(
+        "Contract id",
+        40,
+        "Enter the contract's id, such as 1767225600000-0.",
+        attrs={"list": "contract-picker"},  # pick one by slot, parties and size (the console)
+    )
     energy, energy_unit = _energy_fields(required=False)
     reason = ReasonField()
 
@@ -280,7 +285,12 @@ class AccountActForm(forms.Form):
     ]
 
     act = _choice_field("Act", ACTS, "Choose restrict, reinstate or reset defaults.")
-    address = _name_field("Account address", 60, "Enter the account's address.", attrs={"size": 52})
+    address = _name_field(
+        "Account address",
+        60,
+        "Enter the account's address.",
+        attrs={"size": 52, "list": "account-picker"},  # pick one by name (the console)
+    )
     reason = ReasonField()
 
     def clean_address(self) -> str:

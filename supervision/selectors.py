@@ -170,6 +170,31 @@ def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
     return rows
 
 
+PICKS_SHOWN = 500
+
+
+def household_picks(*, user: User) -> list[tuple[str, str]]:
+    """(address, name) of the households with an identity, by name: the regulator's picker."""
+    _require(user, Role.REGULATOR)
+    rows = (
+        Identity.objects.filter(user__role=Role.HOUSEHOLD)
+        .order_by("user__name", "address")
+        .values_list("address", "user__name")[:PICKS_SHOWN]
+    )
+    return [(str(address), str(name)) for address, name in rows]
+
+
+def contract_picks(*, user: User) -> list[Contract]:
+    """The contracts whose delivery has not started, not vetoed, soonest first: the regulator's
+    picker for a veto or a curtailment (a contract whose slot has started stands)."""
+    _require(user, Role.REGULATOR)
+    return list(
+        Contract.objects.filter(slot__gt=timezone.now(), vetoed=False).order_by("slot", "index")[
+            :PICKS_SHOWN
+        ]
+    )
+
+
 def positions(*, tx_ids: list[str]) -> dict[str, int]:
     """Each committed transaction's position in its block."""
     rows = TransactionRecord.objects.filter(tx_id__in=tx_ids).values_list("tx_id", "position")

@@ -27,6 +27,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts.models import Identity, Role, User
@@ -121,7 +122,7 @@ def review_rows(user: User) -> dict[str, Any]:
         }
         for item in items
     ]
-    return {"review_rows": rows, "can_act": user.role == Role.REGULATOR}
+    return {"review_rows": rows, "can_act": user.role == Role.REGULATOR, "now": timezone.now()}
 
 
 def audit_rows(user: User) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def regulator_alerts(user: User) -> dict[str, Any]:
     }
 
 
-def regulator_context(user: User) -> dict[str, Any]:
+def regulator_context(user: User, account: str = "") -> dict[str, Any]:
     """The supervision sections of the regulator console (regulators and admins; only a
     regulator signs acts, so an admin sees no forms)."""
     feeders = feeder_names()
@@ -166,9 +167,29 @@ def regulator_context(user: User) -> dict[str, Any]:
             "contract_form": ContractActForm(prefix="contract"),
             "suspend_form": SuspendForm(prefix="suspend", feeders=feeders),
             "resume_form": ResumeForm(prefix="resume", feeders=feeders),
-            "account_form": AccountActForm(prefix="account"),
+            "account_form": AccountActForm(prefix="account", initial={"address": account}),
+            **pickers(user),
         }
     return context
+
+
+def pickers(user: User) -> dict[str, Any]:
+    """What the act forms offer to pick from instead of a pasted id: the households on the
+    ledger by name, and the contracts not yet delivered by slot, parties and size."""
+    households = selectors.household_picks(user=user)
+    contracts = selectors.contract_picks(user=user)
+    names = names_of([c.seller for c in contracts] + [c.buyer for c in contracts])
+    return {
+        "account_picks": households,
+        "contract_picks": [
+            {
+                "contract": contract,
+                "seller_name": names.get(contract.seller, "a household"),
+                "buyer_name": names.get(contract.buyer, "a household"),
+            }
+            for contract in contracts
+        ],
+    }
 
 
 def loading_rows(user: User) -> dict[str, Any]:

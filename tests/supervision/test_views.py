@@ -250,6 +250,12 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
     assert consumer.name in html
     assert "6 kWh" in html
     assert "€0.20/kWh" in html  # the resting sell order's price
+    # How long the regulator has to decide: the slot's delivery starts in so long.
+    left = re.search(r'<span data-testid="time-left">delivery in ([^<]+)</span>', html)
+    assert left is not None
+    assert re.fullmatch(
+        r"\d+(\xa0|\s)minutes?|\d+(\xa0|\s)hours?(, \d+(\xa0|\s)minutes?)?", left[1]
+    )
     for decision in ("clear", "veto", "curtail"):
         assert f'name="review-{flagged.id}-decision" value="{decision}"' in html
     # What is typed stays when a block re-fetches the queue.
@@ -682,3 +688,23 @@ def test_the_grid_operator_publishes_a_feeder_and_declares_the_grid_state(
         f"Feeder {FEEDER} is declared high load: Heat wave"
         in client.get("/console/operator/alerts/").content.decode()
     )
+
+
+def test_the_regulator_picks_accounts_and_contracts_instead_of_pasting_ids(
+    regulator: User, grid_operator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    html = client_for(regulator).get("/console/regulator/").content.decode()
+    assert 'list="account-picker"' in html
+    assert 'list="contract-picker"' in html
+    assert f'<option value="{prosumer.identity.address}">{prosumer.name}</option>' in html
+    picked = re.search(rf'<option value="{flagged.id}">([^<]+)</option>', html)
+    assert picked is not None
+    assert f"{prosumer.name} to {consumer.name} · 6 kWh at €0.20/kWh" in picked[1]
+    # A row action on the accounts list opens the account form with the address filled in.
+    action = f"/console/regulator/?account={prosumer.identity.address}#account-act-heading"
+    assert f'href="{action}"' in html
+    filled = client_for(regulator).get(action.split("#")[0]).content.decode()
+    assert f'value="{prosumer.identity.address}"' in filled
+    # The grid operator's list of accounts has no such action.
+    operator_page = client_for(grid_operator).get("/console/operator/").content.decode()
+    assert "?account=" not in operator_page
