@@ -136,7 +136,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     context = {
         "accounts": accounts,
         "validators": ledger_selectors.validator_list(),
-        **_households(request.user),
+        **_households(request),
         "latest_flows": meter_selectors.latest_flow_list(user=request.user),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
         **supervision_views.operator_context(request.user),
@@ -171,18 +171,36 @@ operator_grid_rows = live_partial(
 )
 
 
-def _households(user: User) -> dict[str, Any]:
-    """The households section: every household, and for the grid operator (who approves them)
-    the published feeders to choose from."""
-    households = market_selectors.household_money_list(user=user)
-    feeders = supervision_views.feeder_names() if user.role == Role.GRID_OPERATOR else []
-    waiting = sum(1 for row in households if not row.approved)
-    return {"households": households, "feeders": feeders, "waiting": waiting}
+def _households(request: HttpRequest) -> dict[str, Any]:
+    """The households section: one page of the households as the operator searched, filtered
+    and sorted them (``market_selectors.household_page``), and the published feeders, to
+    filter by and, for the grid operator (who approves households), to choose from."""
+    query = {name: request.GET.get(name, "")[:100] for name in ("q", "feeder", "state", "sort")}
+    found = market_selectors.household_page(
+        user=request.user,
+        search=query["q"],
+        feeder=query["feeder"],
+        state=query["state"],
+        sort=query["sort"] or "name",
+        page=request.GET.get("page"),
+    )
+    published = supervision_views.feeder_names()
+    return {
+        "households": found.rows,
+        "households_page": found.page,
+        "household_query": query,
+        "household_states": market_selectors.HOUSEHOLD_STATES,
+        "published_feeders": published,
+        "feeders": published if request.user.role == Role.GRID_OPERATOR else [],
+        "waiting": found.waiting,
+    }
 
 
-operator_household_rows = live_partial(
-    "console/_household_rows.html", _households, Role.GRID_OPERATOR, Role.ADMIN
-)
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_household_rows(request: HttpRequest) -> HttpResponse:
+    """The rows of the households table (the page and filters of the query string): what the
+    live console re-fetches when a block commits."""
+    return render(request, "console/_household_rows.html", _households(request))
 
 
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)

@@ -634,7 +634,9 @@ def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
         "/supervision/feeders/publish/",
         "/supervision/grid-state/",
         "/accounts/logout/",
+        "/console/operator/#households-heading",  # finding households: a GET, changes nothing
     }
+    assert 'method="get" action="/console/operator/#households-heading"' in html
 
 
 def test_the_grid_operator_publishes_a_feeder_and_declares_the_grid_state(
