@@ -106,6 +106,18 @@ def slot_label(start: datetime) -> str:
     return text
 
 
+def slot_choices(slots: list[Slot]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The open slots, soonest first, grouped by the hour they start in (``<optgroup>``s): a
+    day of five-minute slots is 24 groups to scan, not 288 options."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for slot in slots:
+        hour = dateformat.format(timezone.localtime(slot.start), "D j M, H:00 T")
+        groups.setdefault(hour, []).append(
+            (str(ms_of_datetime(slot.start)), slot_label(slot.start))
+        )
+    return [(f"From {hour}", options) for hour, options in groups.items()]
+
+
 class _MarketForm(forms.Form):
     """Energy (and, in subclasses, a price and a slot) with the market's bounds."""
 
@@ -180,9 +192,7 @@ class _PricedForm(_MarketForm):
 
     def __init__(self, *args: Any, options: Options, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, options=options, **kwargs)
-        self.fields["slot"].choices = [
-            (str(ms_of_datetime(slot.start)), slot_label(slot.start)) for slot in slots
-        ]
+        self.fields["slot"].choices = slot_choices(slots)
         self.fields["price_unit"].choices = [
             (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),
             (CENTS, "cents per kWh"),

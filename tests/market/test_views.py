@@ -8,6 +8,7 @@ slots are open.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -721,3 +722,17 @@ def test_an_ordinary_order_goes_out_at_once(site: Site, buyer: User) -> None:
     status, _ = place_unconfirmed(buyer, a_slot(), side="buy", energy="1", price="25")
     assert status == 302
     assert SubmittedTransaction.objects.count() == 1
+
+
+def test_the_slot_to_trade_in_is_picked_by_hour_soonest_first(site: Site, seller: User) -> None:
+    page = client_for(seller).get(MARKET).content.decode()
+    form = page[page.index('name="order-slot"') :]
+    form = form[: form.index("</select>")]
+    groups = re.findall(r'<optgroup label="From ([^"]+)">', form)
+    slots = selectors.slot_list()
+    hours = {slot.start.replace(minute=0) for slot in slots}
+    assert len(groups) == len(hours)
+    assert groups[0].endswith(f"{min(hours):%H}:00 UTC")
+    first = re.search(r'<option value="(\d+)"', form)
+    assert first is not None
+    assert int(first[1]) == int(slots[0].start.timestamp() * 1000)
