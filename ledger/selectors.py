@@ -95,6 +95,9 @@ class ValidatorView:
     last_seen_at: datetime | None
     up: bool
     public_key: str | None = None  # from the genesis document; None without one
+    # The newest projected block whose commit certificate it signed, and that block's time.
+    signed_height: int | None = None
+    signed_at: datetime | None = None
 
 
 # --- private data: who may see what (settings.LEDGER_PRIVATE_DATA) ----------------------------
@@ -386,12 +389,31 @@ def access_ledger_account(*, user: User, address: str) -> AccountView:
     )
 
 
+# How many of the newest blocks' certificates say who signs (validator_list).
+SIGNERS_OF_BLOCKS = 20
+
+
+def _signers(blocks: int = SIGNERS_OF_BLOCKS) -> dict[int, tuple[int, datetime]]:
+    """For each validator, the newest of the last ``blocks`` projected blocks whose commit
+    certificate it signed: (height, block time)."""
+    signed: dict[int, tuple[int, datetime]] = {}
+    rows = BlockRecord.objects.order_by("-height").values_list("height", "timestamp", "body")
+    for height, at, body in rows[:blocks]:
+        for vote in body.get("certificate") or []:
+            signed.setdefault(int(vote["validator"]), (int(height), at))
+    return signed
+
+
 def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
     """Every validator of the genesis document with its public key (or every one the site heard
-    of, without a document), with what the site last heard from it; ``up`` when that was within
-    VALIDATOR_UP_WITHIN."""
+    of, without a document), with what the site last heard from it and the newest block it
+    signed. ``up`` when either was within VALIDATOR_UP_WITHIN: a validator that signs the
+    blocks the chain commits is up, whether or not its heartbeat has arrived (a console opened
+    just after a restart of the site used to show every validator down while the chain
+    committed)."""
     now = now or timezone.now()
     statuses = {status.index: status for status in ValidatorStatus.objects.all()}
+    signers = _signers()
     genesis = config.load_genesis()
     keys = list(genesis.validators) if genesis is not None else []
     indices = range(len(keys)) if genesis is not None else sorted(statuses)
@@ -399,8 +421,22 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
     for index in indices:
         status = statuses.get(index)
         key = keys[index] if index < len(keys) else None
+        signed_height, signed_at = signers.get(index, (None, None))
+        signing = signed_at is not None and now - signed_at <= VALIDATOR_UP_WITHIN
         if status is None:
-            views.append(ValidatorView(index, None, None, None, None, up=False, public_key=key))
+            views.append(
+                ValidatorView(
+                    index=index,
+                    height=None,
+                    view=None,
+                    last_commit_at=None,
+                    last_seen_at=None,
+                    up=signing,
+                    public_key=key,
+                    signed_height=signed_height,
+                    signed_at=signed_at,
+                )
+            )
             continue
         seen = status.last_seen_at
         views.append(
@@ -410,8 +446,10 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
                 view=status.view,
                 last_commit_at=status.last_commit_at,
                 last_seen_at=seen,
-                up=seen is not None and now - seen <= VALIDATOR_UP_WITHIN,
+                up=signing or (seen is not None and now - seen <= VALIDATOR_UP_WITHIN),
                 public_key=key,
+                signed_height=signed_height,
+                signed_at=signed_at,
             )
         )
     return views

@@ -534,3 +534,22 @@ def test_it_does_not_ask_for_blocks_while_the_projection_keeps_up(
     )
     assert services.projection_catch_up() is None
     assert sent == []
+
+
+def test_a_validator_that_signs_the_new_blocks_is_up_before_its_heartbeat_arrives(
+    chain: Chain,
+) -> None:
+    """Health is judged from the commits too: the newest block's certificate names who signed
+    it, so a console opened before any heartbeat does not call a signing validator down."""
+    for block in chain.blocks:
+        block_committed(0, block_to_json(block))
+    ValidatorStatus.objects.all().delete()  # no heartbeat heard yet (a site just restarted)
+    newest = chain.blocks[-1]
+    signers = {vote.validator for vote in newest.certificate}
+    assert signers
+    soon = datetime_of_ms(newest.timestamp_ms + 2_000)
+    views = {v.index: v for v in validator_list(now=soon)}
+    assert {i for i, v in views.items() if v.up} == signers
+    assert {views[i].signed_height for i in signers} == {newest.height}
+    later = {v.index: v for v in validator_list(now=datetime_of_ms(newest.timestamp_ms + 60_000))}
+    assert not any(v.up for v in later.values())  # signed a minute ago, no heartbeat: down
