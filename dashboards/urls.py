@@ -24,6 +24,11 @@ urlpatterns = [
         name="operator-latest-flow-rows",
     ),
     path(
+        "console/households/<int:user_id>/",
+        views.household_detail,
+        name="console-household",
+    ),
+    path(
         "console/operator/households/<int:user_id>/enrol/",
         views.operator_household_enrol,
         name="operator-household-enrol",

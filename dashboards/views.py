@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts import selectors
 from gridplatform.accounts.models import Role, User
@@ -212,6 +212,35 @@ def operator_latest_flow_rows(request: HttpRequest) -> HttpResponse:
 
 def _household(user_id: int) -> User:
     return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD, email_confirmed=True)
+
+
+HOUSEHOLD_DETAIL_ROWS = 50
+
+
+@require_GET
+@role_required(Role.GRID_OPERATOR, Role.REGULATOR, Role.ADMIN)
+def household_detail(request: HttpRequest, user_id: int) -> HttpResponse:
+    """One household as the grid operator and regulators see it: where it is connected, its
+    money, its meters, its newest contracts, the supervisory acts that touched it and its
+    transactions on the ledger (each list its newest ``HOUSEHOLD_DETAIL_ROWS``)."""
+    household = _household(user_id)
+    address = household.identity.address
+    contracts = list(market_selectors.contract_list(user=household)[:HOUSEHOLD_DETAIL_ROWS])
+    acts = supervision_selectors.acts_naming(address=address, contracts=[c.id for c in contracts])[
+        :HOUSEHOLD_DETAIL_ROWS
+    ]
+    context = {
+        "household": household,
+        "address": address,
+        "money": market_selectors.money(user=household),
+        "meters": meter_selectors.meter_list(user=household),
+        "contracts": contracts,
+        "acts": acts,
+        "transactions": ledger_selectors.address_transactions(address=address)[
+            :HOUSEHOLD_DETAIL_ROWS
+        ],
+    }
+    return render(request, "console/household.html", context)
 
 
 @require_POST

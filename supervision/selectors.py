@@ -201,6 +201,12 @@ def positions(*, tx_ids: list[str]) -> dict[str, int]:
     return {tx_id: int(position) for tx_id, position in rows}
 
 
+def acts_naming(*, address: str, contracts: list[str]) -> QuerySet[SupervisoryAct]:
+    """The supervisory acts on the account at ``address`` or on any of ``contracts``, newest
+    first (for the consoles' page of one household)."""
+    return SupervisoryAct.objects.filter(Q(address=address) | Q(contract__in=contracts))
+
+
 def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
     """The acts a household is shown, newest first: on its contracts or its account (those whose
     ``affected`` names it), and the suspensions, resumptions and declarations of the whole

@@ -42,8 +42,8 @@ PAGES = {
         "/accounts/settings/",
         "/accounts/password/",
     ],
-    Role.GRID_OPERATOR: ["/console/operator/"],
-    Role.REGULATOR: ["/console/regulator/"],
+    Role.GRID_OPERATOR: ["/console/operator/", "/console/households/{household}/"],
+    Role.REGULATOR: ["/console/regulator/", "/console/households/{household}/"],
 }
 CASES = [(str(role), path) for role, paths in PAGES.items() for path in paths]
 
@@ -71,6 +71,9 @@ def test_no_page_has_an_accessibility_violation(new_page: NewPage, role: str, pa
         )
         log_in(page, email=user.email, password=PASSWORD)
         expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+    if "{household}" in path:
+        household = outside_event_loop(UserFactory, name="Hana Household", email="h@test.example")
+        path = path.format(household=household.pk)
     page.goto(path)
     page.wait_for_load_state("networkidle")
     assert violations(page) == []

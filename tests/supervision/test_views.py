@@ -710,3 +710,30 @@ def test_the_regulator_picks_accounts_and_contracts_instead_of_pasting_ids(
     # The grid operator's list of accounts has no such action.
     operator_page = client_for(grid_operator).get("/console/operator/").content.decode()
     assert "?account=" not in operator_page
+
+
+def test_a_households_page_shows_the_consoles_its_contracts_acts_and_transactions(
+    site: Site,
+    regulator: User,
+    grid_operator: User,
+    flagged: Contract,
+    prosumer: User,
+    consumer: User,
+) -> None:
+    url = f"/console/households/{prosumer.pk}/"
+    console = client_for(regulator).get("/console/regulator/").content.decode()
+    assert f'href="{url}"' in console  # linked from the accounts list
+    page = client_for(regulator).get(url).content.decode()
+    assert f"<h1>{prosumer.name}</h1>" in page
+    assert f'<tr data-contract="{flagged.id}">' in page
+    assert ">sold<" in page
+    assert f'href="/ledger/address/{prosumer.identity.address}/"' in page
+    assert "market.order.place" in page  # its own transaction, from the chain
+    assert f"?account={prosumer.identity.address}#account-act-heading" in page
+    operator_page = client_for(grid_operator).get(url).content.decode()
+    assert "Approve or top it up on the console" in operator_page
+    operator_console = client_for(grid_operator).get("/console/operator/").content.decode()
+    assert f'href="{url}"' in operator_console  # linked from the households table
+    # A household sees no one's page, its own included; a non-household is no household page.
+    assert client_for(consumer).get(url).status_code == 403
+    assert client_for(regulator).get(f"/console/households/{regulator.pk}/").status_code == 404
