@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts import selectors
@@ -130,13 +131,48 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html", context)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The band at the top of the operator console: the community and the grid at a glance."""
+
+    households: int
+    waiting: int
+    traded_today_wh: int
+    feeders: int
+    feeders_near_limit: int  # in the slots shown, at the review threshold or more
+    busiest_pct: int  # the highest load of a feeder, either way, in those slots
+    alerts: int
+    validators_up: int
+    validators: int
+
+
+def _summary(user: User, households: int, waiting: int, validators: list[Any]) -> Summary:
+    loading = supervision_selectors.feeder_loading(user=user)
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Summary(
+        households=households,
+        waiting=waiting,
+        traded_today_wh=market_selectors.energy_traded(since=today),
+        feeders=len({row.feeder for row in loading} or supervision_views.feeder_names()),
+        feeders_near_limit=len({row.feeder for row in loading if row.alert}),
+        busiest_pct=max((max(r.export_pct, r.import_pct) for r in loading), default=0),
+        alerts=len(supervision_selectors.alerts(user=user)),
+        validators_up=sum(1 for v in validators if v.up),
+        validators=len(validators),
+    )
+
+
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_console(request: HttpRequest) -> HttpResponse:
     accounts = selectors.account_list(user=request.user)
+    validators = ledger_selectors.validator_list()
+    households = _households(request)
+    total = market_selectors.household_page(user=request.user).page.paginator.count
     context = {
         "accounts": accounts,
-        "validators": ledger_selectors.validator_list(),
-        **_households(request),
+        "validators": validators,
+        "summary": _summary(request.user, total, households["waiting"], validators),
+        **households,
         "latest_flows": meter_selectors.latest_flow_list(user=request.user),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
         **supervision_views.operator_context(request.user),

@@ -381,6 +381,15 @@ def household_page(
     return HouseholdPage(rows=rows, page=shown, waiting=waiting)
 
 
+def energy_traded(*, since: datetime) -> int:
+    """Wh of the contracts (not vetoed) made from ``since`` on: what the community traded with
+    itself."""
+    total = Contract.objects.filter(made_at__gte=since, vetoed=False).aggregate(
+        wh=Sum("energy_wh")
+    )
+    return int(total["wh"] or 0)
+
+
 def _registrations_pending() -> set[str]:
     """The addresses whose ledger registration the site sent and no block brought yet."""
     from ledger.models import SubmittedTransaction

@@ -25,6 +25,7 @@ from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from market import selectors as market_selectors
 from market.models import Contract
+from supervision import selectors as supervision_selectors
 from supervision.models import Notification, ReviewItem, SupervisoryAct, Suspension
 from tests.ledger.chains import recent_start_ms
 from tests.ledger.site import Site
@@ -737,3 +738,15 @@ def test_a_households_page_shows_the_consoles_its_contracts_acts_and_transaction
     # A household sees no one's page, its own included; a non-household is no household page.
     assert client_for(consumer).get(url).status_code == 403
     assert client_for(regulator).get(f"/console/households/{regulator.pk}/").status_code == 404
+
+
+def test_the_operator_console_opens_with_the_community_at_a_glance(
+    grid_operator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    html = client_for(grid_operator).get("/console/operator/").content.decode()
+    figures = dict(re.findall(r'<dd data-testid="summary-(\w+)">([^<]+)</dd>', html))
+    assert figures["households"] == "2"
+    assert figures["traded"] == "6 kWh"  # the flagged contract, made today
+    assert figures["alerts"] == str(len(supervision_selectors.alerts(user=grid_operator)))
+    assert figures["validators"].endswith(" up")
+    assert re.fullmatch(r"\d+ %", figures["busiest"])
