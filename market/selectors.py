@@ -384,9 +384,7 @@ def household_page(
 def energy_traded(*, since: datetime) -> int:
     """Wh of the contracts (not vetoed) made from ``since`` on: what the community traded with
     itself."""
-    total = Contract.objects.filter(made_at__gte=since, vetoed=False).aggregate(
-        wh=Sum("energy_wh")
-    )
+    total = Contract.objects.filter(made_at__gte=since, vetoed=False).aggregate(wh=Sum("energy_wh"))
     return int(total["wh"] or 0)
 
 
