@@ -38,7 +38,7 @@ def community(grid_operator: User) -> list[User]:
 def rows(client: Client, **query: str) -> list[str]:
     """The names on one page of the households rows, in order."""
     page = client.get(ROWS, query).content.decode()
-    return re.findall(r"<td>(Household \d\d)", page)
+    return re.findall(r"<td><a href=\"/console/households/\d+/\">(Household \d\d)</a>", page)
 
 
 def operator(user: User) -> Client:
