@@ -524,6 +524,23 @@ def top_up_check(
     """What ``credits_top_up`` would send, checked as it checks it (raising the same
     ``TransactionRejected``), for the operator's confirmation; nothing is sent."""
     identity_ = _operator_household(operator, household)
+    given = top_up_limits(household=household, address=identity_.address, amount=amount)
+    if _committed_account(identity_.address) is None and not (
+        registering and registration_pending(identity_.address)
+    ):
+        raise TransactionRejected("unknown_account")
+    return TopUp(
+        address=identity_.address,
+        amount=amount,
+        given_24h=given,
+        daily_limit=settings.TOP_UP_DAILY_LIMIT_MINOR,
+    )
+
+
+def top_up_limits(*, household: User, address: str, amount: int) -> int:
+    """Refuse ``amount`` for ``address`` (``bad_amount``, ``top_up_limit``,
+    ``top_up_daily_limit``) unless it is a positive amount within the limits; what it was
+    given in the last 24 hours. (An approval checks this before it sends anything.)"""
     if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= 2**53 - 1:
         raise TransactionRejected("bad_amount")
     limit = settings.TOP_UP_LIMIT_MINOR
@@ -533,17 +550,7 @@ def top_up_check(
             f"A top-up is at most {text_from_minor(limit)} (TOP_UP_LIMIT_MINOR); "
             f"{text_from_minor(amount)} is more. Check the amount.",
         )
-    if _committed_account(identity_.address) is None and not (
-        registering and registration_pending(identity_.address)
-    ):
-        raise TransactionRejected("unknown_account")
-    given = _within_the_day(household, identity_.address, amount)
-    return TopUp(
-        address=identity_.address,
-        amount=amount,
-        given_24h=given,
-        daily_limit=settings.TOP_UP_DAILY_LIMIT_MINOR,
-    )
+    return _within_the_day(household, address, amount)
 
 
 def _within_the_day(household: User, address: str, amount: int) -> int:

@@ -233,6 +233,8 @@ def household_approve(*, operator: User, household: User, feeder: str, top_up: i
     address = address_of(household)
     if address is None:
         raise TransactionRejected("no_identity", MESSAGES["no_identity"])
+    if top_up:  # before anything is sent: a refused top-up leaves no half-approval behind
+        ledger_services.top_up_limits(household=household, address=address, amount=top_up)
     pending = ledger_services.registration_pending(address)
     committed = not pending and ledger_services.is_registered(address)
     registration = None

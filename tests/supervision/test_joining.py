@@ -168,6 +168,8 @@ def test_approval_refuses_what_is_wrong_and_sends_nothing(
 
     assert refused(household=prosumer, feeder="feeder-west") == "unknown_feeder"
     assert refused(household=prosumer, feeder="feeder-north", top_up=-5) == "bad_amount"
+    # Past the top-up limit: refused before the registration or the feeder is sent.
+    assert refused(household=prosumer, feeder="feeder-north", top_up=10**9) == "top_up_limit"
     assert refused(household=regulator, feeder="feeder-north") == "not_household"
     assert not SubmittedTransaction.objects.exists()
     assert not mail.outbox
