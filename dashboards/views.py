@@ -167,11 +167,12 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     accounts = selectors.account_list(user=request.user)
     validators = ledger_selectors.validator_list()
     households = _households(request)
-    total = market_selectors.household_page(user=request.user).page.paginator.count
     context = {
         "accounts": accounts,
         "validators": validators,
-        "summary": _summary(request.user, total, households["waiting"], validators),
+        "summary": _summary(
+            request.user, households["households_total"], households["waiting"], validators
+        ),
         **households,
         "latest_flows": meter_selectors.latest_flow_list(user=request.user),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
@@ -229,6 +230,7 @@ def _households(request: HttpRequest) -> dict[str, Any]:
         "published_feeders": published,
         "feeders": published if request.user.role == Role.GRID_OPERATOR else [],
         "waiting": found.waiting,
+        "households_total": found.total,
     }
 
 

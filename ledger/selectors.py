@@ -455,46 +455,6 @@ def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
     return views
 
 
-@dataclass(frozen=True)
-class HouseholdOnLedger:
-    user: User
-    address: str
-    registered: bool
-    balance: int | None
-    pending: bool = False  # its registration waits for a block
-
-
-def household_ledger_list(*, user: User) -> list[HouseholdOnLedger]:
-    """Every household with its ledger address, whether it is registered there and its balance;
-    for the grid operator (and admins) only, empty for anyone else."""
-    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
-        return []
-    households = (
-        User.objects.filter(role=Role.HOUSEHOLD, identity__isnull=False)
-        .select_related("identity")
-        .order_by("name", "id")
-    )
-    addresses = [h.identity.address for h in households]
-    balances = dict(
-        LedgerAccount.objects.filter(address__in=addresses).values_list("address", "balance")
-    )
-    pending = set(
-        SubmittedTransaction.objects.filter(body__type="account.register").values_list(
-            "body__payload__address", flat=True
-        )
-    )
-    return [
-        HouseholdOnLedger(
-            user=h,
-            address=h.identity.address,
-            registered=h.identity.address in balances,
-            balance=balances.get(h.identity.address),
-            pending=h.identity.address in pending,
-        )
-        for h in households
-    ]
-
-
 # --- state proofs ------------------------------------------------------------------------------
 
 MAX_PROOF_KEYS = 16

@@ -317,6 +317,7 @@ class HouseholdPage:
 
     rows: list[HouseholdMoney]
     page: Page[User]
+    total: int  # every household, whatever the search and filters
     waiting: int  # households waiting for approval, of all (not only this page)
 
 
@@ -349,6 +350,7 @@ def household_page(
     approved = Q(ledger_balance__isnull=False, market_feeder__gt="") | Q(
         identity__address__in=pending
     )
+    total = households.count()
     waiting = households.exclude(approved).count()
     text = search.strip()
     if text:
@@ -378,7 +380,7 @@ def household_page(
         )
         for h in shown
     ]
-    return HouseholdPage(rows=rows, page=shown, waiting=waiting)
+    return HouseholdPage(rows=rows, page=shown, total=total, waiting=waiting)
 
 
 def energy_traded(*, since: datetime) -> int:
@@ -428,29 +430,3 @@ def neighbour_labels(*, addresses: list[str]) -> dict[str, str]:
         where = f"a neighbour on {feeders[address]}" if feeders.get(address) else "a neighbour"
         labels[address] = f"{names[address]} ({where})" if address in names else where
     return labels
-
-
-def household_money_list(*, user: User) -> list[HouseholdMoney]:
-    """Every household with its balance, locked margin and free balance; for the grid operator
-    (and admins) only, empty for anyone else (``ledger.selectors.household_ledger_list``)."""
-    from ledger.selectors import household_ledger_list
-
-    rows = household_ledger_list(user=user)
-    accounts = {
-        address: (locked, feeder)
-        for address, locked, feeder in MarketAccount.objects.filter(
-            address__in=[r.address for r in rows]
-        ).values_list("address", "locked", "feeder")
-    }
-    return [
-        HouseholdMoney(
-            user=r.user,
-            address=r.address,
-            registered=r.registered,
-            balance=r.balance,
-            locked=accounts.get(r.address, (0, ""))[0] if r.registered else None,
-            feeder=accounts.get(r.address, (0, ""))[1],
-            pending=r.pending,
-        )
-        for r in rows
-    ]

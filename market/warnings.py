@@ -24,7 +24,8 @@ from gridplatform.accounts.models import User
 from market.chain.tariff import Band, band_of
 from market.chain.tariff import Tariff as ChainTariff
 from market.forms import energy_text, price_text
-from market.models import Contract, Tariff
+from market.models import Contract
+from market.selectors import tariff_in_force
 from meters.models import Meter, Reading
 
 FAR = 3
@@ -61,7 +62,7 @@ def order_warnings(
 
 
 def _band(slot: datetime) -> Band | None:
-    tariff = Tariff.objects.filter(from_slot__lte=slot).order_by("-from_slot").first()
+    tariff = tariff_in_force(at=slot)
     if tariff is None or not tariff.bands:
         return None
     in_force: ChainTariff = {"from_slot": 0, "bands": tariff.bands, "tx": tariff.tx, "height": 0}
