@@ -19,10 +19,21 @@ urlpatterns = [
         name="operator-household-rows",
     ),
     path(
+        "console/operator/households/<int:user_id>/row/",
+        views.operator_household_row,
+        name="operator-household-row",
+    ),
+    path(
         "console/operator/flows/rows/",
         views.operator_latest_flow_rows,
         name="operator-latest-flow-rows",
     ),
+    path(
+        "console/operator/flows/<int:user_id>/row/",
+        views.operator_latest_flow_row,
+        name="operator-latest-flow-row",
+    ),
+    path("console/operator/summary/", views.operator_summary, name="operator-summary"),
     path(
         "console/households/<int:user_id>/",
         views.household_detail,

@@ -12,12 +12,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from gridplatform.accounts import selectors
+from gridplatform.accounts import views as account_views
 from gridplatform.accounts.models import Role, User
 from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
@@ -164,17 +164,16 @@ def _summary(user: User, households: int, waiting: int, validators: list[Any]) -
 
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_console(request: HttpRequest) -> HttpResponse:
-    accounts = selectors.account_list(user=request.user)
     validators = ledger_selectors.validator_list()
     households = _households(request)
     context = {
-        "accounts": accounts,
+        **account_views.account_table_context(request),
         "validators": validators,
         "summary": _summary(
             request.user, households["households_total"], households["waiting"], validators
         ),
         **households,
-        "latest_flows": meter_selectors.latest_flow_list(user=request.user),
+        **_latest_flows(request),
         # The grid: feeder loading, alerts, topology and grid state (supervision.views).
         **supervision_views.operator_context(request.user),
         # Read models that differ from the chain, in the alerts (ledger.read_model_audit).
@@ -241,11 +240,54 @@ def operator_household_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "console/_household_rows.html", _households(request))
 
 
+@require_GET
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_household_row(request: HttpRequest, user_id: int) -> HttpResponse:
+    """One row of the households table: what a live update re-fetches when a block changed
+    that household's account (``ledger.live``)."""
+    row = market_selectors.household_row(user=request.user, household_id=user_id)
+    if row is None:
+        raise Http404("No such household.")
+    published = supervision_views.feeder_names() if not row.approved else []
+    context = {"row": row, "feeders": published if request.user.role == Role.GRID_OPERATOR else []}
+    return render(request, "console/_household_row.html", context)
+
+
+def _latest_flows(request: HttpRequest) -> dict[str, Any]:
+    found = meter_selectors.latest_flow_page(user=request.user, page=request.GET.get("flows"))
+    return {"latest_flows": found.flows, "latest_flows_page": found.page}
+
+
+@require_GET
 @role_required(Role.GRID_OPERATOR, Role.ADMIN)
 def operator_latest_flow_rows(request: HttpRequest) -> HttpResponse:
-    """The latest-flows rows of the operator console (reloaded on every block and every 30 s)."""
-    latest_flows = meter_selectors.latest_flow_list(user=request.user)
-    return render(request, "console/_latest_flow_rows.html", {"latest_flows": latest_flows})
+    """One page of the latest-flows rows (``?flows=`` the page), re-read every 30 s."""
+    return render(request, "console/_latest_flow_rows.html", _latest_flows(request))
+
+
+@require_GET
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_latest_flow_row(request: HttpRequest, user_id: int) -> HttpResponse:
+    """One household's latest-flows row: what a live update re-fetches when a block changed
+    its account, meters included (``ledger.live``)."""
+    found = meter_selectors.latest_flow_list(user=request.user, household_ids=[user_id])
+    if not found:
+        raise Http404("No such household.")
+    return render(request, "console/_latest_flow_row.html", {"row": found[0]})
+
+
+@require_GET
+@role_required(Role.GRID_OPERATOR, Role.ADMIN)
+def operator_summary(request: HttpRequest) -> HttpResponse:
+    """The summary band's figures, re-read on every block (their size does not grow with the
+    community's)."""
+    return render(request, "console/_summary.html", {"summary": _operator_summary(request)})
+
+
+def _operator_summary(request: HttpRequest) -> Summary:
+    households = market_selectors.household_counts(user=request.user)
+    validators = ledger_selectors.validator_list()
+    return _summary(request.user, households.total, households.waiting, validators)
 
 
 def _household(user_id: int) -> User:
@@ -363,7 +405,7 @@ def operator_household_top_up(request: HttpRequest, user_id: int) -> HttpRespons
 @role_required(Role.REGULATOR, Role.ADMIN)
 def regulator_console(request: HttpRequest) -> HttpResponse:
     context = {
-        "accounts": selectors.account_list(user=request.user),
+        **account_views.account_table_context(request),
         # Review queue, acts, statistics, alerts, audit log (supervision.views).
         **supervision_views.regulator_context(
             request.user, account=request.GET.get("account", "")[:60]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from gridplatform.accounts import services
 from gridplatform.accounts.models import HouseholdKind, Role, User
@@ -112,21 +113,30 @@ def demo_ledger_register() -> int:
     (only reads) for who is registered and for the operator's next nonce, so running it again
     sends nothing twice.
     """
+    households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
+    return _ledger_register(households, publish=True).households
+
+
+@dataclass(frozen=True)
+class Registration:
+    households: int  # put on the ledger by this batch
+    operator_nonce: int  # the grid operator's nonce once the batch has committed
+
+
+def _ledger_register(households: Any, *, publish: bool, limit: int | None = None) -> Registration:
+    """Sign and send, as the demo grid operator, what puts ``households`` (a queryset) the
+    ledger does not know yet on it (at most ``limit`` of them): registration, feeder, credits;
+    and, with ``publish``, the demo topology and tariff if the ledger has none."""
     from gridplatform.accounts.services import identity_unseal
     from ledger import application, config
     from ledger.crypto import sign_transaction
     from ledger.genesis import Genesis
     from ledger.services import transactions_submit
-    from ledger.store import open_store
     from market.chain import tariff
     from market.chain.options import market_options
 
     genesis = Genesis.from_json_file(config.genesis_path())
-    store = open_store(config.store_url(0))
-    try:
-        state = store.load_state()
-    finally:
-        store.close()
+    state = _ledger_state()
     operator = User.objects.get(role=Role.GRID_OPERATOR, email=f"operator@{DEMO_DOMAIN}")
     keys = identity_unseal(identity_=operator.identity)
     nonce = application.account(state, keys.address)["nonce"]
@@ -141,7 +151,7 @@ def demo_ledger_register() -> int:
         )
         nonce += 1
 
-    for feeder, (export_limit_w, import_limit_w) in DEMO_TOPOLOGY.items():
+    for feeder, (export_limit_w, import_limit_w) in DEMO_TOPOLOGY.items() if publish else ():
         if state.get(f"grid/topology/{feeder}") is None:
             signed(
                 "grid.feeder.publish",
@@ -151,23 +161,126 @@ def demo_ledger_register() -> int:
                     "import_limit_w": import_limit_w,
                 },
             )
-    if not tariff.tariffs(state):
+    if publish and not tariff.tariffs(state):
         slot_ms = market_options(state).slot_ms
         from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms
         signed("market.tariff.publish", {"from_slot": from_slot, "bands": DEMO_TARIFF_BANDS})
-    households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
     new = 0
+    count = households.count()
     for position, household in enumerate(households.select_related("identity").order_by("id")):
         identity = household.identity
         if application.account(state, identity.address) is not None:
             continue
+        if limit is not None and new >= limit:
+            break
         new += 1
         signed(
             "account.register",
             {"address": identity.address, "public_key": identity.public_key, "role": "household"},
         )
-        feeder = DEMO_FEEDERS[position * len(DEMO_FEEDERS) // len(HOUSEHOLDS) % len(DEMO_FEEDERS)]
+        feeder = DEMO_FEEDERS[position * len(DEMO_FEEDERS) // count % len(DEMO_FEEDERS)]
         signed("grid.feeder.assign", {"address": identity.address, "feeder": feeder})
         signed("credit.issue", {"to": identity.address, "amount": DEMO_TOP_UP})
     transactions_submit(transactions=transactions, validators=range(len(genesis.validators)))
-    return new
+    return Registration(households=new, operator_nonce=nonce)
+
+
+def _ledger_state() -> Any:
+    """The ledger state in validator 0's store (read only)."""
+    from ledger import config
+    from ledger.store import open_store
+
+    store = open_store(config.store_url(0))
+    try:
+        return store.load_state()
+    finally:
+        store.close()
+
+
+# --- a large community, for trying the consoles at scale -------------------------------------
+
+SEED_DOMAIN = "community.example"
+SEED_KINDS = (P, P, P, C, S)
+SEED_BATCH = 1_500  # households per batch of ledger registrations: 4,500 transactions
+
+
+def seeded_email(number: int) -> str:
+    return f"household-{number:05d}@{SEED_DOMAIN}"
+
+
+def community_seed_create(households: int) -> int:
+    """Create households ``Household 00001`` ... up to ``households`` of them (those missing),
+    emails ``household-NNNNN@community.example``, the demo password, each with its own
+    identity. Returns how many were created. Built in bulk: one password hash for all (they
+    share the password), 1,000 accounts a transaction."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+
+    from gridplatform.accounts.models import Identity
+    from gridplatform.accounts.services import key_ring
+    from ledger.identity import KeyPair
+
+    existing = User.objects.filter(email__endswith=f"@{SEED_DOMAIN}").count()
+    hashed = make_password(DEMO_PASSWORD)
+    ring = key_ring()
+    created = 0
+    for first in range(existing + 1, households + 1, 1_000):
+        numbers = range(first, min(first + 1_000, households + 1))
+        with transaction.atomic():
+            users = User.objects.bulk_create(
+                [
+                    User(
+                        email=seeded_email(n),
+                        name=f"Household {n:05d}",
+                        role=Role.HOUSEHOLD,
+                        household_kind=SEED_KINDS[n % len(SEED_KINDS)],
+                        connection_point=f"Cabinet {n // 100:03d}, door {n % 100:02d}",
+                        password=hashed,
+                        email_confirmed=True,
+                    )
+                    for n in numbers
+                ]
+            )
+            identities = []
+            for user in User.objects.filter(email__in=[u.email for u in users]):
+                pair = KeyPair.generate()
+                identities.append(
+                    Identity(
+                        user=user,
+                        public_key=pair.public_key_hex,
+                        address=pair.address,
+                        sealed_private_key=ring.seal(pair.private_key, address=pair.address),
+                    )
+                )
+            Identity.objects.bulk_create(identities)
+        created += len(numbers)
+    return created
+
+
+def community_ledger_register(*, wait_s: float = 300.0, progress: Any = None) -> int:
+    """Put every seeded household the ledger does not know yet on it, like the demo's (feeder,
+    50.00 of credits), ``SEED_BATCH`` at a time, each batch sent once the last has committed
+    (the validators' pools are bounded). Needs the running system. Returns how many."""
+    from ledger import application
+
+    households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{SEED_DOMAIN}")
+    operator = User.objects.get(role=Role.GRID_OPERATOR, email=f"operator@{DEMO_DOMAIN}")
+    total = 0
+    while True:
+        batch = _ledger_register(households, publish=False, limit=SEED_BATCH)
+        if not batch.households:
+            return total
+        total += batch.households
+        deadline = time.monotonic() + wait_s
+        while True:
+            account = application.account(_ledger_state(), operator.identity.address)
+            if account is not None and account["nonce"] >= batch.operator_nonce:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the ledger did not commit the registrations within {wait_s:.0f} s: is the "
+                    "system running (`make run`)?"
+                )
+            time.sleep(1.0)
+        if progress is not None:
+            progress(total)

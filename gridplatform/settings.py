@@ -175,6 +175,9 @@ LEDGER_APPLICATIONS: list[str] = ["meters.chain", "market.chain", "supervision.c
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
 # Order matters: supervision's projection reads the contracts the market's has just written.
 LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
+# What each application's events and state keys name for the live pages: modules with
+# topics(*, block, state, changes) -> set of "account.<address>" and "slot.<ms>" (ledger.live).
+LEDGER_LIVE_TOPICS: list[str] = ["meters.live", "market.live", "supervision.live"]
 # Each application's audit of its own read models against the committed state, in the same order:
 # modules with audit(*, height, state) -> list[ledger.read_model_audit.Difference] (this first
 # one is the ledger's own). `manage.py audit_read_models` and the beat task below run them.

@@ -20,8 +20,9 @@ nothing of it is written.
 One block is projected in one database transaction that first locks the ``ProjectionCursor``
 row, so two site workers never project at once. Lock order: the cursor, then ``LedgerAccount``
 rows, then ``SubmittedTransaction`` rows (admission locks an account, then pending rows; never
-the cursor), so the two cannot deadlock. Once committed, a hint goes to the Channels group
-``ledger``: ``{"type": "ledger.block", "height": h}``.
+the cursor), so the two cannot deadlock. Once committed, hints go to the live pages: one for the
+block to the Channels group ``ledger``, one to the group of each account and slot it changed
+(``ledger.live``).
 """
 
 from __future__ import annotations
@@ -32,13 +33,11 @@ from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from typing import Any, Protocol
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
 from gridplatform.accounts.models import Identity
-from ledger import application, config, replica
+from ledger import application, config, live, replica
 from ledger.application import Registry
 from ledger.blocks import (
     Block,
@@ -63,7 +62,6 @@ from ledger.state import State
 
 log = logging.getLogger(__name__)
 
-LEDGER_GROUP = "ledger"
 MAX_PENDING_AHEAD = 1_000
 _BATCH = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,17 +99,6 @@ def genesis_body(genesis: Genesis) -> dict[str, Any]:
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _BATCH):
         yield items[start : start + _BATCH]
-
-
-def _announce(height: int) -> None:
-    """The Channels hint for live pages; a lost hint only delays a page's update."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(LEDGER_GROUP, {"type": "ledger.block", "height": height})
-    except Exception:  # the block is committed; a failed hint must not fail the caller
-        log.exception("could not announce block %s to the live pages", height)
 
 
 def _lock_cursor() -> ProjectionCursor:
@@ -312,9 +299,14 @@ def _verify_and_execute(
 
 
 def _project_next(
-    block: Block, genesis: Genesis, cursor: ProjectionCursor, state: State | None
+    block: Block,
+    genesis: Genesis,
+    cursor: ProjectionCursor,
+    state: State | None,
+    topics: set[str],
 ) -> State:
-    """Project ``block``, the block at cursor.height + 1; return the state after it.
+    """Project ``block``, the block at cursor.height + 1; return the state after it, and add
+    the live topics it touched to ``topics`` (``ledger.live``).
 
     ``state`` is the replica after the cursor's height if the caller has it (else it is read).
     Raises ProjectionRefused, having written nothing.
@@ -337,6 +329,7 @@ def _project_next(
     _write_state(state, changes, (tx.id for tx in block.transactions))
     _keys_rotated(block)
     _project_read_models(block, state, changes)
+    topics |= live.block_topics(block=block, state=state, changes=changes)
     cursor.height = block.height
     cursor.save(update_fields=["height"])
     return state
@@ -366,7 +359,9 @@ def _known(block: Block, genesis: Genesis) -> None:
         record.save(update_fields=["body"])
 
 
-def _drain_pending(genesis: Genesis, cursor: ProjectionCursor, state: State | None) -> State | None:
+def _drain_pending(
+    genesis: Genesis, cursor: ProjectionCursor, state: State | None, topics: set[str]
+) -> State | None:
     """Project the kept blocks that now follow the cursor, as far as they reach; return the
     state after the last (None if a refused execution may have changed it)."""
     while True:
@@ -376,7 +371,8 @@ def _drain_pending(genesis: Genesis, cursor: ProjectionCursor, state: State | No
         projected = False
         for candidate in candidates:
             try:
-                state = _project_next(block_from_json(candidate.body), genesis, cursor, state)
+                block = block_from_json(candidate.body)
+                state = _project_next(block, genesis, cursor, state, topics)
             except (BlockError, ProjectionRefused) as error:
                 log.warning("dropped a kept block: %s", error)
                 state = None  # a refused execution may have changed it
@@ -413,6 +409,7 @@ def block_project(*, block: dict[str, Any]) -> bool:
         )
         return False
     result = False
+    topics: set[str] = set()
     with transaction.atomic(durable=True):
         cursor = _lock_cursor()
         start = cursor.height
@@ -425,17 +422,17 @@ def block_project(*, block: dict[str, Any]) -> bool:
                 _keep(parsed, cursor)
             else:
                 try:
-                    state = _project_next(parsed, genesis, cursor, None)
+                    state = _project_next(parsed, genesis, cursor, None, topics)
                 except ProjectionRefused as error:
                     log.error("refused block %s: %s", parsed.height, error)
                 else:
                     result = True
-                    last = _drain_pending(genesis, cursor, state)
+                    last = _drain_pending(genesis, cursor, state, topics)
                     if last is not None:  # this process keeps it once the projection commits
                         replica.give_back(cursor.height, last)
         if cursor.height > start:
             height = cursor.height
-            transaction.on_commit(lambda: _announce(height))
+            transaction.on_commit(lambda: live.announce(height, topics))
     return result
 
 
@@ -466,7 +463,7 @@ def genesis_project() -> bool:
         if cursor.height >= 0:
             return False
         _project_genesis(genesis, cursor, None)
-        transaction.on_commit(lambda: _announce(0))
+        transaction.on_commit(lambda: live.announce(0, set()))
     return True
 
 
@@ -522,5 +519,6 @@ def read_models_rebuild(*, blocks: Iterable[Block], genesis: Genesis) -> int:
         ).delete()
         cursor.save(update_fields=["height"])
         height: int = cursor.height
-        transaction.on_commit(lambda: _announce(height))
+        # Every row may have changed: the hint asks live pages to re-read everything.
+        transaction.on_commit(lambda: live.announce(height, None))
     return height

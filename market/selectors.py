@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
@@ -321,6 +321,61 @@ class HouseholdPage:
     waiting: int  # households waiting for approval, of all (not only this page)
 
 
+def _households_with_money(user: User) -> QuerySet[User]:
+    """The households (with an identity) the grid operator and admins see, each with its ledger
+    balance, locked margin and feeder from the read models; none for anyone else."""
+    households = User.objects.filter(role=Role.HOUSEHOLD, identity__isnull=False)
+    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
+        households = households.none()
+    address = OuterRef("identity__address")
+    return households.select_related("identity").annotate(
+        ledger_balance=Subquery(
+            LedgerAccount.objects.filter(address=address).values("balance")[:1]
+        ),
+        market_locked=Subquery(MarketAccount.objects.filter(address=address).values("locked")[:1]),
+        market_feeder=Subquery(MarketAccount.objects.filter(address=address).values("feeder")[:1]),
+    )
+
+
+def _household_money(household: Any, pending: set[str]) -> HouseholdMoney:
+    registered = household.ledger_balance is not None
+    return HouseholdMoney(
+        user=household,
+        address=household.identity.address,
+        registered=registered,
+        balance=household.ledger_balance,
+        locked=(household.market_locked or 0) if registered else None,
+        feeder=household.market_feeder or "",
+        pending=household.identity.address in pending,
+    )
+
+
+def _approved(pending: set[str]) -> Q:
+    """On the ledger with a feeder, or approved with its registration waiting for a block."""
+    return Q(ledger_balance__isnull=False, market_feeder__gt="") | Q(identity__address__in=pending)
+
+
+@dataclass(frozen=True)
+class HouseholdCounts:
+    total: int  # every household
+    waiting: int  # of them, waiting for approval
+
+
+def household_counts(*, user: User) -> HouseholdCounts:
+    """How many households there are and how many wait for approval (for the grid operator
+    and admins; 0 and 0 for anyone else)."""
+    households = _households_with_money(user)
+    waiting = households.exclude(_approved(_registrations_pending())).count()
+    return HouseholdCounts(total=households.count(), waiting=waiting)
+
+
+def household_row(*, user: User, household_id: int) -> HouseholdMoney | None:
+    """One household's row of the operator console (what a live update re-fetches); None if it
+    is not one the asking user sees."""
+    found = _households_with_money(user).filter(pk=household_id).first()
+    return None if found is None else _household_money(found, _registrations_pending())
+
+
 def household_page(
     *,
     user: User,
@@ -335,23 +390,10 @@ def household_page(
     with a feeder), sorted by ``sort`` (``HOUSEHOLD_SORTS``), ``HOUSEHOLDS_PER_PAGE`` a page;
     the filtering, sorting and paging happen in the database, so a page costs the same for 30
     households as for 10,000. For the grid operator (and admins) only; none for anyone else."""
-    households = User.objects.filter(role=Role.HOUSEHOLD, identity__isnull=False)
-    if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
-        households = households.none()
-    address = OuterRef("identity__address")
-    households = households.select_related("identity").annotate(
-        ledger_balance=Subquery(
-            LedgerAccount.objects.filter(address=address).values("balance")[:1]
-        ),
-        market_locked=Subquery(MarketAccount.objects.filter(address=address).values("locked")[:1]),
-        market_feeder=Subquery(MarketAccount.objects.filter(address=address).values("feeder")[:1]),
-    )
+    households = _households_with_money(user)
     pending = _registrations_pending()
-    approved = Q(ledger_balance__isnull=False, market_feeder__gt="") | Q(
-        identity__address__in=pending
-    )
-    total = households.count()
-    waiting = households.exclude(approved).count()
+    approved = _approved(pending)
+    counts = household_counts(user=user)
     text = search.strip()
     if text:
         households = households.filter(
@@ -368,19 +410,8 @@ def household_page(
         households = households.filter(ledger_balance__isnull=False, market_feeder__gt="")
     households = households.order_by(*HOUSEHOLD_SORTS.get(sort, HOUSEHOLD_SORTS["name"]))
     shown = Paginator(households, HOUSEHOLDS_PER_PAGE).get_page(page)
-    rows = [
-        HouseholdMoney(
-            user=h,
-            address=h.identity.address,
-            registered=h.ledger_balance is not None,
-            balance=h.ledger_balance,
-            locked=(h.market_locked or 0) if h.ledger_balance is not None else None,
-            feeder=h.market_feeder or "",
-            pending=h.identity.address in pending,
-        )
-        for h in shown
-    ]
-    return HouseholdPage(rows=rows, page=shown, total=total, waiting=waiting)
+    rows = [_household_money(h, pending) for h in shown]
+    return HouseholdPage(rows=rows, page=shown, total=counts.total, waiting=counts.waiting)
 
 
 def energy_traded(*, since: datetime) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils.module_loading import import_string
@@ -127,6 +129,7 @@ class LatestFlow:
     ``meters``). ``start`` is None when it has no readings."""
 
     household: User
+    address: str  # its ledger address: the live topic of its row (ledger.live)
     meters: int
     reporting: int = 0
     start: datetime | None = None
@@ -135,15 +138,44 @@ class LatestFlow:
     export_wh: int = 0
 
 
-def latest_flow_list(*, user: User) -> list[LatestFlow]:
-    """Every household's latest interval, by name; for the grid operator (and administrators)
-    only, empty for anyone else."""
+FLOWS_PER_PAGE = 50
+
+
+def _watchers_households(user: User) -> QuerySet[User]:
     if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
-        return []
-    households = User.objects.filter(role=Role.HOUSEHOLD, email_confirmed=True).order_by(
-        "name", "id"
+        return User.objects.none()
+    return (
+        User.objects.filter(role=Role.HOUSEHOLD, email_confirmed=True)
+        .select_related("identity")
+        .order_by("name", "id")
     )
-    meters = Meter.objects.filter(owner__role=Role.HOUSEHOLD)
+
+
+@dataclass(frozen=True)
+class LatestFlowPage:
+    flows: list[LatestFlow]
+    page: Page[User]
+
+
+def latest_flow_page(*, user: User, page: int | str | None = 1) -> LatestFlowPage:
+    """The latest flows of one page of the households (``FLOWS_PER_PAGE``, by name). For the
+    grid operator and admins; empty for anyone else. Its cost does not grow with the number of
+    households."""
+    shown = Paginator(_watchers_households(user), FLOWS_PER_PAGE).get_page(page)
+    return LatestFlowPage(flows=_latest_flows(list(shown)), page=shown)
+
+
+def latest_flow_list(*, user: User, household_ids: Iterable[int] | None = None) -> list[LatestFlow]:
+    """The latest interval of the households ``household_ids`` (every household if None), by
+    name; for the grid operator (and administrators) only, empty for anyone else."""
+    households = _watchers_households(user)
+    if household_ids is not None:
+        households = households.filter(pk__in=list(household_ids))
+    return _latest_flows(list(households))
+
+
+def _latest_flows(households: list[User]) -> list[LatestFlow]:
+    meters = Meter.objects.filter(owner__in=households)
     meter_counts = dict(
         meters.values("owner_id").annotate(n=Count("id")).order_by().values_list("owner_id", "n")
     )
@@ -160,14 +192,16 @@ def latest_flow_list(*, user: User) -> list[LatestFlow]:
     for household in households:
         count = meter_counts.get(household.pk, 0)
         rows = by_owner.get(household.pk)
+        address = getattr(getattr(household, "identity", None), "address", "")
         if not rows:
-            flows.append(LatestFlow(household=household, meters=count))
+            flows.append(LatestFlow(household=household, address=address, meters=count))
             continue
         start = max(row[0] for row in rows)
         latest_rows = [row for row in rows if row[0] == start]
         flows.append(
             LatestFlow(
                 household=household,
+                address=address,
                 meters=count,
                 reporting=len(latest_rows),
                 start=start,

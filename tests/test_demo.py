@@ -73,3 +73,34 @@ def _tariffs() -> int:
     count = int(Tariff.objects.count())
     connection.close()
     return count
+
+
+def test_a_large_community_is_seeded_and_put_on_the_ledger_in_batches(
+    network: LiveNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gridplatform import demo
+
+    demo_community_create()
+    give_issuer_key(User.objects.get(email=f"operator@{DEMO_DOMAIN}"))
+    assert demo.community_seed_create(25) == 25
+    assert demo.community_seed_create(25) == 0  # again: nothing new
+    assert demo.community_seed_create(27) == 2
+    seeded = User.objects.filter(email__endswith=f"@{demo.SEED_DOMAIN}").select_related("identity")
+    assert sorted(u.name for u in seeded)[:2] == ["Household 00001", "Household 00002"]
+    assert len({u.identity.address for u in seeded}) == 27  # each its own identity
+    assert seeded.first().check_password(demo.DEMO_PASSWORD)  # type: ignore[union-attr]
+
+    monkeypatch.setattr(demo, "SEED_BATCH", 10)  # three batches, each sent once the last commits
+    progress: list[int] = []
+    assert demo.community_ledger_register(wait_s=90, progress=progress.append) == 27
+    assert progress == [10, 20, 27]
+    addresses = [u.identity.address for u in seeded]
+
+    def ready() -> bool:
+        feeders = MarketAccount.objects.filter(address__in=addresses).exclude(feeder="").count()
+        funded = LedgerAccount.objects.filter(address__in=addresses, balance=DEMO_TOP_UP).count()
+        connection.close()
+        return feeders == funded == 27
+
+    network.wait(ready, seconds=90, what="seeded households on feeders, funded")
+    assert demo.community_ledger_register(wait_s=90) == 0  # again: nothing sent twice

@@ -71,11 +71,21 @@ def register_confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "registration/register_confirm.html", {"pending": pending})
 
 
+def account_table_context(request: HttpRequest) -> dict[str, object]:
+    """The consoles' account table: one page of the accounts (``?accounts=`` the page) matching
+    ``?accounts_q=``."""
+    search = request.GET.get("accounts_q", "")[:100]
+    page = selectors.account_page(
+        user=request.user, search=search, page=request.GET.get("accounts")
+    )
+    return {"accounts": page.object_list, "accounts_page": page, "accounts_q": search}
+
+
+@require_GET
 @role_required(*SUPERVISORY_ROLES)
 def account_rows(request: HttpRequest) -> HttpResponse:
     """The rows of the console's account table: what the live page reloads on a push."""
-    accounts = selectors.account_list(user=request.user)
-    return render(request, "console/_account_rows.html", {"accounts": accounts})
+    return render(request, "console/_account_rows.html", account_table_context(request))
 
 
 def _settings_page(

@@ -35,6 +35,28 @@ def project(block: Block) -> bool:
     return block_project(block=block_to_json(block))
 
 
+def trading_site(
+    settings: Any, directory: Path, households: Any, *, credits: int = 100_000
+) -> Site:
+    """A site on a fresh recent chain whose ``households`` (key pairs) are registered, hold
+    ``credits`` and sit on feeder-1: ready to trade."""
+    from tests.ledger.chains import build_chain, recent_start_ms
+
+    chain = build_chain(1, 1, start_ms=recent_start_ms())
+    use_network(settings, directory, chain)
+    site = Site(chain)
+    site.project_all()
+    for who in households:
+        site.register(who.address, who.public_key_hex, credits=credits)
+    site.commit(
+        [
+            site.sign(OPERATOR, "grid.feeder.assign", address=who.address, feeder="feeder-1")
+            for who in households
+        ]
+    )
+    return site
+
+
 class Site:
     """A chain, its latest state, and the next nonce of each key that signs through it."""
 

@@ -290,8 +290,8 @@ def test_it_hints_live_pages_once_a_block_is_committed(
     finally:
         async_to_sync(layer.group_discard)(LEDGER_GROUP, channel)
     assert hints == [
-        {"type": "ledger.block", "height": 0},
-        {"type": "ledger.block", "height": 2},
+        {"type": "ledger.block", "height": 0, "everything": False},
+        {"type": "ledger.block", "height": 2, "everything": False},
     ]
 
 
@@ -470,7 +470,7 @@ def test_it_pushes_block_hints_to_authenticated_sockets_only(chain: Chain, prosu
 
     refused, hint = async_to_sync(run)()
     assert refused == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
-    assert hint == {"type": "ledger.block", "height": 41}
+    assert hint == {"type": "ledger.block", "height": 41, "everything": False}
 
 
 def test_it_asks_a_validator_again_for_blocks_whose_every_notification_was_lost(

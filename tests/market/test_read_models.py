@@ -25,8 +25,8 @@ from market.models import (
     SettlementLine,
     SlotSettlement,
 )
-from tests.ledger.chains import HOUSEHOLDS, OPERATOR, REGULATOR, build_chain, recent_start_ms
-from tests.ledger.site import Site, use_network
+from tests.ledger.chains import HOUSEHOLDS, OPERATOR, REGULATOR
+from tests.ledger.site import Site, trading_site
 from tests.supervision import support as supervised
 
 pytestmark = pytest.mark.django_db
@@ -37,19 +37,7 @@ SELLER, BUYER, OTHER = HOUSEHOLDS[5], HOUSEHOLDS[6], HOUSEHOLDS[7]
 
 @pytest.fixture
 def site(settings: Any, tmp_path: Path) -> Site:
-    chain = build_chain(1, 1, start_ms=recent_start_ms())
-    use_network(settings, tmp_path, chain)
-    site = Site(chain)
-    site.project_all()
-    for who in (SELLER, BUYER, OTHER):
-        site.register(who.address, who.public_key_hex, credits=100_000)
-    site.commit(
-        [
-            site.sign(OPERATOR, "grid.feeder.assign", address=who.address, feeder="feeder-1")
-            for who in (SELLER, BUYER, OTHER)
-        ]
-    )
-    return site
+    return trading_site(settings, tmp_path, (SELLER, BUYER, OTHER))
 
 
 def open_slot(site: Site) -> int:

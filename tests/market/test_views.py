@@ -171,7 +171,16 @@ def test_it_shows_the_trading_page_and_its_live_lists_to_a_household(seller: Use
     ):
         assert heading in html
     assert 'data-live-socket="/ws/ledger/"' in html
-    assert html.count('hx-trigger="live:refresh from:#market"') == 8  # with the trading notice
+    assert 'data-live-target="#market" data-live-targeted' in html
+    # The household's own lists follow its account, the book its slot (ledger.live); the
+    # community's lists (slots, offers, the trading notice) follow every block.
+    assert html.count('hx-trigger="live:refresh from:#market, live:row"') == 5
+    assert html.count('hx-trigger="live:refresh from:#market, live:block"') == 3
+    address = seller.identity.address
+    assert html.count(f'data-live-topic="account.{address}"') == 4
+    book_slot = re.search(r'id="market-book" data-live-topic="slot\.([0-9]+)"', html)
+    assert book_slot is not None
+    assert f"book/?slot={book_slot.group(1)}" in html  # the book it shows
     assert "€1,000.00" in html  # the balance, all of it free
     slot = a_slot()
     for partial in (

@@ -62,11 +62,21 @@ def test_the_operator_console_shows_the_latest_flows_live(
 
     page = client.get(reverse("operator-console")).content.decode()
     assert "Latest flows" in page
-    assert 'data-live-socket="/ws/ledger/" data-live-target="#latest-flow-rows"' in page
     assert (
-        f'hx-get="{reverse("operator-latest-flow-rows")}" hx-trigger="live:refresh, every 30s"'
+        'data-live-socket="/ws/ledger/" data-live-target="#latest-flow-rows" data-live-targeted'
         in page
     )
+    assert (
+        f'hx-get="{reverse("operator-latest-flow-rows")}?flows=1" '
+        'hx-trigger="live:refresh, every 30s"' in page
+    )
+    # Each row follows its household's account (ledger.live) and re-fetches itself alone.
+    address = prosumer.identity.address
+    row_url = reverse("operator-latest-flow-row", args=[prosumer.pk])
+    assert f'data-live-topic="account.{address}" hx-get="{row_url}"' in page
+    row = client.get(row_url).content.decode()
+    assert row.strip().startswith(f'<tr data-flow-household="{prosumer.pk}"')
+    assert '<td class="num">5</td>\n  <td class="num">6</td>' in row
     rows = client.get(reverse("operator-latest-flow-rows")).content.decode()
     assert f'data-flow-household="{prosumer.pk}"' in rows
     assert '<time datetime="2026-03-10T11:59:00+00:00">Tue 10 Mar 11:59</time>' in rows

@@ -636,6 +636,7 @@ def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
         "/supervision/grid-state/",
         "/accounts/logout/",
         "/console/operator/#households-heading",  # finding households: a GET, changes nothing
+        "/console/operator/#accounts-heading",  # finding accounts: a GET too
     }
     assert 'method="get" action="/console/operator/#households-heading"' in html
 

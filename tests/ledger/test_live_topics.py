@@ -1,0 +1,217 @@
+"""Targeted live hints (ledger.live): a projected block tells the group of each account and slot
+it changed, found from its typed events and the state keys it wrote, and nobody else; a page's
+socket follows only the topics it subscribed to, a household only its own account."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from gridplatform.accounts.models import User
+from gridplatform.asgi import application
+from ledger import live
+from ledger.blocks import Block
+from tests.accounts.test_consumers import headers
+from tests.ledger.chains import HOUSEHOLDS, OPERATOR
+from tests.ledger.site import Site, give_key, trading_site
+
+SLOT_MS = 900_000
+GATE_MS = 300_000
+SELLER, BUYER, OTHER = HOUSEHOLDS[5], HOUSEHOLDS[6], HOUSEHOLDS[7]
+
+
+@pytest.fixture
+def site(settings: Any, tmp_path: Path) -> Site:
+    return trading_site(settings, tmp_path, (SELLER, BUYER, OTHER))
+
+
+def open_slot(site: Site) -> int:
+    now = site.blocks[-1].timestamp_ms + 5_000
+    return (now + GATE_MS) // SLOT_MS * SLOT_MS + 2 * SLOT_MS
+
+
+def order(site: Site, who: Any, side: str, energy_wh: int, price: int, slot: int) -> Any:
+    return site.sign(
+        who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
+    )
+
+
+def hints_of(commit: Any, topics: list[str]) -> list[dict[str, Any]]:
+    """The hints a channel subscribed to ``topics`` (and to the block group) gets while
+    ``commit()`` projects blocks."""
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    groups = [live.LEDGER_GROUP, *topics]
+    for group in groups:
+        async_to_sync(layer.group_add)(group, channel)
+
+    async def receive_all() -> list[dict[str, Any]]:
+        found = []
+        while True:
+            try:
+                found.append(await asyncio.wait_for(layer.receive(channel), timeout=1.5))
+            except TimeoutError:
+                return found
+
+    try:
+        commit()
+        return async_to_sync(receive_all)()
+    finally:
+        for group in groups:
+            async_to_sync(layer.group_discard)(group, channel)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trade_hints_its_buyer_seller_and_slot_and_nobody_else(site: Site) -> None:
+    slot = open_slot(site)
+    followed = [live.account_topic(who.address) for who in (SELLER, BUYER, OTHER)]
+    followed += [live.slot_topic(slot), live.slot_topic(slot + SLOT_MS)]
+    blocks: list[Block] = []
+
+    def trade() -> None:
+        block = site.commit(
+            [
+                order(site, SELLER, "sell", 3_000, 20, slot),
+                order(site, BUYER, "buy", 2_000, 25, slot),
+            ]
+        )
+        assert list(block.results) == ["ok", "ok"]
+        blocks.append(block)
+
+    hints = hints_of(trade, followed)
+    height = blocks[0].height
+    assert {"type": "ledger.block", "height": height, "everything": False} in hints
+    changed = {hint["topic"] for hint in hints if hint["type"] == "ledger.changed"}
+    assert changed == {
+        live.account_topic(SELLER.address),
+        live.account_topic(BUYER.address),
+        live.slot_topic(slot),
+    }
+    assert all(hint["height"] == height for hint in hints)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_top_up_and_a_feeder_assignment_hint_their_account(site: Site) -> None:
+    followed = [live.account_topic(who.address) for who in (SELLER, BUYER, OTHER)]
+
+    def acts() -> None:
+        site.commit(
+            [
+                site.sign(OPERATOR, "credit.issue", to=OTHER.address, amount=500),
+                site.sign(OPERATOR, "grid.feeder.assign", address=SELLER.address, feeder="f2"),
+            ]
+        )
+
+    changed = {hint.get("topic") for hint in hints_of(acts, followed)} - {None}
+    assert changed == {live.account_topic(OTHER.address), live.account_topic(SELLER.address)}
+
+
+@pytest.mark.django_db
+def test_block_topics_reads_the_applications_keys(site: Site) -> None:
+    """The market's keys name their slot and account even where no event does (an order
+    cancelled: its record leaves the state, its margin and the book change)."""
+    slot = open_slot(site)
+    placed = order(site, OTHER, "buy", 1_000, 10, slot)
+    site.commit([placed])
+    cancel = site.sign(OTHER, "market.order.cancel", order=placed.id)
+    block = site.commit([cancel])
+    assert list(block.results) == ["ok"]
+    changes = {f"market/locked/{OTHER.address}": 0, f"market/level/{slot}/buy/10": None}
+    topics = live.block_topics(block=block, state=site.state, changes=changes)
+    assert topics == {live.account_topic(OTHER.address), live.slot_topic(slot)}
+
+
+@pytest.mark.parametrize(
+    ("topic", "valid"),
+    [
+        ("account." + "a" * 50, True),
+        ("slot.1765000800000", True),
+        ("account." + "A" * 50, False),
+        ("account.abc", False),
+        ("slot.-5", False),
+        ("slot.12:00", False),
+        ("ledger", False),
+        (7, False),
+    ],
+)
+def test_only_accounts_and_slots_are_topics(topic: object, valid: bool) -> None:
+    assert live.valid_topic(topic) is valid
+
+
+# --- the socket ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_gets_only_the_topics_it_follows_and_a_household_only_its_own(
+    prosumer: User, grid_operator: User
+) -> None:
+    give_key(prosumer, SELLER)
+    own, other = live.account_topic(SELLER.address), live.account_topic(BUYER.address)
+    household, operator = headers(prosumer), headers(grid_operator)
+
+    async def run() -> dict[str, Any]:
+        layer = get_channel_layer()
+        seen: dict[str, Any] = {}
+        mine = WebsocketCommunicator(application, "/ws/ledger/", headers=household)
+        assert (await mine.connect(timeout=5))[0]
+        await mine.send_json_to({"subscribe": [other]})
+        seen["refused"] = await mine.receive_json_from(timeout=5)
+        await mine.send_json_to({"subscribe": "everything"})
+        seen["malformed"] = await mine.receive_json_from(timeout=5)
+        await mine.send_json_to({"subscribe": [own, live.slot_topic(1_765_000_800_000)]})
+        seen["subscribed"] = await mine.receive_json_from(timeout=5)
+
+        watcher = WebsocketCommunicator(application, "/ws/ledger/", headers=operator)
+        assert (await watcher.connect(timeout=5))[0]
+        await watcher.send_json_to({"subscribe": [other]})
+        seen["watcher subscribed"] = await watcher.receive_json_from(timeout=5)
+
+        for topic in (other, own):
+            await layer.group_send(topic, {"type": "ledger.changed", "height": 9, "topic": topic})
+        seen["household got"] = await mine.receive_json_from(timeout=5)
+        seen["household then"] = await mine.receive_nothing(timeout=1)
+        seen["watcher got"] = await watcher.receive_json_from(timeout=5)
+        # A new subscription replaces the old one.
+        await mine.send_json_to({"subscribe": []})
+        await mine.receive_json_from(timeout=5)
+        await layer.group_send(own, {"type": "ledger.changed", "height": 10, "topic": own})
+        seen["after leaving"] = await mine.receive_nothing(timeout=1)
+        await mine.disconnect()
+        await watcher.disconnect()
+        return seen
+
+    seen = async_to_sync(run)()
+    assert seen["refused"]["code"] == "bad_subscription"
+    assert "own account" in seen["refused"]["message"]
+    assert seen["malformed"]["code"] == "bad_subscription"
+    assert seen["subscribed"] == {"type": "subscribed", "topics": 2}
+    assert seen["watcher subscribed"] == {"type": "subscribed", "topics": 1}
+    # The refused subscription changed nothing: the household follows its own account only.
+    assert seen["household got"] == {"type": "ledger.changed", "height": 9, "topic": own}
+    assert seen["household then"] is True
+    assert seen["watcher got"] == {"type": "ledger.changed", "height": 9, "topic": other}
+    assert seen["after leaving"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_subscription_is_bounded(grid_operator: User) -> None:
+    operator = headers(grid_operator)
+    too_many = [live.slot_topic(n) for n in range(live.MAX_TOPICS + 1)]
+
+    async def run() -> Any:
+        socket = WebsocketCommunicator(application, "/ws/ledger/", headers=operator)
+        assert (await socket.connect(timeout=5))[0]
+        await socket.send_json_to({"subscribe": too_many})
+        answer = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return answer
+
+    answer = async_to_sync(run)()
+    assert answer["code"] == "bad_subscription"
+    assert str(live.MAX_TOPICS) in answer["message"]
