@@ -170,6 +170,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     context = {
         "accounts": accounts,
         "validators": validators,
+        "history_blocks": ledger_selectors.HISTORY_BLOCKS,
         "summary": _summary(
             request.user, households["households_total"], households["waiting"], validators
         ),

@@ -424,6 +424,7 @@ class Gap:
 class SigningHistory:
     """Which of the newest projected blocks a validator signed, oldest first."""
 
+    validator: int
     marks: tuple[BlockMark, ...]
     gaps: tuple[Gap, ...]  # oldest first
 
@@ -434,6 +435,10 @@ class SigningHistory:
     @property
     def signed(self) -> int:
         return sum(1 for mark in self.marks if mark.signed)
+
+    @property
+    def proposed(self) -> int:
+        return sum(1 for mark in self.marks if mark.proposer == self.validator)
 
     @property
     def first(self) -> int | None:
@@ -488,7 +493,7 @@ def signing_histories(
             BlockMark(height=height, at=at, proposer=proposer, signed=index in voted)
             for (height, at, proposer, _), voted in zip(rows, signers, strict=True)
         ]
-        histories[index] = SigningHistory(marks=tuple(marks), gaps=_gaps(marks))
+        histories[index] = SigningHistory(validator=index, marks=tuple(marks), gaps=_gaps(marks))
     return histories
 
 

@@ -1,6 +1,6 @@
 """The validators' signing history (``ledger.selectors.signing_histories`` and ``validator_list``):
 read from the commit certificates of the projected blocks alone, with no heartbeat, in one query
-however long the chain.
+however long the chain; and the consoles' validator rows that show it.
 
 Blocks 1..12 of a real chain, certified by real validator keys: validators 0 and 1 sign every
 block, validator 2 misses blocks 4-5 and 11-12 (the newest), validator 3 misses block 8.
@@ -8,6 +8,7 @@ block, validator 2 misses blocks 4-5 and 11-12 (the newest), validator 3 misses 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
+from gridplatform.accounts.models import User
 from ledger.models import BlockRecord, ValidatorStatus
 from ledger.projection import datetime_of_ms
 from ledger.selectors import Gap, signing_histories, validator_list
@@ -29,19 +32,20 @@ from tests.ledger.chains import (
     registry,
 )
 from tests.ledger.site import project, use_network
+from tests.ledger.test_explorer import logged_in
 
 pytestmark = pytest.mark.django_db
 MISSED = {2: {4, 5, 11, 12}, 3: {8}}
+TO = "\u2013"  # the en dash of a range of heights
 
 
 def at(height: int) -> datetime:
     return datetime_of_ms(GENESIS_TIME_MS + BLOCK_INTERVAL_MS * height)
 
 
-@pytest.fixture
-def chain(settings: Any, tmp_path: Path) -> Chain:
-    chain = build_chain(0, 0)  # genesis only
-    use_network(settings, tmp_path, chain)
+def project_history(chain: Chain) -> None:
+    """Project ``chain``'s genesis, then blocks 1..12 certified as MISSED says (the site's
+    LEDGER_DIR holds ``chain``'s genesis document); and forget every heartbeat."""
     project(chain.blocks[0])
     reg = registry()
     for height in range(1, 13):
@@ -50,6 +54,13 @@ def chain(settings: Any, tmp_path: Path) -> Chain:
         chain.blocks.append(block)
         assert project(block)
     ValidatorStatus.objects.all().delete()  # no heartbeat: the certificates alone
+
+
+@pytest.fixture
+def chain(settings: Any, tmp_path: Path) -> Chain:
+    chain = build_chain(0, 0)  # genesis only
+    use_network(settings, tmp_path, chain)
+    project_history(chain)
     return chain
 
 
@@ -64,6 +75,7 @@ def test_it_marks_each_block_a_validator_signed_and_who_proposed_it(chain: Chain
     assert [mark.at for mark in history[2].marks] == [at(h) for h in range(1, 13)]
     assert (history[2].blocks, history[2].signed, history[0].signed) == (12, 8, 12)
     assert (history[2].first, history[2].last) == (1, 12)
+    assert history[2].proposed == 3  # heights 2, 6 and 10
 
 
 def test_it_finds_when_a_validator_went_missing_and_came_back(chain: Chain) -> None:
@@ -103,3 +115,33 @@ def test_the_validator_list_carries_each_history_and_the_newest_block_signed(
     assert (views[3].signed_height, views[0].signed_height) == (12, 12)
     # Up is judged from the commits: 2 last signed 11 s ago (more than 10), with no heartbeat.
     assert {index for index, view in views.items() if view.up} == {0, 1, 3}
+
+
+def test_the_consoles_rows_show_each_history_as_marks_and_words(
+    chain: Chain, grid_operator: User
+) -> None:
+    html = logged_in(grid_operator).get(reverse("ledger-validator-rows")).content.decode()
+    row = html[html.index('<tr data-validator="2">') : html.index('<tr data-validator="3">')]
+    signed = re.search(r'<td data-testid="validator-signed">(.*?)</td>', row, re.S)
+    assert signed is not None
+    assert " ".join(signed[1].split()) == (
+        f"8 of the last 12 blocks (1{TO}12); missed 4{TO}5, 11{TO}12. Newest signed: block 10. "
+        "Proposed 3."
+    )
+    # One mark per block, oldest first, hidden from screen readers: the words say it all.
+    assert '<div class="signing-strip" aria-hidden="true">' in row
+    marks = re.findall(r'<span class="mark" data-signed="(yes|no)"( data-proposed)?', row)
+    assert [signed == "yes" for signed, _ in marks] == [h not in MISSED[2] for h in range(1, 13)]
+    assert [height for height, (_, proposed) in enumerate(marks, 1) if proposed] == [2, 6, 10]
+    assert 'title="block 4: not in the certificate; proposed by validator 0"' in row
+    gap = re.search(r'<p class="help" data-testid="validator-gap">(.*?)</p>', row, re.S)
+    assert gap is not None
+    words = " ".join(re.sub(r"<[^>]+>", "", gap[1]).split())
+    assert words == (
+        f"Last seen down: {at(11):%Y-%m-%d %H:%M:%S} (block 11); not in a certificate since."
+    )
+    three = html[html.index('<tr data-validator="3">') :]
+    assert f"11 of the last 12 blocks (1{TO}12); missed 8." in " ".join(three.split())
+    assert f'up again: <time datetime="{at(9).isoformat()}">' in three
+    console = logged_in(grid_operator).get(reverse("operator-console")).content.decode()
+    assert '<th scope="col">Signed, of the last 60 blocks</th>' in console
