@@ -169,6 +169,7 @@ def operator_console(request: HttpRequest) -> HttpResponse:
     context = {
         **account_views.account_table_context(request),
         "validators": validators,
+        "history_blocks": ledger_selectors.HISTORY_BLOCKS,
         "summary": _summary(
             request.user, households["households_total"], households["waiting"], validators
         ),

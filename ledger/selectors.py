@@ -98,6 +98,7 @@ class ValidatorView:
     # The newest projected block whose commit certificate it signed, and that block's time.
     signed_height: int | None = None
     signed_at: datetime | None = None
+    history: SigningHistory | None = None  # the newest HISTORY_BLOCKS blocks, oldest first
 
 
 # --- private data: who may see what (settings.LEDGER_PRIVATE_DATA) ----------------------------
@@ -389,67 +390,145 @@ def access_ledger_account(*, user: User, address: str) -> AccountView:
     )
 
 
-# How many of the newest blocks' certificates say who signs (validator_list).
-SIGNERS_OF_BLOCKS = 20
+# How many of the newest projected blocks make each validator's signing history
+# (validator_list): the query reads this many certificates, however long the chain.
+HISTORY_BLOCKS = 60
 
 
-def _signers(blocks: int = SIGNERS_OF_BLOCKS) -> dict[int, tuple[int, datetime]]:
-    """For each validator, the newest of the last ``blocks`` projected blocks whose commit
-    certificate it signed: (height, block time)."""
-    signed: dict[int, tuple[int, datetime]] = {}
-    rows = BlockRecord.objects.order_by("-height").values_list("height", "timestamp", "body")
-    for height, at, body in rows[:blocks]:
-        for vote in body.get("certificate") or []:
-            signed.setdefault(int(vote["validator"]), (int(height), at))
-    return signed
+@dataclass(frozen=True)
+class BlockMark:
+    """One committed block as a validator's history shows it."""
+
+    height: int
+    at: datetime  # the block's time
+    proposer: int  # the validator that proposed it
+    signed: bool  # this validator's commit vote is in the block's certificate
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Consecutive blocks whose certificates lack a validator's vote: it was down, or its vote
+    came after the quorum that committed the block."""
+
+    first: int  # heights
+    last: int
+    since: datetime  # the time of its first block
+    until: datetime | None  # the time of the next block the validator signed; None: not yet
+
+    @property
+    def blocks(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class SigningHistory:
+    """Which of the newest projected blocks a validator signed, oldest first."""
+
+    validator: int
+    marks: tuple[BlockMark, ...]
+    gaps: tuple[Gap, ...]  # oldest first
+
+    @property
+    def blocks(self) -> int:
+        return len(self.marks)
+
+    @property
+    def signed(self) -> int:
+        return sum(1 for mark in self.marks if mark.signed)
+
+    @property
+    def proposed(self) -> int:
+        return sum(1 for mark in self.marks if mark.proposer == self.validator)
+
+    @property
+    def first(self) -> int | None:
+        return self.marks[0].height if self.marks else None
+
+    @property
+    def last(self) -> int | None:
+        return self.marks[-1].height if self.marks else None
+
+    @property
+    def last_gap(self) -> Gap | None:
+        """When it was last seen down (``since``) and up again (``until``)."""
+        return self.gaps[-1] if self.gaps else None
+
+
+def _gaps(marks: list[BlockMark]) -> tuple[Gap, ...]:
+    """The runs of unsigned marks, a run broken where heights skip (a block the site has not
+    projected is not one the validator is known to have missed)."""
+    runs: list[list[int]] = []  # positions in ``marks``
+    for position, mark in enumerate(marks):
+        if mark.signed:
+            continue
+        if runs and runs[-1][-1] == position - 1 and marks[position - 1].height == mark.height - 1:
+            runs[-1].append(position)
+        else:
+            runs.append([position])
+    gaps = []
+    for run in runs:
+        after = (mark for mark in marks[run[-1] + 1 :] if mark.signed)
+        back = next(after, None)
+        first, last = marks[run[0]], marks[run[-1]]
+        gaps.append(Gap(first.height, last.height, first.at, back.at if back else None))
+    return tuple(gaps)
+
+
+def signing_histories(
+    indices: list[int], *, blocks: int = HISTORY_BLOCKS
+) -> dict[int, SigningHistory]:
+    """For each validator of ``indices``, which of the newest ``blocks`` projected blocks (after
+    genesis, which the document decides and no vote) carry its commit vote in their certificate:
+    judged from the commits alone, in one query that reads the certificates only."""
+    rows = list(
+        BlockRecord.objects.filter(height__gt=0)
+        .order_by("-height")
+        .values_list("height", "timestamp", "proposer", "body__certificate")[:blocks]
+    )
+    rows.reverse()  # oldest first
+    signers = [{int(vote["validator"]) for vote in certificate or []} for *_, certificate in rows]
+    histories = {}
+    for index in indices:
+        marks = [
+            BlockMark(height=height, at=at, proposer=proposer, signed=index in voted)
+            for (height, at, proposer, _), voted in zip(rows, signers, strict=True)
+        ]
+        histories[index] = SigningHistory(validator=index, marks=tuple(marks), gaps=_gaps(marks))
+    return histories
 
 
 def validator_list(*, now: datetime | None = None) -> list[ValidatorView]:
     """Every validator of the genesis document with its public key (or every one the site heard
-    of, without a document), with what the site last heard from it and the newest block it
-    signed. ``up`` when either was within VALIDATOR_UP_WITHIN: a validator that signs the
-    blocks the chain commits is up, whether or not its heartbeat has arrived (a console opened
-    just after a restart of the site used to show every validator down while the chain
-    committed)."""
+    of, without a document), with what the site last heard from it, the newest block it signed
+    and its signing history over the newest HISTORY_BLOCKS blocks. ``up`` when either was within
+    VALIDATOR_UP_WITHIN: a validator that signs the blocks the chain commits is up, whether or
+    not its heartbeat has arrived (a console opened just after a restart of the site used to show
+    every validator down while the chain committed)."""
     now = now or timezone.now()
     statuses = {status.index: status for status in ValidatorStatus.objects.all()}
-    signers = _signers()
     genesis = config.load_genesis()
     keys = list(genesis.validators) if genesis is not None else []
-    indices = range(len(keys)) if genesis is not None else sorted(statuses)
+    indices = list(range(len(keys)) if genesis is not None else sorted(statuses))
+    histories = signing_histories(indices)
     views = []
     for index in indices:
         status = statuses.get(index)
-        key = keys[index] if index < len(keys) else None
-        signed_height, signed_at = signers.get(index, (None, None))
-        signing = signed_at is not None and now - signed_at <= VALIDATOR_UP_WITHIN
-        if status is None:
-            views.append(
-                ValidatorView(
-                    index=index,
-                    height=None,
-                    view=None,
-                    last_commit_at=None,
-                    last_seen_at=None,
-                    up=signing,
-                    public_key=key,
-                    signed_height=signed_height,
-                    signed_at=signed_at,
-                )
-            )
-            continue
-        seen = status.last_seen_at
+        history = histories[index]
+        newest = next((mark for mark in reversed(history.marks) if mark.signed), None)
+        signing = newest is not None and now - newest.at <= VALIDATOR_UP_WITHIN
+        seen = status.last_seen_at if status is not None else None
         views.append(
             ValidatorView(
                 index=index,
-                height=status.height,
-                view=status.view,
-                last_commit_at=status.last_commit_at,
+                height=status.height if status is not None else None,
+                view=status.view if status is not None else None,
+                last_commit_at=status.last_commit_at if status is not None else None,
                 last_seen_at=seen,
                 up=signing or (seen is not None and now - seen <= VALIDATOR_UP_WITHIN),
-                public_key=key,
-                signed_height=signed_height,
-                signed_at=signed_at,
+                public_key=keys[index] if index < len(keys) else None,
+                signed_height=newest.height if newest is not None else None,
+                signed_at=newest.at if newest is not None else None,
+                history=history,
             )
         )
     return views

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -54,6 +55,8 @@ from supervision.templatetags.supervision_format import GRID_STATE_WORDS, scope_
 
 # The audit log and a household's lists show the newest this many entries.
 ACTS_SHOWN = 100
+# The market statistics (table and chart) show the newest this many slots with contracts.
+STATISTICS_SLOTS = 24
 TAKES_EFFECT = "It takes effect when its block commits."
 
 
@@ -139,9 +142,13 @@ def audit_rows(user: User) -> dict[str, Any]:
 
 
 def statistics_rows(user: User) -> dict[str, Any]:
+    """The statistics table's rows, newest slot first; its chart (``static/js/statistics.js``)
+    is drawn from them, so it follows the rows when a block re-fetches them."""
     return {
-        "statistics": selectors.slot_statistics(user=user),
+        "statistics": selectors.slot_statistics(user=user, limit=STATISTICS_SLOTS),
+        "slots_shown": STATISTICS_SLOTS,
         "threshold_bps": review_limits()["seller_share_bps"],
+        "price_unit": f"{settings.CURRENCY_SYMBOL} per kWh",
     }
 
 

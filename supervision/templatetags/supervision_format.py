@@ -2,7 +2,8 @@
 
 ``{{ act|act_what }}`` (an audit-log row as a sentence), ``{{ stop|stop_text }}`` (why an order
 would be refused now, for the order form), ``{{ bps|percent }}`` (4512 -> ``"45.12 %"``),
-``{{ scope|scope_text }}``, ``{{ moment|when }}``, ``{{ role|role_text }}``, and
+``{{ scope|scope_text }}``, ``{{ moment|when }}``, ``{{ role|role_text }}``,
+``{{ wh|scaled:3 }}`` (1500 -> ``"1.5"``, a plain number for a chart to read), and
 ``{% unread_notifications user as count %}`` (for the nav).
 """
 
@@ -133,6 +134,17 @@ def percent(bps: object) -> str:
     return f"{'-' if bps < 0 else ''}{whole}.{rest:02d} %"
 
 
+def scaled(value: object, places: object) -> str:
+    """An integer over ``10**places`` as a plain decimal, exactly: ``1500|scaled:3`` -> ``"1.5"``,
+    ``25|scaled:2`` -> ``"0.25"``. For the numbers a chart reads from its table's rows (kWh from
+    Wh, major units from minor): no thousands separator, no unit, ``""`` for no value."""
+    if isinstance(value, bool) or not isinstance(value, int) or not isinstance(places, int):
+        return ""
+    whole, rest = divmod(abs(value), 10**places)
+    fraction = f"{rest:0{places}d}".rstrip("0") if places else ""
+    return f"{'-' if value < 0 else ''}{whole}{'.' + fraction if fraction else ''}"
+
+
 def unread_notifications(user: Any) -> int:
     """How many of the household's notifications are unread (0 for anyone else)."""
     if not getattr(user, "is_authenticated", False) or user.role != "household":
@@ -144,6 +156,7 @@ def unread_notifications(user: Any) -> int:
 register.filter("act_what", act_what)
 register.filter("stop_text", stop_text)
 register.filter("percent", percent)
+register.filter("scaled", scaled)
 register.filter("power", power)
 register.filter("scope_text", scope_text)
 register.filter("when", when)

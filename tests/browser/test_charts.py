@@ -1,5 +1,7 @@
-"""The household's energy charts in a real browser: Chart.js draws them from meters/flows.json,
-their tables show the same numbers, and nothing breaks the site's strict CSP."""
+"""The charts in a real browser: Chart.js draws the household's energy charts from
+meters/flows.json and the regulator's market statistics from their table's rows (and again when
+a block re-fetches them); the tables show the same numbers, and nothing breaks the site's strict
+CSP."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from market.flows import floor_to_slot
 from tests.browser.support import LiveServer, outside_event_loop, server_with_environment
+from tests.browser.test_accessibility import AXE, violations
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, ContractFactory, SettlementLineFactory, UserFactory
 from tests.meters.support import iso, register
@@ -141,3 +144,91 @@ def test_it_draws_the_households_energy_and_trades(new_page: NewPage) -> None:
 
     assert page.evaluate("window.__cspViolations") == []
     assert problems == []  # no CSP violation, no script error, no failed request
+
+
+BARS = """(canvas) => {
+  const chart = window.Chart.getChart(canvas);
+  const [plain, flagged, price] = chart.data.datasets;
+  return {
+    slots: chart.data.labels.length,
+    bars: chart.data.labels.map(
+      (_, i) => [plain, flagged].filter((d) => d.data[i] !== null).length,
+    ),
+    volume: chart.data.labels.map((_, i) => plain.data[i] ?? flagged.data[i]),
+    flagged: flagged.data.map((v) => v !== null),
+    price: price.data,
+    legend: chart.data.datasets.map((d) => d.label),
+    axes: [chart.options.scales.y.title.text, chart.options.scales.price.title.text],
+    label: canvas.getAttribute("aria-label"),
+  };
+}"""
+
+
+def test_the_regulator_console_charts_each_slots_volume_and_median_price(
+    new_page: NewPage,
+) -> None:
+    regulator = outside_event_loop(UserFactory, email="rita@test.example", role="regulator")
+    ada = outside_event_loop(UserFactory, name="Ada Seller", email="ada@test.example")
+    olga = outside_event_loop(UserFactory, name="Olga Seller", email="olga@test.example")
+    ben = outside_event_loop(UserFactory, name="Ben Buyer", email="ben@test.example")
+    first = floor_to_slot(timezone.now(), SLOT) + 2 * SLOT
+
+    def contract(slot: Any, seller: Any, energy_wh: int, price: int) -> None:
+        outside_event_loop(
+            ContractFactory,
+            slot=slot,
+            seller=seller.identity.address,
+            buyer=ben.identity.address,
+            energy_wh=energy_wh,
+            price=price,
+        )
+
+    contract(first, ada, 2_000, 25)  # Ada alone: 100 %, above the 50 % threshold
+    contract(first + SLOT, ada, 1_000, 20)  # 50 % each: not above it
+    contract(first + SLOT, olga, 1_000, 30)
+    contract(first + 2 * SLOT, ada, 600, 20)  # Ada 60 %
+    contract(first + 2 * SLOT, olga, 400, 22)
+
+    page = new_page()
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    page.add_init_script(path=str(AXE))
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    log_in(page, email=regulator.email, password=PASSWORD)
+    page.goto("/console/regulator/")
+
+    canvas = page.locator("canvas[data-statistics-chart]")
+    drawn(canvas)
+    chart = canvas.evaluate(BARS)
+    # One bar per slot with contracts, oldest on the left, in kWh, and the median in € per kWh.
+    assert chart["slots"] == 3
+    assert chart["bars"] == [1, 1, 1]
+    assert chart["volume"] == [2, 2, 1]
+    assert chart["flagged"] == [True, False, True]
+    assert chart["price"] == [0.25, 0.25, 0.21]
+    assert chart["legend"] == [
+        "Volume (kWh)",
+        "Volume, a seller above 50.00 % (kWh)",
+        "Median price (€ per kWh)",
+    ]
+    assert chart["axes"] == ["Volume (kWh)", "Median price (€ per kWh)"]
+    assert "of the 3 slots with contracts" in chart["label"]
+    assert "in 2 slots:" in chart["label"]
+    assert "(100.00 %)" in chart["label"]
+    assert "(60.00 %)" in chart["label"]
+    assert violations(page) == []
+
+    # A block re-fetches the table; the chart follows it without a reload.
+    contract(first - SLOT, olga, 500, 10)
+    page.evaluate("window.htmx.trigger('#supervision-live', 'live:refresh')")
+    page.wait_for_function(
+        "() => window.Chart.getChart(document.querySelector('canvas[data-statistics-chart]'))"
+        ".data.labels.length === 4"
+    )
+    chart = canvas.evaluate(BARS)
+    assert (chart["bars"], chart["volume"]) == ([1, 1, 1, 1], [0.5, 2, 2, 1])
+    assert chart["flagged"] == [True, True, False, True]  # Olga alone in the earliest slot
+
+    assert page.evaluate("window.__cspViolations") == []
+    assert problems == []

@@ -27,9 +27,11 @@ from market import selectors as market_selectors
 from market.models import Contract
 from supervision import selectors as supervision_selectors
 from supervision.models import Notification, ReviewItem, SupervisoryAct, Suspension
+from supervision.templatetags.supervision_format import scaled, when
+from tests.factories import ContractFactory
 from tests.ledger.chains import recent_start_ms
 from tests.ledger.site import Site
-from tests.supervision.support import network_site, setup_txs
+from tests.supervision.support import address, network_site, setup_txs
 
 pytestmark = pytest.mark.django_db
 TAKES_EFFECT = "It takes effect when its block commits."
@@ -276,6 +278,76 @@ def test_it_shows_the_statistics_of_each_slot_with_an_alert_for_a_dominant_selle
     alerts = client_for(regulator).get("/console/regulator/alerts/").content.decode()
     assert 'data-alert="seller_share"' in alerts
     assert "Trading is not suspended anywhere." in alerts
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "text"),
+    [
+        (1_500, 3, "1.5"),
+        (2_000, 3, "2"),
+        (1, 3, "0.001"),
+        (1_234_567, 3, "1234.567"),
+        (25, 2, "0.25"),
+        (-5, 2, "-0.05"),
+        (7, 0, "7"),
+        (None, 3, ""),
+        (True, 3, ""),
+    ],
+)
+def test_scaled_writes_an_integer_as_a_plain_decimal_for_a_chart(
+    value: object, places: int, text: str
+) -> None:
+    assert scaled(value, places) == text
+
+
+def _statistics_rows(html: str) -> list[dict[str, str]]:
+    """The chart's numbers on each row of the statistics table, in the table's order."""
+    found = []
+    for row in re.findall(r"<tr [^>]*data-statistics[^>]*>", html):
+        found.append(dict(re.findall(r'(data-[a-z-]+)(?:="([^"]*)")?', row)))
+    return found
+
+
+def test_the_statistics_chart_reads_each_slots_volume_price_and_concentration_from_its_row(
+    site: Site, regulator: User, prosumer: User, consumer: User, outsider: User
+) -> None:
+    older, newer = (slot.start for slot in market_selectors.slot_list()[2:4])
+    parties = {"buyer": address(consumer)}
+    ContractFactory(slot=older, seller=address(prosumer), energy_wh=1_500, price=120, **parties)
+    ContractFactory(slot=newer, seller=address(prosumer), energy_wh=1_000, price=20, **parties)
+    ContractFactory(slot=newer, seller=address(outsider), energy_wh=1_000, price=31, **parties)
+    ContractFactory(  # left out: vetoed
+        slot=newer, seller=address(prosumer), energy_wh=9_000, price=99, vetoed=True, **parties
+    )
+    html = client_for(regulator).get("/console/regulator/statistics/rows/").content.decode()
+    # Newest first, as the table reads; the chart reverses them. kWh and € per kWh, exactly;
+    # a seller with exactly the threshold's 50 % is not above it.
+    assert _statistics_rows(html) == [
+        {
+            "data-slot": newer.isoformat(),
+            "data-statistics": "",
+            "data-slot-label": when(newer),
+            "data-volume-kwh": "2",
+            "data-median-price": "0.25",  # (20 + 31) // 2 minor units
+            "data-top-share": "50.00 %",
+        },
+        {
+            "data-slot": older.isoformat(),
+            "data-alert": "concentration",
+            "data-statistics": "",
+            "data-slot-label": when(older),
+            "data-volume-kwh": "1.5",
+            "data-median-price": "1.2",
+            "data-top-share": "100.00 %",
+        },
+    ]
+    console = client_for(regulator).get("/console/regulator/").content.decode()
+    assert (
+        '<canvas data-statistics-chart="#statistics-rows" data-threshold="50.00 %"\n'
+        '              data-price-unit="€ per kWh" role="img"'
+    ) in console
+    assert 'src="/static/js/statistics.js" defer' in console
+    assert "the newest 24 slots with contracts, oldest on the left" in console
 
 
 def test_an_act_needs_a_reason_and_without_one_nothing_is_signed(
