@@ -322,8 +322,8 @@ def alert_acknowledge(
     ``alert_changed`` when ``fingerprint`` (what the page showed) is given and is not the
     alert's now (it changed under the reader's eyes), ``alert_acknowledged`` when the desk's
     acknowledgement covers it already. Site data only: nothing is signed or sent to the
-    ledger. Two desks' users acknowledging at once may both append a row; the latest counts,
-    and they cover the same alert.
+    ledger. Two users of one desk acknowledging at once may both append a row (nothing is
+    locked: the rows only record who looked); the latest counts, and both cover the alert.
     """
     desk = selectors.desk_for(user=user, desk=desk)
     inbox = selectors.alert_inbox(user=user, desk=desk, now=now)
