@@ -141,7 +141,7 @@ class Summary:
     feeders: int
     feeders_near_limit: int  # in the slots shown, at the review threshold or more
     busiest_pct: int  # the highest load of a feeder, either way, in those slots
-    alerts: int
+    alerts: int  # open at the grid operator's desk (not acknowledged, or re-opened)
     validators_up: int
     validators: int
 
@@ -156,7 +156,9 @@ def _summary(user: User, households: int, waiting: int, validators: list[Any]) -
         feeders=len({row.feeder for row in loading} or supervision_views.feeder_names()),
         feeders_near_limit=len({row.feeder for row in loading if row.alert}),
         busiest_pct=max((max(r.export_pct, r.import_pct) for r in loading), default=0),
-        alerts=len(supervision_selectors.alerts(user=user)),
+        alerts=supervision_selectors.open_alert_count(
+            user=user, desk=supervision_selectors.OPERATOR_DESK
+        ),
         validators_up=sum(1 for v in validators if v.up),
         validators=len(validators),
     )

@@ -1,5 +1,6 @@
 """Supervision's read models in Django's admin, read-only: they change only by projecting
-blocks (a notification's read flag only by its household)."""
+blocks (a notification's read flag only by its household); and the consoles' acknowledgements
+of alerts, read-only too (made only on the consoles and the API, append-only)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.contrib import admin
 
 from ledger.admin import ReadOnlyAdmin
 from supervision.models import (
+    AlertAcknowledgement,
     Feeder,
     FeederLoad,
     GridDeclaration,
@@ -64,3 +66,10 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("address", "act", "read", "created_at")
     list_filter = ("read",)
     search_fields = ("address", "act")
+
+
+@admin.register(AlertAcknowledgement)
+class AlertAcknowledgementAdmin(ReadOnlyAdmin):
+    list_display = ("key", "desk", "fingerprint", "by", "at")
+    list_filter = ("desk",)
+    search_fields = ("key",)

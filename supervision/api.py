@@ -11,8 +11,10 @@ acts that touched them and their own notifications. Every error is ``{"code", "m
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -40,6 +42,7 @@ from supervision.models import GridState, Notification, ReviewItem, ReviewStatus
 from supervision.serializers import (
     CONTRACT_ID,
     ActSerializer,
+    AlertAcknowledgementSerializer,
     AlertSerializer,
     ContractIdField,
     FeederLoadingSerializer,
@@ -89,6 +92,8 @@ FIELD_CODES = {
     "state": "bad_state",
     "ids": "bad_ids",
     "status": "bad_status",
+    "desk": "bad_desk",
+    "fingerprint": "malformed",
 }
 
 
@@ -696,15 +701,119 @@ FeederLoadingApi = _watchers_api(
     ". The latest 12 slots with load, newest first. `alert`: a direction at 80 % of capacity "
     "or more.",
 )
-AlertListApi = _watchers_api(
-    "AlertListApi",
-    selectors.alerts,
-    AlertSerializer,
-    "supervision_alert_list",
-    "What needs attention now",
-    ": suspensions in force, the grid or feeders declared not normal, and, in slots not yet "
-    "ended, feeders at 80 % of capacity or more and sellers above the share threshold.",
+DESK_PARAMETER = OpenApiParameter(
+    "desk",
+    str,
+    enum=list(selectors.DESK_ROLES),
+    description="Whose acknowledgements: `operator` (the grid operator and administrators) or "
+    "`regulator` (regulators and administrators). Default: your own console's (an "
+    "administrator's: `operator`).",
 )
+
+
+def _desk(user: User, desk: object) -> str:
+    """The desk ``user`` asks about or acts for: 400 ``bad_desk`` for no such desk, 403
+    ``forbidden`` for one it does not work at."""
+    if desk is not None and desk not in selectors.DESK_ROLES:
+        raise InvalidInput(MESSAGES["bad_desk"], code="bad_desk")
+    try:
+        return selectors.desk_for(user=user, desk=desk if isinstance(desk, str) else None)
+    except PermissionDenied as error:
+        raise Forbidden(MESSAGES["forbidden"]) from error
+
+
+class AlertListApi(APIView):
+    @_read_schema(
+        "supervision_alert_list",
+        "What needs attention now, each alert once, open or acknowledged",
+        "Regulators, the grid operator and administrators: suspensions in force, the grid or "
+        "feeders declared not normal, and, over the slots not yet ended, each feeder and "
+        "direction at 80 % of capacity or more and each seller above the share threshold, one "
+        "alert however many slots (`slot`: the earliest, `slots`: how many). `acknowledged`: "
+        "at the desk of `?desk=`; an alert re-opens when it gets worse or comes back. "
+        "Refusals: `bad_desk` (400), `forbidden` (403) for a desk not yours.",
+        AlertSerializer(many=True),
+        roles=WATCHERS,
+        refused=error_response("`bad_desk`."),
+        parameters=[DESK_PARAMETER],
+    )
+    def get(self, request: Request) -> Response:
+        _allow(request.user, WATCHERS)
+        desk = _desk(request.user, request.query_params.get("desk"))
+        inbox = selectors.alert_inbox(user=request.user, desk=desk)
+        rows = []
+        for item in inbox.items:
+            acknowledgement = item.acknowledgement
+            rows.append(
+                {
+                    **asdict(item.alert),
+                    "acknowledged": acknowledgement is not None,
+                    "acknowledged_by": acknowledgement.by.name if acknowledgement else None,
+                    "acknowledged_at": acknowledgement.at if acknowledgement else None,
+                }
+            )
+        return Response(AlertSerializer(rows, many=True).data)
+
+
+class AlertAcknowledgeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SupervisionAlertAcknowledge"
+
+        desk = serializers.CharField(
+            required=False,
+            help_text="`operator` or `regulator`; leave out: your own console's.",
+        )
+        fingerprint = serializers.CharField(
+            required=False,
+            max_length=128,
+            help_text="The fingerprint you read: refused (`alert_changed`) if the alert has "
+            "changed since.",
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="supervision_alert_acknowledge",
+        summary="Acknowledge an alert for your desk",
+        description="Regulators, the grid operator and administrators. Records who "
+        "acknowledged the alert `key` and when, for the desk (site data: nothing is signed, "
+        "the ledger is not touched). It is listed as acknowledged until it gets worse (more "
+        "slots, a higher level) or comes back (a new suspension or declaration; slots after "
+        "every slot acknowledged ended). Refusals, in the order they are checked: "
+        + _codes("malformed", "bad_desk", "unknown_alert", "alert_changed", "alert_acknowledged")
+        + ".",
+        parameters=[
+            OpenApiParameter("key", str, OpenApiParameter.PATH, description="The alert's `key`.")
+        ],
+        request=InputSerializer,
+        responses={
+            201: AlertAcknowledgementSerializer,
+            400: error_response(
+                "`malformed`, `bad_desk`, `alert_changed` or `alert_acknowledged`; nothing saved."
+            ),
+            401: UNAUTHENTICATED,
+            403: _forbidden(WATCHERS),
+            404: error_response("`unknown_alert`: no alert has that key now."),
+        },
+    )
+    def post(self, request: Request, key: str) -> Response:
+        _allow(request.user, WATCHERS)
+        data = validated(self.InputSerializer, request.data)
+        desk = _desk(request.user, data.get("desk"))
+        acknowledgement = services.alert_acknowledge(
+            user=request.user, desk=desk, key=key, fingerprint=data.get("fingerprint")
+        )
+        body = AlertAcknowledgementSerializer(
+            {
+                "key": acknowledgement.key,
+                "desk": acknowledgement.desk,
+                "fingerprint": acknowledgement.fingerprint,
+                "text": acknowledgement.text,
+                "by": request.user.name,
+                "at": acknowledgement.at,
+            }
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 # --- notifications -------------------------------------------------------------------------------

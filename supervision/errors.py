@@ -20,6 +20,10 @@ SITE_MESSAGES: dict[str, str] = {
     "bad_decision": "The decision is clear, veto or curtail.",
     "bad_ids": "ids is a list of notification ids (integers).",
     "not_under_review": "That contract is not in the review queue.",
+    "unknown_alert": "There is no such alert now: it may have cleared.",
+    "alert_acknowledged": "That alert is acknowledged already.",
+    "alert_changed": "That alert changed since it was shown: read it again, then acknowledge it.",
+    "bad_desk": "The desk is operator or regulator.",
 }
 
 MESSAGES: dict[str, str] = ledger_errors.compose(

@@ -1,12 +1,14 @@
 """Supervision's read models: projections of committed blocks (``supervision.projection``).
 
 The truth is the ledger's state and blocks (``supervision.chain.grid``,
-``supervision.chain.acts``); every row here but a notification's read flag is rebuilt from them
+``supervision.chain.acts``); every row here but a notification's read flag and the consoles'
+acknowledgements of alerts (site data, never on the ledger) is rebuilt from them
 (``manage.py rebuild_read_models``). Energy in Wh, limits in W, times are block times.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -175,3 +177,39 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"to {self.address}: {self.message[:40]}"
+
+
+class Desk(models.TextChoices):
+    """Who an alert is acknowledged for: the control room behind one console. An administrator,
+    who opens both, acknowledges for the desk of the console it acts on."""
+
+    OPERATOR = "operator", "Grid operator console"
+    REGULATOR = "regulator", "Regulator console"
+
+
+class AlertAcknowledgement(models.Model):
+    """Someone at a desk acknowledged an alert as it stood (``supervision.selectors.Alert``).
+
+    Site data, not a read model: alerts are the site's view of the read models, and
+    acknowledging one changes nothing on the ledger. Append-only: a second acknowledgement
+    (after the alert re-opened) is a new row, the latest one of a desk and key counts. What it
+    covers is what the alert was (``fingerprint``, ``slots``, ``level``, ``last_slot``); see
+    ``supervision.selectors.alert_inbox`` for when the alert re-opens.
+    """
+
+    desk = models.CharField(max_length=9, choices=Desk.choices)
+    key = models.CharField(max_length=128, help_text="The alert's key: seller_share:<address>...")
+    fingerprint = models.CharField(max_length=128)
+    slots = models.PositiveIntegerField(default=0, help_text="How many slots it named; 0: none.")
+    level = models.PositiveIntegerField(default=0, help_text="Its peak, in 10 % steps.")
+    last_slot = models.DateTimeField(null=True, blank=True, help_text="The latest slot it named.")
+    text = models.TextField(help_text="What the alert said when it was acknowledged.")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["desk", "key", "-at"], name="ack_by_desk_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.key} acknowledged at the {self.desk} desk"

@@ -15,6 +15,8 @@ urlpatterns = [
     path("notifications/", views.transparency_notifications, name="supervision-notifications"),
     path("notifications/read/", views.notifications_read, name="supervision-notifications-read"),
     path("trading-stop/", views.trading_stop, name="supervision-trading-stop"),
+    # The consoles' alerts (site data, no transaction).
+    path("alerts/acknowledge/", views.alert_acknowledge, name="supervision-alert-acknowledge"),
     # The regulator's acts.
     path("review/<str:contract_id>/", views.review_decide, name="supervision-review"),
     path("contract/", views.contract_act, name="supervision-contract"),

@@ -28,6 +28,7 @@ from market.selectors import address_of
 from market.selectors import options as market_options
 from supervision.chain import grid
 from supervision.models import (
+    AlertAcknowledgement,
     Feeder,
     FeederLoad,
     GridDeclaration,
@@ -49,6 +50,16 @@ RESUME = "supervision.trading.resume"
 DECLARE = "grid.state.declare"
 
 WATCHERS = (Role.REGULATOR, Role.GRID_OPERATOR, Role.ADMIN)
+# The desks (``Desk``'s values), and who works at each (acknowledges its alerts): an
+# administrator opens both consoles.
+OPERATOR_DESK = "operator"
+REGULATOR_DESK = "regulator"
+DESK_ROLES: dict[str, tuple[object, ...]] = {
+    OPERATOR_DESK: (Role.GRID_OPERATOR, Role.ADMIN),
+    REGULATOR_DESK: (Role.REGULATOR, Role.ADMIN),
+}
+# The desk a user acknowledges for when it does not say (the API): its own console's.
+HOME_DESK = {Role.GRID_OPERATOR: OPERATOR_DESK, Role.REGULATOR: REGULATOR_DESK}
 
 
 @dataclass(frozen=True)
@@ -84,10 +95,46 @@ class FeederLoading:
 
 @dataclass(frozen=True)
 class Alert:
+    """Something that needs attention now, one per kind and subject (see :func:`alerts`).
+
+    ``key`` names the subject and stays the same while the alert lasts; ``fingerprint`` says
+    how it stands (for the slot alerts ``"<slots>:<level>"``, for the others the occurrence:
+    the suspension's transaction, the state declared and since when): it changes when the
+    alert changes. An acknowledgement covers it as it stood (:func:`alert_inbox`).
+    """
+
     kind: str  # suspension, grid_state, feeder_load, seller_share
+    key: str  # suspension:<scope>, grid_state:<scope>, feeder_load:<feeder>:<direction>, ...
     text: str
-    slot: datetime | None
+    slot: datetime | None  # the earliest upcoming slot it concerns
     feeder: str
+    fingerprint: str
+    slots: int = 0  # how many upcoming slots it concerns; 0: it is not about slots
+    last_slot: datetime | None = None  # the latest of them
+    level: int = 0  # the peak load or share in 10 % steps (9: 90-99 %); a state's: 1 or 2
+
+
+@dataclass(frozen=True)
+class InboxAlert:
+    alert: Alert
+    acknowledgement: AlertAcknowledgement | None  # the one that covers it; None: open
+
+
+@dataclass(frozen=True)
+class AlertInbox:
+    """A desk's alerts in the order of :func:`alerts`: those open (never acknowledged there, or
+    re-opened) and those acknowledged."""
+
+    desk: str
+    items: list[InboxAlert]
+
+    @property
+    def open(self) -> list[InboxAlert]:
+        return [item for item in self.items if item.acknowledgement is None]
+
+    @property
+    def acknowledged(self) -> list[InboxAlert]:
+        return [item for item in self.items if item.acknowledgement is not None]
 
 
 @dataclass(frozen=True)
@@ -357,33 +404,109 @@ def _suspension_alerts(now: datetime) -> list[Alert]:
         found.append(
             Alert(
                 kind="suspension",
+                key=f"suspension:{suspension.scope}",
                 text=f"Trading is suspended on {where}: {suspension.reason}",
                 slot=None,
                 feeder="" if market else suspension.scope.removeprefix("feeder:"),
+                fingerprint=suspension.tx,
             )
         )
     return found
+
+
+STATE_LEVELS = {"high_load": 1, "unstable": 2}
 
 
 def _declaration_alerts() -> list[Alert]:
     found = []
     declared = grid_declaration()
     if declared is not None:
-        text = f"The grid is declared {_state_words(declared.state)}: {declared.reason}"
-        found.append(Alert(kind="grid_state", text=text, slot=None, feeder=""))
-    for feeder in Feeder.objects.exclude(state="normal"):
-        text = (
-            f"Feeder {feeder.name} is declared {_state_words(feeder.state)}: {feeder.state_reason}"
+        found.append(
+            Alert(
+                kind="grid_state",
+                key="grid_state:grid",
+                text=f"The grid is declared {_state_words(declared.state)}: {declared.reason}",
+                slot=None,
+                feeder="",
+                fingerprint=f"{declared.state}:{declared.tx}",
+                level=STATE_LEVELS.get(declared.state, 0),
+            )
         )
-        found.append(Alert(kind="grid_state", text=text, slot=None, feeder=feeder.name))
+    for feeder in Feeder.objects.exclude(state="normal"):
+        since = feeder.state_since.isoformat() if feeder.state_since else ""
+        found.append(
+            Alert(
+                kind="grid_state",
+                key=f"grid_state:feeder:{feeder.name}",
+                text=(
+                    f"Feeder {feeder.name} is declared {_state_words(feeder.state)}: "
+                    f"{feeder.state_reason}"
+                ),
+                slot=None,
+                feeder=feeder.name,
+                fingerprint=f"{feeder.state}:{since}",
+                level=STATE_LEVELS.get(feeder.state, 0),
+            )
+        )
     return found
 
 
+def _bps_text(bps: int) -> str:
+    """Basis points as a percentage's number, exactly: 8000 -> "80", 4512 -> "45.12"."""
+    whole, rest = divmod(bps, 100)
+    return f"{whole}" if not rest else f"{whole}.{rest:02d}"
+
+
+@dataclass(frozen=True)
+class _Hot:
+    """One slot of a slot alert: how high it went there, and the figures to say so."""
+
+    slot: datetime
+    pct: int
+    amount_wh: int
+    of_wh: int
+
+
+def _grouped(
+    *,
+    kind: str,
+    key: str,
+    feeder: str,
+    hot: list[_Hot],
+    one: str,
+    many: str,
+) -> Alert:
+    """One alert for a subject over the upcoming slots ``hot`` (earliest first): ``one`` is its
+    text for a single slot, ``many`` for more (both formatted with ``slots`` and the peak's
+    ``pct``, ``amount`` and ``of``); the peak is the highest, the earliest of equals."""
+    peak = max(hot, key=lambda row: row.pct)  # max keeps the first of equals: the earliest
+    words = {
+        "slots": len(hot),
+        "pct": peak.pct,
+        "amount": f"{peak.amount_wh:,}",
+        "of": f"{peak.of_wh:,}",
+    }
+    level = peak.pct // 10
+    return Alert(
+        kind=kind,
+        key=key,
+        text=(one if len(hot) == 1 else many).format(**words),
+        slot=hot[0].slot,
+        feeder=feeder,
+        fingerprint=f"{len(hot)}:{level}",
+        slots=len(hot),
+        last_slot=hot[-1].slot,
+        level=level,
+    )
+
+
 def _load_alerts(not_ended: datetime) -> list[Alert]:
+    """One alert per feeder and direction loaded to the review threshold in any upcoming
+    slot."""
     threshold = review_limits()["feeder_load_bps"]
     feeders = {feeder.name: feeder for feeder in Feeder.objects.all()}
     loads = FeederLoad.objects.filter(feeder__in=list(feeders), slot__gt=not_ended)
-    found = []
+    hot: dict[tuple[str, str], list[_Hot]] = defaultdict(list)
     for load in loads.order_by("slot", "feeder"):
         loading = _loading(feeders[load.feeder], load.slot, load)
         for direction, pct, wh, capacity in (
@@ -391,37 +514,60 @@ def _load_alerts(not_ended: datetime) -> list[Alert]:
             ("import", loading.import_pct, loading.import_wh, loading.import_capacity_wh),
         ):
             if _loaded(wh, capacity, threshold):
-                text = (
-                    f"Feeder {load.feeder}: {direction} at {pct} % of its capacity "
-                    f"({wh:,} of {capacity:,} Wh)"
-                )
-                found.append(
-                    Alert(kind="feeder_load", text=text, slot=load.slot, feeder=load.feeder)
-                )
-    return found
+                hot[(load.feeder, direction)].append(_Hot(load.slot, pct, wh, capacity))
+    at_least = _bps_text(threshold)
+    found = [
+        _grouped(
+            kind="feeder_load",
+            key=f"feeder_load:{feeder}:{direction}",
+            feeder=feeder,
+            hot=rows,
+            one=f"Feeder {feeder}: {direction} at {{pct}} % of its capacity ({{amount}} of "
+            "{of} Wh)",
+            many=f"Feeder {feeder}: {direction} at {at_least} % of its capacity or more in "
+            "{slots} upcoming slots, at most {pct} % ({amount} of {of} Wh)",
+        )
+        for (feeder, direction), rows in hot.items()
+    ]
+    return sorted(found, key=lambda alert: (alert.slot, alert.key))
 
 
 def _share_alerts(not_ended: datetime) -> list[Alert]:
+    """One alert per seller above the share threshold in any upcoming slot."""
     threshold = review_limits()["seller_share_bps"]
     rows = Contract.objects.filter(vetoed=False, slot__gt=not_ended).values_list(
         "slot", "seller", "energy_wh", "price"
     )
-    found = []
+    hot: dict[str, list[_Hot]] = defaultdict(list)
+    names: dict[str, str] = {}
     for stats in reversed(_statistics(rows, threshold)):  # earliest slot first
         for share in stats.shares:
             if share.share_bps > threshold:
-                text = (
-                    f"{share.name or share.seller} sells {share.share_bps // 100} % of the "
-                    f"slot's volume ({share.energy_wh:,} of {stats.volume_wh:,} Wh)"
+                names[share.seller] = share.name or share.seller
+                hot[share.seller].append(
+                    _Hot(stats.slot, share.share_bps // 100, share.energy_wh, stats.volume_wh)
                 )
-                found.append(Alert(kind="seller_share", text=text, slot=stats.slot, feeder=""))
-    return found
+    above = _bps_text(threshold)
+    found = [
+        _grouped(
+            kind="seller_share",
+            key=f"seller_share:{seller}",
+            feeder="",
+            hot=slots,
+            one=f"{names[seller]} sells {{pct}} % of the slot's volume ({{amount}} of {{of}} Wh)",
+            many=f"{names[seller]} sells more than {above} % of the volume in {{slots}} "
+            "upcoming slots, at most {pct} % ({amount} of {of} Wh)",
+        )
+        for seller, slots in hot.items()
+    ]
+    return sorted(found, key=lambda alert: (alert.slot, alert.key))
 
 
 def alerts(*, user: User, now: datetime | None = None) -> list[Alert]:
-    """What needs attention now: suspensions in force, the grid or feeders declared not normal,
-    then, in slots not yet ended (earliest first), feeders loaded to the review threshold and
-    sellers above the share threshold."""
+    """What needs attention now, one alert per kind and subject: suspensions in force, the grid
+    or feeders declared not normal, then, over the slots not yet ended (by earliest slot), each
+    feeder and direction loaded to the review threshold and each seller above the share
+    threshold, however many slots it is in."""
     _require(user, *WATCHERS)
     now = now or timezone.now()
     not_ended = now - timedelta(milliseconds=market_options().slot_ms)  # later starts: not ended
@@ -431,6 +577,61 @@ def alerts(*, user: User, now: datetime | None = None) -> list[Alert]:
         *_load_alerts(not_ended),
         *_share_alerts(not_ended),
     ]
+
+
+def desk_for(*, user: User, desk: str | None = None) -> str:
+    """The desk ``user`` acknowledges for: ``desk`` if it works there, else its own console's
+    (an administrator's: the grid operator's). ``PermissionDenied`` for a desk not its own."""
+    chosen = desk or HOME_DESK.get(user.role, OPERATOR_DESK)
+    if chosen not in DESK_ROLES:
+        raise PermissionDenied("There is no such desk.")
+    _require(user, *DESK_ROLES[chosen])
+    return chosen
+
+
+def covers(acknowledgement: AlertAcknowledgement, alert: Alert) -> bool:
+    """Whether ``acknowledgement`` still covers ``alert``: it re-opens when it got worse or is a
+    new occurrence.
+
+    An alert about slots is covered while it is in no more slots and no higher a level than
+    acknowledged, and its earliest slot is one of those acknowledged or before (once every slot
+    acknowledged has ended, slots still above the threshold are news; so is an alert that
+    cleared and came back later). Slots that end make it smaller, which keeps it covered. Any
+    other alert is covered only by its own fingerprint: a new suspension or declaration is a
+    new occurrence.
+    """
+    if alert.slots == 0:
+        return acknowledgement.fingerprint == alert.fingerprint
+    return (
+        acknowledgement.last_slot is not None
+        and alert.slot is not None
+        and alert.slots <= acknowledgement.slots
+        and alert.level <= acknowledgement.level
+        and alert.slot <= acknowledgement.last_slot
+    )
+
+
+def alert_inbox(*, user: User, desk: str, now: datetime | None = None) -> AlertInbox:
+    """The alerts of ``desk`` (:data:`DESK_ROLES` may read it) split into open and acknowledged:
+    an alert is acknowledged when the desk's latest acknowledgement of its key
+    :func:`covers` it."""
+    desk = desk_for(user=user, desk=desk)
+    current = alerts(user=user, now=now)
+    latest: dict[str, AlertAcknowledgement] = {}
+    rows = AlertAcknowledgement.objects.filter(desk=desk, key__in=[a.key for a in current])
+    for row in rows.select_related("by").order_by("-at", "-id"):
+        latest.setdefault(row.key, row)
+    items = []
+    for alert in current:
+        acknowledgement = latest.get(alert.key)
+        covered = acknowledgement is not None and covers(acknowledgement, alert)
+        items.append(InboxAlert(alert, acknowledgement if covered else None))
+    return AlertInbox(desk=desk, items=items)
+
+
+def open_alert_count(*, user: User, desk: str, now: datetime | None = None) -> int:
+    """How many of ``desk``'s alerts are open (not acknowledged, or re-opened)."""
+    return len(alert_inbox(user=user, desk=desk, now=now).open)
 
 
 # --- what any signed-in account may read ---------------------------------------------------------

@@ -260,8 +260,40 @@ class AlertSerializer(serializers.Serializer):
         choices=["suspension", "grid_state", "feeder_load", "seller_share"]
     )
     text = serializers.CharField()
-    slot = utc_datetime(allow_null=True)
+    slot = utc_datetime(allow_null=True, help_text="The earliest upcoming slot it concerns.")
     feeder = serializers.CharField(help_text='The feeder concerned, or "".')
+    key = serializers.CharField(
+        help_text="Its subject, stable while it lasts: `suspension:<scope>`, "
+        "`grid_state:<scope>`, `feeder_load:<feeder>:<export|import>`, `seller_share:<address>`."
+    )
+    fingerprint = serializers.CharField(
+        help_text='How it stands: `"<slots>:<level>"` for the slot alerts, else its occurrence.'
+    )
+    slots = serializers.IntegerField(help_text="How many upcoming slots it concerns; 0: none.")
+    last_slot = utc_datetime(allow_null=True, help_text="The latest of them.")
+    level = serializers.IntegerField(
+        help_text="The peak load or share in 10 % steps (9: 90-99 %); a declared state's: 1 "
+        "high load, 2 unstable; 0 otherwise."
+    )
+    acknowledged = serializers.BooleanField(
+        help_text="Acknowledged at the desk asked about (false: open, or re-opened)."
+    )
+    acknowledged_by = serializers.CharField(
+        allow_null=True, help_text="Who acknowledged it (the name), or null while open."
+    )
+    acknowledged_at = utc_datetime(allow_null=True)
+
+
+class AlertAcknowledgementSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "SupervisionAlertAcknowledgement"
+
+    key = serializers.CharField()
+    desk = serializers.ChoiceField(choices=["operator", "regulator"])
+    fingerprint = serializers.CharField(help_text="What the acknowledgement covers.")
+    text = serializers.CharField(help_text="The alert as it was acknowledged.")
+    by = serializers.CharField(help_text="Who acknowledged it (the name).")
+    at = utc_datetime()
 
 
 class NotificationSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gridplatform.accounts.models import Role, User
+from gridplatform.errors import DomainError, NotFoundError
 from gridplatform.money import text_from_minor
 from ledger import services as ledger_services
 from ledger.crypto import Transaction
@@ -29,8 +30,9 @@ from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
 from market.models import Contract
 from market.selectors import address_of
+from supervision import selectors
 from supervision.errors import MESSAGES
-from supervision.models import Feeder, Notification
+from supervision.models import AlertAcknowledgement, Feeder, Notification
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +297,56 @@ def notifications_mark_read(*, user: User, ids: list[int] | None = None) -> int:
     with transaction.atomic():
         changed: int = mine.update(read=True)
     return changed
+
+
+# --- the consoles' alerts ------------------------------------------------------------------------
+
+
+class AlertRefused(DomainError):
+    """An acknowledgement refused (``alert_acknowledged``, ``alert_changed``); nothing saved."""
+
+
+def alert_acknowledge(
+    *,
+    user: User,
+    desk: str,
+    key: str,
+    fingerprint: str | None = None,
+    now: datetime | None = None,
+) -> AlertAcknowledgement:
+    """Acknowledge the alert ``key`` for ``desk`` (``selectors.DESK_ROLES``; else
+    ``PermissionDenied``) as it stands now: it moves to the desk's acknowledged list until it
+    gets worse or comes back (``selectors.covers``).
+
+    Refused, saving nothing: ``unknown_alert`` (404) when no alert has that key now,
+    ``alert_changed`` when ``fingerprint`` (what the page showed) is given and is not the
+    alert's now (it changed under the reader's eyes), ``alert_acknowledged`` when the desk's
+    acknowledgement covers it already. Site data only: nothing is signed or sent to the
+    ledger. Two users of one desk acknowledging at once may both append a row (nothing is
+    locked: the rows only record who looked); the latest counts, and both cover the alert.
+    """
+    desk = selectors.desk_for(user=user, desk=desk)
+    inbox = selectors.alert_inbox(user=user, desk=desk, now=now)
+    found = [item for item in (*inbox.open, *inbox.acknowledged) if item.alert.key == key]
+    if not found:
+        raise NotFoundError(MESSAGES["unknown_alert"], code="unknown_alert")
+    [item] = found
+    alert = item.alert
+    if fingerprint is not None and fingerprint != alert.fingerprint:
+        raise AlertRefused(MESSAGES["alert_changed"], code="alert_changed")
+    if item.acknowledgement is not None:
+        raise AlertRefused(MESSAGES["alert_acknowledged"], code="alert_acknowledged")
+    with transaction.atomic(durable=True):
+        acknowledgement: AlertAcknowledgement = AlertAcknowledgement.objects.create(
+            desk=desk,
+            key=alert.key,
+            fingerprint=alert.fingerprint,
+            slots=alert.slots,
+            level=alert.level,
+            last_slot=alert.last_slot,
+            text=alert.text,
+            by=user,
+            at=now or timezone.now(),
+        )
+    log.info("alert %s acknowledged at the %s desk by %s", alert.key, desk, user.pk)
+    return acknowledgement

@@ -27,6 +27,11 @@ urlpatterns = [
     path("statistics", api.StatisticsApi.as_view(), name="statistics"),
     path("feeder-loading", api.FeederLoadingApi.as_view(), name="feeder-loading"),
     path("alerts", api.AlertListApi.as_view(), name="alert-list"),
+    path(
+        "alerts/<str:key>/acknowledge",
+        api.AlertAcknowledgeApi.as_view(),
+        name="alert-acknowledge",
+    ),
     path("notifications", api.NotificationListApi.as_view(), name="notification-list"),
     path("notifications/read", api.NotificationReadApi.as_view(), name="notification-read"),
 ]

@@ -39,6 +39,7 @@ from market.forms import energy_text, power_text
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
 from supervision import selectors, services
+from supervision.errors import MESSAGES
 from supervision.forms import (
     FIELD_OF_CODE,
     AccountActForm,
@@ -152,9 +153,14 @@ def statistics_rows(user: User) -> dict[str, Any]:
     }
 
 
+def alert_inbox(user: User, desk: str) -> dict[str, Any]:
+    """A console's alerts, open and acknowledged, with the acknowledge form's target."""
+    return {"inbox": selectors.alert_inbox(user=user, desk=desk), "desk": desk}
+
+
 def regulator_alerts(user: User) -> dict[str, Any]:
     return {
-        "alerts": selectors.alerts(user=user),
+        **alert_inbox(user, selectors.REGULATOR_DESK),
         "suspensions": list(selectors.suspensions_in_force()),
     }
 
@@ -207,7 +213,7 @@ def loading_rows(user: User) -> dict[str, Any]:
 
 
 def operator_alerts(user: User) -> dict[str, Any]:
-    return {"alerts": selectors.alerts(user=user)}
+    return alert_inbox(user, selectors.OPERATOR_DESK)
 
 
 def grid_rows(user: User) -> dict[str, Any]:
@@ -239,6 +245,44 @@ def live_partial(
         return render(request, template, context_of(request.user))
 
     return role_required(*roles)(require_GET(partial) if get_only else partial)
+
+
+# Where each desk's alerts are, to go back to after an acknowledgement.
+DESK_CONSOLES = {
+    selectors.OPERATOR_DESK: ("operator-console", "#grid-alerts-heading"),
+    selectors.REGULATOR_DESK: ("regulator-console", "#alerts-heading"),
+}
+
+
+@require_POST
+@role_required(*selectors.WATCHERS)
+def alert_acknowledge(request: HttpRequest) -> HttpResponse:
+    """Acknowledge one alert (``key``, as the page showed it: ``fingerprint``) for the desk of
+    the console it was shown on (``desk``); back to that console with what happened. A desk the
+    user does not work at is a 403; anything else wrong is a message, and nothing changes."""
+    desk = request.POST.get("desk", "")
+    if desk not in DESK_CONSOLES:
+        home = selectors.HOME_DESK.get(request.user.role, selectors.OPERATOR_DESK)
+        messages.error(request, MESSAGES["bad_desk"])
+        return redirect(DESK_CONSOLES[home][0])
+    console, anchor = DESK_CONSOLES[desk]
+    fingerprint = request.POST.get("fingerprint")
+    try:
+        acknowledgement = services.alert_acknowledge(
+            user=request.user,
+            desk=desk,
+            key=request.POST.get("key", "")[:128],
+            fingerprint=fingerprint[:128] if fingerprint is not None else None,
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            f"Acknowledged: “{acknowledgement.text}”. It stays under “Acknowledged” until it "
+            "gets worse or comes back.",
+        )
+    return redirect(reverse(console) + anchor)
 
 
 # --- the household's transparency page -----------------------------------------------------------

@@ -17,7 +17,7 @@ from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market.models import Contract
 from supervision.errors import MESSAGES
-from supervision.models import Notification
+from supervision.models import AlertAcknowledgement, Notification
 from tests.ledger.chains import OPERATOR, REGULATOR
 from tests.ledger.site import Site
 from tests.supervision.support import (
@@ -125,6 +125,8 @@ MATRIX = [
     ("get", "/statistics", None, WATCHERS),
     ("get", "/feeder-loading", None, WATCHERS),
     ("get", "/alerts", None, WATCHERS),
+    # For the caller's own desk (an administrator's: the grid operator's).
+    ("post", "/alerts/suspension:feeder:f1/acknowledge", {}, dict.fromkeys(WATCHERS, 201)),
     ("get", "/notifications", None, {"household": 200}),
     ("post", "/notifications/read", {}, {"household": 200}),
 ]
@@ -161,6 +163,9 @@ def test_each_role_gets_exactly_what_it_may(
         sent = SubmittedTransaction.objects.count()
         assert sent == (1 if allowed.get(role) == 202 else 0), role
         SubmittedTransaction.objects.all().delete()
+        acknowledged = AlertAcknowledgement.objects.count()
+        assert acknowledged == (1 if allowed.get(role) == 201 else 0), role
+        AlertAcknowledgement.objects.all().delete()
 
 
 # --- what they get -------------------------------------------------------------------------------
@@ -346,6 +351,84 @@ def test_the_watchers_see_statistics_loading_and_alerts(
     ]
 
 
+def test_a_watcher_acknowledges_an_alert_for_its_desk_through_the_api(
+    world: Site,
+    flagged: Contract,
+    grid_operator: User,
+    regulator: User,
+    admin: User,
+    prosumer: User,
+) -> None:
+    client = client_for(grid_operator)
+    slot = iso(ms_of_datetime(flagged.slot))
+    key = f"seller_share:{address(prosumer)}"
+    share = get(client, "/alerts")[2]
+    assert share == {
+        "kind": "seller_share",
+        "text": "Ada Seller sells 100 % of the slot's volume (1,400 of 1,400 Wh)",
+        "slot": slot,
+        "feeder": "",
+        "key": key,
+        "fingerprint": "1:10",
+        "slots": 1,
+        "last_slot": slot,
+        "level": 10,
+        "acknowledged": False,
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+    }
+    response = post(client, f"/alerts/{key}/acknowledge", {"fingerprint": "1:10"})
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    at = body.pop("at")
+    assert body == {
+        "key": key,
+        "desk": "operator",
+        "fingerprint": "1:10",
+        "text": share["text"],
+        "by": "Grid Operator",
+    }
+    share = get(client, "/alerts")[2]
+    assert (share["acknowledged"], share["acknowledged_by"], share["acknowledged_at"]) == (
+        True,
+        "Grid Operator",
+        at,
+    )
+    # Each desk its own: open for the regulators; an administrator may read either.
+    assert not get(client_for(regulator), "/alerts")[2]["acknowledged"]
+    assert get(client_for(admin), "/alerts?desk=operator")[2]["acknowledged"]
+    assert not get(client_for(admin), "/alerts?desk=regulator")[2]["acknowledged"]
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_an_acknowledgement_is_refused_with_its_code_and_saves_nothing(
+    world: Site, flagged: Contract, grid_operator: User, regulator: User, prosumer: User
+) -> None:
+    key = f"seller_share:{address(prosumer)}"
+    operator, regulators = client_for(grid_operator), client_for(regulator)
+    cases = [
+        (operator, "seller_share:nobody", {}, (404, "unknown_alert")),
+        (operator, key, "[]", (400, "malformed")),
+        (operator, key, {"desk": "kitchen"}, (400, "bad_desk")),
+        (operator, key, {"desk": 7}, (400, "bad_desk")),
+        (operator, key, {"desk": "regulator"}, (403, "forbidden")),
+        (regulators, key, {"desk": "operator"}, (403, "forbidden")),
+        (operator, key, {"fingerprint": "2:10"}, (400, "alert_changed")),
+    ]
+    for client, alert, body, expected in cases:
+        response = post(client, f"/alerts/{alert}/acknowledge", body)
+        assert error_of(response) == expected, (alert, body)
+        assert response.json()["message"] == MESSAGES[expected[1]]
+    assert not AlertAcknowledgement.objects.exists()
+    assert post(operator, f"/alerts/{key}/acknowledge", {}).status_code == 201
+    again = post(operator, f"/alerts/{key}/acknowledge", {})
+    assert error_of(again) == (400, "alert_acknowledged")
+    assert AlertAcknowledgement.objects.count() == 1
+    response = operator.get(f"{API}/alerts?desk=kitchen")
+    assert error_of(response) == (400, "bad_desk")
+    assert error_of(operator.get(f"{API}/alerts?desk=regulator")) == (403, "forbidden")
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 BAD = [
@@ -483,6 +566,7 @@ def test_it_publishes_every_supervision_endpoint_in_the_schema(db: None) -> None
         f"{API}/statistics": ["get"],
         f"{API}/feeder-loading": ["get"],
         f"{API}/alerts": ["get"],
+        f"{API}/alerts/{{key}}/acknowledge": ["post"],
         f"{API}/notifications": ["get"],
         f"{API}/notifications/read": ["post"],
     }

@@ -706,6 +706,7 @@ def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
     assert {a for a in actions if not household_controls.fullmatch(a)} == {
         "/supervision/feeders/publish/",
         "/supervision/grid-state/",
+        "/supervision/alerts/acknowledge/",  # the site's own record: nothing on the ledger
         "/accounts/logout/",
         "/console/operator/#households-heading",  # finding households: a GET, changes nothing
         "/console/operator/#accounts-heading",  # finding accounts: a GET too
