@@ -15,6 +15,7 @@ from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
 from kombu.exceptions import OperationalError as KombuError
 
@@ -81,3 +82,22 @@ class UserTimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class LivePartialRevalidationMiddleware:
+    """A live region's partial (an htmx GET) is cached by the browser only to be revalidated:
+    ``Cache-Control: private, no-cache``. With ``ConditionalGetMiddleware`` (its ETag), a partial
+    re-fetched after a block that did not change it costs a 304 and no body."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        response = self.get_response(request)
+        if (
+            request.method == "GET"
+            and request.headers.get("HX-Request") == "true"
+            and not response.has_header("Cache-Control")
+        ):
+            patch_cache_control(response, private=True, no_cache=True)
+        return response

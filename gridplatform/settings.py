@@ -76,6 +76,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # ETags, and 304 for a GET whose page has not changed: above everything that changes bodies.
+    "django.middleware.http.ConditionalGetMiddleware",
+    # Live regions' partials are revalidated, not re-sent, when a block did not change them.
+    "gridplatform.middleware.LivePartialRevalidationMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -7,7 +7,8 @@ group, and one hint for the block to the group ``ledger``:
 * ``account.<address>``: the account's balance, nonce, locked margin, feeder, restriction,
   orders, contracts or meter readings changed;
 * ``slot.<ms>``: a slot's book, contracts, loads or settlement changed (``ms``: the slot's start,
-  ms since 1970-01-01 UTC, as the chain writes it).
+  ms since 1970-01-01 UTC, as the chain writes it);
+* ``grid``: the grid changed: a feeder's topology or load, a declaration, a suspension.
 
 A live page subscribes, over ``/ws/ledger/`` (``ledger.consumers``), to the topics of the rows it
 shows (at most ``MAX_TOPICS``), and on a hint re-fetches those rows only; figures that cover the
@@ -53,10 +54,15 @@ def slot_topic(slot_ms: object) -> str:
     return f"slot.{slot_ms}"
 
 
+GRID_TOPIC = "grid"
+
+
 def valid_topic(topic: object) -> bool:
-    """A topic a page may subscribe to: ``account.<50 hex>`` or ``slot.<ms>``."""
+    """A topic a page may subscribe to: ``account.<50 hex>``, ``slot.<ms>`` or ``grid``."""
     if not isinstance(topic, str):
         return False
+    if topic == GRID_TOPIC:
+        return True
     kind, _, value = topic.partition(".")
     return (kind == "account" and bool(_ADDRESS.match(value))) or (
         kind == "slot" and bool(_SLOT.match(value))

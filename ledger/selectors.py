@@ -453,6 +453,30 @@ class SigningHistory:
         """When it was last seen down (``since``) and up again (``until``)."""
         return self.gaps[-1] if self.gaps else None
 
+    # The strip's marks, compactly, for the page's script to draw (static/js/signing.js): a
+    # table re-read every few seconds stays small however many blocks it shows.
+
+    @property
+    def signed_code(self) -> str:
+        """One character per mark, oldest first: 1 signed, 0 not in the certificate."""
+        return "".join("1" if mark.signed else "0" for mark in self.marks)
+
+    @property
+    def proposers_code(self) -> str:
+        """Each mark's proposer, comma-separated."""
+        return ",".join(str(mark.proposer) for mark in self.marks)
+
+    @property
+    def heights_code(self) -> str:
+        """The marks' heights as runs, ``first-last`` comma-separated (heights may skip)."""
+        runs: list[list[int]] = []
+        for mark in self.marks:
+            if runs and runs[-1][1] == mark.height - 1:
+                runs[-1][1] = mark.height
+            else:
+                runs.append([mark.height, mark.height])
+        return ",".join(f"{first}-{last}" for first, last in runs)
+
 
 def _gaps(marks: list[BlockMark]) -> tuple[Gap, ...]:
     """The runs of unsigned marks, a run broken where heights skip (a block the site has not

@@ -1,15 +1,20 @@
 """The live topics (``ledger.live``) a block touched in supervision: accounts assigned a feeder,
 restricted or reinstated, named by an act; slots whose feeder loads changed or whose contracts
-were vetoed or curtailed (``supervision.chain.schema``)."""
+were vetoed or curtailed; and ``grid`` when the grid changed (a topology, a load, a declaration,
+a suspension: what the consoles' grid sections and alerts show) (``supervision.chain.schema``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ledger.blocks import Block
-from ledger.live import event_topics, keyed_topics, segment_topic
+from ledger.live import GRID_TOPIC, event_topics, keyed_topics, segment_topic
 from ledger.state import State
 from supervision.chain.schema import FEEDER_PREFIX, LOAD_PREFIX, RESTRICTED_PREFIX
+
+# The grid's keys (topology, loads, declarations, stops) and suspensions; not a household's
+# feeder assignment (``grid/feeder/<address>``), which is its account's.
+_GRID_PREFIXES = ("grid/", "supervision/suspended/")
 
 
 def topics(*, block: Block, state: State, changes: dict[str, Any]) -> set[str]:
@@ -18,4 +23,6 @@ def topics(*, block: Block, state: State, changes: dict[str, Any]) -> set[str]:
     for key in changes:
         if (topic := segment_topic(key, LOAD_PREFIX, "slot")) is not None:
             found.add(topic)
+        if key.startswith(_GRID_PREFIXES) and not key.startswith(FEEDER_PREFIX):
+            found.add(GRID_TOPIC)
     return found

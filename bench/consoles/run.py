@@ -216,6 +216,7 @@ def live_traffic(url: str, window_s: float, top_ups: int) -> dict[str, Any]:
     on_page = shown[: max(1, top_ups // 4)]
     elsewhere = others[: top_ups - len(on_page)]
     received: list[tuple[float, str, int]] = []  # (time, kind, bytes)
+    by_path: dict[str, list[int]] = {}  # path: [requests, bytes]
     heights: set[int] = set()
 
     with sync_playwright() as playwright:
@@ -242,21 +243,24 @@ def live_traffic(url: str, window_s: float, top_ups: int) -> dict[str, Any]:
             if not counting["on"]:
                 return
             sizes = request.sizes()
-            received.append(
-                (
-                    time.monotonic(),
-                    "http",
-                    sizes["responseBodySize"] + sizes["responseHeadersSize"],
-                )
-            )
+            size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+            received.append((time.monotonic(), "http", size))
+            path = re.sub(r"/[0-9]+/", "/<id>/", urllib.parse.urlsplit(request.url).path)
+            counts = by_path.setdefault(path, [0, 0])
+            counts[0] += 1
+            counts[1] += size
 
         page.on("requestfinished", finished)
         page.goto("/console/operator/")
-        page.wait_for_function(
-            "[...document.querySelectorAll('[data-live-socket]')]"
-            ".every(r => r.dataset.liveState === 'live')",
-            timeout=60_000,
-        )
+        regions = page.locator("[data-live-socket]")
+        deadline = time.monotonic() + 60
+        while not all(
+            regions.nth(n).get_attribute("data-live-state") == "live"
+            for n in range(regions.count())
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the console's live regions did not all go live")
+            page.wait_for_timeout(250)
         time.sleep(3)  # the first re-fetches of every region, once each socket opened
         heights.clear()
         counting["on"] = True
@@ -298,6 +302,10 @@ def live_traffic(url: str, window_s: float, top_ups: int) -> dict[str, Any]:
         "top_ups_on_page": len(on_page),
         "top_ups_elsewhere": len(elsewhere),
         "rows_followed": followed,
+        "by_path": {
+            path: {"requests": n, "bytes": size, "bytes_per_block": size // blocks}
+            for path, (n, size) in sorted(by_path.items(), key=lambda item: -item[1][1])
+        },
     }
 
 

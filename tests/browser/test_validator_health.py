@@ -69,6 +69,11 @@ def test_the_operator_console_shows_each_validators_signing_history(
     expect(marks).to_have_count(12)
     missed = two.locator('.signing-strip .mark[data-signed="no"]')
     expect(missed).to_have_count(len(MISSED[2]))
+    # Drawn by the page's script from the row's compact data: who proposed, each block's height.
+    expect(two.locator(".signing-strip .mark[data-proposed]")).to_have_count(3)
+    expect(marks.nth(3)).to_have_attribute(
+        "title", "block 4: not in the certificate; proposed by validator 0"
+    )
     # Not colour alone: a missed block's mark is a shorter, hollow one.
     signed_box = two.locator('.signing-strip .mark[data-signed="yes"]').first.bounding_box()
     missed_box = missed.first.bounding_box()

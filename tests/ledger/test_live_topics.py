@@ -108,8 +108,42 @@ def test_a_top_up_and_a_feeder_assignment_hint_their_account(site: Site) -> None
             ]
         )
 
-    changed = {hint.get("topic") for hint in hints_of(acts, followed)} - {None}
-    assert changed == {live.account_topic(OTHER.address), live.account_topic(SELLER.address)}
+    changed = {hint.get("topic") for hint in hints_of(acts, [*followed, live.GRID_TOPIC])}
+    # A household's feeder assignment is its account's news, not the grid's.
+    assert changed - {None} == {
+        live.account_topic(OTHER.address),
+        live.account_topic(SELLER.address),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declaration_and_a_trade_hint_the_grid_and_a_top_up_does_not(site: Site) -> None:
+    slot = open_slot(site)
+
+    def declare() -> None:
+        site.commit(
+            [site.sign(OPERATOR, "grid.state.declare", scope="grid", state="high_load", reason="r")]
+        )
+
+    def top_up() -> None:
+        site.commit([site.sign(OPERATOR, "credit.issue", to=OTHER.address, amount=5)])
+
+    def publish() -> None:
+        feeder = {"feeder": "feeder-1", "export_limit_w": 90_000, "import_limit_w": 90_000}
+        site.commit([site.sign(OPERATOR, "grid.feeder.publish", **feeder)])
+
+    def trade() -> None:  # the contract loads the published feeder-1
+        block = site.commit(
+            [
+                order(site, SELLER, "sell", 1_000, 20, slot),
+                order(site, BUYER, "buy", 1_000, 25, slot),
+            ]
+        )
+        assert list(block.results) == ["ok", "ok"]
+
+    for commit, hinted in ((top_up, False), (publish, True), (trade, True), (declare, True)):
+        topics = {hint.get("topic") for hint in hints_of(commit, [live.GRID_TOPIC])}
+        assert (live.GRID_TOPIC in topics) is hinted, commit.__name__
 
 
 @pytest.mark.django_db
@@ -136,6 +170,7 @@ def test_block_topics_reads_the_applications_keys(site: Site) -> None:
         ("account.abc", False),
         ("slot.-5", False),
         ("slot.12:00", False),
+        ("grid", True),
         ("ledger", False),
         (7, False),
     ],
