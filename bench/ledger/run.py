@@ -863,12 +863,36 @@ def run_network(args: argparse.Namespace, network: Network, households: int) -> 
         log(f"latency p50 {lat['p50_s']:.3f} s, p95 {lat['p95_s']:.3f} s, p99 {lat['p99_s']:.3f} s")
     if not args.skip_throughput:
         log(f"throughput phase: {args.warmup:.0f} s warm-up + {args.duration:.0f} s ...")
+        server_before = postgres_server_counters() if args.store == "postgres" else {}
         run["throughput"] = bench.throughput()
+        if server_before:
+            after = postgres_server_counters()
+            run["postgres_server"] = {name: after[name] - server_before[name] for name in after}
+            log(f"PostgreSQL server during the throughput phase: {run['postgres_server']}")
         log(f"throughput {run['throughput']['committed_tx_per_s']:.1f} tx/s committed")
     run["validator_rss_mb"] = {index: rss_mb(pid) for index, pid in network.pids().items()}
     for reader in bench.readers:
         reader.close()
     return run
+
+
+def postgres_server_counters() -> dict[str, float]:
+    """What the PostgreSQL server has written so far (cumulative, server-wide): WAL records,
+    full-page images and bytes (``pg_stat_wal``), checkpoints and buffers written by them and by
+    backends (``pg_stat_bgwriter``). The difference over a phase says where its time went."""
+    import psycopg
+
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as conn:
+        wal = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
+        writer = conn.execute(
+            "SELECT checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_backend, "
+            "buffers_clean FROM pg_stat_bgwriter"
+        ).fetchone()
+    if wal is None or writer is None:
+        raise RuntimeError("the server's statistics views are empty")
+    names = ("wal_records", "wal_fpi", "wal_bytes", "checkpoints", "buffers_checkpoint")
+    names += ("buffers_backend", "buffers_clean")
+    return {name: float(value) for name, value in zip(names, (*wal, *writer), strict=True)}
 
 
 def rss_mb(pid: int) -> float:

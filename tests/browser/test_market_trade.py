@@ -27,6 +27,7 @@ from tests.browser.support import (
     outside_event_loop,
     server_for_network,
 )
+from tests.browser.test_accessibility import AXE, violations
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.live import LiveNetwork
@@ -115,6 +116,7 @@ def test_a_prosumer_sells_and_a_consumer_in_another_browser_buys(
     market = f"/market/?slot={ms_of_datetime(slot)}"
 
     selling, buying = new_page(), new_page()  # two browser contexts: two browsers
+    buying.add_init_script(path=str(AXE))  # axe-core, for the pages full of this trade's data
     for page, user in ((selling, seller), (buying, buyer)):
         log_in(page, email=user.email, password=PASSWORD)
         page.goto(market)
@@ -138,3 +140,15 @@ def test_a_prosumer_sells_and_a_consumer_in_another_browser_buys(
         expect(contract).to_contain_text("2 kWh")
         expect(contract).to_contain_text("€0.20/kWh")  # the resting order's price
     expect(asks).to_have_text("No asks.", timeout=BLOCK_MS)  # the ask was filled
+
+    # No accessibility violation on the pages that now show the trade: the market, the
+    # dashboard, the explorer's blocks, the contract's transaction and the block holding it.
+    assert violations(buying) == [], buying.url
+    link = buying.locator("#market-contracts [data-contract-link]").first.get_attribute("href")
+    for path in ("/dashboard/", "/ledger/", link):
+        buying.goto(path)
+        buying.wait_for_load_state("networkidle")
+        assert violations(buying) == [], path
+    buying.locator('a[href^="/ledger/blocks/"]').first.click()
+    buying.wait_for_load_state("networkidle")
+    assert violations(buying) == [], buying.url

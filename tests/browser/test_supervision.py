@@ -31,6 +31,7 @@ from market.models import Contract, MarketAccount
 from supervision import services as supervision_services
 from supervision.models import Feeder, ReviewItem
 from tests.browser.support import LiveServer, outside_event_loop, server_for_network
+from tests.browser.test_accessibility import AXE, violations
 from tests.browser.test_accounts import log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.live import LiveNetwork
@@ -155,6 +156,8 @@ def test_a_regulator_vetoes_a_contract_and_the_household_sees_it_without_reloadi
     contract = outside_event_loop(_flagged_contract, running, seller, buyer)
 
     household, supervising, operating = new_page(), new_page(), new_page()  # three browsers
+    for page in (household, supervising, operating):  # axe-core, on pages full of real data
+        page.add_init_script(path=str(AXE))
     _open_live(household, buyer, f"/market/?slot={ms_of_datetime(contract.slot)}")
     row = household.locator(f'#market-contracts tr[data-contract="{contract.id}"]')
     expect(row).to_contain_text("6 kWh")
@@ -172,6 +175,13 @@ def test_a_regulator_vetoes_a_contract_and_the_household_sees_it_without_reloadi
     _open_live(supervising, regulator, "/console/regulator/")
     item = supervising.locator(f'#review-rows tr[data-review="{contract.id}"]')
     expect(item).to_contain_text("size: 6,000 Wh is more than 5,000 Wh")
+    # No accessibility violation with a contract in the book, on the feeder, in the review queue
+    # and in the statistics (the empty pages: tests/browser/test_accessibility.py).
+    expect(supervising.locator("canvas[data-statistics-chart]")).to_have_attribute(
+        "data-chart-state", "drawn"
+    )
+    for page in (household, operating, supervising):
+        assert violations(page) == [], page.url
     decide = item.get_by_role("form", name=f"Decide on contract {contract.id}")
     decide.get_by_label("Reason").fill("Far above the household's connection")
     decide.get_by_role("button", name="Veto").click()
