@@ -25,6 +25,7 @@ from ledger import config as ledger_config
 from ledger import read_model_audit
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
+from market import flows as market_flows
 from market import selectors as market_selectors
 from market import views as market_views
 from meters import selectors as meter_selectors
@@ -312,9 +313,19 @@ def household_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     acts = supervision_selectors.acts_naming(address=address, contracts=[c.id for c in contracts])[
         :HOUSEHOLD_DETAIL_ROWS
     ]
+    # Its flows over the last day: the dashboard's "Your energy", as the console reads it.
+    energy = market_views.flows_context(user=household, period="day")
+    series = (*market_flows.ENERGY_SERIES, *market_flows.TRADE_SERIES)
     context = {
         "household": household,
         "address": address,
+        "flows": energy["flows"],
+        "flow_totals": {
+            name: sum(getattr(s, name) for s in energy["flows"].slots) for name in series
+        },
+        "flow_rows": [
+            row for row in energy["flow_rows"] if any(v != "0" for v in row.energy + row.trade)
+        ],
         "money": market_selectors.money(user=household),
         "meters": meter_selectors.meter_list(user=household),
         "contracts": contracts,

@@ -3,6 +3,8 @@ interval over all its meters, on the operator console, live; for the grid operat
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -88,3 +90,19 @@ def test_the_latest_flows_are_refused_to_others(actor: str, request: pytest.Fixt
     user = request.getfixturevalue(actor)
     assert logged_in(user).get(reverse("operator-latest-flow-rows")).status_code == 403
     assert latest_flow_list(user=user) == []
+
+
+def test_the_households_console_page_shows_its_energy_of_the_last_day(
+    grid_operator: User, prosumer: User
+) -> None:
+    from django.utils import timezone
+
+    grid = register(prosumer, "grid", kind="bidirectional", interval_s=60).meter
+    recent = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=2)
+    store_readings(grid, (recent, 40, 700), (recent + timedelta(minutes=1), 2, 300))
+    store_readings(grid, (recent - timedelta(days=3), 9_999, 9_999))  # not the last day
+    page = logged_in(grid_operator).get(f"/console/households/{prosumer.pk}/").content.decode()
+    totals = page[page.index('data-testid="household-flow-totals"') :]
+    assert "<dt>Import</dt><dd>42 Wh</dd>" in totals
+    assert "<dt>Export</dt><dd>1000 Wh</dd>" in totals
+    assert 'data-testid="household-flows"' in page  # the slot's row, in its table
