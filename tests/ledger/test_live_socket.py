@@ -18,7 +18,7 @@ from channels.testing import WebsocketCommunicator
 
 from gridplatform.accounts.models import User
 from gridplatform.asgi import application
-from ledger.projection import LEDGER_GROUP
+from ledger.live import LEDGER_GROUP
 from tests.accounts.test_consumers import headers
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,6 +24,7 @@ from gridplatform.accounts.models import User
 from gridplatform.asgi import application
 from ledger import config, runtime, services
 from ledger.blocks import Block, CommitSignature, block_to_json
+from ledger.live import LEDGER_GROUP
 from ledger.models import (
     BlockRecord,
     LedgerAccount,
@@ -35,7 +36,7 @@ from ledger.models import (
     ValidatorStatus,
 )
 from ledger.node import Validator
-from ledger.projection import LEDGER_GROUP, datetime_of_ms, genesis_project
+from ledger.projection import datetime_of_ms, genesis_project
 from ledger.selectors import validator_list
 from ledger.state import State
 from ledger.store import create_database, open_store
