@@ -18,7 +18,8 @@ Admission into the pool (each failure its own code, before anything reaches a bl
 the committed state with the sender's pending transactions counted: ``unknown_sender``,
 ``wrong_chain``, ``bad_signature``, ``nonce_pending`` (that nonce is already waiting),
 ``bad_nonce`` (not the next one), ``unknown_type``, ``not_allowed``. A transaction already in the
-pool or already committed is ``duplicate``.
+pool or already committed is ``duplicate`` (the store's transaction index is asked only about
+transactions whose nonce the sender has used: no other can be committed with its effect).
 """
 
 from __future__ import annotations
@@ -182,12 +183,26 @@ class Validator:
         The consensus hears once that transactions are waiting, however many came in, and the
         store is asked once which of them are committed already."""
         parsed = [self._parse(data) for data in items]
-        fresh = [tx.id for tx in parsed if tx is not None and tx.id not in self.pool]
-        committed = self.store.committed_ids(fresh) if fresh else set()
+        # Only a transaction whose nonce its sender has used can be in a stored block (a block
+        # consumes the nonce of every transaction it executes, failed or not): the store is
+        # asked about those alone, so fresh transactions cost no lookup in an index that grows
+        # with the chain. (A transaction a block refused without consuming its nonce, an
+        # out-of-order one, had no effect and may come again.)
+        replayed = [
+            tx.id
+            for tx in parsed
+            if tx is not None and tx.id not in self.pool and tx.nonce < self._nonce_of(tx.sender)
+        ]
+        committed = self.store.committed_ids(replayed) if replayed else set()
         codes = [self._admit(tx, committed) for tx in parsed]
         if any(code is None for code in codes):
             self._run(self.node.on_transactions_available())
         return codes
+
+    def _nonce_of(self, address: str) -> int:
+        """The sender's next nonce in the committed state (0 for an unknown sender)."""
+        account = application.account(self.state, address)
+        return int(account["nonce"]) if account else 0
 
     @staticmethod
     def _parse(data: Any) -> Transaction | None:
