@@ -315,3 +315,27 @@ def test_it_sends_committed_blocks_to_the_site_again_on_request(network: Network
     assert validator.resend(2, limit=1) == 1
     for nothing in (3, 0, -1, True, "1"):
         assert validator.resend(nothing) == 0  # type: ignore[arg-type]
+
+
+def test_a_committed_transaction_is_a_duplicate_and_a_fresh_one_costs_no_index_lookup(
+    network: Network,
+) -> None:
+    first = register(HOUSEHOLDS[0], 0)
+    assert network.submit(first) == [None] * 4
+    network.run(until=lambda: all(not v.pool for v in network.validators))
+    validator = network.validators[0]
+    asked: list[list[str]] = []
+    lookup = validator.store.committed_ids
+
+    def counted(tx_ids: Any) -> set[str]:
+        asked.append(list(tx_ids))
+        return lookup(tx_ids)
+
+    validator.store.committed_ids = counted  # type: ignore[method-assign]
+    # Its nonce is used: the store is asked, and the answer is that it is committed.
+    assert validator.submit(first) == "duplicate"
+    assert asked == [[Transaction.from_json(first).id]]
+    # A fresh transaction (the sender's next nonce) cannot be in a block: no lookup.
+    assert validator.submit(register(HOUSEHOLDS[1], 1)) is None
+    assert validator.submit(register(HOUSEHOLDS[1], 1)) == "duplicate"  # now in the pool
+    assert len(asked) == 1
