@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts import views as account_views
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import HouseholdKind, Role, User
 from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import config as ledger_config
@@ -215,12 +215,14 @@ def _households(request: HttpRequest) -> dict[str, Any]:
     """The households section: one page of the households as the operator searched, filtered
     and sorted them (``market_selectors.household_page``), and the published feeders, to
     filter by and, for the grid operator (who approves households), to choose from."""
-    query = {name: request.GET.get(name, "")[:100] for name in ("q", "feeder", "state", "sort")}
+    names = ("q", "feeder", "state", "kind", "sort")
+    query = {name: request.GET.get(name, "")[:100] for name in names}
     found = market_selectors.household_page(
         user=request.user,
         search=query["q"],
         feeder=query["feeder"],
         state=query["state"],
+        kind=query["kind"],
         sort=query["sort"] or "name",
         page=request.GET.get("page"),
     )
@@ -230,6 +232,7 @@ def _households(request: HttpRequest) -> dict[str, Any]:
         "households_page": found.page,
         "household_query": query,
         "household_states": market_selectors.HOUSEHOLD_STATES,
+        "household_kinds": HouseholdKind.choices,
         "published_feeders": published,
         "feeders": published if request.user.role == Role.GRID_OPERATOR else [],
         "waiting": found.waiting,

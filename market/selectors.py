@@ -14,12 +14,13 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from gridplatform.accounts.models import Identity, Role, User
 from ledger import config, projection
-from ledger.models import LedgerAccount
+from ledger.models import LedgerAccount, StateEntry
 from market.chain.options import Options
 from market.models import (
     Contract,
@@ -308,7 +309,7 @@ HOUSEHOLD_SORTS = {
     "balance": ("ledger_balance", "name", "id"),
     "-joined": ("-date_joined", "id"),
 }
-HOUSEHOLD_STATES = ("waiting", "trading")
+HOUSEHOLD_STATES = ("waiting", "trading", "defaults")
 
 
 @dataclass(frozen=True)
@@ -382,14 +383,17 @@ def household_page(
     search: str = "",
     feeder: str = "",
     state: str = "",
+    kind: str = "",
     sort: str = "name",
     page: int | str | None = 1,
 ) -> HouseholdPage:
     """The households matching ``search`` (name, email, connection point, or the start of the
-    address), on ``feeder``, in ``state`` ("waiting" for approval, or "trading": on the ledger
-    with a feeder), sorted by ``sort`` (``HOUSEHOLD_SORTS``), ``HOUSEHOLDS_PER_PAGE`` a page;
-    the filtering, sorting and paging happen in the database, so a page costs the same for 30
-    households as for 10,000. For the grid operator (and admins) only; none for anyone else."""
+    address), on ``feeder``, in ``state`` ("waiting" for approval; "trading": on the ledger with
+    a feeder; "defaults": with unsettled defaults on the ledger), of ``kind`` (prosumer,
+    consumer, storage owner), sorted by ``sort`` (``HOUSEHOLD_SORTS``), ``HOUSEHOLDS_PER_PAGE``
+    a page; the filtering, sorting and paging happen in the database, so a page costs the same
+    for 30 households as for 10,000. For the grid operator (and admins) only; none for anyone
+    else."""
     households = _households_with_money(user)
     pending = _registrations_pending()
     approved = _approved(pending)
@@ -408,6 +412,10 @@ def household_page(
         households = households.exclude(approved)
     elif state == "trading":
         households = households.filter(ledger_balance__isnull=False, market_feeder__gt="")
+    elif state == "defaults":
+        households = households.filter(identity__address__in=_defaulting())
+    if kind:
+        households = households.filter(household_kind=kind)
     households = households.order_by(*HOUSEHOLD_SORTS.get(sort, HOUSEHOLD_SORTS["name"]))
     shown = Paginator(households, HOUSEHOLDS_PER_PAGE).get_page(page)
     rows = [_household_money(h, pending) for h in shown]
@@ -419,6 +427,15 @@ def energy_traded(*, since: datetime) -> int:
     itself."""
     total = Contract.objects.filter(made_at__gte=since, vetoed=False).aggregate(wh=Sum("energy_wh"))
     return int(total["wh"] or 0)
+
+
+def _defaulting() -> QuerySet[StateEntry]:
+    """The addresses with unsettled defaults, from the site's replica of the ledger state
+    (``market/defaults/<address>``, whose ``unsettled`` a settlement with a shortfall raises
+    and a regulator's ``supervision.defaults.reset`` clears)."""
+    prefix = "market/defaults/"
+    rows = StateEntry.objects.filter(key__startswith=prefix, value__unsettled__gt=0)
+    return rows.annotate(address=Substr("key", len(prefix) + 1)).values("address")
 
 
 def _registrations_pending() -> set[str]:

@@ -8,8 +8,8 @@ import re
 import pytest
 from django.test import Client
 
-from gridplatform.accounts.models import User
-from ledger.models import LedgerAccount
+from gridplatform.accounts.models import HouseholdKind, User
+from ledger.models import LedgerAccount, StateEntry
 from market.models import MarketAccount
 from market.selectors import HOUSEHOLDS_PER_PAGE
 from tests.factories import UserFactory
@@ -77,6 +77,26 @@ def test_it_searches_filters_and_sorts(community: list[User], grid_operator: Use
     # The live table re-fetches the same query.
     assert f'hx-get="{ROWS}?q=household+07&amp;state=trading"' in page
     assert "No household matches." in client.get(ROWS, {"q": "nobody"}).content.decode()
+
+
+def test_it_filters_by_kind_and_by_unsettled_defaults(
+    community: list[User], grid_operator: User
+) -> None:
+    for n in (4, 5):
+        User.objects.filter(pk=community[n].pk).update(household_kind=HouseholdKind.STORAGE)
+    # Defaults as the ledger keeps them, in the site's replica of its state: one unsettled,
+    # one reset by a regulator (its history stays, its count is 0).
+    for n, unsettled in ((7, 2), (8, 0)):
+        address = community[n].identity.address
+        record = {"unsettled": unsettled, "shortfalls": 2, "shortfall_wh": 900}
+        StateEntry.objects.create(key=f"market/defaults/{address}", value=record)
+    client = operator(grid_operator)
+    assert rows(client, kind="storage") == ["Household 04", "Household 05"]
+    assert rows(client, state="defaults") == ["Household 07"]
+    assert rows(client, state="defaults", kind="storage") == []
+    page = client.get(CONSOLE, {"kind": "storage"}).content.decode()
+    assert '<option value="storage" selected>' in page
+    assert "2 households match" in page
 
 
 def test_only_the_grid_operator_and_admins_see_the_rows(
