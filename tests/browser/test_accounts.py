@@ -119,7 +119,8 @@ def test_it_shows_a_new_household_on_the_operator_console_live(new_page: NewPage
 
     row = console.locator(f'tr[data-address="{address}"]')
     expect(row).to_contain_text("Tomasz Kowalczyk", timeout=LIVE_UPDATE_TIMEOUT_MS)
-    expect(row).to_contain_text(address)
+    expect(row).to_contain_text(f"{address[:10]}…")  # short, linked to the explorer's page
+    expect(row.locator(f'a[href="/ledger/address/{address}/"]')).to_have_count(1)
     expect(rows).to_have_count(2)
     assert console.evaluate("window.__marker") == 1, "the console reloaded"
 
