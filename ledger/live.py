@@ -8,7 +8,9 @@ group, and one hint for the block to the group ``ledger``:
   orders, contracts or meter readings changed;
 * ``slot.<ms>``: a slot's book, contracts, loads or settlement changed (``ms``: the slot's start,
   ms since 1970-01-01 UTC, as the chain writes it);
-* ``grid``: the grid changed: a feeder's topology or load, a declaration, a suspension.
+* ``grid``: the grid changed: a feeder's topology or load, a declaration, a suspension;
+* ``acts``: a supervisory act or an act of the grid operator's (an enrolment, an assignment, a
+  top-up) committed: what the regulators' audit log shows.
 
 A live page subscribes, over ``/ws/ledger/`` (``ledger.consumers``), to the topics of the rows it
 shows (at most ``MAX_TOPICS``), and on a hint re-fetches those rows only; figures that cover the
@@ -55,13 +57,15 @@ def slot_topic(slot_ms: object) -> str:
 
 
 GRID_TOPIC = "grid"
+ACTS_TOPIC = "acts"
 
 
 def valid_topic(topic: object) -> bool:
-    """A topic a page may subscribe to: ``account.<50 hex>``, ``slot.<ms>`` or ``grid``."""
+    """A topic a page may subscribe to: ``account.<50 hex>``, ``slot.<ms>``, ``grid`` or
+    ``acts``."""
     if not isinstance(topic, str):
         return False
-    if topic == GRID_TOPIC:
+    if topic in (GRID_TOPIC, ACTS_TOPIC):
         return True
     kind, _, value = topic.partition(".")
     return (kind == "account" and bool(_ADDRESS.match(value))) or (

@@ -56,6 +56,7 @@ from supervision.templatetags.supervision_format import GRID_STATE_WORDS, scope_
 
 # The audit log and a household's lists show the newest this many entries.
 ACTS_SHOWN = 100
+AUDIT_SHOWN = 50  # the regulator console's audit log: re-read when an act commits
 # The market statistics (table and chart) show the newest this many slots with contracts.
 STATISTICS_SLOTS = 24
 TAKES_EFFECT = "It takes effect when its block commits."
@@ -133,13 +134,13 @@ def audit_rows(user: User) -> dict[str, Any]:
     """The audit log: the supervisory acts, and the grid operator's enrolments, feeder
     assignments and top-ups, merged newest first."""
     acts = [
-        *selectors.acts(user=user)[:ACTS_SHOWN],
-        *selectors.operator_acts(user=user, limit=ACTS_SHOWN),
+        *selectors.acts(user=user)[:AUDIT_SHOWN],
+        *selectors.operator_acts(user=user, limit=AUDIT_SHOWN),
     ]
     # Newest first: by block, and within a block by position (the order they executed in).
     positions = selectors.positions(tx_ids=[act.tx for act in acts])
     acts.sort(key=lambda act: (act.height, positions.get(act.tx, 0)), reverse=True)
-    return {"act_rows": _act_rows(acts[:ACTS_SHOWN], names=names_of)}
+    return {"act_rows": _act_rows(acts[:AUDIT_SHOWN], names=names_of)}
 
 
 def statistics_rows(user: User) -> dict[str, Any]:

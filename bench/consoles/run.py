@@ -18,7 +18,8 @@ Then:
    on the loopback interface (the server's time plus a loopback round trip: an upper bound of the
    server time), and the page's size.
 2. **A block's live traffic.** A real browser (headless Chromium) opens the console as the grid
-   operator and waits until every live region says it is live. For ``--window`` seconds the
+   operator, and the regulator's console beside it, and waits until every live region of both
+   says it is live. For ``--window`` seconds the
    benchmark counts every byte the page receives: WebSocket frames and the bodies of every HTTP
    response (the partials the live regions re-fetch), while the simulator trades and reads and
    the benchmark tops up ``--top-ups`` households, a quarter of them on the console's first page
@@ -207,7 +208,89 @@ def top_up(session: Session, household: int) -> None:
     )
 
 
+REGULATOR = "regulator@demo.example"
+
+
+class Watch:
+    """A console open in a browser context of its own, logged in as ``email``: every byte it
+    receives while counting (WebSocket frames; HTTP responses' headers and bodies, by path),
+    and the blocks it was told of."""
+
+    def __init__(self, browser: Any, url: str, email: str, path: str) -> None:
+        self.received: list[tuple[float, str, int]] = []  # (time, kind, bytes)
+        self.by_path: dict[str, list[int]] = {}  # path: [requests, bytes]
+        self.heights: set[int] = set()
+        self.counting = False
+        self.started = 0.0
+        self.page = browser.new_context(base_url=url).new_page()
+        self.page.goto("/accounts/login/")
+        self.page.get_by_label("Email address").fill(email)
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.wait_for_load_state("networkidle")
+        self.page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        self.page.on("requestfinished", self._finished)
+        self.page.goto(path)
+        regions = self.page.locator("[data-live-socket]")
+        deadline = time.monotonic() + 60
+        while not all(
+            regions.nth(n).get_attribute("data-live-state") == "live"
+            for n in range(regions.count())
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{path}: the live regions did not all go live")
+            self.page.wait_for_timeout(250)
+
+    def _frame(self, payload: Any) -> None:
+        text = payload if isinstance(payload, str) else payload.decode(errors="replace")
+        if self.counting:
+            self.received.append((time.monotonic(), "ws", len(text.encode())))
+            if '"ledger.block"' in text:
+                self.heights.add(int(json.loads(text)["height"]))
+
+    def _finished(self, request: Any) -> None:
+        if not self.counting:
+            return
+        sizes = request.sizes()
+        size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        self.received.append((time.monotonic(), "http", size))
+        path = re.sub(r"/[0-9]+/", "/<id>/", urllib.parse.urlsplit(request.url).path)
+        counts = self.by_path.setdefault(path, [0, 0])
+        counts[0] += 1
+        counts[1] += size
+
+    def start(self) -> None:
+        self.heights.clear()
+        self.counting = True
+        self.started = time.monotonic()
+
+    def summary(self, window_s: float) -> dict[str, Any]:
+        self.counting = False
+        blocks = max(1, len(self.heights))
+        total = sum(size for _, _, size in self.received)
+        requests = sum(1 for _, kind, _ in self.received if kind == "http")
+        per_second: dict[int, int] = {}
+        for moment, _, size in self.received:
+            second = int(moment - self.started)
+            per_second[second] = per_second.get(second, 0) + size
+        return {
+            "window_s": window_s,
+            "blocks": len(self.heights),
+            "bytes": total,
+            "ws_bytes": sum(size for _, kind, size in self.received if kind == "ws"),
+            "http_requests": requests,
+            "bytes_per_block": total // blocks,
+            "http_requests_per_block": round(requests / blocks, 1),
+            "largest_second_bytes": max(per_second.values(), default=0),
+            "by_path": {
+                path: {"requests": n, "bytes": size, "bytes_per_block": size // blocks}
+                for path, (n, size) in sorted(self.by_path.items(), key=lambda i: -i[1][1])
+            },
+        }
+
+
 def live_traffic(url: str, window_s: float, top_ups: int) -> dict[str, Any]:
+    """Both consoles open at once, counted over the same window."""
     from playwright.sync_api import sync_playwright
 
     session = logged_in(url)
@@ -215,98 +298,43 @@ def live_traffic(url: str, window_s: float, top_ups: int) -> dict[str, Any]:
     others = [h for p in (2, 3, 4) for h in household_ids(session, p) if h not in shown]
     on_page = shown[: max(1, top_ups // 4)]
     elsewhere = others[: top_ups - len(on_page)]
-    received: list[tuple[float, str, int]] = []  # (time, kind, bytes)
-    by_path: dict[str, list[int]] = {}  # path: [requests, bytes]
-    heights: set[int] = set()
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-        context = browser.new_context(base_url=url)
-        page = context.new_page()
-        page.goto("/accounts/login/")
-        page.get_by_label("Email address").fill(OPERATOR)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(re.compile(r".*/console/operator/.*"))
-        counting = {"on": False}
-
-        def frame(payload: Any) -> None:
-            text = payload if isinstance(payload, str) else payload.decode(errors="replace")
-            if counting["on"]:
-                received.append((time.monotonic(), "ws", len(text.encode())))
-            if '"ledger.block"' in text:
-                heights.add(int(json.loads(text)["height"]))
-
-        page.on("websocket", lambda ws: ws.on("framereceived", frame))
-
-        def finished(request: Any) -> None:
-            if not counting["on"]:
-                return
-            sizes = request.sizes()
-            size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
-            received.append((time.monotonic(), "http", size))
-            path = re.sub(r"/[0-9]+/", "/<id>/", urllib.parse.urlsplit(request.url).path)
-            counts = by_path.setdefault(path, [0, 0])
-            counts[0] += 1
-            counts[1] += size
-
-        page.on("requestfinished", finished)
-        page.goto("/console/operator/")
-        regions = page.locator("[data-live-socket]")
-        deadline = time.monotonic() + 60
-        while not all(
-            regions.nth(n).get_attribute("data-live-state") == "live"
-            for n in range(regions.count())
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the console's live regions did not all go live")
-            page.wait_for_timeout(250)
+        operating = Watch(browser, url, OPERATOR, "/console/operator/")
+        supervising = Watch(browser, url, REGULATOR, "/console/regulator/")
         time.sleep(3)  # the first re-fetches of every region, once each socket opened
-        heights.clear()
-        counting["on"] = True
-        started = time.monotonic()
+        operating.start()
+        supervising.start()
         for household in on_page + elsewhere:
             top_up(session, household)
-        while time.monotonic() - started < window_s:
-            page.wait_for_timeout(500)
-        counting["on"] = False
+            operating.page.wait_for_timeout(1)  # the browser's events are taken in meanwhile
+        # At least the window, and 10 s after the last top-up for its block to arrive.
+        until = max(operating.started + window_s, time.monotonic() + 10)
+        while time.monotonic() < until:
+            operating.page.wait_for_timeout(500)
+        window_s = time.monotonic() - operating.started
+        operator_figures = operating.summary(window_s)
+        regulator_figures = supervising.summary(window_s)
         # Did the rows on the page follow their top-ups without a reload?
         balances = {
-            household: page.locator(f'tr[data-household="{household}"] td').nth(3).inner_text()
+            household: operating.page.locator(f'tr[data-household="{household}"] td')
+            .nth(3)
+            .inner_text()
             for household in on_page
         }
         browser.close()
-    fresh = logged_in(url)
-    html = fresh.get("/console/operator/").decode()
+    html = logged_in(url).get("/console/operator/").decode()
     followed = 0
     for household, shown_balance in balances.items():
         row = re.search(rf'<tr data-household="{household}".*?</tr>', html, flags=re.DOTALL)
         if row and shown_balance.strip() in re.sub(r"<[^>]+>", "", row.group(0)):
             followed += 1
-    blocks = max(1, len(heights))
-    total = sum(size for _, _, size in received)
-    per_second: dict[int, int] = {}
-    for moment, _, size in received:
-        per_second[int(moment - started)] = per_second.get(int(moment - started), 0) + size
-    return {
-        "window_s": window_s,
-        "blocks": len(heights),
-        "bytes": total,
-        "ws_bytes": sum(size for _, kind, size in received if kind == "ws"),
-        "http_requests": sum(1 for _, kind, _ in received if kind == "http"),
-        "bytes_per_block": total // blocks,
-        "http_requests_per_block": round(
-            sum(1 for _, kind, _ in received if kind == "http") / blocks, 1
-        ),
-        "largest_second_bytes": max(per_second.values(), default=0),
+    operator_figures |= {
         "top_ups_on_page": len(on_page),
         "top_ups_elsewhere": len(elsewhere),
         "rows_followed": followed,
-        "by_path": {
-            path: {"requests": n, "bytes": size, "bytes_per_block": size // blocks}
-            for path, (n, size) in sorted(by_path.items(), key=lambda item: -item[1][1])
-        },
     }
+    return {"operator": operator_figures, "regulator": regulator_figures}
 
 
 def run_size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
@@ -332,8 +360,16 @@ def run_size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
         timing = first_page_times(system.url, args.requests)
         log(f"{size}: first page {timing}")
         traffic = live_traffic(system.url, args.window, args.top_ups)
-        log(f"{size}: live traffic {traffic}")
-        return {"households": size, "counts": counts, "first_page": timing, "live": traffic}
+        for console, figures in traffic.items():
+            brief = {k: v for k, v in figures.items() if k != "by_path"}
+            log(f"{size}: live traffic of the {console} console {brief}")
+        return {
+            "households": size,
+            "counts": counts,
+            "first_page": timing,
+            "live": traffic["operator"],
+            "live_regulator": traffic["regulator"],
+        }
     finally:
         system.stop()
 
@@ -360,6 +396,11 @@ def main() -> None:
         ),
         "bytes_per_block": round(
             large["live"]["bytes_per_block"] / max(1, small["live"]["bytes_per_block"]), 2
+        ),
+        "regulator_bytes_per_block": round(
+            large["live_regulator"]["bytes_per_block"]
+            / max(1, small["live_regulator"]["bytes_per_block"]),
+            2,
         ),
     }
     output = (

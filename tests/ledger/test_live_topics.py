@@ -141,9 +141,12 @@ def test_a_declaration_and_a_trade_hint_the_grid_and_a_top_up_does_not(site: Sit
         )
         assert list(block.results) == ["ok", "ok"]
 
-    for commit, hinted in ((top_up, False), (publish, True), (trade, True), (declare, True)):
-        topics = {hint.get("topic") for hint in hints_of(commit, [live.GRID_TOPIC])}
-        assert (live.GRID_TOPIC in topics) is hinted, commit.__name__
+    # (topic "grid", topic "acts"): a top-up is an act of the grid operator's, not the grid's.
+    cases = ((top_up, False, True), (publish, True, True), (trade, True, False))
+    for commit, grid, acts in (*cases, (declare, True, True)):
+        topics = {hint.get("topic") for hint in hints_of(commit, [live.GRID_TOPIC, "acts"])}
+        assert (live.GRID_TOPIC in topics) is grid, commit.__name__
+        assert ("acts" in topics) is acts, commit.__name__
 
 
 @pytest.mark.django_db
@@ -171,6 +174,7 @@ def test_block_topics_reads_the_applications_keys(site: Site) -> None:
         ("slot.-5", False),
         ("slot.12:00", False),
         ("grid", True),
+        ("acts", True),
         ("ledger", False),
         (7, False),
     ],

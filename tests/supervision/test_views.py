@@ -246,7 +246,13 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
     assert 'data-live-socket="/ws/ledger/"' in html
     for region in ("review-rows", "regulator-alerts", "statistics-rows", "audit-rows"):
         assert f'id="{region}"' in html
-    assert html.count('hx-trigger="live:refresh from:#supervision-live"') == 4
+    # Each section follows what changes it (ledger.live): the grid (contracts load feeders),
+    # the acts (the audit log, decisions on the review queue), or both.
+    assert 'data-live-target="#supervision-live" data-live-targeted' in html
+    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 4
+    assert 'id="audit-rows" data-live-topic="acts"' in html
+    assert 'id="statistics-rows" data-live-topic="grid"' in html
+    assert 'id="review-rows" data-live-topic="grid acts"' in html
     assert f'data-review="{flagged.id}"' in html
     assert '<li data-rule="size"><strong>size</strong>: 6,000 Wh is more than 5,000 Wh</li>' in html
     assert prosumer.name in html
