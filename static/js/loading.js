@@ -10,15 +10,7 @@
   const COLOURS = ["#0b5cad", "#b35806", "#1b7837", "#762a83", "#8c510a", "#01665e"];
   const charts = new Map();
 
-  function statusOf(canvas) {
-    const figure = canvas.closest("figure");
-    return figure ? figure.querySelector("[data-chart-status]") : null;
-  }
-
-  function say(canvas, text) {
-    const status = statusOf(canvas);
-    if (status) status.textContent = text;
-  }
+  const say = window.tableCharts.say;
 
   function dataOf(body) {
     const labels = [];
@@ -87,21 +79,5 @@
     say(canvas, "");
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    const canvases = document.querySelectorAll("canvas[data-loading-chart]");
-    if (!canvases.length) return;
-    if (!window.Chart) {
-      canvases.forEach((canvas) => {
-        canvas.dataset.chartState = "failed";
-        say(canvas, "The chart could not be drawn; the numbers are in the table below.");
-      });
-      return;
-    }
-    canvases.forEach(draw);
-    document.body.addEventListener("htmx:afterSwap", (event) => {
-      canvases.forEach((canvas) => {
-        if (event.target.matches(canvas.dataset.loadingChart)) draw(canvas);
-      });
-    });
-  });
+  window.tableCharts.follow("canvas[data-loading-chart]", (canvas) => canvas.dataset.loadingChart, draw);
 })();

@@ -16,15 +16,7 @@
   const INK = "#1a1a1a";
   const charts = new Map();
 
-  function statusOf(canvas) {
-    const figure = canvas.closest("figure");
-    return figure ? figure.querySelector("[data-chart-status]") : null;
-  }
-
-  function say(canvas, text) {
-    const status = statusOf(canvas);
-    if (status) status.textContent = text;
-  }
+  const say = window.tableCharts.say;
 
   // Diagonal stripes on white: the concentration bars differ from the others by pattern too.
   function hatch() {
@@ -201,21 +193,5 @@
     say(canvas, "");
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    const canvases = document.querySelectorAll("canvas[data-statistics-chart]");
-    if (!canvases.length) return;
-    if (!window.Chart) {
-      canvases.forEach((canvas) => {
-        canvas.dataset.chartState = "failed";
-        say(canvas, "The chart could not be drawn; the numbers are in the table below.");
-      });
-      return;
-    }
-    canvases.forEach(draw);
-    document.body.addEventListener("htmx:afterSwap", (event) => {
-      canvases.forEach((canvas) => {
-        if (event.target.matches(canvas.dataset.statisticsChart)) draw(canvas);
-      });
-    });
-  });
+  window.tableCharts.follow("canvas[data-statistics-chart]", (canvas) => canvas.dataset.statisticsChart, draw);
 })();
