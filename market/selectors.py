@@ -362,11 +362,13 @@ class HouseholdCounts:
     waiting: int  # of them, waiting for approval
 
 
-def household_counts(*, user: User) -> HouseholdCounts:
+def household_counts(*, user: User, pending: set[str] | None = None) -> HouseholdCounts:
     """How many households there are and how many wait for approval (for the grid operator
-    and admins; 0 and 0 for anyone else)."""
+    and admins; 0 and 0 for anyone else); ``pending``: the registrations waiting for a block,
+    if the caller has read them already."""
     households = _households_with_money(user)
-    waiting = households.exclude(_approved(_registrations_pending())).count()
+    pending = _registrations_pending() if pending is None else pending
+    waiting = households.exclude(_approved(pending)).count()
     return HouseholdCounts(total=households.count(), waiting=waiting)
 
 
@@ -397,7 +399,7 @@ def household_page(
     households = _households_with_money(user)
     pending = _registrations_pending()
     approved = _approved(pending)
-    counts = household_counts(user=user)
+    counts = household_counts(user=user, pending=pending)
     text = search.strip()
     if text:
         households = households.filter(

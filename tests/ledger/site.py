@@ -35,6 +35,24 @@ def project(block: Block) -> bool:
     return block_project(block=block_to_json(block))
 
 
+SLOT_MS = 900_000  # the test chains' market: 15-minute slots, gate closure 5 minutes before
+GATE_MS = 300_000
+
+
+def open_slot(site: Site) -> int:
+    """A slot open for the next block (5 s after the last one) and, with room to spare, at the
+    site's clock: the second one whose gate has not closed."""
+    now = site.blocks[-1].timestamp_ms + 5_000
+    return (now + GATE_MS) // SLOT_MS * SLOT_MS + 2 * SLOT_MS
+
+
+def order(site: Site, who: KeyPair, side: str, energy_wh: int, price: int, slot: int) -> Any:
+    """``who``'s signed ``market.order.place``."""
+    return site.sign(
+        who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
+    )
+
+
 def trading_site(
     settings: Any, directory: Path, households: Any, *, credits: int = 100_000
 ) -> Site:

@@ -19,27 +19,14 @@ from ledger import live
 from ledger.blocks import Block
 from tests.accounts.test_consumers import headers
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR
-from tests.ledger.site import Site, give_key, trading_site
+from tests.ledger.site import SLOT_MS, Site, give_key, open_slot, order, trading_site
 
-SLOT_MS = 900_000
-GATE_MS = 300_000
 SELLER, BUYER, OTHER = HOUSEHOLDS[5], HOUSEHOLDS[6], HOUSEHOLDS[7]
 
 
 @pytest.fixture
 def site(settings: Any, tmp_path: Path) -> Site:
     return trading_site(settings, tmp_path, (SELLER, BUYER, OTHER))
-
-
-def open_slot(site: Site) -> int:
-    now = site.blocks[-1].timestamp_ms + 5_000
-    return (now + GATE_MS) // SLOT_MS * SLOT_MS + 2 * SLOT_MS
-
-
-def order(site: Site, who: Any, side: str, energy_wh: int, price: int, slot: int) -> Any:
-    return site.sign(
-        who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
-    )
 
 
 def hints_of(commit: Any, topics: list[str]) -> list[dict[str, Any]]:

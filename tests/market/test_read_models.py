@@ -13,7 +13,6 @@ from django.forms.models import model_to_dict
 
 from gridplatform.accounts.models import User
 from ledger import read_model_audit
-from ledger.identity import KeyPair
 from ledger.projection import datetime_of_ms
 from market.chain import schema as market_schema
 from market.chain.options import market_options
@@ -26,31 +25,16 @@ from market.models import (
     SlotSettlement,
 )
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR, REGULATOR
-from tests.ledger.site import Site, trading_site
+from tests.ledger.site import GATE_MS, Site, open_slot, order, trading_site
 from tests.supervision import support as supervised
 
 pytestmark = pytest.mark.django_db
-SLOT_MS = 900_000
-GATE_MS = 300_000
 SELLER, BUYER, OTHER = HOUSEHOLDS[5], HOUSEHOLDS[6], HOUSEHOLDS[7]
 
 
 @pytest.fixture
 def site(settings: Any, tmp_path: Path) -> Site:
     return trading_site(settings, tmp_path, (SELLER, BUYER, OTHER))
-
-
-def open_slot(site: Site) -> int:
-    """A slot open for the next block (5 s after the last one) and, with room to spare, at the
-    site's clock: the second one whose gate has not closed."""
-    now = site.blocks[-1].timestamp_ms + 5_000
-    return (now + GATE_MS) // SLOT_MS * SLOT_MS + 2 * SLOT_MS
-
-
-def order(site: Site, who: KeyPair, side: str, energy_wh: int, price: int, slot: int) -> Any:
-    return site.sign(
-        who, "market.order.place", slot=slot, side=side, energy_wh=energy_wh, price=price
-    )
 
 
 def dump() -> dict[str, list[dict[str, Any]]]:
