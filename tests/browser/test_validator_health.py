@@ -74,12 +74,22 @@ def test_the_operator_console_shows_each_validators_signing_history(
     expect(marks.nth(3)).to_have_attribute(
         "title", "block 4: not in the certificate; proposed by validator 0"
     )
-    # Not colour alone: a missed block's mark is a shorter, hollow one.
-    signed_box = two.locator('.signing-strip .mark[data-signed="yes"]').first.bounding_box()
-    missed_box = missed.first.bounding_box()
-    assert signed_box is not None
-    assert missed_box is not None
-    assert missed_box["height"] < signed_box["height"] * 0.6
+    # Not colour alone: a missed block's mark is a shorter, hollow one. Both heights are measured
+    # in one step of the page, once its strip is drawn: the rows are re-fetched every 5 s, and a
+    # row just swapped in has no marks until the script draws them.
+    heights = page.wait_for_function(
+        """() => {
+            const strip = document.querySelector(
+                '#validator-rows tr[data-validator="2"] .signing-strip[data-drawn="yes"]');
+            const signed = strip && strip.querySelector('.mark[data-signed="yes"]');
+            const missed = strip && strip.querySelector('.mark[data-signed="no"]');
+            if (!signed || !missed) { return null; }
+            return [signed.getBoundingClientRect().height, missed.getBoundingClientRect().height];
+        }"""
+    ).json_value()
+    signed_height, missed_height = heights
+    assert signed_height > 0
+    assert missed_height < signed_height * 0.6
     expect(page.locator('#validator-rows tr[data-validator="0"]')).to_contain_text(
         "In every certificate shown."
     )
