@@ -297,11 +297,24 @@ def execute_certified(
 # --- payload helpers for handlers ------------------------------------------------------------
 
 
-def payload_fields(tx: Transaction, *names: str) -> list[Any]:
-    """The payload's fields, exactly these and no others, or TxFailed('bad_payload')."""
-    if set(tx.payload) != set(names):
+def payload_fields(
+    tx: Transaction, *names: str, optional: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """The payload's fields, exactly these and no others, or TxFailed('bad_payload'). Each name
+    in ``optional`` may also be given; its value follows the required ones, the mapping's
+    default when it is not."""
+    extra = optional or {}
+    given = set(tx.payload)
+    if not set(names) <= given or not given <= set(names) | set(extra):
+        if extra:
+            raise TxFailed(
+                "bad_payload",
+                f"payload must have exactly {sorted(names)}, and may have {sorted(extra)}",
+            )
         raise TxFailed("bad_payload", f"payload must have exactly {sorted(names)}")
-    return [tx.payload[name] for name in names]
+    return [tx.payload[name] for name in names] + [
+        tx.payload.get(name, default) for name, default in extra.items()
+    ]
 
 
 def positive_amount(value: Any) -> int:

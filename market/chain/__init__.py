@@ -37,10 +37,9 @@ from ledger.application import (
     TxFailed,
 )
 from ledger.state import State
-from market.chain import book, contract, residual, settlement, tariff
-from market.chain.book import BUY, SELL
+from market.chain import contract, residual, settlement, tariff
 from market.chain.options import market_options
-from market.chain.schema import contracts_key, free_balance, offers_key
+from market.chain.schema import contracts_key, free_balance
 from meters.chain import schema as meters
 from meters.chain.metering import SLOT_CLOSED
 
@@ -83,11 +82,12 @@ def slot_closed(state: State, slot: int, now: int) -> bool:
     start = slot - slot % options.slot_ms
     return (
         now >= start + options.slot_ms + options.settlement_delay_ms
-        and state.get(contracts_key(start)) is None
         and not meters.slot_has_readings(state, start)
-        and book.best_price(state, start, BUY) is None
-        and book.best_price(state, start, SELL) is None
-        and state.get(offers_key(start)) is None
+        and not any(
+            state.get(contracts_key(start, carrier)) is not None
+            or contract.has_open_trading(state, start, carrier)
+            for carrier in options.carriers
+        )
     )
 
 

@@ -1,4 +1,7 @@
-"""Order books in the ledger's state: one per delivery slot and side, with price-time priority.
+"""Order books in the ledger's state: one per carrier, delivery slot and side, with price-time
+priority. The keys below are electricity's; another carrier's have ``<carrier>/<slot>`` for
+``<slot>`` (``market.chain.schema``, "carriers"), and an order's own ``carrier`` says which book
+it rests in.
 
 No Django import. The state is a flat map of keys to small JSON values (``ledger.state``), and
 ``State.set`` checks a whole value and ``State.keys`` sorts every key, so a book is spread over
@@ -41,7 +44,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ledger.state import State
-from market.chain.schema import ORDER_PREFIX, book_index_prefix, level_key, order_key
+from market.chain.options import ELECTRICITY
+from market.chain.schema import (
+    ORDER_PREFIX,
+    book_index_prefix,
+    carrier_of,
+    level_key,
+    order_key,
+)
 
 BUY = "buy"
 SELL = "sell"
@@ -131,8 +141,8 @@ def queue_delete(state: State, queue_key: str, item_prefix: str) -> list[dict[st
 # --- the price index ---------------------------------------------------------------------------
 
 
-def _index_add(state: State, slot: int, side: str, price: int) -> None:
-    base = book_index_prefix(slot, side)
+def _index_add(state: State, slot: int, side: str, price: int, carrier: str) -> None:
+    base = book_index_prefix(slot, side, carrier)
     for depth in range(_DEPTH - 1, -1, -1):
         key = f"{base}{depth}/{price >> (_BITS * (_DEPTH - depth))}"
         bit = 1 << ((price >> (_BITS * (_DEPTH - 1 - depth))) & (_FANOUT - 1))
@@ -142,8 +152,8 @@ def _index_add(state: State, slot: int, side: str, price: int) -> None:
             return
 
 
-def _index_remove(state: State, slot: int, side: str, price: int) -> None:
-    base = book_index_prefix(slot, side)
+def _index_remove(state: State, slot: int, side: str, price: int, carrier: str) -> None:
+    base = book_index_prefix(slot, side, carrier)
     for depth in range(_DEPTH - 1, -1, -1):
         key = f"{base}{depth}/{price >> (_BITS * (_DEPTH - depth))}"
         bit = 1 << ((price >> (_BITS * (_DEPTH - 1 - depth))) & (_FANOUT - 1))
@@ -154,9 +164,10 @@ def _index_remove(state: State, slot: int, side: str, price: int) -> None:
         state.delete(key)  # now empty: clear its bit in its parent too
 
 
-def best_price(state: State, slot: int, side: str) -> int | None:
-    """The highest bid (``buy``) or lowest ask (``sell``) of the slot; None if there is none."""
-    base = book_index_prefix(slot, side)
+def best_price(state: State, slot: int, side: str, carrier: str = ELECTRICITY) -> int | None:
+    """The highest bid (``buy``) or lowest ask (``sell``) of the slot in the carrier's book;
+    None if there is none."""
+    base = book_index_prefix(slot, side, carrier)
     prefix = 0
     for depth in range(_DEPTH):
         mask = state.get(f"{base}{depth}/{prefix}", 0)
@@ -167,10 +178,10 @@ def best_price(state: State, slot: int, side: str) -> int | None:
     return prefix
 
 
-def prices(state: State, slot: int, side: str) -> Iterator[int]:
+def prices(state: State, slot: int, side: str, carrier: str = ELECTRICITY) -> Iterator[int]:
     """The side's price levels, best first (for clearing a slot: O(levels))."""
 
-    base = book_index_prefix(slot, side)
+    base = book_index_prefix(slot, side, carrier)
 
     def walk(depth: int, prefix: int) -> Iterator[int]:
         mask = state.get(f"{base}{depth}/{prefix}", 0)
@@ -185,9 +196,9 @@ def prices(state: State, slot: int, side: str) -> Iterator[int]:
     return walk(0, 0)
 
 
-def _index_nodes(state: State, slot: int, side: str) -> list[str]:
+def _index_nodes(state: State, slot: int, side: str, carrier: str) -> list[str]:
     keys: list[str] = []
-    base = book_index_prefix(slot, side)
+    base = book_index_prefix(slot, side, carrier)
 
     def walk(depth: int, prefix: int) -> None:
         key = f"{base}{depth}/{prefix}"
@@ -209,16 +220,16 @@ def _index_nodes(state: State, slot: int, side: str) -> list[str]:
 
 def add(state: State, order: dict[str, Any]) -> None:
     """Rest ``order`` at the tail of its price level (after every order already there)."""
-    slot, side, price = order["slot"], order["side"], order["price"]
-    if queue_push(state, level_key(slot, side, price), ORDER_PREFIX, order):
-        _index_add(state, slot, side, price)
+    slot, side, price, carrier = order["slot"], order["side"], order["price"], carrier_of(order)
+    if queue_push(state, level_key(slot, side, price, carrier), ORDER_PREFIX, order):
+        _index_add(state, slot, side, price, carrier)
 
 
 def remove(state: State, order: dict[str, Any]) -> bool:
     """Take ``order`` (as stored) out of the book and the state; whether its level emptied."""
-    slot, side, price = order["slot"], order["side"], order["price"]
-    if queue_unlink(state, level_key(slot, side, price), ORDER_PREFIX, order):
-        _index_remove(state, slot, side, price)
+    slot, side, price, carrier = order["slot"], order["side"], order["price"], carrier_of(order)
+    if queue_unlink(state, level_key(slot, side, price, carrier), ORDER_PREFIX, order):
+        _index_remove(state, slot, side, price, carrier)
         return True
     return False
 
@@ -228,22 +239,28 @@ def update(state: State, order: dict[str, Any]) -> None:
     state.set(order_key(order["id"]), order)
 
 
-def head(state: State, slot: int, side: str, price: int) -> dict[str, Any]:
+def head(
+    state: State, slot: int, side: str, price: int, carrier: str = ELECTRICITY
+) -> dict[str, Any]:
     """The oldest order at a price level that exists."""
-    return queue_head(state, level_key(slot, side, price), ORDER_PREFIX)
+    return queue_head(state, level_key(slot, side, price, carrier), ORDER_PREFIX)
 
 
-def level(state: State, slot: int, side: str, price: int) -> dict[str, Any] | None:
-    value: dict[str, Any] | None = state.get(level_key(slot, side, price))
+def level(
+    state: State, slot: int, side: str, price: int, carrier: str = ELECTRICITY
+) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = state.get(level_key(slot, side, price, carrier))
     return value
 
 
-def take_all(state: State, slot: int, side: str) -> list[dict[str, Any]]:
+def take_all(
+    state: State, slot: int, side: str, carrier: str = ELECTRICITY
+) -> list[dict[str, Any]]:
     """Empty one side of a slot's book: delete its orders, levels and index; return the orders
     in priority order (best price first, then time). O(orders + levels)."""
     orders: list[dict[str, Any]] = []
-    for price in list(prices(state, slot, side)):
-        orders += queue_delete(state, level_key(slot, side, price), ORDER_PREFIX)
-    for node in _index_nodes(state, slot, side):
+    for price in list(prices(state, slot, side, carrier)):
+        orders += queue_delete(state, level_key(slot, side, price, carrier), ORDER_PREFIX)
+    for node in _index_nodes(state, slot, side, carrier):
         state.delete(node)
     return orders

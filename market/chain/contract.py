@@ -130,7 +130,7 @@ from ledger.state import State
 from market.chain import auction, book
 from market.chain.book import BUY, SELL
 from market.chain.network import Allowance, Network, NetworkView, network
-from market.chain.options import Options, market_options
+from market.chain.options import ELECTRICITY, Options, market_options
 from market.chain.pricing import buyer_margin, seller_deposit
 from market.chain.schema import (
     AUCTION_CLEARED,
@@ -148,6 +148,8 @@ from market.chain.schema import (
     WITHDRAWN,
     Contract,
     add_locked,
+    carrier_of,
+    contract_id,
     contract_key,
     contracts_key,
     defaults,
@@ -157,6 +159,7 @@ from market.chain.schema import (
     offers_key,
     open_key,
     order_key,
+    with_carrier,
 )
 
 # --- balances and margins ----------------------------------------------------------------------
@@ -212,10 +215,20 @@ def _check_bounds(energy_wh: int, price: int, options: Options) -> None:
         raise TxFailed("price_out_of_bounds")
 
 
-def _qualify(state: State, address: str, options: Options, context: Context) -> str | None:
-    """The qualification audit of an account about to trade (at block time): the network's
-    stops (``market.chain.network``), then its defaults. Its feeder, if it has one."""
-    feeder = network(context.hooks).qualify(state, address, context.timestamp_ms)
+def _carrier(value: Any, options: Options) -> str:
+    """A carrier the market trades (genesis: ``market.chain.options``)."""
+    if not isinstance(value, str) or value not in options.carriers:
+        raise TxFailed("bad_carrier", f"the market trades {', '.join(options.carriers)}")
+    return value
+
+
+def _qualify(
+    state: State, address: str, options: Options, context: Context, carrier: str
+) -> str | None:
+    """The qualification audit of an account about to trade ``carrier`` (at block time): the
+    network's stops (``market.chain.network``), then its defaults. Its feeder (its segment of
+    the carrier's network), if it has one."""
+    feeder = network(context.hooks).qualify(state, address, context.timestamp_ms, carrier)
     record = defaults(state, address)
     if record is not None and record.get("unsettled", 0) > options.max_unsettled_defaults:
         raise TxFailed("too_many_defaults")
@@ -223,20 +236,28 @@ def _qualify(state: State, address: str, options: Options, context: Context) -> 
 
 
 def _order_terms(
-    state: State, tx: Transaction, context: Context, slot: Any, energy_wh: Any, price: Any
-) -> tuple[int, int, int, Options, str | None]:
-    """Checks shared by orders and offers, up to and including the qualification audit (the
-    sender's feeder comes last)."""
+    state: State,
+    tx: Transaction,
+    context: Context,
+    slot: Any,
+    energy_wh: Any,
+    price: Any,
+    carrier: Any,
+) -> tuple[int, int, int, Options, str, str | None]:
+    """Checks shared by orders and offers, up to and including the qualification audit; the
+    carrier's options, the carrier and the sender's feeder come last."""
+    market = market_options(state)
+    carrier = _carrier(carrier, market)
     slot = _integer(slot, "bad_slot")
     if slot < 0:
         raise TxFailed("bad_slot")
     energy_wh = _integer(energy_wh, "bad_energy")
     price = _integer(price, "bad_price")
-    options = market_options(state)
+    options = market.carrier(carrier)
     _check_slot_open(slot, context.timestamp_ms, options)
     _check_bounds(energy_wh, price, options)
-    feeder = _qualify(state, tx.sender, options, context)
-    return slot, energy_wh, price, options, feeder
+    feeder = _qualify(state, tx.sender, options, context, carrier)
+    return slot, energy_wh, price, options, carrier, feeder
 
 
 # --- contracts ---------------------------------------------------------------------------------
@@ -276,10 +297,10 @@ def _trade(
     sell_locked = _margin(SELL, sell_after, sell["price"], options)
     escrow = buyer_margin(energy_wh, price, options.network_fee)
     deposit = sell["locked"] - sell_locked
-    slot = sell["slot"]
-    index: int = state.get(contracts_key(slot), 0)
+    slot, carrier = sell["slot"], carrier_of(sell)
+    index: int = state.get(contracts_key(slot, carrier), 0)
     contract: Contract = {
-        "id": f"{slot}-{index}",
+        "id": contract_id(slot, index, carrier),
         "kind": kind,
         "slot": slot,
         "index": index,
@@ -303,8 +324,10 @@ def _trade(
             "constraint": allowance.constraint,
             "cut_wh": asked_wh - energy_wh,
         }
+    if carrier != ELECTRICITY:
+        contract["carrier"] = carrier
     view.count(contract, energy_wh)
-    state.set(contracts_key(slot), index + 1)
+    state.set(contracts_key(slot, carrier), index + 1)
     state.set(contract_key(contract["id"]), contract)
     context.emit(CONTRACT_MADE, contract)
     return Trade(
@@ -322,14 +345,14 @@ def _closed(context: Context, type_: str, item: dict[str, Any], status: str) -> 
 # --- orders ------------------------------------------------------------------------------------
 
 
-def _open_add(state: State, slot: int, address: str, side: str) -> None:
-    key = open_key(slot, address)
+def _open_add(state: State, slot: int, address: str, side: str, carrier: str) -> None:
+    key = open_key(slot, address, carrier)
     current = state.get(key)
     state.set(key, {"side": side, "count": current["count"] + 1 if current else 1})
 
 
-def _open_remove(state: State, slot: int, address: str) -> None:
-    key = open_key(slot, address)
+def _open_remove(state: State, slot: int, address: str, carrier: str) -> None:
+    key = open_key(slot, address, carrier)
     current = state.get(key)
     if current["count"] == 1:
         state.delete(key)
@@ -342,38 +365,41 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
 
     Precondition (checked by the registry): the sender is a household.
     """
-    slot, side, energy_wh, price = payload_fields(tx, "slot", "side", "energy_wh", "price")
+    slot, side, energy_wh, price, carrier = payload_fields(
+        tx, "slot", "side", "energy_wh", "price", optional={"carrier": ELECTRICITY}
+    )
     if side not in (BUY, SELL):
         raise TxFailed("bad_side")
-    slot, energy_wh, price, options, feeder = _order_terms(
-        state, tx, context, slot, energy_wh, price
+    slot, energy_wh, price, options, carrier, feeder = _order_terms(
+        state, tx, context, slot, energy_wh, price, carrier
     )
-    resting = state.get(open_key(slot, tx.sender))
+    resting = state.get(open_key(slot, tx.sender, carrier))
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
     margin = _margin(side, energy_wh, price, options)
     _check_free(state, tx.sender, margin)
-    order = {
-        "id": context.tx_id,
-        "owner": tx.sender,
-        "slot": slot,
-        "side": side,
-        "price": price,
-        "energy_wh": energy_wh,
-        "remaining_wh": energy_wh,
-        "locked": margin,
-        "height": context.height,
-    }
-    context.emit(
-        ORDER_PLACED,
-        {name: order[name] for name in ("id", "owner", "slot", "side", "price", "energy_wh")},
+    order = with_carrier(
+        {
+            "id": context.tx_id,
+            "owner": tx.sender,
+            "slot": slot,
+            "side": side,
+            "price": price,
+            "energy_wh": energy_wh,
+            "remaining_wh": energy_wh,
+            "locked": margin,
+            "height": context.height,
+        },
+        carrier,
     )
+    placed = {name: order[name] for name in ("id", "owner", "slot", "side", "price", "energy_wh")}
+    context.emit(ORDER_PLACED, with_carrier(placed, carrier))
     released = 0
     if not options.call_auction:
         order, released = _match(state, context, options, order, feeder)
     if order["remaining_wh"]:
         book.add(state, order)
-        _open_add(state, slot, tx.sender, side)
+        _open_add(state, slot, tx.sender, side, carrier)
     else:
         _closed(context, ORDER_CLOSED, order, FILLED)
     add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
@@ -385,13 +411,13 @@ def _match(
     """Trade an incoming order (of an account on ``feeder``, which it was just qualified to
     trade on) against the book while it crosses; return what is left of it, and how much of
     its margin the trades released (if it is a bid)."""
-    slot, side = order["slot"], order["side"]
+    slot, side, carrier = order["slot"], order["side"], carrier_of(order)
     resting_side = book.opposite(side)
     released = 0
-    view = network(context.hooks).view(state, context.timestamp_ms, trading=feeder)
-    best = book.best_price(state, slot, resting_side)
+    view = network(context.hooks).view(state, context.timestamp_ms, feeder, carrier)
+    best = book.best_price(state, slot, resting_side, carrier)
     while order["remaining_wh"] and best is not None and book.crosses(side, order["price"], best):
-        resting = book.head(state, slot, resting_side, best)
+        resting = book.head(state, slot, resting_side, best, carrier)
         buy, sell = (order, resting) if side == BUY else (resting, order)
         asked = min(order["remaining_wh"], resting["remaining_wh"])
         allowance = view.allowed(
@@ -422,8 +448,8 @@ def _match(
             book.update(state, resting_after)
         else:
             if book.remove(state, resting):  # the level is gone: the next best price
-                best = book.best_price(state, slot, resting_side)
-            _open_remove(state, slot, resting["owner"])
+                best = book.best_price(state, slot, resting_side, carrier)
+            _open_remove(state, slot, resting["owner"], carrier)
             _closed(context, ORDER_CLOSED, resting_after, FILLED)
         if allowance.energy_wh < asked:
             break  # the grid's constraint binds: the rest of the order waits in the book
@@ -443,7 +469,7 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_owner")
     _check_trading(order["slot"], context.timestamp_ms, market_options(state))
     book.remove(state, order)
-    _open_remove(state, order["slot"], tx.sender)
+    _open_remove(state, order["slot"], tx.sender, carrier_of(order))
     add_locked(state, tx.sender, -order["locked"])
     _closed(context, ORDER_CLOSED, order, CANCELLED)
 
@@ -459,14 +485,17 @@ def cancel_open(state: State, address: str, context: Context) -> tuple[list[str]
     orders: list[str] = []
     offers: list[str] = []
     first = now // options.slot_ms * options.slot_ms + options.slot_ms
-    for slot in range(first, now + options.horizon_ms + options.slot_ms, options.slot_ms):
-        resting = state.get(open_key(slot, address))
+    slots = range(first, now + options.horizon_ms + options.slot_ms, options.slot_ms)
+    for slot, carrier in itertools.product(slots, options.carriers):
+        resting = state.get(open_key(slot, address, carrier))
         if resting is not None:
             side = resting["side"]
             mine = [
                 order
-                for price in list(book.prices(state, slot, side))
-                for order in book.queue_items(state, level_key(slot, side, price), ORDER_PREFIX)
+                for price in list(book.prices(state, slot, side, carrier))
+                for order in book.queue_items(
+                    state, level_key(slot, side, price, carrier), ORDER_PREFIX
+                )
                 if order["owner"] == address
             ]
             for order in mine:
@@ -474,10 +503,10 @@ def cancel_open(state: State, address: str, context: Context) -> tuple[list[str]
                 add_locked(state, address, -order["locked"])
                 orders.append(order["id"])
                 _closed(context, ORDER_CLOSED, order, CANCELLED)
-            state.delete(open_key(slot, address))
-        for offer in book.queue_items(state, offers_key(slot), OFFER_PREFIX):
+            state.delete(open_key(slot, address, carrier))
+        for offer in book.queue_items(state, offers_key(slot, carrier), OFFER_PREFIX):
             if offer["owner"] == address:
-                book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
+                book.queue_unlink(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
                 add_locked(state, address, -offer["locked"])
                 offers.append(offer["id"])
                 _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
@@ -492,8 +521,12 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
 
     Precondition (checked by the registry): the sender is a household.
     """
-    slot, energy_wh, price, buyer = payload_fields(tx, "slot", "energy_wh", "price", "buyer")
-    slot, energy_wh, price, options, _ = _order_terms(state, tx, context, slot, energy_wh, price)
+    slot, energy_wh, price, buyer, carrier = payload_fields(
+        tx, "slot", "energy_wh", "price", "buyer", optional={"carrier": ELECTRICITY}
+    )
+    slot, energy_wh, price, options, carrier, _ = _order_terms(
+        state, tx, context, slot, energy_wh, price, carrier
+    )
     if buyer != "":
         buyer = registered_address(state, buyer)
         named = account(state, buyer)
@@ -503,22 +536,23 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
             raise TxFailed("own_offer")
     deposit = _margin(SELL, energy_wh, price, options)
     _lock(state, tx.sender, deposit)
-    offer = {
-        "id": context.tx_id,
-        "owner": tx.sender,
-        "slot": slot,
-        "price": price,
-        "energy_wh": energy_wh,
-        "remaining_wh": energy_wh,
-        "locked": deposit,
-        "buyer": buyer,
-        "height": context.height,
-    }
-    book.queue_push(state, offers_key(slot), OFFER_PREFIX, offer)
-    context.emit(
-        OFFER_POSTED,
-        {name: offer[name] for name in ("id", "owner", "slot", "price", "energy_wh", "buyer")},
+    offer = with_carrier(
+        {
+            "id": context.tx_id,
+            "owner": tx.sender,
+            "slot": slot,
+            "price": price,
+            "energy_wh": energy_wh,
+            "remaining_wh": energy_wh,
+            "locked": deposit,
+            "buyer": buyer,
+            "height": context.height,
+        },
+        carrier,
     )
+    book.queue_push(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
+    posted = {name: offer[name] for name in ("id", "owner", "slot", "price", "energy_wh", "buyer")}
+    context.emit(OFFER_POSTED, with_carrier(posted, carrier))
 
 
 def _offer(state: State, offer_id: Any) -> dict[str, Any]:
@@ -539,8 +573,8 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     energy_wh = _integer(energy_wh, "bad_energy")
     if energy_wh <= 0:
         raise TxFailed("bad_energy")
-    options = market_options(state)
-    slot, seller = offer["slot"], offer["owner"]
+    slot, seller, carrier = offer["slot"], offer["owner"], carrier_of(offer)
+    options = market_options(state).carrier(carrier)
     _check_trading(slot, context.timestamp_ms, options)
     if seller == tx.sender:
         raise TxFailed("own_offer")
@@ -548,10 +582,10 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_offered_to_you")
     if energy_wh > offer["remaining_wh"]:
         raise TxFailed("exceeds_offer")
-    _qualify(state, tx.sender, options, context)
+    _qualify(state, tx.sender, options, context, carrier)
     net = network(context.hooks)
-    net.check_counterparty(state, seller, context.timestamp_ms)
-    view = net.view(state, context.timestamp_ms)
+    net.check_counterparty(state, seller, context.timestamp_ms, carrier)
+    view = net.view(state, context.timestamp_ms, carrier=carrier)
     allowance = view.allowed(seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
@@ -580,7 +614,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     if offer_after["remaining_wh"]:
         state.set(offer_key(offer["id"]), offer_after)
     else:
-        book.queue_unlink(state, offers_key(slot), OFFER_PREFIX, offer)
+        book.queue_unlink(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
         _closed(context, OFFER_CLOSED, offer_after, TAKEN)
 
 
@@ -594,7 +628,7 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
     if offer["owner"] != tx.sender:
         raise TxFailed("not_owner")
     _check_trading(offer["slot"], context.timestamp_ms, market_options(state))
-    book.queue_unlink(state, offers_key(offer["slot"]), OFFER_PREFIX, offer)
+    book.queue_unlink(state, offers_key(offer["slot"], carrier_of(offer)), OFFER_PREFIX, offer)
     add_locked(state, tx.sender, -offer["locked"])
     _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
 
@@ -617,24 +651,32 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("slot_misaligned")
     if context.timestamp_ms < slot - options.gate_closure_ms:
         raise TxFailed("slot_open", "trading for the slot has not closed yet")
-    if (
-        book.best_price(state, slot, BUY) is None
-        and book.best_price(state, slot, SELL) is None
-        and state.get(offers_key(slot)) is None
-    ):
+    carriers = [c for c in options.carriers if has_open_trading(state, slot, c)]
+    if not carriers:
         raise TxFailed("nothing_to_clear")
-    bids = book.take_all(state, slot, BUY)
-    asks = book.take_all(state, slot, SELL)
     net = network(context.hooks)
-    if options.call_auction and not net.market_suspended(state, context.timestamp_ms):
-        _call_auction(state, context, options, net, slot, bids, asks)
-    for order in itertools.chain(bids, asks):
-        add_locked(state, order["owner"], -order["locked"])
-        state.delete(open_key(slot, order["owner"]))
-        _closed(context, ORDER_CLOSED, order, FILLED if not order["remaining_wh"] else EXPIRED)
-    for offer in book.queue_delete(state, offers_key(slot), OFFER_PREFIX):
-        add_locked(state, offer["owner"], -offer["locked"])
-        _closed(context, OFFER_CLOSED, offer, EXPIRED)
+    for carrier in carriers:  # each carrier's book on its own, electricity first
+        bids = book.take_all(state, slot, BUY, carrier)
+        asks = book.take_all(state, slot, SELL, carrier)
+        if options.call_auction and not net.market_suspended(state, context.timestamp_ms):
+            _call_auction(state, context, options.carrier(carrier), net, slot, carrier, bids, asks)
+        for order in itertools.chain(bids, asks):
+            add_locked(state, order["owner"], -order["locked"])
+            state.delete(open_key(slot, order["owner"], carrier))
+            status = FILLED if not order["remaining_wh"] else EXPIRED
+            _closed(context, ORDER_CLOSED, order, status)
+        for offer in book.queue_delete(state, offers_key(slot, carrier), OFFER_PREFIX):
+            add_locked(state, offer["owner"], -offer["locked"])
+            _closed(context, OFFER_CLOSED, offer, EXPIRED)
+
+
+def has_open_trading(state: State, slot: int, carrier: str) -> bool:
+    """Whether the carrier's book of ``slot`` still holds an order or an offer."""
+    return (
+        book.best_price(state, slot, BUY, carrier) is not None
+        or book.best_price(state, slot, SELL, carrier) is not None
+        or state.get(offers_key(slot, carrier)) is not None
+    )
 
 
 def _call_auction(
@@ -643,6 +685,7 @@ def _call_auction(
     options: Options,
     net: Network,
     slot: int,
+    carrier: str,
     bids: list[dict[str, Any]],
     asks: list[dict[str, Any]],
 ) -> None:
@@ -654,7 +697,7 @@ def _call_auction(
         return [(price, sum(o["remaining_wh"] for o in group)) for price, group in grouped]
 
     clearing = auction.clearing_price(levels(bids), levels(asks))
-    view = net.view(state, context.timestamp_ms)
+    view = net.view(state, context.timestamp_ms, carrier=carrier)
     contracts = volume = 0
     if clearing is not None:
         i = j = 0
@@ -688,12 +731,10 @@ def _call_auction(
                 i += 1  # filled, or the grid binds for this buyer: the next bid
             if asks[j]["remaining_wh"] == 0:
                 j += 1
-    context.emit(
-        AUCTION_CLEARED,
-        {
-            "slot": slot,
-            "price": clearing.price if clearing else 0,
-            "volume_wh": volume,
-            "contracts": contracts,
-        },
-    )
+    cleared = {
+        "slot": slot,
+        "price": clearing.price if clearing else 0,
+        "volume_wh": volume,
+        "contracts": contracts,
+    }
+    context.emit(AUCTION_CLEARED, with_carrier(cleared, carrier))

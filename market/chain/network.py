@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
 from ledger.state import State
+from market.chain.options import ELECTRICITY
 from market.chain.schema import Contract
 
 NETWORK = "market.network"
@@ -42,13 +43,18 @@ class NetworkView(Protocol):
 
 
 class Network(Protocol):
-    def qualify(self, state: State, address: str, now: int) -> str | None:
-        """The stops that keep ``address`` from trading now, in order, as ``TxFailed``:
-        ``market_suspended``, ``account_restricted``, ``no_feeder``, ``feeder_suspended``,
-        ``grid_high_load`` / ``grid_unstable``. Returns the account's feeder, if it has one."""
+    def qualify(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> str | None:
+        """The stops that keep ``address`` from trading ``carrier`` now, in order, as
+        ``TxFailed``: ``market_suspended``, ``account_restricted``, ``no_feeder`` (no feeder, or
+        for heat no segment of the heating network), ``feeder_suspended``, ``grid_high_load`` /
+        ``grid_unstable``. Returns the account's feeder (segment), if it has one."""
         ...
 
-    def check_counterparty(self, state: State, address: str, now: int) -> None:
+    def check_counterparty(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> None:
         """A counterparty (an offer's seller) whose feeder is stopped may not trade now."""
         ...
 
@@ -56,9 +62,11 @@ class Network(Protocol):
         """Whether trading is suspended for the whole market (no call auction runs)."""
         ...
 
-    def view(self, state: State, now: int, trading: str | None = None) -> NetworkView:
-        """A view for one transaction's matches; ``trading``: a feeder its qualification audit
-        has just found trading."""
+    def view(
+        self, state: State, now: int, trading: str | None = None, carrier: str = ELECTRICITY
+    ) -> NetworkView:
+        """A view of ``carrier``'s network for one transaction's matches; ``trading``: a feeder
+        its qualification audit has just found trading."""
         ...
 
 
@@ -73,16 +81,22 @@ class _Unlimited:
 class _Unconstrained:
     """A market with no grid behind it: nobody is stopped and every match carries in full."""
 
-    def qualify(self, state: State, address: str, now: int) -> str | None:
+    def qualify(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> str | None:
         return None
 
-    def check_counterparty(self, state: State, address: str, now: int) -> None:
+    def check_counterparty(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> None:
         return None
 
     def market_suspended(self, state: State, now: int) -> bool:
         return False
 
-    def view(self, state: State, now: int, trading: str | None = None) -> NetworkView:
+    def view(
+        self, state: State, now: int, trading: str | None = None, carrier: str = ELECTRICITY
+    ) -> NetworkView:
         return _Unlimited()
 
 

@@ -31,21 +31,52 @@ option                                default         meaning
 ``market.settlement_delay_ms``        900 000         a slot settles no earlier than this long
                                                       after it ends, so that meter data can arrive
                                                       (15 min)
+``market.heat``                       0               1: the market also trades heat (a second
+                                                      carrier, below)
 ====================================  ==============  =============================================
+
+Carriers
+========
+
+Electricity is the market's first carrier and its default: every option above is electricity's.
+A genesis with ``market.heat`` = 1 adds heat, traded in kWh thermal on the same delivery slots
+(``slot_ms``, ``horizon_ms``, ``gate_closure_ms``, ``call_auction`` and ``settlement_delay_ms``
+are the market's, shared by its carriers), with its own bounds, fees and rates:
+``market.heat.<name>`` for each name of :data:`CARRIER_OPTIONS` (a name genesis does not set
+takes electricity's value). ``Options.carrier("heat")`` is the market's options with heat's in
+place, so the code that checks an order or prices a margin reads one set of options whichever
+carrier it trades. Energy is in Wh of the carrier's unit (:data:`UNITS`) and money in minor
+units, with the market's one rounding rule (``market.chain.pricing``) for every carrier.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ledger.state import State
+from meters.chain.schema import ELECTRICITY as ELECTRICITY
+from meters.chain.schema import HEAT as HEAT
 
 # The order book's price index has 5 levels of 32-way nodes (see market.chain.book), so prices are
 # below 2**25. With ENERGY_LIMIT_WH, every value stays far below 2**53 (canonical JSON's limit).
 PRICE_LIMIT = 2**25 - 1
 ENERGY_LIMIT_WH = 10**9
 BPS = 10_000
+
+# Each carrier the market can trade, with the unit its energy is measured in (Wh of it).
+UNITS = {ELECTRICITY: "kWh", HEAT: "kWh thermal"}
+# The options a carrier other than electricity may set for itself, as market.<carrier>.<name>.
+CARRIER_OPTIONS = (
+    "energy_min_wh",
+    "energy_max_wh",
+    "price_min",
+    "price_max",
+    "deposit_bps",
+    "network_fee",
+    "penalty_bps",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +94,20 @@ class Options:
     penalty_bps: int = 2_000
     max_unsettled_defaults: int = 0
     settlement_delay_ms: int = 900_000
+    heat: int = 0
+    # The other carriers' own options (``CARRIER_OPTIONS``) as genesis set them:
+    # (carrier, ((name, value), ...)).
+    overrides: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+
+    @property
+    def carriers(self) -> tuple[str, ...]:
+        """The carriers this market trades, electricity first."""
+        return (ELECTRICITY, HEAT) if self.heat else (ELECTRICITY,)
+
+    def carrier(self, name: str) -> Options:
+        """These options with ``name``'s own in place of electricity's (itself for electricity
+        and for a carrier the market does not trade)."""
+        return _carrier_options(self, name)
 
     @classmethod
     def from_genesis(cls, genesis_options: dict[str, Any]) -> Options:
@@ -74,24 +119,46 @@ class Options:
         given = {
             f.name: genesis_options[f"market.{f.name}"]
             for f in fields(cls)
-            if f"market.{f.name}" in genesis_options
+            if f"market.{f.name}" in genesis_options and f.name not in ("heat", "overrides")
         }
-        o = cls(**given)
-        return cls(
-            slot_ms=max(1, o.slot_ms),
-            horizon_ms=max(0, o.horizon_ms),
-            gate_closure_ms=max(0, o.gate_closure_ms),
-            call_auction=1 if o.call_auction else 0,
-            energy_min_wh=min(max(1, o.energy_min_wh), ENERGY_LIMIT_WH),
-            energy_max_wh=min(max(1, o.energy_max_wh), ENERGY_LIMIT_WH),
-            price_min=min(max(1, o.price_min), PRICE_LIMIT),
-            price_max=min(max(1, o.price_max), PRICE_LIMIT),
-            deposit_bps=min(max(0, o.deposit_bps), BPS),
-            network_fee=min(max(0, o.network_fee), PRICE_LIMIT),
-            penalty_bps=max(0, o.penalty_bps),
-            max_unsettled_defaults=max(0, o.max_unsettled_defaults),
-            settlement_delay_ms=max(0, o.settlement_delay_ms),
-        )
+        if type(genesis_options.get("market.heat")) is int and genesis_options["market.heat"]:
+            given["heat"] = 1
+            heat = tuple(
+                (name, value)
+                for name in CARRIER_OPTIONS
+                if type(value := genesis_options.get(f"market.heat.{name}")) is int
+            )
+            given["overrides"] = ((HEAT, heat),)
+        return _clamped(cls(**given))
+
+
+def _clamped(o: Options) -> Options:
+    """``o`` with every value where the market can work with it."""
+    return Options(
+        slot_ms=max(1, o.slot_ms),
+        horizon_ms=max(0, o.horizon_ms),
+        gate_closure_ms=max(0, o.gate_closure_ms),
+        call_auction=1 if o.call_auction else 0,
+        energy_min_wh=min(max(1, o.energy_min_wh), ENERGY_LIMIT_WH),
+        energy_max_wh=min(max(1, o.energy_max_wh), ENERGY_LIMIT_WH),
+        price_min=min(max(1, o.price_min), PRICE_LIMIT),
+        price_max=min(max(1, o.price_max), PRICE_LIMIT),
+        deposit_bps=min(max(0, o.deposit_bps), BPS),
+        network_fee=min(max(0, o.network_fee), PRICE_LIMIT),
+        penalty_bps=max(0, o.penalty_bps),
+        max_unsettled_defaults=max(0, o.max_unsettled_defaults),
+        settlement_delay_ms=max(0, o.settlement_delay_ms),
+        heat=o.heat,
+        overrides=o.overrides,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _carrier_options(options: Options, name: str) -> Options:
+    for carrier, values in options.overrides:
+        if carrier == name:
+            return _clamped(replace(options, **dict(values)))  # type: ignore[arg-type]
+    return options
 
 
 _cached: tuple[object, Options] | None = None

@@ -10,12 +10,15 @@ rounding rule (``market.chain.pricing``: every division rounds down). ``docs/mar
 The rules
 =========
 
-For each household whose meters recorded a reading in the slot (the meters' slot index,
+The supplier of last resort supplies electricity: the residual is electricity's only (heat
+beyond a household's heat contracts is its heat supplier's business, outside the ledger). For
+each household whose electricity meters recorded a reading in the slot (the meters' slot index,
 ``meters.chain.schema``: ``meter/inslot/<slot>``), in the order of their addresses, with the
 band of the tariff in force for the slot (``tariff.band_of``):
 
-1. **Metered.** ``import_wh`` and ``export_wh``: the sums over every meter of the household and
-   every interval of the slot (a missing interval, or a ``missing`` quality, counts 0).
+1. **Metered.** ``import_wh`` and ``export_wh``: the sums over every electricity meter of the
+   household and every interval of the slot (a missing interval, or a ``missing`` quality,
+   counts 0; a heat meter never counts here).
 2. **P2P.** ``p2p_in_wh``: the energy its contracts of the slot delivered to it, as the
    contracts just settled (``delivered_wh``); ``p2p_out_wh``: what its own contracts delivered.
 3. **Residual energy.** ``grid_import_wh = max(0, import_wh - p2p_in_wh)`` is bought from the
@@ -66,6 +69,7 @@ from market.chain.schema import (
 from market.chain.tariff import band_of, in_force
 from meters.chain import schema as meters
 from meters.chain.metering import MISSING
+from meters.chain.schema import ELECTRICITY
 
 # The residual's fields the slot's summary sums (with the same names).
 _SUMMED = (
@@ -79,8 +83,11 @@ _SUMMED = (
 )
 
 
-def metered(state: State, address: str, slot: int, slot_ms: int) -> tuple[int, int]:
-    """Wh the household's meters imported and exported in the slot, by their recorded readings.
+def metered(
+    state: State, address: str, slot: int, slot_ms: int, carrier: str = ELECTRICITY
+) -> tuple[int, int]:
+    """Wh the household's meters of ``carrier`` imported and exported in the slot, by their
+    recorded readings.
 
     A missing interval and a ``missing`` quality count 0. O(the household's meters x intervals
     in a slot).
@@ -89,6 +96,8 @@ def metered(state: State, address: str, slot: int, slot_ms: int) -> tuple[int, i
     for meter_id in meters.meters_of(state, address):
         registered = meters.meter(state, meter_id)
         assert registered is not None  # the owner index lists registered meters only
+        if meters.meter_carrier(registered["kind"]) != carrier:
+            continue
         step = registered["interval_s"] * 1_000
         for start in range(slot, slot + slot_ms, step):
             recorded = meters.reading(state, meter_id, start)
@@ -132,7 +141,14 @@ def residual_settle(
         return None
     band = band_of(tariff, slot)
     supplier = issuer(state)
-    owners = sorted({_owner(state, meter_id) for meter_id in meter_ids})
+    registered = [meters.meter(state, meter_id) for meter_id in meter_ids]
+    owners = sorted(
+        {
+            meter["owner"]
+            for meter in registered
+            if meter is not None and meters.meter_carrier(meter["kind"]) == ELECTRICITY
+        }
+    )
     totals: Counter[str] = Counter()
     supplier_delta = 0
     for address in owners:
@@ -179,12 +195,6 @@ def residual_settle(
         "issued": issued,
     }
     return summary
-
-
-def _owner(state: State, meter_id: str) -> str:
-    registered = meters.meter(state, meter_id)
-    assert registered is not None  # only a registered meter records readings
-    return registered["owner"]
 
 
 def arrears_from_top_up(state: State, address: str, context: Context) -> None:

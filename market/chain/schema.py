@@ -31,6 +31,10 @@ key                                         record
                                             superseded more than ``KEEP_MS`` ago)
 ==========================================  ===================================================
 
+Each carrier other than electricity has the same families with ``<carrier>/<slot>`` for
+``<slot>`` (``market/level/heat/<slot>/...``, ``market/contracts/heat/<slot>``) and contract ids
+``<carrier>-<slot>-<n>``; its records carry ``"carrier"`` (below, "Carriers").
+
 The state holds only what execution still needs: open orders and offers, margins, and the
 contracts of slots not yet settled. Settlement deletes a slot's contracts and their count; what
 happened stays in the blocks as events (below): ``market.contract_made`` with the contract as it
@@ -65,6 +69,7 @@ from typing import Any, NotRequired, TypedDict
 
 from ledger.application import balance
 from ledger.state import State
+from market.chain.options import ELECTRICITY
 
 TARIFFS_KEY = "market/tariffs"
 LOCKED_PREFIX = "market/locked/"
@@ -87,6 +92,35 @@ FILLED, CANCELLED, EXPIRED = "filled", "cancelled", "expired"
 TAKEN, WITHDRAWN = "taken", "withdrawn"
 
 
+# --- carriers ----------------------------------------------------------------------------------
+#
+# Electricity keeps the keys and records it always had. Every other carrier's books, open-order
+# records, offers and contract counts sit under ``<carrier>/<slot>`` where electricity's sit under
+# ``<slot>`` (``market/level/heat/<slot>/<side>/<price>``...), its contracts are numbered
+# ``heat-<slot>-<n>``, and its orders, offers and contracts carry ``"carrier": "heat"``; a record
+# without ``carrier`` is electricity's. So no electricity key, record or state root changed when
+# carriers came, and nothing of one carrier can be found under another's keys.
+
+
+def carrier_of(record: dict[str, Any] | Any) -> str:
+    """The carrier of an order, offer, contract or settlement result."""
+    carrier: str = record.get("carrier", ELECTRICITY)
+    return carrier
+
+
+def with_carrier(record: dict[str, Any], carrier: str) -> dict[str, Any]:
+    """``record`` marked with ``carrier`` (unmarked for electricity)."""
+    return record if carrier == ELECTRICITY else record | {"carrier": carrier}
+
+
+def _book(slot: int, carrier: str) -> str:
+    return str(slot) if carrier == ELECTRICITY else f"{carrier}/{slot}"
+
+
+def contract_id(slot: int, index: int, carrier: str = ELECTRICITY) -> str:
+    return f"{slot}-{index}" if carrier == ELECTRICITY else f"{carrier}-{slot}-{index}"
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 
@@ -98,32 +132,32 @@ def order_key(order_id: str) -> str:
     return ORDER_PREFIX + order_id
 
 
-def level_key(slot: int, side: str, price: int) -> str:
-    return f"market/level/{slot}/{side}/{price}"
+def level_key(slot: int, side: str, price: int, carrier: str = ELECTRICITY) -> str:
+    return f"market/level/{_book(slot, carrier)}/{side}/{price}"
 
 
-def book_index_prefix(slot: int, side: str) -> str:
-    return f"market/book/{slot}/{side}/"
+def book_index_prefix(slot: int, side: str, carrier: str = ELECTRICITY) -> str:
+    return f"market/book/{_book(slot, carrier)}/{side}/"
 
 
-def open_key(slot: int, address: str) -> str:
-    return f"market/open/{slot}/{address}"
+def open_key(slot: int, address: str, carrier: str = ELECTRICITY) -> str:
+    return f"market/open/{_book(slot, carrier)}/{address}"
 
 
 def offer_key(offer_id: str) -> str:
     return OFFER_PREFIX + offer_id
 
 
-def offers_key(slot: int) -> str:
-    return f"market/offers/{slot}"
+def offers_key(slot: int, carrier: str = ELECTRICITY) -> str:
+    return f"market/offers/{_book(slot, carrier)}"
 
 
 def contract_key(contract_id: str) -> str:
     return CONTRACT_PREFIX + contract_id
 
 
-def contracts_key(slot: int) -> str:
-    return f"market/contracts/{slot}"
+def contracts_key(slot: int, carrier: str = ELECTRICITY) -> str:
+    return f"market/contracts/{_book(slot, carrier)}"
 
 
 def defaults_key(address: str) -> str:
@@ -156,6 +190,7 @@ class Order(TypedDict):
     locked: int  # the margin the remainder still locks
     height: int
     seq: NotRequired[int]  # its entry in its price level, once it rests
+    carrier: NotRequired[str]  # absent: electricity
 
 
 class OpenOrders(TypedDict):
@@ -174,6 +209,7 @@ class Offer(TypedDict):
     buyer: str  # "" : anyone
     height: int
     seq: NotRequired[int]
+    carrier: NotRequired[str]
 
 
 class ContractGrid(TypedDict):
@@ -226,6 +262,7 @@ class Contract(TypedDict):
     feeders: NotRequired[ContractFeeders]
     vetoed: NotRequired[bool]
     acts: NotRequired[list[Act]]
+    carrier: NotRequired[str]  # absent: electricity
 
 
 class Auction(TypedDict):
@@ -279,6 +316,7 @@ class SettlementResult(TypedDict):
     penalty: int
     escrow_released: int
     deposit_released: int
+    carrier: NotRequired[str]
 
 
 class Residual(TypedDict):

@@ -86,9 +86,8 @@ from collections import Counter
 from ledger.application import Context, TxFailed, balance, issuer, payload_fields
 from ledger.crypto import Transaction
 from ledger.state import State
-from market.chain import book
-from market.chain.book import BUY, SELL
-from market.chain.options import Options, market_options
+from market.chain.contract import has_open_trading
+from market.chain.options import ELECTRICITY, Options, market_options
 from market.chain.pricing import share, value
 from market.chain.residual import metered, residual_settle
 from market.chain.schema import (
@@ -97,10 +96,10 @@ from market.chain.schema import (
     Contract,
     SettlementResult,
     add_locked,
+    contract_id,
     contract_key,
     contracts_key,
     defaults_key,
-    offers_key,
 )
 from meters.chain import schema as meters
 
@@ -108,8 +107,9 @@ from meters.chain import schema as meters
 SLOT_SETTLED_HOOK = "market.slot_settled"
 
 
-def _check_due(state: State, slot: int, now: int, options: Options) -> int:
-    """The number of contracts of ``slot`` if it may settle at block time ``now``."""
+def _check_due(state: State, slot: int, now: int, options: Options) -> dict[str, int]:
+    """The number of contracts of ``slot`` of each carrier, if it may settle at block time
+    ``now``."""
     if slot % options.slot_ms:
         raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
     end = slot + options.slot_ms
@@ -117,16 +117,12 @@ def _check_due(state: State, slot: int, now: int, options: Options) -> int:
         raise TxFailed("slot_not_ended")
     if now < end + options.settlement_delay_ms:
         raise TxFailed("settlement_not_due", "meter data has until market.settlement_delay_ms")
-    if (
-        book.best_price(state, slot, BUY) is not None
-        or book.best_price(state, slot, SELL) is not None
-        or state.get(offers_key(slot)) is not None
-    ):
+    if any(has_open_trading(state, slot, carrier) for carrier in options.carriers):
         raise TxFailed("slot_not_cleared", "orders or offers of the slot are left: clear it")
-    count: int = state.get(contracts_key(slot), 0)
-    if not count and not meters.slot_has_readings(state, slot):
+    counts = {carrier: state.get(contracts_key(slot, carrier), 0) for carrier in options.carriers}
+    if not any(counts.values()) and not meters.slot_has_readings(state, slot):
         raise TxFailed("nothing_to_settle")
-    return count
+    return counts
 
 
 _SUMMED = (
@@ -152,37 +148,43 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     if type(slot) is not int or slot < 0:
         raise TxFailed("bad_slot")
     options = market_options(state)
-    count = _check_due(state, slot, context.timestamp_ms, options)
+    counts = _check_due(state, slot, context.timestamp_ms, options)
     operator = issuer(state)
 
-    export: dict[str, int] = {}  # each seller's measured export, computed at its first contract
-    measured: dict[str, tuple[int, int]] = {}  # its (import, export), for the residual too
-    left: dict[str, int] = {}  # what is not yet allocated to its earlier contracts
+    # Each (carrier, seller)'s measured export by its meters of the carrier, computed at its
+    # first contract of the carrier, and what is not yet allocated to its earlier contracts.
+    export: dict[tuple[str, str], int] = {}
+    left: dict[tuple[str, str], int] = {}
+    measured: dict[str, tuple[int, int]] = {}  # electricity (import, export), for the residual
     credits: Counter[str] = Counter()  # balance changes, written once per account at the end
     unlocks: Counter[str] = Counter()
     shortfalls: Counter[str] = Counter()
     shortfall_wh: Counter[str] = Counter()
-    p2p_in: Counter[str] = Counter()  # Wh delivered to each buyer, for the residual
+    p2p_in: Counter[str] = Counter()  # electricity Wh delivered to each buyer, for the residual
     p2p_out: Counter[str] = Counter()
-    summary: Counter[str] = Counter()
-    settled = 0
+    summaries = {carrier: Counter[str]() for carrier in options.carriers}
     contracts: list[Contract] = []
-    for index in range(count):
-        made = state.get(contract_key(f"{slot}-{index}"))
+    numbered = [(carrier, n) for carrier in options.carriers for n in range(counts[carrier])]
+    for carrier, index in numbered:
+        made = state.get(contract_key(contract_id(slot, index, carrier)))
         contracts.append(made)
         state.delete(contract_key(made["id"]))
         if made.get("vetoed"):
             continue  # a regulator vetoed it: its margins went back then, and it never settles
-        settled += 1
+        summary = summaries[carrier]
+        summary["contracts"] += 1
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
-        if seller not in export:
-            measured[seller] = metered(state, seller, slot, options.slot_ms)
-            export[seller] = left[seller] = measured[seller][1]
-        delivered = min(left[seller], energy)
-        left[seller] -= delivered
-        p2p_in[buyer] += delivered
-        p2p_out[seller] += delivered
+        if (carrier, seller) not in export:
+            seller_metered = metered(state, seller, slot, options.slot_ms, carrier)
+            if carrier == ELECTRICITY:
+                measured[seller] = seller_metered
+            export[carrier, seller] = left[carrier, seller] = seller_metered[1]
+        delivered = min(left[carrier, seller], energy)
+        left[carrier, seller] -= delivered
+        if carrier == ELECTRICITY:
+            p2p_in[buyer] += delivered
+            p2p_out[seller] += delivered
         undelivered = energy - delivered
         paid = value(delivered, price)
         fee = value(delivered, made["network_fee"])
@@ -203,7 +205,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "seller": seller,
             "buyer": buyer,
             "energy_wh": energy,
-            "export_wh": export[seller],
+            "export_wh": export[carrier, seller],
             "delivered_wh": delivered,
             "paid": paid,
             "fee": fee,
@@ -211,6 +213,8 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "escrow_released": made["escrow"] - paid - fee,
             "deposit_released": made["deposit"] - penalty,
         }
+        if carrier != ELECTRICITY:
+            result["carrier"] = carrier
         context.emit(CONTRACT_SETTLED, result)
         summary.update(
             energy_wh=energy,
@@ -240,21 +244,28 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
                 "last_slot": slot,
             },
         )
-    state.delete(contracts_key(slot))
+    for carrier in options.carriers:
+        state.delete(contracts_key(slot, carrier))
     residual = residual_settle(
         state, slot, options.slot_ms, p2p_in, p2p_out, context, measured=measured
     )
-    context.emit(
-        SLOT_SETTLED,
-        {
-            "slot": slot,
-            "contracts": settled,
-            **{name: summary[name] for name in _SUMMED},
-            "residual": residual,
-            "tx": context.tx_id,
-            "height": context.height,
-            "timestamp_ms": context.timestamp_ms,
-        },
-    )
+    settled = summaries[ELECTRICITY]
+    summary_event: dict[str, object] = {
+        "slot": slot,
+        "contracts": settled["contracts"],
+        **{name: settled[name] for name in _SUMMED},
+        "residual": residual,
+        "tx": context.tx_id,
+        "height": context.height,
+        "timestamp_ms": context.timestamp_ms,
+    }
+    for carrier in options.carriers[1:]:  # another carrier's totals, never added to these
+        if counts[carrier]:
+            other = summaries[carrier]
+            summary_event[carrier] = {
+                "contracts": other["contracts"],
+                **{name: other[name] for name in _SUMMED},
+            }
+    context.emit(SLOT_SETTLED, summary_event)
     for settled_hook in context.hooks.get(SLOT_SETTLED_HOOK, ()):
         settled_hook(state, slot, contracts, context)

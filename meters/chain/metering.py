@@ -132,7 +132,7 @@ from meters.chain.schema import (
     window_save,
 )
 
-KINDS = ("pv", "consumption", "bidirectional", "battery")
+KINDS = ("pv", "consumption", "bidirectional", "battery", "heat", "thermal_storage")
 QUALITIES = ("actual", "estimated", "missing")
 MISSING = "missing"
 MIN_INTERVAL_S = 60

@@ -98,6 +98,19 @@ def conflicts_key(meter_id: str) -> str:
     return f"meter/conflicts/{meter_id}"
 
 
+# The carriers a meter can measure (the market's carriers, ``market.chain.options``): a meter's
+# kind says which. A heat meter's ``import_wh`` is heat drawn from the heating network and its
+# ``export_wh`` heat fed into it (kWh thermal, in Wh), as an electricity meter's are for the grid.
+ELECTRICITY = "electricity"
+HEAT = "heat"
+HEAT_KINDS = ("heat", "thermal_storage")
+
+
+def meter_carrier(kind: str) -> str:
+    """The carrier a meter of ``kind`` measures."""
+    return HEAT if kind in HEAT_KINDS else ELECTRICITY
+
+
 class Meter(TypedDict):
     id: str
     owner: str  # the household's address, for good

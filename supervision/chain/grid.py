@@ -70,7 +70,7 @@ from ledger.application import (
 from ledger.crypto import Transaction, is_name
 from ledger.state import State
 from market.chain.network import Allowance
-from market.chain.options import market_options
+from market.chain.options import ELECTRICITY, market_options
 from market.chain.schema import Contract
 from supervision.chain.schema import (
     FEEDER_ASSIGNED,
@@ -79,6 +79,7 @@ from supervision.chain.schema import (
     STATE_DECLARED,
     TOPOLOGY_PUBLISHED,
     Load,
+    carrier_of_feeder,
     feeder_key,
     feeder_of,
     limit_w,
@@ -234,15 +235,35 @@ def feeder_assign(state: State, tx: Transaction, context: Context) -> None:
 
     Precondition (checked by the registry): the sender is the grid operator.
     """
-    address, feeder = payload_fields(tx, "address", "feeder")
+    address, feeder, carrier = payload_fields(
+        tx, "address", "feeder", optional={"carrier": ELECTRICITY}
+    )
     address = registered_address(state, address)
     acct = account(state, address)
     assert acct is not None  # registered_address checked it
     if acct["role"] != HOUSEHOLD:
         raise TxFailed("not_household")
     feeder = _check_feeder_name(feeder)
-    state.set(feeder_key(address), feeder)
-    context.emit(FEEDER_ASSIGNED, {"address": address, "feeder": feeder})
+    carrier = _check_carrier(state, carrier, feeder)
+    state.set(feeder_key(address, carrier), feeder)
+    assigned = {"address": address, "feeder": feeder}
+    if carrier != ELECTRICITY:
+        assigned["carrier"] = carrier
+    context.emit(FEEDER_ASSIGNED, assigned)
+
+
+def _check_carrier(state: State, carrier: Any, feeder: str) -> str:
+    """A carrier the market trades, and the one of ``feeder`` if it is published already."""
+    carriers = market_options(state).carriers
+    if not isinstance(carrier, str) or carrier not in carriers:
+        raise TxFailed("bad_carrier", f"the market trades {', '.join(carriers)}")
+    published = topology(state, feeder)
+    if published is not None and carrier_of_feeder(published) != carrier:
+        raise TxFailed(
+            "carrier_mismatch",
+            f"{feeder} is published for {carrier_of_feeder(published)}; names are not shared",
+        )
+    return carrier
 
 
 def feeder_publish(state: State, tx: Transaction, context: Context) -> None:
@@ -250,18 +271,21 @@ def feeder_publish(state: State, tx: Transaction, context: Context) -> None:
 
     Precondition (checked by the registry): the sender is the grid operator.
     """
-    feeder, export_limit, import_limit = payload_fields(
-        tx, "feeder", "export_limit_w", "import_limit_w"
+    feeder, export_limit, import_limit, carrier = payload_fields(
+        tx, "feeder", "export_limit_w", "import_limit_w", optional={"carrier": ELECTRICITY}
     )
     feeder = _check_feeder_name(feeder)
     for limit in (export_limit, import_limit):
         if type(limit) is not int or limit < 0:
             raise TxFailed("bad_limit", "a limit is a whole number of W, 0 or more")
+    carrier = _check_carrier(state, carrier, feeder)
     if state.get(topology_key(feeder)) is None:
         state.set(PUBLISHED_KEY, state.get(PUBLISHED_KEY, 0) + 1)
     published = act_record(
         tx, context, feeder=feeder, export_limit_w=export_limit, import_limit_w=import_limit
     )
+    if carrier != ELECTRICITY:
+        published["carrier"] = carrier
     state.set(topology_key(feeder), published)
     context.emit(TOPOLOGY_PUBLISHED, published)
 

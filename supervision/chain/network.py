@@ -17,12 +17,14 @@ from __future__ import annotations
 from ledger.application import TxFailed
 from ledger.state import State
 from market.chain.network import Allowance, NetworkView
+from market.chain.options import ELECTRICITY
 from market.chain.schema import Contract
 from supervision.chain import grid
 from supervision.chain.schema import (
     MARKET_SUSPENDED_KEY,
     any_published,
     any_stops,
+    carrier_of_feeder,
     declaration,
     feeder_of,
     feeder_suspended_key,
@@ -50,10 +52,14 @@ class GridView:
     stopped, cannot change within a transaction, so each is read once however many matches
     the transaction makes; loads are read at every match."""
 
-    def __init__(self, state: State, now: int, trading: str | None = None) -> None:
-        """``trading``: a feeder the transaction's qualification audit found trading."""
+    def __init__(
+        self, state: State, now: int, trading: str | None = None, carrier: str = ELECTRICITY
+    ) -> None:
+        """``trading``: a feeder the transaction's qualification audit found trading;
+        ``carrier``: whose network (feeders, or the heating network's segments)."""
         self.state = state
         self.now = now
+        self.carrier = carrier
         self._feeders: dict[str, str | None] = {}
         self._published: dict[str, bool] = {}
         # feeder -> the code that stops it, "" if none
@@ -66,7 +72,7 @@ class GridView:
         found = self._feeders
         for address in (seller, buyer):
             if address not in found:
-                found[address] = feeder_of(self.state, address)
+                found[address] = feeder_of(self.state, address, self.carrier)
         return found[seller], found[buyer]
 
     def limited(self, seller: str, buyer: str) -> tuple[str | None, str | None]:
@@ -77,7 +83,9 @@ class GridView:
         result = []
         for feeder in self.feeders(seller, buyer):
             if feeder is not None and feeder not in published:
-                published[feeder] = self.state.get(topology_key(feeder)) is not None
+                # Limits count for the network of this view's carrier only.
+                found = self.state.get(topology_key(feeder))
+                published[feeder] = found is not None and carrier_of_feeder(found) == self.carrier
             result.append(feeder if feeder is not None and published[feeder] else None)
         return result[0], result[1]
 
@@ -133,7 +141,9 @@ class GridView:
 class Grid:
     """The ``market.network`` provider (``market.chain.network.Network``)."""
 
-    def qualify(self, state: State, address: str, now: int) -> str | None:
+    def qualify(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> str | None:
         stops = any_stops(state)
         suspended = suspension(state, MARKET_SUSPENDED_KEY, now) if stops else None
         if suspended is not None:
@@ -141,23 +151,28 @@ class Grid:
         restricted = restriction(state, address)
         if restricted is not None:
             raise TxFailed("account_restricted", restricted["reason"])
-        feeder = feeder_of(state, address)
+        feeder = feeder_of(state, address, carrier)
         if feeder is None:
-            raise TxFailed("no_feeder", "the grid operator has not assigned the account a feeder")
+            where = "a feeder" if carrier == ELECTRICITY else f"a segment of its {carrier} network"
+            raise TxFailed("no_feeder", f"the grid operator has not assigned the account {where}")
         if stops:
             check_feeder(state, feeder, now)
         return feeder
 
-    def check_counterparty(self, state: State, address: str, now: int) -> None:
-        feeder = feeder_of(state, address)
+    def check_counterparty(
+        self, state: State, address: str, now: int, carrier: str = ELECTRICITY
+    ) -> None:
+        feeder = feeder_of(state, address, carrier)
         if feeder is not None:
             check_feeder(state, feeder, now)
 
     def market_suspended(self, state: State, now: int) -> bool:
         return suspension(state, MARKET_SUSPENDED_KEY, now) is not None
 
-    def view(self, state: State, now: int, trading: str | None = None) -> NetworkView:
-        return GridView(state, now, trading)
+    def view(
+        self, state: State, now: int, trading: str | None = None, carrier: str = ELECTRICITY
+    ) -> NetworkView:
+        return GridView(state, now, trading, carrier)
 
 
 GRID = Grid()

@@ -14,10 +14,16 @@ key                                    record; created by, read by, removed by
                                        trade. ``grid.feeder.assign`` (again: moved); read by
                                        the qualification audit and the security check; never
                                        removed (one per household)
+``grid/feeder.<carrier>/<address>``    the same for another carrier (``heat``): the segment of
+                                       its network (a substation or pipe segment, named like a
+                                       feeder) the household's connection is on
 ``grid/topology/<feeder>``             :class:`Topology`: the feeder's limits. A feeder never
                                        published has no limit. ``grid.feeder.publish`` (again:
                                        new limits); read by the security check and the scopes
-                                       of acts; never removed (one per feeder)
+                                       of acts; never removed (one per feeder). A heating
+                                       network's segment is published the same way with
+                                       ``"carrier": "heat"``, its limits in W thermal; feeders
+                                       and segments share one namespace of names
 ``grid/load/<slot>/<feeder>``          :class:`Load`: the energy of the slot's contracts (not
                                        vetoed) whose seller (export) or buyer (import) is on the
                                        feeder, made while the feeder was published. Written
@@ -78,9 +84,10 @@ block, and when (``by``, ``tx``, ``height``, ``timestamp_ms``: ``grid.act_record
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ledger.state import State
+from market.chain.options import ELECTRICITY
 from market.chain.schema import Act
 
 FEEDER_PREFIX = "grid/feeder/"
@@ -113,8 +120,12 @@ DEFAULTS_RESET = "supervision.defaults_reset"
 CONTRACT_ACTED = {"veto": CONTRACT_VETOED, "curtail": CONTRACT_CURTAILED, "clear": CONTRACT_CLEARED}
 
 
-def feeder_key(address: str) -> str:
-    return FEEDER_PREFIX + address
+def feeder_key(address: str, carrier: str = ELECTRICITY) -> str:
+    """Where the feeder an account is on is kept: for another carrier than electricity, the
+    segment of that carrier's network (``grid/feeder.heat/<address>``)."""
+    if carrier == ELECTRICITY:
+        return FEEDER_PREFIX + address
+    return f"grid/feeder.{carrier}/{address}"
 
 
 def topology_key(feeder: str) -> str:
@@ -152,6 +163,7 @@ class Topology(_Act):
     feeder: str
     export_limit_w: int
     import_limit_w: int
+    carrier: NotRequired[str]  # a heating network's segment: "heat"; absent: electricity
 
 
 class Load(TypedDict):
@@ -195,9 +207,15 @@ class ContractActed(TypedDict):
 # --- the owner's accessors ---------------------------------------------------------------------
 
 
-def feeder_of(state: State, address: str) -> str | None:
-    feeder: str | None = state.get(feeder_key(address))
+def feeder_of(state: State, address: str, carrier: str = ELECTRICITY) -> str | None:
+    feeder: str | None = state.get(feeder_key(address, carrier))
     return feeder
+
+
+def carrier_of_feeder(published: Topology | dict[str, Any]) -> str:
+    """The carrier whose network a published feeder (or segment) belongs to."""
+    carrier: str = published.get("carrier", ELECTRICITY)
+    return carrier
 
 
 def topology(state: State, feeder: str) -> Topology | None:
