@@ -656,7 +656,7 @@ def grid_declaration() -> GridDeclaration | None:
 
 def trading_stop(*, address: str, now: datetime | None = None) -> TradingStop | None:
     """What would refuse an order or offer from the household at ``address`` now, checked in
-    the validators' order (``market.chain.contract._qualify``); None if none of these does.
+    the validators' order (``market.chain.terms.qualify``); None if none of these does.
 
     Read from the read models, so a block behind at most; the validators decide.
     """

@@ -152,8 +152,6 @@ from market.chain.schema import (
     contract_id,
     contract_key,
     contracts_key,
-    defaults,
-    free_balance,
     level_key,
     offer_key,
     offers_key,
@@ -161,18 +159,19 @@ from market.chain.schema import (
     order_key,
     with_carrier,
 )
+from market.chain.terms import (
+    carrier_field,
+    check_bounds,
+    check_free,
+    check_slot_open,
+    check_trading,
+    close_event,
+    integer_field,
+    lock_margin,
+    qualify,
+)
 
 # --- balances and margins ----------------------------------------------------------------------
-
-
-def _check_free(state: State, address: str, amount: int) -> None:
-    if free_balance(state, address) < amount:
-        raise TxFailed("insufficient_free_balance", "the free balance does not cover the margin")
-
-
-def _lock(state: State, address: str, amount: int) -> None:
-    _check_free(state, address, amount)
-    add_locked(state, address, amount)
 
 
 def _margin(side: str, energy_wh: int, price: int, options: Options) -> int:
@@ -180,59 +179,6 @@ def _margin(side: str, energy_wh: int, price: int, options: Options) -> int:
     if side == BUY:
         return buyer_margin(energy_wh, price, options.network_fee)
     return seller_deposit(energy_wh, price, options.deposit_bps)
-
-
-# --- payload fields, slots and the qualification audit -----------------------------------------
-
-
-def _integer(value: Any, code: str) -> int:
-    if type(value) is not int:  # a bool is not an integer here
-        raise TxFailed(code)
-    return value
-
-
-def _check_trading(slot: int, now: int, options: Options) -> None:
-    """Trading for the slot has not closed (at block time ``now``)."""
-    if now >= slot:
-        raise TxFailed("slot_past", "the slot has started")
-    if now >= slot - options.gate_closure_ms:
-        raise TxFailed("slot_closed", "trading for the slot has closed")
-
-
-def _check_slot_open(slot: int, now: int, options: Options) -> None:
-    """``slot`` names a slot that is open for new orders and offers."""
-    if slot % options.slot_ms:
-        raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
-    _check_trading(slot, now, options)
-    if slot - now > options.horizon_ms:
-        raise TxFailed("beyond_horizon", "the slot is too far ahead")
-
-
-def _check_bounds(energy_wh: int, price: int, options: Options) -> None:
-    if not options.energy_min_wh <= energy_wh <= options.energy_max_wh:
-        raise TxFailed("energy_out_of_bounds")
-    if not options.price_min <= price <= options.price_max:
-        raise TxFailed("price_out_of_bounds")
-
-
-def _carrier(value: Any, options: Options) -> str:
-    """A carrier the market trades (genesis: ``market.chain.options``)."""
-    if not isinstance(value, str) or value not in options.carriers:
-        raise TxFailed("bad_carrier", f"the market trades {', '.join(options.carriers)}")
-    return value
-
-
-def _qualify(
-    state: State, address: str, options: Options, context: Context, carrier: str
-) -> str | None:
-    """The qualification audit of an account about to trade ``carrier`` (at block time): the
-    network's stops (``market.chain.network``), then its defaults. Its feeder (its segment of
-    the carrier's network), if it has one."""
-    feeder = network(context.hooks).qualify(state, address, context.timestamp_ms, carrier)
-    record = defaults(state, address)
-    if record is not None and record.get("unsettled", 0) > options.max_unsettled_defaults:
-        raise TxFailed("too_many_defaults")
-    return feeder
 
 
 def _order_terms(
@@ -247,16 +193,16 @@ def _order_terms(
     """Checks shared by orders and offers, up to and including the qualification audit; the
     carrier's options, the carrier and the sender's feeder come last."""
     market = market_options(state)
-    carrier = _carrier(carrier, market)
-    slot = _integer(slot, "bad_slot")
+    carrier = carrier_field(carrier, market)
+    slot = integer_field(slot, "bad_slot")
     if slot < 0:
         raise TxFailed("bad_slot")
-    energy_wh = _integer(energy_wh, "bad_energy")
-    price = _integer(price, "bad_price")
+    energy_wh = integer_field(energy_wh, "bad_energy")
+    price = integer_field(price, "bad_price")
     options = market.carrier(carrier)
-    _check_slot_open(slot, context.timestamp_ms, options)
-    _check_bounds(energy_wh, price, options)
-    feeder = _qualify(state, tx.sender, options, context, carrier)
+    check_slot_open(slot, context.timestamp_ms, options)
+    check_bounds(energy_wh, price, options)
+    feeder = qualify(state, tx.sender, options, context, carrier)
     return slot, energy_wh, price, options, carrier, feeder
 
 
@@ -337,11 +283,6 @@ def _trade(
     )
 
 
-def _closed(context: Context, type_: str, item: dict[str, Any], status: str) -> None:
-    """The event of an order or offer leaving the book, with how it ended and what was left."""
-    context.emit(type_, {"id": item["id"], "status": status, "remaining_wh": item["remaining_wh"]})
-
-
 # --- orders ------------------------------------------------------------------------------------
 
 
@@ -377,7 +318,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
     margin = _margin(side, energy_wh, price, options)
-    _check_free(state, tx.sender, margin)
+    check_free(state, tx.sender, margin)
     order = with_carrier(
         {
             "id": context.tx_id,
@@ -401,7 +342,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
         book.add(state, order)
         _open_add(state, slot, tx.sender, side, carrier)
     else:
-        _closed(context, ORDER_CLOSED, order, FILLED)
+        close_event(context, ORDER_CLOSED, order, FILLED)
     add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
 
 
@@ -450,7 +391,7 @@ def _match(
             if book.remove(state, resting):  # the level is gone: the next best price
                 best = book.best_price(state, slot, resting_side, carrier)
             _open_remove(state, slot, resting["owner"], carrier)
-            _closed(context, ORDER_CLOSED, resting_after, FILLED)
+            close_event(context, ORDER_CLOSED, resting_after, FILLED)
         if allowance.energy_wh < asked:
             break  # the grid's constraint binds: the rest of the order waits in the book
     return order, released
@@ -467,11 +408,11 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("unknown_order")
     if order["owner"] != tx.sender:
         raise TxFailed("not_owner")
-    _check_trading(order["slot"], context.timestamp_ms, market_options(state))
+    check_trading(order["slot"], context.timestamp_ms, market_options(state))
     book.remove(state, order)
     _open_remove(state, order["slot"], tx.sender, carrier_of(order))
     add_locked(state, tx.sender, -order["locked"])
-    _closed(context, ORDER_CLOSED, order, CANCELLED)
+    close_event(context, ORDER_CLOSED, order, CANCELLED)
 
 
 def cancel_open(state: State, address: str, context: Context) -> tuple[list[str], list[str]]:
@@ -502,14 +443,14 @@ def cancel_open(state: State, address: str, context: Context) -> tuple[list[str]
                 book.remove(state, order)
                 add_locked(state, address, -order["locked"])
                 orders.append(order["id"])
-                _closed(context, ORDER_CLOSED, order, CANCELLED)
+                close_event(context, ORDER_CLOSED, order, CANCELLED)
             state.delete(open_key(slot, address, carrier))
         for offer in book.queue_items(state, offers_key(slot, carrier), OFFER_PREFIX):
             if offer["owner"] == address:
                 book.queue_unlink(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
                 add_locked(state, address, -offer["locked"])
                 offers.append(offer["id"])
-                _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
+                close_event(context, OFFER_CLOSED, offer, WITHDRAWN)
     return orders, offers
 
 
@@ -535,7 +476,7 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
         if buyer == tx.sender:
             raise TxFailed("own_offer")
     deposit = _margin(SELL, energy_wh, price, options)
-    _lock(state, tx.sender, deposit)
+    lock_margin(state, tx.sender, deposit)
     offer = with_carrier(
         {
             "id": context.tx_id,
@@ -570,19 +511,19 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     """
     offer_id, energy_wh = payload_fields(tx, "offer", "energy_wh")
     offer = _offer(state, offer_id)
-    energy_wh = _integer(energy_wh, "bad_energy")
+    energy_wh = integer_field(energy_wh, "bad_energy")
     if energy_wh <= 0:
         raise TxFailed("bad_energy")
     slot, seller, carrier = offer["slot"], offer["owner"], carrier_of(offer)
     options = market_options(state).carrier(carrier)
-    _check_trading(slot, context.timestamp_ms, options)
+    check_trading(slot, context.timestamp_ms, options)
     if seller == tx.sender:
         raise TxFailed("own_offer")
     if offer["buyer"] not in ("", tx.sender):
         raise TxFailed("not_offered_to_you")
     if energy_wh > offer["remaining_wh"]:
         raise TxFailed("exceeds_offer")
-    _qualify(state, tx.sender, options, context, carrier)
+    qualify(state, tx.sender, options, context, carrier)
     net = network(context.hooks)
     net.check_counterparty(state, seller, context.timestamp_ms, carrier)
     view = net.view(state, context.timestamp_ms, carrier=carrier)
@@ -590,7 +531,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
     escrow = buyer_margin(allowance.energy_wh, offer["price"], options.network_fee)
-    _lock(state, tx.sender, escrow)
+    lock_margin(state, tx.sender, escrow)
     acceptance = {
         "id": context.tx_id,
         "owner": tx.sender,
@@ -615,7 +556,7 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         state.set(offer_key(offer["id"]), offer_after)
     else:
         book.queue_unlink(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
-        _closed(context, OFFER_CLOSED, offer_after, TAKEN)
+        close_event(context, OFFER_CLOSED, offer_after, TAKEN)
 
 
 def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
@@ -627,10 +568,10 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
     offer = _offer(state, offer_id)
     if offer["owner"] != tx.sender:
         raise TxFailed("not_owner")
-    _check_trading(offer["slot"], context.timestamp_ms, market_options(state))
+    check_trading(offer["slot"], context.timestamp_ms, market_options(state))
     book.queue_unlink(state, offers_key(offer["slot"], carrier_of(offer)), OFFER_PREFIX, offer)
     add_locked(state, tx.sender, -offer["locked"])
-    _closed(context, OFFER_CLOSED, offer, WITHDRAWN)
+    close_event(context, OFFER_CLOSED, offer, WITHDRAWN)
 
 
 # --- the end of trading for a slot -------------------------------------------------------------
@@ -643,7 +584,7 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
     Any account may send it. O(orders + offers of the slot), once per slot.
     """
     (slot,) = payload_fields(tx, "slot")
-    slot = _integer(slot, "bad_slot")
+    slot = integer_field(slot, "bad_slot")
     if slot < 0:
         raise TxFailed("bad_slot")
     options = market_options(state)
@@ -664,10 +605,10 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
             add_locked(state, order["owner"], -order["locked"])
             state.delete(open_key(slot, order["owner"], carrier))
             status = FILLED if not order["remaining_wh"] else EXPIRED
-            _closed(context, ORDER_CLOSED, order, status)
+            close_event(context, ORDER_CLOSED, order, status)
         for offer in book.queue_delete(state, offers_key(slot, carrier), OFFER_PREFIX):
             add_locked(state, offer["owner"], -offer["locked"])
-            _closed(context, OFFER_CLOSED, offer, EXPIRED)
+            close_event(context, OFFER_CLOSED, offer, EXPIRED)
 
 
 def has_open_trading(state: State, slot: int, carrier: str) -> bool:

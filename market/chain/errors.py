@@ -19,6 +19,7 @@ MESSAGES: dict[str, str] = {
     # payload fields and the slot
     "bad_slot": "The slot is an ISO 8601 start time with its zone, e.g. 2026-01-01T12:15:00Z.",
     "bad_side": "Choose buy or sell.",
+    "bad_carrier": "This market does not trade that carrier.",
     "bad_price": "The price must be a whole number of cents per kWh.",
     "slot_misaligned": "That is not the start of a delivery slot.",
     "slot_past": "That slot has started already.",

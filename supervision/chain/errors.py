@@ -23,6 +23,7 @@ MESSAGES: dict[str, str] = {
     "already_cleared": "That contract has been cleared already.",
     "bad_scope": "The scope is the whole market (or grid) or 'feeder:<name>'.",
     "unknown_feeder": "The grid operator has not published that feeder.",
+    "carrier_mismatch": "That name is already published for another network (electricity or heat).",
     "bad_until": "The end must be a time after now, with its zone (e.g. 2026-01-01T12:15:00Z), "
     "or none.",
     "already_suspended": "Trading there is suspended already.",
