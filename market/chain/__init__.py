@@ -11,7 +11,11 @@ chain package below it. Modules:
 ``auction``         the uniform clearing price of a call auction
 ``network``         what the market asks of the grid and its supervisors (the
                     ``market.network`` hook, provided by ``supervision.chain``)
+``terms``           checks shared by orders, offers and requirements (slots, bounds, carriers,
+                    the qualification audit, margins)
 ``contract``        orders, matching, bilateral offers and contracts, the end of trading
+``flexibility``     the network operators' requirements, households' answers, flexibility
+                    contracts and the baselines they are measured against
 ``settlement``      a slot's contracts settled against its sellers' meters
 ``tariff``          the supplier of last resort's tariffs (retail, feed-in, network fee)
 ``residual``        each household's energy beyond its contracts, settled with the supplier;
@@ -37,7 +41,7 @@ from ledger.application import (
     TxFailed,
 )
 from ledger.state import State
-from market.chain import contract, residual, settlement, tariff
+from market.chain import contract, flexibility, residual, settlement, tariff
 from market.chain.options import market_options
 from market.chain.schema import contracts_key, free_balance
 from meters.chain import schema as meters
@@ -50,6 +54,10 @@ OFFER_POST = "market.offer.post"
 OFFER_ACCEPT = "market.offer.accept"
 OFFER_WITHDRAW = "market.offer.withdraw"
 SLOT_CLEAR = "market.slot.clear"
+FLEXIBILITY_ENROLL = "market.flexibility.enroll"
+REQUIREMENT_POST = "market.requirement.post"
+REQUIREMENT_ANSWER = "market.requirement.answer"
+REQUIREMENT_ACCEPT = "market.requirement.accept"
 SLOT_SETTLE = "market.slot.settle"
 TARIFF_PUBLISH = "market.tariff.publish"
 
@@ -60,6 +68,10 @@ TYPES = {
     OFFER_ACCEPT: (HOUSEHOLD, contract.offer_accept),
     OFFER_WITHDRAW: (HOUSEHOLD, contract.offer_withdraw),
     SLOT_CLEAR: (ANY_ROLE, contract.slot_clear),
+    FLEXIBILITY_ENROLL: (HOUSEHOLD, flexibility.enroll),
+    REQUIREMENT_POST: (GRID_OPERATOR, flexibility.requirement_post),
+    REQUIREMENT_ANSWER: (HOUSEHOLD, flexibility.answer_post),
+    REQUIREMENT_ACCEPT: (GRID_OPERATOR, flexibility.answer_accept),
     SLOT_SETTLE: (ANY_ROLE, settlement.slot_settle),
     TARIFF_PUBLISH: (GRID_OPERATOR, tariff.tariff_publish),
 }

@@ -127,7 +127,7 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction
 from ledger.state import State
-from market.chain import auction, book
+from market.chain import auction, book, flexibility
 from market.chain.book import BUY, SELL
 from market.chain.network import Allowance, Network, NetworkView, network
 from market.chain.options import ELECTRICITY, Options, market_options
@@ -156,7 +156,7 @@ from market.chain.schema import (
     offer_key,
     offers_key,
     open_key,
-    order_key,
+    requirements_key,
     with_carrier,
 )
 from market.chain.terms import (
@@ -169,6 +169,7 @@ from market.chain.terms import (
     integer_field,
     lock_margin,
     qualify,
+    stored,
 )
 
 # --- balances and margins ----------------------------------------------------------------------
@@ -403,9 +404,7 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     Precondition (checked by the registry): the sender is a household.
     """
     (order_id,) = payload_fields(tx, "order")
-    order = state.get(order_key(order_id)) if isinstance(order_id, str) else None
-    if order is None:
-        raise TxFailed("unknown_order")
+    order = stored(state, ORDER_PREFIX, order_id, "unknown_order")
     if order["owner"] != tx.sender:
         raise TxFailed("not_owner")
     check_trading(order["slot"], context.timestamp_ms, market_options(state))
@@ -496,21 +495,13 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
     context.emit(OFFER_POSTED, with_carrier(posted, carrier))
 
 
-def _offer(state: State, offer_id: Any) -> dict[str, Any]:
-    offer = state.get(offer_key(offer_id)) if isinstance(offer_id, str) else None
-    if offer is None:
-        raise TxFailed("unknown_offer")
-    result: dict[str, Any] = offer
-    return result
-
-
 def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     """``market.offer.accept``: a buyer takes all or part of an offer; a contract at its price.
 
     Precondition (checked by the registry): the sender is a household.
     """
     offer_id, energy_wh = payload_fields(tx, "offer", "energy_wh")
-    offer = _offer(state, offer_id)
+    offer = stored(state, OFFER_PREFIX, offer_id, "unknown_offer")
     energy_wh = integer_field(energy_wh, "bad_energy")
     if energy_wh <= 0:
         raise TxFailed("bad_energy")
@@ -565,7 +556,7 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
     Precondition (checked by the registry): the sender is a household.
     """
     (offer_id,) = payload_fields(tx, "offer")
-    offer = _offer(state, offer_id)
+    offer = stored(state, OFFER_PREFIX, offer_id, "unknown_offer")
     if offer["owner"] != tx.sender:
         raise TxFailed("not_owner")
     check_trading(offer["slot"], context.timestamp_ms, market_options(state))
@@ -609,14 +600,17 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
         for offer in book.queue_delete(state, offers_key(slot, carrier), OFFER_PREFIX):
             add_locked(state, offer["owner"], -offer["locked"])
             close_event(context, OFFER_CLOSED, offer, EXPIRED)
+        flexibility.expire(state, slot, carrier, context)
 
 
 def has_open_trading(state: State, slot: int, carrier: str) -> bool:
-    """Whether the carrier's book of ``slot`` still holds an order or an offer."""
+    """Whether the carrier's book of ``slot`` still holds an order, an offer or a network
+    operator's requirement (``market.chain.flexibility``)."""
     return (
         book.best_price(state, slot, BUY, carrier) is not None
         or book.best_price(state, slot, SELL, carrier) is not None
         or state.get(offers_key(slot, carrier)) is not None
+        or state.get(requirements_key(slot, carrier)) is not None
     )
 
 

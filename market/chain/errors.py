@@ -51,6 +51,18 @@ MESSAGES: dict[str, str] = {
     "not_offered_to_you": "That offer is for another buyer.",
     "exceeds_offer": "That is more than the offer has left.",
     "grid_refused": "The grid cannot carry that energy now.",
+    # the network operators' requirements (market.chain.flexibility)
+    "already_enrolled": "You are enrolled for flexibility already.",
+    "bad_direction": "The flow to reduce is import or export.",
+    "unknown_requirement": "No such open requirement.",
+    "unknown_answer": "No such open answer.",
+    "exceeds_requirement": "That is more than the requirement asks for (or has left).",
+    "price_above_requirement": "That price is above what the requirement pays.",
+    "not_on_feeder": "Your connection is not on the feeder the requirement is for.",
+    "not_enrolled": "Enrol for flexibility first: your reduction is measured against a baseline.",
+    "no_baseline": "Your meters have no history for that time of day yet: no baseline.",
+    "exceeds_baseline": "You cannot reduce by more than your baseline for that time of day.",
+    "exceeds_answer": "That is more than the answer offers (or has left).",
     # clearing and settlement
     "nothing_to_clear": "Nothing to clear in that slot.",
     "slot_not_ended": "That slot has not ended yet.",

@@ -21,6 +21,13 @@ key                                         record
 ``market/offers/<slot>/<seq>``              like a price level's
 ``market/contracts/<slot>``                 int, the number of contracts made for the slot
 ``market/contract/<slot>-<n>``              :class:`Contract` number n of the slot
+``market/requirement/<id>``                 :class:`Requirement` of a network operator
+``market/requirements/<slot>``              the slot's requirements in time order, a
+                                            :class:`Queue` (entries ``/<seq>``)
+``market/answer/<id>``                      :class:`Answer` of a household to a requirement
+``market/answers/<requirement>``            its answers in time order, a :class:`Queue`
+``market/baseline/<carrier>/<address>``     :class:`Baseline` of a household enrolled to
+                                            answer requirements (``market.chain.flexibility``)
 ``market/defaults/<address>``               :class:`Defaults`
 ``market/arrears/<address>``                int, minor units the household owes the supplier
                                             of last resort beyond what it could pay; absent = 0
@@ -76,6 +83,8 @@ LOCKED_PREFIX = "market/locked/"
 ORDER_PREFIX = "market/order/"
 OFFER_PREFIX = "market/offer/"
 CONTRACT_PREFIX = "market/contract/"
+REQUIREMENT_PREFIX = "market/requirement/"
+ANSWER_PREFIX = "market/answer/"
 
 # Events, and the statuses an order or offer closes with.
 ORDER_PLACED = "market.order_placed"
@@ -88,6 +97,11 @@ CONTRACT_SETTLED = "market.contract_settled"
 SLOT_SETTLED = "market.slot_settled"
 RESIDUAL_SETTLED = "market.residual_settled"
 ARREARS_PAID = "market.arrears_paid"
+REQUIREMENT_POSTED = "market.requirement_posted"
+REQUIREMENT_CLOSED = "market.requirement_closed"
+ANSWER_POSTED = "market.answer_posted"
+ANSWER_CLOSED = "market.answer_closed"
+FLEXIBILITY_ENROLLED = "market.flexibility_enrolled"
 FILLED, CANCELLED, EXPIRED = "filled", "cancelled", "expired"
 TAKEN, WITHDRAWN = "taken", "withdrawn"
 
@@ -158,6 +172,28 @@ def contract_key(contract_id: str) -> str:
 
 def contracts_key(slot: int, carrier: str = ELECTRICITY) -> str:
     return f"market/contracts/{_book(slot, carrier)}"
+
+
+def requirement_key(requirement_id: str) -> str:
+    return REQUIREMENT_PREFIX + requirement_id
+
+
+def requirements_key(slot: int, carrier: str = ELECTRICITY) -> str:
+    """The queue of a carrier's requirements for a slot, in time order."""
+    return f"market/requirements/{_book(slot, carrier)}"
+
+
+def answer_key(answer_id: str) -> str:
+    return ANSWER_PREFIX + answer_id
+
+
+def answers_key(requirement_id: str) -> str:
+    """The queue of a requirement's answers, in time order."""
+    return f"market/answers/{requirement_id}"
+
+
+def baseline_key(address: str, carrier: str = ELECTRICITY) -> str:
+    return f"market/baseline/{carrier}/{address}"
 
 
 def defaults_key(address: str) -> str:
@@ -242,7 +278,7 @@ class Act(TypedDict):
 
 class Contract(TypedDict):
     id: str  # "<slot>-<index>"
-    kind: str  # "order" | "auction" | "offer"
+    kind: str  # "order" | "auction" | "offer" | "flexibility"
     slot: int
     index: int
     seller: str
@@ -263,6 +299,12 @@ class Contract(TypedDict):
     vetoed: NotRequired[bool]
     acts: NotRequired[list[Act]]
     carrier: NotRequired[str]  # absent: electricity
+    # A flexibility contract's (kind "flexibility"): the requirement it answers, the flow it
+    # reduces, the feeder, and the seller's baseline for that flow in the slot when accepted.
+    requirement: NotRequired[str]
+    direction: NotRequired[str]
+    feeder: NotRequired[str]
+    baseline_wh: NotRequired[int]
 
 
 class Auction(TypedDict):
@@ -317,6 +359,9 @@ class SettlementResult(TypedDict):
     escrow_released: int
     deposit_released: int
     carrier: NotRequired[str]
+    # A flexibility contract's: the seller's metered flow in the direction, and its baseline.
+    measured_wh: NotRequired[int]
+    baseline_wh: NotRequired[int]
 
 
 class Residual(TypedDict):
@@ -340,6 +385,46 @@ class Residual(TypedDict):
     arrears_paid: int  # earlier arrears paid now
     arrears_added: int  # what of import_cost + import_fee it could not pay
     arrears: int  # owed to the supplier after the slot
+
+
+class Requirement(TypedDict):
+    """A network operator's requirement for a slot (``market.chain.flexibility``)."""
+
+    id: str  # the transaction that posted it
+    owner: str  # the grid operator
+    slot: int
+    feeder: str  # the feeder, or the heating network's segment, it is for
+    direction: str  # "import" | "export": the metered flow to reduce
+    energy_wh: int  # at most this much reduction
+    price: int  # paying at most this, minor units per kWh
+    remaining_wh: int  # not yet accepted
+    locked: int  # the budget the remainder still locks: value(remaining_wh, price)
+    height: int
+    seq: NotRequired[int]
+    carrier: NotRequired[str]
+
+
+class Answer(TypedDict):
+    """A household's answer to a requirement: a reduction it offers, at its price."""
+
+    id: str
+    owner: str
+    requirement: str
+    slot: int
+    energy_wh: int
+    price: int
+    remaining_wh: int
+    locked: int  # its deposit for the remainder
+    height: int
+    seq: NotRequired[int]
+    carrier: NotRequired[str]
+
+
+class Baseline(TypedDict):
+    """An enrolled household's metered flows by slot of the day (``market.chain.flexibility``,
+    "The baseline"): ``{"<n>": [import_wh, export_wh, days]}``, n the slot's index in its day."""
+
+    slots: dict[str, list[int]]
 
 
 class Defaults(TypedDict):

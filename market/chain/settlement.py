@@ -87,6 +87,7 @@ from ledger.application import Context, TxFailed, balance, issuer, payload_field
 from ledger.crypto import Transaction
 from ledger.state import State
 from market.chain.contract import has_open_trading
+from market.chain.flexibility import DIRECTIONS, FLEXIBILITY, baselines_update
 from market.chain.options import ELECTRICITY, Options, market_options
 from market.chain.pricing import share, value
 from market.chain.residual import metered, residual_settle
@@ -151,10 +152,11 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     counts = _check_due(state, slot, context.timestamp_ms, options)
     operator = issuer(state)
 
-    # Each (carrier, seller)'s measured export by its meters of the carrier, computed at its
-    # first contract of the carrier, and what is not yet allocated to its earlier contracts.
-    export: dict[tuple[str, str], int] = {}
-    left: dict[tuple[str, str], int] = {}
+    # Each (carrier, seller)'s metered (import, export) by its meters of the carrier, read at its
+    # first contract of the carrier; and what of its export (direction "") or of its reduction
+    # against a baseline (direction "import" or "export") its earlier contracts left.
+    flows: dict[tuple[str, str], tuple[int, int]] = {}
+    left: dict[tuple[str, str, str], int] = {}
     measured: dict[str, tuple[int, int]] = {}  # electricity (import, export), for the residual
     credits: Counter[str] = Counter()  # balance changes, written once per account at the end
     unlocks: Counter[str] = Counter()
@@ -175,14 +177,23 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         summary["contracts"] += 1
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
-        if (carrier, seller) not in export:
-            seller_metered = metered(state, seller, slot, options.slot_ms, carrier)
+        if (carrier, seller) not in flows:
+            flows[carrier, seller] = metered(state, seller, slot, options.slot_ms, carrier)
             if carrier == ELECTRICITY:
-                measured[seller] = seller_metered
-            export[carrier, seller] = left[carrier, seller] = seller_metered[1]
-        delivered = min(left[carrier, seller], energy)
-        left[carrier, seller] -= delivered
-        if carrier == ELECTRICITY:
+                measured[seller] = flows[carrier, seller]
+        flexible = made["kind"] == FLEXIBILITY
+        if flexible:  # a reduction against the baseline (market.chain.flexibility)
+            pool = (carrier, seller, made["direction"])
+            flow = flows[carrier, seller][DIRECTIONS.index(made["direction"])]
+            if pool not in left:
+                left[pool] = max(0, made["baseline_wh"] - flow)
+        else:
+            pool = (carrier, seller, "")
+            if pool not in left:
+                left[pool] = flows[carrier, seller][1]
+        delivered = min(left[pool], energy)
+        left[pool] -= delivered
+        if carrier == ELECTRICITY and not flexible:
             p2p_in[buyer] += delivered
             p2p_out[seller] += delivered
         undelivered = energy - delivered
@@ -205,7 +216,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             "seller": seller,
             "buyer": buyer,
             "energy_wh": energy,
-            "export_wh": export[carrier, seller],
+            "export_wh": flows[carrier, seller][1],
             "delivered_wh": delivered,
             "paid": paid,
             "fee": fee,
@@ -215,6 +226,9 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         }
         if carrier != ELECTRICITY:
             result["carrier"] = carrier
+        if flexible:
+            result["measured_wh"] = flow
+            result["baseline_wh"] = made["baseline_wh"]
         context.emit(CONTRACT_SETTLED, result)
         summary.update(
             energy_wh=energy,
@@ -246,6 +260,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         )
     for carrier in options.carriers:
         state.delete(contracts_key(slot, carrier))
+    baselines_update(state, slot, options.slot_ms, meters.slot_meters(state, slot))
     residual = residual_settle(
         state, slot, options.slot_ms, p2p_in, p2p_out, context, measured=measured
     )

@@ -32,6 +32,15 @@ def lock_margin(state: State, address: str, amount: int) -> None:
 # --- payload fields, slots and the qualification audit -----------------------------------------
 
 
+def stored(state: State, prefix: str, item_id: Any, code: str) -> dict[str, Any]:
+    """The record at ``prefix + item_id`` (an order, offer, requirement, answer), or ``code``."""
+    found = state.get(prefix + item_id) if isinstance(item_id, str) else None
+    if found is None:
+        raise TxFailed(code)
+    result: dict[str, Any] = found
+    return result
+
+
 def integer_field(value: Any, code: str) -> int:
     if type(value) is not int:  # a bool is not an integer here
         raise TxFailed(code)
