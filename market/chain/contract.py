@@ -127,7 +127,7 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction
 from ledger.state import State
-from market.chain import auction, book, flexibility
+from market.chain import auction, book, flexibility, storage
 from market.chain.book import BUY, SELL
 from market.chain.network import Allowance, Network, NetworkView, network
 from market.chain.options import ELECTRICITY, Options, market_options
@@ -319,6 +319,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
     margin = _margin(side, energy_wh, price, options)
+    storage.commit(state, tx.sender, carrier, slot, side, energy_wh)
     check_free(state, tx.sender, margin)
     order = with_carrier(
         {
@@ -409,6 +410,7 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_owner")
     check_trading(order["slot"], context.timestamp_ms, market_options(state))
     book.remove(state, order)
+    storage.release(state, order, order["side"])
     _open_remove(state, order["slot"], tx.sender, carrier_of(order))
     add_locked(state, tx.sender, -order["locked"])
     close_event(context, ORDER_CLOSED, order, CANCELLED)
@@ -440,6 +442,7 @@ def cancel_open(state: State, address: str, context: Context) -> tuple[list[str]
             ]
             for order in mine:
                 book.remove(state, order)
+                storage.release(state, order, side)
                 add_locked(state, address, -order["locked"])
                 orders.append(order["id"])
                 close_event(context, ORDER_CLOSED, order, CANCELLED)
@@ -447,6 +450,7 @@ def cancel_open(state: State, address: str, context: Context) -> tuple[list[str]
         for offer in book.queue_items(state, offers_key(slot, carrier), OFFER_PREFIX):
             if offer["owner"] == address:
                 book.queue_unlink(state, offers_key(slot, carrier), OFFER_PREFIX, offer)
+                storage.release(state, offer, SELL)
                 add_locked(state, address, -offer["locked"])
                 offers.append(offer["id"])
                 close_event(context, OFFER_CLOSED, offer, WITHDRAWN)
@@ -475,6 +479,7 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
         if buyer == tx.sender:
             raise TxFailed("own_offer")
     deposit = _margin(SELL, energy_wh, price, options)
+    storage.commit(state, tx.sender, carrier, slot, SELL, energy_wh)
     lock_margin(state, tx.sender, deposit)
     offer = with_carrier(
         {
@@ -561,6 +566,7 @@ def offer_withdraw(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_owner")
     check_trading(offer["slot"], context.timestamp_ms, market_options(state))
     book.queue_unlink(state, offers_key(offer["slot"], carrier_of(offer)), OFFER_PREFIX, offer)
+    storage.release(state, offer, SELL)
     add_locked(state, tx.sender, -offer["locked"])
     close_event(context, OFFER_CLOSED, offer, WITHDRAWN)
 
@@ -593,11 +599,13 @@ def slot_clear(state: State, tx: Transaction, context: Context) -> None:
         if options.call_auction and not net.market_suspended(state, context.timestamp_ms):
             _call_auction(state, context, options.carrier(carrier), net, slot, carrier, bids, asks)
         for order in itertools.chain(bids, asks):
+            storage.release(state, order, order["side"])
             add_locked(state, order["owner"], -order["locked"])
             state.delete(open_key(slot, order["owner"], carrier))
             status = FILLED if not order["remaining_wh"] else EXPIRED
             close_event(context, ORDER_CLOSED, order, status)
         for offer in book.queue_delete(state, offers_key(slot, carrier), OFFER_PREFIX):
+            storage.release(state, offer, SELL)
             add_locked(state, offer["owner"], -offer["locked"])
             close_event(context, OFFER_CLOSED, offer, EXPIRED)
         flexibility.expire(state, slot, carrier, context)

@@ -63,6 +63,11 @@ MESSAGES: dict[str, str] = {
     "no_baseline": "Your meters have no history for that time of day yet: no baseline.",
     "exceeds_baseline": "You cannot reduce by more than your baseline for that time of day.",
     "exceeds_answer": "That is more than the answer offers (or has left).",
+    # energy storage providers (market.chain.storage)
+    "beyond_state_of_charge": "Your store cannot give (or take) that much now: see its charge.",
+    "not_storage_meter": "That is not a battery or thermal store meter of that account.",
+    "bad_capacity": "A capacity is a positive whole number of Wh.",
+    "bad_state_of_charge": "The state of charge is a whole number of Wh from 0 to the capacity.",
     # clearing and settlement
     "nothing_to_clear": "Nothing to clear in that slot.",
     "slot_not_ended": "That slot has not ended yet.",

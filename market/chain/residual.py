@@ -68,7 +68,7 @@ from market.chain.schema import (
 )
 from market.chain.tariff import band_of, in_force
 from meters.chain import schema as meters
-from meters.chain.metering import MISSING
+from meters.chain.metering import slot_flows
 from meters.chain.schema import ELECTRICITY
 
 # The residual's fields the slot's summary sums (with the same names).
@@ -96,14 +96,10 @@ def metered(
     for meter_id in meters.meters_of(state, address):
         registered = meters.meter(state, meter_id)
         assert registered is not None  # the owner index lists registered meters only
-        if meters.meter_carrier(registered["kind"]) != carrier:
-            continue
-        step = registered["interval_s"] * 1_000
-        for start in range(slot, slot + slot_ms, step):
-            recorded = meters.reading(state, meter_id, start)
-            if recorded and recorded["quality"] != MISSING:
-                imported += recorded["import_wh"]
-                exported += recorded["export_wh"]
+        if meters.meter_carrier(registered["kind"]) == carrier:
+            flows = slot_flows(state, registered, slot, slot_ms)
+            imported += flows[0]
+            exported += flows[1]
     return imported, exported
 
 

@@ -86,6 +86,7 @@ from collections import Counter
 from ledger.application import Context, TxFailed, balance, issuer, payload_fields
 from ledger.crypto import Transaction
 from ledger.state import State
+from market.chain import storage
 from market.chain.contract import has_open_trading
 from market.chain.flexibility import DIRECTIONS, FLEXIBILITY, baselines_update
 from market.chain.options import ELECTRICITY, Options, market_options
@@ -97,6 +98,7 @@ from market.chain.schema import (
     Contract,
     SettlementResult,
     add_locked,
+    carrier_of,
     contract_id,
     contract_key,
     contracts_key,
@@ -260,7 +262,12 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         )
     for carrier in options.carriers:
         state.delete(contracts_key(slot, carrier))
-    baselines_update(state, slot, options.slot_ms, meters.slot_meters(state, slot))
+    with_readings = meters.slot_meters(state, slot)
+    baselines_update(state, slot, options.slot_ms, with_readings)
+    parties = [
+        (made[party], carrier_of(made)) for made in contracts for party in ("seller", "buyer")
+    ]
+    storage.slot_settled(state, slot, options.slot_ms, parties, with_readings, context)
     residual = residual_settle(
         state, slot, options.slot_ms, p2p_in, p2p_out, context, measured=measured
     )

@@ -15,7 +15,8 @@ MESSAGES: dict[str, str] = {
     "bad_meter": "That is not a meter id (1-64 of a-z, 0-9, '.', '_' and '-', starting with a "
     "letter or digit).",
     "not_household": "That account is not a household.",
-    "bad_kind": "The kind is one of pv, consumption, bidirectional, battery, heat, thermal_storage.",
+    "bad_kind": "The kind is one of pv, consumption, bidirectional, battery, heat, "
+    "thermal_storage.",
     "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter "
     "or digit.",
     "bad_interval": "The interval is one of 60, 300, 900 seconds.",

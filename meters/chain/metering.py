@@ -127,6 +127,7 @@ from meters.chain.schema import (
     meter_key,
     meters_of,
     owner_key,
+    reading,
     slot_meters_add,
     window,
     window_save,
@@ -392,6 +393,18 @@ def meter_readings(state: State, tx: Transaction, context: Context) -> None:
     interval_s = registered["interval_s"]
     parsed = [_parse_reading(item, interval_s, context.timestamp_ms) for item in _readings(body)]
     _record(state, context, meter_id, parsed)
+
+
+def slot_flows(state: State, meter: Meter, slot: int, slot_ms: int) -> tuple[int, int]:
+    """Wh the meter imported and exported in the slot starting at ``slot``, by its recorded
+    readings; a missing interval and a ``missing`` quality count 0. O(intervals in a slot)."""
+    imported = exported = 0
+    for start in range(slot, slot + slot_ms, meter["interval_s"] * 1_000):
+        recorded = reading(state, meter["id"], start)
+        if recorded and recorded["quality"] != MISSING:
+            imported += recorded["import_wh"]
+            exported += recorded["export_wh"]
+    return imported, exported
 
 
 def _prune(held: Window, slot_ms: int, closed: Callable[[int], bool]) -> tuple[Window, list[int]]:
