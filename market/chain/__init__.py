@@ -14,6 +14,7 @@ chain package below it. Modules:
 ``terms``           checks shared by orders, offers and requirements (slots, bounds, carriers,
                     the qualification audit, margins)
 ``contract``        orders, matching, bilateral offers and contracts, the end of trading
+``retail``          energy sellers (retailers) trading for households within their grants
 ``storage``         energy storage providers: trading within the store's state of charge
 ``flexibility``     the network operators' requirements, households' answers, flexibility
                     contracts and the baselines they are measured against
@@ -42,7 +43,7 @@ from ledger.application import (
     TxFailed,
 )
 from ledger.state import State
-from market.chain import contract, flexibility, residual, settlement, storage, tariff
+from market.chain import contract, flexibility, residual, retail, settlement, storage, tariff
 from market.chain.options import market_options
 from market.chain.schema import contracts_key, free_balance
 from meters.chain import schema as meters
@@ -60,6 +61,8 @@ REQUIREMENT_POST = "market.requirement.post"
 REQUIREMENT_ANSWER = "market.requirement.answer"
 REQUIREMENT_ACCEPT = "market.requirement.accept"
 STORAGE_REGISTER = "market.storage.register"
+GRANT = "market.grant"
+GRANT_REVOKE = "market.grant.revoke"
 SLOT_SETTLE = "market.slot.settle"
 TARIFF_PUBLISH = "market.tariff.publish"
 
@@ -75,6 +78,8 @@ TYPES = {
     REQUIREMENT_ANSWER: (HOUSEHOLD, flexibility.answer_post),
     REQUIREMENT_ACCEPT: (GRID_OPERATOR, flexibility.answer_accept),
     STORAGE_REGISTER: (GRID_OPERATOR, storage.register),
+    GRANT: (HOUSEHOLD, retail.grant),
+    GRANT_REVOKE: (HOUSEHOLD, retail.revoke),
     SLOT_SETTLE: (ANY_ROLE, settlement.slot_settle),
     TARIFF_PUBLISH: (GRID_OPERATOR, tariff.tariff_publish),
 }

@@ -127,7 +127,7 @@ from ledger.application import (
 )
 from ledger.crypto import Transaction
 from ledger.state import State
-from market.chain import auction, book, flexibility, storage
+from market.chain import auction, book, flexibility, retail, storage
 from market.chain.book import BUY, SELL
 from market.chain.network import Allowance, Network, NetworkView, network
 from market.chain.options import ELECTRICITY, Options, market_options
@@ -190,9 +190,13 @@ def _order_terms(
     energy_wh: Any,
     price: Any,
     carrier: Any,
+    *,
+    owner: str,
+    side: str = SELL,
 ) -> tuple[int, int, int, Options, str, str | None]:
-    """Checks shared by orders and offers, up to and including the qualification audit; the
-    carrier's options, the carrier and the sender's feeder come last."""
+    """Checks shared by orders and offers, up to and including the qualification audit of
+    ``owner`` (the sender, or the household a retailer places an order for: its grant is checked
+    first); the carrier's options, the carrier and the owner's feeder come last."""
     market = market_options(state)
     carrier = carrier_field(carrier, market)
     slot = integer_field(slot, "bad_slot")
@@ -203,7 +207,9 @@ def _order_terms(
     options = market.carrier(carrier)
     check_slot_open(slot, context.timestamp_ms, options)
     check_bounds(energy_wh, price, options)
-    feeder = qualify(state, tx.sender, options, context, carrier)
+    if owner != tx.sender:
+        retail.check_grant(state, owner, tx.sender, carrier, side, energy_wh, price)
+    feeder = qualify(state, owner, options, context, carrier)
     return slot, energy_wh, price, options, carrier, feeder
 
 
@@ -307,24 +313,30 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
 
     Precondition (checked by the registry): the sender is a household.
     """
-    slot, side, energy_wh, price, carrier = payload_fields(
-        tx, "slot", "side", "energy_wh", "price", optional={"carrier": ELECTRICITY}
+    slot, side, energy_wh, price, carrier, on_behalf = payload_fields(
+        tx,
+        "slot",
+        "side",
+        "energy_wh",
+        "price",
+        optional={"carrier": ELECTRICITY, "for": ""},
     )
     if side not in (BUY, SELL):
         raise TxFailed("bad_side")
+    owner = tx.sender if on_behalf == "" else registered_address(state, on_behalf)
     slot, energy_wh, price, options, carrier, feeder = _order_terms(
-        state, tx, context, slot, energy_wh, price, carrier
+        state, tx, context, slot, energy_wh, price, carrier, owner=owner, side=side
     )
-    resting = state.get(open_key(slot, tx.sender, carrier))
+    resting = state.get(open_key(slot, owner, carrier))
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
     margin = _margin(side, energy_wh, price, options)
-    storage.commit(state, tx.sender, carrier, slot, side, energy_wh)
-    check_free(state, tx.sender, margin)
+    storage.commit(state, owner, carrier, slot, side, energy_wh)
+    check_free(state, owner, margin)
     order = with_carrier(
         {
             "id": context.tx_id,
-            "owner": tx.sender,
+            "owner": owner,
             "slot": slot,
             "side": side,
             "price": price,
@@ -335,17 +347,20 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
         },
         carrier,
     )
-    placed = {name: order[name] for name in ("id", "owner", "slot", "side", "price", "energy_wh")}
+    if owner != tx.sender:
+        order["placed_by"] = tx.sender
+    names = ("id", "owner", "slot", "side", "price", "energy_wh", "placed_by")
+    placed = {name: order[name] for name in names if name in order}
     context.emit(ORDER_PLACED, with_carrier(placed, carrier))
     released = 0
     if not options.call_auction:
         order, released = _match(state, context, options, order, feeder)
     if order["remaining_wh"]:
         book.add(state, order)
-        _open_add(state, slot, tx.sender, side, carrier)
+        _open_add(state, slot, owner, side, carrier)
     else:
         close_event(context, ORDER_CLOSED, order, FILLED)
-    add_locked(state, tx.sender, margin - released)  # once, for the order and its contracts
+    add_locked(state, owner, margin - released)  # once, for the order and its contracts
 
 
 def _match(
@@ -406,13 +421,14 @@ def order_cancel(state: State, tx: Transaction, context: Context) -> None:
     """
     (order_id,) = payload_fields(tx, "order")
     order = stored(state, ORDER_PREFIX, order_id, "unknown_order")
-    if order["owner"] != tx.sender:
+    if tx.sender not in (order["owner"], order.get("placed_by")):
         raise TxFailed("not_owner")
     check_trading(order["slot"], context.timestamp_ms, market_options(state))
+    owner = order["owner"]
     book.remove(state, order)
     storage.release(state, order, order["side"])
-    _open_remove(state, order["slot"], tx.sender, carrier_of(order))
-    add_locked(state, tx.sender, -order["locked"])
+    _open_remove(state, order["slot"], owner, carrier_of(order))
+    add_locked(state, owner, -order["locked"])
     close_event(context, ORDER_CLOSED, order, CANCELLED)
 
 
@@ -469,7 +485,7 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
         tx, "slot", "energy_wh", "price", "buyer", optional={"carrier": ELECTRICITY}
     )
     slot, energy_wh, price, options, carrier, _ = _order_terms(
-        state, tx, context, slot, energy_wh, price, carrier
+        state, tx, context, slot, energy_wh, price, carrier, owner=tx.sender
     )
     if buyer != "":
         buyer = registered_address(state, buyer)

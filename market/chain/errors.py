@@ -63,6 +63,13 @@ MESSAGES: dict[str, str] = {
     "no_baseline": "Your meters have no history for that time of day yet: no baseline.",
     "exceeds_baseline": "You cannot reduce by more than your baseline for that time of day.",
     "exceeds_answer": "That is more than the answer offers (or has left).",
+    # energy sellers (market.chain.retail)
+    "own_grant": "You trade for yourself without a grant.",
+    "bad_grant_limit": "Limits are whole numbers: energy at least 1 Wh, prices 0 or more.",
+    "unknown_grant": "You have no such grant.",
+    "no_grant": "That household has not granted you trading in this carrier.",
+    "exceeds_grant": "That is more energy than the household's grant allows in one order.",
+    "price_outside_grant": "That price is outside the household's grant.",
     # energy storage providers (market.chain.storage)
     "beyond_state_of_charge": "Your store cannot give (or take) that much now: see its charge.",
     "not_storage_meter": "That is not a battery or thermal store meter of that account.",

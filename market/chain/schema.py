@@ -227,6 +227,7 @@ class Order(TypedDict):
     height: int
     seq: NotRequired[int]  # its entry in its price level, once it rests
     carrier: NotRequired[str]  # absent: electricity
+    placed_by: NotRequired[str]  # a retailer that placed it for the owner (market.chain.retail)
 
 
 class OpenOrders(TypedDict):
