@@ -55,15 +55,22 @@ releases what it locked.
 The baseline
 ============
 
-An enrolled household's record ``market/baseline/<carrier>/<address>`` holds, for each slot of
-the day (index ``n = slot mod 86 400 000 // slot_ms``), ``[import_wh, export_wh, days]``: its
-meters' flows of that carrier in that slot of the day. When a slot settles, after its contracts,
-every enrolled household with a reading in the slot folds its metered ``x`` (each flow) into the
-slot of the day's value ``b``, with ``k = min(days, 6)``: ``b' = (b * k + x) // (k + 1)`` and
-``days' = min(days + 1, 7)``. So ``b`` is the mean of the first days seen and, from the seventh on,
-a moving average weighting the newest day 1/7: the mean of the same slot over the last week,
-for a household whose flows are steady. An acceptance records the baseline the contract is
-measured against, so later days never change it.
+An enrolled household's record ``market/baseline/<carrier>/<address>`` holds its meters' flows of
+that carrier, ``[import_wh, export_wh, count]``, twice:
+
+* ``slots``: for each slot of the day (``n = slot mod 86 400 000 // slot_ms``, as a decimal
+  string), over the days seen, at most :data:`BASELINE_DAYS`;
+* ``recent``: over its latest settled slots, at most :data:`RECENT_SLOTS`.
+
+When a slot settles, after its contracts, every enrolled household with a reading in the slot
+folds its metered ``x`` (each flow) into both: ``b' = (b * k + x) // (k + 1)`` with ``k =
+min(count, limit - 1)``, and ``count' = min(count + 1, limit)``. So each value is the mean of the
+first observations and then a moving average that weighs the newest one ``1 / limit``: the
+same slot over the last week, and the last hour's slots (with 15-minute slots).
+
+The baseline of a slot is its slot of the day's value once there is one (a day of history), and
+until then the recent one; with neither, an answer is refused (``no_baseline``). An acceptance
+records the baseline the contract is measured against, so later slots never change it.
 
 Settlement (``market.chain.settlement``)
 ========================================
@@ -129,6 +136,7 @@ FLEXIBILITY = "flexibility"  # the kind of the contracts made here
 DIRECTIONS = ("import", "export")
 DAY_MS = 86_400_000
 BASELINE_DAYS = 7
+RECENT_SLOTS = 4
 
 
 # --- the baseline ------------------------------------------------------------------------------
@@ -144,11 +152,22 @@ def baseline_of(
     """The household's baseline flow in ``direction`` for the slot's time of day; None when it
     is not enrolled or has none yet."""
     record = state.get(baseline_key(address, carrier))
-    entry = record["slots"].get(slot_of_day(slot, slot_ms)) if record else None
+    if record is None:
+        return None
+    entry = record["slots"].get(slot_of_day(slot, slot_ms)) or record.get("recent")
     if entry is None:
         return None
     flow: int = entry[DIRECTIONS.index(direction)]
     return flow
+
+
+def _fold(old: list[int] | None, flows: tuple[int, int], limit: int) -> list[int]:
+    """``[import, export, count]`` with one more observation (module docstring)."""
+    if old is None:
+        return [*flows, 1]
+    k = min(old[2], limit - 1)
+    new = [(b * k + x) // (k + 1) for b, x in zip(old[:2], flows, strict=True)]
+    return [*new, min(old[2] + 1, limit)]
 
 
 def baselines_update(state: State, slot: int, slot_ms: int, meter_ids: list[str]) -> None:
@@ -166,14 +185,10 @@ def baselines_update(state: State, slot: int, slot_ms: int, meter_ids: list[str]
     for address, carrier in sorted(owners):
         flows = metered(state, address, slot, slot_ms, carrier)
         record = state.get(baseline_key(address, carrier))
-        old = record["slots"].get(index)
-        if old is None:
-            new = [*flows, 1]
-        else:
-            k = min(old[2], BASELINE_DAYS - 1)
-            new = [(b * k + x) // (k + 1) for b, x in zip(old[:2], flows, strict=True)]
-            new.append(min(old[2] + 1, BASELINE_DAYS))
-        state.set(baseline_key(address, carrier), {"slots": record["slots"] | {index: new}})
+        by_day = _fold(record["slots"].get(index), flows, BASELINE_DAYS)
+        recent = _fold(record.get("recent"), flows, RECENT_SLOTS)
+        updated = {"slots": record["slots"] | {index: by_day}, "recent": recent}
+        state.set(baseline_key(address, carrier), updated)
 
 
 def enroll(state: State, tx: Transaction, context: Context) -> None:

@@ -422,10 +422,12 @@ class Answer(TypedDict):
 
 
 class Baseline(TypedDict):
-    """An enrolled household's metered flows by slot of the day (``market.chain.flexibility``,
-    "The baseline"): ``{"<n>": [import_wh, export_wh, days]}``, n the slot's index in its day."""
+    """An enrolled household's metered flows (``market.chain.flexibility``, "The baseline"):
+    ``[import_wh, export_wh, count]`` by slot of the day (``"<n>"``, the slot's index in its
+    day) and over its latest settled slots."""
 
     slots: dict[str, list[int]]
+    recent: NotRequired[list[int]]
 
 
 class Defaults(TypedDict):

@@ -84,7 +84,8 @@ def answer(
 def test_the_baseline_is_the_mean_of_the_days_seen(market: Market) -> None:
     record = market.state.get(market_schema.baseline_key(BEN.address))
     index = str(S3 % DAY // SLOT_MS)
-    assert record == {"slots": {index: [3_300, 0, 2]}}  # (3,000 + 3,600) // 2
+    # The same slot on two days: (3,000 + 3,600) // 2; and the latest settled slots, the same two.
+    assert record == {"slots": {index: [3_300, 0, 2]}, "recent": [3_300, 0, 2]}
     # Cat is not enrolled: her readings keep no baseline.
     assert market.state.get(market_schema.baseline_key(CAT.address)) is None
 
@@ -96,10 +97,28 @@ def test_from_the_seventh_day_the_newest_day_weighs_a_seventh() -> None:
     assert market.send(BEN, "market.flexibility.enroll") == "ok"
     index = str(S1 % DAY // SLOT_MS)
     key = market_schema.baseline_key(BEN.address)
-    market.state.set(key, {"slots": {index: [700, 0, 7]}})
+    market.state.set(key, {"slots": {index: [700, 0, 7]}, "recent": [1_000, 0, 4]})
     imports(market, "ben-main", BEN_METER, S1, 1_000)  # 3,000 Wh in the slot
     baselines_update(market.state, S1, SLOT_MS, ["ben-main"])
-    assert market.state.get(key)["slots"][index] == [(700 * 6 + 3_000) // 7, 0, 7]
+    assert market.state.get(key) == {
+        "slots": {index: [(700 * 6 + 3_000) // 7, 0, 7]},
+        "recent": [(1_000 * 3 + 3_000) // 4, 0, 4],  # the last 4 slots: the newest weighs 1/4
+    }
+
+
+def test_before_a_day_of_history_the_recent_slots_are_the_baseline(market: Market) -> None:
+    """Cat enrols and her meter reads one slot, at another time of day than the requirement's:
+    her baseline for it is the recent one until a day has passed."""
+    assert market.send(CAT, "market.flexibility.enroll") == "ok"
+    earlier = S3 - 4 * SLOT_MS
+    imports(market, "cat-main", CAT_METER, earlier, 500)
+    assert market.settle(slot=earlier) == "ok"
+    record = market.state.get(market_schema.baseline_key(CAT.address))
+    assert record["recent"] == [1_500, 0, 1]
+    assert str(S3 % DAY // SLOT_MS) not in record["slots"]
+    _, requirement = post(market)
+    assert answer(market, CAT, requirement, 1_501, 40)[0] == "exceeds_baseline"
+    assert answer(market, CAT, requirement, 1_500, 40)[0] == "ok"
 
 
 def test_a_requirement_is_answered_accepted_delivered_and_settled_by_the_worked_example(
@@ -168,6 +187,7 @@ def test_a_requirement_is_answered_accepted_delivered_and_settled_by_the_worked_
         0,
         3,
     ]
+    assert market.state.get(market_schema.baseline_key(BEN.address))["recent"] == [2_900, 0, 3]
     assert market.replay().root() == market.state.root()
 
 
