@@ -81,11 +81,15 @@ def demo_community_create() -> list[DemoLogin]:
 
 # The demo network's market runs faster than a real one, so that a newcomer sees orders match,
 # slots clear and settle within minutes: 5-minute slots, gate closure a minute before,
-# settlement two minutes after a slot ends.
+# settlement two minutes after a slot ends. It trades heat beside electricity (heat's prices are
+# lower: at most 1.00 per kWh thermal, a network fee of 2 cents).
 DEMO_MARKET_OPTIONS = {
     "market.slot_ms": 300_000,
     "market.gate_closure_ms": 60_000,
     "market.settlement_delay_ms": 120_000,
+    "market.heat": 1,
+    "market.heat.price_max": 100,
+    "market.heat.network_fee": 2,
 }
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
 # The community's grid: two streets and a lane at the end of a long, thin cable, whose limits
@@ -102,6 +106,18 @@ DEMO_TOPOLOGY = {
     "feeder-mill-lane": (6_000, 6_000),
 }
 DEMO_FEEDERS = tuple(DEMO_TOPOLOGY)
+# A small heat loop along the south street: solar-thermal roofs feed it, neighbours draw from
+# it, one household runs a thermal store. Its one segment carries 3 kW thermal each way (250 Wh
+# in a 5-minute slot), so the heating network's check bites as Mill Lane's feeder does.
+DEMO_HEAT_TOPOLOGY = {"heat-south-loop": (3_000, 3_000)}
+DEMO_HEAT = {
+    "Kavya Iyer": "solar_thermal",
+    "Lars Nilsen": "solar_thermal",
+    "Maya Cohen": "solar_thermal",
+    "Noah Schmidt": "heat_consumer",
+    "Sven Larsen": "heat_consumer",
+    "Pablo Ortega": "thermal_store",
+}
 
 
 def demo_ledger_register() -> int:
@@ -151,16 +167,15 @@ def _ledger_register(households: Any, *, publish: bool, limit: int | None = None
         )
         nonce += 1
 
-    for feeder, (export_limit_w, import_limit_w) in DEMO_TOPOLOGY.items() if publish else ():
-        if state.get(f"grid/topology/{feeder}") is None:
-            signed(
-                "grid.feeder.publish",
-                {
-                    "feeder": feeder,
-                    "export_limit_w": export_limit_w,
-                    "import_limit_w": import_limit_w,
-                },
-            )
+    heat = "heat" in market_options(state).carriers
+    networks = [(DEMO_TOPOLOGY, {})]
+    if heat:
+        networks.append((DEMO_HEAT_TOPOLOGY, {"carrier": "heat"}))
+    for topology, carrier in networks if publish else ():
+        for feeder, (export_limit_w, import_limit_w) in topology.items():
+            if state.get(f"grid/topology/{feeder}") is None:
+                limits = {"export_limit_w": export_limit_w, "import_limit_w": import_limit_w}
+                signed("grid.feeder.publish", {"feeder": feeder, **limits, **carrier})
     if publish and not tariff.tariffs(state):
         slot_ms = market_options(state).slot_ms
         from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms
@@ -180,6 +195,10 @@ def _ledger_register(households: Any, *, publish: bool, limit: int | None = None
         )
         feeder = DEMO_FEEDERS[position * len(DEMO_FEEDERS) // count % len(DEMO_FEEDERS)]
         signed("grid.feeder.assign", {"address": identity.address, "feeder": feeder})
+        if heat and household.name in DEMO_HEAT and household.email.endswith(f"@{DEMO_DOMAIN}"):
+            (segment,) = DEMO_HEAT_TOPOLOGY
+            on_loop = {"address": identity.address, "feeder": segment, "carrier": "heat"}
+            signed("grid.feeder.assign", on_loop)
         signed("credit.issue", {"to": identity.address, "amount": DEMO_TOP_UP})
     transactions_submit(transactions=transactions, validators=range(len(genesis.validators)))
     return Registration(households=new, operator_nonce=nonce)

@@ -13,6 +13,9 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.demo import (
     DEMO_DOMAIN,
     DEMO_FEEDERS,
+    DEMO_HEAT,
+    DEMO_HEAT_TOPOLOGY,
+    DEMO_MARKET_OPTIONS,
     DEMO_TARIFF_BANDS,
     DEMO_TOP_UP,
     DEMO_TOPOLOGY,
@@ -30,7 +33,7 @@ pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
-    with running_network(tmp_path, settings) as live:
+    with running_network(tmp_path, settings, DEMO_MARKET_OPTIONS) as live:
         yield live
 
 
@@ -46,8 +49,13 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
         feeders = MarketAccount.objects.filter(address__in=addresses).exclude(feeder="").count()
         funded = LedgerAccount.objects.filter(address__in=addresses, balance=DEMO_TOP_UP).count()
         published = StateEntry.objects.filter(key__startswith="grid/topology/").count()
+        on_loop = StateEntry.objects.filter(key__startswith="grid/feeder.heat/").count()
         connection.close()
-        return feeders == funded == len(HOUSEHOLDS) and published == len(DEMO_TOPOLOGY)
+        everything = len(DEMO_TOPOLOGY) + len(DEMO_HEAT_TOPOLOGY)
+        return feeders == funded == len(HOUSEHOLDS) and (published, on_loop) == (
+            everything,
+            len(DEMO_HEAT),
+        )
 
     network.wait(ready, seconds=90, what="demo households registered, on feeders, funded")
     feeders = set(MarketAccount.objects.values_list("feeder", flat=True))
@@ -60,8 +68,17 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
         )
         for entry in StateEntry.objects.filter(key__startswith="grid/topology/")
     }
-    assert limits == DEMO_TOPOLOGY
+    assert limits == DEMO_TOPOLOGY | DEMO_HEAT_TOPOLOGY
     assert min(export for export, _ in limits.values()) <= 6_000
+    # The heat loop is the heating network's: its households are on it for heat only.
+    (loop,) = DEMO_HEAT_TOPOLOGY
+    assert StateEntry.objects.get(key=f"grid/topology/{loop}").value["carrier"] == "heat"
+    heat_people = households.filter(name__in=DEMO_HEAT)
+    segments = {
+        StateEntry.objects.get(key=f"grid/feeder.heat/{h.identity.address}").value
+        for h in heat_people
+    }
+    assert (len(heat_people), segments) == (len(DEMO_HEAT), {loop})
     # ...and its tariff, so that the Tariffs page has one from the start.
     network.wait(lambda: _tariffs() == 1, seconds=60, what="the demo tariff")
     assert Tariff.objects.get().bands == DEMO_TARIFF_BANDS
