@@ -17,7 +17,20 @@ from meters import errors as meters_errors
 SITE_MESSAGES: dict[str, str] = {
     "bad_status": "That is not a status of these rows.",
     "not_on_ledger": "Your account is not on the ledger yet: the grid operator enrols it.",
+    # Given by the validators (``market.chain.contract``, ``supervision.chain.grid``) but not in
+    # their catalogues yet; worded here so that the site never shows a bare code
+    # (``market.services.worded``).
+    "bad_carrier": "The market does not trade that energy carrier.",
+    "carrier_mismatch": "That name is published for another carrier's network: feeders and "
+    "heat segments share one list of names.",
 }
+# ``no_feeder`` for a carrier other than electricity: it is the heating network's segment that
+# is missing, not a feeder.
+NO_SEGMENT = "Your connection is not assigned to a segment of the heating network yet; the grid "
+NO_SEGMENT += "operator does that."
+# The carrier codes whose words only the site has: a rehearsal's refusal with one of them is
+# said in these words (``market.services.worded``).
+CARRIER_CODES = ("bad_carrier", "carrier_mismatch")
 
 MESSAGES: dict[str, str] = ledger_errors.compose(
     meters_errors.MESSAGES, chain_errors.MESSAGES, SITE_MESSAGES

@@ -35,9 +35,11 @@ from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.decorators import View, role_required
 from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
+from market.chain.options import ELECTRICITY
 from market.forms import energy_text, power_text
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
+from market.selectors import options as market_options
 from supervision import selectors, services
 from supervision.errors import MESSAGES
 from supervision.forms import (
@@ -96,9 +98,16 @@ def _act_rows(
     return [ActRow(act=act, by_name=known.get(act.actor, "")) for act in shown]
 
 
-def feeder_names() -> list[str]:
-    """The published feeders' names, for the forms that pick one."""
-    return [feeder.name for feeder in selectors.topology()]
+def feeder_names(carrier: str | None = None) -> list[str]:
+    """The published feeders' names, for the forms that pick one: of ``carrier``'s network
+    (feeders, or heat segments), or of every network (None)."""
+    return [feeder.name for feeder in selectors.topology(carrier=carrier)]
+
+
+def scopes() -> list[tuple[str, str]]:
+    """Every published feeder and heat segment, with its carrier: what a suspension or a grid
+    state declaration may name (``feeder:<name>`` stops heat trading on a segment too)."""
+    return [(feeder.name, feeder.carrier) for feeder in selectors.topology()]
 
 
 def _preserved(form: forms.Form) -> forms.Form:
@@ -169,7 +178,7 @@ def regulator_alerts(user: User) -> dict[str, Any]:
 def regulator_context(user: User, account: str = "") -> dict[str, Any]:
     """The supervision sections of the regulator console (regulators and admins; only a
     regulator signs acts, so an admin sees no forms)."""
-    feeders = feeder_names()
+    feeders = scopes()
     context = {
         **review_rows(user),
         **audit_rows(user),
@@ -227,8 +236,8 @@ def operator_context(user: User) -> dict[str, Any]:
     context = {**loading_rows(user), **operator_alerts(user), **grid_rows(user)}
     if user.role == Role.GRID_OPERATOR:
         context |= {
-            "publish_form": FeederPublishForm(prefix="feeder"),
-            "state_form": GridStateForm(prefix="grid", feeders=feeder_names()),
+            "publish_form": FeederPublishForm(prefix="feeder", carriers=market_options().carriers),
+            "state_form": GridStateForm(prefix="grid", feeders=scopes()),
         }
     return context
 
@@ -584,7 +593,7 @@ SUSPEND_ACT = Act(
 trading_suspend = _act_view(
     Role.REGULATOR,
     SUSPEND_ACT,
-    lambda post: SuspendForm(post, prefix="suspend", feeders=feeder_names()),
+    lambda post: SuspendForm(post, prefix="suspend", feeders=scopes()),
 )
 
 
@@ -606,7 +615,7 @@ RESUME_ACT = Act(
 trading_resume = _act_view(
     Role.REGULATOR,
     RESUME_ACT,
-    lambda post: ResumeForm(post, prefix="resume", feeders=feeder_names()),
+    lambda post: ResumeForm(post, prefix="resume", feeders=scopes()),
 )
 
 
@@ -652,30 +661,44 @@ account_act = _act_view(
 )
 
 
+def _what(data: dict[str, Any]) -> str:
+    """What a publication names: "feeder", or "heat segment" (``selectors.network_part``)."""
+    return selectors.network_part(_carrier(data)).lower()
+
+
+def _carrier(data: dict[str, Any]) -> str:
+    """The network a publication is for: the form's choice, or electricity without one."""
+    carrier: str = data.get("carrier", ELECTRICITY)
+    return carrier
+
+
 PUBLISH_ACT = Act(
-    "Publish a feeder",
+    "Publish a feeder or a heat segment",
     "operator-console",
     lambda data: Confirmation(
-        f"Publish feeder {data['feeder']}?",
+        f"Publish {_what(data)} {data['feeder']}?",
         [
-            ("Feeder", data["feeder"]),
-            ("Export limit", power_text(data["export_limit_w"])),
-            ("Import limit", power_text(data["import_limit_w"])),
+            (_what(data).capitalize(), data["feeder"]),
+            ("Export limit", power_text(data["export_limit_w"], _carrier(data))),
+            ("Import limit", power_text(data["import_limit_w"], _carrier(data))),
         ],
-        "Confirm: publish the feeder",
+        f"Confirm: publish the {_what(data)}",
     ),
     lambda user, data: services.feeder_publish(
         operator=user,
         feeder=data["feeder"],
         export_limit_w=data["export_limit_w"],
         import_limit_w=data["import_limit_w"],
+        carrier=_carrier(data),
     ),
-    lambda data: f"The publication of feeder {data['feeder']}",
+    lambda data: f"The publication of {_what(data)} {data['feeder']}",
 )
 
 
 feeder_publish = _act_view(
-    Role.GRID_OPERATOR, PUBLISH_ACT, lambda post: FeederPublishForm(post, prefix="feeder")
+    Role.GRID_OPERATOR,
+    PUBLISH_ACT,
+    lambda post: FeederPublishForm(post, prefix="feeder", carriers=market_options().carriers),
 )
 
 
@@ -703,5 +726,5 @@ DECLARE_ACT = Act(
 grid_state_declare = _act_view(
     Role.GRID_OPERATOR,
     DECLARE_ACT,
-    lambda post: GridStateForm(post, prefix="grid", feeders=feeder_names()),
+    lambda post: GridStateForm(post, prefix="grid", feeders=scopes()),
 )

@@ -52,9 +52,10 @@ def _until(value: object) -> str:
     return ""
 
 
-def power(value: object) -> str:
-    """A limit in W as kW, exactly: ``{{ feeder.export_limit_w|power }}``."""
-    return power_text(value) if isinstance(value, int) else "—"
+def power(value: object, carrier: str = "electricity") -> str:
+    """A limit in W as kW, exactly: ``{{ feeder.export_limit_w|power }}``; a heat segment's
+    in kW thermal: ``{{ feeder.export_limit_w|power:feeder.carrier }}``."""
+    return power_text(value, carrier) if isinstance(value, int) else "—"
 
 
 def act_what(act: Any) -> str:
