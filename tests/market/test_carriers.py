@@ -81,20 +81,23 @@ def heat_contracts(market: Market) -> list[dict[str, Any]]:
 def test_an_electricity_order_never_matches_a_heat_order(market: Market) -> None:
     assert place(market, ADA, "sell", 3_000, 12)[0] == "ok"
     assert place(market, BEN, "buy", 3_000, 40, carrier="electricity")[0] == "ok"
-    assert market.contracts() == [] and heat_contracts(market) == []  # both rest, apart
+    assert market.contracts() == []  # both rest, apart
+    assert heat_contracts(market) == []
     assert market.state.get(market_schema.open_key(SLOT, ADA.address, "heat")) is not None
     assert market.state.get(market_schema.open_key(SLOT, BEN.address)) is not None
 
     assert place(market, BEN, "buy", 3_000, 14)[0] == "ok"  # Ben's heat bid meets Ada's heat ask
     (made,) = heat_contracts(market)
-    assert made["id"] == f"heat-{SLOT}-0" and made["carrier"] == "heat"
+    assert made["id"] == f"heat-{SLOT}-0"
+    assert made["carrier"] == "heat"
     assert (made["seller"], made["buyer"], made["energy_wh"], made["price"]) == (
         ADA.address,
         BEN.address,
         3_000,
         12,
     )
-    assert made["network_fee"] == 3 and made["penalty_bps"] == 5_000  # heat's own, not 5
+    assert made["network_fee"] == 3  # heat's own, not 5
+    assert made["penalty_bps"] == 5_000
     assert market.contracts() == []  # electricity's book made nothing
     placed = market.emitted("market.order_placed")
     assert [event.get("carrier", "electricity") for event in placed] == [
@@ -109,7 +112,8 @@ def test_an_electricity_record_carries_no_carrier_and_keeps_its_keys() -> None:
     result, order_id = place(market, CAT, "sell", 1_000, 20, carrier="electricity")
     assert result == "ok"
     order = market.order(order_id)
-    assert order is not None and "carrier" not in order
+    assert order is not None
+    assert "carrier" not in order
     assert market.state.get(f"market/open/{SLOT}/{CAT.address}") == {"side": "sell", "count": 1}
 
 
@@ -170,7 +174,8 @@ def test_a_heat_match_across_a_constrained_segment_is_tailored(market: Market) -
     assert place(market, ADA, "sell", 3_000, 20, carrier="electricity")[0] == "ok"
     assert place(market, BEN, "buy", 3_000, 20, carrier="electricity")[0] == "ok"
     (power,) = market.contracts()
-    assert power["energy_wh"] == 3_000 and "grid" not in power
+    assert power["energy_wh"] == 3_000
+    assert "grid" not in power
 
 
 def test_an_electric_feeders_limit_never_binds_heat(market: Market) -> None:
@@ -205,7 +210,8 @@ def test_a_regulator_vetoes_a_heat_contract(market: Market) -> None:
     veto = {"contract": f"heat-{SLOT}-0", "reason": "metering fault on the loop"}
     assert market.send(REGULATOR, "supervision.contract.veto", **veto) == "ok"
     assert market.contract(f"heat-{SLOT}-0")["vetoed"] is True
-    assert market.locked(ADA) == 0 and market.locked(BEN) == 0
+    assert market.locked(ADA) == 0
+    assert market.locked(BEN) == 0
 
 
 # --- settlement ----------------------------------------------------------------------------------
@@ -244,7 +250,8 @@ def test_a_heat_trade_settles_by_the_worked_example(market: Market) -> None:
     }
     summary = market.settlement()
     assert summary is not None
-    assert summary["contracts"] == 0 and summary["energy_wh"] == 0  # electricity's own totals
+    assert summary["contracts"] == 0  # electricity's own totals
+    assert summary["energy_wh"] == 0
     assert summary["heat"] == {
         "contracts": 1,
         "energy_wh": 3_000,
@@ -276,8 +283,7 @@ def test_heat_and_electricity_contracts_of_a_slot_settle_apart(market: Market) -
     assert market.relay("ada-main", ADA_PV, power, at=SLOT + SLOT_MS + 1_000) == "ok"
     assert market.settle() == "ok"
     delivered = {
-        data["contract"]: data["delivered_wh"]
-        for data in market.emitted("market.contract_settled")
+        data["contract"]: data["delivered_wh"] for data in market.emitted("market.contract_settled")
     }
     assert delivered == {f"{SLOT}-0": 2_000, f"heat-{SLOT}-0": 0}
 
