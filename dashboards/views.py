@@ -147,6 +147,7 @@ class Summary:
     alerts: int  # open at the grid operator's desk (not acknowledged, or re-opened)
     validators_up: int
     validators: int
+    traded_heat_today_wh: int = 0  # heat, in Wh thermal: never added to electricity's
 
 
 def _summary(user: User, households: int, waiting: int, validators: list[Any]) -> Summary:
@@ -156,6 +157,7 @@ def _summary(user: User, households: int, waiting: int, validators: list[Any]) -
         households=households,
         waiting=waiting,
         traded_today_wh=market_selectors.energy_traded(since=today),
+        traded_heat_today_wh=market_selectors.energy_traded(since=today, carrier=HEAT),
         feeders=len({row.feeder for row in loading} or supervision_views.feeder_names()),
         feeders_near_limit=len({row.feeder for row in loading if row.alert}),
         busiest_pct=max((max(r.export_pct, r.import_pct) for r in loading), default=0),

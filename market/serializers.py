@@ -98,15 +98,13 @@ def carrier_field(**kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=Carrier.choices, **kwargs)
 
 
-def carrier_input() -> serializers.ChoiceField:
-    """An order's or offer's carrier, optional: absent is electricity. One the market does not
-    trade is refused with ``bad_carrier``."""
-    return carrier_field(
-        required=False,
-        default=ELECTRICITY,
-        help_text="`electricity` (the default, kWh) or `heat` (kWh thermal), where the market "
-        "trades it (else `bad_carrier`). Energy and price are of this carrier.",
-    )
+def carrier_input(
+    help_text: str = "`electricity` (the default, kWh) or `heat` (kWh thermal), where the market "
+    "trades it (else `bad_carrier`). Energy and price are of this carrier.",
+) -> serializers.ChoiceField:
+    """An input's carrier (an order's, an offer's, a feeder's), optional: absent is electricity.
+    One the market does not trade is refused with ``bad_carrier``."""
+    return carrier_field(required=False, default=ELECTRICITY, help_text=help_text)
 
 
 def utc_datetime(**kwargs: Any) -> serializers.DateTimeField:

@@ -162,6 +162,13 @@ def _feeder_of(address: str) -> str:
     return feeder or ""
 
 
+def networks_of(address: str) -> list[str]:
+    """The names the household at ``address`` is on: its feeder and, where it has one, its
+    segment of the heating network; a stop of either (``feeder:<name>``) touches it."""
+    row = MarketAccount.objects.filter(address=address).values_list("feeder", "heat_segment")
+    return [name for name in (row.first() or ()) if name]
+
+
 def feeder_of(*, user: User) -> str:
     """The feeder the grid operator assigned to ``user`` on the ledger (``grid.feeder.assign``),
     "" when none is yet (``settings.METERS_FEEDER_OF``)."""
@@ -262,7 +269,7 @@ def acts_naming(*, address: str, contracts: list[str]) -> QuerySet[SupervisoryAc
 def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
     """The acts a household is shown, newest first: on its contracts or its account (those whose
     ``affected`` names it), and the suspensions, resumptions and declarations of the whole
-    market or grid and of its feeder, with its feeder's publication.
+    market or grid and of its feeder and heat segment, with their publications.
 
     ``affected`` is derived from the contract or the address an act names, so it is matched
     through those columns: plain SQL on every database, no JSON lookup.
@@ -278,9 +285,8 @@ def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
         | Q(type__in=(SUSPEND, RESUME), scope="market")
         | Q(type=DECLARE, scope="grid")
     )
-    feeder = _feeder_of(address)
-    if feeder:
-        touching |= Q(scope=f"feeder:{feeder}")
+    for name in networks_of(address):
+        touching |= Q(scope=f"feeder:{name}")
     return SupervisoryAct.objects.filter(touching)
 
 

@@ -299,15 +299,17 @@ def alert_acknowledge(request: HttpRequest) -> HttpResponse:
 
 
 def _household_stops(user: User) -> dict[str, Any]:
-    """What stops or may stop this household's trading: its feeder's and the market's
-    suspensions, and the grid operator's declarations for its feeder and the whole grid."""
+    """What stops or may stop this household's trading: its feeder's (and heat segment's) and
+    the market's suspensions, and the grid operator's declarations for them and the whole
+    grid."""
     address = address_of(user)
+    networks = selectors.networks_of(address) if address else []
     feeder = (
         MarketAccount.objects.filter(address=address).values_list("feeder", flat=True).first()
         if address
         else None
     )
-    scopes = {"market"} | ({f"feeder:{feeder}"} if feeder else set())
+    scopes = {"market"} | {f"feeder:{name}" for name in networks}
     suspensions = [s for s in selectors.suspensions_in_force() if s.scope in scopes]
     declarations = []
     grid = selectors.grid_declaration()
@@ -315,17 +317,15 @@ def _household_stops(user: User) -> dict[str, Any]:
         declarations.append(
             {"scope": "grid", "state": grid.state, "reason": grid.reason, "since": grid.since}
         )
-    if feeder:
-        row = selectors.topology().filter(name=feeder).first()
-        if row is not None and row.state != "normal":
-            declarations.append(
-                {
-                    "scope": f"feeder:{feeder}",
-                    "state": row.state,
-                    "reason": row.state_reason,
-                    "since": row.state_since,
-                }
-            )
+    for row in selectors.topology().filter(name__in=networks).exclude(state="normal"):
+        declarations.append(
+            {
+                "scope": f"feeder:{row.name}",
+                "state": row.state,
+                "reason": row.state_reason,
+                "since": row.state_since,
+            }
+        )
     for declaration in declarations:
         declaration["words"] = GRID_STATE_WORDS.get(declaration["state"], declaration["state"])
     return {
