@@ -21,6 +21,13 @@ class Carrier(models.TextChoices):
     HEAT = HEAT, "Heat"
 
 
+def contract_carrier(contract_id: str) -> str:
+    """The carrier of a contract from its id (``market.chain.schema.contract_id``):
+    ``heat-<slot ms>-<n>`` is heat's, ``<slot ms>-<n>`` electricity's."""
+    head = contract_id.split("-", 1)[0]
+    return head if head in Carrier.values else ELECTRICITY
+
+
 def carrier_field() -> models.CharField:
     """The ``carrier`` of a row that holds energy: electricity unless its event says another."""
     return models.CharField(

@@ -31,8 +31,7 @@ from market.chain.tariff import Tariff as ChainTariff
 from market.forms import energy_text, price_text
 from market.models import Contract
 from market.selectors import tariff_in_force
-from meters.chain.schema import meter_carrier
-from meters.models import Meter, MeterKind, Reading
+from meters.models import Meter, Reading, kinds_of
 
 FAR = 3
 HISTORY_DAYS = 7
@@ -105,8 +104,7 @@ def _reference_price(band: Band | None, carrier: str) -> tuple[int, str]:
 def _supply_warnings(
     *, user: User, slot: datetime, slot_ms: int, energy_wh: int, carrier: str
 ) -> list[str]:
-    kinds = [kind for kind in MeterKind.values if meter_carrier(kind) == carrier]
-    mine = Meter.objects.filter(owner=user, active=True, kind__in=kinds)
+    mine = Meter.objects.filter(owner=user, active=True, kind__in=kinds_of(carrier))
     meters = list(mine.values_list("pk", flat=True))
     if not meters:
         which = "" if carrier == ELECTRICITY else f"{carrier} "

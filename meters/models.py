@@ -32,6 +32,11 @@ class MeterKind(models.TextChoices):
     THERMAL_STORAGE = "thermal_storage", "Thermal storage"
 
 
+def kinds_of(carrier: str) -> list[str]:
+    """The meter kinds that measure ``carrier`` (``meters.chain.schema.meter_carrier``)."""
+    return [kind for kind in MeterKind.values if meter_carrier(kind) == carrier]
+
+
 class Quality(models.TextChoices):
     ACTUAL = "actual", "Actual"
     ESTIMATED = "estimated", "Estimated"

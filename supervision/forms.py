@@ -81,8 +81,11 @@ def _energy_fields(required: bool) -> tuple[forms.CharField, forms.ChoiceField]:
     return energy, unit
 
 
-def energy_wh_of(form: forms.Form, *, below: int | None = None) -> int | None:
-    """The ``energy`` field in integer Wh (with its unit), or None with the error added."""
+def energy_wh_of(
+    form: forms.Form, *, below: int | None = None, carrier: str = ELECTRICITY
+) -> int | None:
+    """The ``energy`` field in integer Wh (with its unit), or None with the error added
+    (``carrier``: whose unit the words say)."""
     text, unit = form.cleaned_data.get("energy"), form.cleaned_data.get("energy_unit") or KWH
     if not text or unit not in _PLACES:
         form.add_error("energy", "Enter the energy the contract is cut to.")
@@ -101,8 +104,8 @@ def energy_wh_of(form: forms.Form, *, below: int | None = None) -> int | None:
     if below is not None and energy_wh >= below:
         form.add_error(
             "energy",
-            f"A curtailment cuts the contract below its {energy_text(below)}; "
-            f"enter at most {energy_text(below - 1)}.",
+            f"A curtailment cuts the contract below its {energy_text(below, carrier)}; "
+            f"enter at most {energy_text(below - 1, carrier)}.",
         )
         return None
     return energy_wh
@@ -175,11 +178,12 @@ class _CurtailingForm(forms.Form):
 
     CHOICE = "act"
     below: int | None = None
+    carrier: str = ELECTRICITY  # the contract's: its unit in the words
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get(self.CHOICE) == "curtail":
-            energy_wh = energy_wh_of(self, below=self.below)
+            energy_wh = energy_wh_of(self, below=self.below, carrier=self.carrier)
             if energy_wh is not None:
                 cleaned["energy_wh"] = energy_wh
         return cleaned
@@ -195,9 +199,12 @@ class ReviewDecisionForm(_CurtailingForm):
     reason = ReasonField()
     energy, energy_unit = _energy_fields(required=False)
 
-    def __init__(self, *args: Any, contract_energy_wh: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, contract_energy_wh: int, carrier: str = ELECTRICITY, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.below = self.contract_energy_wh = contract_energy_wh
+        self.carrier = carrier
         self.fields["energy"].help_text = "Only to curtail: less than the contract's energy."
 
 

@@ -330,8 +330,9 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
         record = data["act"]
         made = Contract.objects.get(id=data["contract"])
         what = (
-            f"your contract {made.id} ({energy_text(record['energy_wh_before'])} at "
-            f"{price_text(made.price)} for the slot of {made.slot:%Y-%m-%d %H:%M} UTC)"
+            f"your contract {made.id} ({energy_text(record['energy_wh_before'], made.carrier)} "
+            f"at {price_text(made.price, made.carrier)} for the slot of "
+            f"{made.slot:%Y-%m-%d %H:%M} UTC)"
         )
         if act.type == chain.VETO:
             return (
@@ -339,7 +340,8 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
                 "its margins were released."
             )
         return (
-            f"A regulator curtailed {what} to {energy_text(record['energy_wh'])}: {reason}. The "
+            f"A regulator curtailed {what} to {energy_text(record['energy_wh'], made.carrier)}: "
+            f"{reason}. The "
             "margins for the energy taken out were released."
         )
     if act.type == chain.RESTRICT:

@@ -37,7 +37,7 @@ from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
 from market.chain.options import ELECTRICITY
 from market.forms import energy_text, power_text
-from market.models import Contract, MarketAccount
+from market.models import Contract, MarketAccount, contract_carrier
 from market.selectors import address_of
 from market.selectors import options as market_options
 from supervision import selectors, services
@@ -131,6 +131,7 @@ def review_rows(user: User) -> dict[str, Any]:
                 ReviewDecisionForm(
                     prefix=f"review-{item.contract.id}",
                     contract_energy_wh=item.contract.energy_wh,
+                    carrier=item.contract.carrier,
                 )
             ),
         }
@@ -479,11 +480,11 @@ def _review_act(contract: Contract) -> Act:
         decision = data["decision"]
         rows = [
             ("Contract", contract.id),
-            ("Energy now", energy_text(contract.energy_wh)),
+            ("Energy now", energy_text(contract.energy_wh, contract.carrier)),
             ("Decision", dict(ReviewDecisionForm.DECISIONS)[decision]),
         ]
         if decision == "curtail":
-            rows.append(("Energy after", energy_text(data["energy_wh"])))
+            rows.append(("Energy after", energy_text(data["energy_wh"], contract.carrier)))
         rows.append(("Reason", data["reason"]))
         button = {
             "clear": "Confirm: clear the contract",
@@ -520,7 +521,10 @@ def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
         return redirect("regulator-console")
     contract = item.contract
     form = ReviewDecisionForm(
-        request.POST, prefix=f"review-{contract.id}", contract_energy_wh=contract.energy_wh
+        request.POST,
+        prefix=f"review-{contract.id}",
+        contract_energy_wh=contract.energy_wh,
+        carrier=contract.carrier,
     )
     return _perform(request, _review_act(contract), form)
 
@@ -528,10 +532,11 @@ def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
 def _contract_confirm(data: dict[str, Any]) -> Confirmation:
     rows = [("Contract", data["contract"])]
     contract = Contract.objects.filter(id=data["contract"]).first()
+    carrier = contract_carrier(data["contract"])
     if contract is not None:
-        rows.append(("Energy now", energy_text(contract.energy_wh)))
+        rows.append(("Energy now", energy_text(contract.energy_wh, carrier)))
     if data["act"] == "curtail":
-        rows.append(("Energy after", energy_text(data["energy_wh"])))
+        rows.append(("Energy after", energy_text(data["energy_wh"], carrier)))
     rows.append(("Reason", data["reason"]))
     if data["act"] == "veto":
         return Confirmation(

@@ -19,6 +19,7 @@ from gridplatform.accounts.models import Role
 from gridplatform.money import text_from_minor
 from ledger.projection import datetime_of_ms
 from market.forms import energy_text, power_text
+from market.models import contract_carrier
 from supervision import selectors
 
 register = template.Library()
@@ -68,7 +69,8 @@ def act_what(act: Any) -> str:
             return f"Vetoed contract {contract}"
         case "supervision.contract.curtail":
             energy = payload.get("energy_wh")
-            cut = f" to {energy_text(energy)}" if isinstance(energy, int) else ""
+            unit = contract_carrier(contract)
+            cut = f" to {energy_text(energy, unit)}" if isinstance(energy, int) else ""
             return f"Curtailed contract {contract}{cut}"
         case "supervision.review.clear":
             return f"Cleared contract {contract} after review"

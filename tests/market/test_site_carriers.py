@@ -484,6 +484,19 @@ def test_the_regulator_sees_each_carrier_apart_in_statistics_loading_and_review(
     assert f'data-review="heat-{slot}-0"' in review
     assert "Heat: 3 kWh thermal" in review
     assert f'data-review="{slot}-0"' not in review  # 2,000 Wh of electricity: not flagged
+    # Curtailing it is confirmed, and limited, in kWh thermal.
+    decide = {
+        f"review-heat-{slot}-0-decision": "curtail",
+        f"review-heat-{slot}-0-reason": "the loop's pump is down",
+        f"review-heat-{slot}-0-energy": "2",
+        f"review-heat-{slot}-0-energy_unit": "kWh",
+    }
+    confirm = client.post(f"/supervision/review/heat-{slot}-0/", decide).content.decode()
+    assert "3 kWh thermal" in confirm
+    assert "2 kWh thermal" in confirm
+    too_much = decide | {f"review-heat-{slot}-0-energy": "3"}
+    refused = client.post(f"/supervision/review/heat-{slot}-0/", too_much).content.decode()
+    assert "enter at most 2.999 kWh thermal" in refused
 
 
 def test_a_household_sees_the_suspension_of_its_heat_segment(site: Site, prosumer: User) -> None:
