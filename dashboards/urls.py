@@ -50,6 +50,11 @@ urlpatterns = [
         name="operator-household-approve",
     ),
     path(
+        "console/operator/households/<int:user_id>/heat-segment/",
+        views.operator_household_heat_segment,
+        name="operator-household-heat-segment",
+    ),
+    path(
         "console/operator/households/<int:user_id>/top-up/",
         views.operator_household_top_up,
         name="operator-household-top-up",

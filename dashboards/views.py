@@ -27,7 +27,9 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from market import flows as market_flows
 from market import selectors as market_selectors
+from market import services as market_services
 from market import views as market_views
+from market.chain.options import ELECTRICITY, HEAT
 from meters import selectors as meter_selectors
 from supervision import selectors as supervision_selectors
 from supervision import services as supervision_services
@@ -145,6 +147,7 @@ class Summary:
     alerts: int  # open at the grid operator's desk (not acknowledged, or re-opened)
     validators_up: int
     validators: int
+    traded_heat_today_wh: int = 0  # heat, in Wh thermal: never added to electricity's
 
 
 def _summary(user: User, households: int, waiting: int, validators: list[Any]) -> Summary:
@@ -154,6 +157,7 @@ def _summary(user: User, households: int, waiting: int, validators: list[Any]) -
         households=households,
         waiting=waiting,
         traded_today_wh=market_selectors.energy_traded(since=today),
+        traded_heat_today_wh=market_selectors.energy_traded(since=today, carrier=HEAT),
         feeders=len({row.feeder for row in loading} or supervision_views.feeder_names()),
         feeders_near_limit=len({row.feeder for row in loading if row.alert}),
         busiest_pct=max((max(r.export_pct, r.import_pct) for r in loading), default=0),
@@ -226,7 +230,7 @@ def _households(request: HttpRequest) -> dict[str, Any]:
         sort=query["sort"] or "name",
         page=request.GET.get("page"),
     )
-    published = supervision_views.feeder_names()
+    published = supervision_views.feeder_names(ELECTRICITY)
     return {
         "households": found.rows,
         "households_page": found.page,
@@ -235,6 +239,7 @@ def _households(request: HttpRequest) -> dict[str, Any]:
         "household_kinds": HouseholdKind.choices,
         "published_feeders": published,
         "feeders": published if request.user.role == Role.GRID_OPERATOR else [],
+        "heat_segments": _heat_segments(request.user),
         "waiting": found.waiting,
         "households_total": found.total,
     }
@@ -255,9 +260,43 @@ def operator_household_row(request: HttpRequest, user_id: int) -> HttpResponse:
     row = market_selectors.household_row(user=request.user, household_id=user_id)
     if row is None:
         raise Http404("No such household.")
-    published = supervision_views.feeder_names() if not row.approved else []
-    context = {"row": row, "feeders": published if request.user.role == Role.GRID_OPERATOR else []}
+    published = supervision_views.feeder_names(ELECTRICITY) if not row.approved else []
+    context = {
+        "row": row,
+        "feeders": published if request.user.role == Role.GRID_OPERATOR else [],
+        "heat_segments": _heat_segments(request.user),
+    }
     return render(request, "console/_household_row.html", context)
+
+
+def _heat_segments(user: User) -> list[str]:
+    """The published heat segments, for the grid operator to assign a household to (none for
+    anyone else, and none where the market trades no heat)."""
+    if user.role != Role.GRID_OPERATOR or HEAT not in market_selectors.options().carriers:
+        return []
+    return supervision_views.feeder_names(HEAT)
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_household_heat_segment(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Assign a household to a segment of the heating network (``grid.feeder.assign`` with
+    ``carrier`` heat): without one it cannot trade heat."""
+    household = _household(user_id)
+    segment = request.POST.get("segment", "")
+    try:
+        tx = market_services.feeder_assign(
+            operator=request.user, household=household, feeder=segment, carrier=HEAT
+        )
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"Heat segment for {household.name}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"{household.name} is being assigned heat segment {segment} (transaction "
+            f"{tx.id[:12]}…); it can trade heat once its block commits.",
+        )
+    return redirect("operator-console")
 
 
 def _latest_flows(request: HttpRequest) -> dict[str, Any]:

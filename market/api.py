@@ -41,8 +41,9 @@ from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundEr
 from ledger.projection import ms_of_datetime
 from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
 from market import rules, selectors, services
+from market.chain.options import ELECTRICITY
 from market.errors import MESSAGES
-from market.models import Offer, OfferStatus, Order, OrderStatus, Side
+from market.models import Carrier, Contract, Offer, OfferStatus, Order, OrderStatus, Side
 from market.serializers import (
     AddressField,
     BookSerializer,
@@ -54,6 +55,7 @@ from market.serializers import (
     SlotField,
     SlotSerializer,
     WholeNumberField,
+    carrier_input,
     parse_slot,
     utc_datetime,
 )
@@ -62,6 +64,7 @@ TAG = "market"
 
 # The code of a bad field, in a body or a query string (the contract's code where it has one).
 FIELD_CODES = {
+    "carrier": "bad_carrier",
     "slot": "bad_slot",
     "side": "bad_side",
     "energy_wh": "bad_energy",
@@ -107,6 +110,14 @@ def _unknown_is_404(error: TransactionRejected, code: str) -> DomainError:
     if error.code == code:
         return NotFoundError(MESSAGES[code], code=code)
     return error
+
+
+def _carrier_of(request: Request) -> str:
+    """``?carrier=``: a carrier the market trades (electricity when absent), or ``bad_carrier``."""
+    carrier = request.query_params.get("carrier", ELECTRICITY)
+    if carrier not in selectors.options().carriers:
+        raise InvalidInput(MESSAGES["bad_carrier"], code="bad_carrier")
+    return carrier
 
 
 def _slot_of(text: str) -> datetime:
@@ -160,23 +171,39 @@ class FilterBackend(DjangoFilterBackend):
         return filterset.qs
 
 
+def _carrier_filter() -> django_filters.ChoiceFilter:
+    return django_filters.ChoiceFilter(
+        choices=Carrier.choices, help_text="`electricity` or `heat`: that carrier's rows only."
+    )
+
+
 class OrderFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
     slot = SlotFilter()
     side = django_filters.ChoiceFilter(choices=Side.choices)
+    carrier = _carrier_filter()
 
     class Meta:
         model = Order
-        fields = ["status", "slot", "side"]
+        fields = ["status", "slot", "side", "carrier"]
 
 
 class OfferFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=OfferStatus.choices)
     slot = SlotFilter()
+    carrier = _carrier_filter()
 
     class Meta:
         model = Offer
-        fields = ["status", "slot"]
+        fields = ["status", "slot", "carrier"]
+
+
+class ContractFilter(django_filters.FilterSet):
+    carrier = _carrier_filter()
+
+    class Meta:
+        model = Contract
+        fields = ["carrier"]
 
 
 # --- the schema's words ------------------------------------------------------------------------
@@ -214,7 +241,22 @@ PENDING = (
     "`GET /api/v1/ledger/transactions/{id}`; the read models show the outcome once its block "
     "commits."
 )
+CARRIERS = (
+    "Carriers: `carrier` is `electricity` (the default: leave it out) or `heat`, where the "
+    "market trades it (genesis `market.heat`; else `bad_carrier`); energy is in Wh of the "
+    "carrier's unit (kWh, kWh thermal) and the price per kWh of it, with the carrier's own "
+    "bounds. For heat, `no_feeder` means your connection has no segment of the heating network "
+    "yet."
+)
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The id (64 hex).")
+CARRIER_QUERY = OpenApiParameter(
+    "carrier",
+    str,
+    OpenApiParameter.QUERY,
+    enum=Carrier.values,
+    description="`electricity` (the default) or `heat`: whose book (400 `bad_carrier` for "
+    "another value, or a carrier the market does not trade).",
+)
 SLOT_PATH = OpenApiParameter(
     "slot",
     OpenApiTypes.DATETIME,
@@ -237,6 +279,7 @@ class OrderListApi(ListAPIView):
         class Meta:
             ref_name = "MarketOrderPlacement"
 
+        carrier = carrier_input()
         slot = SlotField()
         side = serializers.ChoiceField(choices=Side.choices)
         energy_wh = WholeNumberField(help_text="Energy in Wh, a JSON integer.")
@@ -263,11 +306,12 @@ class OrderListApi(ListAPIView):
         tags=[TAG],
         operation_id="market_order_list",
         summary="Your orders, newest first",
-        description="Paged (`?limit=`, `?offset=`); filter by `status`, `slot`, `side`. "
-        "A bad filter value is a 400: `bad_status`, `bad_slot`, `bad_side`.",
+        description="Paged (`?limit=`, `?offset=`); filter by `status`, `slot`, `side`, "
+        "`carrier`. A bad filter value is a 400: `bad_status`, `bad_slot`, `bad_side`, "
+        "`bad_carrier`.",
         responses={
             200: OrderSerializer(many=True),
-            400: error_response("`bad_status`, `bad_slot` or `bad_side`."),
+            400: error_response("`bad_status`, `bad_slot`, `bad_side` or `bad_carrier`."),
             401: UNAUTHENTICATED,
         },
     )
@@ -280,9 +324,11 @@ class OrderListApi(ListAPIView):
         summary="Place a limit order",
         description=PENDING
         + "\n\nRefusals (400), in the order they are checked:\n"
-        + _codes("malformed", "bad_slot", "bad_side", "bad_energy", "bad_price")
+        + _codes("malformed", "bad_carrier", "bad_slot", "bad_side", "bad_energy", "bad_price")
         + "\n\nthen the validators' (the rehearsal's):\n"
         + _codes(*SLOT_CHECKS, *QUALIFICATION, "opposite_side_open", "insufficient_free_balance")
+        + "\n\n"
+        + CARRIERS
         + "\n\n"
         + SIGNING,
         request=InputSerializer,
@@ -302,6 +348,23 @@ class OrderListApi(ListAPIView):
                     "price": 25,
                 },
                 request_only=True,
+            ),
+            OpenApiExample(
+                "A bid for heat",
+                value={
+                    "carrier": "heat",
+                    "slot": "2026-01-01T12:15:00Z",
+                    "side": "buy",
+                    "energy_wh": 5000,
+                    "price": 9,
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A carrier the market does not trade",
+                value={"code": "bad_carrier", "message": MESSAGES["bad_carrier"]},
+                response_only=True,
+                status_codes=["400"],
             ),
             OpenApiExample(
                 "A refusal",
@@ -380,30 +443,40 @@ class SlotListApi(APIView):
         operation_id="market_slot_list",
         summary="The slots open for trading now, with their best bid and ask",
         description="Earliest first: every slot whose gate has not closed, within the "
-        "market's horizon. `best_bid`/`best_ask` are null when that side is empty.",
-        responses={200: SlotSerializer(many=True), 401: UNAUTHENTICATED},
+        "market's horizon. `best_bid`/`best_ask` are of `?carrier=` (electricity by default), "
+        "null when that side is empty.",
+        parameters=[CARRIER_QUERY],
+        responses={
+            200: SlotSerializer(many=True),
+            400: error_response("`bad_carrier`."),
+            401: UNAUTHENTICATED,
+        },
     )
     def get(self, request: Request) -> Response:
-        return Response(SlotSerializer(selectors.slot_list(), many=True).data)
+        slots = selectors.slot_list(carrier=_carrier_of(request))
+        return Response(SlotSerializer(slots, many=True).data)
 
 
 class BookApi(APIView):
     @extend_schema(
         tags=[TAG],
         operation_id="market_book_get",
-        summary="A slot's order book: price levels, no owners",
+        summary="A slot's order book of one carrier: price levels, no owners",
         description="Bids best (highest) first, asks best (lowest) first; each level is the "
-        "open energy at a price and how many orders make it up. Refusals (400): `bad_slot` "
-        "(not an ISO 8601 time with its zone), `slot_misaligned` (not a slot's start).",
-        parameters=[SLOT_PATH],
+        "open energy at a price and how many orders make it up. Each carrier has its own "
+        "book: `?carrier=heat` for heat's (electricity's by default). Refusals (400): "
+        "`bad_slot` (not an ISO 8601 time with its zone), `slot_misaligned` (not a slot's "
+        "start), `bad_carrier`.",
+        parameters=[SLOT_PATH, CARRIER_QUERY],
         responses={
             200: BookSerializer,
-            400: error_response("`bad_slot` or `slot_misaligned`."),
+            400: error_response("`bad_slot`, `slot_misaligned` or `bad_carrier`."),
             401: UNAUTHENTICATED,
         },
     )
     def get(self, request: Request, slot: str) -> Response:
-        return Response(BookSerializer(selectors.book(slot=_slot_of(slot))).data)
+        book = selectors.book(slot=_slot_of(slot), carrier=_carrier_of(request))
+        return Response(BookSerializer(book).data)
 
 
 # --- bilateral offers --------------------------------------------------------------------------
@@ -420,6 +493,7 @@ class OfferListApi(ListAPIView):
         class Meta:
             ref_name = "MarketOfferPosting"
 
+        carrier = carrier_input()
         slot = SlotField()
         energy_wh = WholeNumberField(help_text="Energy in Wh, a JSON integer.")
         price = WholeNumberField(help_text="Minor units per kWh, a JSON integer.")
@@ -443,10 +517,11 @@ class OfferListApi(ListAPIView):
         operation_id="market_offer_list",
         summary="Offers you may see",
         description="Your own (any status) and the open ones made to you or to anyone; by "
-        "slot, then price. Paged; filter by `status`, `slot` (400 `bad_status`, `bad_slot`).",
+        "slot, then price. Paged; filter by `status`, `slot`, `carrier` (400 `bad_status`, "
+        "`bad_slot`, `bad_carrier`).",
         responses={
             200: OfferSerializer(many=True),
-            400: error_response("`bad_status` or `bad_slot`."),
+            400: error_response("`bad_status`, `bad_slot` or `bad_carrier`."),
             401: UNAUTHENTICATED,
         },
     )
@@ -459,7 +534,7 @@ class OfferListApi(ListAPIView):
         summary="Offer energy to one buyer or to anyone",
         description=PENDING
         + "\n\nRefusals (400), in the order they are checked:\n"
-        + _codes("malformed", "bad_slot", "bad_energy", "bad_price", "bad_address")
+        + _codes("malformed", "bad_carrier", "bad_slot", "bad_energy", "bad_price", "bad_address")
         + "\n\nthen the validators' (the rehearsal's):\n"
         + _codes(
             *SLOT_CHECKS,
@@ -468,6 +543,8 @@ class OfferListApi(ListAPIView):
             "own_offer",
             "insufficient_free_balance",
         )
+        + "\n\n"
+        + CARRIERS
         + "\n\n"
         + SIGNING,
         request=InputSerializer,
@@ -598,6 +675,8 @@ class OfferAcceptApi(APIView):
 
 class ContractListApi(ListAPIView):
     serializer_class = ContractSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = ContractFilter
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.contract_list(user=self.request.user)
@@ -611,8 +690,13 @@ class ContractListApi(ListAPIView):
         tags=[TAG],
         operation_id="market_contract_list",
         summary="Your contracts, as seller or buyer, newest first",
-        description="Paged (`?limit=`, `?offset=`). `side` is your side of each.",
-        responses={200: ContractSerializer(many=True), 401: UNAUTHENTICATED},
+        description="Paged (`?limit=`, `?offset=`); filter by `carrier` (400 `bad_carrier`). "
+        "`side` is your side of each.",
+        responses={
+            200: ContractSerializer(many=True),
+            400: error_response("`bad_carrier`."),
+            401: UNAUTHENTICATED,
+        },
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

@@ -8,8 +8,8 @@ Against the state at the audited height (``market.chain.schema``):
   address that is no account on the chain is a row the chain does not have. (Its ``feeder`` is
   supervision's to audit, as it is supervision's to project.)
 * ``Order`` and ``Offer``: every ``market/order/<id>`` / ``market/offer/<id>`` has its row,
-  ``open``, with the record's owner, slot, price, energy, remainder, margin and block (an
-  offer's buyer, an order's side); a row whose key is gone is not ``open`` and locks nothing.
+  ``open``, with the record's owner, slot, carrier, price, energy, remainder, margin and block
+  (an offer's buyer, an order's side); a row whose key is gone is not ``open`` and locks nothing.
   Every order and offer a contract names (``seller_tx``, and ``buyer_tx`` but for an offer's
   acceptance) has its row.
 * ``Contract``: every ``market/contract/<id>`` (a contract of a slot not settled yet) and its
@@ -54,7 +54,12 @@ from market.models import (
     SlotSettlement,
     Tariff,
 )
-from market.projection import CONTRACT_FIELDS, RESIDUAL_FIELDS, SETTLEMENT_LINE_FIELDS
+from market.projection import (
+    CONTRACT_FIELDS,
+    RESIDUAL_FIELDS,
+    SETTLEMENT_LINE_FIELDS,
+    other_carriers,
+)
 
 CHUNK = 2_000
 CLOSED = "closed"  # the chain's word for an order or offer whose key is gone
@@ -170,7 +175,7 @@ def _contracts(
         made = schema.contract(state, contract_id)
         assert made is not None
         chain[contract_id] = made
-    columns = (*CONTRACT_FIELDS, "slot", "made_at", "grid", "vetoed", "acts")
+    columns = (*CONTRACT_FIELDS, "carrier", "slot", "made_at", "grid", "vetoed", "acts")
     seen = set()
     settled_slots = {result["slot"] for result in results.values()}
     for row in Contract.objects.values("id", *columns).iterator(CHUNK):
@@ -187,6 +192,7 @@ def _contracts(
         record: dict[str, Any] = dict(made)
         expected = {name: record[name] for name in CONTRACT_FIELDS}
         expected |= {
+            "carrier": schema.carrier_of(made),
             "slot": datetime_of_ms(made["slot"]),
             "made_at": datetime_of_ms(made["timestamp_ms"]),
             "grid": made.get("grid"),
@@ -222,10 +228,14 @@ def _open_rows(
     def compare(row: dict[str, Any]) -> None:
         record = records[row["id"]]
         expected = {name: record[name] for name in (*COLUMNS, extra)}
-        expected |= {"slot": datetime_of_ms(record["slot"]), "status": status}
+        expected |= {
+            "slot": datetime_of_ms(record["slot"]),
+            "carrier": schema.carrier_of(record),
+            "status": status,
+        }
         found.fields(model, row["id"], expected, row)
 
-    columns = ("id", *COLUMNS, extra, "status")
+    columns = ("id", *COLUMNS, "carrier", extra, "status")
     seen = set()
     for row in model.objects.filter(status=status).order_by("id").values(*columns).iterator(CHUNK):
         seen.add(row["id"])
@@ -306,7 +316,8 @@ def _settlements(
     found: Comparison, summaries: dict[int, dict[str, Any]], results: dict[str, dict[str, Any]]
 ) -> None:
     seen_slots = set()
-    for row in SlotSettlement.objects.values("slot", *SUMMARY_FIELDS, "settled_at").iterator(CHUNK):
+    columns = ("slot", *SUMMARY_FIELDS, "carriers", "settled_at")
+    for row in SlotSettlement.objects.values(*columns).iterator(CHUNK):
         slot = row["slot"]
         slot_ms = ms_of_datetime(slot)
         seen_slots.add(slot_ms)
@@ -317,13 +328,14 @@ def _settlements(
         record = dict(summary)
         expected = {name: record[name] for name in SUMMARY_FIELDS}
         expected["settled_at"] = datetime_of_ms(summary["timestamp_ms"])
+        expected["carriers"] = other_carriers(summary)
         found.fields(SlotSettlement, str(slot_ms), expected, row)
     for slot_ms in sorted(set(summaries) - seen_slots):
         found.missing(SlotSettlement, str(slot_ms))
 
     seen_lines = set()
-    columns = ("contract_id", "slot", *LINE_FIELDS, "height", "settled_at")
-    for row in SettlementLine.objects.values(*columns).iterator(CHUNK):
+    line_columns = ("contract_id", "slot", "carrier", *LINE_FIELDS, "height", "settled_at")
+    for row in SettlementLine.objects.values(*line_columns).iterator(CHUNK):
         contract_id = row["contract_id"]
         seen_lines.add(contract_id)
         result = results.get(contract_id)
@@ -336,6 +348,7 @@ def _settlements(
         expected = {name: line[name] for name in LINE_FIELDS}
         expected |= {
             "slot": datetime_of_ms(slot_ms),
+            "carrier": schema.carrier_of(result),
             "height": summary["height"],
             "settled_at": datetime_of_ms(summary["timestamp_ms"]),
         }

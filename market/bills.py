@@ -21,6 +21,12 @@ is of the baseline's magnitude (what the grid alone would have cost, or paid).
 **Arrears.** What the household could not pay the supplier stays owed (``market/arrears``): the
 bill shows what was added in the period, what was paid off (from later income at settlement,
 from top-ups), and what is owed now.
+
+**Carriers.** The supplier of last resort and its tariff are electricity's, so the figures above
+(the rows, the saving, the CSV) are electricity's. Each other carrier's contracts (heat, in kWh
+thermal) are totalled on their own in ``Bill.carriers`` (energy and money traded with
+neighbours, fees, penalties), never added to electricity's energy; ``Bill.net`` sums the money
+of all of them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
+from market.chain.options import ELECTRICITY
 from market.chain.pricing import value
 from market.models import ArrearsPayment, GridSettlement, MarketAccount, SettlementLine
 from market.selectors import StatementLine, address_of, options, statement
@@ -144,6 +151,12 @@ class Bill:
     penalties: list[StatementLine]  # the period's contract lines with a penalty
     arrears_from_top_ups: int  # arrears top-ups paid in the period
     arrears_now: int  # owed to the supplier now
+    carriers: dict[str, Totals] = field(default_factory=dict)  # other carriers' P2P totals
+
+    @property
+    def net(self) -> int:
+        """The money of every carrier (+ received, - paid)."""
+        return self.totals.net + sum(other.net for other in self.carriers.values())
 
     @property
     def previous(self) -> date:
@@ -206,13 +219,16 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
     address = address_of(user) or "-"
     slot_length = timedelta(milliseconds=options().slot_ms)
     by_slot: dict[datetime, Totals] = {}
+    others: dict[str, Totals] = {}
 
-    def at(slot: datetime) -> Totals:
+    def at(slot: datetime, carrier: str) -> Totals:
+        if carrier != ELECTRICITY:
+            return others.setdefault(carrier, Totals())
         return by_slot.setdefault(slot, Totals())
 
     in_period = Q(slot__gte=start, slot__lt=end)
     for line in SettlementLine.objects.filter(in_period, Q(seller=address) | Q(buyer=address)):
-        totals = at(line.slot)
+        totals = at(line.slot, line.carrier)
         if line.seller == address:
             totals.p2p_sold_wh += line.delivered_wh
             totals.p2p_sold += line.paid
@@ -223,7 +239,7 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
             totals.p2p_fees += line.fee
             totals.penalties_received += line.penalty
     for grid in GridSettlement.objects.filter(in_period, account=address):
-        totals = at(grid.slot)
+        totals = at(grid.slot, ELECTRICITY)
         totals.import_wh += grid.import_wh
         totals.export_wh += grid.export_wh
         totals.grid_import_wh += grid.grid_import_wh
@@ -248,7 +264,8 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
             days[row.start.astimezone(zone).date()].totals.add(row.totals)
         rows = list(days.values())
     penalties = []
-    if total.penalties_paid or total.penalties_received:  # else no line to read again
+    penalised = [total, *others.values()]
+    if any(t.penalties_paid or t.penalties_received for t in penalised):  # else none to read
         penalties = [line for line in statement(user=user, start=start, end=end) if line.penalty]
     from_top_ups = ArrearsPayment.objects.filter(
         account=address, paid_at__gte=start, paid_at__lt=end
@@ -264,6 +281,7 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
         penalties=penalties,
         arrears_from_top_ups=from_top_ups or 0,
         arrears_now=owed or 0,
+        carriers=others,
     )
 
 

@@ -18,6 +18,10 @@ SITE_MESSAGES: dict[str, str] = {
     "bad_status": "That is not a status of these rows.",
     "not_on_ledger": "Your account is not on the ledger yet: the grid operator enrols it.",
 }
+# ``no_feeder`` for a carrier other than electricity: it is the heating network's segment that
+# is missing, not a feeder.
+NO_SEGMENT = "Your connection is not assigned to a segment of the heating network yet; the grid "
+NO_SEGMENT += "operator does that."
 
 MESSAGES: dict[str, str] = ledger_errors.compose(
     meters_errors.MESSAGES, chain_errors.MESSAGES, SITE_MESSAGES

@@ -14,9 +14,11 @@ and the settled contracts (``SettlementLine``):
 * the **average P2P price** (what delivered P2P energy was paid, per kWh) beside the average
   **retail** and **feed-in** prices of the slots' tariffs (weighted by the energy drawn and fed in).
 
-A household's figures are its own lines; the community's are every household's, the grid
-operator's view. Energy of slots without meter data is not in them. Percentages and prices are
-``Decimal`` to one decimal (display only: nothing here goes back to the ledger).
+A household's figures are its own lines; the community's are every household's, the grid operator's
+view. They are electricity's: the supplier's lines are, and the P2P lines are the electricity
+contracts' (a heat contract's energy is in kWh thermal and never counts here). Energy of slots
+without meter data is not in them. Percentages and prices are ``Decimal`` to one decimal (display
+only: nothing here goes back to the ledger).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from market.bills import local_days
+from market.chain.options import ELECTRICITY
 from market.models import GridSettlement, SettlementLine
 
 _TENTH = Decimal("0.1")
@@ -96,7 +99,7 @@ def _grid_lines(address: str | None, start: datetime, end: datetime) -> QuerySet
 
 
 def _p2p_lines(address: str | None, start: datetime, end: datetime) -> QuerySet[SettlementLine]:
-    rows = SettlementLine.objects.filter(slot__gte=start, slot__lt=end)
+    rows = SettlementLine.objects.filter(slot__gte=start, slot__lt=end, carrier=ELECTRICITY)
     if address is None:
         return rows
     # A household's local share counts the energy neighbours delivered to it.

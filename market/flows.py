@@ -9,6 +9,11 @@ that holds now: across a change of daylight saving time a day is 23 or 25 hours 
 week back starts at the same time of day. Slots are the market's (``market.slot_ms``,
 counted from the Unix epoch); a meter's interval divides the slot (``meters.chain.metering``), so
 every reading lies in exactly one slot. Energy in integer Wh; a slot without data is zero.
+
+The slots' series are electricity's: the readings of electricity meters and the electricity
+contracts. Each carrier's totals over the period (its meters' import and export, its contracts
+and what was delivered, in Wh of its own unit) are in ``Flows.carriers``, side by side, never
+added together.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from django.utils import timezone
 
 from gridplatform.accounts.models import User
 from market import selectors as market_selectors
+from market.chain.options import ELECTRICITY
 from market.models import Contract, SettlementLine
+from meters.chain.schema import meter_carrier
 from meters.models import Meter, MeterKind, Reading
 
 DAY = "day"
@@ -34,21 +41,38 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
-class SlotFlow:
-    """One slot of a household's period. ``generation_wh``: the export of its PV meters;
-    ``consumption_wh``: the import of its consumption meters; ``import_wh``/``export_wh``: over
-    all its meters. ``sold_wh``/``bought_wh``: its contracts for the slot;
-    ``*_delivered_wh``: what their settlement lines say was delivered (zero until settled)."""
+class Traded:
+    """A household's contracts of one carrier over some time, in Wh of the carrier's unit:
+    ``sold_wh``/``bought_wh`` contracted, ``*_delivered_wh`` what their settlement lines say
+    was delivered (zero until settled)."""
+
+    sold_wh: int = 0
+    sold_delivered_wh: int = 0
+    bought_wh: int = 0
+    bought_delivered_wh: int = 0
+
+
+@dataclass(kw_only=True)
+class SlotFlow(Traded):
+    """One slot of a household's period, electricity's. ``generation_wh``: the export of its PV
+    meters; ``consumption_wh``: the import of its consumption meters; ``import_wh``/
+    ``export_wh``: over all its electricity meters; its contracts for the slot (``Traded``)."""
 
     start: datetime
     generation_wh: int = 0
     consumption_wh: int = 0
     import_wh: int = 0
     export_wh: int = 0
-    sold_wh: int = 0
-    sold_delivered_wh: int = 0
-    bought_wh: int = 0
-    bought_delivered_wh: int = 0
+
+
+@dataclass(kw_only=True)
+class CarrierFlow(Traded):
+    """One carrier's energy over a period, in Wh of its unit (``market.chain.options.UNITS``):
+    its meters' import and export, and its contracts (``Traded``)."""
+
+    carrier: str
+    import_wh: int = 0
+    export_wh: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,8 @@ class Flows:
     readings: int  # its readings in the period
     ever_read: bool  # whether any of its meters ever sent a reading
     contracts: int  # its contracts for slots of the period
-    slots: list[SlotFlow]
+    slots: list[SlotFlow]  # electricity's
+    carriers: list[CarrierFlow]  # each carrier the market trades, electricity first
 
     @property
     def slot_minutes(self) -> int:
@@ -98,6 +123,11 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
         zone=timezone.get_default_timezone(),
     )
     slots = [SlotFlow(start=start + i * slot_length) for i in range((end - start) // slot_length)]
+    carriers = market_selectors.options().carriers
+    totals = {carrier: CarrierFlow(carrier=carrier) for carrier in carriers}
+
+    def total(carrier: str) -> CarrierFlow:  # a carrier of a market that stopped trading it too
+        return totals.setdefault(carrier, CarrierFlow(carrier=carrier))
 
     def slot_of(moment: datetime) -> SlotFlow:
         return slots[(moment - start) // slot_length]
@@ -114,8 +144,13 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
             .order_by()
         )
         for row in rows:
-            slot = slot_of(row["start"])
             readings += row["n"]
+            carrier = total(meter_carrier(row["meter__kind"]))
+            carrier.import_wh += row["imported"]
+            carrier.export_wh += row["exported"]
+            if carrier.carrier != ELECTRICITY:
+                continue
+            slot = slot_of(row["start"])
             slot.import_wh += row["imported"]
             slot.export_wh += row["exported"]
             if row["meter__kind"] == MeterKind.PV:
@@ -130,24 +165,24 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
         party = Q(seller=address) | Q(buyer=address)
         in_period = Q(slot__gte=start, slot__lt=end)
         traded = Contract.objects.filter(party, in_period).values_list(
-            "slot", "seller", "buyer", "energy_wh"
+            "slot", "carrier", "seller", "buyer", "energy_wh"
         )
-        for slot_start, seller, buyer, energy_wh in traded.order_by():
+        for slot_start, carrier, seller, buyer, energy_wh in traded.order_by():
             contracts += 1
-            slot = slot_of(slot_start)
-            if seller == address:
-                slot.sold_wh += energy_wh
-            if buyer == address:
-                slot.bought_wh += energy_wh
+            for flow in _flows_of(carrier, slot_of(slot_start), total(carrier)):
+                if seller == address:
+                    flow.sold_wh += energy_wh
+                if buyer == address:
+                    flow.bought_wh += energy_wh
         settled = SettlementLine.objects.filter(party, in_period).values_list(
-            "slot", "seller", "buyer", "delivered_wh"
+            "slot", "carrier", "seller", "buyer", "delivered_wh"
         )
-        for slot_start, seller, buyer, delivered_wh in settled.order_by():
-            slot = slot_of(slot_start)
-            if seller == address:
-                slot.sold_delivered_wh += delivered_wh
-            if buyer == address:
-                slot.bought_delivered_wh += delivered_wh
+        for slot_start, carrier, seller, buyer, delivered_wh in settled.order_by():
+            for flow in _flows_of(carrier, slot_of(slot_start), total(carrier)):
+                if seller == address:
+                    flow.sold_delivered_wh += delivered_wh
+                if buyer == address:
+                    flow.bought_delivered_wh += delivered_wh
 
     return Flows(
         period=period,
@@ -159,4 +194,12 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
         ever_read=ever_read,
         contracts=contracts,
         slots=slots,
+        carriers=list(totals.values()),
     )
+
+
+def _flows_of(
+    carrier: str, slot: SlotFlow, total: CarrierFlow
+) -> tuple[SlotFlow | CarrierFlow, ...]:
+    """Where a contract's energy counts: its carrier's total and, for electricity, its slot."""
+    return (slot, total) if carrier == ELECTRICITY else (total,)

@@ -1,12 +1,14 @@
 """The market's forms: what people type, turned into the integers the ledger signs.
 
-Energy is typed in kWh or Wh and becomes integer Wh; a price is typed in cents or currency per
-kWh and becomes integer minor units per kWh. The conversion is exact: the decimal text is split
-into its digits (no float, and no ``Decimal`` context whose precision could round a long
-fraction), and anything finer than a Wh or a cent is refused rather than rounded. The bounds are
-the market's options (genesis), so a number the validators would refuse is refused here first,
-with the limits in words. Everything else (the slot still open, the free balance, ...) is the
-contract's to say, through the services' refusal codes (:data:`FIELD_OF_CODE` puts them next to
+Energy is typed in kWh or Wh and becomes integer Wh; a price is typed in cents or currency per kWh
+and becomes integer minor units per kWh. The conversion is exact: the decimal text is split into its
+digits (no float, and no ``Decimal`` context whose precision could round a long fraction), and
+anything finer than a Wh or a cent is refused rather than rounded. The bounds are the market's
+options (genesis), so a number the validators would refuse is refused here first, with the limits in
+words: the chosen carrier's (``Options.carrier``), in its unit (``market.chain.options.UNITS``: "kWh
+thermal" for heat). An order or an offer has a carrier field only when the market trades more than
+one; otherwise it is electricity. Everything else (the slot still open, the free balance, ...) is
+the contract's to say, through the services' refusal codes (:data:`FIELD_OF_CODE` puts them next to
 the field they are about).
 """
 
@@ -23,9 +25,9 @@ from django.utils import dateformat, timezone
 from gridplatform.money import text_from_minor
 from ledger.identity import IdentityError, validate_address
 from ledger.projection import datetime_of_ms, ms_of_datetime
-from market.chain.options import Options
+from market.chain.options import ELECTRICITY, UNITS, Options
 from market.errors import MESSAGES
-from market.models import Side
+from market.models import Carrier, Side
 from market.selectors import Slot
 
 KWH, WH = "kWh", "Wh"
@@ -49,6 +51,7 @@ FIELD_OF_CODE = {
     "exceeds_offer": "energy",
     "bad_price": "price",
     "price_out_of_bounds": "price",
+    "bad_carrier": "carrier",
     "bad_address": "buyer",
     "unknown_account": "buyer",
     "own_offer": "buyer",
@@ -85,25 +88,34 @@ def _thousandths(value: int, unit: str) -> str:
     return f"{whole:,}{'.' + fraction if fraction else ''} {unit}"
 
 
-def energy_text(energy_wh: int) -> str:
-    """1500 -> ``"1.5 kWh"``, 2000 -> ``"2 kWh"``, 1 -> ``"0.001 kWh"`` (exact)."""
-    return _thousandths(energy_wh, KWH)
+def energy_text(energy_wh: int, carrier: str = ELECTRICITY) -> str:
+    """1500 -> ``"1.5 kWh"``, 2000 -> ``"2 kWh"``, 1 -> ``"0.001 kWh"`` (exact); in the
+    carrier's unit (``UNITS``): 1500 of heat -> ``"1.5 kWh thermal"``."""
+    return _thousandths(energy_wh, UNITS.get(carrier, KWH))
 
 
-def power_text(power_w: int) -> str:
-    """60000 -> ``"60 kW"``, 7500 -> ``"7.5 kW"`` (exact): a feeder's limit."""
-    return _thousandths(power_w, "kW")
+def power_text(power_w: int, carrier: str = ELECTRICITY) -> str:
+    """60000 -> ``"60 kW"``, 7500 -> ``"7.5 kW"`` (exact): a feeder's limit; a heat segment's
+    in the power of heat's unit, ``"60 kW thermal"``."""
+    return _thousandths(power_w, "kW" + UNITS.get(carrier, KWH).removeprefix(KWH))
 
 
-def price_text(price: int) -> str:
-    """25 (minor units per kWh) -> ``"€0.25/kWh"``."""
-    return f"{text_from_minor(price)}/kWh"
+def price_text(price: int, carrier: str = ELECTRICITY) -> str:
+    """25 (minor units per kWh) -> ``"€0.25/kWh"``; of heat, ``"€0.25/kWh thermal"``."""
+    return f"{text_from_minor(price)}/{UNITS.get(carrier, KWH)}"
 
 
 def slot_label(start: datetime) -> str:
     """A slot's start as people read it, in the site's time zone."""
     text: str = dateformat.format(timezone.localtime(start), "D j M, H:i T")
     return text
+
+
+def carrier_choices(options: Options) -> list[tuple[str, str]]:
+    """The carriers the market trades, each with its unit: ``("heat", "Heat (kWh thermal)")``."""
+    return [
+        (carrier, f"{Carrier(carrier).label} ({UNITS[carrier]})") for carrier in options.carriers
+    ]
 
 
 def slot_choices(slots: list[Slot]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -131,9 +143,17 @@ class _MarketForm(forms.Form):
         label="Energy unit", choices=[(KWH, "kWh"), (WH, "Wh")], initial=KWH
     )
 
-    def __init__(self, *args: Any, options: Options, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, options: Options, carrier: str = ELECTRICITY, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.options = options
+        self.market = options
+        self._for_carrier(carrier)
+
+    def _for_carrier(self, carrier: str) -> None:
+        """Check amounts against ``carrier``'s bounds, and word them in its unit."""
+        self.carrier = carrier
+        self.options = self.market.carrier(carrier)
 
     def _energy_wh(self, cleaned: dict[str, Any]) -> None:
         text, unit = cleaned.get("energy"), cleaned.get("energy_unit")
@@ -156,7 +176,8 @@ class _MarketForm(forms.Form):
         if not low <= energy_wh <= high:
             self.add_error(
                 "energy",
-                f"The energy must be from {energy_text(low)} to {energy_text(high)}.",
+                f"The energy must be from {energy_text(low, self.carrier)} to "
+                f"{energy_text(high, self.carrier)}.",
             )
             return
         cleaned["energy_wh"] = energy_wh
@@ -188,10 +209,31 @@ class _PricedForm(_MarketForm):
     # unless the household picks cents.
     price_unit = forms.ChoiceField(label="Price unit", initial=MAJOR)
 
-    field_order = ["slot", "side", "energy", "energy_unit", "price", "price_unit", "buyer"]
+    field_order = [
+        "carrier",
+        "slot",
+        "side",
+        "energy",
+        "energy_unit",
+        "price",
+        "price_unit",
+        "buyer",
+    ]
 
     def __init__(self, *args: Any, options: Options, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, options=options, **kwargs)
+        if len(options.carriers) > 1:
+            self.fields["carrier"] = forms.ChoiceField(
+                label="Energy carrier",
+                choices=carrier_choices(options),
+                initial=ELECTRICITY,
+                widget=forms.RadioSelect,
+                error_messages={
+                    "required": MESSAGES["bad_carrier"],
+                    "invalid_choice": MESSAGES["bad_carrier"],
+                },
+            )
+            self.order_fields(self.field_order)
         self.fields["slot"].choices = slot_choices(slots)
         self.fields["price_unit"].choices = [
             (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),
@@ -219,12 +261,22 @@ class _PricedForm(_MarketForm):
         low, high = self.options.price_min, self.options.price_max
         if not low <= price <= high:
             self.add_error(
-                "price", f"The price must be from {price_text(low)} to {price_text(high)}."
+                "price",
+                f"The price must be from {price_text(low, self.carrier)} to "
+                f"{price_text(high, self.carrier)}.",
             )
             return
         cleaned["price_minor"] = price
 
     def clean(self) -> dict[str, Any]:
+        # The carrier field is cleaned before clean(): the amounts are checked against its own
+        # bounds. A refused carrier (bad_carrier) is none: nothing is checked against it.
+        if "carrier" not in self.fields:
+            self.cleaned_data["carrier"] = ELECTRICITY
+        elif "carrier" not in self.cleaned_data:
+            refused: dict[str, Any] = self.cleaned_data
+            return refused
+        self._for_carrier(self.cleaned_data["carrier"])
         cleaned = super().clean()
         self._price(cleaned)
         if isinstance(cleaned.get("slot"), int):
@@ -274,6 +326,7 @@ class AcceptForm(_MarketForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if cleaned.get("energy_wh", 0) > self.remaining_wh:
-            self.add_error("energy", f"The offer has {energy_text(self.remaining_wh)} left.")
+            left = energy_text(self.remaining_wh, self.carrier)
+            self.add_error("energy", f"The offer has {left} left.")
             del cleaned["energy_wh"]
         return cleaned

@@ -9,6 +9,31 @@ from __future__ import annotations
 
 from django.db import models
 
+from market.chain.options import ELECTRICITY, HEAT
+
+
+class Carrier(models.TextChoices):
+    """The carriers the market can trade (``market.chain.options.UNITS``, a test holds them
+    equal). Each carrier's energy is in Wh of its own unit: rows of different carriers are never
+    added up (money may be)."""
+
+    ELECTRICITY = ELECTRICITY, "Electricity"
+    HEAT = HEAT, "Heat"
+
+
+def contract_carrier(contract_id: str) -> str:
+    """The carrier of a contract from its id (``market.chain.schema.contract_id``):
+    ``heat-<slot ms>-<n>`` is heat's, ``<slot ms>-<n>`` electricity's."""
+    head = contract_id.split("-", 1)[0]
+    return head if head in Carrier.values else ELECTRICITY
+
+
+def carrier_field() -> models.CharField:
+    """The ``carrier`` of a row that holds energy: electricity unless its event says another."""
+    return models.CharField(
+        max_length=16, choices=Carrier.choices, default=Carrier.ELECTRICITY, db_index=True
+    )
+
 
 class Side(models.TextChoices):
     BUY = "buy", "Buy"
@@ -36,7 +61,8 @@ class Order(models.Model):
     owner = models.CharField(max_length=50, db_index=True)
     slot = models.DateTimeField(db_index=True, help_text="Start of the delivery slot (UTC).")
     side = models.CharField(max_length=4, choices=Side.choices)
-    price = models.BigIntegerField(help_text="Minor units per kWh.")
+    carrier = carrier_field()
+    price = models.BigIntegerField(help_text="Minor units per kWh (of the carrier's unit).")
     energy_wh = models.BigIntegerField()
     remaining_wh = models.BigIntegerField()
     locked = models.BigIntegerField(default=0, help_text="Margin still locked, minor units.")
@@ -64,6 +90,7 @@ class Offer(models.Model):
     owner = models.CharField(max_length=50, db_index=True)
     buyer = models.CharField(max_length=50, blank=True, db_index=True)
     slot = models.DateTimeField(db_index=True)
+    carrier = carrier_field()
     price = models.BigIntegerField()
     energy_wh = models.BigIntegerField()
     remaining_wh = models.BigIntegerField()
@@ -83,9 +110,12 @@ class Offer(models.Model):
 class Contract(models.Model):
     """A match: energy for a slot at a price, between a seller and a buyer."""
 
-    id = models.CharField(max_length=40, primary_key=True, help_text="<slot ms>-<n>")
+    id = models.CharField(
+        max_length=40, primary_key=True, help_text="<slot ms>-<n>; heat's heat-<slot ms>-<n>"
+    )
     kind = models.CharField(max_length=8)  # order, auction, offer
     slot = models.DateTimeField(db_index=True)
+    carrier = carrier_field()
     index = models.PositiveIntegerField(help_text="Time priority within the slot.")
     seller = models.CharField(max_length=50, db_index=True)
     buyer = models.CharField(max_length=50, db_index=True)
@@ -125,6 +155,9 @@ class MarketAccount(models.Model):
     locked = models.BigIntegerField(default=0)
     arrears = models.BigIntegerField(default=0)
     feeder = models.CharField(max_length=64, blank=True)
+    heat_segment = models.CharField(
+        max_length=64, blank=True, help_text="Its segment of the heating network, if assigned."
+    )
 
     def __str__(self) -> str:
         return f"{self.address}: {self.locked} locked"
@@ -265,7 +298,9 @@ class ArrearsPayment(models.Model):
 
 
 class SlotSettlement(models.Model):
-    """A settled slot (``market/settlement/<slot>``): totals over its contracts."""
+    """A settled slot (``market.slot_settled``): totals over its electricity contracts, and in
+    ``carriers`` each other carrier's own totals (``{"heat": {"contracts", "energy_wh", ...}}``,
+    only for a carrier whose contracts settled), never added to electricity's."""
 
     slot = models.DateTimeField(primary_key=True)
     contracts = models.PositiveIntegerField()
@@ -277,6 +312,9 @@ class SlotSettlement(models.Model):
     shortfalls = models.PositiveIntegerField()
     residual = models.JSONField(
         null=True, blank=True, help_text="Totals with the supplier; null: no tariff in force."
+    )
+    carriers = models.JSONField(
+        default=dict, blank=True, help_text="Other carriers' totals, by carrier."
     )
     tx = models.CharField(max_length=64)
     height = models.BigIntegerField()
@@ -296,6 +334,7 @@ class SettlementLine(models.Model):
 
     contract = models.OneToOneField(Contract, on_delete=models.CASCADE, related_name="settlement")
     slot = models.DateTimeField(db_index=True)
+    carrier = carrier_field()
     seller = models.CharField(max_length=50, db_index=True)
     buyer = models.CharField(max_length=50, db_index=True)
     energy_wh = models.BigIntegerField()

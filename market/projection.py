@@ -13,6 +13,10 @@ which forgets a slot's contracts when it settles:
   contract row and takes its energy off the remainders of the order or offer on each side;
   ``market.order_closed`` / ``market.offer_closed`` close the row with the status the chain
   gave (filled, cancelled, expired; taken, withdrawn, expired).
+* Each order, offer, contract and settlement line has its event's ``carrier``
+  (``market.chain.schema.carrier_of``: none is electricity); a slot's summary keeps
+  electricity's totals in its columns and another carrier's (the event's ``"heat": {...}``) in
+  ``SlotSettlement.carriers``, never added together.
 * ``market.contract_settled`` gives a settlement line, ``market.slot_settled`` the slot's
   summary, ``market.residual_settled`` a household's line with the supplier of last resort
   (``GridSettlement``), ``market.arrears_paid`` a top-up's payment of arrears.
@@ -37,6 +41,7 @@ from ledger.blocks import Block
 from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema, tariff
+from market.chain.options import ELECTRICITY, UNITS
 from market.models import (
     ArrearsPayment,
     Contract,
@@ -143,6 +148,7 @@ def _opener(model: Any, extra: str, placed: str) -> Callable[[dict[str, Any], in
             price=data["price"],
             energy_wh=data["energy_wh"],
             remaining_wh=data["energy_wh"],
+            carrier=schema.carrier_of(data),
             status="open",
             height=height,
             **{extra: data[extra], placed: when},
@@ -167,6 +173,7 @@ def _contract_made(data: dict[str, Any], height: int, when: datetime) -> None:
     Contract.objects.create(
         id=data["id"],
         slot=datetime_of_ms(data["slot"]),
+        carrier=schema.carrier_of(data),
         made_at=datetime_of_ms(data["timestamp_ms"]),
         grid=data.get("grid"),
         vetoed=False,
@@ -185,6 +192,7 @@ def _contract_settled(data: dict[str, Any], height: int, when: datetime) -> None
     SettlementLine.objects.create(
         contract_id=data["contract"],
         slot=datetime_of_ms(data["slot"]),
+        carrier=schema.carrier_of(data),
         **{name: data[name] for name in SETTLEMENT_LINE_FIELDS},
         height=height,
         settled_at=when,
@@ -202,10 +210,17 @@ def _slot_settled(data: dict[str, Any], height: int, when: datetime) -> None:
         penalties=data["penalties"],
         shortfalls=data["shortfalls"],
         residual=data["residual"],
+        carriers=other_carriers(data),
         tx=data["tx"],
         height=data["height"],
         settled_at=datetime_of_ms(data["timestamp_ms"]),
     )
+
+
+def other_carriers(settled: dict[str, Any]) -> dict[str, Any]:
+    """The totals of each carrier but electricity in a ``market.slot_settled`` event (the event
+    has them under the carrier's name, only when its contracts settled)."""
+    return {c: settled[c] for c in UNITS if c != ELECTRICITY and c in settled}
 
 
 def _residual_settled(data: dict[str, Any], height: int, when: datetime) -> None:

@@ -24,6 +24,9 @@ through the ordinary ``market.services.order_place`` (so it is rehearsed and may
 any order; a refusal is logged and the rule waits for the next slot). Each order keeps why it was
 placed (the reading, its interval, the forecast, the threshold and the price: ``RuleOrder``),
 which the orders' page and API show.
+
+Rules trade electricity: they read the household's electricity meters only (a heat meter's
+readings are kWh thermal, ``meters.models.kinds_of``) and place electricity orders.
 """
 
 from __future__ import annotations
@@ -40,14 +43,17 @@ from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from market import selectors, services
+from market.chain.options import ELECTRICITY
 from market.forms import energy_text, price_text
 from market.models import RuleKind, RuleOrder, StandingRule
-from meters.models import Reading
+from meters.models import Reading, kinds_of
 
 log = logging.getLogger(__name__)
 MAX_RULES = 10
 # The kinds' values (RuleKind's members, as plain strings for the type checker).
 SELL_SURPLUS, BUY_UP_TO = "sell_surplus", "buy_up_to"
+# The meters whose readings the rules read: those of electricity.
+POWER_KINDS = kinds_of(ELECTRICITY)
 
 
 class RuleError(DomainError):
@@ -110,9 +116,8 @@ def slot_sums(*, owner: User, windows: list[tuple[datetime, datetime]]) -> SlotS
         within |= Q(start__gte=start, start__lt=end)
     slot_ms = selectors.options().slot_ms
     sums: dict[datetime, tuple[int, int]] = {}
-    rows = Reading.objects.filter(within, meter__owner=owner).values_list(
-        "start", "import_wh", "export_wh"
-    )
+    rows = Reading.objects.filter(within, meter__owner=owner, meter__kind__in=POWER_KINDS)
+    rows = rows.values_list("start", "import_wh", "export_wh")
     for start, import_wh, export_wh in rows.iterator():
         ms = ms_of_datetime(start)
         slot = datetime_of_ms(ms - ms % slot_ms)
@@ -198,7 +203,10 @@ def rule_preview(
     slot_ms, gate_ms = options.slot_ms, options.gate_closure_ms
     readings = (
         Reading.objects.filter(
-            meter__owner=owner, start__gte=now - timedelta(days=1), start__lt=now
+            meter__owner=owner,
+            meter__kind__in=POWER_KINDS,
+            start__gte=now - timedelta(days=1),
+            start__lt=now,
         )
         .values("start", "duration_s")
         .annotate(import_wh=Sum("import_wh"), export_wh=Sum("export_wh"))
@@ -297,10 +305,14 @@ def batch_relayed_receiver(
     import_wh: int,
     export_wh: int,
     duration_s: int,
+    carrier: str = ELECTRICITY,
     **kwargs: object,
 ) -> None:
     """``meters.signals.batch_relayed`` (connected in ``market.apps``): ``owner``'s rules see the
-    relayed batch's latest interval. Runs in the relay's worker task; an error propagates to it."""
+    relayed batch's latest interval. Runs in the relay's worker task; an error propagates to it.
+    A heat meter's batch is not for them: the rules trade electricity."""
+    if carrier != ELECTRICITY:
+        return
     flow = Flow(start, import_wh=import_wh, export_wh=export_wh, duration_s=duration_s)
     rules_apply(owner=owner, latest=flow)
 

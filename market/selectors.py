@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from gridplatform.accounts.models import Identity, Role, User
 from ledger import config, projection
 from ledger.models import LedgerAccount, StateEntry
-from market.chain.options import Options
+from market.chain.options import ELECTRICITY, Options
 from market.models import (
     Contract,
     MarketAccount,
@@ -57,6 +57,7 @@ class Book:
     slot: datetime
     bids: list[Level]  # best (highest) first
     asks: list[Level]  # best (lowest) first
+    carrier: str = ELECTRICITY
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,9 @@ def offers_to_accept(*, user: User, now: datetime | None = None) -> QuerySet[Off
     )
 
 
-def slot_list(*, now: datetime | None = None) -> list[Slot]:
+def slot_list(*, now: datetime | None = None, carrier: str = ELECTRICITY) -> list[Slot]:
     """The slots open for trading now (gate not closed, within the horizon), earliest first,
-    with the best bid and ask of each."""
+    with the best bid and ask of each in ``carrier``'s book."""
     o = options()
     now_ms = projection.ms_of_datetime(now or timezone.now())
     # Open while now < start - gate closure and start - now <= horizon (market.chain.contract).
@@ -169,6 +170,7 @@ def slot_list(*, now: datetime | None = None) -> list[Slot]:
     best = (
         Order.objects.filter(
             status=OrderStatus.OPEN,
+            carrier=carrier,
             slot__gte=projection.datetime_of_ms(starts[0]),
             slot__lte=projection.datetime_of_ms(starts[-1]),
         )
@@ -192,10 +194,12 @@ def slot_list(*, now: datetime | None = None) -> list[Slot]:
     return slots
 
 
-def book(*, slot: datetime) -> Book:
-    """The order book of ``slot``: its open orders' price levels (no owners)."""
+def book(*, slot: datetime, carrier: str = ELECTRICITY) -> Book:
+    """The order book of ``slot`` and ``carrier``: its open orders' price levels (no owners).
+    Each carrier has its own book (``market.chain.book``): an electricity order never meets a
+    heat order."""
     levels = (
-        Order.objects.filter(status=OrderStatus.OPEN, slot=slot)
+        Order.objects.filter(status=OrderStatus.OPEN, slot=slot, carrier=carrier)
         .values("side", "price")
         .annotate(energy=Sum("remaining_wh"), orders=Count("id"))
     )
@@ -207,7 +211,7 @@ def book(*, slot: datetime) -> Book:
         (Level(r["price"], r["energy"], r["orders"]) for r in levels if r["side"] == Side.SELL),
         key=lambda level: level.price,
     )
-    return Book(slot=slot, bids=bids, asks=asks)
+    return Book(slot=slot, bids=bids, asks=asks, carrier=carrier)
 
 
 # --- statements --------------------------------------------------------------------------------
@@ -222,6 +226,7 @@ class StatementLine:
     slot: datetime
     slot_end: datetime
     contract: str
+    carrier: str  # its energy is in Wh of this carrier's unit (market.chain.options.UNITS)
     role: str  # "seller" or "buyer"
     contract_tx: str  # the transaction that made the contract
     counterparty: str
@@ -265,6 +270,7 @@ def statement(
                 slot=row.slot,
                 slot_end=row.slot + slot_length,
                 contract=row.contract_id,
+                carrier=row.carrier,
                 role="seller" if selling else "buyer",
                 contract_tx=row.contract.tx,
                 counterparty=row.buyer if selling else row.seller,
@@ -290,6 +296,7 @@ class HouseholdMoney:
     locked: int | None  # None: not on the ledger
     feeder: str = ""  # "" none assigned yet
     pending: bool = False  # its registration waits for a block
+    heat_segment: str = ""  # its segment of the heating network; "" none
 
     @property
     def approved(self) -> bool:
@@ -335,6 +342,9 @@ def _households_with_money(user: User) -> QuerySet[User]:
         ),
         market_locked=Subquery(MarketAccount.objects.filter(address=address).values("locked")[:1]),
         market_feeder=Subquery(MarketAccount.objects.filter(address=address).values("feeder")[:1]),
+        market_heat_segment=Subquery(
+            MarketAccount.objects.filter(address=address).values("heat_segment")[:1]
+        ),
     )
 
 
@@ -348,6 +358,7 @@ def _household_money(household: Any, pending: set[str]) -> HouseholdMoney:
         locked=(household.market_locked or 0) if registered else None,
         feeder=household.market_feeder or "",
         pending=household.identity.address in pending,
+        heat_segment=household.market_heat_segment or "",
     )
 
 
@@ -424,10 +435,11 @@ def household_page(
     return HouseholdPage(rows=rows, page=shown, total=counts.total, waiting=counts.waiting)
 
 
-def energy_traded(*, since: datetime) -> int:
-    """Wh of the contracts (not vetoed) made from ``since`` on: what the community traded with
-    itself."""
-    total = Contract.objects.filter(made_at__gte=since, vetoed=False).aggregate(wh=Sum("energy_wh"))
+def energy_traded(*, since: datetime, carrier: str = ELECTRICITY) -> int:
+    """Wh of ``carrier`` of the contracts (not vetoed) made from ``since`` on: what the
+    community traded with itself."""
+    made = Contract.objects.filter(made_at__gte=since, vetoed=False, carrier=carrier)
+    total = made.aggregate(wh=Sum("energy_wh"))
     return int(total["wh"] or 0)
 
 

@@ -15,7 +15,8 @@ from rest_framework import serializers
 
 from ledger.crypto import MAX_SAFE_INTEGER
 from ledger.identity import IdentityError, validate_address
-from market.models import OfferStatus, OrderStatus, RuleOrder, Side
+from market.chain.options import ELECTRICITY
+from market.models import Carrier, OfferStatus, OrderStatus, RuleOrder, Side
 
 
 def parse_slot(value: object) -> datetime | None:
@@ -89,6 +90,23 @@ class AddressField(serializers.CharField):
         return value
 
 
+def carrier_field(**kwargs: Any) -> serializers.ChoiceField:
+    """A carrier: ``electricity`` or ``heat`` (energy in Wh of its unit: kWh, kWh thermal)."""
+    kwargs.setdefault(
+        "help_text", "`electricity` (kWh) or `heat` (kWh thermal): energy and prices are of it."
+    )
+    return serializers.ChoiceField(choices=Carrier.choices, **kwargs)
+
+
+def carrier_input(
+    help_text: str = "`electricity` (the default, kWh) or `heat` (kWh thermal), where the market "
+    "trades it (else `bad_carrier`). Energy and price are of this carrier.",
+) -> serializers.ChoiceField:
+    """An input's carrier (an order's, an offer's, a feeder's), optional: absent is electricity.
+    One the market does not trade is refused with ``bad_carrier``."""
+    return carrier_field(required=False, default=ELECTRICITY, help_text=help_text)
+
+
 def utc_datetime(**kwargs: Any) -> serializers.DateTimeField:
     """An output time in UTC whatever the site's display zone (``...Z``)."""
     return serializers.DateTimeField(default_timezone=UTC, **kwargs)
@@ -135,6 +153,7 @@ class OrderSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The transaction that placed it (64 hex).")
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     slot = utc_datetime(help_text="Start of the delivery slot.")
+    carrier = carrier_field()
     side = serializers.ChoiceField(choices=Side.choices)
     price = serializers.IntegerField(help_text="Minor units per kWh.")
     energy_wh = serializers.IntegerField()
@@ -171,6 +190,7 @@ class PendingOrderSerializer(serializers.Serializer):
     status = PendingField()
     slot = utc_datetime()
     side = serializers.ChoiceField(choices=Side.choices)
+    carrier = carrier_field()
     energy_wh = serializers.IntegerField()
     price = serializers.IntegerField()
 
@@ -184,6 +204,7 @@ class OfferSerializer(serializers.Serializer):
     owner = serializers.CharField(help_text="The seller's address.")
     buyer = serializers.CharField(help_text='The one buyer it is made to; "" for anyone.')
     slot = utc_datetime()
+    carrier = carrier_field()
     price = serializers.IntegerField(help_text="Minor units per kWh.")
     energy_wh = serializers.IntegerField()
     remaining_wh = serializers.IntegerField()
@@ -200,6 +221,7 @@ class PendingOfferSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The offer's id: its transaction's id.")
     status = PendingField()
     slot = utc_datetime()
+    carrier = carrier_field()
     energy_wh = serializers.IntegerField()
     price = serializers.IntegerField()
     buyer = serializers.CharField()
@@ -209,10 +231,11 @@ class ContractSerializer(serializers.Serializer):
     class Meta:
         ref_name = "MarketContract"
 
-    id = serializers.CharField(help_text="<slot ms>-<n>.")
+    id = serializers.CharField(help_text="<slot ms>-<n>; a heat contract's heat-<slot ms>-<n>.")
     kind = serializers.ChoiceField(choices=["order", "auction", "offer"])
     side = serializers.SerializerMethodField(help_text="Your side of it: sell or buy.")
     slot = utc_datetime()
+    carrier = carrier_field()
     seller = serializers.CharField()
     buyer = serializers.CharField()
     energy_wh = serializers.IntegerField()
@@ -259,5 +282,6 @@ class BookSerializer(serializers.Serializer):
         ref_name = "MarketBook"
 
     slot = utc_datetime()
+    carrier = carrier_field(help_text="Whose book: each carrier has its own.")
     bids = LevelSerializer(many=True, help_text="Best (highest) first.")
     asks = LevelSerializer(many=True, help_text="Best (lowest) first.")

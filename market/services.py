@@ -20,7 +20,9 @@ from ledger.crypto import Transaction, is_lower_hex
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
+from market.chain.options import ELECTRICITY
 from market.errors import MESSAGES as MESSAGES  # also market.rules' and market.views'
+from market.errors import NO_SEGMENT
 from market.models import Contract, Offer, OfferStatus, Order, OrderStatus, SlotSettlement
 from market.selectors import options as market_options
 from market.selectors import trading_stop
@@ -44,9 +46,19 @@ def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
     try:
         return transaction_sign_and_submit(user=user, type=type, payload=payload, rehearse=True)
     except TransactionRejected as error:
-        if error.code in STOPPED:
-            raise TransactionRejected(error.code, _message(user, error.code)) from None
-        raise
+        raise worded(error, user, payload.get("carrier", ELECTRICITY)) from None
+
+
+def worded(
+    error: TransactionRejected, user: User | None = None, carrier: str = ELECTRICITY
+) -> TransactionRejected:
+    """A rehearsal's refusal in the market's words: a stop with the reason its act gave; a heat
+    order's ``no_feeder`` as the missing segment of the heating network it is."""
+    if error.code in STOPPED and user is not None:
+        return TransactionRejected(error.code, _message(user, error.code))
+    if error.code == "no_feeder" and carrier != ELECTRICITY:
+        return TransactionRejected(error.code, NO_SEGMENT)
+    return error
 
 
 def _message(user: User, code: str) -> str:
@@ -79,11 +91,27 @@ def _slot_ms(slot: object) -> int:
     return ms_of_datetime(slot)
 
 
+def _with_carrier(payload: dict[str, Any], carrier: object) -> dict[str, Any]:
+    """``payload`` for ``carrier``: one the market trades (``bad_carrier`` at once otherwise,
+    nothing signed), named only when it is not electricity, so that an electricity order is
+    the transaction it always was."""
+    if not isinstance(carrier, str) or carrier not in market_options().carriers:
+        raise TransactionRejected("bad_carrier", MESSAGES["bad_carrier"])
+    return payload if carrier == ELECTRICITY else payload | {"carrier": carrier}
+
+
 def order_place(
-    *, user: User, slot: datetime, side: str, energy_wh: int, price: int
+    *,
+    user: User,
+    slot: datetime,
+    side: str,
+    energy_wh: int,
+    price: int,
+    carrier: str = ELECTRICITY,
 ) -> Transaction:
     """A limit order for ``slot`` (its start): ``side`` buy or sell, energy in Wh, price in minor
-    units per kWh. Locks its margin when its block commits."""
+    units per kWh, of ``carrier`` (kWh thermal for heat). Locks its margin when its block
+    commits."""
     if user.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     payload = {
@@ -92,7 +120,7 @@ def order_place(
         "energy_wh": _whole(energy_wh, "bad_energy"),
         "price": _whole(price, "bad_price"),
     }
-    return _submit(user, "market.order.place", payload)
+    return _submit(user, "market.order.place", _with_carrier(payload, carrier))
 
 
 def _is_id(value: object) -> bool:
@@ -109,9 +137,16 @@ def order_cancel(*, user: User, order_id: str) -> Transaction:
 
 
 def offer_post(
-    *, user: User, slot: datetime, energy_wh: int, price: int, buyer: str = ""
+    *,
+    user: User,
+    slot: datetime,
+    energy_wh: int,
+    price: int,
+    buyer: str = "",
+    carrier: str = ELECTRICITY,
 ) -> Transaction:
-    """A bilateral offer to sell: to the account at ``buyer``, or to anyone (``""``)."""
+    """A bilateral offer to sell ``carrier``: to the account at ``buyer``, or to anyone
+    (``""``)."""
     if user.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     if not isinstance(buyer, str):  # never "anyone" by mistake: that is the empty string
@@ -122,7 +157,7 @@ def offer_post(
         "price": _whole(price, "bad_price"),
         "buyer": buyer,
     }
-    return _submit(user, "market.offer.post", payload)
+    return _submit(user, "market.offer.post", _with_carrier(payload, carrier))
 
 
 def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
@@ -164,15 +199,20 @@ def tariff_publish(
     return _submit(operator, "market.tariff.publish", payload)
 
 
-def feeder_assign(*, operator: User, household: User, feeder: str) -> Transaction:
+def feeder_assign(
+    *, operator: User, household: User, feeder: str, carrier: str = ELECTRICITY
+) -> Transaction:
     """The grid operator records which feeder a household's connection is on (a household
-    without one cannot trade): ``grid.feeder.assign``, signed with the operator's key."""
+    without one cannot trade), or with ``carrier`` heat which segment of the heating network
+    (without one it cannot trade heat): ``grid.feeder.assign``, signed with the operator's key.
+    Refusals: ``not_allowed``, ``not_household``, ``bad_carrier``, ``bad_feeder``,
+    ``carrier_mismatch`` (the name is published for the other carrier's network)."""
     if operator.role != Role.GRID_OPERATOR:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     if household.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_household", MESSAGES["not_household"])
     payload = {"address": _address(household), "feeder": feeder}
-    return _submit(operator, "grid.feeder.assign", payload)
+    return _submit(operator, "grid.feeder.assign", _with_carrier(payload, carrier))
 
 
 def slots_due_for_clearing(*, now: datetime) -> list[datetime]:

@@ -1,9 +1,10 @@
 """A household's statement as CSV: one row per settled contract, from its side.
 
-Times are ISO 8601 with their UTC offset; the header names every unit; money is integer minor
-units (cents), signed (+ received, - paid). A text cell a spreadsheet would read as a formula
-(starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is prefixed with ``'``:
-nothing in a statement is a formula. Numbers are written as numbers.
+Times are ISO 8601 with their UTC offset; the header names every unit; money is integer minor units
+(cents), signed (+ received, - paid). Energy is in Wh of the line's ``carrier`` (the last column:
+``electricity``, or ``heat`` in Wh thermal), and its price per kWh of it. A text cell a spreadsheet
+would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is
+prefixed with ``'``: nothing in a statement is a formula. Numbers are written as numbers.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from gridplatform.money import text_from_minor
+from market.chain.options import ELECTRICITY
+from market.flows import Traded
 from market.forms import energy_text, price_text
 from market.selectors import StatementLine
 
@@ -29,6 +33,7 @@ HEADER = (
     "network_fee_minor_units",
     "penalty_minor_units",
     "net_minor_units",
+    "carrier",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,6 +63,7 @@ def statement_csv(lines: Iterable[StatementLine]) -> str:
             line.network_fee,
             line.penalty,
             line.net,
+            line.carrier,
         ]
         writer.writerow([neutralise(cell) for cell in row])
     return out.getvalue()
@@ -67,17 +73,43 @@ def penalty_explained(line: StatementLine) -> str:
     """A line's penalty in words ("" when there is none), from the side of its party."""
     if not line.penalty:
         return ""
-    missing = energy_text(line.contracted_wh - line.delivered_wh)
+    missing = energy_text(line.contracted_wh - line.delivered_wh, line.carrier)
     amount = text_from_minor(abs(line.penalty))
-    delivered = energy_text(line.delivered_wh)
-    contracted = energy_text(line.contracted_wh)
+    delivered = energy_text(line.delivered_wh, line.carrier)
+    contracted = energy_text(line.contracted_wh, line.carrier)
     if line.role == "seller":
         return (
             f"Your meters measured {delivered} delivered of the {contracted} you sold: for "
             f"the {missing} missing you paid the buyer {amount} from your deposit (the "
-            f"contract's penalty on its value at {price_text(line.price)})."
+            f"contract's penalty on its value at {price_text(line.price, line.carrier)})."
         )
     return (
         f"The seller delivered {delivered} of the {contracted} you bought: for the "
         f"{missing} missing, {amount} of its deposit came to you."
     )
+
+
+@dataclass(kw_only=True)
+class CarrierTotals(Traded):
+    """A statement's lines of one carrier, added up: energy in Wh of its unit (``Traded``,
+    never added to another carrier's), money in minor units, signed (+ received, - paid)."""
+
+    carrier: str
+    lines: int = 0
+    net: int = 0
+
+
+def carrier_totals(lines: Iterable[StatementLine]) -> list[CarrierTotals]:
+    """The lines' totals per carrier, electricity first (the statement's "side by side")."""
+    found: dict[str, CarrierTotals] = {}
+    for line in lines:
+        totals = found.setdefault(line.carrier, CarrierTotals(carrier=line.carrier))
+        totals.lines += 1
+        totals.net += line.net
+        if line.role == "seller":
+            totals.sold_wh += line.contracted_wh
+            totals.sold_delivered_wh += line.delivered_wh
+        else:
+            totals.bought_wh += line.contracted_wh
+            totals.bought_delivered_wh += line.delivered_wh
+    return sorted(found.values(), key=lambda t: (t.carrier != ELECTRICITY, t.carrier))

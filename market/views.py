@@ -1,7 +1,10 @@
 """The market's pages: trading in the browser.
 
 ``/market/`` shows the open slots, the chosen slot's order book and, for a household, its money,
-order entry, its orders, the offers it may accept, its offers and its contracts. Every list that
+order entry, its orders, the offers it may accept, its offers and its contracts. Where the
+market trades more than one carrier (genesis ``market.heat``), ``?carrier=heat`` chooses whose
+slots and book are shown and which carrier the forms start with; every list shows each row's
+carrier and its energy in that carrier's unit ("kWh thermal" for heat). Every list that
 changes with the chain is a live region: the page keeps ``/ws/ledger/`` open (``static/js/
 live.js``) and each list re-fetches its partial when a block commits and after a reconnect.
 
@@ -30,6 +33,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gridplatform.accounts.models import Role, User
@@ -38,7 +42,7 @@ from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.services import TransactionRejected
 from market import bills, figures, flows, rules, selectors, services, statements
-from market.chain.options import Options
+from market.chain.options import ELECTRICITY, Options
 from market.errors import MESSAGES
 from market.forms import (
     FIELD_OF_CODE,
@@ -48,6 +52,7 @@ from market.forms import (
     NotANumber,
     OfferForm,
     OrderForm,
+    carrier_choices,
     energy_text,
     price_text,
     scaled,
@@ -76,6 +81,17 @@ def _slot_param(value: str | None) -> int | None:
     return int(value)
 
 
+def _carrier_param(value: str | None, options: Options) -> str:
+    """The carrier named in the query string, if the market trades it; else electricity."""
+    return value if value in options.carriers else ELECTRICITY
+
+
+def _carriers_context(options: Options, chosen: str) -> dict[str, Any]:
+    """The page's carrier switch: only where the market trades more than one."""
+    many = len(options.carriers) > 1
+    return {"carrier": chosen, "carrier_choices": carrier_choices(options) if many else []}
+
+
 def _chosen_slot(slots: list[selectors.Slot], requested: int | None) -> datetime | None:
     """The slot whose book is shown: the one asked for, else the first open one with orders,
     else the first open one. A slot past its gate may still be asked for: its book is public."""
@@ -87,20 +103,22 @@ def _chosen_slot(slots: list[selectors.Slot], requested: int | None) -> datetime
     return slots[0].start if slots else None
 
 
-def _slots_context(slots: list[selectors.Slot], chosen_ms: int | None) -> dict[str, Any]:
+def _slots_context(
+    slots: list[selectors.Slot], chosen_ms: int | None, carrier: str
+) -> dict[str, Any]:
     rows = []
     for slot in slots:
         ms = ms_of_datetime(slot.start)
         rows.append({"slot": slot, "ms": ms, "chosen": ms == chosen_ms})
-    return {"slot_rows": rows}
+    return {"slot_rows": rows, "carrier": carrier}
 
 
-def _book_context(slot: datetime | None, options: Options) -> dict[str, Any]:
+def _book_context(slot: datetime | None, options: Options, carrier: str) -> dict[str, Any]:
     if slot is None:
         return {"book": None}
     gate = datetime_of_ms(ms_of_datetime(slot) - options.gate_closure_ms)
     return {
-        "book": selectors.book(slot=slot),
+        "book": selectors.book(slot=slot, carrier=carrier),
         "gate_closure": gate,
         "trading_open": timezone.now() < gate,
     }
@@ -168,6 +186,7 @@ def _accept_form(offer: Offer, options: Options, data: Any = None) -> AcceptForm
         data,
         prefix=f"accept-{offer.id}",
         options=options,
+        carrier=offer.carrier,
         remaining_wh=offer.remaining_wh,
         initial={"energy": str(offer.remaining_wh), "energy_unit": WH},
     )
@@ -187,10 +206,12 @@ def _trade_page(
     accept: tuple[Offer, AcceptForm] | None = None,
     rule_preview: dict[str, Any] | None = None,
     order_warnings: list[str] | None = None,
+    carrier: str | None = None,
 ) -> HttpResponse:
     user = request.user
     options = selectors.options()
-    slots = selectors.slot_list()
+    carrier = _carrier_param(carrier or request.GET.get("carrier"), options)
+    slots = selectors.slot_list(carrier=carrier)
     slot = _chosen_slot(slots, slot_ms)
     chosen_ms = ms_of_datetime(slot) if slot is not None else None
     context: dict[str, Any] = {
@@ -201,11 +222,14 @@ def _trade_page(
         "errors": errors or {},
         "rule_preview": rule_preview,
         "order_warnings": order_warnings or [],
-        **_slots_context(slots, chosen_ms),
-        **_book_context(slot, options),
+        **_carriers_context(options, carrier),
+        **_slots_context(slots, chosen_ms, carrier),
+        **_book_context(slot, options, carrier),
     }
     if context["household"]:
-        initial = {"slot": str(chosen_ms)} if chosen_ms is not None else {}
+        initial = {"carrier": carrier}
+        if chosen_ms is not None:
+            initial["slot"] = str(chosen_ms)
         context |= {
             "money": selectors.money(user=user),
             "order_form": order_form
@@ -229,12 +253,15 @@ def _has_errors(*forms: OrderForm | OfferForm | None) -> bool:
     return any(form is not None and bool(form.errors) for form in forms)
 
 
-def _back(slot: datetime | int | None) -> HttpResponse:
-    """Post/redirect/get: back to the market page, showing ``slot``'s book."""
-    url = reverse("market")
+def _back(slot: datetime | int | None, carrier: str = ELECTRICITY) -> HttpResponse:
+    """Post/redirect/get: back to the market page, showing ``slot``'s book of ``carrier``."""
     if isinstance(slot, datetime):
         slot = ms_of_datetime(slot)
-    return redirect(f"{url}?slot={slot}" if slot is not None else url)
+    query: dict[str, str | int] = {"slot": slot} if slot is not None else {}
+    if carrier != ELECTRICITY:
+        query["carrier"] = carrier
+    url = reverse("market")
+    return redirect(f"{url}?{urlencode(query)}" if query else url)
 
 
 def _submitted(request: HttpRequest, what: str, tx_id: str) -> None:
@@ -259,7 +286,9 @@ def trade(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def slot_rows(request: HttpRequest) -> HttpResponse:
-    context = _slots_context(selectors.slot_list(), _slot_param(request.GET.get("slot")))
+    carrier = _carrier_param(request.GET.get("carrier"), selectors.options())
+    slots = selectors.slot_list(carrier=carrier)
+    context = _slots_context(slots, _slot_param(request.GET.get("slot")), carrier)
     return render(request, "market/_slots.html", context)
 
 
@@ -269,7 +298,9 @@ def book(request: HttpRequest) -> HttpResponse:
     slot_ms = _slot_param(request.GET.get("slot"))
     if slot_ms is None:
         return HttpResponseBadRequest("Name a slot: ?slot=<start in ms>.")
-    context = _book_context(datetime_of_ms(slot_ms), selectors.options())
+    options = selectors.options()
+    carrier = _carrier_param(request.GET.get("carrier"), options)
+    context = _book_context(datetime_of_ms(slot_ms), options, carrier)
     return render(request, "market/_book.html", context)
 
 
@@ -325,10 +356,15 @@ def order_place(request: HttpRequest) -> HttpResponse:
                 side=data["side"],
                 energy_wh=data["energy_wh"],
                 price=data["price_minor"],
+                carrier=data["carrier"],
             )
             if warnings:
                 return _trade_page(
-                    request, slot_ms=data["slot"], order_form=form, order_warnings=warnings
+                    request,
+                    slot_ms=data["slot"],
+                    order_form=form,
+                    order_warnings=warnings,
+                    carrier=data["carrier"],
                 )
         try:
             tx = services.order_place(
@@ -337,17 +373,19 @@ def order_place(request: HttpRequest) -> HttpResponse:
                 side=data["side"],
                 energy_wh=data["energy_wh"],
                 price=data["price_minor"],
+                carrier=data["carrier"],
             )
         except DomainError as error:
             _add_refusal(form, error)
         else:
             what = (
-                f"Your order to {data['side']} {energy_text(data['energy_wh'])} at "
-                f"{price_text(data['price_minor'])} for {slot_label(data['slot_start'])}"
+                f"Your order to {data['side']} {energy_text(data['energy_wh'], data['carrier'])}"
+                f" at {price_text(data['price_minor'], data['carrier'])} for "
+                f"{slot_label(data['slot_start'])}"
             )
             _submitted(request, what, tx.id)
-            return _back(data["slot"])
-    return _trade_page(request, slot_ms=form.cleaned_data.get("slot"), order_form=form)
+            return _back(data["slot"], data["carrier"])
+    return _refused_form_page(request, order_form=form)
 
 
 @require_POST
@@ -361,9 +399,10 @@ def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
             request,
             slot_ms=ms_of_datetime(order.slot) if order else None,
             errors={"orders": error.message},
+            carrier=order.carrier if order else None,
         )
     _submitted(request, "The cancellation of your order", tx.id)
-    return _back(order.slot if order else None)
+    return _back(order.slot, order.carrier) if order else _back(None)
 
 
 @require_POST
@@ -381,18 +420,39 @@ def offer_post(request: HttpRequest) -> HttpResponse:
                 energy_wh=data["energy_wh"],
                 price=data["price_minor"],
                 buyer=data["buyer"],
+                carrier=data["carrier"],
             )
         except DomainError as error:
             _add_refusal(form, error)
         else:
             to = f"to {data['buyer']}" if data["buyer"] else "to anyone"
             what = (
-                f"Your offer of {energy_text(data['energy_wh'])} at "
-                f"{price_text(data['price_minor'])} for {slot_label(data['slot_start'])} {to}"
+                f"Your offer of {energy_text(data['energy_wh'], data['carrier'])} at "
+                f"{price_text(data['price_minor'], data['carrier'])} for "
+                f"{slot_label(data['slot_start'])} {to}"
             )
             _submitted(request, what, tx.id)
-            return _back(data["slot"])
-    return _trade_page(request, slot_ms=form.cleaned_data.get("slot"), offer_form=form)
+            return _back(data["slot"], data["carrier"])
+    return _refused_form_page(request, offer_form=form)
+
+
+def _refused_form_page(
+    request: HttpRequest,
+    *,
+    order_form: OrderForm | None = None,
+    offer_form: OfferForm | None = None,
+) -> HttpResponse:
+    """The market page with a refused order or offer form, on the slot and carrier it chose."""
+    form = order_form or offer_form
+    assert form is not None
+    chosen = form.cleaned_data
+    return _trade_page(
+        request,
+        slot_ms=chosen.get("slot"),
+        order_form=order_form,
+        offer_form=offer_form,
+        carrier=chosen.get("carrier"),
+    )
 
 
 @require_POST
@@ -411,12 +471,14 @@ def offer_accept(request: HttpRequest, offer_id: str) -> HttpResponse:
             _add_refusal(form, error)
         else:
             what = (
-                f"Your acceptance of {energy_text(energy_wh)} of the offer at "
-                f"{price_text(offer.price)} for {slot_label(offer.slot)}"
+                f"Your acceptance of {energy_text(energy_wh, offer.carrier)} of the offer at "
+                f"{price_text(offer.price, offer.carrier)} for {slot_label(offer.slot)}"
             )
             _submitted(request, what, tx.id)
-            return _back(offer.slot)
-    return _trade_page(request, slot_ms=ms_of_datetime(offer.slot), accept=(offer, form))
+            return _back(offer.slot, offer.carrier)
+    return _trade_page(
+        request, slot_ms=ms_of_datetime(offer.slot), accept=(offer, form), carrier=offer.carrier
+    )
 
 
 @require_POST
@@ -433,9 +495,10 @@ def offer_withdraw(request: HttpRequest, offer_id: str) -> HttpResponse:
             request,
             slot_ms=ms_of_datetime(offer.slot) if offer else None,
             errors={"my_offers": error.message},
+            carrier=offer.carrier if offer else None,
         )
     _submitted(request, "The withdrawal of your offer", tx.id)
-    return _back(offer.slot if offer else None)
+    return _back(offer.slot, offer.carrier) if offer else _back(None)
 
 
 # --- standing rules (trigger trading) -------------------------------------------------------------
@@ -584,11 +647,12 @@ def tariffs(request: HttpRequest) -> HttpResponse:
 @role_required(Role.HOUSEHOLD)
 @require_GET
 def statement_page(request: HttpRequest) -> HttpResponse:
-    lines = [
-        (line, statements.penalty_explained(line))
-        for line in selectors.statement(user=request.user)
-    ]
-    return render(request, "market/statements.html", {"lines": lines})
+    """The household's settled contracts, each in its carrier's unit, and, where it traded more
+    than one carrier, their totals per carrier side by side."""
+    found = selectors.statement(user=request.user)
+    lines = [(line, statements.penalty_explained(line)) for line in found]
+    context = {"lines": lines, "carrier_totals": statements.carrier_totals(found)}
+    return render(request, "market/statements.html", context)
 
 
 @role_required(Role.HOUSEHOLD)

@@ -11,6 +11,10 @@ form with a "Place it anyway" button (``market.views.order_place``):
   middle of the slot's tariff band;
 * a sale of more energy than the household's meters exported, on any of the last 7 days, in the
   slot's time of day (energy it does not deliver is penalised), or a sale with no meter at all.
+
+Each against the order's own carrier: its contracts, its meters (a heat order's are the heat
+meters, ``meters.chain.schema.meter_carrier``), its units. The supplier's tariff is electricity's,
+so a heat order has no tariff warning.
 """
 
 from __future__ import annotations
@@ -21,24 +25,33 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
+from market.chain.options import ELECTRICITY
 from market.chain.tariff import Band, band_of
 from market.chain.tariff import Tariff as ChainTariff
 from market.forms import energy_text, price_text
 from market.models import Contract
 from market.selectors import tariff_in_force
-from meters.models import Meter, Reading
+from meters.models import Meter, Reading, kinds_of
 
 FAR = 3
 HISTORY_DAYS = 7
 
 
 def order_warnings(
-    *, user: User, slot: datetime, slot_ms: int, side: str, energy_wh: int, price: int
+    *,
+    user: User,
+    slot: datetime,
+    slot_ms: int,
+    side: str,
+    energy_wh: int,
+    price: int,
+    carrier: str = ELECTRICITY,
 ) -> list[str]:
-    """The warnings for ``user``'s order (``side`` "buy" or "sell", ``energy_wh`` in the slot
-    starting at ``slot``, ``slot_ms`` long, at ``price`` minor units per kWh); [] if none."""
+    """The warnings for ``user``'s order (``side`` "buy" or "sell", ``energy_wh`` of
+    ``carrier`` in the slot starting at ``slot``, ``slot_ms`` long, at ``price`` minor units per
+    kWh); [] if none."""
     warnings: list[str] = []
-    band = _band(slot)
+    band = _band(slot) if carrier == ELECTRICITY else None
     if band is not None:
         if side == "buy" and price > band["retail"]:
             warnings.append(
@@ -51,13 +64,16 @@ def order_warnings(
                 f"You ask {price_text(price)}, less than the {price_text(band['feed_in'])} the "
                 "supplier pays for energy fed in during this slot."
             )
-    reference, basis = _reference_price(band)
+    reference, basis = _reference_price(band, carrier)
     if reference and (price >= FAR * reference or price * FAR <= reference):
         warnings.append(
-            f"{price_text(price)} is far from the market: {basis} is {price_text(reference)}."
+            f"{price_text(price, carrier)} is far from the market: {basis} is "
+            f"{price_text(reference, carrier)}."
         )
     if side == "sell":
-        warnings += _supply_warnings(user=user, slot=slot, slot_ms=slot_ms, energy_wh=energy_wh)
+        warnings += _supply_warnings(
+            user=user, slot=slot, slot_ms=slot_ms, energy_wh=energy_wh, carrier=carrier
+        )
     return warnings
 
 
@@ -69,11 +85,11 @@ def _band(slot: datetime) -> Band | None:
     return band_of(in_force, int(slot.timestamp() * 1000))
 
 
-def _reference_price(band: Band | None) -> tuple[int, str]:
-    """The market's price now, and what it is: the median of the last day's contracts, else the
-    middle of the tariff band; (0, "") when there is neither."""
+def _reference_price(band: Band | None, carrier: str) -> tuple[int, str]:
+    """The carrier's market price now, and what it is: the median of the last day's contracts
+    of the carrier, else the middle of the tariff band; (0, "") when there is neither."""
     recent = Contract.objects.filter(
-        made_at__gte=timezone.now() - timedelta(hours=24), vetoed=False
+        made_at__gte=timezone.now() - timedelta(hours=24), vetoed=False, carrier=carrier
     ).order_by("price")
     count = recent.count()
     if count:
@@ -85,12 +101,17 @@ def _reference_price(band: Band | None) -> tuple[int, str]:
     return 0, ""
 
 
-def _supply_warnings(*, user: User, slot: datetime, slot_ms: int, energy_wh: int) -> list[str]:
-    meters = list(Meter.objects.filter(owner=user, active=True).values_list("pk", flat=True))
+def _supply_warnings(
+    *, user: User, slot: datetime, slot_ms: int, energy_wh: int, carrier: str
+) -> list[str]:
+    mine = Meter.objects.filter(owner=user, active=True, kind__in=kinds_of(carrier))
+    meters = list(mine.values_list("pk", flat=True))
     if not meters:
+        which = "" if carrier == ELECTRICITY else f"{carrier} "
         return [
-            "You have no meter registered: nothing would measure the energy you sell, and energy "
-            "not delivered is penalised. Register your meter on the Meters page first."
+            f"You have no {which}meter registered: nothing would measure the energy you sell, "
+            "and energy not delivered is penalised. Register your meter on the Meters page "
+            "first."
         ]
     length = timedelta(milliseconds=slot_ms)
     exported = []
@@ -105,8 +126,8 @@ def _supply_warnings(*, user: User, slot: datetime, slot_ms: int, energy_wh: int
     if exported and energy_wh > max(exported):
         return [
             f"On the last {HISTORY_DAYS} days your meters exported at most "
-            f"{energy_text(max(exported))} at this time of day; selling "
-            f"{energy_text(energy_wh)} may leave you short, and energy not delivered is "
-            "penalised."
+            f"{energy_text(max(exported), carrier)} at this time of day; selling "
+            f"{energy_text(energy_wh, carrier)} may leave you short, and energy not delivered "
+            "is penalised."
         ]
     return []

@@ -138,6 +138,14 @@ class MeterSerializer(serializers.Serializer):
     meter_id = serializers.CharField()
     owner = serializers.SerializerMethodField(help_text="The owner's account address.")
     kind = serializers.ChoiceField(choices=MeterKind.choices)
+    carrier = serializers.CharField(
+        read_only=True,
+        help_text="What it measures, from its kind: `electricity`, or `heat` (kinds `heat`, "
+        "`thermal_storage`), whose contracts its readings settle.",
+    )
+    unit = serializers.CharField(
+        read_only=True, help_text="Its readings' energy unit: `kWh`, or `kWh thermal` for heat."
+    )
     public_key = serializers.CharField(help_text="The device's Ed25519 public key (64 hex).")
     feeder = serializers.CharField()
     interval_s = serializers.IntegerField()
@@ -412,8 +420,12 @@ class ReadingInputSerializer(serializers.Serializer):
 
     start = serializers.DateTimeField(help_text="RFC 3339 with its zone; aligned.")
     duration_s = serializers.IntegerField(help_text="The meter's interval, a JSON integer.")
-    import_wh = serializers.IntegerField(min_value=0, help_text="Wh drawn from the grid.")
-    export_wh = serializers.IntegerField(min_value=0, help_text="Wh fed into the grid.")
+    import_wh = serializers.IntegerField(
+        min_value=0, help_text="Wh drawn from the grid (a heat meter's: Wh thermal drawn)."
+    )
+    export_wh = serializers.IntegerField(
+        min_value=0, help_text="Wh fed into the grid (a heat meter's: Wh thermal fed in)."
+    )
     quality = serializers.ChoiceField(choices=Quality.choices)
 
 

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
+from meters.chain.schema import HEAT, meter_carrier
 
 # A meter id is a lowercase slug: it appears in URLs and, relayed, in the ledger's state keys.
 METER_ID_REGEX = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -27,6 +28,13 @@ class MeterKind(models.TextChoices):
     CONSUMPTION = "consumption", "Consumption"
     BIDIRECTIONAL = "bidirectional", "Bidirectional (import and export)"
     BATTERY = "battery", "Battery"
+    HEAT = "heat", "Heat (heating network)"
+    THERMAL_STORAGE = "thermal_storage", "Thermal storage"
+
+
+def kinds_of(carrier: str) -> list[str]:
+    """The meter kinds that measure ``carrier`` (``meters.chain.schema.meter_carrier``)."""
+    return [kind for kind in MeterKind.values if meter_carrier(kind) == carrier]
 
 
 class Quality(models.TextChoices):
@@ -76,6 +84,18 @@ class Meter(models.Model):
 
     def __str__(self) -> str:
         return self.meter_id
+
+    @property
+    def carrier(self) -> str:
+        """What it measures: ``electricity`` or ``heat`` (``meters.chain.schema.meter_carrier``);
+        its readings settle that carrier's contracts only."""
+        return meter_carrier(self.kind)
+
+    @property
+    def unit(self) -> str:
+        """The unit of its readings' energy: the market's unit of its carrier
+        (``market.chain.options.UNITS``, which the meters sit below; a test holds them equal)."""
+        return "kWh thermal" if self.carrier == HEAT else "kWh"
 
 
 class MeterToken(models.Model):

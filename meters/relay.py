@@ -141,6 +141,7 @@ def _announce(batch: ReadingBatch) -> None:
         import_wh=latest["import_wh"],
         export_wh=latest["export_wh"],
         duration_s=latest["duration_s"],
+        carrier=batch.meter.carrier,
     )
 
 

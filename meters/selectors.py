@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from gridplatform.accounts.models import Role, User
 from ledger import config
 from meters.chain.options import slot_ms_of
-from meters.chain.schema import WINDOW_PREFIX, inslot_key
+from meters.chain.schema import HEAT, WINDOW_PREFIX, inslot_key, meter_carrier
 from meters.models import DEFAULT_INTERVAL_S, INTERVALS, METER_ID_REGEX, Meter, MeterToken, Reading
 
 _METER_ID = re.compile(METER_ID_REGEX)
@@ -126,7 +126,9 @@ def household_feeder(*, user: User) -> str:
 class LatestFlow:
     """A household's latest interval: the latest start of any of its meters' readings, with the
     import and export of every reading of its meters that starts then (``reporting`` of its
-    ``meters``). ``start`` is None when it has no readings."""
+    ``meters``). ``start`` is None when it has no readings. ``import_wh`` and ``export_wh`` are
+    its electricity meters' (Wh); ``heat_import_wh`` and ``heat_export_wh`` its heat meters'
+    (Wh thermal), never added to them."""
 
     household: User
     address: str  # its ledger address: the live topic of its row (ledger.live)
@@ -136,6 +138,8 @@ class LatestFlow:
     end: datetime | None = None
     import_wh: int = 0
     export_wh: int = 0
+    heat_import_wh: int = 0
+    heat_export_wh: int = 0
 
 
 FLOWS_PER_PAGE = 50
@@ -183,10 +187,11 @@ def _latest_flows(households: list[User]) -> list[LatestFlow]:
     latest = Reading.objects.filter(meter=OuterRef("pk")).order_by("-start").values("pk")[:1]
     last_readings = Reading.objects.filter(
         pk__in=meters.annotate(last=Subquery(latest)).filter(last__isnull=False).values("last")
-    ).values_list("meter__owner_id", "start", "duration_s", "import_wh", "export_wh")
-    by_owner: dict[int, list[tuple[datetime, int, int, int]]] = defaultdict(list)
-    for owner_id, start, duration_s, import_wh, export_wh in last_readings:
-        by_owner[owner_id].append((start, duration_s, import_wh, export_wh))
+    ).values_list("meter__owner_id", "start", "duration_s", "import_wh", "export_wh", "meter__kind")
+    by_owner: dict[int, list[tuple[datetime, int, int, int, bool]]] = defaultdict(list)
+    for owner_id, start, duration_s, import_wh, export_wh, kind in last_readings:
+        heat = meter_carrier(kind) == HEAT
+        by_owner[owner_id].append((start, duration_s, import_wh, export_wh, heat))
 
     flows = []
     for household in households:
@@ -206,8 +211,10 @@ def _latest_flows(households: list[User]) -> list[LatestFlow]:
                 reporting=len(latest_rows),
                 start=start,
                 end=start + timedelta(seconds=max(row[1] for row in latest_rows)),
-                import_wh=sum(row[2] for row in latest_rows),
-                export_wh=sum(row[3] for row in latest_rows),
+                import_wh=sum(row[2] for row in latest_rows if not row[4]),
+                export_wh=sum(row[3] for row in latest_rows if not row[4]),
+                heat_import_wh=sum(row[2] for row in latest_rows if row[4]),
+                heat_export_wh=sum(row[3] for row in latest_rows if row[4]),
             )
         )
     return flows

@@ -8,7 +8,9 @@ readings, with the batch's latest interval:
 * ``owner``: the meter's owner (``gridplatform.accounts.models.User``);
 * ``start``: the start of the batch's latest reading (aware, UTC);
 * ``import_wh``, ``export_wh``: that reading's energy, integer Wh;
-* ``duration_s``: that reading's interval (the meter's), so that a receiver can scale it.
+* ``duration_s``: that reading's interval (the meter's), so that a receiver can scale it;
+* ``carrier``: what the meter measures (``Meter.carrier``: ``electricity``, or ``heat``, whose
+  energy is Wh thermal).
 
 Sent with ``Signal.send``: a receiver's exception propagates to the relay's caller (the task
 ``meters.batch_relay``), as a direct call would. The market's standing rules listen

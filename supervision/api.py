@@ -35,7 +35,7 @@ from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import Forbidden, InvalidInput, NotFoundError
 from ledger.crypto import Transaction
 from ledger.services import ADMISSION_CODES, SIGNING_CODES
-from market.serializers import AddressField, WholeNumberField
+from market.serializers import AddressField, WholeNumberField, carrier_input
 from supervision import selectors, services
 from supervision.errors import MESSAGES
 from supervision.models import GridState, Notification, ReviewItem, ReviewStatus, SupervisoryAct
@@ -87,6 +87,7 @@ FIELD_CODES = {
     "until": "bad_until",
     "address": "bad_address",
     "feeder": "bad_feeder",
+    "carrier": "bad_carrier",
     "export_limit_w": "bad_limit",
     "import_limit_w": "bad_limit",
     "state": "bad_state",
@@ -599,12 +600,18 @@ class TopologyApi(APIView):
         feeder = FeederNameField(help_text="1-64 of `[a-z0-9._-]`.")
         export_limit_w = WholeNumberField(min_value=0, help_text="W, a JSON integer >= 0.")
         import_limit_w = WholeNumberField(min_value=0, help_text="W, a JSON integer >= 0.")
+        carrier = carrier_input(
+            help_text="`electricity` (the default: a feeder) or `heat` (a segment of the "
+            "heating network, limits in W thermal), where the market trades it. Feeders and "
+            "segments share one namespace of names."
+        )
 
     @_read_schema(
         "supervision_topology_list",
-        "The published feeders, with their limits and declared state",
+        "The published feeders and heat segments, with their limits and declared state",
         "Any signed-in account. A slot lets a feeder carry `limit_w * slot length "
-        "/ 1 h` Wh each way; matches are tailored to what is left.",
+        "/ 1 h` Wh each way (a heat segment's `carrier` is `heat`: W and Wh thermal); matches "
+        "are tailored to what is left.",
         FeederSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -612,10 +619,11 @@ class TopologyApi(APIView):
 
     @_write_schema(
         "supervision_topology_publish",
-        "Publish a feeder or change its limits",
+        "Publish a feeder or a heat segment, or change its limits",
         roles=OPERATORS,
         who="The grid operator only.",
-        checked=("malformed", "bad_feeder", "bad_limit"),
+        checked=("malformed", "bad_feeder", "bad_limit", "bad_carrier"),
+        rehearsed=("bad_carrier", "carrier_mismatch"),
         request=InputSerializer,
     )
     def post(self, request: Request) -> Response:

@@ -9,7 +9,9 @@ chain has and the site does not, and the reverse) and field by field, for what i
 * ``GridDeclaration`` against ``grid/state/grid``;
 * ``Suspension`` against ``supervision/suspended/market`` and ``.../feeder/<feeder>``;
 * ``Restriction`` against ``supervision/restricted/<address>``;
-* ``MarketAccount.feeder`` against ``grid/feeder/<address>`` (absent: ``""``);
+* ``MarketAccount.feeder`` against ``grid/feeder/<address>`` and ``.heat_segment`` against
+  ``grid/feeder.heat/<address>`` (absent: ``""``); a ``Feeder``'s ``carrier`` against its
+  topology's;
 * ``FeederLoad`` against ``grid/load/<slot>/<feeder>`` (row named ``<slot ms>/<feeder>``).
 
 Against the events of the blocks up to the audited height, for history (found through the
@@ -43,6 +45,7 @@ from ledger.read_model_audit import Comparison, Difference
 from ledger.state import State
 from market import chain as market_chain
 from market.chain import schema as market_schema
+from market.chain.options import HEAT
 from market.models import Contract, MarketAccount
 from supervision import chain
 from supervision.chain import schema
@@ -149,6 +152,7 @@ def _feeders(found: Comparison, state: State) -> None:
     for name, published in _under(state, schema.TOPOLOGY_PREFIX):
         declared = state.get(schema.state_key(f"feeder:{name}"))
         chain[name] = {
+            "carrier": schema.carrier_of_feeder(published),
             "export_limit_w": published["export_limit_w"],
             "import_limit_w": published["import_limit_w"],
             "published_height": published["height"],
@@ -222,17 +226,22 @@ def _restrictions(found: Comparison, state: State) -> None:
 
 
 def _market_accounts(found: Comparison, state: State) -> None:
-    """A household's feeder, on the market's account row (supervision projects it there)."""
-    chain = dict(_under(state, schema.FEEDER_PREFIX))
+    """A household's feeder and heat segment, on the market's account row (supervision
+    projects them there)."""
+    feeders = dict(_under(state, schema.FEEDER_PREFIX))
+    segments = dict(_under(state, schema.feeder_key("", HEAT)))
     seen = set()
-    rows = MarketAccount.objects.values_list("address", "feeder").iterator(CHUNK)
-    for address, feeder in rows:
+    rows = MarketAccount.objects.values_list("address", "feeder", "heat_segment")
+    for address, feeder, segment in rows.iterator(CHUNK):
         seen.add(address)
         if application.account(state, address) is not None:  # else the market's audit says so
             found.fields(
-                MarketAccount, address, {"feeder": chain.get(address, "")}, {"feeder": feeder}
+                MarketAccount,
+                address,
+                {"feeder": feeders.get(address, ""), "heat_segment": segments.get(address, "")},
+                {"feeder": feeder, "heat_segment": segment},
             )
-    for address in sorted(set(chain) - seen):
+    for address in sorted((set(feeders) | set(segments)) - seen):
         # A row missing for an account with a locked margin is the market's audit's to report.
         if not market_schema.locked(state, address):
             found.missing(MarketAccount, address)

@@ -19,9 +19,11 @@ from django import forms
 from django.utils import timezone
 
 from ledger.identity import IdentityError, validate_address
+from market.chain.options import ELECTRICITY, HEAT
 from market.forms import KWH, WH, Inexact, NotANumber, energy_text, power_text, scaled
 from supervision.chain.grid import MAX_REASON
 from supervision.errors import MESSAGES
+from supervision.selectors import network_part
 
 # The services' refusal codes that are about one field (the rest go above the form).
 FIELD_OF_CODE = {
@@ -36,6 +38,8 @@ FIELD_OF_CODE = {
     "unknown_account": "address",
     "not_household": "address",
     "bad_feeder": "feeder",
+    "carrier_mismatch": "feeder",
+    "bad_carrier": "carrier",
     "bad_limit": "export_limit_kw",
     "bad_state": "state",
 }
@@ -77,8 +81,11 @@ def _energy_fields(required: bool) -> tuple[forms.CharField, forms.ChoiceField]:
     return energy, unit
 
 
-def energy_wh_of(form: forms.Form, *, below: int | None = None) -> int | None:
-    """The ``energy`` field in integer Wh (with its unit), or None with the error added."""
+def energy_wh_of(
+    form: forms.Form, *, below: int | None = None, carrier: str = ELECTRICITY
+) -> int | None:
+    """The ``energy`` field in integer Wh (with its unit), or None with the error added
+    (``carrier``: whose unit the words say)."""
     text, unit = form.cleaned_data.get("energy"), form.cleaned_data.get("energy_unit") or KWH
     if not text or unit not in _PLACES:
         form.add_error("energy", "Enter the energy the contract is cut to.")
@@ -97,8 +104,8 @@ def energy_wh_of(form: forms.Form, *, below: int | None = None) -> int | None:
     if below is not None and energy_wh >= below:
         form.add_error(
             "energy",
-            f"A curtailment cuts the contract below its {energy_text(below)}; "
-            f"enter at most {energy_text(below - 1)}.",
+            f"A curtailment cuts the contract below its {energy_text(below, carrier)}; "
+            f"enter at most {energy_text(below - 1, carrier)}.",
         )
         return None
     return energy_wh
@@ -171,11 +178,12 @@ class _CurtailingForm(forms.Form):
 
     CHOICE = "act"
     below: int | None = None
+    carrier: str = ELECTRICITY  # the contract's: its unit in the words
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if cleaned.get(self.CHOICE) == "curtail":
-            energy_wh = energy_wh_of(self, below=self.below)
+            energy_wh = energy_wh_of(self, below=self.below, carrier=self.carrier)
             if energy_wh is not None:
                 cleaned["energy_wh"] = energy_wh
         return cleaned
@@ -191,9 +199,12 @@ class ReviewDecisionForm(_CurtailingForm):
     reason = ReasonField()
     energy, energy_unit = _energy_fields(required=False)
 
-    def __init__(self, *args: Any, contract_energy_wh: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, contract_energy_wh: int, carrier: str = ELECTRICITY, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.below = self.contract_energy_wh = contract_energy_wh
+        self.carrier = carrier
         self.fields["energy"].help_text = "Only to curtail: less than the contract's energy."
 
 
@@ -227,8 +238,15 @@ class ContractActForm(_CurtailingForm):
         return contract
 
 
-def _scope_choices(feeders: Iterable[str], *, whole: str, label: str) -> list[tuple[str, str]]:
-    return [(whole, label)] + [(f"feeder:{name}", f"Feeder {name}") for name in feeders]
+def _scope_choices(
+    feeders: Iterable[str | tuple[str, str]], *, whole: str, label: str
+) -> list[tuple[str, str]]:
+    """``feeders``: names, or (name, carrier) pairs, whose heat segments say so."""
+    choices = [(whole, label)]
+    for feeder in feeders:
+        name, carrier = (feeder, ELECTRICITY) if isinstance(feeder, str) else feeder
+        choices.append((f"feeder:{name}", f"{network_part(carrier)} {name}"))
+    return choices
 
 
 class _ScopedForm(forms.Form):
@@ -236,7 +254,7 @@ class _ScopedForm(forms.Form):
 
     WHOLE = ("market", "The whole market")
 
-    def __init__(self, *args: Any, feeders: Iterable[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, feeders: Iterable[str | tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         whole, label = self.WHOLE
         self.fields["scope"].choices = _scope_choices(feeders, whole=whole, label=label)
@@ -304,7 +322,9 @@ class AccountActForm(forms.Form):
 
 class FeederPublishForm(forms.Form):
     """The grid operator publishes a feeder or changes its limits (typed in kW; cleaned, as the
-    ledger takes them, to ``export_limit_w`` and ``import_limit_w`` in W)."""
+    ledger takes them, to ``export_limit_w`` and ``import_limit_w`` in W). Where the market
+    trades heat (``carriers``), it picks the network (``carrier``): a feeder of the grid or a
+    segment of the heating network (limits in kW thermal); without the field, a feeder."""
 
     feeder = _name_field(
         "Feeder",
@@ -314,6 +334,23 @@ class FeederPublishForm(forms.Form):
     )
     export_limit_kw = LimitField("export")
     import_limit_kw = LimitField("import")
+
+    NETWORKS = {ELECTRICITY: "A feeder of the electricity grid", HEAT: "A heating network segment"}
+
+    def __init__(self, *args: Any, carriers: Iterable[str] = (ELECTRICITY,), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if len(tuple(carriers)) > 1:
+            self.fields["carrier"] = forms.ChoiceField(
+                label="Network",
+                choices=[(c, self.NETWORKS.get(c, c)) for c in carriers],
+                initial=ELECTRICITY,
+                widget=forms.RadioSelect,
+                error_messages={
+                    "required": MESSAGES["bad_carrier"],
+                    "invalid_choice": MESSAGES["bad_carrier"],
+                },
+            )
+            self.order_fields(["carrier", "feeder"])
 
     def clean_feeder(self) -> str:
         feeder: str = self.cleaned_data["feeder"].strip()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from market.models import carrier_field
+
 
 class GridState(models.TextChoices):
     NORMAL = "normal", "Normal"
@@ -20,9 +22,11 @@ class GridState(models.TextChoices):
 
 class Feeder(models.Model):
     """A feeder the grid operator published (``grid/topology/<name>``), with its declared state
-    (``grid/state/feeder/<name>``)."""
+    (``grid/state/feeder/<name>``); or, with ``carrier`` heat, a segment of the heating network
+    (its limits in W thermal). Feeders and segments share one namespace of names."""
 
     name = models.CharField(max_length=64, primary_key=True)
+    carrier = carrier_field()
     export_limit_w = models.BigIntegerField()
     import_limit_w = models.BigIntegerField()
     published_height = models.BigIntegerField()

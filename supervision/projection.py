@@ -12,7 +12,9 @@ suspension or a declaration of normal leave nothing at all.
 * ``grid.topology_published`` and ``grid.state_declared`` -> ``Feeder`` and
   ``GridDeclaration``; ``supervision.*_suspended`` / ``*_resumed`` -> ``Suspension``;
   ``supervision.account_restricted`` / ``_reinstated`` -> ``Restriction``;
-  ``grid.feeder_assigned`` -> ``MarketAccount.feeder``. (The orders and offers a restriction
+  ``grid.feeder_assigned`` -> ``MarketAccount.feeder`` (with ``"carrier": "heat"``:
+  ``.heat_segment``); a published segment of the heating network is a ``Feeder`` row with
+  ``carrier`` heat. (The orders and offers a restriction
   cancelled are closed by the market's projection, from the market's own events.)
 * ``supervision.contract_vetoed`` / ``_curtailed`` / ``_cleared`` -> the market's ``Contract``
   row (its ``energy_wh``, ``escrow``, ``deposit``, ``vetoed`` and ``acts``: supervision's to
@@ -44,10 +46,12 @@ from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema as market_schema
+from market.chain.options import HEAT
 from market.forms import energy_text, price_text
 from market.models import Contract, MarketAccount
 from supervision import chain, review
 from supervision.chain import schema
+from supervision.chain.schema import carrier_of_feeder
 from supervision.models import (
     Feeder,
     FeederLoad,
@@ -144,9 +148,11 @@ def _signed(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feeder_assigned(data: dict[str, Any]) -> None:
+    """A household's feeder, or (the event's ``carrier`` heat) its heating network's segment."""
+    field = "heat_segment" if data.get("carrier") == HEAT else "feeder"
     account, _ = MarketAccount.objects.get_or_create(address=data["address"])
-    account.feeder = data["feeder"]
-    account.save(update_fields=["feeder"])
+    setattr(account, field, data["feeder"])
+    account.save(update_fields=[field])
 
 
 def _topology_published(data: dict[str, Any]) -> None:
@@ -154,6 +160,7 @@ def _topology_published(data: dict[str, Any]) -> None:
     Feeder.objects.update_or_create(
         name=data["feeder"],
         defaults={
+            "carrier": carrier_of_feeder(data),
             "export_limit_w": data["export_limit_w"],
             "import_limit_w": data["import_limit_w"],
             "published_height": data["height"],
@@ -323,8 +330,9 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
         record = data["act"]
         made = Contract.objects.get(id=data["contract"])
         what = (
-            f"your contract {made.id} ({energy_text(record['energy_wh_before'])} at "
-            f"{price_text(made.price)} for the slot of {made.slot:%Y-%m-%d %H:%M} UTC)"
+            f"your contract {made.id} ({energy_text(record['energy_wh_before'], made.carrier)} "
+            f"at {price_text(made.price, made.carrier)} for the slot of "
+            f"{made.slot:%Y-%m-%d %H:%M} UTC)"
         )
         if act.type == chain.VETO:
             return (
@@ -332,7 +340,8 @@ def _message(act: SupervisoryAct, data: dict[str, Any]) -> str:
                 "its margins were released."
             )
         return (
-            f"A regulator curtailed {what} to {energy_text(record['energy_wh'])}: {reason}. The "
+            f"A regulator curtailed {what} to {energy_text(record['energy_wh'], made.carrier)}: "
+            f"{reason}. The "
             "margins for the energy taken out were released."
         )
     if act.type == chain.RESTRICT:

@@ -27,6 +27,10 @@ files a ``ReviewItem`` if any rule trips. Integers only.
 "So far" and "right after this contract" are read from the state after the block, less the
 slot's later contracts (made in the same block): the answer does not depend on how the
 validators packed transactions into blocks.
+
+Each carrier is its own market (``market.chain.schema``, "carriers"): a heat contract is held
+against the slot's heat contracts (``heat-<slot>-<n>``) and its parties' heat segments, never
+against electricity's; the tariff (electricity's) is no reference for its price.
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.state import State
-from market.chain.options import BPS, market_options
-from market.chain.schema import contract_key, contracts_key, defaults_key
+from market.chain.options import BPS, ELECTRICITY, market_options
+from market.chain.schema import carrier_of, contract_id, contract_key, contracts_key, defaults_key
 from market.chain.tariff import band_of, in_force
 from supervision.chain import grid
-from supervision.chain.schema import feeder_of, limit_w, loaded_wh, topology
+from supervision.chain.schema import carrier_of_feeder, feeder_of, limit_w, loaded_wh, topology
 
 DEFAULTS_WINDOW_SLOTS = 96
 # A slot with fewer contracts so far than this is thin: its own median says little of the market.
@@ -68,9 +72,11 @@ def _slot_text(slot_ms: int) -> str:
     return f"{_EPOCH + timedelta(milliseconds=slot_ms):%Y-%m-%d %H:%M} UTC"
 
 
-def _slot_contracts(state: State, slot: int, indexes: range) -> list[dict[str, Any]]:
-    """The slot's contracts numbered in ``indexes``, in time priority."""
-    found = (state.get(contract_key(f"{slot}-{n}")) for n in indexes)
+def _slot_contracts(
+    state: State, slot: int, indexes: range, carrier: str = ELECTRICITY
+) -> list[dict[str, Any]]:
+    """The slot's contracts of ``carrier`` numbered in ``indexes``, in time priority."""
+    found = (state.get(contract_key(contract_id(slot, n, carrier))) for n in indexes)
     return [made for made in found if made is not None]
 
 
@@ -100,10 +106,14 @@ def price(
     return None
 
 
-def reference(state: State, slot: int, prices: int, slot_median: int) -> tuple[int, str]:
+def reference(
+    state: State, slot: int, prices: int, slot_median: int, carrier: str = ELECTRICITY
+) -> tuple[int, str]:
     """What a contract's price is held against, and its name: the slot's median so far, or, on a
-    thin slot (``prices`` < ``THIN_SLOT``) with a tariff in force, its band's middle."""
-    tariff = in_force(state, slot) if prices < THIN_SLOT else None
+    thin slot (``prices`` < ``THIN_SLOT``) of electricity with a tariff in force, its band's
+    middle."""
+    thin = prices < THIN_SLOT and carrier == ELECTRICITY
+    tariff = in_force(state, slot) if thin else None
     if tariff is None:
         return slot_median, SLOT_MEDIAN
     band = band_of(tariff, slot)
@@ -143,7 +153,7 @@ def _add_load(state: State, load: Later, made: dict[str, Any]) -> None:
     if made.get("vetoed"):
         return
     for direction, party in (("export", "seller"), ("import", "buyer")):
-        feeder = feeder_of(state, made[party])
+        feeder = feeder_of(state, made[party], carrier_of(made))
         if feeder is not None:
             key = (direction, feeder)
             load[key] = load.get(key, 0) + made["energy_wh"]
@@ -154,20 +164,21 @@ def feeder_load(
 ) -> str | None:
     """A feeder loaded to ``feeder_load_bps`` of its capacity or more, right after it
     (``later``: what the slot's contracts made after it add to the load the state holds)."""
-    slot = contract["slot"]
+    slot, carrier = contract["slot"], carrier_of(contract)
     slot_ms = market_options(state).slot_ms
     found = []
     for direction, party in (("export", "seller"), ("import", "buyer")):
-        feeder = feeder_of(state, contract[party])
+        feeder = feeder_of(state, contract[party], carrier)
         published = topology(state, feeder) if feeder else None
-        if feeder is None or published is None:
+        if feeder is None or published is None or carrier_of_feeder(published) != carrier:
             continue
         capacity = grid.capacity_wh(limit_w(published, direction), slot_ms)
         loaded = loaded_wh(state, slot, feeder, direction) - later.get((direction, feeder), 0)
         if loaded > 0 and loaded * BPS >= limits["feeder_load_bps"] * capacity:
             share = loaded * 100 // capacity if capacity else 100
+            what = "feeder" if carrier == ELECTRICITY else f"{carrier} segment"
             found.append(
-                f"feeder {feeder}'s {direction} is at {share} % of its capacity "
+                f"{what} {feeder}'s {direction} is at {share} % of its capacity "
                 f"({loaded:,} of {capacity:,} Wh)"
             )
     return "; ".join(found) or None
@@ -200,11 +211,12 @@ def evaluate(
     """The rules ``contract`` trips, in the order of :data:`RULES`:
     ``[{"rule": name, "detail": why}]`` (empty: nothing to review). Reads the slot's other
     contracts; for a block's new contracts, :func:`evaluate_made` reads them once for all."""
-    index, count = contract["index"], state.get(contracts_key(contract["slot"]), 0)
-    so_far = _slot_contracts(state, contract["slot"], range(index))
-    later = _slot_contracts(state, contract["slot"], range(index + 1, count))
+    slot, carrier = contract["slot"], carrier_of(contract)
+    index, count = contract["index"], state.get(contracts_key(slot, carrier), 0)
+    so_far = _slot_contracts(state, slot, range(index), carrier)
+    later = _slot_contracts(state, slot, range(index + 1, count), carrier)
     prices = [made["price"] for made in so_far if not made.get("vetoed")] + [contract["price"]]
-    middle = reference(state, contract["slot"], len(prices), median(prices))
+    middle = reference(state, slot, len(prices), median(prices), carrier)
     return _tripped(contract, state, limits, middle, _later_load(state, later))
 
 
@@ -215,18 +227,20 @@ def evaluate_made(
     state after that block), by id. Per slot, the earlier contracts' prices are read once and
     the median is kept up to date as the block's contracts join it, in time priority: a block
     costs O(the slot's contracts), not that for each of its own."""
-    by_slot: dict[int, list[dict[str, Any]]] = {}
+    by_slot: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for contract in made:
-        by_slot.setdefault(contract["slot"], []).append(contract)
+        by_slot.setdefault((contract["slot"], carrier_of(contract)), []).append(contract)
     tripped: dict[str, list[dict[str, str]]] = {}
-    for slot, new in by_slot.items():
+    for (slot, carrier), new in by_slot.items():
         new.sort(key=lambda contract: contract["index"])
-        before = _slot_contracts(state, slot, range(new[0]["index"]))
+        before = _slot_contracts(state, slot, range(new[0]["index"]), carrier)
         prices = sorted(m["price"] for m in before if not m.get("vetoed"))
         middles = {}
         for contract in new:
             bisect.insort(prices, contract["price"])
-            middles[contract["id"]] = reference(state, slot, len(prices), _sorted_median(prices))
+            middles[contract["id"]] = reference(
+                state, slot, len(prices), _sorted_median(prices), carrier
+            )
             if contract.get("vetoed"):
                 prices.remove(contract["price"])  # it counts for itself, not for those after
         later: Later = {}  # the load of the block's contracts after the one at hand

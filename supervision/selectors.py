@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
 from ledger.models import TransactionRecord
-from market.chain.options import BPS
+from market.chain.options import BPS, ELECTRICITY, UNITS
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
 from market.selectors import options as market_options
@@ -72,12 +72,16 @@ class SellerShare:
 
 @dataclass(frozen=True)
 class SlotStatistics:
+    """One slot's contracts of one carrier: each carrier's volume is in Wh of its own unit, so
+    a slot with electricity and heat contracts has a row for each, never one total."""
+
     slot: datetime
     contracts: int
     volume_wh: int
     median_price: int  # minor units per kWh, over the contracts (not weighted)
     shares: list[SellerShare]  # largest first
     alert: bool  # a seller holds more than SUPERVISION_REVIEW["seller_share_bps"]
+    carrier: str = ELECTRICITY
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class FeederLoading:
     export_pct: int  # rounded down; 100 when a feeder of no capacity carries anything
     import_pct: int
     alert: bool  # either way at SUPERVISION_REVIEW["feeder_load_bps"] or more
+    carrier: str = ELECTRICITY  # a heat segment's loads and capacities are in Wh thermal
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,13 @@ def _feeder_of(address: str) -> str:
         MarketAccount.objects.filter(address=address).values_list("feeder", flat=True).first()
     )
     return feeder or ""
+
+
+def networks_of(address: str) -> list[str]:
+    """The names the household at ``address`` is on: its feeder and, where it has one, its
+    segment of the heating network; a stop of either (``feeder:<name>``) touches it."""
+    row = MarketAccount.objects.filter(address=address).values_list("feeder", "heat_segment")
+    return [name for name in (row.first() or ()) if name]
 
 
 def feeder_of(*, user: User) -> str:
@@ -257,7 +269,7 @@ def acts_naming(*, address: str, contracts: list[str]) -> QuerySet[SupervisoryAc
 def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
     """The acts a household is shown, newest first: on its contracts or its account (those whose
     ``affected`` names it), and the suspensions, resumptions and declarations of the whole
-    market or grid and of its feeder, with its feeder's publication.
+    market or grid and of its feeder and heat segment, with their publications.
 
     ``affected`` is derived from the contract or the address an act names, so it is matched
     through those columns: plain SQL on every database, no JSON lookup.
@@ -273,9 +285,8 @@ def acts_touching(*, user: User) -> QuerySet[SupervisoryAct]:
         | Q(type__in=(SUSPEND, RESUME), scope="market")
         | Q(type=DECLARE, scope="grid")
     )
-    feeder = _feeder_of(address)
-    if feeder:
-        touching |= Q(scope=f"feeder:{feeder}")
+    for name in networks_of(address):
+        touching |= Q(scope=f"feeder:{name}")
     return SupervisoryAct.objects.filter(touching)
 
 
@@ -300,16 +311,18 @@ def _names(addresses: Iterable[str]) -> dict[str, str]:
 
 
 def _statistics(
-    rows: Iterable[tuple[datetime, str, int, int]], threshold_bps: int
+    rows: Iterable[tuple[datetime, str, str, int, int]], threshold_bps: int
 ) -> list[SlotStatistics]:
-    """Per slot (newest first) from (slot, seller, energy_wh, price) of standing contracts."""
-    by_slot: dict[datetime, list[tuple[str, int, int]]] = defaultdict(list)
-    for slot, seller, energy_wh, price in rows:
-        by_slot[slot].append((seller, energy_wh, price))
+    """Per slot (newest first) and carrier (electricity first) from (slot, carrier, seller,
+    energy_wh, price) of standing contracts."""
+    by_slot: dict[tuple[datetime, str], list[tuple[str, int, int]]] = defaultdict(list)
+    for slot, carrier, seller, energy_wh, price in rows:
+        by_slot[slot, carrier].append((seller, energy_wh, price))
     names = _names(seller for made in by_slot.values() for seller, _, _ in made)
     result = []
-    for slot in sorted(by_slot, reverse=True):
-        made = by_slot[slot]
+    order = sorted(by_slot, key=lambda key: (-key[0].timestamp(), key[1] != ELECTRICITY, key[1]))
+    for slot, carrier in order:
+        made = by_slot[slot, carrier]
         volume = sum(energy for _, energy, _ in made)
         sold: dict[str, int] = defaultdict(int)
         for seller, energy, _ in made:
@@ -331,6 +344,7 @@ def _statistics(
                 median_price=median([price for _, _, price in made]),
                 shares=shares,
                 alert=any(share.share_bps > threshold_bps for share in shares),
+                carrier=carrier,
             )
         )
     return result
@@ -341,7 +355,9 @@ def slot_statistics(*, user: User, limit: int = 24) -> list[SlotStatistics]:
     _require(user, *WATCHERS)
     standing = Contract.objects.filter(vetoed=False)
     slots = list(standing.order_by("-slot").values_list("slot", flat=True).distinct()[:limit])
-    rows = standing.filter(slot__in=slots).values_list("slot", "seller", "energy_wh", "price")
+    rows = standing.filter(slot__in=slots).values_list(
+        "slot", "carrier", "seller", "energy_wh", "price"
+    )
     return _statistics(rows, review_limits()["seller_share_bps"])
 
 
@@ -363,6 +379,7 @@ def _loading(feeder: Feeder, slot: datetime, load: FeederLoad | None) -> FeederL
     import_wh = load.import_wh if load else 0
     threshold = review_limits()["feeder_load_bps"]
     return FeederLoading(
+        carrier=feeder.carrier,
         feeder=feeder.name,
         slot=slot,
         export_wh=export_wh,
@@ -522,43 +539,63 @@ def _load_alerts(not_ended: datetime) -> list[Alert]:
             key=f"feeder_load:{feeder}:{direction}",
             feeder=feeder,
             hot=rows,
-            one=f"Feeder {feeder}: {direction} at {{pct}} % of its capacity ({{amount}} of "
-            "{of} Wh)",
-            many=f"Feeder {feeder}: {direction} at {at_least} % of its capacity or more in "
-            "{slots} upcoming slots, at most {pct} % ({amount} of {of} Wh)",
+            one=f"{network_part(carrier)} {feeder}: {direction} at {{pct}} % of its "
+            f"capacity ({{amount}} of {{of}} {_wh(carrier)})",
+            many=f"{network_part(carrier)} {feeder}: {direction} at {at_least} % of its "
+            f"capacity or more in {{slots}} upcoming slots, at most {{pct}} % ({{amount}} of "
+            f"{{of}} {_wh(carrier)})",
         )
         for (feeder, direction), rows in hot.items()
+        for carrier in [feeders[feeder].carrier]
     ]
     return sorted(found, key=lambda alert: (alert.slot, alert.key))
+
+
+def network_part(carrier: str) -> str:
+    """What a published name is, in words: "Feeder", or "Heat segment" (a segment of the
+    carrier's network)."""
+    return "Feeder" if carrier == ELECTRICITY else f"{carrier.capitalize()} segment"
+
+
+def _of(carrier: str) -> str:
+    """Whose volume an alert is about: "" for electricity, "heat " for heat."""
+    return "" if carrier == ELECTRICITY else f"{carrier} "
+
+
+def _wh(carrier: str) -> str:
+    """The unit of a carrier's Wh in an alert's words: "Wh", "Wh thermal"."""
+    return "W" + UNITS[carrier].removeprefix("kW")
 
 
 def _share_alerts(not_ended: datetime) -> list[Alert]:
     """One alert per seller above the share threshold in any upcoming slot."""
     threshold = review_limits()["seller_share_bps"]
     rows = Contract.objects.filter(vetoed=False, slot__gt=not_ended).values_list(
-        "slot", "seller", "energy_wh", "price"
+        "slot", "carrier", "seller", "energy_wh", "price"
     )
-    hot: dict[str, list[_Hot]] = defaultdict(list)
+    # Per seller and carrier: a share of heat's volume is not one of electricity's.
+    hot: dict[tuple[str, str], list[_Hot]] = defaultdict(list)
     names: dict[str, str] = {}
     for stats in reversed(_statistics(rows, threshold)):  # earliest slot first
         for share in stats.shares:
             if share.share_bps > threshold:
                 names[share.seller] = share.name or share.seller
-                hot[share.seller].append(
+                hot[share.seller, stats.carrier].append(
                     _Hot(stats.slot, share.share_bps // 100, share.energy_wh, stats.volume_wh)
                 )
     above = _bps_text(threshold)
     found = [
         _grouped(
             kind="seller_share",
-            key=f"seller_share:{seller}",
+            key=f"seller_share:{seller}" + ("" if carrier == ELECTRICITY else f":{carrier}"),
             feeder="",
             hot=slots,
-            one=f"{names[seller]} sells {{pct}} % of the slot's volume ({{amount}} of {{of}} Wh)",
-            many=f"{names[seller]} sells more than {above} % of the volume in {{slots}} "
-            "upcoming slots, at most {pct} % ({amount} of {of} Wh)",
+            one=f"{names[seller]} sells {{pct}} % of the slot's {_of(carrier)}volume "
+            f"({{amount}} of {{of}} {_wh(carrier)})",
+            many=f"{names[seller]} sells more than {above} % of the {_of(carrier)}volume in "
+            f"{{slots}} upcoming slots, at most {{pct}} % ({{amount}} of {{of}} {_wh(carrier)})",
         )
-        for seller, slots in hot.items()
+        for (seller, carrier), slots in hot.items()
     ]
     return sorted(found, key=lambda alert: (alert.slot, alert.key))
 
@@ -643,9 +680,11 @@ def suspensions_in_force(*, now: datetime | None = None) -> QuerySet[Suspension]
     return Suspension.objects.filter(Q(until__isnull=True) | Q(until__gt=now)).order_by("scope")
 
 
-def topology() -> QuerySet[Feeder]:
-    """The published feeders, by name, with their limits and declared state."""
-    return Feeder.objects.all()
+def topology(*, carrier: str | None = None) -> QuerySet[Feeder]:
+    """The published feeders (and heat segments), by name, with their limits and declared state;
+    only ``carrier``'s network's when given."""
+    published = Feeder.objects.all()
+    return published if carrier is None else published.filter(carrier=carrier)
 
 
 def grid_declaration() -> GridDeclaration | None:

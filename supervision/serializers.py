@@ -12,7 +12,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from market.serializers import parse_slot, utc_datetime
+from market.serializers import carrier_field, parse_slot, utc_datetime
 from supervision.chain.grid import MAX_REASON
 from supervision.models import GridState, ReviewStatus
 
@@ -110,6 +110,7 @@ class ReviewContractSerializer(serializers.Serializer):
     id = serializers.CharField()
     kind = serializers.CharField()
     slot = utc_datetime()
+    carrier = carrier_field()
     seller = serializers.CharField()
     buyer = serializers.CharField()
     energy_wh = serializers.IntegerField(help_text="What stands now (after any curtailment).")
@@ -176,6 +177,9 @@ class FeederSerializer(serializers.Serializer):
         ref_name = "SupervisionFeeder"
 
     name = serializers.CharField()
+    carrier = carrier_field(
+        help_text="`electricity`: a feeder; `heat`: a heat segment (W thermal)."
+    )
     export_limit_w = serializers.IntegerField()
     import_limit_w = serializers.IntegerField()
     published_height = serializers.IntegerField()
@@ -230,8 +234,9 @@ class SlotStatisticsSerializer(serializers.Serializer):
         ref_name = "SupervisionSlotStatistics"
 
     slot = utc_datetime()
+    carrier = carrier_field(help_text="Each carrier's contracts of a slot are a row of their own.")
     contracts = serializers.IntegerField()
-    volume_wh = serializers.IntegerField()
+    volume_wh = serializers.IntegerField(help_text="Wh of the row's carrier (thermal for heat).")
     median_price = serializers.IntegerField(help_text="Minor units per kWh.")
     shares = SellerShareSerializer(many=True, help_text="Largest first.")
     alert = serializers.BooleanField(help_text="A seller holds more than the share threshold.")
@@ -242,6 +247,7 @@ class FeederLoadingSerializer(serializers.Serializer):
         ref_name = "SupervisionFeederLoading"
 
     feeder = serializers.CharField()
+    carrier = carrier_field(help_text="A heat segment's loads and capacities are Wh thermal.")
     slot = utc_datetime()
     export_wh = serializers.IntegerField()
     import_wh = serializers.IntegerField()

@@ -28,8 +28,10 @@ from ledger import services as ledger_services
 from ledger.crypto import Transaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
+from market.chain.options import ELECTRICITY
 from market.models import Contract
 from market.selectors import address_of
+from market.services import worded
 from supervision import selectors
 from supervision.errors import MESSAGES
 from supervision.models import AlertAcknowledgement, Feeder, Notification
@@ -43,8 +45,12 @@ def _require(user: User, role: object, who: str) -> None:
 
 
 def _submit(user: User, type_: str, payload: dict[str, Any]) -> Transaction:
-    """Sign, rehearse and submit; a refusal's message is its code's (``supervision.errors``)."""
-    return transaction_sign_and_submit(user=user, type=type_, payload=payload, rehearse=True)
+    """Sign, rehearse and submit; a refusal's message is its code's (``supervision.errors``;
+    a carrier code's, the market's: ``market.services.worded``)."""
+    try:
+        return transaction_sign_and_submit(user=user, type=type_, payload=payload, rehearse=True)
+    except TransactionRejected as error:
+        raise worded(error) from None
 
 
 def _whole(value: object, code: str) -> int:
@@ -179,16 +185,25 @@ def defaults_reset(*, regulator: User, address: str, reason: str) -> Transaction
 
 
 def feeder_publish(
-    *, operator: User, feeder: str, export_limit_w: int, import_limit_w: int
+    *,
+    operator: User,
+    feeder: str,
+    export_limit_w: int,
+    import_limit_w: int,
+    carrier: str = ELECTRICITY,
 ) -> Transaction:
     """Publish a feeder, or change its limits, in W (``grid.feeder.publish``); new matches are
-    tailored to them."""
+    tailored to them. With ``carrier`` heat, a segment of the heating network (limits in W
+    thermal); feeders and segments share names (``carrier_mismatch`` for a name the other
+    network has), ``bad_carrier`` for a carrier the market does not trade."""
     _require(operator, Role.GRID_OPERATOR, "the grid operator can")
-    payload = {
+    payload: dict[str, Any] = {
         "feeder": feeder,
         "export_limit_w": _whole(export_limit_w, "bad_limit"),
         "import_limit_w": _whole(import_limit_w, "bad_limit"),
     }
+    if carrier != ELECTRICITY:  # an electricity feeder's publication is as it always was
+        payload["carrier"] = carrier
     return _submit(operator, "grid.feeder.publish", payload)
 
 
@@ -228,7 +243,8 @@ def household_approve(*, operator: User, household: User, feeder: str, top_up: i
     _require(operator, Role.GRID_OPERATOR, "the grid operator can")
     if household.role != Role.HOUSEHOLD or not household.is_active:
         raise TransactionRejected("not_household", MESSAGES["not_household"])
-    if not isinstance(feeder, str) or not Feeder.objects.filter(name=feeder).exists():
+    published = Feeder.objects.filter(name=feeder, carrier=ELECTRICITY)  # not a heat segment
+    if not isinstance(feeder, str) or not published.exists():
         raise TransactionRejected("unknown_feeder", MESSAGES["unknown_feeder"])
     if isinstance(top_up, bool) or not isinstance(top_up, int) or top_up < 0:
         raise TransactionRejected("bad_amount", MESSAGES["bad_amount"])

@@ -35,9 +35,11 @@ from gridplatform.accounts.models import Identity, Role, User
 from gridplatform.decorators import View, role_required
 from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
+from market.chain.options import ELECTRICITY
 from market.forms import energy_text, power_text
-from market.models import Contract, MarketAccount
+from market.models import Contract, MarketAccount, contract_carrier
 from market.selectors import address_of
+from market.selectors import options as market_options
 from supervision import selectors, services
 from supervision.errors import MESSAGES
 from supervision.forms import (
@@ -96,9 +98,16 @@ def _act_rows(
     return [ActRow(act=act, by_name=known.get(act.actor, "")) for act in shown]
 
 
-def feeder_names() -> list[str]:
-    """The published feeders' names, for the forms that pick one."""
-    return [feeder.name for feeder in selectors.topology()]
+def feeder_names(carrier: str | None = None) -> list[str]:
+    """The published feeders' names, for the forms that pick one: of ``carrier``'s network
+    (feeders, or heat segments), or of every network (None)."""
+    return [feeder.name for feeder in selectors.topology(carrier=carrier)]
+
+
+def scopes() -> list[tuple[str, str]]:
+    """Every published feeder and heat segment, with its carrier: what a suspension or a grid
+    state declaration may name (``feeder:<name>`` stops heat trading on a segment too)."""
+    return [(feeder.name, feeder.carrier) for feeder in selectors.topology()]
 
 
 def _preserved(form: forms.Form) -> forms.Form:
@@ -122,6 +131,7 @@ def review_rows(user: User) -> dict[str, Any]:
                 ReviewDecisionForm(
                     prefix=f"review-{item.contract.id}",
                     contract_energy_wh=item.contract.energy_wh,
+                    carrier=item.contract.carrier,
                 )
             ),
         }
@@ -169,7 +179,7 @@ def regulator_alerts(user: User) -> dict[str, Any]:
 def regulator_context(user: User, account: str = "") -> dict[str, Any]:
     """The supervision sections of the regulator console (regulators and admins; only a
     regulator signs acts, so an admin sees no forms)."""
-    feeders = feeder_names()
+    feeders = scopes()
     context = {
         **review_rows(user),
         **audit_rows(user),
@@ -227,8 +237,8 @@ def operator_context(user: User) -> dict[str, Any]:
     context = {**loading_rows(user), **operator_alerts(user), **grid_rows(user)}
     if user.role == Role.GRID_OPERATOR:
         context |= {
-            "publish_form": FeederPublishForm(prefix="feeder"),
-            "state_form": GridStateForm(prefix="grid", feeders=feeder_names()),
+            "publish_form": FeederPublishForm(prefix="feeder", carriers=market_options().carriers),
+            "state_form": GridStateForm(prefix="grid", feeders=scopes()),
         }
     return context
 
@@ -290,15 +300,17 @@ def alert_acknowledge(request: HttpRequest) -> HttpResponse:
 
 
 def _household_stops(user: User) -> dict[str, Any]:
-    """What stops or may stop this household's trading: its feeder's and the market's
-    suspensions, and the grid operator's declarations for its feeder and the whole grid."""
+    """What stops or may stop this household's trading: its feeder's (and heat segment's) and
+    the market's suspensions, and the grid operator's declarations for them and the whole
+    grid."""
     address = address_of(user)
+    networks = selectors.networks_of(address) if address else []
     feeder = (
         MarketAccount.objects.filter(address=address).values_list("feeder", flat=True).first()
         if address
         else None
     )
-    scopes = {"market"} | ({f"feeder:{feeder}"} if feeder else set())
+    scopes = {"market"} | {f"feeder:{name}" for name in networks}
     suspensions = [s for s in selectors.suspensions_in_force() if s.scope in scopes]
     declarations = []
     grid = selectors.grid_declaration()
@@ -306,17 +318,15 @@ def _household_stops(user: User) -> dict[str, Any]:
         declarations.append(
             {"scope": "grid", "state": grid.state, "reason": grid.reason, "since": grid.since}
         )
-    if feeder:
-        row = selectors.topology().filter(name=feeder).first()
-        if row is not None and row.state != "normal":
-            declarations.append(
-                {
-                    "scope": f"feeder:{feeder}",
-                    "state": row.state,
-                    "reason": row.state_reason,
-                    "since": row.state_since,
-                }
-            )
+    for row in selectors.topology().filter(name__in=networks).exclude(state="normal"):
+        declarations.append(
+            {
+                "scope": f"feeder:{row.name}",
+                "state": row.state,
+                "reason": row.state_reason,
+                "since": row.state_since,
+            }
+        )
     for declaration in declarations:
         declaration["words"] = GRID_STATE_WORDS.get(declaration["state"], declaration["state"])
     return {
@@ -470,11 +480,11 @@ def _review_act(contract: Contract) -> Act:
         decision = data["decision"]
         rows = [
             ("Contract", contract.id),
-            ("Energy now", energy_text(contract.energy_wh)),
+            ("Energy now", energy_text(contract.energy_wh, contract.carrier)),
             ("Decision", dict(ReviewDecisionForm.DECISIONS)[decision]),
         ]
         if decision == "curtail":
-            rows.append(("Energy after", energy_text(data["energy_wh"])))
+            rows.append(("Energy after", energy_text(data["energy_wh"], contract.carrier)))
         rows.append(("Reason", data["reason"]))
         button = {
             "clear": "Confirm: clear the contract",
@@ -511,7 +521,10 @@ def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
         return redirect("regulator-console")
     contract = item.contract
     form = ReviewDecisionForm(
-        request.POST, prefix=f"review-{contract.id}", contract_energy_wh=contract.energy_wh
+        request.POST,
+        prefix=f"review-{contract.id}",
+        contract_energy_wh=contract.energy_wh,
+        carrier=contract.carrier,
     )
     return _perform(request, _review_act(contract), form)
 
@@ -519,10 +532,11 @@ def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
 def _contract_confirm(data: dict[str, Any]) -> Confirmation:
     rows = [("Contract", data["contract"])]
     contract = Contract.objects.filter(id=data["contract"]).first()
+    carrier = contract_carrier(data["contract"])
     if contract is not None:
-        rows.append(("Energy now", energy_text(contract.energy_wh)))
+        rows.append(("Energy now", energy_text(contract.energy_wh, carrier)))
     if data["act"] == "curtail":
-        rows.append(("Energy after", energy_text(data["energy_wh"])))
+        rows.append(("Energy after", energy_text(data["energy_wh"], carrier)))
     rows.append(("Reason", data["reason"]))
     if data["act"] == "veto":
         return Confirmation(
@@ -584,7 +598,7 @@ SUSPEND_ACT = Act(
 trading_suspend = _act_view(
     Role.REGULATOR,
     SUSPEND_ACT,
-    lambda post: SuspendForm(post, prefix="suspend", feeders=feeder_names()),
+    lambda post: SuspendForm(post, prefix="suspend", feeders=scopes()),
 )
 
 
@@ -606,7 +620,7 @@ RESUME_ACT = Act(
 trading_resume = _act_view(
     Role.REGULATOR,
     RESUME_ACT,
-    lambda post: ResumeForm(post, prefix="resume", feeders=feeder_names()),
+    lambda post: ResumeForm(post, prefix="resume", feeders=scopes()),
 )
 
 
@@ -652,30 +666,44 @@ account_act = _act_view(
 )
 
 
+def _what(data: dict[str, Any]) -> str:
+    """What a publication names: "feeder", or "heat segment" (``selectors.network_part``)."""
+    return selectors.network_part(_carrier(data)).lower()
+
+
+def _carrier(data: dict[str, Any]) -> str:
+    """The network a publication is for: the form's choice, or electricity without one."""
+    carrier: str = data.get("carrier", ELECTRICITY)
+    return carrier
+
+
 PUBLISH_ACT = Act(
-    "Publish a feeder",
+    "Publish a feeder or a heat segment",
     "operator-console",
     lambda data: Confirmation(
-        f"Publish feeder {data['feeder']}?",
+        f"Publish {_what(data)} {data['feeder']}?",
         [
-            ("Feeder", data["feeder"]),
-            ("Export limit", power_text(data["export_limit_w"])),
-            ("Import limit", power_text(data["import_limit_w"])),
+            (_what(data).capitalize(), data["feeder"]),
+            ("Export limit", power_text(data["export_limit_w"], _carrier(data))),
+            ("Import limit", power_text(data["import_limit_w"], _carrier(data))),
         ],
-        "Confirm: publish the feeder",
+        f"Confirm: publish the {_what(data)}",
     ),
     lambda user, data: services.feeder_publish(
         operator=user,
         feeder=data["feeder"],
         export_limit_w=data["export_limit_w"],
         import_limit_w=data["import_limit_w"],
+        carrier=_carrier(data),
     ),
-    lambda data: f"The publication of feeder {data['feeder']}",
+    lambda data: f"The publication of {_what(data)} {data['feeder']}",
 )
 
 
 feeder_publish = _act_view(
-    Role.GRID_OPERATOR, PUBLISH_ACT, lambda post: FeederPublishForm(post, prefix="feeder")
+    Role.GRID_OPERATOR,
+    PUBLISH_ACT,
+    lambda post: FeederPublishForm(post, prefix="feeder", carriers=market_options().carriers),
 )
 
 
@@ -703,5 +731,5 @@ DECLARE_ACT = Act(
 grid_state_declare = _act_view(
     Role.GRID_OPERATOR,
     DECLARE_ACT,
-    lambda post: GridStateForm(post, prefix="grid", feeders=feeder_names()),
+    lambda post: GridStateForm(post, prefix="grid", feeders=scopes()),
 )

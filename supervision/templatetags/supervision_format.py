@@ -19,6 +19,7 @@ from gridplatform.accounts.models import Role
 from gridplatform.money import text_from_minor
 from ledger.projection import datetime_of_ms
 from market.forms import energy_text, power_text
+from market.models import contract_carrier
 from supervision import selectors
 
 register = template.Library()
@@ -52,9 +53,10 @@ def _until(value: object) -> str:
     return ""
 
 
-def power(value: object) -> str:
-    """A limit in W as kW, exactly: ``{{ feeder.export_limit_w|power }}``."""
-    return power_text(value) if isinstance(value, int) else "—"
+def power(value: object, carrier: str = "electricity") -> str:
+    """A limit in W as kW, exactly: ``{{ feeder.export_limit_w|power }}``; a heat segment's
+    in kW thermal: ``{{ feeder.export_limit_w|power:feeder.carrier }}``."""
+    return power_text(value, carrier) if isinstance(value, int) else "—"
 
 
 def act_what(act: Any) -> str:
@@ -67,7 +69,8 @@ def act_what(act: Any) -> str:
             return f"Vetoed contract {contract}"
         case "supervision.contract.curtail":
             energy = payload.get("energy_wh")
-            cut = f" to {energy_text(energy)}" if isinstance(energy, int) else ""
+            unit = contract_carrier(contract)
+            cut = f" to {energy_text(energy, unit)}" if isinstance(energy, int) else ""
             return f"Curtailed contract {contract}{cut}"
         case "supervision.review.clear":
             return f"Cleared contract {contract} after review"

@@ -207,9 +207,18 @@ class _Feed:
 
 @functools.cache
 def _built(
-    n_blocks: int, txs_per_block: int, seed: int, households: int, chain: str, start_ms: int
+    n_blocks: int,
+    txs_per_block: int,
+    seed: int,
+    households: int,
+    chain: str,
+    start_ms: int,
+    options: tuple[tuple[str, int], ...] = (),
 ) -> tuple[Genesis, tuple[Block, ...], tuple[dict[str, Any], ...]]:
-    genesis, block0 = genesis_of(chain, start_ms)
+    if options:
+        genesis, block0 = genesis_of(chain, start_ms, (("slot_length_ms", 900_000), *options))
+    else:
+        genesis, block0 = genesis_of(chain, start_ms)
     state = genesis.genesis_state()
     blocks = [block0]
     states = [state.to_json()]
@@ -230,11 +239,15 @@ def build_chain(
     households: int = 4,
     chain: str = CHAIN,
     start_ms: int = GENESIS_TIME_MS,
+    options: tuple[tuple[str, int], ...] = (),
 ) -> Chain:
     """Genesis (at ``start_ms``) and ``n_blocks`` blocks after it (heights 0..n_blocks), 5 s
-    apart, each of ``txs_per_block`` transactions, with the state after each height.
+    apart, each of ``txs_per_block`` transactions, with the state after each height; genesis
+    ``options`` as (name, value) pairs beside the default ones (e.g. ``("market.heat", 1)``).
     Deterministic in its arguments (and cached: the states returned are fresh copies)."""
-    genesis, blocks, states = _built(n_blocks, txs_per_block, seed, households, chain, start_ms)
+    genesis, blocks, states = _built(
+        n_blocks, txs_per_block, seed, households, chain, start_ms, options
+    )
     return Chain(genesis, list(blocks), [State(data) for data in states])
 
 

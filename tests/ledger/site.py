@@ -54,13 +54,19 @@ def order(site: Site, who: KeyPair, side: str, energy_wh: int, price: int, slot:
 
 
 def trading_site(
-    settings: Any, directory: Path, households: Any, *, credits: int = 100_000
+    settings: Any,
+    directory: Path,
+    households: Any,
+    *,
+    credits: int = 100_000,
+    options: tuple[tuple[str, int], ...] = (),
 ) -> Site:
-    """A site on a fresh recent chain whose ``households`` (key pairs) are registered, hold
-    ``credits`` and sit on feeder-1: ready to trade."""
+    """A site on a fresh recent chain (genesis ``options`` beside the defaults) whose
+    ``households`` (key pairs) are registered, hold ``credits`` and sit on feeder-1: ready to
+    trade."""
     from tests.ledger.chains import build_chain, recent_start_ms
 
-    chain = build_chain(1, 1, start_ms=recent_start_ms())
+    chain = build_chain(1, 1, start_ms=recent_start_ms(), options=options)
     use_network(settings, directory, chain)
     site = Site(chain)
     site.project_all()

@@ -17,6 +17,7 @@ from gridplatform.accounts.models import User
 from gridplatform.asgi import application
 from ledger import live
 from ledger.blocks import Block
+from market import live as market_live
 from tests.accounts.test_consumers import headers
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR
 from tests.ledger.site import SLOT_MS, Site, give_key, open_slot, order, trading_site
@@ -149,6 +150,22 @@ def test_block_topics_reads_the_applications_keys(site: Site) -> None:
     changes = {f"market/locked/{OTHER.address}": 0, f"market/level/{slot}/buy/10": None}
     topics = live.block_topics(block=block, state=site.state, changes=changes)
     assert topics == {live.account_topic(OTHER.address), live.slot_topic(slot)}
+
+
+@pytest.mark.django_db
+def test_a_heat_books_keys_hint_their_slot_as_electricitys_do(site: Site) -> None:
+    """Another carrier's families sit under ``<carrier>/<slot>`` (a heat contract is
+    ``heat-<slot>-<n>``): the slot is still what they name, where no event does."""
+    slot = open_slot(site)
+    block = site.commit([site.sign(OPERATOR, "credit.issue", to=OTHER.address, amount=1)])
+    for key in (
+        f"market/level/heat/{slot}/buy/10",
+        f"market/book/heat/{slot}/buy/0/0",
+        f"market/offers/heat/{slot}",
+        f"market/contract/heat-{slot}-0",
+    ):
+        topics = market_live.topics(block=block, state=site.state, changes={key: None})
+        assert topics == {live.slot_topic(slot)}, key
 
 
 @pytest.mark.parametrize(

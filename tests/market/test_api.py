@@ -131,6 +131,7 @@ def test_it_places_an_order_and_shows_it_once_its_block_commits(
         "order": {
             "id": row.tx_id,
             "status": "pending",
+            "carrier": "electricity",  # the default: the payload below names none
             "slot": iso(slot),
             "side": "sell",
             "energy_wh": 3_000,
@@ -157,6 +158,7 @@ def test_it_places_an_order_and_shows_it_once_its_block_commits(
         "id": row.tx_id,
         "status": "open",
         "slot": iso(slot),
+        "carrier": "electricity",
         "side": "sell",
         "price": 20,
         "energy_wh": 3_000,
@@ -201,6 +203,7 @@ def test_it_matches_orders_into_contracts_that_both_parties_see(
         "id": f"{slot}-0",
         "kind": "order",
         "slot": iso(slot),
+        "carrier": "electricity",
         "seller": prosumer.identity.address,
         "buyer": consumer.identity.address,
         "energy_wh": 2_000,
@@ -335,6 +338,7 @@ def test_it_shows_a_slots_book_best_prices_first_without_owners(
 
     expected = {
         "slot": iso(slot),
+        "carrier": "electricity",
         "bids": [
             {"price": 25, "energy_wh": 300, "orders": 1},
             {"price": 21, "energy_wh": 700, "orders": 1},
@@ -352,7 +356,12 @@ def test_it_shows_a_slots_book_best_prices_first_without_owners(
     for name in (iso(slot), in_utc_offset, in_kolkata):
         assert client.get(f"{API}/market/slots/{name}/book").json() == expected, name
     empty = client.get(f"{API}/market/slots/{iso(slot + SLOT_MS)}/book").json()
-    assert empty == {"slot": iso(slot + SLOT_MS), "bids": [], "asks": []}
+    assert empty == {
+        "slot": iso(slot + SLOT_MS),
+        "carrier": "electricity",
+        "bids": [],
+        "asks": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -390,7 +399,7 @@ def test_it_posts_an_offer_its_buyer_accepts_and_its_seller_withdraws(
     assert response.status_code == 202
     offer = SubmittedTransaction.objects.get().tx_id
     assert response.json() == {
-        "offer": {"id": offer, "status": "pending", **body},
+        "offer": {"id": offer, "status": "pending", "carrier": "electricity", **body},
         "transaction": offer,
     }
     assert pending() == [{"type": "market.offer.post", **body, "slot": slot}]
@@ -403,6 +412,7 @@ def test_it_posts_an_offer_its_buyer_accepts_and_its_seller_withdraws(
         "owner": prosumer.identity.address,
         "buyer": consumer.identity.address,
         "slot": iso(slot),
+        "carrier": "electricity",
         "price": 18,
         "energy_wh": 1_000,
         "remaining_wh": 1_000,
@@ -516,6 +526,10 @@ BAD_ORDERS: dict[str, tuple[Any, str]] = {
     "a null price": (order_body(price=None), "bad_price"),
     "a price the ledger cannot sign": (order_body(price=-(2**64)), "price_out_of_bounds"),
     "the first bad field wins": (order_body(side="x", price="y"), "bad_side"),
+    "a carrier that is none": (order_body(carrier="gas"), "bad_carrier"),
+    "a null carrier": (order_body(carrier=None), "bad_carrier"),
+    "a carrier this market does not trade": (order_body(carrier="heat"), "bad_carrier"),
+    "the carrier is checked first": (order_body(carrier="gas", slot="soon"), "bad_carrier"),
 }
 
 
@@ -914,7 +928,10 @@ def test_it_publishes_every_market_path_in_the_schema(db: None) -> None:
     for code in ("bad_slot", "bad_side", "bad_energy", "bad_price", "opposite_side_open"):
         assert f"`{code}`" in place_order["description"]
     listed = {p["name"] for p in paths[f"{API}/orders"]["get"]["parameters"]}
-    assert listed == {"limit", "offset", "status", "slot", "side"}
+    assert listed == {"limit", "offset", "status", "slot", "side", "carrier"}
+    assert "`bad_carrier`" in place_order["description"]
+    book = paths[f"{API}/market/slots/{{slot}}/book"]["get"]
+    assert {p["name"] for p in book["parameters"]} == {"slot", "carrier"}
     assert "not_on_ledger" in paths[f"{API}/account"]["get"]["responses"]["404"]["description"]
     placement = schema["components"]["schemas"]["MarketOrderPlacementRequest"]["properties"]
     assert (placement["energy_wh"]["type"], placement["slot"]["format"]) == (

@@ -86,6 +86,18 @@ def test_a_relayed_batch_of_the_households_meter_drives_its_rules(
     assert pending_orders() == [("sell", 1_000, 18)]
 
 
+def test_a_heat_meters_readings_drive_no_rule_and_count_in_no_forecast(
+    site: Site, prosumer: User
+) -> None:
+    """Rules trade electricity: a heat meter's kWh thermal are no surplus of electricity."""
+    rules.rule_create(owner=prosumer, kind="sell_surplus", energy_wh=300, price=18)
+    loop = register(prosumer, "loop-heat", kind="heat").meter
+    store_readings(loop, (NOW, 0, 5_000))
+    relay.batch_relay(ReadingBatch.objects.get())
+    assert pending_orders() == []
+    assert rules.slot_sums(owner=prosumer, windows=[(NOW, NOW + timedelta(hours=1))]) == {}
+
+
 def test_a_refused_order_leaves_the_rule_free_to_try_again(
     site: Site, prosumer: User, consumer: User
 ) -> None:

@@ -154,6 +154,7 @@ def test_a_meters_readings_settle_a_contract_into_both_statements(
         "0",
         "18",
         "-130",
+        "electricity",
     ]
     client.force_login(grid_operator)
     assert client.get("/market/statements.csv").status_code == 403

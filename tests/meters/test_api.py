@@ -297,18 +297,23 @@ def test_it_registers_a_meter_and_shows_its_token_once(prosumer: User) -> None:
     answer = response.json()
     token = answer.pop("token")
     meter = answer["meter"]
-    assert meter | {"created_at": None} == {
-        "meter_id": "roof-pv-1",
-        "owner": prosumer.identity.address,
-        "kind": "pv",
-        "public_key": body["public_key"],
-        "feeder": "f1",
-        "interval_s": 900,
-        "active": True,
-        "created_at": None,
-        "token": {"prefix": token[:8], "created_at": meter["token"]["created_at"]},
-        "last_reading_start": None,
-    }
+    assert (
+        meter | {"created_at": None}
+        == {
+            "meter_id": "roof-pv-1",
+            "owner": prosumer.identity.address,
+            "kind": "pv",
+            "carrier": "electricity",  # what a pv meter measures
+            "unit": "kWh",
+            "public_key": body["public_key"],
+            "feeder": "f1",
+            "interval_s": 900,
+            "active": True,
+            "created_at": None,
+            "token": {"prefix": token[:8], "created_at": meter["token"]["created_at"]},
+            "last_reading_start": None,
+        }
+    )
     assert MeterToken.objects.get().digest == hashlib.sha256(token.encode()).hexdigest()
     # Never again: not in the list, not in the meter.
     for path in ["/meters", "/meters/roof-pv-1"]:

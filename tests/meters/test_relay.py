@@ -60,6 +60,7 @@ def test_it_announces_a_relayed_batchs_latest_interval(
             "import_wh": 5,
             "export_wh": 6,
             "duration_s": 60,
+            "carrier": "electricity",  # what the meter measures: the rules read no other
         }
     ]
 

@@ -304,6 +304,7 @@ def test_the_watchers_see_statistics_loading_and_alerts(
     [stats] = get(client, "/statistics")
     assert stats == {
         "slot": slot,
+        "carrier": "electricity",
         "contracts": 1,
         "volume_wh": 1_400,
         "median_price": 120,
@@ -464,6 +465,17 @@ BAD = [
     ("/topology", {"feeder": "F 1", "export_limit_w": 1, "import_limit_w": 1}, "bad_feeder"),
     ("/topology", {"feeder": "f3", "export_limit_w": -1, "import_limit_w": 1}, "bad_limit"),
     ("/topology", {"feeder": "f3", "export_limit_w": 1, "import_limit_w": "1"}, "bad_limit"),
+    (
+        "/topology",
+        {"feeder": "f3", "export_limit_w": 1, "import_limit_w": 1, "carrier": "gas"},
+        "bad_carrier",
+    ),
+    # A market of electricity alone has no heating network to publish a segment of.
+    (
+        "/topology",
+        {"feeder": "f3", "export_limit_w": 1, "import_limit_w": 1, "carrier": "heat"},
+        "bad_carrier",
+    ),
     ("/grid-state", {"scope": "market", "state": "unstable", "reason": "r"}, "bad_scope"),
     ("/grid-state", {"scope": "grid", "state": "on_fire", "reason": "r"}, "bad_state"),
     ("/grid-state", {"scope": "grid", "state": "unstable"}, "reason_required"),
