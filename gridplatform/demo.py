@@ -106,14 +106,15 @@ DEMO_TOPOLOGY = {
     "feeder-mill-lane": (6_000, 6_000),
 }
 DEMO_FEEDERS = tuple(DEMO_TOPOLOGY)
-# A small heat loop along the south street: solar-thermal roofs feed it, neighbours draw from
-# it, one household runs a thermal store. Its one segment carries 3 kW thermal each way (250 Wh
-# in a 5-minute slot), so the heating network's check bites as Mill Lane's feeder does.
+# A small heat loop along the south street: a solar-thermal roof and two heat pumps with buffer
+# tanks feed it, neighbours draw from it, one household runs a thermal store. Its one segment
+# carries 3 kW thermal each way (250 Wh in a 5-minute slot), so the heating network's check
+# bites as Mill Lane's feeder does.
 DEMO_HEAT_TOPOLOGY = {"heat-south-loop": (3_000, 3_000)}
 DEMO_HEAT = {
     "Kavya Iyer": "solar_thermal",
-    "Lars Nilsen": "solar_thermal",
-    "Maya Cohen": "solar_thermal",
+    "Lars Nilsen": "heat_pump",
+    "Maya Cohen": "heat_pump",
     "Noah Schmidt": "heat_consumer",
     "Sven Larsen": "heat_consumer",
     "Pablo Ortega": "thermal_store",

@@ -13,6 +13,13 @@ Every minute, each meter sends the minute that just ended, signed by its device,
 place orders, which match, clear, settle and show in the charts and statements like anyone's.
 Flows are a deterministic function of the household and the time (no randomness): a clear-sky
 PV curve between 06:00 and 20:00 and a household load with a morning and an evening peak.
+
+**Heat.** The households of the demo's heat loop (``gridplatform.demo.DEMO_HEAT``) also get a
+heat meter at their heat connection (kind ``heat``; ``thermal_storage`` for the thermal store),
+reporting the same way, and trade heat on the market: for the slot after next, a heat prosumer
+(solar-thermal roof, heat pump with a buffer tank) sells 90 % of the heat its meter will feed
+in, a heat consumer bids for 80 % of what it will draw, and the thermal store sells in the
+evening what it charged during the day, within its state of charge; each once per slot.
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from pathlib import Path
 from django.conf import settings
 
 from gridplatform.accounts.models import HouseholdKind, Role, User
-from gridplatform.demo import DEMO_DOMAIN
+from gridplatform.demo import DEMO_DOMAIN, DEMO_HEAT, DEMO_HEAT_TOPOLOGY
 from ledger.identity import KeyPair
+from ledger.services import TransactionRejected
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 60
@@ -43,12 +51,18 @@ RULES = {
 }
 
 
+# Each heat role's meter kind, and its order: side and price in minor units per kWh thermal.
+HEAT_KINDS = {"thermal_store": "thermal_storage"}  # the others: "heat"
+HEAT_PRICES = {"solar_thermal": 6, "heat_pump": 7, "thermal_store": 8, "heat_consumer": 10}
+
+
 @dataclass(frozen=True)
 class DemoMeter:
     household: User
     meter_id: str
     device: KeyPair
     token: str
+    heat_role: str = ""  # a heat meter's household's role in the heat loop; "" electricity
 
 
 def _directory() -> Path:
@@ -58,41 +72,60 @@ def _directory() -> Path:
 
 
 def demo_meters() -> list[DemoMeter]:
-    """Each demo household's meter, registered (and its key and token saved) the first time."""
+    """Each demo household's meter, and the heat loop's households' heat meters, registered
+    (and their keys and tokens saved) the first time."""
     from market import rules
-    from meters import services
-    from meters.models import Meter
 
     meters = []
     households = User.objects.filter(role=Role.HOUSEHOLD, email__endswith=f"@{DEMO_DOMAIN}")
     for household in households.order_by("id"):
-        meter_id = f"{household.email.split('@')[0]}-home"
-        saved = _directory() / f"{meter_id}.json"
-        if saved.exists():
-            data = json.loads(saved.read_text())
-            device, token = KeyPair(private_key=bytes.fromhex(data["key"])), data["token"]
-        elif Meter.objects.filter(meter_id=meter_id).exists():
-            log.warning("meter %s exists but its device key is lost; skipped", meter_id)
+        found = _meter(household, "home", "bidirectional", _feeder(household))
+        if found is None:
             continue
-        else:
-            device = KeyPair.generate()
-            _, token = services.meter_register(
-                by=household,
-                owner=household,
-                meter_id=meter_id,
-                kind="bidirectional",
-                public_key=device.public_key_hex,
-                feeder=_feeder(household),
-                interval_s=INTERVAL_S,
-            )
-            fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                json.dump({"key": device.private_key.hex(), "token": token}, file)
         if not rules.rules_of(user=household):
             kind, energy_wh, price = RULES[HouseholdKind(household.household_kind)]
             rules.rule_create(owner=household, kind=kind, energy_wh=energy_wh, price=price)
-        meters.append(DemoMeter(household, meter_id, device, token))
+        meters.append(found)
+        role = DEMO_HEAT.get(household.name, "")
+        if role:
+            (segment,) = DEMO_HEAT_TOPOLOGY
+            heat = _meter(household, "heat", HEAT_KINDS.get(role, "heat"), segment, role)
+            if heat is not None:
+                meters.append(heat)
     return meters
+
+
+def _meter(
+    household: User, name: str, kind: str, feeder: str, heat_role: str = ""
+) -> DemoMeter | None:
+    """The household's meter ``<first name>-<name>``, registered with a new device key the
+    first time (the key and token saved under var/demo-meters/); None if its key is lost."""
+    from meters import services
+    from meters.models import Meter
+
+    meter_id = f"{household.email.split('@')[0]}-{name}"
+    saved = _directory() / f"{meter_id}.json"
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        device, token = KeyPair(private_key=bytes.fromhex(data["key"])), data["token"]
+    elif Meter.objects.filter(meter_id=meter_id).exists():
+        log.warning("meter %s exists but its device key is lost; skipped", meter_id)
+        return None
+    else:
+        device = KeyPair.generate()
+        _, token = services.meter_register(
+            by=household,
+            owner=household,
+            meter_id=meter_id,
+            kind=kind,
+            public_key=device.public_key_hex,
+            feeder=feeder,
+            interval_s=INTERVAL_S,
+        )
+        fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump({"key": device.private_key.hex(), "token": token}, file)
+    return DemoMeter(household, meter_id, device, token, heat_role)
 
 
 def _feeder(household: User) -> str:
@@ -126,12 +159,87 @@ def flow(household: User, start: datetime, seconds: int) -> tuple[int, int]:
     return (0, net_wh) if net_wh > 0 else (-net_wh, 0)
 
 
+def heat_flow(household: User, role: str, start: datetime, seconds: int) -> tuple[int, int]:
+    """(import_wh, export_wh) at the household's heat connection over ``seconds`` from
+    ``start``, kWh thermal in Wh: its demand for space heating and hot water against what its
+    roof collects or its heat pump makes; the thermal store charges by day and gives by night."""
+    hour = start.astimezone(UTC).hour + start.minute / 60
+    if role == "thermal_store":
+        net_w = 1_200.0 if 9 <= hour < 16 else -1_500.0 if 17 <= hour < 23 else 0.0
+        net_wh = round(-net_w * seconds / 3_600)
+    else:
+        seed = household.pk % 5
+        demand_w = (
+            500
+            + 50 * seed
+            + 700 * math.exp(-((hour - 7) ** 2))
+            + 900 * math.exp(-(((hour - 19) / 2) ** 2))
+        )
+        supply_w = 0.0
+        if role == "solar_thermal" and 7 <= hour <= 19:
+            supply_w = 3_200 * math.sin(math.pi * (hour - 7) / 12)
+        elif role == "heat_pump":
+            supply_w = 2_600.0  # runs steadily, its buffer tank taking up the peaks
+        net_wh = round((supply_w - demand_w) * seconds / 3_600)
+    return (0, net_wh) if net_wh > 0 else (-net_wh, 0)
+
+
+def heat_order(meter: DemoMeter, slot: datetime, slot_s: int) -> tuple[str, int, int] | None:
+    """What the heat meter's household offers or bids for ``slot``: (side, Wh, price), from
+    what its meter will read then; None when it has nothing to trade."""
+    import_wh, export_wh = heat_flow(meter.household, meter.heat_role, slot, slot_s)
+    price = HEAT_PRICES[meter.heat_role]
+    if export_wh:
+        return "sell", export_wh * 9 // 10, price
+    if import_wh and meter.heat_role != "thermal_store":
+        return "buy", import_wh * 8 // 10, price
+    if import_wh:  # the store charges: buys what it takes in
+        return "buy", import_wh, price
+    return None
+
+
+def heat_trade(meters: list[DemoMeter], now: datetime) -> int:
+    """Each heat meter's household places its heat order for the slot after next, once (a
+    restart finds the orders it placed); how many it placed."""
+    from market import services
+    from market.models import Order
+    from market.selectors import options
+
+    slot_s = options().slot_ms // 1_000
+    start = datetime.fromtimestamp((now.timestamp() // slot_s + 2) * slot_s, tz=UTC)
+    placed = 0
+    for meter in meters:
+        wanted = heat_order(meter, start, slot_s) if meter.heat_role else None
+        if wanted is None or wanted[1] <= 0:
+            continue
+        owner = meter.household.identity.address
+        if Order.objects.filter(owner=owner, slot=start, carrier="heat").exists():
+            continue
+        side, energy_wh, price = wanted
+        try:
+            services.order_place(
+                user=meter.household,
+                slot=start,
+                side=side,
+                energy_wh=energy_wh,
+                price=price,
+                carrier="heat",
+            )
+            placed += 1
+        except TransactionRejected as refused:
+            log.info("heat order of %s: %s", meter.meter_id, refused.code)
+    return placed
+
+
 def report(meter: DemoMeter, start: datetime, base_url: str) -> int:
     """Send one interval through the meters API; the HTTP status (0: the site did not
     answer)."""
     from meters.signing import header_value
 
-    import_wh, export_wh = flow(meter.household, start, INTERVAL_S)
+    if meter.heat_role:
+        import_wh, export_wh = heat_flow(meter.household, meter.heat_role, start, INTERVAL_S)
+    else:
+        import_wh, export_wh = flow(meter.household, start, INTERVAL_S)
     reading = {
         "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "duration_s": INTERVAL_S,
@@ -173,6 +281,7 @@ def run(base_url: str, *, once: bool = False) -> None:
         start = now.replace(second=0, microsecond=0) - timedelta(seconds=INTERVAL_S)
         for meter in meters:
             report(meter, start, base_url)
+        heat_trade(meters, now)
         if once:
             return
         next_minute = start + timedelta(seconds=2 * INTERVAL_S, milliseconds=2_000)

@@ -15,7 +15,8 @@ from django.db import connection
 
 from gridplatform import simulation
 from gridplatform.accounts.models import HouseholdKind, User
-from gridplatform.demo import HOUSEHOLDS, demo_community_create
+from gridplatform.demo import DEMO_HEAT, DEMO_HEAT_TOPOLOGY, HOUSEHOLDS, demo_community_create
+from ledger.identity import KeyPair
 from market.models import StandingRule
 from meters.models import Meter, Reading
 from tests.browser.support import LiveServer
@@ -34,15 +35,24 @@ def var_dir(settings: Any, tmp_path: Path) -> Path:
 def test_it_gives_every_demo_household_a_meter_and_a_rule_once(var_dir: Path) -> None:
     demo_community_create()
     meters = simulation.demo_meters()
-    assert len(meters) == len(HOUSEHOLDS) == Meter.objects.count()
+    assert len(meters) == len(HOUSEHOLDS) + len(DEMO_HEAT) == Meter.objects.count()
     assert StandingRule.objects.count() == len(HOUSEHOLDS)
+    # The heat loop's households have a heat meter each, on the loop's segment.
+    heat = {m.household.name: m for m in meters if m.heat_role}
+    assert {name: m.heat_role for name, m in heat.items()} == DEMO_HEAT
+    kinds = dict(Meter.objects.filter(meter_id__endswith="-heat").values_list("meter_id", "kind"))
+    assert sorted(kinds.values()) == ["heat"] * (len(DEMO_HEAT) - 1) + ["thermal_storage"]
+    assert set(
+        Meter.objects.filter(kind__in=["heat", "thermal_storage"]).values_list("feeder", flat=True)
+    ) == set(DEMO_HEAT_TOPOLOGY)
     saved = var_dir / "demo-meters" / f"{meters[0].meter_id}.json"
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
     again = simulation.demo_meters()  # a restart: the same meters, keys and tokens
     assert [(m.meter_id, m.device.public_key_hex, m.token) for m in again] == [
         (m.meter_id, m.device.public_key_hex, m.token) for m in meters
     ]
-    assert Meter.objects.count() == StandingRule.objects.count() == len(HOUSEHOLDS)
+    assert Meter.objects.count() == len(HOUSEHOLDS) + len(DEMO_HEAT)
+    assert StandingRule.objects.count() == len(HOUSEHOLDS)
 
 
 @pytest.mark.django_db
@@ -61,6 +71,36 @@ def test_its_flows_are_plausible_and_whole_watt_hours() -> None:
         values = simulation.flow(prosumer, when, 60)
         assert all(isinstance(v, int) and v >= 0 for v in values)
         assert simulation.flow(prosumer, when, 60) == values  # deterministic
+
+
+@pytest.mark.django_db
+def test_its_heat_flows_and_orders_follow_each_role() -> None:
+    demo_community_create()
+    people = {name: User.objects.get(name=name) for name in DEMO_HEAT}
+    roles = {name: DEMO_HEAT[name] for name in people}
+    by_role = {role: people[name] for name, role in roles.items()}
+    evening = NOON.replace(hour=19)
+    # A heat pump feeds the loop at any hour; a solar-thermal roof by day only; a consumer draws.
+    assert simulation.heat_flow(by_role["heat_pump"], "heat_pump", NIGHT, 60)[1] > 0
+    assert simulation.heat_flow(by_role["solar_thermal"], "solar_thermal", NOON, 60)[1] > 0
+    assert simulation.heat_flow(by_role["solar_thermal"], "solar_thermal", NIGHT, 60)[1] == 0
+    assert simulation.heat_flow(by_role["heat_consumer"], "heat_consumer", NOON, 60)[1] == 0
+    store = by_role["thermal_store"]
+    assert simulation.heat_flow(store, "thermal_store", NOON, 60) == (20, 0)  # 1.2 kW in
+    assert simulation.heat_flow(store, "thermal_store", evening, 60) == (0, 25)  # 1.5 kW out
+    # Orders: a seller offers 90 % of what its meter will feed in, a consumer bids for 80 %.
+    meter = simulation.DemoMeter(
+        by_role["heat_pump"], "x-heat", KeyPair.generate(), "t", "heat_pump"
+    )
+    fed_in = simulation.heat_flow(meter.household, "heat_pump", NIGHT, 300)[1]
+    assert simulation.heat_order(meter, NIGHT, 300) == ("sell", fed_in * 9 // 10, 7)
+    consumer = simulation.DemoMeter(
+        by_role["heat_consumer"], "y-heat", KeyPair.generate(), "t", "heat_consumer"
+    )
+    drawn = simulation.heat_flow(consumer.household, "heat_consumer", NIGHT, 300)[0]
+    assert simulation.heat_order(consumer, NIGHT, 300) == ("buy", drawn * 8 // 10, 10)
+    quiet = simulation.DemoMeter(store, "z-heat", KeyPair.generate(), "t", "thermal_store")
+    assert simulation.heat_order(quiet, NIGHT, 300) is None  # the store rests at night
 
 
 @pytest.fixture
