@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from gridplatform.accounts.models import Role, User
 from gridplatform.demo import (
@@ -84,6 +85,56 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
     assert Tariff.objects.get().bands == DEMO_TARIFF_BANDS
     # Run again (a restart of `make run`): nothing is sent twice.
     assert demo_ledger_register() == 0
+
+
+def test_the_heat_loop_trades_heat_on_its_meters_forecast(
+    network: LiveNetwork, settings: Any, tmp_path: Path
+) -> None:
+    """The simulator's heat side on the demo network: heat meters on the ledger, and each heat
+    household's order for the slot after next, in heat."""
+    from gridplatform import simulation
+    from market.models import Order
+    from meters.models import Meter
+
+    settings.VAR_DIR = tmp_path
+    demo_community_create()
+    give_issuer_key(User.objects.get(email=f"operator@{DEMO_DOMAIN}"))
+    demo_ledger_register()
+    heat_people = User.objects.filter(name__in=DEMO_HEAT).select_related("identity")
+
+    def on_loop() -> bool:
+        addresses = [h.identity.address for h in heat_people]
+        found = MarketAccount.objects.filter(address__in=addresses).exclude(heat_segment="")
+        count = found.count()
+        connection.close()
+        return count == len(DEMO_HEAT)
+
+    network.wait(on_loop, seconds=90, what="the heat loop's households on their segment")
+    meters = simulation.demo_meters()
+    heat_meters = [m for m in meters if m.heat_role]
+    assert len(heat_meters) == len(DEMO_HEAT)
+
+    def registered() -> bool:
+        ids = [m.meter_id for m in heat_meters]
+        count = StateEntry.objects.filter(key__in=[f"meter/{i}" for i in ids]).count()
+        connection.close()
+        return count == len(ids)
+
+    network.wait(registered, seconds=90, what="the heat meters on the ledger")
+    now = timezone.now()
+    wanted = [m for m in heat_meters if simulation.heat_order(m, now, 300) is not None]
+    placed = simulation.heat_trade(heat_meters, now)
+    assert placed >= 1
+
+    def heat_orders() -> int:
+        count = int(Order.objects.filter(carrier="heat").count())
+        connection.close()
+        return count
+
+    network.wait(lambda: heat_orders() == placed, seconds=90, what="heat orders in the read model")
+    assert simulation.heat_trade(heat_meters, now) == 0  # once per slot
+    assert Meter.objects.filter(kind="thermal_storage").count() == 1
+    assert wanted  # the forecast has something to trade at this hour
 
 
 def _tariffs() -> int:
