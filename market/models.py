@@ -84,7 +84,7 @@ class Contract(models.Model):
     """A match: energy for a slot at a price, between a seller and a buyer."""
 
     id = models.CharField(max_length=40, primary_key=True, help_text="<slot ms>-<n>")
-    kind = models.CharField(max_length=8)  # order, auction, offer
+    kind = models.CharField(max_length=16)  # order, auction, offer, flexibility
     slot = models.DateTimeField(db_index=True)
     index = models.PositiveIntegerField(help_text="Time priority within the slot.")
     seller = models.CharField(max_length=50, db_index=True)
