@@ -43,6 +43,7 @@ from gridplatform.errors import Forbidden, InvalidInput, NotFoundError
 from ledger.services import TransactionRejected
 from market.chain.options import ELECTRICITY, UNITS
 from market.serializers import AddressField, SlotField, WholeNumberField
+from supervision.serializers import FeederNameField
 
 TAG = "flexibility"
 TX_ID = re.compile(r"[0-9a-f]{64}")
@@ -160,9 +161,7 @@ class RequirementListApi(ListAPIView):
             ref_name = "FlexibilityRequirementPosting"
 
         slot = SlotField()
-        feeder = serializers.CharField(
-            max_length=64, help_text="The feeder, or the heat segment for heat."
-        )
+        feeder = FeederNameField(help_text="The feeder, or the heat segment for heat.")
         direction = serializers.ChoiceField(choices=Direction.choices)
         energy_wh = WholeNumberField(help_text="The most reduction asked for, Wh.")
         price = WholeNumberField(help_text="The most paid, minor units per kWh.")

@@ -89,6 +89,17 @@ class History:
         self.at = max(self.at + 1_000, at or 0)
         return commit(self.site, transactions, at=self.at)
 
+    def publish(self, *feeders: str, carrier: str = "electricity") -> None:
+        """The grid operator publishes ``feeders`` (heat segments for heat), 100 kW each way."""
+        limits = {"export_limit_w": 100_000, "import_limit_w": 100_000}
+        extra = {} if carrier == "electricity" else {"carrier": carrier}
+        self.commit(
+            [
+                self.site.sign(OPERATOR, "grid.feeder.publish", feeder=name, **limits, **extra)
+                for name in feeders
+            ]
+        )
+
     def households(self, *who: KeyPair, feeder: str = "north", credits: int = CREDITS) -> None:
         txs = []
         for keypair in who:
