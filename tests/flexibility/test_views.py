@@ -6,6 +6,7 @@ real signed transaction, then a real certified block, read back through the page
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +18,19 @@ from gridplatform.accounts.models import User
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from market import selectors as market_selectors
-from tests.flexibility.support import ADA_METER, BEN, History, commit, commit_pending
+from tests.factories import UserFactory
+from tests.flexibility.support import (
+    ADA,
+    ADA_METER,
+    BEN,
+    History,
+    commit,
+    commit_pending,
+    network,
+    user_with_key,
+)
 from tests.ledger.chains import OPERATOR
-from tests.ledger.site import Site, give_regulator_key
+from tests.ledger.site import Site, give_issuer_key, give_regulator_key
 
 pytestmark = pytest.mark.django_db
 HOUSEHOLD_PAGE = "/flexibility/"
@@ -334,3 +345,55 @@ def test_the_live_lists_render_on_their_own(
         response = client_for(user).get(path)
         assert response.status_code == 200, path
         assert marker in response.content.decode(), path
+
+
+def test_a_requirement_on_a_heat_segment_is_a_heat_requirement(
+    settings: Any, tmp_path: Path, grid_operator: User
+) -> None:
+    site = network(settings, tmp_path, heat=True)
+    history = History(site)
+    history.publish("north")
+    history.publish("loop-a", carrier="heat")
+    history.households(ADA)
+    history.commit(
+        [
+            history.sign(OPERATOR, "credit.issue", to=OPERATOR.address, amount=10_000),
+            history.sign(
+                OPERATOR, "grid.feeder.assign", address=ADA.address, feeder="loop-a", carrier="heat"
+            ),
+        ]
+    )
+    operator = grid_operator
+    give_issuer_key(operator)
+    page = client_for(operator).get(CONSOLE).content.decode()
+    assert '<option value="loop-a">loop-a (heat segment)</option>' in page
+    assert post_requirement(operator, network="loop-a").status_code == 302
+    (sent,) = pending()
+    assert (sent["feeder"], sent["carrier"]) == ("loop-a", "heat")
+    commit_pending(site)
+    assert Requirement.objects.get().carrier == "heat"
+    ada = user_with_key(UserFactory(name="Ada Sun"), ADA)
+    shown = text(client_for(ada).get(HOUSEHOLD_PAGE))
+    assert "Heat (on loop-a): not enrolled" in shown
+    assert "loop-a (heat) reduce import 2 kWh" in shown
+
+
+def test_a_flagged_flexibility_contract_says_its_kind_in_the_review_queue(
+    site: Site, requirement: Requirement, regulator: User, settings: Any
+) -> None:
+    settings.SUPERVISION_REVIEW = {"max_energy_wh": 500}
+    answer_tx = site.sign(
+        ADA, "market.requirement.answer", requirement=requirement.id, energy_wh=1_000, price=40
+    )
+    commit(site, [answer_tx])
+    commit(
+        site,
+        [site.sign(OPERATOR, "market.requirement.accept", answer=answer_tx.id, energy_wh=1_000)],
+    )
+    page = client_for(regulator).get("/console/regulator/").content.decode()
+    contract_id = f"{ms_of_datetime(requirement.slot)}-0"
+    row = re.search(rf'<tr data-review="{contract_id}">.*?</tr>', page, re.S)
+    assert row is not None
+    assert 'data-kind="flexibility"' in row[0]
+    assert 'data-rule="size"' in row[0]
+    assert 'data-rule="price"' not in row[0]
