@@ -19,6 +19,7 @@ field) or submitted (redirect back with a message: it takes effect when its bloc
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -47,7 +48,8 @@ HISTORY_SHOWN = 50
 OPERATORS = (Role.GRID_OPERATOR, Role.ADMIN)
 
 
-def _gate_closure(slot: Any) -> Any:
+def _gate_closure(slot: datetime) -> datetime:
+    """When trading for the slot starting at ``slot`` closes: answers and acceptances until then."""
     return datetime_of_ms(ms_of_datetime(slot) - market_selectors.options().gate_closure_ms)
 
 
@@ -125,6 +127,7 @@ def _household_page(
         ],
         "baselines": selectors.baselines(user=user),
         "errors": errors or {},
+        "refused_answer": bound,
         **household_requirements(user, bound),
         **household_answers(user),
         **contracts(user),

@@ -5,6 +5,7 @@ real signed transaction, then a real certified block, read back through the page
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,14 @@ def pending() -> list[dict[str, Any]]:
     return [{"type": row.body["type"], **row.body["payload"]} for row in rows]
 
 
+def html_text(markup: str) -> str:
+    """Markup as read: tags gone, entities decoded, runs of white space collapsed."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup))).strip()
+
+
 def text(response: Any) -> str:
-    """The page's text, tags and runs of white space collapsed."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+    """The page's text, as read."""
+    return html_text(response.content.decode())
 
 
 def a_slot() -> int:
@@ -214,6 +220,10 @@ def test_a_refused_answer_shows_the_validators_reason(
     response = answer({"ada": ada, "ben": ben}[who], requirement, energy, price)
     assert response.status_code == 400
     html = response.content.decode()
+    # Said above the live list too, which the next block re-fetches with fresh forms.
+    summary = re.search(r'data-testid="answer-errors">(.*?)</div>', html, re.S)
+    assert summary is not None
+    assert html_text(summary[1]).endswith(f"was not sent: {MESSAGES[code]}")
     if field:
         error_id = f"id_answer-{requirement.id}-{field}_error"
         assert re.search(rf'id="{error_id}">Error: {re.escape(MESSAGES[code])}', html)
