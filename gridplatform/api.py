@@ -18,13 +18,15 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from gridplatform.errors import DomainError, InvalidInput
+from ledger import errors as ledger_errors
+from ledger.crypto import Transaction
 
 API_PREFIX = "/api/"
 
@@ -194,3 +196,66 @@ def server_error(request: HttpRequest) -> HttpResponse:
         message = "Something went wrong on our side; it has been logged."
         return JsonResponse(error_body("server_error", message), status=500)
     return defaults.server_error(request)
+
+
+# --- writes that sign a transaction --------------------------------------------------------------
+
+SIGNED_WRITE = (
+    "Signed with your custodial key, rehearsed on the site's copy of the ledger (most refusals "
+    "come back at once, with the validators' code) and sent to the validators: **202** means "
+    "sent, not done; the read models show the outcome once its block commits."
+)
+SIGNING_REFUSALS = (
+    "Signing and admission: "
+    + ", ".join(f"`{code}`" for code in [*ledger_errors.SIGNING, *ledger_errors.ADMISSION])
+    + " (docs/ledger.md)."
+)
+
+
+class SentSerializer(serializers.Serializer):
+    """The answer to a write that signed a transaction: sent to the validators, not done."""
+
+    class Meta:
+        ref_name = "SentTransaction"
+
+    type = serializers.CharField(help_text="The transaction's type.")
+    transaction = serializers.CharField(
+        help_text="Its id: follow it at `GET /api/v1/ledger/transactions/{id}`."
+    )
+
+
+def sent(tx: Transaction) -> Response:
+    """``202`` with the type and id of the transaction a write signed and sent."""
+    body = SentSerializer({"type": tx.type, "transaction": tx.id}).data
+    return Response(body, status=202)
+
+
+def signed_write_schema(
+    *,
+    tag: str,
+    operation_id: str,
+    summary: str,
+    request: Any,
+    refusals: str,
+    forbidden: str,
+    **extra: Any,
+) -> Any:
+    """The schema of a write that signs one transaction: ``refusals`` (a Markdown list of its
+    codes, in the order they are checked), then signing's and admission's; ``forbidden`` says
+    who may call it. ``extra``: drf-spectacular's own arguments (``responses`` are added)."""
+    responses = {
+        202: SentSerializer,
+        400: error_response("A refusal; `code` is one of the codes above. Nothing was signed."),
+        401: UNAUTHENTICATED,
+        403: error_response(f"`forbidden`: {forbidden}"),
+    } | extra.pop("responses", {})
+    return extend_schema(
+        tags=[tag],
+        operation_id=operation_id,
+        summary=summary,
+        description=f"{SIGNED_WRITE}\n\nRefusals, in the order they are checked:\n{refusals}"
+        f"\n\n{SIGNING_REFUSALS}",
+        request=request,
+        responses=responses,
+        **extra,
+    )

@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "market",
     "meters",
     "supervision",
+    "flexibility",
+    "retail",
     "dashboards",
 ]
 
@@ -177,8 +179,14 @@ LEDGER_PENDING_RESEND_S = env.int("LEDGER_PENDING_RESEND_S", default=10)
 # checks build their rules from this one list; changing it changes the protocol.
 LEDGER_APPLICATIONS: list[str] = ["meters.chain", "market.chain", "supervision.chain"]
 # Applications' read models, projected from every committed block (ledger.projection.ReadModel).
-# Order matters: supervision's projection reads the contracts the market's has just written.
-LEDGER_READ_MODELS: list[str] = ["market.projection", "supervision.projection"]
+# Order matters: supervision's projection reads the contracts the market's has just written, and
+# the flexibility and retail ones the market's contracts and orders.
+LEDGER_READ_MODELS: list[str] = [
+    "market.projection",
+    "supervision.projection",
+    "flexibility.projection",
+    "retail.projection",
+]
 # What each application's events and state keys name for the live pages: modules with
 # topics(*, block, state, changes) -> set of "account.<address>" and "slot.<ms>" (ledger.live).
 LEDGER_LIVE_TOPICS: list[str] = ["meters.live", "market.live", "supervision.live"]
@@ -271,6 +279,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "market-slots-clear": {
         "task": "market.slots_clear",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 30},
+    },
+    # What is left of a requirement expires only with its slot's clearing (flexibility.tasks).
+    "flexibility-requirements-clear": {
+        "task": "flexibility.requirements_clear",
         "schedule": timedelta(seconds=30),
         "options": {"expires": 30},
     },

@@ -113,7 +113,7 @@ class Contract(models.Model):
     id = models.CharField(
         max_length=40, primary_key=True, help_text="<slot ms>-<n>; heat's heat-<slot ms>-<n>"
     )
-    kind = models.CharField(max_length=8)  # order, auction, offer
+    kind = models.CharField(max_length=16)  # order, auction, offer, flexibility
     slot = models.DateTimeField(db_index=True)
     carrier = carrier_field()
     index = models.PositiveIntegerField(help_text="Time priority within the slot.")

@@ -14,7 +14,9 @@ files a ``ReviewItem`` if any rule trips. Integers only.
                    ``price_deviation_bps`` of that median; on a thin slot (fewer than
                    ``THIN_SLOT`` such contracts) with a tariff in force, from the middle of
                    the slot's tariff band (retail and feed-in) instead, so that a contract
-                   alone in its slot can trip it too
+                   alone in its slot can trip it too. A flexibility contract's price is what
+                   the grid operator pays for a reduction, not a price of energy: it never
+                   trips this rule and is in no median of the energy market
 ``defaults``       the seller or the buyer has unsettled defaults (``market/defaults/<a>``
                    ``unsettled`` > 0), or a shortfall in the last 96 slots (``last_slot`` >=
                    the contract's slot - 96 slots)
@@ -41,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.state import State
+from market.chain.flexibility import FLEXIBILITY
 from market.chain.options import BPS, ELECTRICITY, market_options
 from market.chain.schema import carrier_of, contract_id, contract_key, contracts_key, defaults_key
 from market.chain.tariff import band_of, in_force
@@ -95,7 +98,10 @@ def price(
     contract: dict[str, Any], limits: dict[str, int], middle: int, basis: str = SLOT_MEDIAN
 ) -> str | None:
     """A price far from ``middle``: the slot's median so far (this contract's included), or on
-    a thin slot the middle of its tariff band (``reference``); ``basis`` says which."""
+    a thin slot the middle of its tariff band (``reference``); ``basis`` says which. Never a
+    flexibility contract's (module docstring)."""
+    if contract.get("kind") == FLEXIBILITY:
+        return None
     gap = abs(contract["price"] - middle)
     if gap * BPS > limits["price_deviation_bps"] * middle:
         away = f"{gap * 100 // middle} % away" if middle else f"{gap}/kWh away"
@@ -150,7 +156,7 @@ def _later_load(state: State, later: Sequence[dict[str, Any]]) -> Later:
 
 
 def _add_load(state: State, load: Later, made: dict[str, Any]) -> None:
-    if made.get("vetoed"):
+    if made.get("vetoed") or made.get("kind") == FLEXIBILITY:  # it loads no feeder
         return
     for direction, party in (("export", "seller"), ("import", "buyer")):
         feeder = feeder_of(state, made[party], carrier_of(made))
@@ -184,6 +190,12 @@ def feeder_load(
     return "; ".join(found) or None
 
 
+def _market_price(made: dict[str, Any]) -> bool:
+    """Whether a contract's price counts in its slot's median for the contracts after it: not
+    when vetoed, nor a flexibility contract's."""
+    return not made.get("vetoed") and made.get("kind") != FLEXIBILITY
+
+
 RULES = ("size", "price", "defaults", "feeder_load")
 
 
@@ -215,7 +227,7 @@ def evaluate(
     index, count = contract["index"], state.get(contracts_key(slot, carrier), 0)
     so_far = _slot_contracts(state, slot, range(index), carrier)
     later = _slot_contracts(state, slot, range(index + 1, count), carrier)
-    prices = [made["price"] for made in so_far if not made.get("vetoed")] + [contract["price"]]
+    prices = [made["price"] for made in so_far if _market_price(made)] + [contract["price"]]
     middle = reference(state, slot, len(prices), median(prices), carrier)
     return _tripped(contract, state, limits, middle, _later_load(state, later))
 
@@ -234,14 +246,14 @@ def evaluate_made(
     for (slot, carrier), new in by_slot.items():
         new.sort(key=lambda contract: contract["index"])
         before = _slot_contracts(state, slot, range(new[0]["index"]), carrier)
-        prices = sorted(m["price"] for m in before if not m.get("vetoed"))
+        prices = sorted(m["price"] for m in before if _market_price(m))
         middles = {}
         for contract in new:
             bisect.insort(prices, contract["price"])
             middles[contract["id"]] = reference(
                 state, slot, len(prices), _sorted_median(prices), carrier
             )
-            if contract.get("vetoed"):
+            if not _market_price(contract):
                 prices.remove(contract["price"])  # it counts for itself, not for those after
         later: Later = {}  # the load of the block's contracts after the one at hand
         for contract in reversed(new):

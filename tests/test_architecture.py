@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gridplatform", "ledger", "meters", "market", "supervision", "dashboards")
+PACKAGES = (
+    "gridplatform",
+    "ledger",
+    "meters",
+    "market",
+    "supervision",
+    "flexibility",
+    "retail",
+    "dashboards",
+)
 FRAMEWORKS = ("django", "celery", "kombu", "channels", "rest_framework", "drf_spectacular")
 
 # The ledger's deterministic core: what validators, `ledger verify` and replays run.
@@ -43,7 +52,7 @@ LEDGER_CORE = (
 # The applications' replicated code, bottom to top.
 CHAINS = ("meters.chain", "market.chain", "supervision.chain")
 # The site's stack, bottom to top: a package may import its own and those before it.
-STACK = ("gridplatform", "ledger", "meters", "market", "supervision", "dashboards")
+STACK = PACKAGES
 # The composition root: it names every application (settings, URLs, ASGI, the Celery app, the
 # commands that run the system and the demo community).
 COMPOSITION_ROOT = (
@@ -156,7 +165,7 @@ def test_the_ledger_imports_no_application() -> None:
         for module in modules()
         if _within(module, ("ledger",))
         for target in imports(module)
-        if _within(target, ("meters", "market", "supervision", "dashboards"))
+        if _within(target, PACKAGES[2:])
     }
     assert found == set()
 

@@ -31,6 +31,7 @@ def test_it_schedules_only_tasks_that_exist() -> None:
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled == {
+        "flexibility.requirements_clear",
         "gridplatform.accounts.tasks.registrations_forget",
         "gridplatform.accounts.tasks.sessions_clear_expired",
         "ledger.pending_heal",

@@ -21,6 +21,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
+from flexibility import errors as flexibility_errors
 from gridplatform.accounts.models import User
 from ledger import errors as ledger_errors
 from ledger import services as ledger_services
@@ -29,6 +30,7 @@ from market import errors as market_errors
 from market.chain import errors as market_chain_errors
 from meters import errors as meters_errors
 from meters.chain import errors as meters_chain_errors
+from retail import errors as retail_errors
 from supervision import errors as supervision_errors
 from supervision.chain import errors as supervision_chain_errors
 from supervision.forms import FeederPublishForm
@@ -57,6 +59,8 @@ CATALOGUES: dict[str, dict[str, str]] = {
     "market.errors": market_errors.SITE_MESSAGES,
     "supervision.chain.errors": supervision_chain_errors.MESSAGES,
     "supervision.errors": supervision_errors.SITE_MESSAGES,
+    "flexibility.errors": flexibility_errors.SITE_MESSAGES,
+    "retail.errors": retail_errors.SITE_MESSAGES,
 }
 CHAIN_CATALOGUES = (
     "ledger.errors",
@@ -189,6 +193,8 @@ def test_the_composed_lookups_hold_every_lower_catalogue() -> None:
         | set(supervision_chain_errors.MESSAGES)
         | set(supervision_errors.SITE_MESSAGES)
     )
+    for site in (flexibility_errors, retail_errors):
+        assert set(site.MESSAGES) == set(market_errors.MESSAGES) | set(site.SITE_MESSAGES)
     # One code, one message, whoever looks it up.
     for code, message in meters_chain_errors.MESSAGES.items():
         assert supervision_errors.MESSAGES[code] is message

@@ -189,3 +189,46 @@ def test_on_a_thin_slot_the_price_is_held_against_the_tariff_band(market: Market
 def test_without_a_tariff_a_thin_slot_keeps_its_own_median(market: Market) -> None:
     alone = trade(market, ADA, BEN, 100, 2_000)
     assert rules(market, alone) == []
+
+
+def test_a_flexibility_contract_is_held_to_no_market_price(market: Market) -> None:
+    """The grid operator pays for a reduction, not for energy: a flexibility contract's price
+    trips no price rule and counts in no median of the slot's energy contracts."""
+    from tests.market.support import CAT_METER, INTERVAL_S, T0, batch, reading
+
+    assert market.meter(CAT, CAT_METER, "cat-main", feeder="f1") == "ok"
+    assert market.send(CAT, "market.flexibility.enroll") == "ok"
+    body = batch(*(reading(T0 + i * INTERVAL_S * 1_000, 0, import_wh=500) for i in range(3)))
+    assert market.relay("cat-main", CAT_METER, body, at=T0 + SLOT_MS) == "ok"
+    assert market.settle(slot=T0) == "ok"  # Cat's baseline: 1,500 Wh imported
+    assert market.send(OPERATOR, "credit.issue", to=OPERATOR.address, amount=10_000) == "ok"
+
+    energy = [trade(market, ADA, BEN, 100, 100), trade(market, ADA, BEN, 100, 100)]
+    post = market.tx(
+        OPERATOR,
+        "market.requirement.post",
+        slot=SLOT,
+        feeder="f1",
+        direction="import",
+        energy_wh=1_000,
+        price=300,
+    )
+    assert market.run(post) == ["ok"]
+    answer = market.tx(
+        CAT, "market.requirement.answer", requirement=post.id, energy_wh=600, price=300
+    )
+    assert market.run(answer) == ["ok"]
+    for _ in range(2):  # two acceptances of one answer: two flexibility contracts
+        accept = {"answer": answer.id, "energy_wh": 300}
+        assert market.send(OPERATOR, "market.requirement.accept", **accept) == "ok"
+    after = trade(market, ADA, BEN, 100, 131)
+    flexibility = market.contracts()[2:4]
+    assert [c["kind"] for c in flexibility] == ["flexibility", "flexibility"]
+
+    assert [rules(market, c) for c in flexibility] == [[], []]
+    # 131 is held against the energy contracts' median, 100, not against 131 (the median with
+    # the two flexibility contracts' 300 in it).
+    assert [r["rule"] for r in rules(market, after)] == ["price"]
+    made = [*energy, *flexibility, after]
+    alone = {contract["id"]: review.evaluate(contract, market.state, LIMITS) for contract in made}
+    assert review.evaluate_made(made, market.state, LIMITS) == alone
