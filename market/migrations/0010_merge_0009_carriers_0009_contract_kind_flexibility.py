@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('market', '0009_carriers'),
-        ('market', '0009_contract_kind_flexibility'),
+        ("market", "0009_carriers"),
+        ("market", "0009_contract_kind_flexibility"),
     ]
 
-    operations = [
-    ]
+    operations = []
