@@ -77,7 +77,9 @@ Settlement (``market.chain.settlement``)
 
 For a flexibility contract, ``measured`` is the seller's metered flow in the contract's direction
 (its meters of the carrier, as for any seller) and the reduction is ``max(0, baseline_wh -
-measured)``, allocated to its flexibility contracts of the slot, carrier and direction in the
+measured)``, or 0 unless each of those meters read every interval of the slot (a reading missing
+or of quality ``missing`` would count 0 and look like a reduction: nothing is paid that no meter
+saw), allocated to its flexibility contracts of the slot, carrier and direction in the
 order they were made; ``delivered = min(reduction left, energy_wh)``. Then, as for every
 contract: ``paid = value(delivered, price)`` from the operator's escrow to the household,
 ``penalty = min(deposit, share(value(undelivered, price), penalty_bps))`` from the household's

@@ -68,7 +68,7 @@ from market.chain.schema import (
 )
 from market.chain.tariff import band_of, in_force
 from meters.chain import schema as meters
-from meters.chain.metering import slot_flows
+from meters.chain.metering import slot_flows, slot_read_in_full
 from meters.chain.schema import ELECTRICITY
 
 # The residual's fields the slot's summary sums (with the same names).
@@ -101,6 +101,23 @@ def metered(
             imported += flows[0]
             exported += flows[1]
     return imported, exported
+
+
+def metered_in_full(
+    state: State, address: str, slot: int, slot_ms: int, carrier: str = ELECTRICITY
+) -> bool:
+    """Whether the household has meters of ``carrier`` and each read every interval of the slot
+    (``meters.chain.metering.slot_read_in_full``): what a reduction against a baseline needs,
+    since a missing interval counts 0 in :func:`metered`."""
+    found = False
+    for meter_id in meters.meters_of(state, address):
+        registered = meters.meter(state, meter_id)
+        assert registered is not None  # the owner index lists registered meters only
+        if meters.meter_carrier(registered["kind"]) == carrier:
+            if not slot_read_in_full(state, registered, slot, slot_ms):
+                return False
+            found = True
+    return found
 
 
 def _pay_supplier(state: State, supplier: str, delta: int) -> int:

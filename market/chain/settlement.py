@@ -91,7 +91,7 @@ from market.chain.contract import has_open_trading
 from market.chain.flexibility import DIRECTIONS, FLEXIBILITY, baselines_update
 from market.chain.options import ELECTRICITY, Options, market_options
 from market.chain.pricing import share, value
-from market.chain.residual import metered, residual_settle
+from market.chain.residual import metered, metered_in_full, residual_settle
 from market.chain.schema import (
     CONTRACT_SETTLED,
     SLOT_SETTLED,
@@ -187,8 +187,9 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         if flexible:  # a reduction against the baseline (market.chain.flexibility)
             pool = (carrier, seller, made["direction"])
             flow = flows[carrier, seller][DIRECTIONS.index(made["direction"])]
-            if pool not in left:
-                left[pool] = max(0, made["baseline_wh"] - flow)
+            if pool not in left:  # nothing is reduced that no meter saw: every interval read
+                read = metered_in_full(state, seller, slot, options.slot_ms, carrier)
+                left[pool] = max(0, made["baseline_wh"] - flow) if read else 0
         else:
             pool = (carrier, seller, "")
             if pool not in left:

@@ -407,6 +407,16 @@ def slot_flows(state: State, meter: Meter, slot: int, slot_ms: int) -> tuple[int
     return imported, exported
 
 
+def slot_read_in_full(state: State, meter: Meter, slot: int, slot_ms: int) -> bool:
+    """Whether the meter has a reading of a quality other than ``missing`` for every interval
+    of the slot starting at ``slot``."""
+    for start in range(slot, slot + slot_ms, meter["interval_s"] * 1_000):
+        recorded = reading(state, meter["id"], start)
+        if recorded is None or recorded["quality"] == MISSING:
+            return False
+    return True
+
+
 def _prune(held: Window, slot_ms: int, closed: Callable[[int], bool]) -> tuple[Window, list[int]]:
     """``held`` without the readings of closed slots, its watermark moved up over them; and
     the slots dropped, ascending."""

@@ -191,6 +191,26 @@ def test_a_requirement_is_answered_accepted_delivered_and_settled_by_the_worked_
     assert market.replay().root() == market.state.root()
 
 
+@pytest.mark.parametrize("missing", ["no reading", "quality missing"])
+def test_a_meter_that_did_not_read_the_whole_slot_delivers_no_reduction(
+    market: Market, missing: str
+) -> None:
+    """A missing interval counts 0 Wh: without this rule it would look like a reduction."""
+    _, requirement = post(market)
+    _, answer_id = answer(market, BEN, requirement, 1_500, 40)
+    accept = {"answer": answer_id, "energy_wh": 1_500}
+    assert market.send(OPERATOR, "market.requirement.accept", **accept) == "ok"
+    assert market.send(OPERATOR, "market.slot.clear", slot=S3, at=S3 - 300_000) == "ok"
+    read = [reading(S3 + i * STEP, 0, import_wh=300) for i in range(2)]
+    if missing == "quality missing":
+        read.append(reading(S3 + 2 * STEP, 0, quality="missing"))
+    assert market.relay("ben-main", BEN_METER, batch(*read), at=S3 + SLOT_MS) == "ok"
+    assert market.settle(slot=S3) == "ok"
+    (settled,) = [r for r in market.emitted("market.contract_settled") if r["slot"] == S3]
+    assert (settled["measured_wh"], settled["delivered_wh"]) == (600, 0)
+    assert (settled["paid"], settled["penalty"]) == (0, 12)  # 20 % of 1,500 Wh x 40
+
+
 def test_answers_are_refused_where_they_cannot_be_measured_or_exceed_the_requirement(
     market: Market,
 ) -> None:
