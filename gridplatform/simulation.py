@@ -19,7 +19,15 @@ heat meter at their heat connection (kind ``heat``; ``thermal_storage`` for the 
 reporting the same way, and trade heat on the market: for the slot after next, a heat prosumer
 (solar-thermal roof, heat pump with a buffer tank) sells 90 % of the heat its meter will feed
 in, a heat consumer bids for 80 % of what it will draw, and the thermal store sells in the
-evening what it charged during the day, within its state of charge; each once per slot.
+evening what it charged during the day, within its state of charge; each once per slot. The
+grid operator registers the store (10 kWh thermal) once its meter is on the ledger.
+
+**Flexibility.** Mill Lane's feeder is the tight one: its households enrol for flexibility, and
+for every slot after next the grid operator asks them to reduce their import on it by up to
+400 Wh at up to 30 cents per kWh. Each enrolled household with a baseline answers with a third
+of its baseline import at 25 cents, the operator accepts what the requirement can still take,
+and the household keeps its word: in the slot its meter's import stays below its baseline less
+what it sold, so the reduction is measured, paid and shows on both pages.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -54,6 +63,11 @@ RULES = {
 # Each heat role's meter kind, and its order: side and price in minor units per kWh thermal.
 HEAT_KINDS = {"thermal_store": "thermal_storage"}  # the others: "heat"
 HEAT_PRICES = {"solar_thermal": 6, "heat_pump": 7, "thermal_store": 8, "heat_consumer": 10}
+STORE_CAPACITY_WH, STORE_CHARGE_WH = 10_000, 5_000
+# The grid operator's requirement on the tight feeder, each slot, and the households' answers.
+FLEX_FEEDER = "feeder-mill-lane"
+FLEX_REQUIREMENT_WH, FLEX_REQUIREMENT_PRICE = 400, 30
+FLEX_ANSWER_PRICE = 25
 
 
 @dataclass(frozen=True)
@@ -240,6 +254,7 @@ def report(meter: DemoMeter, start: datetime, base_url: str) -> int:
         import_wh, export_wh = heat_flow(meter.household, meter.heat_role, start, INTERVAL_S)
     else:
         import_wh, export_wh = flow(meter.household, start, INTERVAL_S)
+        import_wh = min(import_wh, curbed_import(meter.household, start, INTERVAL_S))
     reading = {
         "start": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "duration_s": INTERVAL_S,
@@ -272,6 +287,123 @@ def report(meter: DemoMeter, start: datetime, base_url: str) -> int:
         return 0
 
 
+def _slot_after_next(now: datetime) -> tuple[datetime, int]:
+    from market.selectors import options
+
+    slot_s = options().slot_ms // 1_000
+    return datetime.fromtimestamp((now.timestamp() // slot_s + 2) * slot_s, tz=UTC), slot_s
+
+
+def curbed_import(household: User, start: datetime, seconds: int) -> int:
+    """The most the household imports over ``seconds`` from ``start`` while a flexibility
+    contract it sold covers that time: its baseline less what it sold, spread evenly over the
+    slot (no contract: no limit)."""
+    from flexibility.models import FlexibilityContract
+    from market.selectors import options
+
+    slot_s = options().slot_ms // 1_000
+    slot = datetime.fromtimestamp(start.timestamp() // slot_s * slot_s, tz=UTC)
+    limit = None
+    sold = FlexibilityContract.objects.filter(
+        contract__seller=household.identity.address,
+        contract__slot=slot,
+        direction="import",
+        contract__vetoed=False,
+    ).values_list("baseline_wh", "contract__energy_wh")
+    for baseline_wh, energy_wh in sold:
+        allowed = max(0, baseline_wh - energy_wh) * seconds // slot_s
+        limit = allowed if limit is None else min(limit, allowed)
+    return 2**31 if limit is None else limit
+
+
+def flexibility_round(meters: list[DemoMeter], now: datetime) -> None:
+    """One minute of the demo's flexibility: enrolments and the store once, the grid operator's
+    requirement for the slot after next, the households' answers, the operator's acceptances
+    (each step once: a restart finds what it did in the read models)."""
+    from flexibility import selectors as flex
+    from flexibility import services
+    from flexibility.models import Answer, Enrolment, Requirement, Store
+
+    operator = User.objects.get(role=Role.GRID_OPERATOR, email=f"operator@{DEMO_DOMAIN}")
+    lane = [m.household for m in meters if not m.heat_role and _feeder(m.household) == FLEX_FEEDER]
+
+    def attempt(what: str, action: Any, **arguments: Any) -> None:
+        try:
+            action(**arguments)
+        except TransactionRejected as refused:
+            log.info("%s: %s", what, refused.code)
+
+    for household in lane:
+        address = household.identity.address
+        if not Enrolment.objects.filter(address=address, carrier="electricity").exists():
+            attempt("enrolment", services.flexibility_enroll, user=household)
+    for meter in meters:
+        address = meter.household.identity.address
+        if (
+            meter.heat_role == "thermal_store"
+            and not Store.objects.filter(address=address).exists()
+        ):
+            attempt(
+                "the thermal store",
+                services.store_register,
+                operator=operator,
+                address=address,
+                meter_id=meter.meter_id,
+                capacity_wh=STORE_CAPACITY_WH,
+                soc_wh=STORE_CHARGE_WH,
+            )
+    start, _ = _slot_after_next(now)
+    if not Requirement.objects.filter(slot=start, feeder=FLEX_FEEDER).exists():
+        attempt(
+            "requirement",
+            services.requirement_post,
+            operator=operator,
+            slot=start,
+            feeder=FLEX_FEEDER,
+            direction="import",
+            energy_wh=FLEX_REQUIREMENT_WH,
+            price=FLEX_REQUIREMENT_PRICE,
+        )
+    open_ones = Requirement.objects.filter(
+        feeder=FLEX_FEEDER, status="open", slot__gt=flex.gate(now)
+    )
+    for requirement in open_ones:
+        for household in lane:
+            address = household.identity.address
+            if Answer.objects.filter(requirement=requirement, owner=address).exists():
+                continue
+            baseline = next(
+                (
+                    row.import_wh
+                    for row in flex.baselines(user=household, now=now)
+                    if row.start == requirement.slot and row.carrier == "electricity"
+                ),
+                None,
+            )
+            if baseline and baseline // 3:
+                attempt(
+                    "answer",
+                    services.answer_post,
+                    user=household,
+                    requirement_id=requirement.id,
+                    energy_wh=baseline // 3,
+                    price=FLEX_ANSWER_PRICE,
+                )
+    answers = Answer.objects.filter(
+        status="open", requirement__status="open", requirement__feeder=FLEX_FEEDER
+    ).select_related("requirement")
+    for answer in answers:
+        wanted = flex.acceptable_wh(answer)
+        if wanted > 0 and answer.requirement.slot > flex.gate(now):
+            attempt(
+                "acceptance",
+                services.answer_accept,
+                operator=operator,
+                answer_id=answer.id,
+                energy_wh=wanted,
+            )
+
+
 def run(base_url: str, *, once: bool = False) -> None:
     """Every minute, each demo meter reports the minute that just ended."""
     meters = demo_meters()
@@ -282,6 +414,7 @@ def run(base_url: str, *, once: bool = False) -> None:
         for meter in meters:
             report(meter, start, base_url)
         heat_trade(meters, now)
+        flexibility_round(meters, now)
         if once:
             return
         next_minute = start + timedelta(seconds=2 * INTERVAL_S, milliseconds=2_000)

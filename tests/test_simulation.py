@@ -124,3 +124,49 @@ def test_its_meters_report_through_the_real_api(var_dir: Path, server: LiveServe
         minute,
         60,
     )
+
+
+@pytest.mark.django_db
+def test_a_household_that_sold_a_reduction_keeps_below_its_baseline() -> None:
+    """The demo's households keep their word: while a flexibility contract covers a minute, the
+    meter's import is capped at the baseline less what was sold, spread over the slot."""
+    from flexibility.models import FlexibilityContract
+    from market.models import Contract
+    from market.selectors import options
+
+    demo_community_create()
+    household = User.objects.filter(household_kind=HouseholdKind.CONSUMER).first()
+    assert household is not None
+    slot_s = options().slot_ms // 1_000
+    slot = datetime.fromtimestamp(NOON.timestamp() // slot_s * slot_s, tz=UTC)
+    assert simulation.curbed_import(household, slot, 60) >= 2**31  # nothing sold: no cap
+    made = Contract.objects.create(
+        id=f"{int(slot.timestamp() * 1_000)}-0",
+        kind="flexibility",
+        slot=slot,
+        index=0,
+        seller=household.identity.address,
+        buyer="operator",
+        energy_wh=300,
+        price=25,
+        network_fee=0,
+        penalty_bps=2_000,
+        escrow=7,
+        deposit=1,
+        seller_tx="a" * 64,
+        buyer_tx="b" * 64,
+        tx="c" * 64,
+        height=1,
+        made_at=slot,
+    )
+    FlexibilityContract.objects.create(
+        contract=made,
+        requirement="b" * 64,
+        answer="a" * 64,
+        direction="import",
+        feeder="feeder-mill-lane",
+        baseline_wh=900,
+    )
+    assert simulation.curbed_import(household, slot, 60) == (900 - 300) * 60 // slot_s
+    later = slot + timedelta(seconds=slot_s)
+    assert simulation.curbed_import(household, later, 60) >= 2**31  # the next slot: free again
