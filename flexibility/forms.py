@@ -74,6 +74,7 @@ class RequirementForm(_PricedForm):
     )
 
     field_order = ["network", "slot", "direction", "energy", "energy_unit", "price", "price_unit"]
+    chooses_carrier = False  # the network's
 
     def __init__(
         self,
@@ -84,7 +85,6 @@ class RequirementForm(_PricedForm):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, options=options, slots=slots, **kwargs)
-        self.market_options = options
         self.carriers = {network.name: network.carrier for network in networks}
         self.fields["network"].choices = [(n.name, network_label(n)) for n in networks]
         self.fields["energy"].label = "Reduction"
@@ -92,15 +92,14 @@ class RequirementForm(_PricedForm):
 
     def clean(self) -> dict[str, Any]:
         # The bounds are the network's carrier's: known once the network is.
-        carrier = self.carriers.get(self.cleaned_data.get("network", ""), "electricity")
-        self.options = self.market_options.carrier(carrier)
-        cleaned = super().clean()
-        cleaned["carrier"] = carrier
-        return cleaned
+        self._for_carrier(self.carriers.get(self.cleaned_data.get("network", ""), "electricity"))
+        return super().clean()
 
 
 class AnswerForm(_PricedForm):
     """A household's answer to one requirement: the reduction it offers and its price."""
+
+    chooses_carrier = False  # the requirement's
 
     def __init__(self, *args: Any, options: Options, requirement: Requirement, **kwargs: Any):
         kwargs.setdefault(
@@ -110,7 +109,8 @@ class AnswerForm(_PricedForm):
         )
         super().__init__(
             *args,
-            options=options.carrier(requirement.carrier),
+            options=options,
+            carrier=requirement.carrier,
             slots=[],
             prefix=f"answer-{requirement.id}",
             **kwargs,

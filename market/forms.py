@@ -220,9 +220,13 @@ class _PricedForm(_MarketForm):
         "buyer",
     ]
 
+    # Whether the user chooses the carrier (a field, when the market trades more than one); a
+    # form whose carrier is given (``carrier=``: an answer to a heat requirement) has none.
+    chooses_carrier = True
+
     def __init__(self, *args: Any, options: Options, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, options=options, **kwargs)
-        if len(options.carriers) > 1:
+        if self.chooses_carrier and len(options.carriers) > 1:
             self.fields["carrier"] = forms.ChoiceField(
                 label="Energy carrier",
                 choices=carrier_choices(options),
@@ -272,11 +276,12 @@ class _PricedForm(_MarketForm):
         # The carrier field is cleaned before clean(): the amounts are checked against its own
         # bounds. A refused carrier (bad_carrier) is none: nothing is checked against it.
         if "carrier" not in self.fields:
-            self.cleaned_data["carrier"] = ELECTRICITY
+            self.cleaned_data["carrier"] = self.carrier  # given, or electricity
         elif "carrier" not in self.cleaned_data:
             refused: dict[str, Any] = self.cleaned_data
             return refused
-        self._for_carrier(self.cleaned_data["carrier"])
+        else:
+            self._for_carrier(self.cleaned_data["carrier"])
         cleaned = super().clean()
         self._price(cleaned)
         if isinstance(cleaned.get("slot"), int):
