@@ -92,6 +92,9 @@ DEMO_MARKET_OPTIONS = {
     "market.heat.network_fee": 2,
 }
 DEMO_TOP_UP = 5_000  # minor units: 50.00 of credits for every demo household
+# The grid operator's own credits for its flexibility requirements (their budgets are locked
+# from its free balance): 500.00.
+DEMO_OPERATOR_BUDGET = 50_000
 # The community's grid: two streets and a lane at the end of a long, thin cable, whose limits
 # bite (``supervision.chain.grid``: a 5-minute slot lets 6 kW carry 500 Wh each way). Limits in W.
 # The grid operator's tariff (minor units per kWh): nights 22:00-07:00 UTC and days.
@@ -122,9 +125,10 @@ DEMO_HEAT = {
 
 
 def demo_ledger_register() -> int:
-    """Publish the demo grid's feeders and its tariff (from the slot after next) and put every
-    demo household the ledger does not know yet on it, ready to trade: registered, on its
-    street's feeder, with 50.00 of credits. Returns how many households.
+    """Publish the demo grid's feeders, its heat loop and its tariff (from the slot after next),
+    give the grid operator its budget for requirements, and put every demo household the ledger
+    does not know yet on it, ready to trade: registered, on its street's feeder (and the heat
+    loop's households on the loop), with 50.00 of credits. Returns how many households.
 
     Signed by the grid operator's custodial key, sent as one batch. Reads validator 0's store
     (only reads) for who is registered and for the operator's next nonce, so running it again
@@ -177,6 +181,8 @@ def _ledger_register(households: Any, *, publish: bool, limit: int | None = None
             if state.get(f"grid/topology/{feeder}") is None:
                 limits = {"export_limit_w": export_limit_w, "import_limit_w": import_limit_w}
                 signed("grid.feeder.publish", {"feeder": feeder, **limits, **carrier})
+    if publish and application.balance(state, keys.address) == 0:
+        signed("credit.issue", {"to": keys.address, "amount": DEMO_OPERATOR_BUDGET})
     if publish and not tariff.tariffs(state):
         slot_ms = market_options(state).slot_ms
         from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms

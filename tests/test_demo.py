@@ -17,6 +17,7 @@ from gridplatform.demo import (
     DEMO_HEAT,
     DEMO_HEAT_TOPOLOGY,
     DEMO_MARKET_OPTIONS,
+    DEMO_OPERATOR_BUDGET,
     DEMO_TARIFF_BANDS,
     DEMO_TOP_UP,
     DEMO_TOPOLOGY,
@@ -80,6 +81,9 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
         for h in heat_people
     }
     assert (len(heat_people), segments) == (len(DEMO_HEAT), {loop})
+    # The grid operator has its budget for requirements.
+    operator = User.objects.get(email=f"operator@{DEMO_DOMAIN}").identity.address
+    network.wait(lambda: _balance(operator) == DEMO_OPERATOR_BUDGET, seconds=60, what="its budget")
     # ...and its tariff, so that the Tariffs page has one from the start.
     network.wait(lambda: _tariffs() == 1, seconds=60, what="the demo tariff")
     assert Tariff.objects.get().bands == DEMO_TARIFF_BANDS
@@ -135,6 +139,12 @@ def test_the_heat_loop_trades_heat_on_its_meters_forecast(
     assert simulation.heat_trade(heat_meters, now) == 0  # once per slot
     assert Meter.objects.filter(kind="thermal_storage").count() == 1
     assert wanted  # the forecast has something to trade at this hour
+
+
+def _balance(address: str) -> int | None:
+    found = LedgerAccount.objects.filter(address=address).values_list("balance", flat=True).first()
+    connection.close()
+    return found
 
 
 def _tariffs() -> int:
