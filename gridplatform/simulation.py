@@ -24,8 +24,8 @@ grid operator registers the store (10 kWh thermal) once its meter is on the ledg
 
 **Flexibility.** Mill Lane's feeder is the tight one: its households enrol for flexibility, and
 for every slot after next the grid operator asks them to reduce their import on it by up to
-400 Wh at up to 30 cents per kWh. Each enrolled household with a baseline answers with a third
-of its baseline import at 25 cents, the operator accepts what the requirement can still take,
+400 Wh at up to 3.00 per kWh. Each enrolled household with a baseline answers with half of its
+baseline import at 2.50, the operator accepts what the requirement can still take,
 and the household keeps its word: in the slot its meter's import stays below its baseline less
 what it sold, so the reduction is measured, paid and shows on both pages.
 """
@@ -66,8 +66,9 @@ HEAT_PRICES = {"solar_thermal": 6, "heat_pump": 7, "thermal_store": 8, "heat_con
 STORE_CAPACITY_WH, STORE_CHARGE_WH = 10_000, 5_000
 # The grid operator's requirement on the tight feeder, each slot, and the households' answers.
 FLEX_FEEDER = "feeder-mill-lane"
-FLEX_REQUIREMENT_WH, FLEX_REQUIREMENT_PRICE = 400, 30
-FLEX_ANSWER_PRICE = 25
+# Prices of scarcity (a 5-minute slot holds a few tens of Wh a household): up to 3.00 per kWh.
+FLEX_REQUIREMENT_WH, FLEX_REQUIREMENT_PRICE = 400, 300
+FLEX_ANSWER_PRICE = 250
 
 
 @dataclass(frozen=True)
@@ -380,13 +381,13 @@ def flexibility_round(meters: list[DemoMeter], now: datetime) -> None:
                 ),
                 None,
             )
-            if baseline and baseline // 3:
+            if baseline and baseline // 2:
                 attempt(
                     "answer",
                     services.answer_post,
                     user=household,
                     requirement_id=requirement.id,
-                    energy_wh=baseline // 3,
+                    energy_wh=baseline // 2,
                     price=FLEX_ANSWER_PRICE,
                 )
     answers = Answer.objects.filter(
