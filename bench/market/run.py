@@ -16,9 +16,11 @@ Measures (see docs/benchmarks.md, "Market", for the figures and how to read them
    slots of 15 minutes, each household one order per slot (sellers mostly around midday, buyers
    mostly at night, prices varied), placed an hour before the slot; at each gate closure the
    grid operator clears the slot (``market.slot.clear``), expiring what did not match.
-2b. **The same day with two carriers** (bar: within 20 %): electricity and heat, each household
-   one order of each per slot (heat on 10 segments of a heat network), cleared together; the
-   CPU time per carrier-slot against measure 2's (electricity alone), as a ratio.
+2b. **Two carriers** (bar: within 20 %): the day as the network runs it, every slot settled
+   once due (its contracts leave the state), first with electricity alone, then with heat
+   beside it (each household one order of each carrier per slot, heat on 10 segments of a heat
+   network; the books cleared and settled together); the CPU time per carrier-slot of the
+   second against the first, as a ratio.
 3. For reference: the same orders through ``ledger.application.execute`` (signature
    verification and nonces included), and the time of one state root at the end of the day.
 
@@ -65,6 +67,7 @@ CHAIN = "bench-market"
 GENESIS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SLOT_MS = 900_000
 GATE_MS = 300_000
+DELAY_MS = 900_000  # market.settlement_delay_ms's default
 BLOCK_INTERVAL_MS = 1_000
 CREDITS = 10_000_000
 
@@ -112,14 +115,19 @@ class Community:
     """Genesis, the grid operator and ``n`` households: registered, funded and on feeders,
     all by real transactions through ``execute``."""
 
-    def __init__(self, n: int, carriers: Sequence[str] = (ELECTRICITY,)) -> None:
+    def __init__(
+        self,
+        n: int,
+        carriers: Sequence[str] = (ELECTRICITY,),
+        options: dict[str, int] | None = None,
+    ) -> None:
         self.operator = KeyPair(private_key=hashlib.sha256(b"bench operator").digest())
         regulator = KeyPair(private_key=hashlib.sha256(b"bench regulator").digest())
         self.state = app.genesis_state(
             chain=CHAIN,
             issuer_public_key=self.operator.public_key_hex,
             regulator_public_keys=[regulator.public_key_hex],
-            options={"market.heat": 1} if HEAT in carriers else {},
+            options=({"market.heat": 1} if HEAT in carriers else {}) | (options or {}),
         )
         self.registry = build_registry(APPLICATIONS)
         self.signer = Signer()
@@ -381,26 +389,46 @@ def seller_share(slot: int) -> float:
 
 
 def full_day(
-    households: int, slots: int, block: int, seed: int, carriers: Sequence[str] = (ELECTRICITY,)
+    households: int,
+    slots: int,
+    block: int,
+    seed: int,
+    carriers: Sequence[str] = (ELECTRICITY,),
+    *,
+    settle: bool = False,
 ) -> dict[str, Any]:
     """Measure 2. With ``carriers`` (electricity, heat) each household places one order of
     each carrier per slot; each carrier's orders come from its own random stream, so that the
-    electricity orders are the same whatever else is traded."""
-    log(f"full day: {households} households x {slots} slots x {len(carriers)} carriers")
-    community = Community(households, carriers)
+    electricity orders are the same whatever else is traded. With ``settle``, every slot also
+    settles once due (``market.slot.settle``, as the grid operator's timer sends it): its
+    contracts leave the state, as on the real network (no meter reads, so every contract is a
+    shortfall; defaults are let through so that the orders stay the same)."""
+    log(
+        f"full day: {households} households x {slots} slots x {len(carriers)} carriers"
+        + (", settled" if settle else "")
+    )
+    lenient = {"market.max_unsettled_defaults": 1_000_000_000} if settle else {}
+    community = Community(households, carriers, lenient)
     streams = {c: random.Random(seed + n) for n, c in enumerate(carriers)}  # noqa: S311
     day = (GENESIS_MS // 86_400_000 + 1) * 86_400_000  # the next midnight
     starts = [day + k * SLOT_MS for k in range(slots)]
     # In time order: each slot's orders an hour before it starts, its clearing at gate closure.
     events: list[tuple[int, str, int]] = [(s - 3_600_000, "orders", s) for s in starts]
     events += [(s - GATE_MS, "clear", s) for s in starts]
+    if settle:
+        events += [(s + SLOT_MS + DELAY_MS, "settle", s) for s in starts]
     events.sort()
     results: collections.Counter[str] = collections.Counter()
     orders_watch, clear_watch, sign_watch = Stopwatch(), Stopwatch(), Stopwatch()
+    settle_watch = Stopwatch()
     slowest_clear = 0.0
     contracts = matched = 0
     for at, kind, slot in events:
         community.now = max(community.now, at)
+        if kind == "settle":
+            due = community.operator_tx("market.slot.settle", {"slot": slot})
+            community.apply([due], community.now + BLOCK_INTERVAL_MS, results, settle_watch)
+            continue
         if kind == "clear":
             clear = community.operator_tx("market.slot.clear", {"slot": slot})
             before = clear_watch.cpu
@@ -430,9 +458,9 @@ def full_day(
     root_watch = Stopwatch()
     with root_watch:
         root = state.root()
-    cpu = orders_watch.cpu + clear_watch.cpu
-    wall = orders_watch.wall + clear_watch.wall
-    in_gc = orders_watch.gc + clear_watch.gc
+    cpu = orders_watch.cpu + clear_watch.cpu + settle_watch.cpu
+    wall = orders_watch.wall + clear_watch.wall + settle_watch.wall
+    in_gc = orders_watch.gc + clear_watch.gc + settle_watch.gc
     transactions_total = sum(results.values())
     figures: dict[str, Any] = {
         "households": households,
@@ -451,6 +479,7 @@ def full_day(
         "of_which_garbage_collector_cpu_seconds": round(in_gc, 2),
         "placing_orders": orders_watch.figures(households * slots * len(carriers), "orders"),
         "clearing": clear_watch.figures(slots, "clearings"),
+        "settling": settle_watch.figures(slots if settle else 0, "settlements"),
         "slowest_clearing_cpu_seconds": round(slowest_clear, 3),
         "transactions_per_cpu_second": round(transactions_total / cpu),
         "contracts": contracts,
@@ -498,15 +527,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     report["deep_book"] = deep_book(args.households, args.deep_orders, args.block, args.seed)
     report["full_day"] = full_day(args.households, args.slots, args.block, args.seed)
-    # The same day with heat traded beside electricity: the time per carrier-slot, against the
-    # electricity-alone day just measured (bar: within 20 %).
-    both = full_day(args.households, args.slots, args.block, args.seed, (ELECTRICITY, HEAT))
-    ratio = (
-        both["cpu_seconds_per_carrier_slot"] / report["full_day"]["cpu_seconds_per_carrier_slot"]
+    # The day as the real network runs it, every slot settled once due (its contracts leave the
+    # state), with electricity alone and with heat beside it: the time per carrier-slot of the
+    # two (bar: within 20 %).
+    report["full_day_settled"] = full_day(
+        args.households, args.slots, args.block, args.seed, settle=True
     )
+    both = full_day(
+        args.households, args.slots, args.block, args.seed, (ELECTRICITY, HEAT), settle=True
+    )
+    alone = report["full_day_settled"]["cpu_seconds_per_carrier_slot"]
+    ratio = both["cpu_seconds_per_carrier_slot"] / alone
     both["ratio_per_carrier_slot_to_electricity_alone"] = round(ratio, 3)
     key = "cpu_seconds_per_carrier_slot_outside_the_collector"
-    both["ratio_outside_the_collector"] = round(both[key] / report["full_day"][key], 3)
+    both["ratio_outside_the_collector"] = round(both[key] / report["full_day_settled"][key], 3)
     both["bar_ratio"] = 1.2
     both["bar_met_ratio"] = ratio <= 1.2
     report["full_day_two_carriers"] = both
