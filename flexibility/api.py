@@ -41,13 +41,14 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import Forbidden, InvalidInput, NotFoundError
 from ledger.services import TransactionRejected
-from market.chain.options import ELECTRICITY, UNITS
+from market.chain.options import ELECTRICITY
+from market.models import Carrier
 from market.serializers import AddressField, SlotField, WholeNumberField
 from supervision.serializers import FeederNameField
 
 TAG = "flexibility"
 TX_ID = re.compile(r"[0-9a-f]{64}")
-CARRIERS = list(UNITS)
+CARRIERS = Carrier.choices  # the market's: one carrier enum in the API schema
 
 FIELD_CODES = {
     "slot": "bad_slot",

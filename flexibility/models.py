@@ -12,12 +12,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from market.chain.options import ELECTRICITY, HEAT
-
-
-class Carrier(models.TextChoices):
-    ELECTRICITY = ELECTRICITY, "Electricity"
-    HEAT = HEAT, "Heat"
+from market.models import Carrier
 
 
 def _carrier() -> models.CharField:

@@ -27,15 +27,15 @@ from gridplatform.accounts.models import Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import Forbidden, NotFoundError
 from ledger.services import TransactionRejected
-from market.chain.options import ELECTRICITY, UNITS
-from market.models import Side
+from market.chain.options import ELECTRICITY
+from market.models import Carrier, Side
 from market.serializers import AddressField, SlotField, WholeNumberField, utc_datetime
 from retail import selectors, services
 from retail.errors import MESSAGES
 
 TAG = "retail"
 TX_ID = re.compile(r"[0-9a-f]{64}")
-CARRIERS = list(UNITS)
+CARRIERS = Carrier.choices  # the market's: one carrier enum in the API schema
 
 FIELD_CODES = {
     "retailer": "bad_address",
