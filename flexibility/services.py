@@ -14,7 +14,6 @@ Payloads leave ``carrier`` out for electricity, as the chain's worked examples w
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from flexibility import selectors
 from flexibility.errors import MESSAGES
@@ -29,10 +28,6 @@ from market.selectors import options as market_options
 
 # The market's signing helpers: one way to sign, rehearse and word a refusal for every market
 # transaction the site sends.
-_submit = market_services._submit
-_whole = market_services._whole
-_slot_ms = market_services._slot_ms
-_is_id = market_services._is_id
 
 
 def _require(user: User, role: object) -> None:
@@ -40,16 +35,14 @@ def _require(user: User, role: object) -> None:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
 
 
-def _with_carrier(payload: dict[str, Any], carrier: str) -> dict[str, Any]:
-    return payload if carrier == ELECTRICITY else payload | {"carrier": carrier}
-
-
 def flexibility_enroll(*, user: User, carrier: str = ELECTRICITY) -> Transaction:
     """Enrol the household to answer requirements in ``carrier`` (``market.flexibility.enroll``):
     from its block on, each settled slot with its readings makes its baseline. Refusals:
     ``bad_carrier``, ``already_enrolled``."""
     _require(user, Role.HOUSEHOLD)
-    return _submit(user, market_chain.FLEXIBILITY_ENROLL, _with_carrier({}, carrier))
+    return market_services.submit(
+        user, market_chain.FLEXIBILITY_ENROLL, market_services.with_carrier({}, carrier)
+    )
 
 
 def requirement_post(
@@ -69,13 +62,15 @@ def requirement_post(
     ``insufficient_free_balance`` (market.chain.flexibility)."""
     _require(operator, Role.GRID_OPERATOR)
     payload = {
-        "slot": _slot_ms(slot),
+        "slot": market_services.slot_ms(slot),
         "feeder": feeder,
         "direction": direction,
-        "energy_wh": _whole(energy_wh, "bad_energy"),
-        "price": _whole(price, "bad_price"),
+        "energy_wh": market_services.whole(energy_wh, "bad_energy"),
+        "price": market_services.whole(price, "bad_price"),
     }
-    return _submit(operator, market_chain.REQUIREMENT_POST, _with_carrier(payload, carrier))
+    return market_services.submit(
+        operator, market_chain.REQUIREMENT_POST, market_services.with_carrier(payload, carrier)
+    )
 
 
 def answer_post(*, user: User, requirement_id: str, energy_wh: int, price: int) -> Transaction:
@@ -86,14 +81,14 @@ def answer_post(*, user: User, requirement_id: str, energy_wh: int, price: int) 
     ``exceeds_baseline``, ``price_above_requirement``, ...)."""
     _require(user, Role.HOUSEHOLD)
     visible = selectors.requirement_list(user=user).filter(status=RequirementStatus.OPEN)
-    if not _is_id(requirement_id) or not visible.filter(id=requirement_id).exists():
+    if not market_services.is_id(requirement_id) or not visible.filter(id=requirement_id).exists():
         raise TransactionRejected("unknown_requirement", MESSAGES["unknown_requirement"])
     payload = {
         "requirement": requirement_id,
-        "energy_wh": _whole(energy_wh, "bad_energy"),
-        "price": _whole(price, "bad_price"),
+        "energy_wh": market_services.whole(energy_wh, "bad_energy"),
+        "price": market_services.whole(price, "bad_price"),
     }
-    return _submit(user, market_chain.REQUIREMENT_ANSWER, payload)
+    return market_services.submit(user, market_chain.REQUIREMENT_ANSWER, payload)
 
 
 def answer_accept(*, operator: User, answer_id: str, energy_wh: int) -> Transaction:
@@ -102,11 +97,11 @@ def answer_accept(*, operator: User, answer_id: str, energy_wh: int) -> Transact
     ``unknown_answer``, then the validators' (``exceeds_answer``, ``exceeds_requirement``,
     ``slot_closed``, ...)."""
     _require(operator, Role.GRID_OPERATOR)
-    if not _is_id(answer_id):
+    if not market_services.is_id(answer_id):
         raise TransactionRejected("unknown_answer", MESSAGES["unknown_answer"])
     answer = selectors.access_open_answer(user=operator, answer_id=answer_id)
-    payload = {"answer": answer.id, "energy_wh": _whole(energy_wh, "bad_energy")}
-    return _submit(operator, market_chain.REQUIREMENT_ACCEPT, payload)
+    payload = {"answer": answer.id, "energy_wh": market_services.whole(energy_wh, "bad_energy")}
+    return market_services.submit(operator, market_chain.REQUIREMENT_ACCEPT, payload)
 
 
 def store_register(
@@ -120,10 +115,10 @@ def store_register(
     payload = {
         "address": address,
         "meter": meter_id,
-        "capacity_wh": _whole(capacity_wh, "bad_capacity"),
-        "soc_wh": _whole(soc_wh, "bad_state_of_charge"),
+        "capacity_wh": market_services.whole(capacity_wh, "bad_capacity"),
+        "soc_wh": market_services.whole(soc_wh, "bad_state_of_charge"),
     }
-    return _submit(operator, market_chain.STORAGE_REGISTER, payload)
+    return market_services.submit(operator, market_chain.STORAGE_REGISTER, payload)
 
 
 # --- the end of trading -------------------------------------------------------------------------
@@ -143,4 +138,4 @@ def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
     by the grid operator), beside the market's own clearing of slots with open orders and offers
     (``market.services.slots_clear``); a slot whose clearing is pending is skipped."""
     slots = slots_due_for_clearing(now=now)
-    return market_services._for_each_slot(operator, market_chain.SLOT_CLEAR, slots)
+    return market_services.for_each_slot(operator, market_chain.SLOT_CLEAR, slots)

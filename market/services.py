@@ -42,7 +42,7 @@ STOPPED = frozenset(
 )
 
 
-def _submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
+def submit(user: User, type: str, payload: dict[str, Any]) -> Transaction:
     try:
         return transaction_sign_and_submit(user=user, type=type, payload=payload, rehearse=True)
     except TransactionRejected as error:
@@ -79,19 +79,19 @@ def _address(user: User) -> str:
     return address
 
 
-def _whole(value: object, code: str) -> int:
+def whole(value: object, code: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TransactionRejected(code, MESSAGES[code])
     return value
 
 
-def _slot_ms(slot: object) -> int:
+def slot_ms(slot: object) -> int:
     if not isinstance(slot, datetime) or slot.tzinfo is None:
         raise TransactionRejected("bad_slot", MESSAGES["bad_slot"])
     return ms_of_datetime(slot)
 
 
-def _with_carrier(payload: dict[str, Any], carrier: object) -> dict[str, Any]:
+def with_carrier(payload: dict[str, Any], carrier: object) -> dict[str, Any]:
     """``payload`` for ``carrier``: one the market trades (``bad_carrier`` at once otherwise,
     nothing signed), named only when it is not electricity, so that an electricity order is
     the transaction it always was."""
@@ -115,15 +115,15 @@ def order_place(
     if user.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     payload = {
-        "slot": _slot_ms(slot),
+        "slot": slot_ms(slot),
         "side": side,
-        "energy_wh": _whole(energy_wh, "bad_energy"),
-        "price": _whole(price, "bad_price"),
+        "energy_wh": whole(energy_wh, "bad_energy"),
+        "price": whole(price, "bad_price"),
     }
-    return _submit(user, "market.order.place", _with_carrier(payload, carrier))
+    return submit(user, "market.order.place", with_carrier(payload, carrier))
 
 
-def _is_id(value: object) -> bool:
+def is_id(value: object) -> bool:
     return isinstance(value, str) and is_lower_hex(value, 64)
 
 
@@ -131,9 +131,9 @@ def order_cancel(*, user: User, order_id: str) -> Transaction:
     """Cancel the unmatched remainder of one of ``user``'s open orders."""
     owner = _address(user)
     mine = Order.objects.filter(owner=owner, status=OrderStatus.OPEN)
-    if not _is_id(order_id) or not mine.filter(id=order_id).exists():
+    if not is_id(order_id) or not mine.filter(id=order_id).exists():
         raise TransactionRejected("unknown_order", MESSAGES["unknown_order"])
-    return _submit(user, "market.order.cancel", {"order": order_id})
+    return submit(user, "market.order.cancel", {"order": order_id})
 
 
 def offer_post(
@@ -152,12 +152,12 @@ def offer_post(
     if not isinstance(buyer, str):  # never "anyone" by mistake: that is the empty string
         raise TransactionRejected("bad_address", MESSAGES["bad_address"])
     payload = {
-        "slot": _slot_ms(slot),
-        "energy_wh": _whole(energy_wh, "bad_energy"),
-        "price": _whole(price, "bad_price"),
+        "slot": slot_ms(slot),
+        "energy_wh": whole(energy_wh, "bad_energy"),
+        "price": whole(price, "bad_price"),
         "buyer": buyer,
     }
-    return _submit(user, "market.offer.post", _with_carrier(payload, carrier))
+    return submit(user, "market.offer.post", with_carrier(payload, carrier))
 
 
 def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
@@ -168,19 +168,19 @@ def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
     # "unknown" here, as in the API, rather than "not offered to you").
     address = _address(user)
     visible = Offer.objects.filter(Q(buyer="") | Q(buyer=address) | Q(owner=address))
-    if not _is_id(offer_id) or not visible.filter(id=offer_id, status=OfferStatus.OPEN).exists():
+    if not is_id(offer_id) or not visible.filter(id=offer_id, status=OfferStatus.OPEN).exists():
         raise TransactionRejected("unknown_offer", MESSAGES["unknown_offer"])
-    payload = {"offer": offer_id, "energy_wh": _whole(energy_wh, "bad_energy")}
-    return _submit(user, "market.offer.accept", payload)
+    payload = {"offer": offer_id, "energy_wh": whole(energy_wh, "bad_energy")}
+    return submit(user, "market.offer.accept", payload)
 
 
 def offer_withdraw(*, user: User, offer_id: str) -> Transaction:
     """Withdraw the rest of one of ``user``'s open offers."""
     owner = _address(user)
     mine = Offer.objects.filter(owner=owner, status=OfferStatus.OPEN)
-    if not _is_id(offer_id) or not mine.filter(id=offer_id).exists():
+    if not is_id(offer_id) or not mine.filter(id=offer_id).exists():
         raise TransactionRejected("unknown_offer", MESSAGES["unknown_offer"])
-    return _submit(user, "market.offer.withdraw", {"offer": offer_id})
+    return submit(user, "market.offer.withdraw", {"offer": offer_id})
 
 
 # --- the grid operator's market work ----------------------------------------------------------
@@ -196,7 +196,7 @@ def tariff_publish(
     if operator.role != Role.GRID_OPERATOR:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     payload = {"from_slot": ms_of_datetime(from_slot), "bands": bands}
-    return _submit(operator, "market.tariff.publish", payload)
+    return submit(operator, "market.tariff.publish", payload)
 
 
 def feeder_assign(
@@ -212,7 +212,7 @@ def feeder_assign(
     if household.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_household", MESSAGES["not_household"])
     payload = {"address": _address(household), "feeder": feeder}
-    return _submit(operator, "grid.feeder.assign", _with_carrier(payload, carrier))
+    return submit(operator, "grid.feeder.assign", with_carrier(payload, carrier))
 
 
 def slots_due_for_clearing(*, now: datetime) -> list[datetime]:
@@ -225,17 +225,19 @@ def slots_due_for_clearing(*, now: datetime) -> list[datetime]:
     return sorted(slots)
 
 
-def _for_each_slot(operator: User, type_: str, slots: list[datetime]) -> list[Transaction]:
+def for_each_slot(operator: User, type_: str, slots: list[datetime]) -> list[Transaction]:
     """Send ``type_`` for each slot, signed by the grid operator, unless one is pending; a
     slot the rehearsal refuses (e.g. done in a block the site has not seen yet) waits."""
     sent = []
     for slot in slots:
-        slot_ms = ms_of_datetime(slot)
-        pending = SubmittedTransaction.objects.filter(body__type=type_, body__payload__slot=slot_ms)
+        start_ms = ms_of_datetime(slot)
+        pending = SubmittedTransaction.objects.filter(
+            body__type=type_, body__payload__slot=start_ms
+        )
         if pending.exists():
             continue
         try:
-            sent.append(_submit(operator, type_, {"slot": slot_ms}))
+            sent.append(submit(operator, type_, {"slot": start_ms}))
         except TransactionRejected as error:
             log.warning("%s of slot %s not sent: %s", type_, slot, error.code)
     return sent
@@ -245,7 +247,7 @@ def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
     """End trading for every slot past its gate that still has open orders or offers: runs the
     call auction where the market has one, and releases what is left (``market.slot.clear``,
     signed by the grid operator). A slot whose clearing is already pending is skipped."""
-    return _for_each_slot(operator, "market.slot.clear", slots_due_for_clearing(now=now))
+    return for_each_slot(operator, "market.slot.clear", slots_due_for_clearing(now=now))
 
 
 def slots_due_for_settlement(*, now: datetime) -> list[datetime]:
@@ -263,4 +265,4 @@ def slots_settle(*, operator: User, now: datetime) -> list[Transaction]:
     """Settle every slot that is due (``market.slot.settle``, signed by the grid operator; any
     account may send it). A slot whose settlement is pending is skipped; one the validators
     would refuse now (e.g. ``slot_not_cleared`` while its clearing is pending) waits."""
-    return _for_each_slot(operator, "market.slot.settle", slots_due_for_settlement(now=now))
+    return for_each_slot(operator, "market.slot.settle", slots_due_for_settlement(now=now))

@@ -25,19 +25,10 @@ from market.models import OrderStatus
 from retail import selectors
 from retail.errors import MESSAGES
 
-_submit = market_services._submit
-_whole = market_services._whole
-_slot_ms = market_services._slot_ms
-_is_id = market_services._is_id
-
 
 def _household(user: User) -> None:
     if user.role != Role.HOUSEHOLD:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
-
-
-def _carrier(payload: dict[str, object], carrier: str) -> dict[str, object]:
-    return payload if carrier == ELECTRICITY else payload | {"carrier": carrier}
 
 
 def retailer_address(text: str) -> str:
@@ -76,11 +67,13 @@ def grant_give(
     _household(user)
     payload = {
         "retailer": retailer_address(retailer),
-        "max_energy_wh": _whole(max_energy_wh, "bad_grant_limit"),
-        "max_price": _whole(max_price, "bad_grant_limit"),
-        "min_price": _whole(min_price, "bad_grant_limit"),
+        "max_energy_wh": market_services.whole(max_energy_wh, "bad_grant_limit"),
+        "max_price": market_services.whole(max_price, "bad_grant_limit"),
+        "min_price": market_services.whole(min_price, "bad_grant_limit"),
     }
-    return _submit(user, market_chain.GRANT, _carrier(payload, carrier))
+    return market_services.submit(
+        user, market_chain.GRANT, market_services.with_carrier(payload, carrier)
+    )
 
 
 def grant_revoke(*, user: User, retailer: str, carrier: str = ELECTRICITY) -> Transaction:
@@ -90,7 +83,11 @@ def grant_revoke(*, user: User, retailer: str, carrier: str = ELECTRICITY) -> Tr
     _household(user)
     if not selectors.grant_list(user=user).filter(retailer=retailer, carrier=carrier).exists():
         raise TransactionRejected("unknown_grant", MESSAGES["unknown_grant"])
-    return _submit(user, market_chain.GRANT_REVOKE, _carrier({"retailer": retailer}, carrier))
+    return market_services.submit(
+        user,
+        market_chain.GRANT_REVOKE,
+        market_services.with_carrier({"retailer": retailer}, carrier),
+    )
 
 
 def order_place_for(
@@ -113,13 +110,15 @@ def order_place_for(
     if not selectors.customer_list(user=retailer).filter(household=household).exists():
         raise TransactionRejected("not_a_customer", MESSAGES["not_a_customer"])
     payload = {
-        "slot": _slot_ms(slot),
+        "slot": market_services.slot_ms(slot),
         "side": side,
-        "energy_wh": _whole(energy_wh, "bad_energy"),
-        "price": _whole(price, "bad_price"),
+        "energy_wh": market_services.whole(energy_wh, "bad_energy"),
+        "price": market_services.whole(price, "bad_price"),
         "for": household,
     }
-    return _submit(retailer, market_chain.ORDER_PLACE, _carrier(payload, carrier))
+    return market_services.submit(
+        retailer, market_chain.ORDER_PLACE, market_services.with_carrier(payload, carrier)
+    )
 
 
 def order_cancel_for(*, retailer: User, order_id: str) -> Transaction:
@@ -128,6 +127,6 @@ def order_cancel_for(*, retailer: User, order_id: str) -> Transaction:
     validators' (``slot_past``, ``slot_closed``)."""
     _household(retailer)
     placed = selectors.placed_orders(user=retailer).filter(order__status=OrderStatus.OPEN)
-    if not _is_id(order_id) or not placed.filter(order_id=order_id).exists():
+    if not market_services.is_id(order_id) or not placed.filter(order_id=order_id).exists():
         raise TransactionRejected("unknown_order", MESSAGES["unknown_order"])
-    return _submit(retailer, market_chain.ORDER_CANCEL, {"order": order_id})
+    return market_services.submit(retailer, market_chain.ORDER_CANCEL, {"order": order_id})
