@@ -30,7 +30,6 @@ them with its own clock). The site itself is never accelerated.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import os
 import threading
@@ -43,6 +42,7 @@ from ledger import config
 from ledger.blocks import Block, block_to_json
 from ledger.consensus import Config, Fault
 from ledger.genesis import Genesis, read_key_file
+from ledger.heap import Heap
 from ledger.node import Validator
 from ledger.store import Store, StoreFailed, StoreLocked, open_store
 
@@ -60,6 +60,7 @@ EXIT_STORE_FAILED = 74  # EX_IOERR: the store failed under a read or write (disk
 
 _lock = threading.Lock()
 _validator: Validator | None = None
+_heap = Heap()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +194,9 @@ def _start() -> Validator:
     )
     # The state and its trie are millions of long-lived objects on a large network; Python's
     # cyclic collector would walk all of them at every full collection (over a second for a
-    # million keys), stalling the validator. Nothing in them forms a cycle: leave them out.
-    gc.freeze()
+    # million keys), stalling the validator. Nothing in them forms a cycle: leave them out, now
+    # and after every block committed (ledger.heap).
+    _heap.loaded()
     threading.Thread(target=_clock, name=f"validator-{index}-clock", daemon=True).start()
     if clock().rate > 1:
         log.warning(
@@ -225,7 +227,11 @@ def run(action: str, *args: Any) -> Any:
             current = validator()
             if action != "tick" and clock().rate > 1:
                 current.tick(now_ms())  # an accelerated clock is read at every input (see above)
-            return getattr(current, action)(*args)
+            height = current.node.height
+            result = getattr(current, action)(*args)
+            if current.node.height > height:  # committed: its state out of the collector's way
+                _heap.committed(current.node.height - height)
+            return result
         except StoreFailed as error:
             log.critical("validator stops, to start again from its store: %s", error)
             logging.shutdown()

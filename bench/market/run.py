@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from bench.common import APPLICATIONS, log, machine  # noqa: E402
 from ledger import application as app  # noqa: E402
 from ledger.crypto import Transaction, sign_transaction, transaction_signing_bytes  # noqa: E402
+from ledger.heap import Heap  # noqa: E402
 from ledger.identity import KeyPair  # noqa: E402
 from ledger.registry import build_registry  # noqa: E402
 from ledger.state import State  # noqa: E402
@@ -139,6 +140,7 @@ class Community:
         self.addresses = [h.address for h in self.households]
         self.height = 0
         self.now = GENESIS_MS
+        self.heap = Heap()
         setup: list[Transaction] = []
         for i, (who, address) in enumerate(zip(self.households, self.addresses, strict=True)):
             for type_, payload in (
@@ -185,7 +187,7 @@ class Community:
         """The ledger's own execution: signatures, nonces, handlers."""
         self.height += 1
         self.now = timestamp_ms
-        return app.execute(
+        results = app.execute(
             self.state,
             self.registry,
             block,
@@ -193,6 +195,8 @@ class Community:
             height=self.height,
             timestamp_ms=timestamp_ms,
         )
+        self.heap.committed()
+        return results
 
     def apply(
         self,
@@ -223,6 +227,7 @@ class Community:
                 else:
                     results["ok"] += 1
             state.clear_journal()
+            self.heap.committed()  # what a validator does with the collector after each block
 
 
 class GarbageCollectorClock:
