@@ -90,7 +90,7 @@ def test_blocks_committed_at_once_count_towards_the_sweep() -> None:
     assert heap.sweeps == 0
     heap.committed(4)
     assert (heap.blocks, heap.sweeps) == (13, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sweep_every"):
         Heap(sweep_every=0)
 
 
@@ -114,10 +114,10 @@ def test_the_validator_process_freezes_after_each_block_it_commits(
         def submit(self, data: dict[str, Any]) -> str | None:
             return runtime.run("submit", data)  # type: ignore[no-any-return]
 
-    network.validators[0] = ThroughRuntime()  # type: ignore[assignment]
+    network.validators[0] = ThroughRuntime()  # type: ignore[call-overload]
     for nonce in range(3):
         assert network.submit(register(HOUSEHOLDS[nonce], nonce)) == [None] * 4
-        network.run(until=lambda: first.node.height > nonce)
+        network.run(until=lambda done=nonce: first.node.height > done)
     assert first.node.height >= 3
     assert heap.blocks == first.node.height
     assert not tracked(first.state)
