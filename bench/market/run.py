@@ -28,8 +28,10 @@ Every transaction is a real signed ``market.order.place`` (or ``market.slot.clea
 product's registry (``ledger.registry.build_registry``). They are signed before the clock
 starts. Measures 1 and 2 apply each transaction's handler to a ``ledger.state.State`` exactly as
 ``execute`` does after its checks (a savepoint, the handler, a rollback on ``TxFailed``, the
-journal cleared after each block), leaving out what the ledger does for every transaction type
-(signature verification, nonce), which measure 3 reports. Results go to
+journal cleared after each block, then ``ledger.heap.Heap.committed()`` as a validator process
+does after each committed block: the committed state out of the cyclic collector's way),
+leaving out what the ledger does for every transaction type (signature verification, nonce),
+which measure 3 reports. Results go to
 ``bench/market/results/<date>-market.json``.
 """
 
