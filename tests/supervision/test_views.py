@@ -244,13 +244,16 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
 ) -> None:
     html = client_for(regulator).get("/console/regulator/").content.decode()
     assert 'data-live-socket="/ws/ledger/"' in html
-    for region in ("review-rows", "regulator-alerts", "statistics-rows", "audit-rows"):
+    regions = ("review-rows", "contract-rows", "regulator-alerts", "statistics-rows", "audit-rows")
+    for region in regions:
         assert f'id="{region}"' in html
     # Each section follows what changes it (ledger.live): the grid (contracts load feeders),
-    # the acts (the audit log, decisions on the review queue), or both.
+    # the acts (the audit log, decisions on the review queue, vetoes in the contracts list), or
+    # both.
     assert 'data-live-target="#supervision-live" data-live-targeted' in html
-    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 4
+    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 5
     assert 'id="audit-rows" data-live-topic="acts"' in html
+    assert 'id="contract-rows" data-live-topic="acts"' in html
     assert 'id="statistics-rows" data-live-topic="grid"' in html
     assert 'id="review-rows" data-live-topic="grid acts"' in html
     assert f'data-review="{flagged.id}"' in html
