@@ -371,9 +371,9 @@ def contract_list(user: User, query: Any) -> dict[str, Any]:
     if _search_refusal(search) is not None:
         search = ""
     page = selectors.contract_page(user=user, search=search, page=query.get("contracts"))
-    back = reverse("regulator-console") + (
-        "?" + urlencode({"contracts_q": search, "contracts": page.number}) if search else ""
-    )
+    shown = {"contracts_q": search, "contracts": page.number if page.number > 1 else ""}
+    query_string = urlencode({name: value for name, value in shown.items() if value})
+    back = reverse("regulator-console") + (f"?{query_string}" if query_string else "")
     return {
         "contract_rows": contract_rows(user, page.object_list, back=back + CONTRACTS_ANCHOR),
         "contracts_page": page,

@@ -901,6 +901,11 @@ def test_the_contracts_list_is_searched_and_paged_in_the_database(
     assert _contract_ids(first) == [c.id for c in made[:25]]  # nearest slot first
     second = client.get("/console/regulator/contracts/rows/?contracts=2").content.decode()
     assert _contract_ids(second) == [c.id for c in made[25:]] + [theirs.id]
+    # A row's act comes back to the page it was on.
+    back = "next=%2Fconsole%2Fregulator%2F%3Fcontracts%3D2%23contracts-heading"
+    assert f'action="/supervision/contracts/{theirs.id}/?{back}"' in second
+    odd = client.get("/console/regulator/contracts/rows/?contracts=abc").content.decode()
+    assert _contract_ids(odd) == [c.id for c in made[:25]]  # no such page: the first
     page = client.get("/console/regulator/?contracts=2").content.decode()
     assert '<p data-testid="contracts-count">31 contracts; page 2 of 2.</p>' in page
     assert 'href="?contracts_q=&amp;contracts=1#contracts-heading">Previous page</a>' in page
