@@ -72,6 +72,11 @@ urlpatterns = [
         views.regulator_review_rows,
         name="regulator-review-rows",
     ),
+    path(
+        "console/regulator/contracts/rows/",
+        views.regulator_contract_rows,
+        name="regulator-contract-rows",
+    ),
     path("console/regulator/audit/rows/", views.regulator_audit_rows, name="regulator-audit-rows"),
     path(
         "console/regulator/statistics/rows/",

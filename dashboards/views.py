@@ -370,7 +370,11 @@ def household_detail(request: HttpRequest, user_id: int) -> HttpResponse:
         ],
         "money": market_selectors.money(user=household),
         "meters": meter_selectors.meter_list(user=household),
-        "contracts": contracts,
+        # A regulator vetoes or curtails them from their rows, and comes back here.
+        "contract_rows": supervision_views.contract_rows(
+            request.user, contracts, back=request.path + "#contracts-heading"
+        ),
+        "now": timezone.now(),
         "acts": acts,
         "transactions": ledger_selectors.address_transactions(address=address)[
             :HOUSEHOLD_DETAIL_ROWS
@@ -464,10 +468,21 @@ def regulator_console(request: HttpRequest) -> HttpResponse:
         **account_views.account_table_context(request),
         # Review queue, acts, statistics, alerts, audit log (supervision.views).
         **supervision_views.regulator_context(
-            request.user, account=request.GET.get("account", "")[:60]
+            request.user, supervision_views.Prefill.of(request.GET)
         ),
+        # The contracts of the open and upcoming slots, each row with its acts.
+        **supervision_views.contract_list(request.user, request.GET),
     }
     return render(request, "console/regulator.html", context)
+
+
+@require_GET
+@role_required(Role.REGULATOR, Role.ADMIN)
+def regulator_contract_rows(request: HttpRequest) -> HttpResponse:
+    """The rows of the contracts list (the page and search of the query string): what the live
+    console re-fetches when an act commits."""
+    context = supervision_views.contract_list(request.user, request.GET)
+    return render(request, "console/_contract_rows.html", context)
 
 
 # The supervision sections' live partials: each re-fetched when a block commits.

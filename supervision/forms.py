@@ -46,6 +46,8 @@ FIELD_OF_CODE = {
 _FEEDER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # as the ledger names it
 _MAX_LIMIT_W = 10**12  # a terawatt: far beyond any feeder, keeps the integers small
 _PLACES = {KWH: 3, WH: 0}
+# A contract's id: its slot (ms) and number, after its carrier for another than electricity.
+CONTRACT_ID = re.compile(r"(?:[a-z]{1,16}-)?[0-9]{1,16}-[0-9]{1,9}")
 
 
 class ReasonField(forms.CharField):
@@ -208,6 +210,15 @@ class ReviewDecisionForm(_CurtailingForm):
         self.fields["energy"].help_text = "Only to curtail: less than the contract's energy."
 
 
+class ContractDecisionForm(ReviewDecisionForm):
+    """A regulator's act on a contract from a row of a list (the console's contracts, a
+    household's page): veto or curtail it, as from the review queue but without "clear"."""
+
+    DECISIONS = [("veto", "Veto"), ("curtail", "Curtail")]
+
+    decision = _choice_field("Decision", DECISIONS, "Choose veto or curtail.")
+
+
 class ContractActForm(_CurtailingForm):
     """Veto or curtail a contract named by its id."""
 
@@ -231,7 +242,7 @@ class ContractActForm(_CurtailingForm):
 
     def clean_contract(self) -> str:
         contract: str = self.cleaned_data["contract"].strip()
-        if not re.fullmatch(r"[0-9]{1,16}-[0-9]{1,9}", contract):
+        if not CONTRACT_ID.fullmatch(contract):
             raise forms.ValidationError(
                 "A contract id is its slot and number, such as 1767225600000-0."
             )

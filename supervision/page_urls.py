@@ -20,6 +20,10 @@ urlpatterns = [
     # The regulator's acts.
     path("review/<str:contract_id>/", views.review_decide, name="supervision-review"),
     path("contract/", views.contract_act, name="supervision-contract"),
+    path("contracts/<str:contract_id>/", views.contract_decide, name="supervision-contract-decide"),
+    # The act forms' pickers: what matches as the regulator types (JSON).
+    path("picks/accounts/", views.account_picks, name="supervision-account-picks"),
+    path("picks/contracts/", views.contract_picks, name="supervision-contract-picks"),
     path("suspend/", views.trading_suspend, name="supervision-suspend"),
     path("resume/", views.trading_resume, name="supervision-resume"),
     path("account/", views.account_act, name="supervision-account"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -229,29 +230,86 @@ def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
     return rows
 
 
-PICKS_SHOWN = 500
+# The act forms' pickers: the first this many on the page, and this many per search as the
+# regulator types (``supervision.views.account_picks``): the picker costs the same for 30
+# households as for 10,000.
+PICKS_SHOWN = 50
+# What a picker's or a list's search may be: printable text, at most this long.
+SEARCH_MAX = 100
 
 
-def household_picks(*, user: User) -> list[tuple[str, str]]:
-    """(address, name) of the households with an identity, by name: the regulator's picker."""
-    _require(user, Role.REGULATOR)
-    rows = (
-        Identity.objects.filter(user__role=Role.HOUSEHOLD)
-        .order_by("user__name", "address")
-        .values_list("address", "user__name")[:PICKS_SHOWN]
+def _households_named(text: str) -> QuerySet[Identity]:
+    """The identities of the households whose name or email contains ``text``, or whose address
+    starts with it."""
+    return Identity.objects.filter(user__role=Role.HOUSEHOLD).filter(
+        Q(user__name__icontains=text)
+        | Q(user__email__icontains=text)
+        | Q(address__startswith=text.lower())
     )
-    return [(str(address), str(name)) for address, name in rows]
 
 
-def contract_picks(*, user: User) -> list[Contract]:
-    """The contracts whose delivery has not started, not vetoed, soonest first: the regulator's
-    picker for a veto or a curtailment (a contract whose slot has started stands)."""
+def household_picks(*, user: User, search: str = "") -> list[tuple[str, str]]:
+    """(address, name) of the first ``PICKS_SHOWN`` households with an identity, by name,
+    whose name or email contains ``search`` or whose address starts with it: the regulator's
+    picker."""
     _require(user, Role.REGULATOR)
-    return list(
-        Contract.objects.filter(slot__gt=timezone.now(), vetoed=False).order_by("slot", "index")[
-            :PICKS_SHOWN
-        ]
+    text = search.strip()
+    found = _households_named(text) if text else Identity.objects.filter(user__role=Role.HOUSEHOLD)
+    rows = found.order_by("user__name", "address").values_list("address", "user__name")
+    return [(str(address), str(name)) for address, name in rows[:PICKS_SHOWN]]
+
+
+def _undelivered(now: datetime | None = None) -> QuerySet[Contract]:
+    """The contracts whose delivery has not started, soonest first: those an act may still
+    change (a contract whose slot has started stands)."""
+    return Contract.objects.filter(slot__gt=now or timezone.now()).order_by("slot", "index")
+
+
+def _contracts_matching(contracts: QuerySet[Contract], text: str) -> QuerySet[Contract]:
+    """Those of ``contracts`` whose id starts with ``text``, or with a party whose name or email
+    contains it or whose address starts with it."""
+    parties = _households_named(text).values("address")
+    return contracts.filter(
+        Q(id__startswith=text)
+        | Q(seller__startswith=text.lower())
+        | Q(buyer__startswith=text.lower())
+        | Q(seller__in=parties)
+        | Q(buyer__in=parties)
     )
+
+
+def contract_picks(*, user: User, search: str = "") -> list[Contract]:
+    """The first ``PICKS_SHOWN`` contracts whose delivery has not started, not vetoed, soonest
+    first, matching ``search`` (its id's start, a party's name, email or address's start): the
+    regulator's picker for a veto or a curtailment."""
+    _require(user, Role.REGULATOR)
+    contracts = _undelivered().filter(vetoed=False)
+    text = search.strip()
+    if text:
+        contracts = _contracts_matching(contracts, text)
+    return list(contracts[:PICKS_SHOWN])
+
+
+CONTRACTS_PER_PAGE = 25
+
+
+def contract_page(*, user: User, search: str = "", page: int | str | None = 1) -> Page[Contract]:
+    """The contracts of the open and upcoming slots (delivery not started, vetoed ones
+    included), nearest slot first, matching ``search`` like :func:`contract_picks`,
+    ``CONTRACTS_PER_PAGE`` a page: searched and paged in the database, so a page costs the same
+    however many contracts the community makes. For regulators and admins."""
+    _require(user, Role.REGULATOR, Role.ADMIN)
+    contracts = _undelivered()
+    text = search.strip()
+    if text:
+        contracts = _contracts_matching(contracts, text)
+    return Paginator(contracts, CONTRACTS_PER_PAGE).get_page(page)
+
+
+def actionable(contract: Contract, *, now: datetime | None = None) -> bool:
+    """Whether a regulator may still veto or curtail ``contract``: not vetoed, its delivery not
+    started (the validators decide; this only spares a page a form it cannot use)."""
+    return not contract.vetoed and contract.slot > (now or timezone.now())
 
 
 def positions(*, tx_ids: list[str]) -> dict[str, int]:

@@ -25,10 +25,12 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts.models import Identity, Role, User
@@ -40,12 +42,14 @@ from market.forms import energy_text, power_text
 from market.models import Contract, MarketAccount, contract_carrier
 from market.selectors import address_of
 from market.selectors import options as market_options
+from market.templatetags.market_format import price
 from supervision import selectors, services
 from supervision.errors import MESSAGES
 from supervision.forms import (
     FIELD_OF_CODE,
     AccountActForm,
     ContractActForm,
+    ContractDecisionForm,
     FeederPublishForm,
     GridStateForm,
     ResumeForm,
@@ -70,6 +74,14 @@ TAKES_EFFECT = "It takes effect when its block commits."
 def names_of(addresses: Iterable[str]) -> dict[str, str]:
     """The names of the accounts at ``addresses`` (for the regulator's pages)."""
     rows = Identity.objects.filter(address__in=set(addresses)).values_list("address", "user__name")
+    return dict(rows)
+
+
+def households_at(addresses: Iterable[str]) -> dict[str, int]:
+    """The user ids of the households among ``addresses`` (for links to their pages)."""
+    rows = Identity.objects.filter(
+        address__in=set(addresses), user__role=Role.HOUSEHOLD
+    ).values_list("address", "user_id")
     return dict(rows)
 
 
@@ -121,12 +133,16 @@ def review_rows(user: User) -> dict[str, Any]:
     items = list(selectors.review_queue(user=user))
     contracts = [item.contract for item in items]
     names = names_of([c.seller for c in contracts] + [c.buyer for c in contracts])
+    households = households_at([c.seller for c in contracts] + [c.buyer for c in contracts])
     rows = [
         {
             "item": item,
             "contract": item.contract,
             "seller_name": names.get(item.contract.seller, ""),
             "buyer_name": names.get(item.contract.buyer, ""),
+            # A party a regulator may restrict (a household, not the grid operator).
+            "seller_household": households.get(item.contract.seller),
+            "buyer_household": households.get(item.contract.buyer),
             "form": _preserved(
                 ReviewDecisionForm(
                     prefix=f"review-{item.contract.id}",
@@ -176,10 +192,36 @@ def regulator_alerts(user: User) -> dict[str, Any]:
     }
 
 
-def regulator_context(user: User, account: str = "") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prefill:
+    """What a row action fills the console's act forms with (``?account=&account_act=``,
+    ``?contract=&contract_act=``): anything unknown is left out, never an error."""
+
+    account: str = ""
+    account_act: str = ""
+    contract: str = ""
+    contract_act: str = ""
+
+    @classmethod
+    def of(cls, query: Any) -> Prefill:
+        def pick(name: str, choices: Iterable[tuple[str, str]]) -> str:
+            value = str(query.get(name, ""))
+            return value if value in dict(choices) else ""
+
+        return cls(
+            account=str(query.get("account", ""))[:60],
+            account_act=pick("account_act", AccountActForm.ACTS),
+            contract=str(query.get("contract", ""))[:40],
+            contract_act=pick("contract_act", ContractDecisionForm.DECISIONS),
+        )
+
+
+def regulator_context(user: User, prefill: Prefill | None = None) -> dict[str, Any]:
     """The supervision sections of the regulator console (regulators and admins; only a
-    regulator signs acts, so an admin sees no forms)."""
+    regulator signs acts, so an admin sees no forms); ``prefill``: what a row action fills the
+    act forms with."""
     feeders = scopes()
+    prefill = prefill or Prefill()
     context = {
         **review_rows(user),
         **audit_rows(user),
@@ -187,32 +229,156 @@ def regulator_context(user: User, account: str = "") -> dict[str, Any]:
         **regulator_alerts(user),
     }
     if user.role == Role.REGULATOR:
+        contract_form = ContractActForm(
+            prefix="contract",
+            initial={"contract": prefill.contract, "act": prefill.contract_act or None},
+        )
+        account_form = AccountActForm(
+            prefix="account",
+            initial={"address": prefill.account, "act": prefill.account_act or None},
+        )
+        contract_form.fields["contract"].widget.attrs["data-picker"] = reverse(
+            "supervision-contract-picks"
+        )
+        account_form.fields["address"].widget.attrs["data-picker"] = reverse(
+            "supervision-account-picks"
+        )
         context |= {
-            "contract_form": ContractActForm(prefix="contract"),
+            "contract_form": contract_form,
             "suspend_form": SuspendForm(prefix="suspend", feeders=feeders),
             "resume_form": ResumeForm(prefix="resume", feeders=feeders),
-            "account_form": AccountActForm(prefix="account", initial={"address": account}),
+            "account_form": account_form,
             **pickers(user),
         }
     return context
 
 
-def pickers(user: User) -> dict[str, Any]:
-    """What the act forms offer to pick from instead of a pasted id: the households on the
-    ledger by name, and the contracts not yet delivered by slot, parties and size."""
-    households = selectors.household_picks(user=user)
-    contracts = selectors.contract_picks(user=user)
+def _contract_pick(contract: Contract, names: dict[str, str]) -> dict[str, Any]:
+    """A contract as its picker names it: slot, parties, size and price."""
+    label = (
+        f"{date_format(timezone.localtime(contract.slot), 'D j M H:i')} · "
+        f"{names.get(contract.seller, 'a household')} to "
+        f"{names.get(contract.buyer, 'a household')} · "
+        f"{energy_text(contract.energy_wh, contract.carrier)} at "
+        f"{price(contract.price, contract.carrier)}"
+    )
+    if contract.kind == "flexibility":
+        label += " · flexibility"
+    return {"value": contract.id, "label": label}
+
+
+def _contract_picks(user: User, search: str = "") -> list[dict[str, Any]]:
+    contracts = selectors.contract_picks(user=user, search=search)
     names = names_of([c.seller for c in contracts] + [c.buyer for c in contracts])
-    return {
-        "account_picks": households,
-        "contract_picks": [
+    return [_contract_pick(contract, names) for contract in contracts]
+
+
+def _account_picks(user: User, search: str = "") -> list[dict[str, Any]]:
+    households = selectors.household_picks(user=user, search=search)
+    return [{"value": address, "label": name} for address, name in households]
+
+
+def pickers(user: User) -> dict[str, Any]:
+    """What the act forms offer to pick from instead of a pasted id: the first households on
+    the ledger by name, and the first contracts not yet delivered by slot, parties and size;
+    as the regulator types, ``static/js/picker.js`` asks :func:`account_picks` and
+    :func:`contract_picks` for those that match."""
+    return {"account_picks": _account_picks(user), "contract_picks": _contract_picks(user)}
+
+
+def _search_refusal(text: str) -> str | None:
+    """Why ``text`` is no search (too long, or a control character), or None."""
+    if len(text) > selectors.SEARCH_MAX:
+        return f"Search for at most {selectors.SEARCH_MAX} characters."
+    if any(not character.isprintable() for character in text):
+        return "Search for printable text only."
+    return None
+
+
+def _picks_view(picks: Callable[[User, str], list[dict[str, Any]]]) -> View:
+    """A picker's search: ``?q=`` what the regulator typed, answered as JSON
+    ``{"picks": [{"value": ..., "label": ...}]}`` (at most ``selectors.PICKS_SHOWN``). For
+    regulators only (403 ``forbidden`` otherwise, signed in or not); a search that is no text
+    is a 400 ``bad_search`` with its message."""
+
+    @require_GET
+    def view(request: HttpRequest) -> HttpResponse:
+        if not request.user.is_authenticated or request.user.role != Role.REGULATOR:
+            return JsonResponse(
+                {"code": "forbidden", "message": "Only a regulator picks accounts and contracts."},
+                status=403,
+            )
+        text = request.GET.get("q", "")
+        refusal = _search_refusal(text)
+        if refusal is not None:
+            return JsonResponse({"code": "bad_search", "message": refusal}, status=400)
+        return JsonResponse({"picks": picks(request.user, text)})
+
+    return view
+
+
+account_picks = _picks_view(_account_picks)
+contract_picks = _picks_view(_contract_picks)
+
+
+# --- the contracts list (the regulator console) and a household's contracts ----------------------
+
+
+def contract_rows(user: User, contracts: Iterable[Contract], *, back: str) -> list[dict[str, Any]]:
+    """Rows of a list of contracts with, for a regulator, each contract's veto and curtail form
+    (while it may still be changed): its parties' names and household pages, and where the
+    act goes back to once signed (``back``, a path on the consoles)."""
+    shown = list(contracts)
+    parties = {c.seller for c in shown} | {c.buyer for c in shown}
+    households = households_at(parties)
+    names = names_of(parties)
+    now = timezone.now()
+    rows = []
+    for contract in shown:
+        form = None
+        if user.role == Role.REGULATOR and selectors.actionable(contract, now=now):
+            form = _preserved(
+                ContractDecisionForm(
+                    prefix=f"row-{contract.id}",
+                    contract_energy_wh=contract.energy_wh,
+                    carrier=contract.carrier,
+                )
+            )
+        rows.append(
             {
                 "contract": contract,
-                "seller_name": names.get(contract.seller, "a household"),
-                "buyer_name": names.get(contract.buyer, "a household"),
+                "seller_name": names.get(contract.seller, ""),
+                "buyer_name": names.get(contract.buyer, ""),
+                "seller_household": households.get(contract.seller),
+                "buyer_household": households.get(contract.buyer),
+                "form": form,
+                "action": reverse("supervision-contract-decide", args=[contract.id])
+                + "?"
+                + urlencode({"next": back}),
             }
-            for contract in contracts
-        ],
+        )
+    return rows
+
+
+CONTRACTS_ANCHOR = "#contracts-heading"
+
+
+def contract_list(user: User, query: Any) -> dict[str, Any]:
+    """The regulator console's contracts section: one page of the contracts of the open and
+    upcoming slots (``?contracts_q=`` the search, ``?contracts=`` the page), each row with its
+    acts."""
+    search = str(query.get("contracts_q", ""))[: selectors.SEARCH_MAX]
+    if _search_refusal(search) is not None:
+        search = ""
+    page = selectors.contract_page(user=user, search=search, page=query.get("contracts"))
+    shown = {"contracts_q": search, "contracts": page.number if page.number > 1 else ""}
+    query_string = urlencode({name: value for name, value in shown.items() if value})
+    back = reverse("regulator-console") + (f"?{query_string}" if query_string else "")
+    return {
+        "contract_rows": contract_rows(user, page.object_list, back=back + CONTRACTS_ANCHOR),
+        "contracts_page": page,
+        "contracts_q": search,
+        "now": timezone.now(),
     }
 
 
@@ -411,7 +577,7 @@ class Act:
     and announced."""
 
     heading: str
-    back: str  # URL name of the console
+    back: str  # URL name of the console, or a path on it
     confirm: Callable[[dict[str, Any]], Confirmation]
     sign: Callable[[User, dict[str, Any]], Transaction]
     submitted: Callable[[dict[str, Any]], str]
@@ -428,8 +594,8 @@ def _act_page(
     context = {
         "form": form,
         "heading": act.heading,
-        "action": request.path,
-        "back": reverse(act.back),
+        "action": request.get_full_path(),
+        "back": resolve_url(act.back),
         "confirmation": confirmation,
     }
     return render(request, "supervision/act.html", context, status=status)
@@ -475,7 +641,9 @@ def _until_text(data: dict[str, Any]) -> str:
     return when(until) if until is not None else "until a regulator resumes trading"
 
 
-def _review_act(contract: Contract) -> Act:
+def _review_act(
+    contract: Contract, back: str = "regulator-console", heading: str = "Review contract"
+) -> Act:
     def confirm(data: dict[str, Any]) -> Confirmation:
         decision = data["decision"]
         rows = [
@@ -508,7 +676,7 @@ def _review_act(contract: Contract) -> Act:
         verb = {"clear": "clearing", "veto": "veto", "curtail": "curtailment"}[data["decision"]]
         return f"The {verb} of contract {contract.id}"
 
-    return Act(f"Review contract {contract.id}", "regulator-console", confirm, sign, submitted)
+    return Act(f"{heading} {contract.id}", back, confirm, sign, submitted)
 
 
 @require_POST
@@ -527,6 +695,43 @@ def review_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
         carrier=contract.carrier,
     )
     return _perform(request, _review_act(contract), form)
+
+
+def _back(request: HttpRequest) -> str:
+    """Where a row's act goes back to: its ``?next=``, a path on the consoles; else the
+    regulator console's contracts."""
+    back = request.GET.get("next", "")
+    if back.startswith("/console/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return reverse("regulator-console") + CONTRACTS_ANCHOR
+
+
+@require_POST
+@role_required(Role.REGULATOR)
+def contract_decide(request: HttpRequest, contract_id: str) -> HttpResponse:
+    """Veto or curtail a contract from a row of a list (the console's contracts, a household's
+    page), through the review queue's steps: checked, confirmed, signed; then back where the
+    row was (``?next=``). A contract already vetoed or delivering is a message, nothing signed."""
+    back = _back(request)
+    contract = Contract.objects.filter(id=contract_id[:40]).first()
+    if contract is None:
+        raise Http404("No such contract.")
+    if not selectors.actionable(contract):
+        messages.error(
+            request,
+            f"Contract {contract.id} is vetoed already or its delivery has started: it stands "
+            "as it is.",
+        )
+        return redirect(back)
+    form = ContractDecisionForm(
+        request.POST,
+        prefix=f"row-{contract.id}",
+        contract_energy_wh=contract.energy_wh,
+        carrier=contract.carrier,
+    )
+    return _perform(request, _review_act(contract, back, "Veto or curtail contract"), form)
 
 
 def _contract_confirm(data: dict[str, Any]) -> Confirmation:

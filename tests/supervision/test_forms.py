@@ -1,11 +1,12 @@
-"""The feeder form: limits typed in kW become the ledger's integer W exactly, or an error."""
+"""The forms: a feeder's limits typed in kW become the ledger's integer W exactly, or an error; a
+contract is named by its id, of any carrier."""
 
 from __future__ import annotations
 
 import pytest
 
 from market.forms import power_text
-from supervision.forms import FeederPublishForm
+from supervision.forms import ContractActForm, FeederPublishForm
 
 
 def publish_form(export_kw: str, import_kw: str = "1") -> FeederPublishForm:
@@ -56,3 +57,27 @@ def test_a_bad_limit_is_named(typed: str, error: str) -> None:
 )
 def test_a_limit_reads_in_kw_exactly(watts: int, text: str) -> None:
     assert power_text(watts) == text
+
+
+@pytest.mark.parametrize(
+    ("typed", "valid"),
+    [
+        ("1767225600000-0", True),
+        (" heat-1767225600000-12 ", True),  # heat's contracts carry their carrier
+        ("1767225600000", False),
+        ("heat-", False),
+        ("1767225600000-0; drop", False),
+    ],
+)
+def test_a_contract_is_named_by_its_id_of_any_carrier(typed: str, valid: bool) -> None:
+    form = ContractActForm(
+        {"contract-act": "veto", "contract-contract": typed, "contract-reason": "Too large"},
+        prefix="contract",
+    )
+    assert form.is_valid() is valid, form.errors
+    if valid:
+        assert form.cleaned_data["contract"] == typed.strip()
+    else:
+        assert form.errors["contract"] == [
+            "A contract id is its slot and number, such as 1767225600000-0."
+        ]

@@ -28,7 +28,7 @@ from market.models import Contract
 from supervision import selectors as supervision_selectors
 from supervision.models import Notification, ReviewItem, SupervisoryAct, Suspension
 from supervision.templatetags.supervision_format import scaled, when
-from tests.factories import ContractFactory
+from tests.factories import ContractFactory, UserFactory
 from tests.ledger.chains import recent_start_ms
 from tests.ledger.site import Site
 from tests.supervision.support import address, network_site, setup_txs
@@ -126,6 +126,7 @@ def submitted() -> dict[str, Any]:
 REGULATOR_PAGES = [
     "/console/regulator/",
     "/console/regulator/review/rows/",
+    "/console/regulator/contracts/rows/",
     "/console/regulator/audit/rows/",
     "/console/regulator/statistics/rows/",
     "/console/regulator/alerts/",
@@ -145,6 +146,7 @@ HOUSEHOLD_PAGES = [
 ]
 REGULATOR_ACTS = [
     "/supervision/review/1-0/",
+    "/supervision/contracts/1-0/",
     "/supervision/contract/",
     "/supervision/suspend/",
     "/supervision/resume/",
@@ -212,6 +214,8 @@ def test_it_lets_exactly_the_acting_role_post_each_act(
             # No such contract under review: back to the console with a message.
             assert response.status_code == 302
             assert response["Location"] == "/console/regulator/"
+        elif url == "/supervision/contracts/1-0/":
+            assert response.status_code == 404  # no such contract
         elif url == "/supervision/notifications/read/":
             assert response.status_code == 302
             assert response["Location"] == "/supervision/"
@@ -244,13 +248,16 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
 ) -> None:
     html = client_for(regulator).get("/console/regulator/").content.decode()
     assert 'data-live-socket="/ws/ledger/"' in html
-    for region in ("review-rows", "regulator-alerts", "statistics-rows", "audit-rows"):
+    regions = ("review-rows", "contract-rows", "regulator-alerts", "statistics-rows", "audit-rows")
+    for region in regions:
         assert f'id="{region}"' in html
     # Each section follows what changes it (ledger.live): the grid (contracts load feeders),
-    # the acts (the audit log, decisions on the review queue), or both.
+    # the acts (the audit log, decisions on the review queue, vetoes in the contracts list), or
+    # both.
     assert 'data-live-target="#supervision-live" data-live-targeted' in html
-    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 4
+    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 5
     assert 'id="audit-rows" data-live-topic="acts"' in html
+    assert 'id="contract-rows" data-live-topic="acts"' in html
     assert 'id="statistics-rows" data-live-topic="grid"' in html
     assert 'id="review-rows" data-live-topic="grid acts"' in html
     assert f'data-review="{flagged.id}"' in html
@@ -830,3 +837,252 @@ def test_the_operator_console_opens_with_the_community_at_a_glance(
     assert figures["alerts"] == str(len(supervision_selectors.alerts(user=grid_operator)))
     assert figures["validators"].endswith(" up")
     assert re.fullmatch(r"\d+ %", figures["busiest"])
+
+
+# --- row actions: the contracts list, a household's contracts, the review queue; the pickers -----
+
+
+def _future(hours: int) -> Any:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now().replace(second=0, microsecond=0) + timedelta(hours=hours)
+
+
+def _contract_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-contract="([^"]+)"', html)
+
+
+def test_the_contracts_list_shows_the_undelivered_contracts_nearest_first_with_their_acts(
+    regulator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    from datetime import timedelta
+
+    seller, buyer = prosumer.identity.address, consumer.identity.address
+    later = ContractFactory(slot=_future(5), seller=seller, buyer=buyer)
+    vetoed = ContractFactory(slot=_future(6), seller=seller, buyer=buyer, vetoed=True)
+    delivered = ContractFactory(slot=flagged.slot - timedelta(days=1), seller=seller, buyer=buyer)
+    html = client_for(regulator).get("/console/regulator/").content.decode()
+    assert _contract_ids(html.split('id="contract-rows"')[1].split("</tbody>")[0]) == [
+        flagged.id,
+        later.id,
+        vetoed.id,
+    ]
+    assert delivered.id not in html.split('id="contract-rows"')[1]
+    assert '<p data-testid="contracts-count">3 contracts; page 1 of 1.</p>' in html
+    rows = client_for(regulator).get("/console/regulator/contracts/rows/").content.decode()
+    assert _contract_ids(rows) == [flagged.id, later.id, vetoed.id]
+    # Each row that may still change has its veto and curtail form, signed through the review
+    # queue's confirmation, coming back to the list; a vetoed one says so and has none.
+    back = "next=%2Fconsole%2Fregulator%2F%23contracts-heading"
+    for contract in (flagged, later):
+        assert f'action="/supervision/contracts/{contract.id}/?{back}"' in rows
+        assert f'aria-label="Veto or curtail contract {contract.id}"' in rows
+    assert f"/supervision/contracts/{vetoed.id}/" not in rows
+    assert '<span class="help">Vetoed.</span>' in rows
+    # The parties link to their households' pages; the contract to the transaction that made it.
+    assert f'<a href="/console/households/{prosumer.pk}/">{prosumer.name}</a>' in rows
+    assert f'<a href="/console/households/{consumer.pk}/">{consumer.name}</a>' in rows
+    assert f'href="/ledger/tx/{flagged.tx}/"' in rows
+
+
+def test_the_contracts_list_is_searched_and_paged_in_the_database(
+    regulator: User, admin: User, prosumer: User, consumer: User, grid_operator: User, site: Site
+) -> None:
+    seller, buyer = prosumer.identity.address, consumer.identity.address
+    made = [ContractFactory(slot=_future(1 + n), seller=seller, buyer=buyer) for n in range(30)]
+    other = UserFactory(name="Zelda Quartz")
+    identity = other.identity
+    theirs = ContractFactory(slot=_future(40), seller=identity.address, buyer=buyer)
+    client = client_for(regulator)
+
+    first = client.get("/console/regulator/contracts/rows/").content.decode()
+    assert _contract_ids(first) == [c.id for c in made[:25]]  # nearest slot first
+    second = client.get("/console/regulator/contracts/rows/?contracts=2").content.decode()
+    assert _contract_ids(second) == [c.id for c in made[25:]] + [theirs.id]
+    # A row's act comes back to the page it was on.
+    back = "next=%2Fconsole%2Fregulator%2F%3Fcontracts%3D2%23contracts-heading"
+    assert f'action="/supervision/contracts/{theirs.id}/?{back}"' in second
+    odd = client.get("/console/regulator/contracts/rows/?contracts=abc").content.decode()
+    assert _contract_ids(odd) == [c.id for c in made[:25]]  # no such page: the first
+    page = client.get("/console/regulator/?contracts=2").content.decode()
+    assert '<p data-testid="contracts-count">31 contracts; page 2 of 2.</p>' in page
+    assert 'href="?contracts_q=&amp;contracts=1#contracts-heading">Previous page</a>' in page
+
+    # By a party's name, by the start of an address, by the start of an id.
+    for search in ("zelda", identity.address[:12], theirs.id):
+        found = client.get("/console/regulator/contracts/rows/", {"contracts_q": search})
+        assert _contract_ids(found.content.decode()) == [theirs.id], search
+    none = client.get("/console/regulator/?contracts_q=nobody-at-all").content.decode()
+    assert "No contract of the open and upcoming slots matches." in none
+    assert '<p data-testid="contracts-count">0 contracts match; page 1 of 1.</p>' in none
+    # A search that is no text is no search, and no error.
+    bad = client.get("/console/regulator/contracts/rows/", {"contracts_q": "a\x00b"})
+    assert bad.status_code == 200
+    assert _contract_ids(bad.content.decode()) == [c.id for c in made[:25]]
+    # An admin reads the list and can sign nothing; a household and the grid operator are
+    # refused it.
+    watched = client_for(admin).get("/console/regulator/contracts/rows/").content.decode()
+    assert _contract_ids(watched) == [c.id for c in made[:25]]
+    assert "/supervision/contracts/" not in watched
+    for user in (prosumer, grid_operator):
+        assert client_for(user).get("/console/regulator/contracts/rows/").status_code == 403
+
+
+def test_a_regulator_curtails_a_contract_from_a_households_page_and_comes_back_to_it(
+    site: Site, regulator: User, grid_operator: User, flagged: Contract, prosumer: User
+) -> None:
+    page_url = f"/console/households/{prosumer.pk}/"
+    page = client_for(regulator).get(page_url).content.decode()
+    back = f"%2Fconsole%2Fhouseholds%2F{prosumer.pk}%2F%23contracts-heading"
+    action = f"/supervision/contracts/{flagged.id}/?next={back}"
+    assert f'action="{action}"' in page
+    # The grid operator reads the same page without the acts.
+    operator_page = client_for(grid_operator).get(page_url).content.decode()
+    assert f'<tr data-contract="{flagged.id}">' in operator_page
+    assert "/supervision/contracts/" not in operator_page
+
+    prefix = f"row-{flagged.id}"
+    data = {
+        f"{prefix}-decision": "curtail",
+        f"{prefix}-reason": REASON,
+        f"{prefix}-energy": "4",
+        f"{prefix}-energy_unit": "kWh",
+    }
+    client = client_for(regulator)
+    # Not a curtailment: the message beside the field, nothing signed.
+    too_much = client.post(action, data | {f"{prefix}-energy": "6", "confirmed": "yes"})
+    assert too_much.status_code == 400
+    assert "A curtailment cuts the contract below its 6 kWh; enter at most 5.999 kWh." in (
+        too_much.content.decode()
+    )
+    confirm = client.post(action, data)
+    html = confirm.content.decode()
+    assert confirm.status_code == 200
+    assert f"<h1>Curtail contract {flagged.id}?</h1>" in html
+    assert f'action="{action}"' in html  # the confirmation keeps where to come back to
+    assert not SubmittedTransaction.objects.exists()
+    done = client.post(action, data | {"confirmed": "yes"}, follow=True)
+    assert done.redirect_chain == [(f"/console/households/{prosumer.pk}/#contracts-heading", 302)]
+    assert submitted() == {
+        "type": "supervision.contract.curtail",
+        "payload": {"contract": flagged.id, "energy_wh": 4_000, "reason": REASON},
+    }
+    commit_pending(site)
+    flagged.refresh_from_db()
+    assert flagged.energy_wh == 4_000
+
+
+def test_a_row_act_goes_back_only_to_the_consoles(regulator: User, flagged: Contract) -> None:
+    prefix = f"row-{flagged.id}"
+    data = {f"{prefix}-decision": "veto", f"{prefix}-reason": REASON, "confirmed": "yes"}
+    client = client_for(regulator)
+    for elsewhere in ("https://evil.example/console/", "//evil.example/console/", "/market/"):
+        response = client.post(f"/supervision/contracts/{flagged.id}/?next={elsewhere}", data)
+        assert response["Location"] == "/console/regulator/#contracts-heading", elsewhere
+    assert SubmittedTransaction.objects.count() == 3  # three vetoes signed (a chain refuses two)
+
+
+def test_a_vetoed_or_delivering_contract_has_no_row_act(
+    regulator: User, prosumer: User, consumer: User, site: Site
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    seller, buyer = prosumer.identity.address, consumer.identity.address
+    vetoed = ContractFactory(slot=_future(3), seller=seller, buyer=buyer, vetoed=True)
+    started = ContractFactory(
+        slot=timezone.now() - timedelta(minutes=1), seller=seller, buyer=buyer
+    )
+    client = client_for(regulator)
+    for contract in (vetoed, started):
+        prefix = f"row-{contract.id}"
+        data = {f"{prefix}-decision": "veto", f"{prefix}-reason": REASON, "confirmed": "yes"}
+        done = client.post(f"/supervision/contracts/{contract.id}/", data, follow=True)
+        assert done.redirect_chain == [("/console/regulator/#contracts-heading", 302)]
+        assert "is vetoed already or its delivery has started: it stands" in (done.content.decode())
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_a_regulator_restricts_a_party_from_the_review_queue(
+    regulator: User, flagged: Contract, prosumer: User, consumer: User
+) -> None:
+    client = client_for(regulator)
+    rows = client.get("/console/regulator/review/rows/").content.decode()
+    links = {}
+    for side, user in (("seller", prosumer), ("buyer", consumer)):
+        link = (
+            f"/console/regulator/?account={user.identity.address}&amp;account_act=restrict"
+            "#account-act-heading"
+        )
+        assert f'href="{link}" aria-label="Restrict the {side}, {user.name}"' in rows
+        links[side] = link.replace("&amp;", "&").split("#")[0]
+    filled = client.get(links["buyer"]).content.decode()
+    assert f'name="account-address" value="{consumer.identity.address}"' in filled
+    assert re.search(r'<input type="radio" name="account-act" value="restrict"[^>]*checked', filled)
+    # The same pre-fill for a contract.
+    contract = client.get(
+        "/console/regulator/", {"contract": flagged.id, "contract_act": "curtail"}
+    ).content.decode()
+    assert f'name="contract-contract" value="{flagged.id}"' in contract
+    assert re.search(
+        r'<input type="radio" name="contract-act" value="curtail"[^>]*checked', contract
+    )
+    odd = client.get("/console/regulator/", {"contract_act": "drop", "account": "x" * 500})
+    assert odd.status_code == 200  # nothing to fill in, and no error
+
+
+def test_the_pickers_search_the_server_for_a_regulator_only(
+    regulator: User,
+    admin: User,
+    grid_operator: User,
+    flagged: Contract,
+    prosumer: User,
+    consumer: User,
+) -> None:
+    client = client_for(regulator)
+    by_name = client.get("/supervision/picks/accounts/", {"q": prosumer.name[:5].lower()})
+    assert by_name.status_code == 200
+    assert {"value": prosumer.identity.address, "label": prosumer.name} in by_name.json()["picks"]
+    assert consumer.identity.address not in {p["value"] for p in by_name.json()["picks"]}
+    by_address = client.get("/supervision/picks/accounts/", {"q": consumer.identity.address[:9]})
+    assert by_address.json()["picks"] == [
+        {"value": consumer.identity.address, "label": consumer.name}
+    ]
+    contracts = client.get("/supervision/picks/contracts/", {"q": consumer.name}).json()["picks"]
+    assert [p["value"] for p in contracts] == [flagged.id]
+    assert f"{prosumer.name} to {consumer.name} · 6 kWh at €0.20/kWh" in contracts[0]["label"]
+    assert client.get("/supervision/picks/contracts/", {"q": "9-9"}).json() == {"picks": []}
+    # Only a regulator picks: everyone else, signed in or not, gets a 403 with its code.
+    for user in (None, prosumer, grid_operator, admin):
+        for kind in ("accounts", "contracts"):
+            refused = client_for(user).get(f"/supervision/picks/{kind}/", {"q": "a"})
+            assert refused.status_code == 403
+            assert refused.json()["code"] == "forbidden"
+    # A search that is no text is a clear 400, never a 500.
+    for q, message in (
+        ("x" * 101, "Search for at most 100 characters."),
+        ("a\x00b", "Search for printable text only."),
+    ):
+        bad = client.get("/supervision/picks/accounts/", {"q": q})
+        assert bad.status_code == 400
+        assert bad.json() == {"code": "bad_search", "message": message}
+
+
+def test_the_pickers_find_any_of_many_households(regulator: User, site: Site) -> None:
+    from gridplatform.accounts.models import Identity, Role
+
+    for n in range(60):
+        UserFactory(name=f"Household {n:03d}")
+    assert Identity.objects.filter(user__role=Role.HOUSEHOLD).count() > 60
+    client = client_for(regulator)
+    page = client.get("/console/regulator/").content.decode()
+    listed = page.split('<datalist id="account-picker">')[1].split("</datalist>")[0]
+    assert listed.count("<option") == supervision_selectors.PICKS_SHOWN
+    assert "Household 059" not in listed  # past the first picks, by name
+    found = client.get("/supervision/picks/accounts/", {"q": "household 059"}).json()["picks"]
+    assert [p["label"] for p in found] == ["Household 059"]
+    assert 'data-picker="/supervision/picks/accounts/"' in page
+    assert 'data-picker="/supervision/picks/contracts/"' in page
