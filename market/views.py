@@ -206,6 +206,7 @@ def _trade_page(
     accept: tuple[Offer, AcceptForm] | None = None,
     rule_preview: dict[str, Any] | None = None,
     order_warnings: list[str] | None = None,
+    offer_warnings: list[str] | None = None,
     carrier: str | None = None,
 ) -> HttpResponse:
     user = request.user
@@ -222,6 +223,7 @@ def _trade_page(
         "errors": errors or {},
         "rule_preview": rule_preview,
         "order_warnings": order_warnings or [],
+        "offer_warnings": offer_warnings or [],
         **_carriers_context(options, carrier),
         **_slots_context(slots, chosen_ms, carrier),
         **_book_context(slot, options, carrier),
@@ -413,6 +415,25 @@ def offer_post(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
+        # An offer is an ask: the same second look as an order's (market.warnings).
+        if request.POST.get("offer-confirmed") != "yes":
+            warnings = order_warnings(
+                user=request.user,
+                slot=data["slot_start"],
+                slot_ms=selectors.options().slot_ms,
+                side="sell",
+                energy_wh=data["energy_wh"],
+                price=data["price_minor"],
+                carrier=data["carrier"],
+            )
+            if warnings:
+                return _trade_page(
+                    request,
+                    slot_ms=data["slot"],
+                    offer_form=form,
+                    offer_warnings=warnings,
+                    carrier=data["carrier"],
+                )
         try:
             tx = services.offer_post(
                 user=request.user,

@@ -134,6 +134,7 @@ def order_data(slot: int, /, **fields: str) -> dict[str, str]:
 
 
 def offer_data(slot: int, /, **fields: str) -> dict[str, str]:
+    """The offer form as sent; ``confirmed`` is its "Offer it anyway" (market.warnings)."""
     data = {
         "slot": str(slot),
         "energy": "1",
@@ -141,6 +142,7 @@ def offer_data(slot: int, /, **fields: str) -> dict[str, str]:
         "price": "0.20",
         "price_unit": "major",
         "buyer": "",
+        "confirmed": "yes",
     } | fields
     return {f"offer-{name}": value for name, value in data.items()}
 
@@ -731,6 +733,76 @@ def test_an_ordinary_order_goes_out_at_once(site: Site, buyer: User) -> None:
     status, _ = place_unconfirmed(buyer, a_slot(), side="buy", energy="1", price="25")
     assert status == 302
     assert SubmittedTransaction.objects.count() == 1
+
+
+def offer_unconfirmed(user: User, slot: int, **fields: str) -> tuple[int, str]:
+    """Send the offer form without "Offer it anyway": (status, page)."""
+    response = client_for(user).post(
+        f"{MARKET}offers/post/", offer_data(slot, confirmed="", **fields)
+    )
+    return response.status_code, response.content.decode()
+
+
+def test_an_offer_below_the_feed_in_price_is_shown_back_before_it_is_sent(
+    site: Site, seller: User
+) -> None:
+    slot = a_slot()
+    commit(
+        site, [site.sign(OPERATOR, "market.tariff.publish", from_slot=slot, bands=[WARN_TARIFF])]
+    )
+    register(seller)  # a meter, no history yet: nothing to say about the amount
+    status, page = offer_unconfirmed(seller, slot, energy="1", price="1", price_unit="cents")
+    assert status == 200
+    assert 'data-testid="offer-warnings"' in page
+    assert 'data-testid="order-warnings"' not in page
+    assert "Check this offer before it goes out." in page
+    assert "You ask €0.01/kWh, less than the €0.08/kWh the supplier pays" in page
+    assert (
+        "€0.01/kWh is far from the market: with no contract in the last day, the middle of "
+        "the tariff band is €0.19/kWh." in page
+    )
+    assert ">Offer it anyway</button>" in page
+    assert 'name="offer-price" value="1"' in page  # the form keeps what was typed
+    assert not SubmittedTransaction.objects.exists()
+
+    # "Offer it anyway": it goes out as typed.
+    response = client_for(seller).post(
+        f"{MARKET}offers/post/", offer_data(slot, energy="1", price="1", price_unit="cents")
+    )
+    assert response.status_code == 302
+    assert submitted()["payload"] | {"slot": 0} == {
+        "slot": 0,
+        "energy_wh": 1_000,
+        "price": 1,
+        "buyer": "",
+    }
+
+
+def test_an_offer_beyond_what_the_meters_exported_is_shown_back(site: Site, seller: User) -> None:
+    slot = a_slot()
+    device = register(seller)
+    meter = Meter.objects.get(pk=device.meter.pk)
+    start = datetime_of_ms(slot)
+    store_readings(meter, *[(start - timedelta(days=days), 0, 300) for days in (1, 2, 3)])
+    status, page = offer_unconfirmed(seller, slot, energy="2", price="0.20")
+    assert status == 200
+    assert (
+        "On the last 7 days your meters exported at most 0.3 kWh at this time of day; selling "
+        "2 kWh may leave you short" in page
+    )
+    assert not SubmittedTransaction.objects.exists()
+
+    # What it has exported before goes out at once.
+    status, _ = offer_unconfirmed(seller, slot, energy="0.3", price="0.20")
+    assert status == 302
+    assert submitted()["payload"]["energy_wh"] == 300
+
+
+def test_an_offer_with_no_meter_is_shown_back(site: Site, seller: User) -> None:
+    status, page = offer_unconfirmed(seller, a_slot(), energy="1", price="0.20")
+    assert status == 200
+    assert "You have no meter registered" in page
+    assert not SubmittedTransaction.objects.exists()
 
 
 def test_the_slot_to_trade_in_is_picked_by_hour_soonest_first(site: Site, seller: User) -> None:
