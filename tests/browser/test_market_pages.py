@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 from gridplatform.accounts.models import User
 from ledger.crypto import Transaction
 from ledger.models import SubmittedTransaction
+from market import selectors, services
+from market.models import Offer, Order
 from tests.browser.support import (
     LiveServer,
     check_while_live,
@@ -179,6 +181,86 @@ def test_the_order_form_is_a_few_keys_away_and_a_refusal_opens_where_it_is(
     price = page.get_by_role("form", name="Place an order").get_by_label("Price", exact=True)
     expect(price).to_be_focused()
     expect(price).to_be_in_viewport()
+    assert SubmittedTransaction.objects.count() == 0
+
+
+def _a_neighbour_offers_and_ada_bids(site: Site, ada: User) -> tuple[str, str]:
+    """A neighbour on the ledger offers 1 kWh to anyone, and Ada bids for 1 kWh, in a block:
+    (Ada's order, the offer)."""
+    bo: User = UserFactory(name="Bo Neighbour", email="bo@test.example")
+    site.project_all()
+    address, public_key = bo.identity.address, bo.identity.public_key
+    txs = [
+        site.sign(
+            OPERATOR, "account.register", address=address, public_key=public_key, role="household"
+        ),
+        site.sign(OPERATOR, "credit.issue", to=address, amount=100_000),
+        site.sign(OPERATOR, "grid.feeder.assign", address=address, feeder="feeder-1"),
+    ]
+    assert set(site.commit(txs, timestamp_ms=_now_after(site)).results) == {"ok"}
+    slot = selectors.slot_list()[2].start  # open for a while yet
+    services.order_place(user=ada, slot=slot, side="buy", energy_wh=1_000, price=20)
+    services.offer_post(user=bo, slot=slot, energy_wh=1_000, price=25)
+    assert _commit_pending(site) == ["ok", "ok"]
+    return Order.objects.get().id, Offer.objects.get().id
+
+
+def _the_order_and_the_offer_close(site: Site, ada: User, order: str, offer: str) -> None:
+    """Ada cancels her order (in another window) and the neighbour withdraws the offer."""
+    services.order_cancel(user=ada, order_id=order)
+    services.offer_withdraw(user=User.objects.get(email="bo@test.example"), offer_id=offer)
+    assert _commit_pending(site) == ["ok", "ok"]
+
+
+def _stale_market_page(new_page: NewPage, user: User) -> Page:
+    """The market page of ``user``, left open while the chain moves on: its live socket is
+    answered by no server, so its lists stay as they were rendered."""
+    page = new_page()
+    page.route_web_socket("**/ws/ledger/", lambda socket: None)
+    log_in(page, email=user.email, password=PASSWORD)
+    page.goto("/market/")
+    return page
+
+
+def test_a_refused_cancellation_or_acceptance_opens_where_it_is_said(
+    network: tuple[Path, Chain], live_server_url: str, settings: Any, new_page: NewPage
+) -> None:
+    """Refusals of the lists' actions (cancel an order, accept an offer) come back with focus
+    on what was refused, in view, as a refused order does."""
+    directory, chain = network
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    site = Site(chain)
+    ada = outside_event_loop(_enrolled_household, site)
+    order, offer = outside_event_loop(_a_neighbour_offers_and_ada_bids, site, ada)
+
+    # More than the offer has left: refused by the form.
+    page = _stale_market_page(new_page, ada)
+    row = page.locator(f'tr[data-offer="{offer}"]')
+    row.get_by_role("textbox").fill("5")
+    row.get_by_role("combobox").select_option("kWh")
+    row.get_by_role("button", name="Accept").click()
+    refusal = page.get_by_test_id("acceptance-refused")
+    expect(refusal).to_contain_text("The offer has 1 kWh left.")
+    expect(refusal).to_be_focused()
+    expect(refusal).to_be_in_viewport()
+
+    # Two windows rendered before the order and the offer closed.
+    cancel_page = _stale_market_page(new_page, ada)
+    accept_page = _stale_market_page(new_page, ada)
+    outside_event_loop(_the_order_and_the_offer_close, site, ada, order, offer)
+
+    cancel_page.locator(f'tr[data-order="{order}"]').get_by_role("button", name="Cancel").click()
+    refusal = cancel_page.get_by_test_id("orders-refused")
+    expect(refusal).to_have_text("No such open order.")
+    expect(refusal).to_be_focused()
+    expect(refusal).to_be_in_viewport()
+
+    accept_page.locator(f'tr[data-offer="{offer}"]').get_by_role("button", name="Accept").click()
+    refusal = accept_page.get_by_test_id("offers-refused")
+    expect(refusal).to_have_text("No such open offer.")
+    expect(refusal).to_be_focused()
+    expect(refusal).to_be_in_viewport()
     assert SubmittedTransaction.objects.count() == 0
 
 
