@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from gridplatform.accounts.models import User
 from ledger.crypto import Transaction
@@ -51,6 +52,18 @@ def _live_server(django_db_setup: None, network: tuple[Path, Chain]) -> Iterator
     server = server_with_environment(LEDGER_DIR=str(directory))
     yield server
     server.stop()
+
+
+def pick_slot(page: Page, form: Locator, index: int) -> int:
+    """Choose the ``index``-th open slot in ``form`` by its day and hour, then its minute (the
+    site's zone is UTC), as a household picks it; its start (ms)."""
+    start_ms = int(
+        page.locator("#market-slots tr[data-slot]").nth(index).get_attribute("data-slot") or ""
+    )
+    start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    form.get_by_label("Day and hour").select_option(f"{start:%Y-%m-%dT%H}")
+    form.get_by_label("Minute").select_option(f"{start:%M}")
+    return start_ms
 
 
 def _now_after(site: Site) -> int:
@@ -98,7 +111,7 @@ def test_a_household_places_an_order_in_the_browser(
     expect(page.get_by_test_id("balance")).to_have_text("€1,000.00")
 
     form = page.get_by_role("form", name="Place an order")
-    form.get_by_label("Delivery slot").select_option(index=2)  # open for a while yet
+    slot = pick_slot(page, form, 2)  # open for a while yet
     check_while_live(page, form.get_by_label("Sell"))
     form.get_by_label("Energy", exact=True).fill("1.5")
     form.get_by_label("Price", exact=True).fill("0.255")
@@ -127,6 +140,7 @@ def test_a_household_places_an_order_in_the_browser(
     expect(message).to_contain_text("It takes effect when its block commits.")
     row = SubmittedTransaction.objects.get()
     assert (row.body["type"], row.body["payload"]["energy_wh"]) == ("market.order.place", 1_500)
+    assert row.body["payload"]["slot"] == slot
 
     # The block commits: the live lists show the order without a reload.
     expect(status).to_have_text(LIVE, timeout=LIVE_UPDATE_TIMEOUT_MS)
