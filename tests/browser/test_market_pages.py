@@ -33,6 +33,22 @@ WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll("body *")]
     .filter(e => e.getBoundingClientRect().right > 392).slice(0, 8)
     .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)"""
 LIVE = "Live: updates appear as they happen."
+# Per data row of the table (at most 5 rows), its cells' left edge, top and label (data-label and
+# what its ::before shows); and the right edge of the widest element shown in the table.
+STACKED_ROWS = """(selector) => {
+    const table = document.querySelector(selector);
+    const rows = [...table.querySelectorAll("tbody tr")].slice(0, 5);
+    const cells = rows.map(row => [...row.children].map(cell => ({
+        left: Math.round(cell.getBoundingClientRect().left),
+        top: Math.round(cell.getBoundingClientRect().top),
+        label: cell.dataset.label || "",
+        shown: getComputedStyle(cell, "::before").content,
+    })));
+    // The header row is there for screen readers only: clipped to a pixel, it shows nothing.
+    const widest = Math.max(...[table, ...table.querySelectorAll("caption, tbody, tbody *")]
+        .map(e => e.getBoundingClientRect().right));
+    return {cells, widest};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -300,4 +316,38 @@ def test_the_market_page_fits_a_phone(
         # For the failure message: what sticks out past the screen's edge.
         wide = page.evaluate(WIDER_THAN_THE_SCREEN)
         assert width <= 390, (path, width, wide)
+    # The household's tables read as lists: each row a block, its cells one under the other,
+    # each labelled by its column's header; nothing in a table is wider than the screen.
+    for path, table in (("/market/", "slots-near"), ("/dashboard/", "figures-month")):
+        page.goto(path)
+        rows = page.evaluate(STACKED_ROWS, f'[data-testid="{table}"]')
+        assert rows["widest"] <= 390, (path, rows)
+        assert rows["cells"], path
+        for cells in rows["cells"]:
+            assert len({cell["left"] for cell in cells}) == 1, (path, cells)  # one column
+            tops = [cell["top"] for cell in cells]
+            assert tops == sorted(tops), (path, cells)  # one under the other
+            assert len(set(tops)) == len(tops), (path, cells)
+            for cell in cells:
+                if cell["label"]:  # a row's own header (the slot, the figure) needs none
+                    assert cell["shown"] == f'"{cell["label"]}"', (path, cell)
+    assert page.evaluate(STACKED_ROWS, '[data-testid="figures-month"]')["cells"][0][1]["label"] == (
+        "You"
+    )
     context.close()
+
+
+@pytest.mark.usefixtures("live_server_url")
+def test_the_tables_stay_tables_on_a_wide_screen(
+    network: tuple[Path, Chain], settings: Any, new_page: NewPage
+) -> None:
+    directory, chain = network
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    user = outside_event_loop(_enrolled_household, Site(chain))
+    page = new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, email=user.email, password=PASSWORD)
+    page.goto("/market/")
+    cells = page.evaluate(STACKED_ROWS, '[data-testid="slots-near"]')["cells"][0]
+    assert len({cell["top"] for cell in cells}) == 1  # side by side, in one line
+    assert all(cell["shown"] in ("none", "normal") for cell in cells)  # no labels

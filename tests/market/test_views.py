@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -397,7 +398,7 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     slots = buyer_client.get(f"{MARKET}slots/").content.decode()
     assert "€0.20/kWh" in slots  # the best ask of the slot
     orders = seller_client.get(f"{MARKET}orders/").content.decode()
-    assert orders.count("<td>Open</td>") == 2
+    assert orders.count('<td data-label="Status">Open</td>') == 2
     assert orders.count(">Cancel</button>") == 2
 
     place(buyer_client, slot, side="buy", energy="2000", energy_unit="Wh", price="25")
@@ -406,9 +407,12 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     row = seller_client.get(f"{MARKET}orders/").content.decode()
     row = row[row.index(f'data-order="{cheapest.id}"') :].split("</tr>")[0]
     # energy, filled, remaining, status
-    assert "<td>3 kWh</td>\n      <td>2 kWh</td>\n      <td>1 kWh</td>\n      <td>Open</td>" in row
+    assert (
+        '<td data-label="Energy">3 kWh</td>\n      <td data-label="Filled">2 kWh</td>\n      '
+        '<td data-label="Remaining">1 kWh</td>\n      <td data-label="Status">Open</td>' in row
+    )
     bought = buyer_client.get(f"{MARKET}orders/").content.decode()
-    assert "<td>Filled</td>" in bought
+    assert '<td data-label="Status">Filled</td>' in bought
     assert ">Cancel</button>" not in bought
     book = buyer_client.get(f"{MARKET}book/", {"slot": slot}).content.decode()
     assert "<td>€0.20/kWh</td><td>1 kWh</td><td>1</td>" in book
@@ -417,10 +421,10 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     for client, side, other in ((seller_client, "sell", buyer), (buyer_client, "buy", seller)):
         html = client.get(f"{MARKET}contracts/").content.decode()
         assert f'data-contract="{contract.id}"' in html
-        assert f"<td>{side}</td>" in html
-        assert "<td>2 kWh</td>" in html
+        assert f'<td data-label="You">{side}</td>' in html
+        assert '<td data-label="Energy">2 kWh</td>' in html
         # The counterparty as people read it, never its address.
-        assert "<td data-counterparty>a neighbour on feeder-1</td>" in html
+        assert '<td data-label="With" data-counterparty>a neighbour on feeder-1</td>' in html
         assert other.identity.address not in html
     money = buyer_client.get(f"{MARKET}money/").content.decode()
     assert '<dd data-testid="locked">€0.40</dd>' in money  # 2 kWh at €0.20: the escrow
@@ -447,7 +451,7 @@ def test_it_cancels_an_open_order(site: Site, seller: User, buyer: User) -> None
     assert "The cancellation of your order was submitted" in client.get(MARKET).content.decode()
     commit_pending(site)
     orders = client.get(f"{MARKET}orders/").content.decode()
-    assert "<td>Cancelled</td>" in orders
+    assert '<td data-label="Status">Cancelled</td>' in orders
     assert ">Cancel</button>" not in orders
 
     # Cancelled already: refused, nothing sent.
@@ -520,7 +524,7 @@ def test_a_seller_offers_to_a_named_buyer_who_accepts_part_of_it(
         f'data-contract="{contract.id}"' in buyer_client.get(f"{MARKET}contracts/").content.decode()
     )
     offers = buyer_client.get(f"{MARKET}offers/").content.decode()
-    assert "<td>0.6 kWh</td>" in offers  # what the offer has left
+    assert '<td data-label="Left">0.6 kWh</td>' in offers  # what the offer has left
 
     # More than is left: said next to the offers, nothing sent.
     too_much = {f"accept-{offer.id}-energy": "0.7", f"accept-{offer.id}-energy_unit": "kWh"}
@@ -535,7 +539,7 @@ def test_a_seller_offers_to_a_named_buyer_who_accepts_part_of_it(
     assert submitted() == {"type": "market.offer.withdraw", "payload": {"offer": offer.id}}
     commit_pending(site)
     mine = seller_client.get(f"{MARKET}offers/mine/").content.decode()
-    assert "<td>Withdrawn</td>" in mine
+    assert '<td data-label="Status">Withdrawn</td>' in mine
     assert ">Withdraw</button>" not in mine
     assert "No open offers for you." in buyer_client.get(f"{MARKET}offers/").content.decode()
 
@@ -548,7 +552,7 @@ def test_an_offer_to_anyone_is_accepted_in_full(site: Site, seller: User, buyer:
     commit_pending(site)
     offer = Offer.objects.get()
     offers = client_for(buyer).get(f"{MARKET}offers/").content.decode()
-    assert "<td>anyone</td>" in offers
+    assert '<td data-label="To">anyone</td>' in offers
     assert 'value="750"' in offers  # all of it, unless the buyer types less
     assert offers.count('hx-preserve="true"') == 2  # typing survives a live refresh
     response = client_for(buyer).post(
@@ -558,7 +562,9 @@ def test_an_offer_to_anyone_is_accepted_in_full(site: Site, seller: User, buyer:
     assert response.status_code == 302
     commit_pending(site)
     assert Offer.objects.get().status == "taken"
-    assert "<td>Taken</td>" in client.get(f"{MARKET}offers/mine/").content.decode()
+    assert (
+        '<td data-label="Status">Taken</td>' in client.get(f"{MARKET}offers/mine/").content.decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -918,3 +924,103 @@ def test_an_hour_with_orders_says_so(site: Site, seller: User) -> None:
     html = client_for(seller).get(MARKET).content.decode()
     hour = re.search(r'data-hour="\d+"[^>]*>\d\d:00</a> <span class="help">\(1 with orders\)', html)
     assert hour is not None
+
+
+# --- a phone: the household's tables read as lists ------------------------------------------------
+
+
+class StackedTables(HTMLParser):
+    """The tables of class "stack" in a page: per table, its column headers and, per body row,
+    its cells as (tag, data-label, colspan)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+        self.table: dict[str, Any] | None = None
+        self.part = ""
+        self.header: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table" and "stack" in (attributes.get("class") or "").split():
+            self.table = {"headers": [], "rows": []}
+            self.tables.append(self.table)
+        elif self.table is None:
+            return
+        elif tag in ("thead", "tbody"):
+            self.part = tag
+        elif tag == "tr" and self.part == "tbody":
+            self.table["rows"].append([])
+        elif tag == "th" and self.part == "thead":
+            self.header = []
+            self.table["headers"].append(self.header)
+        elif tag in ("th", "td") and self.part == "tbody":
+            cell = (tag, attributes.get("data-label"), attributes.get("colspan"))
+            self.table["rows"][-1].append(cell)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.table = None
+        elif tag == "th":
+            self.header = None
+
+    def handle_data(self, data: str) -> None:
+        if self.header is not None:
+            self.header.append(data)
+
+
+def stacked_tables(html: str) -> list[dict[str, Any]]:
+    parser = StackedTables()
+    parser.feed(html)
+    return parser.tables
+
+
+def assert_cells_labelled(html: str) -> int:
+    """Every data cell of every "stack" table is labelled by its column's header; the number of
+    cells checked."""
+    checked = 0
+    for table in stacked_tables(html):
+        headers = [" ".join("".join(text).split()) for text in table["headers"]]
+        for row in table["rows"]:
+            if any(colspan for _, _, colspan in row):  # "You have no orders yet."
+                continue
+            assert len(row) == len(headers), (headers, row)
+            for (tag, label, _), header in zip(row, headers, strict=True):
+                if tag == "td" or label is not None:  # a row's own header may go without
+                    assert label == header, (headers, row)
+                    checked += 1
+    return checked
+
+
+def test_the_households_tables_label_every_cell_with_its_column(
+    site: Site, seller: User, buyer: User
+) -> None:
+    """On a phone each row is a block and each cell a line labelled by its column's header
+    (static/css/site.css): the labels are the headers, cell for cell."""
+    slot = a_slot()
+    seller_client, buyer_client = client_for(seller), client_for(buyer)
+    place(seller_client, slot, side="sell", energy="1", price="20")
+    place(seller_client, ms_of_datetime(selectors.slot_list()[3].start), side="sell", price="30")
+    seller_client.post(f"{MARKET}offers/post/", offer_data(slot, energy="2"))
+    commit_pending(site)
+    place(buyer_client, slot, side="buy", energy="1", price="20")
+    commit_pending(site)
+    assert Contract.objects.count() == 1
+
+    seller_page = seller_client.get(MARKET).content.decode()
+    buyer_page = buyer_client.get(MARKET).content.decode()
+    stacked = {
+        table
+        for page in (seller_page, buyer_page)
+        for table in re.findall(r'<table class="(\w+) stack"', page)
+    }
+    assert stacked == {"slots", "orders", "offers", "contracts"}
+    assert (
+        assert_cells_labelled(seller_page) >= 4 + 2 * 9 + 8 + 11
+    )  # slots, orders, offer, contract
+    assert assert_cells_labelled(buyer_page) >= 4 + 9 + 7 + 11
+    assert '<td data-label="Best ask">€0.30/kWh</td>' in buyer_page
+    for path in ("/dashboard/", "/market/statements/"):
+        page = buyer_client.get(path).content.decode()
+        assert stacked_tables(page), path
+        assert_cells_labelled(page)
