@@ -337,6 +337,39 @@ def test_the_market_page_fits_a_phone(
     context.close()
 
 
+MINUTES = """(form) => [...form.querySelectorAll('select[data-slot-part="minute"] option')]
+    .map(option => [option.value, option.disabled])"""
+
+
+@pytest.mark.usefixtures("live_server_url")
+def test_the_slot_picker_greys_out_the_minutes_that_are_not_open(
+    network: tuple[Path, Chain], settings: Any, new_page: NewPage
+) -> None:
+    """In the first and the last open hour, the minutes before the first open slot and after
+    the last one cannot be chosen; a chosen minute that is not open moves to one that is."""
+    directory, chain = network
+    settings.LEDGER_DIR = directory
+    settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
+    user = outside_event_loop(_enrolled_household, Site(chain))
+    page = new_page()
+    log_in(page, email=user.email, password=PASSWORD)
+    page.goto("/market/")
+    form = page.get_by_role("form", name="Place an order")
+    picker = form.locator("[data-slot-picker]")
+    first, last = picker.get_attribute("data-first") or "", picker.get_attribute("data-last") or ""
+    hour, minute = form.get_by_label("Day and hour"), form.get_by_label("Minute")
+    greyed = 0
+    for start in (first, last):
+        hour.select_option(start[:13])
+        minutes = form.evaluate(MINUTES)
+        for value, disabled in minutes:
+            assert disabled == (not first <= f"{start[:13]}:{value}" <= last), (start, minutes)
+            greyed += disabled
+        assert dict(minutes)[minute.input_value()] is False  # the chosen minute is open
+    # Open slots span a day of quarter hours: one of the two hours is cut short.
+    assert greyed > 0 or first.endswith(":00")
+
+
 @pytest.mark.usefixtures("live_server_url")
 def test_the_tables_stay_tables_on_a_wide_screen(
     network: tuple[Path, Chain], settings: Any, new_page: NewPage
