@@ -144,16 +144,25 @@ def _parts_of(start: datetime) -> tuple[str, str]:
     return f"{local.date().isoformat()}T{local:%H}", f"{local:%M}"
 
 
+def _relative_day(start: datetime) -> str:
+    """ "today", "tomorrow" or "" for ``start``'s day, in the user's time zone."""
+    day, today = timezone.localtime(start).date(), timezone.localtime().date()
+    return {today: "today", today + timedelta(days=1): "tomorrow"}.get(day, "")
+
+
 def day_text(start: datetime) -> str:
     """A slot's day as people read it: "Today, Mon 7 Dec", "Tomorrow, Tue 8 Dec", "Wed 9 Dec"."""
+    label: str = dateformat.format(timezone.localtime(start), "D j M")
+    relative = _relative_day(start)
+    return f"{relative.capitalize()}, {label}" if relative else label
+
+
+def _hour_text(start: datetime) -> str:
+    """An hour as the picker offers it, its day said too (a closed select shows no group):
+    "07:00 today", "00:00 tomorrow", "09:00 Wed 9 Dec"."""
     local = timezone.localtime(start)
-    label: str = dateformat.format(local, "D j M")
-    today = timezone.localtime().date()
-    if local.date() == today:
-        return f"Today, {label}"
-    if local.date() == today + timedelta(days=1):
-        return f"Tomorrow, {label}"
-    return label
+    day = _relative_day(start) or dateformat.format(local, "D j M")
+    return f"{local:%H}:00 {day}"
 
 
 class SlotPicker(forms.Widget):
@@ -178,7 +187,7 @@ class SlotPicker(forms.Widget):
             self.starts.setdefault(parts, ms_of_datetime(slot.start))
             hours = days.setdefault(hour[:10], (day_text(slot.start), []))[1]
             if not hours or hours[-1][0] != hour:
-                hours.append((hour, f"{hour[11:]}:00"))
+                hours.append((hour, _hour_text(slot.start)))
             minutes.add(minute)
         self.hours = list(days.values())
         self.minutes = sorted(minutes)
