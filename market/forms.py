@@ -398,11 +398,8 @@ class _PricedForm(_MarketForm):
         if pick_by_hour:
             self.fields["slot"].widget = SlotPicker(slots)
             if slots:
-                self.fields[
-                    "slot"
-                ].help_text = (
-                    f"Open from {slot_label(slots[0].start)} to {slot_label(slots[-1].start)}."
-                )
+                first, last = slot_label(slots[0].start), slot_label(slots[-1].start)
+                self.fields["slot"].help_text = f"Open from {first} to {last}."
         self.fields["slot"].choices = slot_choices(slots)
         self.fields["price_unit"].choices = [
             (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),

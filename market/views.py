@@ -124,22 +124,18 @@ def _slots_context(
         key = (day, dateformat.format(local, "H:00 T"))  # the zone tells a repeated hour apart
         if key not in hours:
             hours[key] = {"label": f"{local:%H}:00", "ms": ms, "rows": [], "with_orders": 0}
+            hours[key]["chosen"] = False
             days.setdefault(day, {"label": day_text(slot.start), "hours": []})
             days[day]["hours"].append(hours[key])
         hour = hours[key]
         hour["rows"].append(row)
         hour["with_orders"] += slot.best_bid is not None or slot.best_ask is not None
-        hour["chosen"] = hour.get("chosen", False) or row["chosen"]
-    near = [row for row in rows if slots and row["slot"].start < slots[0].start + NEAR]
-    later = next(
-        (
-            hour
-            for hour in hours.values()
-            if hour["chosen"] and not any(row["chosen"] for row in near)
-        ),
-        None,
-    )
+        hour["chosen"] = hour["chosen"] or row["chosen"]
+    near = [row for row in rows if row["slot"].start < slots[0].start + NEAR]
     shown = {row["ms"] for row in near}
+    later = None  # the chosen slot's hour, if the chosen slot is not near
+    if chosen_ms not in shown:
+        later = next((hour for hour in hours.values() if hour["chosen"]), None)
     return {
         "slot_rows": near,
         "slot_hour_rows": [row for row in later["rows"] if row["ms"] not in shown] if later else [],
