@@ -23,6 +23,7 @@ from tests.browser.support import (
     outside_event_loop,
     server_with_environment,
 )
+from tests.browser.test_accessibility import AXE, violations
 from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
@@ -297,8 +298,9 @@ def test_a_refused_cancellation_or_acceptance_opens_where_it_is_said(
 def test_the_market_page_fits_a_phone(
     network: tuple[Path, Chain], live_server_url: str, settings: Any, browser: Any
 ) -> None:
-    """On a 390 px wide phone the page never scrolls sideways: wide tables scroll inside their
-    own region, and the page itself is no wider than the screen."""
+    """On a 390 px wide phone the page never scrolls sideways: the household's tables read as
+    lists, any other wide table scrolls inside its own region, and the page itself is no wider
+    than the screen."""
     directory, chain = network
     settings.LEDGER_DIR = directory
     settings.LEDGER_STORE_URL = f"sqlite:///{directory}/store-{{node}}.sqlite3"
@@ -307,6 +309,7 @@ def test_the_market_page_fits_a_phone(
         base_url=live_server_url, viewport={"width": 390, "height": 844}, is_mobile=True
     )
     page = context.new_page()
+    page.add_init_script(path=str(AXE))
     log_in(page, email=user.email, password=PASSWORD)
     pages = ("/market/", "/dashboard/", "/supervision/", "/meters/", "/market/bill/")
     pages += ("/market/statements/", "/market/tariffs/", "/accounts/settings/", "/ledger/")
@@ -323,6 +326,7 @@ def test_the_market_page_fits_a_phone(
         rows = page.evaluate(STACKED_ROWS, f'[data-testid="{table}"]')
         assert rows["widest"] <= 390, (path, rows)
         assert rows["cells"], path
+        assert violations(page) == [], path  # axe-core, as lists on a phone
         for cells in rows["cells"]:
             assert len({cell["left"] for cell in cells}) == 1, (path, cells)  # one column
             tops = [cell["top"] for cell in cells]
