@@ -15,12 +15,16 @@ the field they are about).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.forms.utils import flatatt
 from django.utils import dateformat, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from gridplatform.money import text_from_minor
 from ledger.identity import IdentityError, validate_address
@@ -130,6 +134,150 @@ def slot_choices(slots: list[Slot]) -> list[tuple[str, list[tuple[str, str]]]]:
     return [(f"From {hour}", options) for hour, options in groups.items()]
 
 
+# A slot's start as the slot picker names it: its hour ("2026-12-07T14", local time, grouped by
+# day) and its minute ("05").
+SLOT_PARTS = (("hour", "Day and hour"), ("minute", "Minute"))
+
+
+def _parts_of(start: datetime) -> tuple[str, str]:
+    local = timezone.localtime(start)
+    return f"{local.date().isoformat()}T{local:%H}", f"{local:%M}"
+
+
+def _relative_day(start: datetime) -> str:
+    """ "today", "tomorrow" or "" for ``start``'s day, in the user's time zone."""
+    day, today = timezone.localtime(start).date(), timezone.localtime().date()
+    return {today: "today", today + timedelta(days=1): "tomorrow"}.get(day, "")
+
+
+def day_text(start: datetime) -> str:
+    """A slot's day as people read it: "Today, Mon 7 Dec", "Tomorrow, Tue 8 Dec", "Wed 9 Dec"."""
+    label: str = dateformat.format(timezone.localtime(start), "D j M")
+    relative = _relative_day(start)
+    return f"{relative.capitalize()}, {label}" if relative else label
+
+
+def _hour_text(start: datetime) -> str:
+    """An hour as the picker offers it, its day said too (a closed select shows no group):
+    "07:00 today", "00:00 tomorrow", "09:00 Wed 9 Dec"."""
+    local = timezone.localtime(start)
+    day = _relative_day(start) or dateformat.format(local, "D j M")
+    return f"{local:%H}:00 {day}"
+
+
+class SlotPicker(forms.Widget):
+    """A delivery slot chosen by its day and hour, then its minute: two short selects (the open
+    hours, grouped by day, and an hour's five-minute starts) instead of one of 288 options, in
+    the user's time zone. Two, not three: the keyboard path to "Place the order" stays short.
+
+    Its value is the slot's start in ms, as the field's choices (the open slots) name it: the
+    hour and minute of an open slot give its start; a combination that is no open slot gives
+    the start it names, which the field refuses as not open. A form that sends the start itself
+    (``<name>=<ms>``) is read as before. In the night a clock goes back, an hour's wall-clock
+    times name its first occurrence.
+    """
+
+    def __init__(self, slots: list[Slot], attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.starts: dict[tuple[str, str], int] = {}
+        days: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        minutes: set[str] = set()
+        for slot in slots:
+            hour, minute = parts = _parts_of(slot.start)
+            self.starts.setdefault(parts, ms_of_datetime(slot.start))
+            hours = days.setdefault(hour[:10], (day_text(slot.start), []))[1]
+            if not hours or hours[-1][0] != hour:
+                hours.append((hour, _hour_text(slot.start)))
+            minutes.add(minute)
+        self.hours = list(days.values())
+        self.minutes = sorted(minutes)
+        # For static/js/slots.js, which greys out what is not open: local "YYYY-MM-DDTHH:MM".
+        self.bounds = ("", "")
+        if slots:
+            first, last = (":".join(_parts_of(slot.start)) for slot in (slots[0], slots[-1]))
+            self.bounds = (first, last)
+
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}_hour" if id_ else id_
+
+    def value_from_datadict(self, data: Mapping[str, Any], files: Any, name: str) -> str | None:
+        if name in data:  # the start itself
+            start: str | None = data.get(name)
+            return start
+        hour, minute = (data.get(f"{name}_{part}") or "" for part, _ in SLOT_PARTS)
+        if not (hour or minute):
+            return None
+        found = self.starts.get((hour, minute))
+        if found is not None:
+            return str(found)
+        try:  # the start it names: shown back as chosen, refused as not open
+            named = datetime.fromisoformat(f"{hour}:{minute}")
+            return str(ms_of_datetime(timezone.make_aware(named)))
+        except (ValueError, OverflowError):
+            return "?"
+
+    def value_omitted_from_data(self, data: Mapping[str, Any], files: Any, name: str) -> bool:
+        return name not in data and not any(f"{name}_{part}" in data for part, _ in SLOT_PARTS)
+
+    def chosen(self, value: Any) -> tuple[str, str]:
+        """The hour and minute of ``value`` (a start in ms); empty for anything else."""
+        text = str(value) if value is not None else ""
+        if not text.isascii() or not text.isdigit() or len(text) > 16:
+            return "", ""
+        try:
+            return _parts_of(datetime_of_ms(int(text)))
+        except (OverflowError, ValueError):
+            return "", ""
+
+    @staticmethod
+    def _options(options: list[tuple[str, str]], selected: str) -> SafeString:
+        return format_html_join(
+            "",
+            "<option{}>{}</option>",
+            (
+                (flatatt({"value": value, "selected": value == selected}), text)
+                for value, text in options
+            ),
+        )
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        built = self.build_attrs(self.attrs, attrs)
+        base_id = built.pop("id", None) or f"id_{name}"
+        hour, minute = self.chosen(value)
+        hours = format_html_join(
+            "",
+            '<optgroup label="{}">{}</optgroup>',
+            ((day, self._options(options, hour)) for day, options in self.hours),
+        )
+        minutes = self._options([(m, m) for m in self.minutes], minute)
+        selects = format_html_join(
+            "",
+            '<div class="field"><label for="{}">{}</label>'
+            '<select name="{}" id="{}" data-slot-part="{}"{}>{}</select></div>',
+            (
+                (
+                    f"{base_id}_{part}",
+                    label,
+                    f"{name}_{part}",
+                    f"{base_id}_{part}",
+                    part,
+                    flatatt(built),
+                    options,
+                )
+                for (part, label), options in zip(SLOT_PARTS, (hours, minutes), strict=True)
+            ),
+        )
+        first, last = self.bounds
+        return format_html(
+            '<div class="slot-picker" data-slot-picker data-first="{}" data-last="{}">{}</div>',
+            first,
+            last,
+            selects,
+        )
+
+
 class _MarketForm(forms.Form):
     """Energy (and, in subclasses, a price and a slot) with the market's bounds."""
 
@@ -224,7 +372,16 @@ class _PricedForm(_MarketForm):
     # form whose carrier is given (``carrier=``: an answer to a heat requirement) has none.
     chooses_carrier = True
 
-    def __init__(self, *args: Any, options: Options, slots: list[Slot], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        options: Options,
+        slots: list[Slot],
+        pick_by_hour: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """``pick_by_hour``: the slot is chosen by its day, hour and minute (``SlotPicker``),
+        not from one list of every open slot."""
         super().__init__(*args, options=options, **kwargs)
         if self.chooses_carrier and len(options.carriers) > 1:
             self.fields["carrier"] = forms.ChoiceField(
@@ -238,6 +395,11 @@ class _PricedForm(_MarketForm):
                 },
             )
             self.order_fields(self.field_order)
+        if pick_by_hour:
+            self.fields["slot"].widget = SlotPicker(slots)
+            if slots:
+                first, last = slot_label(slots[0].start), slot_label(slots[-1].start)
+                self.fields["slot"].help_text = f"Open from {first} to {last}."
         self.fields["slot"].choices = slot_choices(slots)
         self.fields["price_unit"].choices = [
             (MAJOR, f"{settings.CURRENCY_SYMBOL} per kWh"),

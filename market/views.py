@@ -32,7 +32,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -53,6 +53,7 @@ from market.forms import (
     OfferForm,
     OrderForm,
     carrier_choices,
+    day_text,
     energy_text,
     price_text,
     scaled,
@@ -64,6 +65,8 @@ from market.warnings import order_warnings
 
 # The newest this many closed orders, offers and contracts are listed (open ones always are).
 HISTORY_SHOWN = 50
+# The open slots listed in full: those starting within this of the first; later ones by hour.
+NEAR = timedelta(hours=1)
 TAKES_EFFECT = "It takes effect when its block commits."
 
 
@@ -106,11 +109,42 @@ def _chosen_slot(slots: list[selectors.Slot], requested: int | None) -> datetime
 def _slots_context(
     slots: list[selectors.Slot], chosen_ms: int | None, carrier: str
 ) -> dict[str, Any]:
-    rows = []
+    """The open slots, near ones first: those of the next hour (``NEAR``) in full; then, if the
+    chosen slot is later, its hour's; and every open hour by day, each a link to its first slot
+    (its book, its slots, the forms set to it) with how many of its slots have orders."""
+    rows: list[dict[str, Any]] = []
+    hours: dict[tuple[str, str], dict[str, Any]] = {}
+    days: dict[str, dict[str, Any]] = {}
     for slot in slots:
         ms = ms_of_datetime(slot.start)
-        rows.append({"slot": slot, "ms": ms, "chosen": ms == chosen_ms})
-    return {"slot_rows": rows, "carrier": carrier}
+        row = {"slot": slot, "ms": ms, "chosen": ms == chosen_ms}
+        rows.append(row)
+        local = timezone.localtime(slot.start)
+        day = local.date().isoformat()
+        key = (day, dateformat.format(local, "H:00 T"))  # the zone tells a repeated hour apart
+        if key not in hours:
+            hours[key] = {"label": f"{local:%H}:00", "ms": ms, "rows": [], "with_orders": 0}
+            hours[key]["chosen"] = False
+            days.setdefault(day, {"label": day_text(slot.start), "hours": []})
+            days[day]["hours"].append(hours[key])
+        hour = hours[key]
+        hour["rows"].append(row)
+        hour["with_orders"] += slot.best_bid is not None or slot.best_ask is not None
+        hour["chosen"] = hour["chosen"] or row["chosen"]
+    near = [row for row in rows if row["slot"].start < slots[0].start + NEAR]
+    shown = {row["ms"] for row in near}
+    later = None  # the chosen slot's hour, if the chosen slot is not near
+    if chosen_ms not in shown:
+        later = next((hour for hour in hours.values() if hour["chosen"]), None)
+    return {
+        "slot_rows": near,
+        "slot_hour_rows": [row for row in later["rows"] if row["ms"] not in shown] if later else [],
+        "slot_hour_label": (
+            f"{day_text(later['rows'][0]['slot'].start)}, from {later['label']}" if later else ""
+        ),
+        "slot_days": list(days.values()),
+        "carrier": carrier,
+    }
 
 
 def _book_context(slot: datetime | None, options: Options, carrier: str) -> dict[str, Any]:
@@ -206,6 +240,7 @@ def _trade_page(
     accept: tuple[Offer, AcceptForm] | None = None,
     rule_preview: dict[str, Any] | None = None,
     order_warnings: list[str] | None = None,
+    offer_warnings: list[str] | None = None,
     carrier: str | None = None,
 ) -> HttpResponse:
     user = request.user
@@ -222,20 +257,20 @@ def _trade_page(
         "errors": errors or {},
         "rule_preview": rule_preview,
         "order_warnings": order_warnings or [],
+        "offer_warnings": offer_warnings or [],
         **_carriers_context(options, carrier),
         **_slots_context(slots, chosen_ms, carrier),
         **_book_context(slot, options, carrier),
     }
     if context["household"]:
         initial = {"carrier": carrier}
+        pick: dict[str, Any] = {"options": options, "slots": slots, "pick_by_hour": True}
         if chosen_ms is not None:
             initial["slot"] = str(chosen_ms)
         context |= {
             "money": selectors.money(user=user),
-            "order_form": order_form
-            or OrderForm(prefix="order", options=options, slots=slots, initial=initial),
-            "offer_form": offer_form
-            or OfferForm(prefix="offer", options=options, slots=slots, initial=initial),
+            "order_form": order_form or OrderForm(prefix="order", initial=initial, **pick),
+            "offer_form": offer_form or OfferForm(prefix="offer", initial=initial, **pick),
             "accept": accept,
             **_orders_context(user),
             **_offers_context(user, options, accept),
@@ -342,7 +377,11 @@ def contract_rows(request: HttpRequest) -> HttpResponse:
 @role_required(Role.HOUSEHOLD)
 def order_place(request: HttpRequest) -> HttpResponse:
     form = OrderForm(
-        request.POST, prefix="order", options=selectors.options(), slots=selectors.slot_list()
+        request.POST,
+        prefix="order",
+        options=selectors.options(),
+        slots=selectors.slot_list(),
+        pick_by_hour=True,
     )
     if form.is_valid():
         data = form.cleaned_data
@@ -409,10 +448,33 @@ def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
 @role_required(Role.HOUSEHOLD)
 def offer_post(request: HttpRequest) -> HttpResponse:
     form = OfferForm(
-        request.POST, prefix="offer", options=selectors.options(), slots=selectors.slot_list()
+        request.POST,
+        prefix="offer",
+        options=selectors.options(),
+        slots=selectors.slot_list(),
+        pick_by_hour=True,
     )
     if form.is_valid():
         data = form.cleaned_data
+        # An offer is an ask: the same second look as an order's (market.warnings).
+        if request.POST.get("offer-confirmed") != "yes":
+            warnings = order_warnings(
+                user=request.user,
+                slot=data["slot_start"],
+                slot_ms=selectors.options().slot_ms,
+                side="sell",
+                energy_wh=data["energy_wh"],
+                price=data["price_minor"],
+                carrier=data["carrier"],
+            )
+            if warnings:
+                return _trade_page(
+                    request,
+                    slot_ms=data["slot"],
+                    offer_form=form,
+                    offer_warnings=warnings,
+                    carrier=data["carrier"],
+                )
         try:
             tx = services.offer_post(
                 user=request.user,

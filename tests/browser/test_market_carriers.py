@@ -22,6 +22,7 @@ from tests.browser.support import (
     server_with_environment,
 )
 from tests.browser.test_accounts import LIVE_UPDATE_TIMEOUT_MS, log_in
+from tests.browser.test_market_pages import pick_slot
 from tests.factories import PASSWORD, UserFactory
 from tests.ledger.chains import OPERATOR, Chain, build_chain, recent_start_ms
 from tests.ledger.site import Site
@@ -111,7 +112,7 @@ def test_a_household_chooses_heat_and_its_order_shows_in_kwh_thermal(
     form = page.get_by_role("form", name="Place an order")
     heat = form.get_by_label("Heat (kWh thermal)")
     expect(heat).to_be_checked()  # the page's carrier is the form's
-    form.get_by_label("Delivery slot").select_option(index=2)  # open for a while yet
+    pick_slot(page, form, 2)  # open for a while yet
     check_while_live(page, form.get_by_label("Buy", exact=True))
     form.get_by_label("Energy", exact=True).fill("2")
     form.get_by_label("Price", exact=True).fill("0.09")

@@ -331,7 +331,7 @@ def test_the_market_page_trades_heat_in_kwh_thermal_and_says_why_a_carrier_is_re
     assert "Your order to sell 2.5 kWh thermal at €0.09/kWh thermal for" in shown
     assert list(commit_pending(site).results) == ["ok"]
     rows = client.get(f"{MARKET}orders/").content.decode()
-    assert '<td data-carrier="heat">Heat</td>' in rows
+    assert '<td data-label="Carrier" data-carrier="heat">Heat</td>' in rows
     assert "2.5 kWh thermal" in rows
     book = client.get(f"{MARKET}book/", {"slot": slot, "carrier": "heat"}).content.decode()
     assert "<td>€0.09/kWh thermal</td><td>2.5 kWh thermal</td><td>1</td>" in book

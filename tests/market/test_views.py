@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from gridplatform.accounts.models import User
 from ledger.blocks import Block
 from ledger.crypto import Transaction
 from ledger.models import SubmittedTransaction
-from ledger.projection import datetime_of_ms
+from ledger.projection import datetime_of_ms, ms_of_datetime
 from market import selectors
-from market.forms import Inexact, NotANumber, scaled
+from market.forms import Inexact, NotANumber, day_text, scaled, slot_label
 from market.models import Contract, Offer, Order, Tariff
 from meters.models import Meter
 from tests.ledger.chains import OPERATOR, build_chain, recent_start_ms
@@ -134,6 +135,7 @@ def order_data(slot: int, /, **fields: str) -> dict[str, str]:
 
 
 def offer_data(slot: int, /, **fields: str) -> dict[str, str]:
+    """The offer form as sent; ``confirmed`` is its "Offer it anyway" (market.warnings)."""
     data = {
         "slot": str(slot),
         "energy": "1",
@@ -141,6 +143,7 @@ def offer_data(slot: int, /, **fields: str) -> dict[str, str]:
         "price": "0.20",
         "price_unit": "major",
         "buyer": "",
+        "confirmed": "yes",
     } | fields
     return {f"offer-{name}": value for name, value in data.items()}
 
@@ -196,10 +199,9 @@ def test_it_shows_the_trading_page_and_its_live_lists_to_a_household(seller: Use
 
 
 def test_it_lists_the_open_slots_and_shows_the_chosen_ones_book(seller: User) -> None:
-    slots = selectors.slot_list()
     slot = a_slot()
     html = client_for(seller).get(MARKET, {"slot": slot}).content.decode()
-    assert html.count("data-slot=") == len(slots) > 0
+    assert html.count("data-slot=") > 0
     assert f'<tr data-slot="{slot}" class="chosen">' in html
     assert "No bids." in html
     assert "No asks." in html
@@ -396,7 +398,7 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     slots = buyer_client.get(f"{MARKET}slots/").content.decode()
     assert "€0.20/kWh" in slots  # the best ask of the slot
     orders = seller_client.get(f"{MARKET}orders/").content.decode()
-    assert orders.count("<td>Open</td>") == 2
+    assert orders.count('<td data-label="Status">Open</td>') == 2
     assert orders.count(">Cancel</button>") == 2
 
     place(buyer_client, slot, side="buy", energy="2000", energy_unit="Wh", price="25")
@@ -405,9 +407,12 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     row = seller_client.get(f"{MARKET}orders/").content.decode()
     row = row[row.index(f'data-order="{cheapest.id}"') :].split("</tr>")[0]
     # energy, filled, remaining, status
-    assert "<td>3 kWh</td>\n      <td>2 kWh</td>\n      <td>1 kWh</td>\n      <td>Open</td>" in row
+    assert (
+        '<td data-label="Energy">3 kWh</td>\n      <td data-label="Filled">2 kWh</td>\n      '
+        '<td data-label="Remaining">1 kWh</td>\n      <td data-label="Status">Open</td>' in row
+    )
     bought = buyer_client.get(f"{MARKET}orders/").content.decode()
-    assert "<td>Filled</td>" in bought
+    assert '<td data-label="Status">Filled</td>' in bought
     assert ">Cancel</button>" not in bought
     book = buyer_client.get(f"{MARKET}book/", {"slot": slot}).content.decode()
     assert "<td>€0.20/kWh</td><td>1 kWh</td><td>1</td>" in book
@@ -416,10 +421,10 @@ def test_the_book_and_my_orders_show_committed_orders_and_fills(
     for client, side, other in ((seller_client, "sell", buyer), (buyer_client, "buy", seller)):
         html = client.get(f"{MARKET}contracts/").content.decode()
         assert f'data-contract="{contract.id}"' in html
-        assert f"<td>{side}</td>" in html
-        assert "<td>2 kWh</td>" in html
+        assert f'<td data-label="You">{side}</td>' in html
+        assert '<td data-label="Energy">2 kWh</td>' in html
         # The counterparty as people read it, never its address.
-        assert "<td data-counterparty>a neighbour on feeder-1</td>" in html
+        assert '<td data-label="With" data-counterparty>a neighbour on feeder-1</td>' in html
         assert other.identity.address not in html
     money = buyer_client.get(f"{MARKET}money/").content.decode()
     assert '<dd data-testid="locked">€0.40</dd>' in money  # 2 kWh at €0.20: the escrow
@@ -446,7 +451,7 @@ def test_it_cancels_an_open_order(site: Site, seller: User, buyer: User) -> None
     assert "The cancellation of your order was submitted" in client.get(MARKET).content.decode()
     commit_pending(site)
     orders = client.get(f"{MARKET}orders/").content.decode()
-    assert "<td>Cancelled</td>" in orders
+    assert '<td data-label="Status">Cancelled</td>' in orders
     assert ">Cancel</button>" not in orders
 
     # Cancelled already: refused, nothing sent.
@@ -519,7 +524,7 @@ def test_a_seller_offers_to_a_named_buyer_who_accepts_part_of_it(
         f'data-contract="{contract.id}"' in buyer_client.get(f"{MARKET}contracts/").content.decode()
     )
     offers = buyer_client.get(f"{MARKET}offers/").content.decode()
-    assert "<td>0.6 kWh</td>" in offers  # what the offer has left
+    assert '<td data-label="Left">0.6 kWh</td>' in offers  # what the offer has left
 
     # More than is left: said next to the offers, nothing sent.
     too_much = {f"accept-{offer.id}-energy": "0.7", f"accept-{offer.id}-energy_unit": "kWh"}
@@ -534,7 +539,7 @@ def test_a_seller_offers_to_a_named_buyer_who_accepts_part_of_it(
     assert submitted() == {"type": "market.offer.withdraw", "payload": {"offer": offer.id}}
     commit_pending(site)
     mine = seller_client.get(f"{MARKET}offers/mine/").content.decode()
-    assert "<td>Withdrawn</td>" in mine
+    assert '<td data-label="Status">Withdrawn</td>' in mine
     assert ">Withdraw</button>" not in mine
     assert "No open offers for you." in buyer_client.get(f"{MARKET}offers/").content.decode()
 
@@ -547,7 +552,7 @@ def test_an_offer_to_anyone_is_accepted_in_full(site: Site, seller: User, buyer:
     commit_pending(site)
     offer = Offer.objects.get()
     offers = client_for(buyer).get(f"{MARKET}offers/").content.decode()
-    assert "<td>anyone</td>" in offers
+    assert '<td data-label="To">anyone</td>' in offers
     assert 'value="750"' in offers  # all of it, unless the buyer types less
     assert offers.count('hx-preserve="true"') == 2  # typing survives a live refresh
     response = client_for(buyer).post(
@@ -557,7 +562,9 @@ def test_an_offer_to_anyone_is_accepted_in_full(site: Site, seller: User, buyer:
     assert response.status_code == 302
     commit_pending(site)
     assert Offer.objects.get().status == "taken"
-    assert "<td>Taken</td>" in client.get(f"{MARKET}offers/mine/").content.decode()
+    assert (
+        '<td data-label="Status">Taken</td>' in client.get(f"{MARKET}offers/mine/").content.decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -733,15 +740,291 @@ def test_an_ordinary_order_goes_out_at_once(site: Site, buyer: User) -> None:
     assert SubmittedTransaction.objects.count() == 1
 
 
-def test_the_slot_to_trade_in_is_picked_by_hour_soonest_first(site: Site, seller: User) -> None:
-    page = client_for(seller).get(MARKET).content.decode()
-    form = page[page.index('name="order-slot"') :]
-    form = form[: form.index("</select>")]
-    groups = re.findall(r'<optgroup label="From ([^"]+)">', form)
+def offer_unconfirmed(user: User, slot: int, **fields: str) -> tuple[int, str]:
+    """Send the offer form without "Offer it anyway": (status, page)."""
+    response = client_for(user).post(
+        f"{MARKET}offers/post/", offer_data(slot, confirmed="", **fields)
+    )
+    return response.status_code, response.content.decode()
+
+
+def test_an_offer_below_the_feed_in_price_is_shown_back_before_it_is_sent(
+    site: Site, seller: User
+) -> None:
+    slot = a_slot()
+    commit(
+        site, [site.sign(OPERATOR, "market.tariff.publish", from_slot=slot, bands=[WARN_TARIFF])]
+    )
+    register(seller)  # a meter, no history yet: nothing to say about the amount
+    status, page = offer_unconfirmed(seller, slot, energy="1", price="1", price_unit="cents")
+    assert status == 200
+    assert 'data-testid="offer-warnings"' in page
+    assert 'data-testid="order-warnings"' not in page
+    assert "Check this offer before it goes out." in page
+    assert "You ask €0.01/kWh, less than the €0.08/kWh the supplier pays" in page
+    assert (
+        "€0.01/kWh is far from the market: with no contract in the last day, the middle of "
+        "the tariff band is €0.19/kWh." in page
+    )
+    assert ">Offer it anyway</button>" in page
+    assert 'name="offer-price" value="1"' in page  # the form keeps what was typed
+    assert not SubmittedTransaction.objects.exists()
+
+    # "Offer it anyway": it goes out as typed.
+    response = client_for(seller).post(
+        f"{MARKET}offers/post/", offer_data(slot, energy="1", price="1", price_unit="cents")
+    )
+    assert response.status_code == 302
+    assert submitted()["payload"] | {"slot": 0} == {
+        "slot": 0,
+        "energy_wh": 1_000,
+        "price": 1,
+        "buyer": "",
+    }
+
+
+def test_an_offer_beyond_what_the_meters_exported_is_shown_back(site: Site, seller: User) -> None:
+    slot = a_slot()
+    device = register(seller)
+    meter = Meter.objects.get(pk=device.meter.pk)
+    start = datetime_of_ms(slot)
+    store_readings(meter, *[(start - timedelta(days=days), 0, 300) for days in (1, 2, 3)])
+    status, page = offer_unconfirmed(seller, slot, energy="2", price="0.20")
+    assert status == 200
+    assert (
+        "On the last 7 days your meters exported at most 0.3 kWh at this time of day; selling "
+        "2 kWh may leave you short" in page
+    )
+    assert not SubmittedTransaction.objects.exists()
+
+    # What it has exported before goes out at once.
+    status, _ = offer_unconfirmed(seller, slot, energy="0.3", price="0.20")
+    assert status == 302
+    assert submitted()["payload"]["energy_wh"] == 300
+
+
+def test_an_offer_with_no_meter_is_shown_back(site: Site, seller: User) -> None:
+    status, page = offer_unconfirmed(seller, a_slot(), energy="1", price="0.20")
+    assert status == 200
+    assert "You have no meter registered" in page
+    assert not SubmittedTransaction.objects.exists()
+
+
+# --- choosing a slot: by day and hour, near ones first ----------------------------------------
+
+
+def picked(html: str, prefix: str = "order") -> dict[str, tuple[list[str], str]]:
+    """The slot picker's selects in ``html``: per part, its options' values and the chosen one."""
+    found = {}
+    for part in ("hour", "minute"):
+        select = re.search(rf'<select name="{prefix}-slot_{part}"[^>]*>(.*?)</select>', html)
+        assert select is not None, part
+        values = re.findall(r'<option value="([^"]*)"', select[1])
+        chosen = re.findall(r'<option value="([^"]*)" selected', select[1])
+        found[part] = (values, chosen[0] if chosen else "")
+    return found
+
+
+def parts(slot: int) -> dict[str, str]:
+    """A slot's hour and minute as the picker sends them (the site's zone is UTC)."""
+    start = datetime_of_ms(slot)
+    return {"hour": f"{start:%Y-%m-%dT%H}", "minute": f"{start:%M}"}
+
+
+def test_the_order_form_picks_a_slot_by_day_and_hour_then_minute(site: Site, seller: User) -> None:
     slots = selectors.slot_list()
-    hours = {slot.start.replace(minute=0) for slot in slots}
-    assert len(groups) == len(hours)
-    assert groups[0].endswith(f"{min(hours):%H}:00 UTC")
-    first = re.search(r'<option value="(\d+)"', form)
-    assert first is not None
-    assert int(first[1]) == int(slots[0].start.timestamp() * 1000)
+    slot = ms_of_datetime(slots[-1].start)  # tomorrow
+    html = client_for(seller).get(MARKET, {"slot": slot}).content.decode()
+    assert 'name="order-slot"' not in html  # no list of every open slot
+    hours = sorted({f"{s.start:%Y-%m-%dT%H}" for s in slots})
+    for prefix in ("order", "offer"):
+        picker = picked(html, prefix)
+        assert picker["hour"] == (hours, parts(slot)["hour"])
+        assert picker["minute"] == (["00", "15", "30", "45"], parts(slot)["minute"])
+    # The hours grouped by day, soonest first.
+    form = html[html.index('name="order-slot_hour"') :]
+    form = form[: form.index("</select>")]
+    days = re.findall(r'<optgroup label="([^"]+)">', form)
+    first, last = slots[0].start, slots[-1].start
+    assert days == [day_text(first), day_text(last)]
+    assert days[-1] == f"Tomorrow, {last:%a} {last.day} {last:%b}" or first.hour == 0
+    # A closed select shows no group: each hour says its day.
+    first_day, last_day = (
+        text.split(", ")[0].lower() if ", " in text else text
+        for text in (day_text(first), day_text(last))
+    )
+    assert f'<option value="{first:%Y-%m-%dT%H}">{first:%H}:00 {first_day}</option>' in form
+    assert f'<option value="{last:%Y-%m-%dT%H}" selected>{last:%H}:00 {last_day}</option>' in form
+    assert len(hours) <= 25
+    assert "<legend>Delivery slot</legend>" in html
+    assert '<label for="id_order-slot_hour">Day and hour</label>' in html
+    assert '<label for="id_order-slot_minute">Minute</label>' in html
+    assert f"Open from {slot_label(first)} to {slot_label(last)}." in html
+
+
+def test_an_order_for_the_chosen_hour_and_minute_names_that_slot(site: Site, buyer: User) -> None:
+    slot = a_slot()
+    data = order_data(slot) | {f"order-slot_{part}": v for part, v in parts(slot).items()}
+    del data["order-slot"]
+    response = client_for(buyer).post(f"{MARKET}orders/place/", data)
+    assert response.status_code == 302
+    assert submitted()["payload"]["slot"] == slot
+
+
+def test_a_day_and_hour_with_no_open_slot_is_refused_as_chosen(site: Site, buyer: User) -> None:
+    past = datetime_of_ms(a_slot()) - timedelta(hours=2)
+    chosen = {"hour": f"{past:%Y-%m-%dT%H}", "minute": f"{past:%M}"}
+    data = order_data(a_slot()) | {f"order-slot_{part}": v for part, v in chosen.items()}
+    del data["order-slot"]
+    response = client_for(buyer).post(f"{MARKET}orders/place/", data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Error: That slot is not open for trading now" in html
+    assert picked(html)["minute"][1] == chosen["minute"]  # shown back as chosen
+    assert chosen["hour"] not in picked(html)["hour"][0]  # only open hours are offered
+    assert not SubmittedTransaction.objects.exists()
+
+    data["order-slot_hour"] = f"{past:%Y-%m-%d}T24"  # no such hour
+    response = client_for(buyer).post(f"{MARKET}orders/place/", data)
+    assert response.status_code == 400
+    assert "Error: That slot is not open for trading now" in response.content.decode()
+    assert not SubmittedTransaction.objects.exists()
+
+
+def test_the_open_slots_list_the_next_hour_then_every_hour_by_day(site: Site, seller: User) -> None:
+    slots = selectors.slot_list()
+    near = [s for s in slots if s.start < slots[0].start + timedelta(hours=1)]
+    client = client_for(seller)
+    html = client.get(MARKET, {"slot": ms_of_datetime(slots[0].start)}).content.decode()
+    listed = [int(ms) for ms in re.findall(r'<tr data-slot="(\d+)"', html)]
+    assert listed == [ms_of_datetime(s.start) for s in near]
+    assert len(near) < len(slots)
+    hours = re.findall(r'data-hour="(\d+)"', html)
+    assert len(hours) == len({(s.start.date(), s.start.hour) for s in slots})
+    assert int(hours[0]) == ms_of_datetime(slots[0].start)
+    assert f"<h4>{day_text(slots[0].start)}</h4>" in html
+    assert f"<h4>{day_text(slots[-1].start)}</h4>" in html
+
+    # A later hour: its slots are listed after the next hour's, the hour marked as chosen.
+    later = slots[-8]
+    hour = [
+        s for s in slots if (s.start.date(), s.start.hour) == (later.start.date(), later.start.hour)
+    ]
+    html = client.get(MARKET, {"slot": ms_of_datetime(later.start)}).content.decode()
+    listed = [int(ms) for ms in re.findall(r'<tr data-slot="(\d+)"', html)]
+    assert listed == [ms_of_datetime(s.start) for s in near + hour]
+    assert f'data-hour="{ms_of_datetime(hour[0].start)}" aria-current="true"' in html
+    assert f"<caption>{day_text(later.start)}, from {later.start:%H}:00</caption>" in html
+    # The live partial lists the same.
+    partial = client.get(f"{MARKET}slots/", {"slot": ms_of_datetime(later.start)}).content.decode()
+    assert re.findall(r'<tr data-slot="(\d+)"', partial) == [str(ms) for ms in listed]
+
+
+def test_an_hour_with_orders_says_so(site: Site, seller: User) -> None:
+    slots = selectors.slot_list()
+    later = ms_of_datetime(slots[-8].start)
+    place(client_for(seller), later, side="buy")
+    commit_pending(site)
+    html = client_for(seller).get(MARKET).content.decode()
+    hour = re.search(r'data-hour="\d+"[^>]*>\d\d:00</a> <span class="help">\(1 with orders\)', html)
+    assert hour is not None
+
+
+# --- a phone: the household's tables read as lists ------------------------------------------------
+
+
+class StackedTables(HTMLParser):
+    """The tables of class "stack" in a page: per table, its column headers and, per body row,
+    its cells as (tag, data-label, colspan)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+        self.table: dict[str, Any] | None = None
+        self.part = ""
+        self.header: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table" and "stack" in (attributes.get("class") or "").split():
+            self.table = {"headers": [], "rows": []}
+            self.tables.append(self.table)
+        elif self.table is None:
+            return
+        elif tag in ("thead", "tbody"):
+            self.part = tag
+        elif tag == "tr" and self.part == "tbody":
+            self.table["rows"].append([])
+        elif tag == "th" and self.part == "thead":
+            self.header = []
+            self.table["headers"].append(self.header)
+        elif tag in ("th", "td") and self.part == "tbody":
+            cell = (tag, attributes.get("data-label"), attributes.get("colspan"))
+            self.table["rows"][-1].append(cell)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.table = None
+        elif tag == "th":
+            self.header = None
+
+    def handle_data(self, data: str) -> None:
+        if self.header is not None:
+            self.header.append(data)
+
+
+def stacked_tables(html: str) -> list[dict[str, Any]]:
+    parser = StackedTables()
+    parser.feed(html)
+    return parser.tables
+
+
+def assert_cells_labelled(html: str) -> int:
+    """Every data cell of every "stack" table is labelled by its column's header; the number of
+    cells checked."""
+    checked = 0
+    for table in stacked_tables(html):
+        headers = [" ".join("".join(text).split()) for text in table["headers"]]
+        for row in table["rows"]:
+            if any(colspan for _, _, colspan in row):  # "You have no orders yet."
+                continue
+            assert len(row) == len(headers), (headers, row)
+            for (tag, label, _), header in zip(row, headers, strict=True):
+                if tag == "td" or label is not None:  # a row's own header may go without
+                    assert label == header, (headers, row)
+                    checked += 1
+    return checked
+
+
+def test_the_households_tables_label_every_cell_with_its_column(
+    site: Site, seller: User, buyer: User
+) -> None:
+    """On a phone each row is a block and each cell a line labelled by its column's header
+    (static/css/site.css): the labels are the headers, cell for cell."""
+    slot = a_slot()
+    seller_client, buyer_client = client_for(seller), client_for(buyer)
+    place(seller_client, slot, side="sell", energy="1", price="20")
+    place(seller_client, ms_of_datetime(selectors.slot_list()[3].start), side="sell", price="30")
+    seller_client.post(f"{MARKET}offers/post/", offer_data(slot, energy="2"))
+    commit_pending(site)
+    place(buyer_client, slot, side="buy", energy="1", price="20")
+    commit_pending(site)
+    assert Contract.objects.count() == 1
+
+    seller_page = seller_client.get(MARKET).content.decode()
+    buyer_page = buyer_client.get(MARKET).content.decode()
+    stacked = {
+        table
+        for page in (seller_page, buyer_page)
+        for table in re.findall(r'<table class="(\w+) stack"', page)
+    }
+    assert stacked == {"slots", "orders", "offers", "contracts"}
+    assert (
+        assert_cells_labelled(seller_page) >= 4 + 2 * 9 + 8 + 11
+    )  # slots, orders, offer, contract
+    assert assert_cells_labelled(buyer_page) >= 4 + 9 + 7 + 11
+    assert '<td data-label="Best ask">€0.30/kWh</td>' in buyer_page
+    for path in ("/dashboard/", "/market/statements/"):
+        page = buyer_client.get(path).content.decode()
+        assert stacked_tables(page), path
+        assert_cells_labelled(page)
