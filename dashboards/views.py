@@ -6,6 +6,7 @@ The consoles' live sections each re-fetch a partial when a block commits (``/ws/
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -492,9 +493,32 @@ _REGULATORS = (Role.REGULATOR, Role.ADMIN)
 regulator_review_rows = live_partial(
     "console/_review_rows.html", supervision_views.review_rows, *_REGULATORS
 )
-regulator_audit_rows = live_partial(
-    "console/_audit_rows.html", supervision_views.audit_rows, *_REGULATORS
-)
+_HEIGHT = re.compile(r"-?[0-9]{1,18}")
+
+
+@require_GET
+@role_required(*_REGULATORS)
+def regulator_audit_rows(request: HttpRequest) -> HttpResponse:
+    """The audit log's rows: all it shows, or with ``?after=<height>`` only the acts of the
+    blocks after that height (``static/js/audit.js`` puts them on top). The height they were
+    read through is the header ``X-Audit-Through``: the next ``after``. An ``after`` that is not
+    a height is a 400 with a plain message, and nothing is read."""
+    text = request.GET.get("after")
+    after = None
+    if text is not None:
+        if _HEIGHT.fullmatch(text) is None:
+            return HttpResponse(
+                "after must be a block height (a whole number).",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        after = int(text)
+    context = supervision_views.audit_rows(request.user, after=after)
+    response = render(request, "console/_audit_rows.html", context)
+    response["X-Audit-Through"] = str(context["audit_through"])
+    return response
+
+
 regulator_statistics_rows = live_partial(
     "console/_statistics_rows.html", supervision_views.statistics_rows, *_REGULATORS
 )

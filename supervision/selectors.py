@@ -22,7 +22,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from gridplatform.accounts.models import Identity, Role, User
-from ledger.models import TransactionRecord
+from ledger.models import ProjectionCursor, TransactionRecord
 from market.chain.options import BPS, ELECTRICITY, UNITS
 from market.models import Contract, MarketAccount
 from market.selectors import address_of
@@ -196,25 +196,46 @@ def acts(*, user: User) -> QuerySet[SupervisoryAct]:
     return SupervisoryAct.objects.all()
 
 
-# The grid operator's acts on households, which the ledger records as plain transactions (no
-# supervision event): the regulators' audit log shows them beside the supervisory acts.
-OPERATOR_LEDGER_ACTS = ("account.register", "grid.feeder.assign", "credit.issue")
+# The grid operator's acts that the ledger records as plain transactions (no supervision event):
+# the regulators' audit log shows them beside the supervisory acts (which include its feeder
+# publications and grid state declarations, ``SupervisoryAct``). Every type the registry lets
+# the grid operator send is either here, a supervisory act, or in ``OPERATOR_RELAYS``; a test
+# (tests/supervision/test_operator_acts.py) holds the registry to that, so a new type cannot
+# be left out of the log unnoticed.
+OPERATOR_LEDGER_ACTS = (
+    "account.register",  # a household put on the ledger
+    "grid.feeder.assign",
+    "credit.issue",  # a top-up
+    "meter.register",
+    "market.tariff.publish",
+    "market.requirement.post",  # a flexibility requirement
+    "market.requirement.accept",  # an answer to one, accepted: a flexibility contract
+    "market.storage.register",
+)
+# What the grid operator sends but does not decide: a meter's own signed readings, relayed as
+# they arrive (thousands an hour, and personal data: ``meters.selectors.PRIVATE_TX_TYPES``).
+# They are in the explorer and on the meters' pages, not in the audit log.
+OPERATOR_RELAYS = ("meter.readings",)
 
 
-def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
-    """The newest ``limit`` of the grid operator's enrolments, feeder assignments and top-ups
-    that committed, newest first, as rows of the audit log (unsaved ``SupervisoryAct``s: they
-    come from the committed transactions, ``ledger.models.TransactionRecord``). For those who
-    watch the market."""
+def operator_acts(
+    *, user: User, limit: int, after: int | None = None, through: int | None = None
+) -> list[SupervisoryAct]:
+    """The newest ``limit`` of the grid operator's acts recorded as plain transactions
+    (:data:`OPERATOR_LEDGER_ACTS`) that committed, newest first, as rows of the audit log
+    (unsaved ``SupervisoryAct``s: they come from the committed transactions,
+    ``ledger.models.TransactionRecord``); only those in blocks above ``after`` and up to
+    ``through`` when given. For those who watch the market."""
     _require(user, *WATCHERS)
-    records = (
-        TransactionRecord.objects.filter(type__in=OPERATOR_LEDGER_ACTS, result="ok")
-        .select_related("block")
-        .order_by("-block_id", "-position")[:limit]
-    )
+    records = TransactionRecord.objects.filter(type__in=OPERATOR_LEDGER_ACTS, result="ok")
+    if after is not None:
+        records = records.filter(block_id__gt=after)
+    if through is not None:
+        records = records.filter(block_id__lte=through)
     rows = []
-    for record in records:
+    for record in records.select_related("block").order_by("-block_id", "-position")[:limit]:
         payload = record.body.get("payload", {})
+        named = payload.get("address") or payload.get("to") or payload.get("owner")
         rows.append(
             SupervisoryAct(
                 tx=record.tx_id,
@@ -222,12 +243,41 @@ def operator_acts(*, user: User, limit: int) -> list[SupervisoryAct]:
                 actor=record.sender,
                 actor_role=Role.GRID_OPERATOR,
                 payload=payload,
-                address=str(payload.get("address") or payload.get("to") or ""),
+                address=str(named or ""),
                 height=record.block_id,
                 at=record.block.timestamp,
             )
         )
     return rows
+
+
+def projected_height() -> int:
+    """The height of the last block the site projected (-1: none yet). Every read model is
+    written with it in one transaction, so what the read models hold is exactly the blocks up to
+    it: a list read up to it and then from it on misses nothing and repeats nothing."""
+    height = ProjectionCursor.objects.filter(pk=1).values_list("height", flat=True).first()
+    return -1 if height is None else int(height)
+
+
+def audit_log(
+    *, user: User, limit: int, after: int | None = None
+) -> tuple[list[SupervisoryAct], int]:
+    """The audit log as the regulator console shows it: the supervisory acts and the grid
+    operator's acts (:func:`operator_acts`) merged, newest first (by block, and within a block
+    by the order they executed in), at most ``limit``; and the height they were read through.
+    With ``after`` (a height an earlier read went through), only the acts of the blocks since:
+    what a page that shows the log up to ``after`` lacks."""
+    through = projected_height()
+    supervisory = acts(user=user).filter(height__lte=through)
+    if after is not None:
+        supervisory = supervisory.filter(height__gt=after)
+    found = [
+        *supervisory.order_by("-height", "tx")[:limit],
+        *operator_acts(user=user, limit=limit, after=after, through=through),
+    ]
+    order = positions(tx_ids=[act.tx for act in found])
+    found.sort(key=lambda act: (act.height, order.get(act.tx, 0)), reverse=True)
+    return found[:limit], through
 
 
 # The act forms' pickers: the first this many on the page, and this many per search as the

@@ -62,7 +62,7 @@ from supervision.templatetags.supervision_format import GRID_STATE_WORDS, scope_
 
 # The audit log and a household's lists show the newest this many entries.
 ACTS_SHOWN = 100
-AUDIT_SHOWN = 50  # the regulator console's audit log: re-read when an act commits
+AUDIT_SHOWN = 50  # the regulator console's audit log: new acts are prepended as they commit
 # The market statistics (table and chart) show the newest this many slots with contracts.
 STATISTICS_SLOTS = 24
 TAKES_EFFECT = "It takes effect when its block commits."
@@ -156,17 +156,18 @@ def review_rows(user: User) -> dict[str, Any]:
     return {"review_rows": rows, "can_act": user.role == Role.REGULATOR, "now": timezone.now()}
 
 
-def audit_rows(user: User) -> dict[str, Any]:
-    """The audit log: the supervisory acts, and the grid operator's enrolments, feeder
-    assignments and top-ups, merged newest first."""
-    acts = [
-        *selectors.acts(user=user)[:AUDIT_SHOWN],
-        *selectors.operator_acts(user=user, limit=AUDIT_SHOWN),
-    ]
-    # Newest first: by block, and within a block by position (the order they executed in).
-    positions = selectors.positions(tx_ids=[act.tx for act in acts])
-    acts.sort(key=lambda act: (act.height, positions.get(act.tx, 0)), reverse=True)
-    return {"act_rows": _act_rows(acts[:AUDIT_SHOWN], names=names_of)}
+def audit_rows(user: User, after: int | None = None) -> dict[str, Any]:
+    """The audit log: the supervisory acts and the grid operator's acts, merged newest first
+    (``selectors.audit_log``), and the height they were read through (the page's cursor). With
+    ``after``, only the acts committed since that height: the rows a page that shows the log
+    up to it prepends (``static/js/audit.js``), so a block's act costs its row, not the log."""
+    found, through = selectors.audit_log(user=user, limit=AUDIT_SHOWN, after=after)
+    return {
+        "act_rows": _act_rows(found, names=names_of),
+        "audit_through": through,
+        "audit_after": after,
+        "audit_shown": AUDIT_SHOWN,
+    }
 
 
 def statistics_rows(user: User) -> dict[str, Any]:

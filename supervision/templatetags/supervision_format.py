@@ -17,9 +17,12 @@ from django.utils import dateformat, timezone
 
 from gridplatform.accounts.models import Role
 from gridplatform.money import text_from_minor
+from ledger.models import TransactionRecord
 from ledger.projection import datetime_of_ms
-from market.forms import energy_text, power_text
+from market.chain.options import ELECTRICITY, HEAT
+from market.forms import energy_text, power_text, price_text
 from market.models import contract_carrier
+from meters.models import Meter
 from supervision import selectors
 
 register = template.Library()
@@ -103,7 +106,110 @@ def act_what(act: Any) -> str:
             amount = payload.get("amount")
             credits = text_from_minor(amount) if isinstance(amount, int) else "credits"
             return f"Topped up household {payload.get('to', '')} with {credits}"
+        case "meter.register":
+            return (
+                f"Registered meter {payload.get('meter', '')} ({payload.get('kind', '')}) of "
+                f"household {payload.get('owner', '')} on {payload.get('feeder', '')}"
+            )
+        case "market.tariff.publish":
+            return _tariff_text(payload)
+        case "market.requirement.post":
+            return _requirement_text(payload)
+        case "market.requirement.accept":
+            return _acceptance_text(payload)
+        case "market.storage.register":
+            return _store_text(payload)
     return str(act.type)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _energy(value: object, carrier: str = ELECTRICITY) -> str:
+    wh = _int(value)
+    return "—" if wh is None else energy_text(wh, carrier)
+
+
+def _price(value: object, carrier: str = ELECTRICITY) -> str:
+    minor = _int(value)
+    return "—" if minor is None else price_text(minor, carrier)
+
+
+def _slot(value: object) -> str:
+    ms = _int(value)
+    return "—" if ms is None or ms < 0 else when(datetime_of_ms(ms))
+
+
+def _tariff_text(payload: dict[str, Any]) -> str:
+    """``"Published the electricity tariff in force from Mon 7 Dec, 14:00: from 00:00 UTC,
+    retail €0.30/kWh, feed-in €0.08/kWh, network fee €0.05/kWh; from 07:00 UTC, ..."``
+    (the bands' minutes are UTC, as the ledger keeps them)."""
+    bands = payload.get("bands")
+    parts = []
+    for band in bands if isinstance(bands, list) else []:
+        if not isinstance(band, dict):
+            continue
+        minute = _int(band.get("from_minute")) or 0
+        parts.append(
+            f"from {minute // 60:02d}:{minute % 60:02d} UTC, retail {_price(band.get('retail'))}, "
+            f"feed-in {_price(band.get('feed_in'))}, network fee "
+            f"{_price(band.get('network_fee'))}"
+        )
+    return (
+        f"Published the electricity tariff in force from {_slot(payload.get('from_slot'))}: "
+        + "; ".join(parts)
+    )
+
+
+def _requirement_text(payload: dict[str, Any]) -> str:
+    """``"Asked for flexibility: import on feeder north reduced by up to 2 kWh in the slot of
+    14:00, paying up to €0.50/kWh"``."""
+    carrier = str(payload.get("carrier") or ELECTRICITY)
+    network = "feeder" if carrier == ELECTRICITY else f"{carrier} segment"
+    return (
+        f"Asked for flexibility: {payload.get('direction', '')} on {network} "
+        f"{payload.get('feeder', '')} reduced by up to {_energy(payload.get('energy_wh'), carrier)}"
+        f" in the slot of {_slot(payload.get('slot'))}, paying up to "
+        f"{_price(payload.get('price'), carrier)}"
+    )
+
+
+def _payload_of(tx_id: str) -> tuple[str, dict[str, Any]]:
+    """The sender and payload of a committed transaction (("", {}) if the site has none)."""
+    record = TransactionRecord.objects.filter(tx_id=tx_id).values_list("sender", "body").first()
+    if record is None or not isinstance(record[1], dict):
+        return "", {}
+    payload = record[1].get("payload")
+    return str(record[0]), payload if isinstance(payload, dict) else {}
+
+
+def _acceptance_text(payload: dict[str, Any]) -> str:
+    """``"Accepted 1 kWh of household <address>'s answer at €0.40/kWh: a flexibility
+    contract"``; the household, the price and the carrier are read from the answer's
+    transaction and its requirement's."""
+    answer = str(payload.get("answer", ""))
+    household, answered = _payload_of(answer)
+    _, requirement = _payload_of(str(answered.get("requirement", "")))
+    carrier = str(requirement.get("carrier") or ELECTRICITY)
+    whose = f"household {household}'s answer" if household else f"answer {answer}"
+    return (
+        f"Accepted {_energy(payload.get('energy_wh'), carrier)} of {whose} at "
+        f"{_price(answered.get('price'), carrier)}: a flexibility contract"
+    )
+
+
+def _store_text(payload: dict[str, Any]) -> str:
+    """``"Registered the store of household <address> (meter ben-battery): 10 kWh capacity,
+    4.5 kWh charged"``; in heat's unit for a thermal store."""
+    meter = str(payload.get("meter", ""))
+    kind = Meter.objects.filter(meter_id=meter).values_list("kind", flat=True).first()
+    carrier = HEAT if kind == "thermal_storage" else ELECTRICITY
+    return (
+        f"Registered the store of household {payload.get('address', '')} (meter {meter}): "
+        f"{_energy(payload.get('capacity_wh'), carrier)} capacity, "
+        f"{_energy(payload.get('soc_wh'), carrier)} charged"
+    )
 
 
 def stop_text(stop: Any) -> str:

@@ -255,9 +255,13 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
     # the acts (the audit log, decisions on the review queue, vetoes in the contracts list), or
     # both.
     assert 'data-live-target="#supervision-live" data-live-targeted' in html
-    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 5
-    assert 'id="audit-rows" data-live-topic="acts"' in html
+    assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 4
     assert 'id="contract-rows" data-live-topic="acts"' in html
+    # The audit log reads only the acts after its cursor on an act's hint (static/js/audit.js)
+    # and the whole log again on a reconnect.
+    assert 'id="audit-rows" data-live-topic="acts" data-audit-through="' in html
+    assert 'hx-trigger="live:refresh from:#supervision-live" hx-swap="innerHTML"' in html
+    assert "js/audit.js" in html
     assert 'id="statistics-rows" data-live-topic="grid"' in html
     assert 'id="review-rows" data-live-topic="grid acts"' in html
     assert f'data-review="{flagged.id}"' in html
