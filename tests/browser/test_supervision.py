@@ -245,3 +245,43 @@ def test_a_regulator_suspends_a_feeder_and_the_order_form_says_so_without_reload
     expect(supervising.locator(f'[data-suspension="feeder:{FEEDER}"]')).to_contain_text(
         "Storm damage"
     )
+
+
+def test_a_new_act_appears_on_top_of_the_audit_log_with_only_its_rows_fetched(
+    running: LiveNetwork, new_page: NewPage
+) -> None:
+    operator, regulator, seller, _buyer = outside_event_loop(_market_ready, running)
+
+    supervising = new_page()
+    asked: list[str] = []
+    supervising.on(
+        "request",
+        lambda request: asked.append(request.url) if "/audit/rows/" in request.url else None,
+    )
+    _open_live(supervising, regulator, "/console/regulator/")
+    for _ in range(100):  # the whole log read once its socket subscribed (live.js), then quiet
+        if asked:
+            break
+        supervising.wait_for_timeout(100)
+    supervising.wait_for_load_state("networkidle")
+    rows = supervising.locator("#audit-rows tr[data-act]")
+    before = rows.count()
+    assert before >= 6  # the feeder, two enrolments, two assignments, two top-ups (some merged)
+    first = rows.first.get_attribute("data-act")
+    read_before = len(asked)
+
+    outside_event_loop(
+        ledger_services.credits_top_up, operator=operator, household=seller, amount=1_234
+    )
+    expect(rows.first).to_contain_text(
+        f"Topped up household {seller.identity.address} with €12.34", timeout=BLOCK_MS
+    )
+    expect(rows).to_have_count(before + 1)
+    expect(rows.nth(1)).to_have_attribute("data-act", first or "")
+    assert _not_reloaded(supervising)
+    # The act's hint asked only for the acts after the list's cursor, never the whole log.
+    fetched_new = asked[read_before:]
+    assert fetched_new, asked
+    assert all("?after=" in url for url in fetched_new), fetched_new
+    cursor = int(supervising.locator("#audit-rows").get_attribute("data-audit-through") or -1)
+    assert cursor >= int(fetched_new[-1].rsplit("after=", 1)[1])
