@@ -46,6 +46,7 @@ from ledger.crypto import Transaction
 from ledger.projection import datetime_of_ms
 from ledger.state import State
 from market.chain import schema as market_schema
+from market.chain.flexibility import FLEXIBILITY
 from market.chain.options import HEAT
 from market.forms import energy_text, price_text
 from market.models import Contract, MarketAccount
@@ -268,12 +269,37 @@ def _review(made: list[dict[str, Any]], block: Block, state: State) -> None:
     after the block (``supervision.review``), where the contract's record has any acts of the
     same block."""
     contracts = [state.get(market_schema.contract_key(data["id"])) or data for data in made]
-    for contract_id, rules in review.evaluate_made(contracts, state, review_limits()).items():
+    found = review.evaluate_made(contracts, state, review_limits(), recent=recent_median)
+    for contract_id, rules in found.items():
         if rules:
             ReviewItem.objects.get_or_create(
                 contract_id=contract_id,
                 defaults={"rules": rules, "flagged_height": block.height},
             )
+
+
+# The newest this many contracts of the last day are the recent market a thin slot's prices
+# are held against: enough for a median, and a bounded read per slot however busy the day.
+RECENT_CONTRACTS = 1_000
+RECENT_WINDOW_MS = 86_400_000
+
+
+def recent_median(slot: int, carrier: str) -> int | None:
+    """The median price of the newest ``RECENT_CONTRACTS`` contracts of ``carrier`` in the slots
+    of the day before ``slot`` (not vetoed; no flexibility contract: its price is not one of
+    energy), as projected so far; None if there are none (``supervision.review.Recent``)."""
+    prices = list(
+        Contract.objects.filter(
+            carrier=carrier,
+            slot__gte=datetime_of_ms(slot - RECENT_WINDOW_MS),
+            slot__lt=datetime_of_ms(slot),
+            vetoed=False,
+        )
+        .exclude(kind=FLEXIBILITY)
+        .order_by("-slot", "-index")
+        .values_list("price", flat=True)[:RECENT_CONTRACTS]
+    )
+    return review.median(prices) if prices else None
 
 
 # --- the audit log and notifications -------------------------------------------------------------

@@ -14,7 +14,10 @@ files a ``ReviewItem`` if any rule trips. Integers only.
                    ``price_deviation_bps`` of that median; on a thin slot (fewer than
                    ``THIN_SLOT`` such contracts) with a tariff in force, from the middle of
                    the slot's tariff band (retail and feed-in) instead, so that a contract
-                   alone in its slot can trip it too. A flexibility contract's price is what
+                   alone in its slot can trip it too; on a thin slot with no tariff (or of
+                   heat, which has none), from the median price of recent contracts of its
+                   carrier (``recent``: the last day's slots before it, given by the caller)
+                   when there are any. A flexibility contract's price is what
                    the grid operator pays for a reduction, not a price of energy: it never
                    trips this rule and is in no median of the energy market
 ``defaults``       the seller or the buyer has unsettled defaults (``market/defaults/<a>``
@@ -25,6 +28,10 @@ files a ``ReviewItem`` if any rule trips. Integers only.
                    of the feeder's capacity (``supervision.chain.grid.capacity_wh``; published
                    feeders only)
 =================  ==========================================================================
+
+The state keeps only the contracts of slots not yet settled, so the recent contracts' median is
+the caller's to give (``Recent``: the site's projection reads it from its contracts, as they
+stood when the block was projected, which a rebuild reproduces).
 
 "So far" and "right after this contract" are read from the state after the block, less the
 slot's later contracts (made in the same block): the answer does not depend on how the
@@ -38,7 +45,7 @@ against electricity's; the tariff (electricity's) is no reference for its price.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +61,10 @@ DEFAULTS_WINDOW_SLOTS = 96
 # A slot with fewer contracts so far than this is thin: its own median says little of the market.
 THIN_SLOT = 3
 SLOT_MEDIAN = "the slot's median"
+RECENT_MEDIAN = "the median of the last day's contracts"
+# The median price of recent contracts of a carrier before a slot (slot ms, carrier), None if
+# there are none.
+Recent = Callable[[int, str], int | None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -113,17 +124,27 @@ def price(
 
 
 def reference(
-    state: State, slot: int, prices: int, slot_median: int, carrier: str = ELECTRICITY
+    state: State,
+    slot: int,
+    prices: int,
+    slot_median: int,
+    carrier: str = ELECTRICITY,
+    recent: Recent | None = None,
 ) -> tuple[int, str]:
-    """What a contract's price is held against, and its name: the slot's median so far, or, on a
+    """What a contract's price is held against, and its name: the slot's median so far; on a
     thin slot (``prices`` < ``THIN_SLOT``) of electricity with a tariff in force, its band's
-    middle."""
-    thin = prices < THIN_SLOT and carrier == ELECTRICITY
-    tariff = in_force(state, slot) if thin else None
-    if tariff is None:
+    middle; on another thin slot, the median of recent contracts of its carrier (``recent``)
+    if there are any."""
+    if prices >= THIN_SLOT:
         return slot_median, SLOT_MEDIAN
-    band = band_of(tariff, slot)
-    return (band["retail"] + band["feed_in"]) // 2, "the middle of the slot's tariff band"
+    tariff = in_force(state, slot) if carrier == ELECTRICITY else None
+    if tariff is not None:
+        band = band_of(tariff, slot)
+        return (band["retail"] + band["feed_in"]) // 2, "the middle of the slot's tariff band"
+    found = recent(slot, carrier) if recent is not None else None
+    if found is not None and found > 0:
+        return found, RECENT_MEDIAN
+    return slot_median, SLOT_MEDIAN
 
 
 def defaults(contract: dict[str, Any], state: State) -> str | None:
@@ -218,7 +239,10 @@ def _tripped(
 
 
 def evaluate(
-    contract: dict[str, Any], state: State, limits: dict[str, int]
+    contract: dict[str, Any],
+    state: State,
+    limits: dict[str, int],
+    recent: Recent | None = None,
 ) -> list[dict[str, str]]:
     """The rules ``contract`` trips, in the order of :data:`RULES`:
     ``[{"rule": name, "detail": why}]`` (empty: nothing to review). Reads the slot's other
@@ -228,17 +252,33 @@ def evaluate(
     so_far = _slot_contracts(state, slot, range(index), carrier)
     later = _slot_contracts(state, slot, range(index + 1, count), carrier)
     prices = [made["price"] for made in so_far if _market_price(made)] + [contract["price"]]
-    middle = reference(state, slot, len(prices), median(prices), carrier)
+    middle = reference(state, slot, len(prices), median(prices), carrier, recent)
     return _tripped(contract, state, limits, middle, _later_load(state, later))
 
 
+def _remembered(recent: Recent) -> Recent:
+    answers: dict[tuple[int, str], int | None] = {}
+
+    def remembered(slot: int, carrier: str) -> int | None:
+        if (slot, carrier) not in answers:
+            answers[slot, carrier] = recent(slot, carrier)
+        return answers[slot, carrier]
+
+    return remembered
+
+
 def evaluate_made(
-    made: Sequence[dict[str, Any]], state: State, limits: dict[str, int]
+    made: Sequence[dict[str, Any]],
+    state: State,
+    limits: dict[str, int],
+    recent: Recent | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """:func:`evaluate` for the contracts one block made (the latest of their slots, with the
     state after that block), by id. Per slot, the earlier contracts' prices are read once and
     the median is kept up to date as the block's contracts join it, in time priority: a block
     costs O(the slot's contracts), not that for each of its own."""
+    if recent is not None:
+        recent = _remembered(recent)  # asked at most once per slot and carrier of the block
     by_slot: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for contract in made:
         by_slot.setdefault((contract["slot"], carrier_of(contract)), []).append(contract)
@@ -251,7 +291,7 @@ def evaluate_made(
         for contract in new:
             bisect.insort(prices, contract["price"])
             middles[contract["id"]] = reference(
-                state, slot, len(prices), _sorted_median(prices), carrier
+                state, slot, len(prices), _sorted_median(prices), carrier, recent
             )
             if not _market_price(contract):
                 prices.remove(contract["price"])  # it counts for itself, not for those after

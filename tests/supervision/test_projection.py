@@ -387,3 +387,28 @@ def test_acts_that_leave_no_record_in_the_state_are_logged_from_their_events(
     assert logged[resume.id] == ("supervision.trading.resume", "market", "")
     assert logged[restrict.id] == ("supervision.account.restrict", "", address(outsider))
     assert logged[reinstate.id] == ("supervision.account.reinstate", "", address(outsider))
+
+
+def test_a_thin_slot_with_no_tariff_is_held_against_the_last_days_contracts(
+    site: Site, prosumer: User, consumer: User, outsider: User
+) -> None:
+    """No tariff in force: a contract alone in its slot is held against the median price of the
+    contracts of the day's slots before it, as the site projected them."""
+    earlier = slot_at(site, 3)
+    for price in (100, 110, 90):
+        trade(site, prosumer, consumer, 100, price, earlier)
+    vetoed = trade(site, prosumer, outsider, 100, 5_000, earlier)
+    act(site, "supervision.contract.veto", contract=vetoed.id, reason="a typo")  # not counted
+    alone = trade(site, prosumer, consumer, 100, 300, slot_at(site, 5))
+    near = trade(site, prosumer, outsider, 100, 120, slot_at(site, 6))  # 20 % from 100
+    assert ReviewItem.objects.get(contract=alone).rules == [
+        {
+            "rule": "price",
+            "detail": "300/kWh is 200 % away from the median of the last day's contracts "
+            "100/kWh (more than 30 %)",
+        }
+    ]
+    assert not ReviewItem.objects.filter(contract=near).exists()
+    # The earlier slot's own contracts had no day before them: held against their slot only.
+    flagged = ReviewItem.objects.filter(contract__slot=datetime_of_ms(earlier))
+    assert [item.contract_id for item in flagged] == [vetoed.id]

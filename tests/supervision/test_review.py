@@ -186,9 +186,52 @@ def test_on_a_thin_slot_the_price_is_held_against_the_tariff_band(market: Market
     }
 
 
-def test_without_a_tariff_a_thin_slot_keeps_its_own_median(market: Market) -> None:
+def test_without_a_tariff_or_recent_contracts_a_thin_slot_keeps_its_own_median(
+    market: Market,
+) -> None:
     alone = trade(market, ADA, BEN, 100, 2_000)
     assert rules(market, alone) == []
+    assert review.evaluate(alone, market.state, LIMITS, recent=lambda slot, carrier: None) == []
+
+
+def test_without_a_tariff_a_thin_slot_is_held_against_recent_contracts(market: Market) -> None:
+    """No tariff in force: the median price of recent contracts of the carrier (the caller's,
+    ``review.Recent``) stands in until the slot has three."""
+    asked: list[tuple[int, str]] = []
+
+    def recent(slot: int, carrier: str) -> int:
+        asked.append((slot, carrier))
+        return 20
+
+    alone = trade(market, ADA, BEN, 100, 2_000)  # 100 times the recent median
+    assert review.evaluate(alone, market.state, LIMITS, recent=recent) == [
+        {
+            "rule": "price",
+            "detail": "2000/kWh is 9900 % away from the median of the last day's contracts "
+            "20/kWh (more than 30 %)",
+        }
+    ]
+    assert asked == [(SLOT, "electricity")]
+    near = trade(market, CAT, DAN, 100, 25)
+    third = trade(market, ADA, BEN, 100, 2_000)  # the slot's own median (2000 of 2000, 25, 2000)
+    assert [review.evaluate(c, market.state, LIMITS, recent=recent) for c in (near, third)] == [
+        [],
+        [],
+    ]
+    made = market.contracts()
+    asked.clear()
+    assert review.evaluate_made(made, market.state, LIMITS, recent=recent) == {
+        contract["id"]: review.evaluate(contract, market.state, LIMITS, recent=recent)
+        for contract in made
+    }
+    assert asked.count((SLOT, "electricity")) == 1 + 2  # once for the block, then per contract
+
+
+def test_a_tariff_in_force_comes_before_recent_contracts(market: Market) -> None:
+    band = {"from_minute": 0, "retail": 30, "feed_in": 10, "network_fee": 5}
+    assert market.send(OPERATOR, "market.tariff.publish", from_slot=SLOT, bands=[band]) == "ok"
+    alone = trade(market, ADA, BEN, 100, 25)  # 25 % from the band's 20, 75 % from 100
+    assert review.evaluate(alone, market.state, LIMITS, recent=lambda slot, carrier: 100) == []
 
 
 def test_a_flexibility_contract_is_held_to_no_market_price(market: Market) -> None:
