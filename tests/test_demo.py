@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -18,10 +20,12 @@ from gridplatform.demo import (
     DEMO_HEAT_TOPOLOGY,
     DEMO_MARKET_OPTIONS,
     DEMO_OPERATOR_BUDGET,
+    DEMO_PASSWORD,
     DEMO_TARIFF_BANDS,
     DEMO_TOP_UP,
     DEMO_TOPOLOGY,
     HOUSEHOLDS,
+    SEED_DOMAIN,
     demo_community_create,
     demo_ledger_register,
 )
@@ -182,3 +186,40 @@ def test_a_large_community_is_seeded_and_put_on_the_ledger_in_batches(
 
     network.wait(ready, seconds=90, what="seeded households on feeders, funded")
     assert demo.community_ledger_register(wait_s=90) == 0  # again: nothing sent twice
+
+
+def test_the_seed_community_command_grows_the_community_through_the_validators(
+    network: LiveNetwork,
+) -> None:
+    demo_community_create()
+    give_issuer_key(User.objects.get(email=f"operator@{DEMO_DOMAIN}"))
+    out = io.StringIO()
+    call_command("seed_community", households=5, stdout=out)
+    assert f"5 new accounts @{SEED_DOMAIN} (password {DEMO_PASSWORD})" in out.getvalue()
+    assert "5 households put on the ledger" in out.getvalue()
+    seeded = User.objects.filter(email__endswith=f"@{SEED_DOMAIN}").select_related("identity")
+    assert sorted(u.name for u in seeded) == [f"Household {n:05d}" for n in range(1, 6)]
+    addresses = [u.identity.address for u in seeded]
+
+    def ready() -> bool:
+        on_ledger = LedgerAccount.objects.filter(
+            address__in=addresses, role="household", balance=DEMO_TOP_UP
+        ).count()
+        on_feeders = MarketAccount.objects.filter(
+            address__in=addresses, feeder__in=DEMO_FEEDERS
+        ).count()
+        connection.close()
+        return on_ledger == on_feeders == 5
+
+    network.wait(ready, seconds=90, what="the seeded households in the read models")
+    again = io.StringIO()
+    call_command("seed_community", households=5, stdout=again)  # safe to run again
+    assert "0 new accounts" in again.getvalue()
+    assert "0 households put on the ledger" in again.getvalue()
+
+
+@pytest.mark.parametrize("households", [0, -3, 100_000])
+def test_the_seed_community_command_refuses_a_size_out_of_range(households: int) -> None:
+    with pytest.raises(CommandError, match="--households must be between 1 and 99999"):
+        call_command("seed_community", households=households)
+    assert not User.objects.exists()
