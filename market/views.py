@@ -385,26 +385,9 @@ def order_place(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
-        # A price or an amount that looks like a mistake is shown back first (market.warnings).
-        if request.POST.get("order-confirmed") != "yes":
-            options = selectors.options()
-            warnings = order_warnings(
-                user=request.user,
-                slot=data["slot_start"],
-                slot_ms=options.slot_ms,
-                side=data["side"],
-                energy_wh=data["energy_wh"],
-                price=data["price_minor"],
-                carrier=data["carrier"],
-            )
-            if warnings:
-                return _trade_page(
-                    request,
-                    slot_ms=data["slot"],
-                    order_form=form,
-                    order_warnings=warnings,
-                    carrier=data["carrier"],
-                )
+        second_look = _second_look(request, form, "order", data["side"])
+        if second_look is not None:
+            return second_look
         try:
             tx = services.order_place(
                 user=request.user,
@@ -425,6 +408,43 @@ def order_place(request: HttpRequest) -> HttpResponse:
             _submitted(request, what, tx.id)
             return _back(data["slot"], data["carrier"])
     return _refused_form_page(request, order_form=form)
+
+
+def _second_look(
+    request: HttpRequest, form: OrderForm | OfferForm, prefix: str, side: str
+) -> HttpResponse | None:
+    """The market page again with the form and its warnings (``market.warnings``) when a price
+    or an amount looks like a mistake and the household has not confirmed it ("... anyway"):
+    None when it may be sent."""
+    data = form.cleaned_data
+    if request.POST.get(f"{prefix}-confirmed") == "yes":
+        return None
+    warnings = order_warnings(
+        user=request.user,
+        slot=data["slot_start"],
+        slot_ms=selectors.options().slot_ms,
+        side=side,
+        energy_wh=data["energy_wh"],
+        price=data["price_minor"],
+        carrier=data["carrier"],
+    )
+    if not warnings:
+        return None
+    if isinstance(form, OfferForm):
+        return _trade_page(
+            request,
+            slot_ms=data["slot"],
+            carrier=data["carrier"],
+            offer_form=form,
+            offer_warnings=warnings,
+        )
+    return _trade_page(
+        request,
+        slot_ms=data["slot"],
+        carrier=data["carrier"],
+        order_form=form,
+        order_warnings=warnings,
+    )
 
 
 @require_POST
@@ -456,25 +476,9 @@ def offer_post(request: HttpRequest) -> HttpResponse:
     )
     if form.is_valid():
         data = form.cleaned_data
-        # An offer is an ask: the same second look as an order's (market.warnings).
-        if request.POST.get("offer-confirmed") != "yes":
-            warnings = order_warnings(
-                user=request.user,
-                slot=data["slot_start"],
-                slot_ms=selectors.options().slot_ms,
-                side="sell",
-                energy_wh=data["energy_wh"],
-                price=data["price_minor"],
-                carrier=data["carrier"],
-            )
-            if warnings:
-                return _trade_page(
-                    request,
-                    slot_ms=data["slot"],
-                    offer_form=form,
-                    offer_warnings=warnings,
-                    carrier=data["carrier"],
-                )
+        second_look = _second_look(request, form, "offer", "sell")  # an offer is an ask
+        if second_look is not None:
+            return second_look
         try:
             tx = services.offer_post(
                 user=request.user,
