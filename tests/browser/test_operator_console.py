@@ -19,6 +19,7 @@ from meters.models import Meter
 from supervision.models import Feeder, SupervisoryAct
 from tests.browser.support import outside_event_loop
 from tests.browser.test_accounts import log_in
+from tests.browser.test_alerts import _suspended
 from tests.factories import PASSWORD, ContractFactory, UserFactory
 from tests.meters.support import store_readings
 
@@ -216,3 +217,30 @@ def test_the_console_is_a_control_room_on_a_wide_screen_and_one_column_on_a_phon
     assert loading["y"] > alerts["y"]  # one column
     assert abs(loading["x"] - alerts["x"]) < 5
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_an_unfolded_list_stays_open_when_its_live_region_is_read_again(
+    new_page: NewPage,
+) -> None:
+    """The acknowledged alerts, opened by the operator, are not shut by the next re-fetch of
+    the alerts (a block, a minute): static/js/fold.js."""
+    operator, _regulator = outside_event_loop(_suspended)
+    page = new_page()
+    log_in(page, email=operator.email, password=PASSWORD)
+    page.goto("/console/operator/")
+    alerts = page.locator("#operator-alerts")
+    alerts.locator('[data-alert-key="suspension:market"]').get_by_role(
+        "button", name="Acknowledge"
+    ).click()
+    acknowledged = alerts.get_by_test_id("acknowledged-alerts")
+    expect(acknowledged.locator("summary")).to_have_text("Acknowledged (1)")
+    acknowledged.locator("summary").click()
+    moved = acknowledged.locator('[data-alert-key="suspension:market"]')
+    expect(moved).to_be_visible()
+
+    # Read the region again, as a block would, and wait for the new rows to be in.
+    page.evaluate("document.querySelector('#operator-alerts ul').dataset.before = 'yes'")
+    page.evaluate("htmx.trigger('#operator-alerts', 'live:refresh')")
+    page.wait_for_function("() => !document.querySelector('#operator-alerts ul[data-before]')")
+    expect(acknowledged).to_have_attribute("open", "")
+    expect(moved).to_be_visible()
