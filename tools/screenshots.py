@@ -6,8 +6,9 @@
     #   options: --url http://127.0.0.1:8000 --out docs/screenshots --width 1280
 
 Logs in as the demo's grid operator, regulator and a household (password of the demo), opens each
-page, waits until its live regions say they are live and its charts are drawn, and saves a
-full-page PNG. Headless Chromium from the system (Debian's ``chromium``), driven by Playwright.
+page (a household's page by following its row in the operator's households table), waits until
+its live regions say they are live and its charts are drawn, and saves a full-page PNG. Headless
+Chromium from the system (Debian's ``chromium``), driven by Playwright.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ from playwright.sync_api import Page, sync_playwright
 
 PASSWORD = "sunny-feeder-2026"  # noqa: S105 (the demo's, printed by `make run`)
 SHOTS = (
-    # file, who logs in ("" nobody), page
-    ("operator-console.png", "operator@demo.example", "/console/operator/"),
-    ("regulator-console.png", "regulator@demo.example", "/console/regulator/"),
-    ("dashboard.png", "ada@demo.example", "/dashboard/"),
-    ("market.png", "ada@demo.example", "/market/"),
-    ("explorer.png", "", "/ledger/"),
+    # file, who logs in ("" nobody), page, and the link on it to follow first ("" none)
+    ("operator-console.png", "operator@demo.example", "/console/operator/", ""),
+    # A household's page as the grid operator reaches it: found in the households table.
+    (
+        "household.png",
+        "operator@demo.example",
+        "/console/operator/?q=ada%40demo.example",
+        "Ada Okafor",
+    ),
+    ("operator-flexibility.png", "operator@demo.example", "/console/operator/flexibility/", ""),
+    ("regulator-console.png", "regulator@demo.example", "/console/regulator/", ""),
+    ("dashboard.png", "ada@demo.example", "/dashboard/", ""),
+    ("market.png", "ada@demo.example", "/market/", ""),
+    ("explorer.png", "", "/ledger/", ""),
 )
 
 
@@ -60,7 +69,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
-        for name, email, path in SHOTS:
+        for name, email, path, link in SHOTS:
             context = browser.new_context(
                 base_url=args.url, viewport={"width": args.width, "height": 900}
             )
@@ -72,9 +81,13 @@ def main() -> None:
                 page.get_by_role("button", name="Log in").click()
                 page.wait_for_load_state("networkidle")
             page.goto(path)
+            if link:
+                page.get_by_role("link", name=link, exact=True).first.click()
+                page.wait_for_load_state("networkidle")
             settle(page)
             page.screenshot(path=str(out / name), full_page=True)
-            print(f"{out / name}: {path} as {email or 'a visitor'}")
+            height = page.evaluate("document.documentElement.scrollHeight")
+            print(f"{out / name}: {page.url} as {email or 'a visitor'}, {height} px high")
             context.close()
         browser.close()
 

@@ -3,6 +3,7 @@ explorer is public, so an anonymous visitor walks it too."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,37 @@ def test_an_anonymous_visitor_walks_the_explorer_and_checks_a_proof(
         "Verified in your browser: this transaction is in the block's Merkle root."
     )
     expect(page.get_by_role("link", name="Log in")).to_be_visible()  # never logged in
+
+
+def test_the_explorers_search_box_finds_a_block_a_transaction_and_an_address(
+    projected: Site, new_page: NewPage
+) -> None:
+    tx = projected.blocks[2].transactions[1]
+    page = new_page()
+
+    def find(text: str) -> None:
+        page.goto("/ledger/")
+        search = page.get_by_role("search", name="Search the ledger")
+        search.get_by_label("Find a block, transaction or address").fill(text)
+        search.get_by_role("button", name="Find").click()
+
+    find("2")  # a height
+    expect(page).to_have_url(re.compile(r"/ledger/blocks/2/$"))
+    expect(page.get_by_role("heading", name="Block 2")).to_be_visible()
+
+    find(tx.id[:8].upper())  # the first 8 characters of a transaction id, in any case
+    expect(page).to_have_url(re.compile(rf"/ledger/tx/{tx.id}/$"))
+    expect(page.get_by_test_id("tx-id")).to_have_text(tx.id)
+
+    find(f"  {tx.sender}  ")  # an address, as pasted
+    expect(page).to_have_url(re.compile(rf"/ledger/address/{tx.sender}/$"))
+    expect(page.get_by_test_id("address")).to_have_text(tx.sender)
+    # Links both ways: the address lists the transaction it sent, which names its sender.
+    page.locator(f'a[href="/ledger/tx/{tx.id}/"]').first.click()
+    expect(page.get_by_test_id("tx-id")).to_have_text(tx.id)
+    expect(page.locator(f'a[href="/ledger/address/{tx.sender}/"]').first).to_be_visible()
+
+    find("99")  # no such block: said on the page, with the newest
+    expect(page.get_by_test_id("search-message")).to_have_text(
+        f"There is no block 99 yet; the newest is {projected.blocks[-1].height}."
+    )

@@ -831,6 +831,36 @@ def test_a_households_page_shows_the_consoles_its_contracts_acts_and_transaction
     assert client_for(regulator).get(f"/console/households/{regulator.pk}/").status_code == 404
 
 
+def test_a_households_page_lists_a_restriction_committed_on_it(
+    site: Site, regulator: User, grid_operator: User, consumer: User, prosumer: User
+) -> None:
+    address = consumer.identity.address
+    url = f"/console/households/{consumer.pk}/"
+
+    def acts_section(user: User, page_url: str = url) -> str:
+        page = client_for(user).get(page_url).content.decode()
+        start = page.index('<section aria-labelledby="household-acts-heading">')
+        return page[start : page.index("</section>", start)]
+
+    assert "<li>None.</li>" in acts_section(grid_operator)
+    data = {
+        "account-act": "restrict",
+        "account-address": address,
+        "account-reason": "Unpaid deposits",
+        "confirmed": "yes",
+    }
+    assert client_for(regulator).post("/supervision/account/", data).status_code == 302
+    commit_pending(site)
+    act = SupervisoryAct.objects.get(type="supervision.account.restrict")
+    for user in (grid_operator, regulator):
+        section = acts_section(user)
+        assert f'<li data-act="{act.tx}">' in section
+        assert f"Restricted account {address} (Unpaid deposits)" in section
+        assert f'href="/ledger/tx/{act.tx}/"' in section
+    # Another household's page does not list it.
+    assert act.tx not in acts_section(grid_operator, f"/console/households/{prosumer.pk}/")
+
+
 def test_the_operator_console_opens_with_the_community_at_a_glance(
     grid_operator: User, flagged: Contract, prosumer: User, consumer: User
 ) -> None:
