@@ -71,6 +71,7 @@ def test_a_regulator_curtails_a_contract_from_its_row_in_the_contracts_list(
     )
     assert violations(page) == [], page.url  # the list, its rows' forms and its search
 
+    row.get_by_text("Veto or curtail…").click()  # a row's act is folded until asked for
     act = row.get_by_role("form", name=f"Veto or curtail contract {contract.id}")
     act.get_by_label("Reason").fill(REASON)
     act.get_by_label("Energy it is cut to").fill("1.5")
