@@ -58,14 +58,15 @@ def slot_topic(slot_ms: object) -> str:
 
 GRID_TOPIC = "grid"
 ACTS_TOPIC = "acts"
+VERDICTS_TOPIC = "verdicts"  # a contract vetoed, curtailed or cleared from review
 
 
 def valid_topic(topic: object) -> bool:
-    """A topic a page may subscribe to: ``account.<50 hex>``, ``slot.<ms>``, ``grid`` or
-    ``acts``."""
+    """A topic a page may subscribe to: ``account.<50 hex>``, ``slot.<ms>``, ``grid``,
+    ``acts`` or ``verdicts``."""
     if not isinstance(topic, str):
         return False
-    if topic in (GRID_TOPIC, ACTS_TOPIC):
+    if topic in (GRID_TOPIC, ACTS_TOPIC, VERDICTS_TOPIC):
         return True
     kind, _, value = topic.partition(".")
     return (kind == "account" and bool(_ADDRESS.match(value))) or (

@@ -19,7 +19,7 @@ from ledger import live
 from ledger.blocks import Block
 from market import live as market_live
 from tests.accounts.test_consumers import headers
-from tests.ledger.chains import HOUSEHOLDS, OPERATOR
+from tests.ledger.chains import HOUSEHOLDS, OPERATOR, REGULATOR
 from tests.ledger.site import SLOT_MS, Site, give_key, open_slot, order, trading_site
 
 SELLER, BUYER, OTHER = HOUSEHOLDS[5], HOUSEHOLDS[6], HOUSEHOLDS[7]
@@ -137,6 +137,31 @@ def test_a_declaration_and_a_trade_hint_the_grid_and_a_top_up_does_not(site: Sit
         assert ("acts" in topics) is acts, commit.__name__
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_veto_hints_the_verdicts_and_a_top_up_does_not(site: Site) -> None:
+    """The regulators' contracts list follows ``verdicts``: a contract's veto, not every act."""
+    slot = open_slot(site)
+    block = site.commit(
+        [order(site, SELLER, "sell", 1_000, 20, slot), order(site, BUYER, "buy", 1_000, 25, slot)]
+    )
+    assert list(block.results) == ["ok", "ok"]
+    contract = f"{slot}-0"
+
+    def top_up() -> None:
+        site.commit([site.sign(OPERATOR, "credit.issue", to=OTHER.address, amount=5)])
+
+    def veto() -> None:
+        made = site.commit(
+            [site.sign(REGULATOR, "supervision.contract.veto", contract=contract, reason="r")]
+        )
+        assert list(made.results) == ["ok"]
+
+    for commit, verdict in ((top_up, False), (veto, True)):
+        topics = {hint.get("topic") for hint in hints_of(commit, [live.VERDICTS_TOPIC, "acts"])}
+        assert "acts" in topics, commit.__name__
+        assert (live.VERDICTS_TOPIC in topics) is verdict, commit.__name__
+
+
 @pytest.mark.django_db
 def test_block_topics_reads_the_applications_keys(site: Site) -> None:
     """The market's keys name their slot and account even where no event does (an order
@@ -179,6 +204,7 @@ def test_a_heat_books_keys_hint_their_slot_as_electricitys_do(site: Site) -> Non
         ("slot.12:00", False),
         ("grid", True),
         ("acts", True),
+        ("verdicts", True),
         ("ledger", False),
         (7, False),
     ],
