@@ -155,7 +155,15 @@ def test_the_operator_publishes_on_the_tariffs_page_and_households_read_it(
     assert "<td>07:00\u201322:00</td><td>€0.32/kWh</td><td>€0.08/kWh</td><td>€0.05/kWh</td>" in page
     assert "<td>22:00\u201324:00</td>" in page
     api = household.get("/api/v1/tariffs").json()["results"]
-    assert api == [{"from_slot": from_slot, "bands": BANDS, "tx": row.tx, "height": row.height}]
+    assert api == [
+        {
+            "carrier": "electricity",
+            "from_slot": from_slot,
+            "bands": BANDS,
+            "tx": row.tx,
+            "height": row.height,
+        }
+    ]
 
 
 @pytest.mark.django_db
