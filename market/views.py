@@ -725,10 +725,17 @@ def tariffs(request: HttpRequest) -> HttpResponse:
 @require_GET
 def statement_page(request: HttpRequest) -> HttpResponse:
     """The household's settled contracts, each in its carrier's unit, and, where it traded more
-    than one carrier, their totals per carrier side by side."""
+    than one carrier, their totals per carrier side by side; where it settled with the supplier
+    of last resort in more than one carrier, that per carrier too."""
     found = selectors.statement(user=request.user)
     lines = [(line, statements.penalty_explained(line)) for line in found]
-    context = {"lines": lines, "carrier_totals": statements.carrier_totals(found)}
+    supplier = statements.supplier_totals(address=selectors.address_of(request.user))
+    context = {
+        "lines": lines,
+        "carrier_totals": statements.carrier_totals(found),
+        # Shown where a carrier beside electricity settled with the supplier: side by side.
+        "supplier_totals": supplier if any(t.carrier != ELECTRICITY for t in supplier) else [],
+    }
     return render(request, "market/statements.html", context)
 
 
