@@ -643,3 +643,18 @@ def test_a_heat_tariff_is_published_from_the_page_and_the_heat_residual_shows_ap
     ]
     dashboard = household.get("/dashboard/").content.decode()
     assert "Bought from the supplier, at its tariff" in dashboard
+
+
+def test_the_audit_log_names_a_heat_tariffs_carrier_and_unit() -> None:
+    from supervision.templatetags.supervision_format import _tariff_text
+
+    band = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
+    text = _tariff_text({"from_slot": 0, "bands": [band], "carrier": "heat"})
+    assert text.startswith("Published the heat tariff in force from ")
+    assert text.endswith(
+        "from 00:00 UTC, retail €0.10/kWh thermal, feed-in €0.04/kWh thermal, network fee "
+        "€0.02/kWh thermal"
+    )
+    assert _tariff_text({"from_slot": 0, "bands": [band]}).startswith(
+        "Published the electricity tariff"
+    )
