@@ -658,3 +658,33 @@ def test_the_audit_log_names_a_heat_tariffs_carrier_and_unit() -> None:
     assert _tariff_text({"from_slot": 0, "bands": [band]}).startswith(
         "Published the electricity tariff"
     )
+
+
+def test_a_heat_bid_above_heats_retail_is_shown_back_against_heats_tariff(
+    consumer: User,
+) -> None:
+    from market import warnings
+
+    slot = datetime_of_ms(1_798_761_600_000)
+    common = {"from_slot": slot, "tx": "a" * 64, "height": 1, "published_at": slot}
+    band = {"from_minute": 0, "retail": 30, "feed_in": 8, "network_fee": 6}
+    Tariff.objects.create(carrier="electricity", bands=[band], **common)
+
+    def said(price: int) -> list[str]:
+        return warnings.order_warnings(
+            user=consumer,
+            slot=slot,
+            slot_ms=900_000,
+            side="buy",
+            energy_wh=1_000,
+            price=price,
+            carrier="heat",
+        )
+
+    assert not [w for w in said(20) if "supplier charges" in w]  # electricity's is not heat's
+    heat_band = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
+    Tariff.objects.create(carrier="heat", bands=[heat_band], **common)
+    assert (
+        "You bid €0.20/kWh thermal, more than the €0.10/kWh thermal the supplier charges for "
+        "energy in this slot"
+    ) in said(20)[0]
