@@ -1,5 +1,5 @@
-"""The demo community: three feeders (one of them tight), its grid operator (with a tariff) and
-its regulator."""
+"""The demo community: three feeders (one of them tight), its grid operator (with a tariff for
+electricity and one for heat) and its regulator."""
 
 from __future__ import annotations
 
@@ -103,6 +103,9 @@ DEMO_TARIFF_BANDS = [
     {"from_minute": 420, "retail": 32, "feed_in": 8, "network_fee": 5},
     {"from_minute": 1_320, "retail": 24, "feed_in": 6, "network_fee": 4},
 ]
+# Heat's tariff (minor units per kWh thermal), one band all day: what the heat loop's households
+# draw or feed in beyond their heat trades is settled with the supplier at it.
+DEMO_HEAT_TARIFF_BANDS = [{"from_minute": 0, "retail": 12, "feed_in": 3, "network_fee": 2}]
 DEMO_TOPOLOGY = {
     "feeder-north": (60_000, 60_000),
     "feeder-south": (40_000, 40_000),
@@ -125,7 +128,7 @@ DEMO_HEAT = {
 
 
 def demo_ledger_register() -> int:
-    """Publish the demo grid's feeders, its heat loop and its tariff (from the slot after next),
+    """Publish the demo grid's feeders, its heat loop and its tariffs (from the slot after next),
     give the grid operator its budget for requirements, and put every demo household the ledger
     does not know yet on it, ready to trade: registered, on its street's feeder (and the heat
     loop's households on the loop), with 50.00 of credits. Returns how many households.
@@ -147,7 +150,8 @@ class Registration:
 def _ledger_register(households: Any, *, publish: bool, limit: int | None = None) -> Registration:
     """Sign and send, as the demo grid operator, what puts ``households`` (a queryset) the
     ledger does not know yet on it (at most ``limit`` of them): registration, feeder, credits;
-    and, with ``publish``, the demo topology and tariff if the ledger has none."""
+    and, with ``publish``, the demo topology and tariffs (electricity's and, where the market
+    trades heat, heat's) if the ledger has none."""
     from gridplatform.accounts.services import identity_unseal
     from ledger import application, config
     from ledger.crypto import sign_transaction
@@ -187,6 +191,11 @@ def _ledger_register(households: Any, *, publish: bool, limit: int | None = None
         slot_ms = market_options(state).slot_ms
         from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms
         signed("market.tariff.publish", {"from_slot": from_slot, "bands": DEMO_TARIFF_BANDS})
+    if publish and heat and not tariff.tariffs(state, "heat"):
+        slot_ms = market_options(state).slot_ms
+        from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms
+        heat_tariff = {"from_slot": from_slot, "bands": DEMO_HEAT_TARIFF_BANDS, "carrier": "heat"}
+        signed("market.tariff.publish", heat_tariff)
     new = 0
     count = households.count()
     for position, household in enumerate(households.select_related("identity").order_by("id")):

@@ -43,7 +43,16 @@ from ledger.services import ADMISSION_CODES, SIGNING_CODES, TransactionRejected
 from market import rules, selectors, services
 from market.chain.options import ELECTRICITY
 from market.errors import MESSAGES
-from market.models import Carrier, Contract, Offer, OfferStatus, Order, OrderStatus, Side
+from market.models import (
+    Carrier,
+    Contract,
+    Offer,
+    OfferStatus,
+    Order,
+    OrderStatus,
+    Side,
+    Tariff,
+)
 from market.serializers import (
     AddressField,
     BookSerializer,
@@ -196,6 +205,14 @@ class OfferFilter(django_filters.FilterSet):
     class Meta:
         model = Offer
         fields = ["status", "slot", "carrier"]
+
+
+class TariffFilter(django_filters.FilterSet):
+    carrier = _carrier_filter()
+
+    class Meta:
+        model = Tariff
+        fields = ["carrier"]
 
 
 class ContractFilter(django_filters.FilterSet):
@@ -752,7 +769,13 @@ class TariffSerializer(serializers.Serializer):
         feed_in = serializers.IntegerField(help_text="Minor units per kWh sold to the grid.")
         network_fee = serializers.IntegerField(help_text="Minor units per kWh bought.")
 
-    from_slot = utc_datetime(help_text="In force from this slot until the next tariff's.")
+    carrier = serializers.CharField(
+        help_text="`electricity` or `heat`: the carrier it prices, per kWh of its unit "
+        "(kWh thermal for heat)."
+    )
+    from_slot = utc_datetime(
+        help_text="In force from this slot until the next tariff's of the same carrier."
+    )
     bands = BandSerializer(many=True)
     tx = serializers.CharField(help_text="The publishing transaction.")
     height = serializers.IntegerField()
@@ -762,6 +785,8 @@ class TariffListApi(ListAPIView):
     """GET: the supplier of last resort's tariffs, newest first."""
 
     serializer_class = TariffSerializer
+    filter_backends = [FilterBackend]
+    filterset_class = TariffFilter
 
     def get_queryset(self) -> QuerySet[Any]:
         return selectors.tariff_list()
@@ -771,8 +796,14 @@ class TariffListApi(ListAPIView):
         operation_id="market_tariff_list",
         summary="The grid operator's tariffs, newest first",
         description="Retail, feed-in and network fee per time-of-use band (minor units per "
-        "kWh), each in force from `from_slot` until the next one's. Paged.",
-        responses={200: TariffSerializer(many=True), 401: UNAUTHENTICATED},
+        "kWh of the tariff's `carrier`), each in force from `from_slot` until the next one's "
+        "of its carrier. Each carrier has its own tariffs: `?carrier=heat` for heat's only "
+        "(400 `bad_carrier` for another value). Paged.",
+        responses={
+            200: TariffSerializer(many=True),
+            400: error_response("`bad_carrier`."),
+            401: UNAUTHENTICATED,
+        },
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

@@ -21,12 +21,13 @@ site's transaction index, so the audit reads one block per settled slot, not the
 
 * ``SlotSettlement`` and ``SettlementLine``: every ``market.slot_settled`` and
   ``market.contract_settled`` event and every row, field by field;
-* ``GridSettlement``: every ``market.residual_settled`` event (a household's line with the
-  supplier of last resort) and every row, field by field;
+* ``GridSettlement``: every ``market.residual_settled`` event (a household's line of a carrier
+  with the supplier of last resort) and every row, field by field, carrier included;
 * ``Contract`` rows of settled slots: each has a settlement line, or was vetoed; any other row
   is one the chain does not have.
 
-* ``Tariff``: every tariff of ``market/tariffs`` and its row (bands, transaction, block).
+* ``Tariff``: every tariff of ``market/tariffs`` (and ``market/tariffs/<carrier>``) and its row
+  (carrier, bands, transaction, block).
 
 Not yet: how a closed order or offer closed (``filled`` / ``cancelled`` / ``expired``, its
 remainder, ``closed_height``), and closed ones no contract names.
@@ -42,7 +43,9 @@ from ledger.projection import datetime_of_ms, ms_of_datetime
 from ledger.read_model_audit import Comparison, Difference
 from ledger.state import State
 from market.chain import schema, tariff
+from market.chain.options import ELECTRICITY
 from market.models import (
+    Carrier,
     Contract,
     GridSettlement,
     MarketAccount,
@@ -78,15 +81,29 @@ def audit(*, height: int, state: State) -> list[Difference]:
     return found.differences
 
 
+def _tariff_key(carrier: str, from_slot: int) -> str:
+    """A tariff's key in the comparison: electricity's ``<from_slot>``, another carrier's
+    ``<carrier>/<from_slot>``."""
+    return str(from_slot) if carrier == ELECTRICITY else f"{carrier}/{from_slot}"
+
+
 def _tariffs(found: Comparison, state: State) -> None:
-    """``Tariff`` rows against ``market/tariffs``, field by field. A row older than the oldest
-    tariff the state keeps is one the state pruned (it stays in the blocks), not a stray."""
-    chain = {str(t["from_slot"]): t for t in tariff.tariffs(state)}
-    oldest = min((t["from_slot"] for t in chain.values()), default=None)
+    """``Tariff`` rows against ``market/tariffs`` (and each other carrier's list), field by
+    field. A row older than the oldest tariff of its carrier the state keeps is one the state
+    pruned (it stays in the blocks), not a stray."""
+    chain: dict[str, tariff.Tariff] = {}
+    oldest: dict[str, int] = {}
+    for carrier in Carrier.values:
+        kept_list = tariff.tariffs(state, carrier)
+        for one in kept_list:
+            chain[_tariff_key(carrier, one["from_slot"])] = one
+        if kept_list:
+            oldest[carrier] = kept_list[0]["from_slot"]
     seen = set()
     for row in Tariff.objects.all():
-        key = str(ms_of_datetime(row.from_slot))
-        if oldest is not None and int(key) < oldest:
+        from_slot = ms_of_datetime(row.from_slot)
+        key = _tariff_key(row.carrier, from_slot)
+        if row.carrier in oldest and from_slot < oldest[row.carrier]:
             continue
         seen.add(key)
         kept = chain.get(key)
@@ -127,7 +144,8 @@ def _settled(height: int) -> Settled:
         for event in body.get("events", []):
             data = event["data"]
             if event["type"] == schema.RESIDUAL_SETTLED:
-                residuals[f"{data['slot']}/{data['account']}"] = data | {"height": block_height}
+                key = _residual_key(data["slot"], data["account"], schema.carrier_of(data))
+                residuals[key] = data | {"height": block_height}
             elif event["type"] == schema.SLOT_SETTLED:
                 summaries[data["slot"]] = data
                 for line in lines:
@@ -357,12 +375,19 @@ def _settlements(
         found.missing(SettlementLine, contract_id)
 
 
+def _residual_key(slot: int, account: str, carrier: str) -> str:
+    """A residual line's key: electricity's ``<slot>/<account>``, another carrier's
+    ``<slot>/<account>/<carrier>``."""
+    key = f"{slot}/{account}"
+    return key if carrier == ELECTRICITY else f"{key}/{carrier}"
+
+
 def _residuals(found: Comparison, residuals: dict[str, dict[str, Any]]) -> None:
     """``GridSettlement`` rows against the ``market.residual_settled`` events, field by field."""
     seen = set()
-    columns = ("slot", *RESIDUAL_FIELDS, "height")
+    columns = ("slot", "carrier", *RESIDUAL_FIELDS, "height")
     for row in GridSettlement.objects.values(*columns).iterator(CHUNK):
-        key = f"{ms_of_datetime(row['slot'])}/{row['account']}"
+        key = _residual_key(ms_of_datetime(row["slot"]), row["account"], row.pop("carrier"))
         seen.add(key)
         event = residuals.get(key)
         if event is None:

@@ -22,11 +22,12 @@ is of the baseline's magnitude (what the grid alone would have cost, or paid).
 bill shows what was added in the period, what was paid off (from later income at settlement,
 from top-ups), and what is owed now.
 
-**Carriers.** The supplier of last resort and its tariff are electricity's, so the figures above
-(the rows, the saving, the CSV) are electricity's. Each other carrier's contracts (heat, in kWh
-thermal) are totalled on their own in ``Bill.carriers`` (energy and money traded with
-neighbours, fees, penalties), never added to electricity's energy; ``Bill.net`` sums the money
-of all of them.
+**Carriers.** The figures above (the rows, the saving, the CSV) are electricity's. Each other
+carrier (heat, in kWh thermal) is totalled on its own in ``Bill.carriers``: its contracts
+(energy and money traded with neighbours, fees, penalties) and its lines with the supplier at
+that carrier's own tariff (bought from and sold to the heating network, its network fee,
+arrears added and paid), never added to electricity's energy; ``Bill.net`` sums the money of
+all of them. The comparison with the supplier alone stays electricity's.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
             totals.p2p_fees += line.fee
             totals.penalties_received += line.penalty
     for grid in GridSettlement.objects.filter(in_period, account=address):
-        totals = at(grid.slot, ELECTRICITY)
+        totals = at(grid.slot, grid.carrier)
         totals.import_wh += grid.import_wh
         totals.export_wh += grid.export_wh
         totals.grid_import_wh += grid.grid_import_wh
@@ -249,8 +250,9 @@ def household_bill(*, user: User, period: str, day: date, zone: ZoneInfo) -> Bil
         totals.feed_in += grid.feed_in_paid
         totals.arrears_added += grid.arrears_added
         totals.arrears_paid += grid.arrears_paid
-        totals.baseline += _baseline(grid)
-        totals.metered_slots += 1
+        if grid.carrier == ELECTRICITY:  # the comparison with the supplier alone
+            totals.baseline += _baseline(grid)
+            totals.metered_slots += 1
 
     slots = [Row(s, s + slot_length, by_slot[s]) for s in sorted(by_slot)]
     total = Totals()

@@ -94,7 +94,9 @@ class Period:
 
 
 def _grid_lines(address: str | None, start: datetime, end: datetime) -> QuerySet[GridSettlement]:
-    rows = GridSettlement.objects.filter(slot__gte=start, slot__lt=end)
+    # Electricity's: the figures are of the electricity community (heat's residual has its own
+    # lines, in the household's bill and statement).
+    rows = GridSettlement.objects.filter(slot__gte=start, slot__lt=end, carrier=ELECTRICITY)
     return rows if address is None else rows.filter(account=address)
 
 

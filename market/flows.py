@@ -12,8 +12,9 @@ every reading lies in exactly one slot. Energy in integer Wh; a slot without dat
 
 The slots' series are electricity's: the readings of electricity meters and the electricity
 contracts. Each carrier's totals over the period (its meters' import and export, its contracts
-and what was delivered, in Wh of its own unit) are in ``Flows.carriers``, side by side, never
-added together.
+and what was delivered, what its settled slots bought from and sold to the supplier of last
+resort at the carrier's own tariff, in Wh of its own unit) are in ``Flows.carriers``, side by
+side, never added together.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from django.utils import timezone
 from gridplatform.accounts.models import User
 from market import selectors as market_selectors
 from market.chain.options import ELECTRICITY
-from market.models import Contract, SettlementLine
+from market.models import Contract, GridSettlement, SettlementLine
 from meters.chain.schema import meter_carrier
 from meters.models import Meter, MeterKind, Reading
 
@@ -73,6 +74,9 @@ class CarrierFlow(Traded):
     carrier: str
     import_wh: int = 0
     export_wh: int = 0
+    # Settled with the supplier of last resort at the carrier's own tariff (its residual lines).
+    grid_import_wh: int = 0
+    grid_export_wh: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,15 @@ def household_flows(*, user: User, period: str = DAY, now: datetime | None = Non
                     flow.sold_delivered_wh += delivered_wh
                 if buyer == address:
                     flow.bought_delivered_wh += delivered_wh
+        residual = (
+            GridSettlement.objects.filter(in_period, account=address)
+            .values("carrier")
+            .annotate(bought=Sum("grid_import_wh"), sold=Sum("grid_export_wh"))
+            .order_by()
+        )
+        for row in residual:
+            total(row["carrier"]).grid_import_wh += row["bought"]
+            total(row["carrier"]).grid_export_wh += row["sold"]
 
     return Flows(
         period=period,

@@ -228,31 +228,38 @@ class RuleOrder(models.Model):
 
 
 class Tariff(models.Model):
-    """A tariff of the supplier of last resort (``market.tariff_published``): in force from
-    ``from_slot`` until the next one's. ``bands``: its time-of-use bands, as on the ledger."""
+    """A tariff of the supplier of last resort (``market.tariff_published``) for one carrier: in
+    force from ``from_slot`` until the next one's of the same carrier. ``bands``: its
+    time-of-use bands, as on the ledger, in minor units per kWh of the carrier's unit."""
 
-    from_slot = models.DateTimeField(primary_key=True)
+    carrier = carrier_field()
+    from_slot = models.DateTimeField()
     bands = models.JSONField()
     tx = models.CharField(max_length=64)
     height = models.BigIntegerField()
     published_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["-from_slot"]
+        ordering = ["-from_slot", "carrier"]
+        constraints = [
+            models.UniqueConstraint(fields=["carrier", "from_slot"], name="one_tariff_a_slot")
+        ]
 
     def __str__(self) -> str:
-        return f"tariff from {self.from_slot:%Y-%m-%d %H:%M}"
+        return f"{self.carrier} tariff from {self.from_slot:%Y-%m-%d %H:%M}"
 
 
 class GridSettlement(models.Model):
-    """One household's residual with the supplier of last resort in a settled slot
-    (``market.residual_settled``, ``market.chain.residual``): its metered energy beyond its
-    delivered P2P contracts, bought at retail or sold at feed-in. Energy in Wh, prices in minor
-    units per kWh (the tariff band's), money in minor units."""
+    """One household's residual of one carrier with the supplier of last resort in a settled
+    slot (``market.residual_settled``, ``market.chain.residual``): its metered energy of the
+    carrier beyond its delivered P2P contracts of the carrier, bought at retail or sold at
+    feed-in. Energy in Wh of the carrier's unit, prices in minor units per kWh of it (the
+    carrier's tariff band's), money in minor units."""
 
     slot = models.DateTimeField(db_index=True)
     account = models.CharField(max_length=50, db_index=True)
-    import_wh = models.BigIntegerField(help_text="Metered, all the household's meters.")
+    carrier = carrier_field()
+    import_wh = models.BigIntegerField(help_text="Metered, the household's meters of the carrier.")
     export_wh = models.BigIntegerField()
     p2p_in_wh = models.BigIntegerField(help_text="Delivered to it by its contracts of the slot.")
     p2p_out_wh = models.BigIntegerField(help_text="Delivered by it through its contracts.")
@@ -273,7 +280,9 @@ class GridSettlement(models.Model):
     class Meta:
         ordering = ["-slot", "account"]
         constraints = [
-            models.UniqueConstraint(fields=["slot", "account"], name="one_residual_a_slot")
+            models.UniqueConstraint(
+                fields=["slot", "account", "carrier"], name="one_residual_a_slot_and_carrier"
+            )
         ]
 
     def __str__(self) -> str:

@@ -226,6 +226,7 @@ def other_carriers(settled: dict[str, Any]) -> dict[str, Any]:
 def _residual_settled(data: dict[str, Any], height: int, when: datetime) -> None:
     GridSettlement.objects.create(
         slot=datetime_of_ms(data["slot"]),
+        carrier=schema.carrier_of(data),
         **{name: data[name] for name in RESIDUAL_FIELDS},
         height=height,
         settled_at=when,
@@ -244,8 +245,9 @@ def _arrears_paid(data: dict[str, Any], height: int, when: datetime) -> None:
 
 
 def _tariff_published(data: dict[str, Any], height: int, when: datetime) -> None:
-    # A tariff for a slot that had one replaces it, as on the ledger.
+    # A tariff for a slot that had one of its carrier replaces it, as on the ledger.
     Tariff.objects.update_or_create(
+        carrier=schema.carrier_of(data),
         from_slot=datetime_of_ms(data["from_slot"]),
         defaults={"bands": data["bands"], "tx": data["tx"], "height": height, "published_at": when},
     )

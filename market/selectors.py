@@ -462,14 +462,19 @@ def _registrations_pending() -> set[str]:
     return {str(address) for address in rows}
 
 
-def tariff_list() -> QuerySet[Tariff]:
-    """The supplier's tariffs, newest first (public: every household pays them)."""
-    return Tariff.objects.all()
+def tariff_list(*, carrier: str | None = None) -> QuerySet[Tariff]:
+    """The supplier's tariffs, newest first (public: every household pays them); of one
+    carrier, or of every carrier when ``carrier`` is None."""
+    tariffs = Tariff.objects.all()
+    return tariffs if carrier is None else tariffs.filter(carrier=carrier)
 
 
-def tariff_in_force(*, at: datetime) -> Tariff | None:
-    """The tariff of the slot starting at ``at``: the last one from then or before."""
-    found: Tariff | None = Tariff.objects.filter(from_slot__lte=at).order_by("-from_slot").first()
+def tariff_in_force(*, at: datetime, carrier: str = ELECTRICITY) -> Tariff | None:
+    """The tariff of ``carrier`` of the slot starting at ``at``: the last one of the carrier
+    from then or before."""
+    found: Tariff | None = (
+        Tariff.objects.filter(carrier=carrier, from_slot__lte=at).order_by("-from_slot").first()
+    )
     return found
 
 

@@ -187,15 +187,23 @@ def offer_withdraw(*, user: User, offer_id: str) -> Transaction:
 
 
 def tariff_publish(
-    *, operator: User, from_slot: datetime, bands: list[dict[str, int]]
+    *,
+    operator: User,
+    from_slot: datetime,
+    bands: list[dict[str, int]],
+    carrier: str = ELECTRICITY,
 ) -> Transaction:
-    """The grid operator, supplier of last resort, publishes its tariff from ``from_slot`` on
-    (``market.tariff.publish``; ``market.chain.tariff``): per time-of-use band the retail and
-    feed-in prices and the network fee, minor units per kWh. Rehearsed, so a refusal
-    (``tariff_in_past``, ``bad_bands``, ``bad_price``, ``slot_misaligned``) comes back at once."""
+    """The grid operator, supplier of last resort, publishes its tariff of ``carrier`` from
+    ``from_slot`` on (``market.tariff.publish``; ``market.chain.tariff``): per time-of-use band
+    the retail and feed-in prices and the network fee, minor units per kWh of the carrier's
+    unit. Rehearsed, so a refusal (``bad_carrier``, ``tariff_in_past``, ``bad_bands``,
+    ``bad_price``, ``slot_misaligned``) comes back at once. Electricity's payload carries no
+    ``carrier``, as before carriers."""
     if operator.role != Role.GRID_OPERATOR:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
-    payload = {"from_slot": ms_of_datetime(from_slot), "bands": bands}
+    payload: dict[str, Any] = {"from_slot": ms_of_datetime(from_slot), "bands": bands}
+    if carrier != ELECTRICITY:
+        payload["carrier"] = carrier
     return submit(operator, "market.tariff.publish", payload)
 
 

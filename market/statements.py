@@ -18,6 +18,7 @@ from gridplatform.money import text_from_minor
 from market.chain.options import ELECTRICITY
 from market.flows import Traded
 from market.forms import energy_text, price_text
+from market.models import GridSettlement
 from market.selectors import StatementLine
 
 HEADER = (
@@ -112,4 +113,42 @@ def carrier_totals(lines: Iterable[StatementLine]) -> list[CarrierTotals]:
         else:
             totals.bought_wh += line.contracted_wh
             totals.bought_delivered_wh += line.delivered_wh
+    return sorted(found.values(), key=lambda t: (t.carrier != ELECTRICITY, t.carrier))
+
+
+@dataclass(kw_only=True)
+class SupplierTotals:
+    """A household's residual lines of one carrier with the supplier of last resort
+    (``GridSettlement``), added up: energy in Wh of the carrier's unit, money in minor units
+    (``net`` signed: + received, - paid). Each carrier's were settled at its own tariff."""
+
+    carrier: str
+    slots: int = 0
+    grid_import_wh: int = 0
+    import_cost: int = 0
+    import_fee: int = 0
+    grid_export_wh: int = 0
+    feed_in_paid: int = 0
+    arrears_added: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.feed_in_paid - self.import_cost - self.import_fee
+
+
+def supplier_totals(*, address: str | None) -> list[SupplierTotals]:
+    """The household's lines with the supplier per carrier, electricity first; none for an
+    account without an address."""
+    if address is None:
+        return []
+    found: dict[str, SupplierTotals] = {}
+    for line in GridSettlement.objects.filter(account=address).order_by():
+        totals = found.setdefault(line.carrier, SupplierTotals(carrier=line.carrier))
+        totals.slots += 1
+        totals.grid_import_wh += line.grid_import_wh
+        totals.import_cost += line.import_cost
+        totals.import_fee += line.import_fee
+        totals.grid_export_wh += line.grid_export_wh
+        totals.feed_in_paid += line.feed_in_paid
+        totals.arrears_added += line.arrears_added
     return sorted(found.values(), key=lambda t: (t.carrier != ELECTRICITY, t.carrier))

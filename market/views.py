@@ -678,9 +678,11 @@ def _band_rows(bands: list[dict[str, int]]) -> list[dict[str, Any]]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def tariffs(request: HttpRequest) -> HttpResponse:
-    """The supplier of last resort's tariffs: the one in force, the history; the grid operator
-    publishes a new one here."""
+    """The supplier of last resort's tariffs: the one of each carrier in force, the history; the
+    grid operator publishes a new one here (for the carrier it chooses, where the market trades
+    more than one)."""
     errors = ""
+    options = selectors.options()
     if request.method == "POST":
         if request.user.role != Role.GRID_OPERATOR:
             raise PermissionDenied("Only the grid operator publishes tariffs.")
@@ -692,16 +694,25 @@ def tariffs(request: HttpRequest) -> HttpResponse:
                 operator=request.user,
                 from_slot=from_slot,
                 bands=_bands_of(request.POST.get("bands", "")),
+                carrier=request.POST.get("carrier", ELECTRICITY),
             )
         except TransactionRejected as error:
             errors = error.message
         else:
             _submitted(request, "The tariff", tx.id)
             return redirect("market-tariffs")
-    current = selectors.tariff_in_force(at=timezone.now())
+    now = timezone.now()
+    in_force = [
+        found
+        for carrier in options.carriers
+        if (found := selectors.tariff_in_force(at=now, carrier=carrier)) is not None
+    ]
     rows = [(tariff, _band_rows(tariff.bands)) for tariff in selectors.tariff_list()[:50]]
     context = {
-        "current": current,
+        "current": in_force[0] if in_force and in_force[0].carrier == ELECTRICITY else None,
+        "in_force": in_force,
+        "in_force_pks": {tariff.pk for tariff in in_force},
+        "carrier_choices": carrier_choices(options) if len(options.carriers) > 1 else [],
         "tariffs": rows,
         "errors": errors,
         "may_publish": request.user.role == Role.GRID_OPERATOR,
@@ -714,10 +725,17 @@ def tariffs(request: HttpRequest) -> HttpResponse:
 @require_GET
 def statement_page(request: HttpRequest) -> HttpResponse:
     """The household's settled contracts, each in its carrier's unit, and, where it traded more
-    than one carrier, their totals per carrier side by side."""
+    than one carrier, their totals per carrier side by side; where it settled with the supplier
+    of last resort in more than one carrier, that per carrier too."""
     found = selectors.statement(user=request.user)
     lines = [(line, statements.penalty_explained(line)) for line in found]
-    context = {"lines": lines, "carrier_totals": statements.carrier_totals(found)}
+    supplier = statements.supplier_totals(address=selectors.address_of(request.user))
+    context = {
+        "lines": lines,
+        "carrier_totals": statements.carrier_totals(found),
+        # Shown where a carrier beside electricity settled with the supplier: side by side.
+        "supplier_totals": supplier if any(t.carrier != ELECTRICITY for t in supplier) else [],
+    }
     return render(request, "market/statements.html", context)
 
 

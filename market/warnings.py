@@ -13,8 +13,8 @@ form with a "Place it anyway" button (``market.views.order_place``):
   slot's time of day (energy it does not deliver is penalised), or a sale with no meter at all.
 
 Each against the order's own carrier: its contracts, its meters (a heat order's are the heat
-meters, ``meters.chain.schema.meter_carrier``), its units. The supplier's tariff is electricity's,
-so a heat order has no tariff warning.
+meters, ``meters.chain.schema.meter_carrier``), its units, its tariff (a heat order is
+compared with heat's tariff, when the grid operator published one).
 """
 
 from __future__ import annotations
@@ -51,17 +51,19 @@ def order_warnings(
     ``carrier`` in the slot starting at ``slot``, ``slot_ms`` long, at ``price`` minor units per
     kWh); [] if none."""
     warnings: list[str] = []
-    band = _band(slot) if carrier == ELECTRICITY else None
+    band = _band(slot, carrier)
     if band is not None:
         if side == "buy" and price > band["retail"]:
             warnings.append(
-                f"You bid {price_text(price)}, more than the {price_text(band['retail'])} the "
+                f"You bid {price_text(price, carrier)}, more than the "
+                f"{price_text(band['retail'], carrier)} the "
                 "supplier charges for energy in this slot: whatever your neighbours do not sell "
                 "you, the grid sells you for less."
             )
         if side == "sell" and price < band["feed_in"]:
             warnings.append(
-                f"You ask {price_text(price)}, less than the {price_text(band['feed_in'])} the "
+                f"You ask {price_text(price, carrier)}, less than the "
+                f"{price_text(band['feed_in'], carrier)} the "
                 "supplier pays for energy fed in during this slot."
             )
     reference, basis = _reference_price(band, carrier)
@@ -77,8 +79,9 @@ def order_warnings(
     return warnings
 
 
-def _band(slot: datetime) -> Band | None:
-    tariff = tariff_in_force(at=slot)
+def _band(slot: datetime, carrier: str) -> Band | None:
+    """The band of the carrier's tariff in force for the slot, if there is one."""
+    tariff = tariff_in_force(at=slot, carrier=carrier)
     if tariff is None or not tariff.bands:
         return None
     in_force: ChainTariff = {"from_slot": 0, "bands": tariff.bands, "tx": tariff.tx, "height": 0}

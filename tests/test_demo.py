@@ -17,6 +17,7 @@ from gridplatform.demo import (
     DEMO_DOMAIN,
     DEMO_FEEDERS,
     DEMO_HEAT,
+    DEMO_HEAT_TARIFF_BANDS,
     DEMO_HEAT_TOPOLOGY,
     DEMO_MARKET_OPTIONS,
     DEMO_OPERATOR_BUDGET,
@@ -88,9 +89,11 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
     # The grid operator has its budget for requirements.
     operator = User.objects.get(email=f"operator@{DEMO_DOMAIN}").identity.address
     network.wait(lambda: _balance(operator) == DEMO_OPERATOR_BUDGET, seconds=60, what="its budget")
-    # ...and its tariff, so that the Tariffs page has one from the start.
-    network.wait(lambda: _tariffs() == 1, seconds=60, what="the demo tariff")
-    assert Tariff.objects.get().bands == DEMO_TARIFF_BANDS
+    # ...and its tariffs, electricity's and heat's, so that the Tariffs page has them from the
+    # start and heat beyond the loop's trades settles with the supplier.
+    network.wait(lambda: _tariffs() == 2, seconds=60, what="the demo tariffs")
+    assert Tariff.objects.get(carrier="electricity").bands == DEMO_TARIFF_BANDS
+    assert Tariff.objects.get(carrier="heat").bands == DEMO_HEAT_TARIFF_BANDS
     # Run again (a restart of `make run`): nothing is sent twice.
     assert demo_ledger_register() == 0
 

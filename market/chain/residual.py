@@ -10,17 +10,23 @@ rounding rule (``market.chain.pricing``: every division rounds down). ``docs/mar
 The rules
 =========
 
-The supplier of last resort supplies electricity: the residual is electricity's only (heat
-beyond a household's heat contracts is its heat supplier's business, outside the ledger). For
-each household whose electricity meters recorded a reading in the slot (the meters' slot index,
-``meters.chain.schema``: ``meter/inslot/<slot>``), in the order of their addresses, with the
-band of the tariff in force for the slot (``tariff.band_of``):
+The supplier of last resort settles each carrier the market trades and has a tariff for, on its
+own: electricity's residual first, with electricity's tariff (``market/tariffs``), then heat's,
+with heat's (``market/tariffs/heat``), and nothing of one carrier counts in the other's. For
+each carrier with a tariff in force for the slot, for each household whose meters of that
+carrier recorded a reading in the slot (the meters' slot index, ``meters.chain.schema``:
+``meter/inslot/<slot>``; a meter's carrier is its kind's, ``meter_carrier``), in the order of
+their addresses, with the band of the carrier's tariff in force for the slot
+(``tariff.band_of``):
 
-1. **Metered.** ``import_wh`` and ``export_wh``: the sums over every electricity meter of the
-   household and every interval of the slot (a missing interval, or a ``missing`` quality,
-   counts 0; a heat meter never counts here).
-2. **P2P.** ``p2p_in_wh``: the energy its contracts of the slot delivered to it, as the
-   contracts just settled (``delivered_wh``); ``p2p_out_wh``: what its own contracts delivered.
+1. **Metered.** ``import_wh`` and ``export_wh``: the sums over every meter of the carrier of
+   the household and every interval of the slot (a missing interval, or a ``missing`` quality,
+   counts 0; a heat meter never counts in electricity's residual, nor an electricity meter in
+   heat's).
+2. **P2P.** ``p2p_in_wh``: the energy its contracts of the carrier and the slot delivered to
+   it, as the contracts just settled (``delivered_wh``); ``p2p_out_wh``: what its own contracts
+   of the carrier delivered (a flexibility contract is a reduction, not a delivery: it never
+   counts).
 3. **Residual energy.** ``grid_import_wh = max(0, import_wh - p2p_in_wh)`` is bought from the
    supplier; ``grid_export_wh = export_wh - p2p_out_wh`` (never negative: a seller's delivery is
    its export allocated to its contracts) is sold to it. Energy bought P2P beyond what the
@@ -31,16 +37,20 @@ band of the tariff in force for the slot (``tariff.band_of``):
    locked margins, after the slot's contracts settled) plus ``feed_in_paid``. From it, first
    its earlier arrears (``arrears_paid``), then ``import_cost + import_fee``; what it cannot
    pay is added to its arrears (``arrears_added``, state ``market/arrears/<address>``). A
-   balance never goes negative and never falls below the margins it locks.
+   balance never goes negative and never falls below the margins it locks. Arrears are one
+   debt to one supplier, whichever carrier's residual added them: heat's residual pays first
+   what electricity's, just before it, left owed, and the other way round in the next slot.
 6. **The supplier** receives what was paid and pays ``feed_in_paid``. Should its balance not
    cover the feed-in it owes, it issues the difference (it is the issuer: a payout it owes in
    real money), which ``ledger/supply`` counts; so ``sum of balances == ledger/supply`` holds
    after every slot, as after every other transaction.
 
-Each household's result is the event ``market.residual_settled`` (:class:`schema.Residual`);
-the slot's totals are in ``market.slot_settled`` (``residual``). With no tariff in force for the
-slot nothing is settled with the supplier (``residual`` is null): the network then runs P2P
-only. Either way the slot's index leaves the state, and later readings of the slot are late.
+Each household's result is the event ``market.residual_settled`` (:class:`schema.Residual`;
+another carrier's carries ``"carrier"``, ``"heat"``); the slot's totals are in
+``market.slot_settled``: electricity's in ``residual``, heat's in ``heat.residual``. With no
+tariff of a carrier in force for the slot nothing of that carrier is settled with the supplier
+(electricity's ``residual`` is null; heat's totals have no ``residual``): that carrier then runs
+P2P only. Either way the slot's index leaves the state, and later readings of the slot are late.
 
 Arrears are also paid first from a top-up: the ledger's hook ``ledger.topped_up``, after a
 ``credit.issue`` to the household, pays ``min(arrears, free balance)`` to the supplier (event
@@ -56,6 +66,7 @@ from collections.abc import Mapping
 
 from ledger.application import Context, balance, issuer
 from ledger.state import State
+from market.chain.options import ELECTRICITY
 from market.chain.pricing import value
 from market.chain.schema import (
     ARREARS_PAID,
@@ -65,11 +76,11 @@ from market.chain.schema import (
     arrears,
     arrears_save,
     free_balance,
+    with_carrier,
 )
 from market.chain.tariff import band_of, in_force
 from meters.chain import schema as meters
 from meters.chain.metering import slot_flows, slot_read_in_full
-from meters.chain.schema import ELECTRICITY
 
 # The residual's fields the slot's summary sums (with the same names).
 _SUMMED = (
@@ -138,18 +149,22 @@ def residual_settle(
     p2p_out: Mapping[str, int],
     context: Context,
     *,
+    meter_ids: list[str],
     measured: Mapping[str, tuple[int, int]] | None = None,
+    carrier: str = ELECTRICITY,
 ) -> ResidualSummary | None:
-    """Settle the slot's residual (module docstring); None when no tariff is in force.
+    """Settle the slot's residual of ``carrier`` (module docstring); None when no tariff of the
+    carrier is in force.
 
-    ``p2p_in`` / ``p2p_out``: Wh delivered to / by each account through the slot's contracts;
-    ``measured``: the (import, export) of :func:`metered` the contracts' settlement already read
-    (its sellers'), not read again. Called by ``market.slot.settle`` after the contracts
-    settled, balances and margins written.
+    ``meter_ids``: the meters with readings in the slot (``meters.slot_meters_take``, taken once
+    for every carrier); ``p2p_in`` / ``p2p_out``: Wh delivered to / by each account through the
+    slot's contracts of the carrier; ``measured``: the (import, export) of :func:`metered` of the
+    carrier the contracts' settlement already read (its sellers'), not read again. Called by
+    ``market.slot.settle`` after the contracts settled, balances and margins written, once per
+    carrier, electricity first.
     """
     known = measured or {}
-    meter_ids = meters.slot_meters_take(state, slot)
-    tariff = in_force(state, slot)
+    tariff = in_force(state, slot, carrier)
     if tariff is None:
         return None
     band = band_of(tariff, slot)
@@ -159,13 +174,13 @@ def residual_settle(
         {
             meter["owner"]
             for meter in registered
-            if meter is not None and meters.meter_carrier(meter["kind"]) == ELECTRICITY
+            if meter is not None and meters.meter_carrier(meter["kind"]) == carrier
         }
     )
     totals: Counter[str] = Counter()
     supplier_delta = 0
     for address in owners:
-        import_wh, export_wh = known.get(address) or metered(state, address, slot, slot_ms)
+        import_wh, export_wh = known.get(address) or metered(state, address, slot, slot_ms, carrier)
         grid_import = max(0, import_wh - p2p_in.get(address, 0))
         grid_export = max(0, export_wh - p2p_out.get(address, 0))
         cost = value(grid_import, band["retail"])
@@ -199,7 +214,7 @@ def residual_settle(
             "arrears_added": added,
             "arrears": left,
         }
-        context.emit(RESIDUAL_SETTLED, result)
+        context.emit(RESIDUAL_SETTLED, with_carrier(dict(result), carrier))
         totals.update({name: result[name] for name in _SUMMED})  # type: ignore[literal-required]
     issued = _pay_supplier(state, supplier, supplier_delta)
     summary: ResidualSummary = {

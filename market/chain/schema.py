@@ -36,6 +36,8 @@ key                                         record
                                             (``market.chain.tariff``: written by
                                             ``market.tariff.publish``, which also drops those
                                             superseded more than ``KEEP_MS`` ago)
+``market/tariffs/<carrier>``                another carrier's tariffs, the same way
+                                            (``market/tariffs/heat``)
 ==========================================  ===================================================
 
 Each carrier other than electricity has the same families with ``<carrier>/<slot>`` for
@@ -129,6 +131,11 @@ def with_carrier(record: dict[str, Any], carrier: str) -> dict[str, Any]:
 
 def _book(slot: int, carrier: str) -> str:
     return str(slot) if carrier == ELECTRICITY else f"{carrier}/{slot}"
+
+
+def tariffs_key(carrier: str = ELECTRICITY) -> str:
+    """The supplier's tariffs of ``carrier`` (``market.chain.tariff``)."""
+    return TARIFFS_KEY if carrier == ELECTRICITY else f"{TARIFFS_KEY}/{carrier}"
 
 
 def contract_id(slot: int, index: int, carrier: str = ELECTRICITY) -> str:
@@ -386,6 +393,7 @@ class Residual(TypedDict):
     arrears_paid: int  # earlier arrears paid now
     arrears_added: int  # what of import_cost + import_fee it could not pay
     arrears: int  # owed to the supplier after the slot
+    carrier: NotRequired[str]  # absent: electricity
 
 
 class Requirement(TypedDict):

@@ -47,7 +47,8 @@ order or offer of the slot is left, so no contract can be made for it afterwards
    reading recorded in the slot settles with the supplier of last resort what its contracts did
    not cover: metered import beyond its delivered P2P energy at the tariff's retail price (and
    network fee), metered export beyond what its contracts delivered at the feed-in price;
-   arrears where its free balance cannot pay.
+   arrears where its free balance cannot pay. Per carrier with a tariff in force: electricity's
+   first, then heat's, each with its own meters, contracts and tariff.
 
 Settlement moves credits between balances (``bal/``) and unlocks margins; ``ledger/supply``
 changes only when the supplier issues feed-in its balance does not cover (``residual``). It costs
@@ -63,7 +64,10 @@ Events and state keys
                                "delivered_wh", "paid", "fees", "penalties", "escrow_released",
                                "deposit_released", "shortfalls", "residual", "tx", "height",
                                "timestamp_ms"}`` (``residual``: the totals with the supplier,
-                               ``market.chain.schema.ResidualSummary``, null without a tariff)
+                               ``market.chain.schema.ResidualSummary``, null without a tariff);
+                               another carrier's totals under its name (``"heat": {"contracts",
+                               "energy_wh", ..., "residual"}``) when its contracts settled or its
+                               residual did (``residual`` only with a tariff of it in force)
 ``market.contract_settled``    event, one per contract settled: ``{"slot", "contract", "seller",
                                "buyer", "energy_wh", "export_wh", "delivered_wh", "paid", "fee",
                                "penalty", "escrow_released", "deposit_released"}``
@@ -159,13 +163,15 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     # against a baseline (direction "import" or "export") its earlier contracts left.
     flows: dict[tuple[str, str], tuple[int, int]] = {}
     left: dict[tuple[str, str, str], int] = {}
-    measured: dict[str, tuple[int, int]] = {}  # electricity (import, export), for the residual
+    # Each carrier's (import, export) of its sellers, and the Wh its contracts delivered to each
+    # buyer and by each seller, for the carrier's residual.
+    measured = {carrier: dict[str, tuple[int, int]]() for carrier in options.carriers}
     credits: Counter[str] = Counter()  # balance changes, written once per account at the end
     unlocks: Counter[str] = Counter()
     shortfalls: Counter[str] = Counter()
     shortfall_wh: Counter[str] = Counter()
-    p2p_in: Counter[str] = Counter()  # electricity Wh delivered to each buyer, for the residual
-    p2p_out: Counter[str] = Counter()
+    p2p_in = {carrier: Counter[str]() for carrier in options.carriers}
+    p2p_out = {carrier: Counter[str]() for carrier in options.carriers}
     summaries = {carrier: Counter[str]() for carrier in options.carriers}
     contracts: list[Contract] = []
     numbered = [(carrier, n) for carrier in options.carriers for n in range(counts[carrier])]
@@ -181,8 +187,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         energy, price = made["energy_wh"], made["price"]
         if (carrier, seller) not in flows:
             flows[carrier, seller] = metered(state, seller, slot, options.slot_ms, carrier)
-            if carrier == ELECTRICITY:
-                measured[seller] = flows[carrier, seller]
+            measured[carrier][seller] = flows[carrier, seller]
         flexible = made["kind"] == FLEXIBILITY
         if flexible:  # a reduction against the baseline (market.chain.flexibility)
             pool = (carrier, seller, made["direction"])
@@ -196,9 +201,9 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
                 left[pool] = flows[carrier, seller][1]
         delivered = min(left[pool], energy)
         left[pool] -= delivered
-        if carrier == ELECTRICITY and not flexible:
-            p2p_in[buyer] += delivered
-            p2p_out[seller] += delivered
+        if not flexible:
+            p2p_in[carrier][buyer] += delivered
+            p2p_out[carrier][seller] += delivered
         undelivered = energy - delivered
         paid = value(delivered, price)
         fee = value(delivered, made["network_fee"])
@@ -269,26 +274,41 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         (made[party], carrier_of(made)) for made in contracts for party in ("seller", "buyer")
     ]
     storage.slot_settled(state, slot, options.slot_ms, parties, with_readings, context)
-    residual = residual_settle(
-        state, slot, options.slot_ms, p2p_in, p2p_out, context, measured=measured
-    )
+    meter_ids = meters.slot_meters_take(state, slot)
+    residuals = {
+        carrier: residual_settle(
+            state,
+            slot,
+            options.slot_ms,
+            p2p_in[carrier],
+            p2p_out[carrier],
+            context,
+            meter_ids=meter_ids,
+            measured=measured[carrier],
+            carrier=carrier,
+        )
+        for carrier in options.carriers
+    }
     settled = summaries[ELECTRICITY]
     summary_event: dict[str, object] = {
         "slot": slot,
         "contracts": settled["contracts"],
         **{name: settled[name] for name in _SUMMED},
-        "residual": residual,
+        "residual": residuals[ELECTRICITY],
         "tx": context.tx_id,
         "height": context.height,
         "timestamp_ms": context.timestamp_ms,
     }
     for carrier in options.carriers[1:]:  # another carrier's totals, never added to these
-        if counts[carrier]:
+        if counts[carrier] or residuals[carrier] is not None:
             other = summaries[carrier]
-            summary_event[carrier] = {
+            totals: dict[str, object] = {
                 "contracts": other["contracts"],
                 **{name: other[name] for name in _SUMMED},
             }
+            if residuals[carrier] is not None:  # only with a tariff of the carrier in force
+                totals["residual"] = residuals[carrier]
+            summary_event[carrier] = totals
     context.emit(SLOT_SETTLED, summary_event)
     for settled_hook in context.hooks.get(SLOT_SETTLED_HOOK, ()):
         settled_hook(state, slot, contracts, context)

@@ -9,28 +9,37 @@ one to midnight; the first starts at 0. A tariff applies to every slot from ``fr
 the next tariff's ``from_slot``.
 
 ``market.tariff.publish`` ``{"from_slot": ms, "bands": [{"from_minute", "retail", "feed_in",
-"network_fee"}, ...]}``, sent by the issuer only. Refusals, in this order: ``bad_payload``,
-``bad_slot`` (not an integer >= 0), ``slot_misaligned``, ``tariff_in_past`` (the slot has
-started: a tariff never changes what a past or running slot costs), ``bad_bands`` (not 1 to
+"network_fee"}, ...], "carrier"?}``, sent by the issuer only. ``carrier`` (default
+``"electricity"``) is the carrier the tariff prices, in minor units per kWh of its unit (kWh
+thermal for heat). Refusals, in this order: ``bad_payload``, ``bad_carrier`` (not a carrier the
+market trades, ``market.chain.options``), ``bad_slot`` (not an integer >= 0),
+``slot_misaligned``, ``tariff_in_past`` (the slot has started: a tariff never changes what a
+past or running slot costs), ``bad_bands`` (not 1 to
 :data:`MAX_BANDS` objects with exactly those four keys; minutes integers, the first 0, strictly
 increasing, below 1,440), ``bad_price`` (a price not an integer from 0 to :data:`MAX_PRICE`). A
-tariff for a ``from_slot`` that has one already replaces it (until that slot starts).
+tariff for a ``from_slot`` that has one already for its carrier replaces it (until that slot
+starts).
 
-State: ``market/tariffs``, the list of :class:`Tariff` by ``from_slot``. It keeps every tariff
-in force during the last :data:`KEEP_MS` (about a year and a month): an older one leaves the
-state when a tariff is published, and stays in the blocks as the event
-``market.tariff_published``.
+State: ``market/tariffs``, electricity's tariffs, the list of :class:`Tariff` by ``from_slot``;
+another carrier's are under ``market/tariffs/<carrier>`` (``market/tariffs/heat``), and its
+records and its ``market.tariff_published`` event carry ``"carrier"`` (electricity's never do,
+so its records and events are what they were before carriers). Each list keeps every tariff in
+force during the last :data:`KEEP_MS` (about a year and a month): an older one leaves the state
+when a tariff of its carrier is published, and stays in the blocks as the event
+``market.tariff_published``. Carriers never mix: a heat tariff prices heat's residual only, an
+electricity tariff electricity's (``market.chain.residual``).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ledger.application import Context, TxFailed, payload_fields
 from ledger.crypto import Transaction
 from ledger.state import State
-from market.chain.options import market_options
-from market.chain.schema import TARIFFS_KEY
+from market.chain.options import ELECTRICITY, market_options
+from market.chain.schema import tariffs_key, with_carrier
+from market.chain.terms import carrier_field
 
 TARIFF_PUBLISHED = "market.tariff_published"
 MAX_BANDS = 24
@@ -52,18 +61,20 @@ class Tariff(TypedDict):
     bands: list[Band]
     tx: str
     height: int
+    carrier: NotRequired[str]  # absent: electricity
 
 
-def tariffs(state: State) -> list[Tariff]:
-    """Every tariff the state keeps, by ``from_slot``. Read-only."""
-    value: list[Tariff] = state.get(TARIFFS_KEY, [])
+def tariffs(state: State, carrier: str = ELECTRICITY) -> list[Tariff]:
+    """Every tariff of ``carrier`` the state keeps, by ``from_slot``. Read-only."""
+    value: list[Tariff] = state.get(tariffs_key(carrier), [])
     return value
 
 
-def in_force(state: State, slot: int) -> Tariff | None:
-    """The tariff of ``slot``: the last one from that slot or before; None if none is."""
+def in_force(state: State, slot: int, carrier: str = ELECTRICITY) -> Tariff | None:
+    """The tariff of ``carrier`` for ``slot``: the last one from that slot or before; None if
+    none is."""
     found = None
-    for tariff in tariffs(state):
+    for tariff in tariffs(state, carrier):
         if tariff["from_slot"] > slot:
             break
         found = tariff
@@ -112,8 +123,12 @@ def _bands(value: Any) -> list[Band]:
 
 
 def tariff_publish(state: State, tx: Transaction, context: Context) -> None:
-    """``market.tariff.publish``: the issuer's tariff from a slot on (module docstring)."""
-    from_slot, raw_bands = payload_fields(tx, "from_slot", "bands")
+    """``market.tariff.publish``: the issuer's tariff of a carrier from a slot on (module
+    docstring). Precondition (registry): the sender is the issuer."""
+    from_slot, raw_bands, carrier = payload_fields(
+        tx, "from_slot", "bands", optional={"carrier": ELECTRICITY}
+    )
+    carrier = carrier_field(carrier, market_options(state))
     if type(from_slot) is not int or from_slot < 0:
         raise TxFailed("bad_slot")
     if from_slot % market_options(state).slot_ms:
@@ -121,13 +136,14 @@ def tariff_publish(state: State, tx: Transaction, context: Context) -> None:
     if from_slot <= context.timestamp_ms:
         raise TxFailed("tariff_in_past", "a tariff applies from a slot that has not started")
     bands = _bands(raw_bands)
-    tariff: Tariff = {
+    record = {
         "from_slot": from_slot,
         "bands": bands,
         "tx": context.tx_id,
         "height": context.height,
     }
-    kept = [t for t in tariffs(state) if t["from_slot"] != from_slot] + [tariff]
+    tariff: Tariff = with_carrier(record, carrier)  # type: ignore[assignment]
+    kept = [t for t in tariffs(state, carrier) if t["from_slot"] != from_slot] + [tariff]
     kept.sort(key=lambda t: t["from_slot"])
     # A tariff whose successor took over more than KEEP_MS ago can price no slot still settled.
     horizon = context.timestamp_ms - KEEP_MS
@@ -137,5 +153,5 @@ def tariff_publish(state: State, tx: Transaction, context: Context) -> None:
         for t, next_from in zip(kept, successors, strict=True)
         if next_from is None or next_from > horizon
     ]
-    state.set(TARIFFS_KEY, kept)
+    state.set(tariffs_key(carrier), kept)
     context.emit(TARIFF_PUBLISHED, dict(tariff))

@@ -144,7 +144,9 @@ def _slot(value: object) -> str:
 def _tariff_text(payload: dict[str, Any]) -> str:
     """``"Published the electricity tariff in force from Mon 7 Dec, 14:00: from 00:00 UTC,
     retail €0.30/kWh, feed-in €0.08/kWh, network fee €0.05/kWh; from 07:00 UTC, ..."``
-    (the bands' minutes are UTC, as the ledger keeps them)."""
+    (the bands' minutes are UTC, as the ledger keeps them); heat's, ``"Published the heat
+    tariff ...: ... retail €0.10/kWh thermal, ..."``."""
+    carrier = str(payload.get("carrier") or ELECTRICITY)
     bands = payload.get("bands")
     parts = []
     for band in bands if isinstance(bands, list) else []:
@@ -152,12 +154,12 @@ def _tariff_text(payload: dict[str, Any]) -> str:
             continue
         minute = _int(band.get("from_minute")) or 0
         parts.append(
-            f"from {minute // 60:02d}:{minute % 60:02d} UTC, retail {_price(band.get('retail'))}, "
-            f"feed-in {_price(band.get('feed_in'))}, network fee "
-            f"{_price(band.get('network_fee'))}"
+            f"from {minute // 60:02d}:{minute % 60:02d} UTC, retail "
+            f"{_price(band.get('retail'), carrier)}, feed-in {_price(band.get('feed_in'), carrier)}"
+            f", network fee {_price(band.get('network_fee'), carrier)}"
         )
     return (
-        f"Published the electricity tariff in force from {_slot(payload.get('from_slot'))}: "
+        f"Published the {carrier} tariff in force from {_slot(payload.get('from_slot'))}: "
         + "; ".join(parts)
     )
 

@@ -4,6 +4,8 @@ transactions on a pure State. The worked example is docs/market.md's, "Heat: a w
 Electricity and heat have separate books, contracts, meters and grid limits: an electricity order
 never matches a heat order, a heat contract is delivered by heat meters only, a heat segment's
 limit tailors heat matches and never electricity's, and a heat segment's suspension stops heat.
+Each has its own tariff and its own residual with the supplier of last resort: docs/market.md,
+"Heat with the supplier: a worked example".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.market.support import (
     BEN,
     BEN_METER,
     CAT,
+    DAN_METER,
     INTERVAL_S,
     OPERATOR,
     REGULATOR,
@@ -288,6 +291,181 @@ def test_heat_and_electricity_contracts_of_a_slot_settle_apart(market: Market) -
     assert delivered == {f"{SLOT}-0": 2_000, f"heat-{SLOT}-0": 0}
 
 
+# --- the supplier of last resort, per carrier ---------------------------------------------------
+
+HEAT_BAND = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
+POWER_BAND = {"from_minute": 0, "retail": 30, "feed_in": 8, "network_fee": 5}
+
+
+def publish_tariff(market: Market, band: dict[str, int], carrier: str = "heat") -> str:
+    payload: dict[str, Any] = {"from_slot": SLOT, "bands": [band]}
+    if carrier != "electricity":
+        payload["carrier"] = carrier
+    return market.send(OPERATOR, "market.tariff.publish", **payload)
+
+
+def test_a_heat_tariff_is_kept_under_its_own_key(market: Market) -> None:
+    assert publish_tariff(market, POWER_BAND, carrier="electricity") == "ok"
+    assert publish_tariff(market, HEAT_BAND) == "ok"
+    (power,) = market.state.get("market/tariffs")
+    (heat,) = market.state.get("market/tariffs/heat")
+    assert "carrier" not in power
+    assert power["bands"] == [POWER_BAND]
+    assert heat["carrier"] == "heat"
+    assert heat["bands"] == [HEAT_BAND]
+    published = market.emitted("market.tariff_published")
+    assert [event.get("carrier") for event in published] == [None, "heat"]
+
+
+def test_a_heat_tariff_is_refused_where_the_market_does_not_trade_heat() -> None:
+    market = Market()
+    assert publish_tariff(market, HEAT_BAND) == "bad_carrier"
+    assert publish_tariff(market, HEAT_BAND, carrier="gas") == "bad_carrier"
+    assert market.state.get("market/tariffs/heat") is None
+    assert market.state.get("market/tariffs/gas") is None
+    assert publish_tariff(market, POWER_BAND, carrier="electricity") == "ok"
+
+
+def heat_slot(market: Market) -> None:
+    """Ada sells Ben 2,000 Wh thermal at 12; her heat meter feeds in 2,600 Wh and her
+    electricity meter 2,700 Wh; Ben's heat meter draws 3,450 Wh."""
+    assert market.meter(ADA, ADA_METER, "ada-heat", kind="heat", feeder="loop-a") == "ok"
+    assert market.meter(ADA, ADA_PV, "ada-main") == "ok"  # electricity
+    assert market.meter(BEN, DAN_METER, "ben-heat", kind="heat", feeder="loop-a") == "ok"
+    assert place(market, ADA, "sell", 2_000, 12)[0] == "ok"
+    assert place(market, BEN, "buy", 2_000, 12)[0] == "ok"
+    heat = batch(*(reading(SLOT + i * STEP, e) for i, e in enumerate((1_000, 900, 700))))
+    power = batch(*(reading(SLOT + i * STEP, 900) for i in range(3)))
+    drawn = batch(*(reading(SLOT + i * STEP, 0, import_wh=1_150) for i in range(3)))
+    assert market.relay("ada-heat", ADA_METER, heat, at=SLOT + SLOT_MS) == "ok"
+    assert market.relay("ada-main", ADA_PV, power, at=SLOT + SLOT_MS + 1_000) == "ok"
+    assert market.relay("ben-heat", DAN_METER, drawn, at=SLOT + SLOT_MS + 2_000) == "ok"
+
+
+def test_a_heat_slot_settles_its_residual_by_the_worked_example(market: Market) -> None:
+    """docs/market.md, "Heat with the supplier: a worked example"."""
+    assert publish_tariff(market, HEAT_BAND) == "ok"
+    heat_slot(market)
+    assert market.settle() == "ok"
+    ada, ben = market.emitted("market.residual_settled")  # in the order of their addresses
+    if ada["account"] != ADA.address:
+        ada, ben = ben, ada
+    common = {"slot": SLOT, "carrier": "heat", "retail": 10, "feed_in": 4, "network_fee": 2}
+    assert ada == common | {
+        "account": ADA.address,
+        "import_wh": 0,
+        "export_wh": 2_600,  # the heat meter's; the electricity meter's 2,700 never counts
+        "p2p_in_wh": 0,
+        "p2p_out_wh": 2_000,
+        "grid_import_wh": 0,
+        "grid_export_wh": 600,
+        "import_cost": 0,
+        "import_fee": 0,
+        "feed_in_paid": 2,  # 600 Wh x 4, rounded down
+        "arrears_paid": 0,
+        "arrears_added": 0,
+        "arrears": 0,
+    }
+    assert ben == common | {
+        "account": BEN.address,
+        "import_wh": 3_450,
+        "export_wh": 0,
+        "p2p_in_wh": 2_000,
+        "p2p_out_wh": 0,
+        "grid_import_wh": 1_450,
+        "grid_export_wh": 0,
+        "import_cost": 14,  # 1,450 Wh x 10 = 14.5, rounded down
+        "import_fee": 2,  # 1,450 Wh x 2 = 2.9, rounded down
+        "feed_in_paid": 0,
+        "arrears_paid": 0,
+        "arrears_added": 0,
+        "arrears": 0,
+    }
+    summary = market.settlement()
+    assert summary is not None
+    assert summary["residual"] is None  # no electricity tariff: electricity runs P2P only
+    assert summary["heat"]["paid"] == 24
+    assert summary["heat"]["fees"] == 6
+    assert summary["heat"]["residual"] == {
+        "households": 2,
+        "grid_import_wh": 1_450,
+        "grid_export_wh": 600,
+        "import_cost": 14,
+        "import_fee": 2,
+        "feed_in_paid": 2,
+        "arrears_paid": 0,
+        "arrears_added": 0,
+        "issued": 0,
+    }
+    assert market.balance(ADA) == CREDITS + 24 + 2
+    assert market.balance(BEN) == CREDITS - 24 - 6 - 14 - 2
+    assert market.balance(OPERATOR) == 6 + 14 + 2 - 2
+    assert market.replay().root() == market.state.root()
+
+
+def test_without_a_heat_tariff_heat_settles_nothing_with_the_supplier(market: Market) -> None:
+    assert publish_tariff(market, POWER_BAND, carrier="electricity") == "ok"
+    heat_slot(market)
+    assert market.settle() == "ok"
+    (power,) = market.emitted("market.residual_settled")  # Ada's electricity only
+    assert "carrier" not in power
+    assert (power["account"], power["export_wh"], power["grid_export_wh"]) == (
+        ADA.address,
+        2_700,
+        2_700,
+    )
+    assert power["feed_in_paid"] == 21  # 2,700 Wh x 8 = 21.6, rounded down
+    summary = market.settlement()
+    assert summary is not None
+    assert summary["residual"]["households"] == 1
+    assert "residual" not in summary["heat"]
+    assert market.balance(BEN) == CREDITS - 24 - 6
+
+
+def test_electricity_settles_the_same_beside_a_heat_tariff() -> None:
+    """Electricity's residual events, totals and balances are the same with and without a
+    heat tariff; only heat's are added."""
+    outcomes = []
+    for with_heat in (False, True):
+        market = heat_market()
+        assert publish_tariff(market, POWER_BAND, carrier="electricity") == "ok"
+        if with_heat:
+            assert publish_tariff(market, HEAT_BAND) == "ok"
+        heat_slot(market)
+        assert market.settle() == "ok"
+        power = [e for e in market.emitted("market.residual_settled") if "carrier" not in e]
+        summary = market.settlement()
+        assert summary is not None
+        outcomes.append((power, summary["residual"], market.state.get("market/tariffs")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0]
+
+
+def test_heat_arrears_are_one_debt_with_electricitys() -> None:
+    """Ben has 5: electricity's residual takes them and leaves 30 owed; heat's finds nothing
+    to pay with and adds its 24; his balance never goes below zero."""
+    market = Market(**HEAT_OPTIONS)
+    market.household(BEN, credits=5)
+    assign = {"address": BEN.address, "feeder": "loop-a", "carrier": "heat"}
+    assert market.send(OPERATOR, "grid.feeder.assign", **assign) == "ok"
+    assert publish_tariff(market, POWER_BAND, carrier="electricity") == "ok"
+    assert publish_tariff(market, HEAT_BAND) == "ok"
+    assert market.meter(BEN, BEN_METER, "ben-main") == "ok"
+    assert market.meter(BEN, ADA_METER, "ben-heat", kind="heat", feeder="loop-a") == "ok"
+    power = batch(reading(SLOT, 0, import_wh=1_000))  # 30 + 5 to pay: 5 paid, 30 owed
+    heat = batch(reading(SLOT, 0, import_wh=2_000))  # 20 + 4 to pay: all owed
+    assert market.relay("ben-main", BEN_METER, power, at=SLOT + SLOT_MS) == "ok"
+    assert market.relay("ben-heat", ADA_METER, heat, at=SLOT + SLOT_MS + 1_000) == "ok"
+    assert market.settle() == "ok"
+    power_line, heat_line = market.emitted("market.residual_settled")
+    assert "carrier" not in power_line
+    assert heat_line["carrier"] == "heat"
+    assert (power_line["arrears_added"], power_line["arrears"]) == (30, 30)
+    assert (heat_line["arrears_added"], heat_line["arrears"]) == (24, 54)
+    assert market.balance(BEN) == 0
+    assert market.state.get(market_schema.arrears_key(BEN.address)) == 54
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     trades=st.lists(
@@ -302,13 +480,33 @@ def test_heat_and_electricity_contracts_of_a_slot_settle_apart(market: Market) -
     ),
     heat_wh=st.integers(0, 3_000),
     power_wh=st.integers(0, 3_000),
+    drawn_wh=st.integers(0, 200_000),
+    tariffs=st.lists(
+        st.tuples(
+            st.sampled_from(["heat", "electricity"]),
+            st.integers(0, 2_000),
+            st.integers(0, 2_000),
+            st.integers(0, 500),
+        ),
+        max_size=2,
+    ),
 )
 def test_money_is_conserved_across_carriers(
-    trades: list[tuple[str, int, int, int]], heat_wh: int, power_wh: int
+    trades: list[tuple[str, int, int, int]],
+    heat_wh: int,
+    power_wh: int,
+    drawn_wh: int,
+    tariffs: list[tuple[str, int, int, int]],
 ) -> None:
+    """With or without each carrier's tariff, and whatever the residuals buy, sell and leave
+    owed, every credit is in a balance and the supply changes by what the supplier issued."""
     market = heat_market()
+    for carrier, retail, feed_in, fee in tariffs:
+        band = {"from_minute": 0, "retail": retail, "feed_in": feed_in, "network_fee": fee}
+        assert publish_tariff(market, band, carrier=carrier) == "ok"
     assert market.meter(ADA, ADA_METER, "ada-heat", kind="heat", feeder="loop-a") == "ok"
     assert market.meter(BEN, BEN_METER, "ben-main") == "ok"
+    assert market.meter(BEN, DAN_METER, "ben-heat", kind="heat", feeder="loop-a") == "ok"
     for carrier, energy, price, markup in trades:
         place(market, ADA, "sell", energy, price, carrier=carrier)
         place(market, BEN, "buy", energy, price + markup, carrier=carrier)
@@ -317,10 +515,19 @@ def test_money_is_conserved_across_carriers(
     power = batch(reading(SLOT, 0, import_wh=power_wh))
     assert market.relay("ada-heat", ADA_METER, heat, at=SLOT + SLOT_MS) == "ok"
     assert market.relay("ben-main", BEN_METER, power, at=SLOT + SLOT_MS + 1_000) == "ok"
+    drawn = batch(reading(SLOT, 0, import_wh=drawn_wh))  # may be more than Ben can pay
+    assert market.relay("ben-heat", DAN_METER, drawn, at=SLOT + SLOT_MS + 2_000) == "ok"
     assert market.settle() == "ok"
+    summary = market.settlement()
+    assert summary is not None
+    residuals = [summary["residual"], summary.get("heat", {}).get("residual")]
+    issued = sum(residual["issued"] for residual in residuals if residual)
     state = market.state
     supply = state.get("ledger/supply")
-    assert sum(state.get(key) for key in state.keys("bal/")) == supply == 3 * CREDITS
+    assert sum(state.get(key) for key in state.keys("bal/")) == supply == 3 * CREDITS + issued
+    assert all(state.get(key) >= 0 for key in state.keys("bal/"))
+    owed = sum(line["arrears_added"] for line in market.emitted("market.residual_settled"))
+    assert sum(state.get(key) for key in state.keys("market/arrears/")) == owed
     assert not list(state.keys("market/locked/"))
     assert state.get(market_schema.contracts_key(SLOT, "heat")) is None
     assert market.replay().root() == state.root()

@@ -2,7 +2,10 @@
 through the site, an electricity bid in the same slot never matches the heat ask, the meters
 report through the site, and the slot settles by docs/market.md's "Heat: a worked example"
 (Ada sells Ben 3,000 Wh thermal at 12 and her heat meter shows 2,500 Wh fed in; her electricity
-meter's 2,700 Wh never count for heat).
+meter's 2,700 Wh never count for heat). The grid operator publishes heat's tariff through the
+site for that slot, so the heat Ben's meter drew beyond the contract (3,200 - 2,500 Wh) is bought
+from the supplier of last resort at heat's band, as docs/market.md's "Heat with the supplier"
+says.
 
 Slots are one minute long on this network, so the test waits about two minutes."""
 
@@ -24,7 +27,15 @@ from ledger.models import LedgerAccount, StateEntry
 from ledger.projection import ms_of_datetime
 from market import selectors
 from market import services as market_services
-from market.models import Contract, MarketAccount, Order, SettlementLine, SlotSettlement
+from market.models import (
+    Contract,
+    GridSettlement,
+    MarketAccount,
+    Order,
+    SettlementLine,
+    SlotSettlement,
+    Tariff,
+)
 from meters import services as meter_services
 from meters.signing import header_value
 from tests.factories import UserFactory
@@ -47,6 +58,8 @@ OPTIONS = {
 CREDITS = 100_000
 HEAT_DEVICE = KeyPair(private_key=bytes(range(50, 82)))
 PV_DEVICE = KeyPair(private_key=bytes(range(51, 83)))
+BEN_HEAT_DEVICE = KeyPair(private_key=bytes(range(52, 84)))
+HEAT_BAND = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
 
 
 @pytest.fixture
@@ -80,13 +93,14 @@ def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
         )
         ledger_services.credits_top_up(operator=grid_operator, household=household, amount=CREDITS)
     meters = {}
-    for meter_id, kind, device, feeder in (
-        ("ada-heat", "heat", HEAT_DEVICE, "loop-a"),
-        ("ada-pv", "pv", PV_DEVICE, "f-1"),
+    for owner, meter_id, kind, device, feeder in (
+        (ada, "ada-heat", "heat", HEAT_DEVICE, "loop-a"),
+        (ada, "ada-pv", "pv", PV_DEVICE, "f-1"),
+        (ben, "ben-heat", "heat", BEN_HEAT_DEVICE, "loop-a"),
     ):
         meters[meter_id], _ = meter_services.meter_register(
-            by=ada,
-            owner=ada,
+            by=owner,
+            owner=owner,
             meter_id=meter_id,
             kind=kind,
             public_key=device.public_key_hex,
@@ -98,12 +112,21 @@ def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
         lambda: (
             LedgerAccount.objects.filter(address__in=[seller, buyer], balance=CREDITS).count() == 2
             and MarketAccount.objects.filter(feeder="f-1", heat_segment="loop-a").count() == 2
-            and StateEntry.objects.filter(key__in=["meter/ada-heat", "meter/ada-pv"]).count() == 2
+            and StateEntry.objects.filter(
+                key__in=["meter/ada-heat", "meter/ada-pv", "meter/ben-heat"]
+            ).count()
+            == 3
         ),
     )
     operator_before = balance(OPERATOR.address)
     margin = timezone.now() + timedelta(seconds=40)
     slot = next(s.start for s in selectors.slot_list() if s.gate_closure >= margin)
+    # Heat's tariff from that slot on, published on the site's service like electricity's.
+    market_services.tariff_publish(
+        operator=grid_operator, from_slot=slot, bands=[HEAT_BAND], carrier="heat"
+    )
+    network.until("heat's tariff", lambda: Tariff.objects.filter(carrier="heat").exists())
+    assert not Tariff.objects.filter(carrier="electricity").exists()
 
     # Ada's heat ask rests; Ben's electricity bid at a higher price rests beside it, unmatched.
     market_services.order_place(
@@ -125,15 +148,18 @@ def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
         18,
     )
 
-    # When the slot is over, Ada's meters report it: 2,500 Wh of heat, 2,700 Wh of electricity.
+    # When the slot is over, the meters report it: Ada's 2,500 Wh of heat fed in and 2,700 Wh of
+    # electricity, Ben's 3,200 Wh of heat drawn.
     slot_end = slot + timedelta(minutes=1)
     time.sleep(max(0.0, (slot_end - timezone.now()).total_seconds()) + 1)
     t = int(time.time())
-    for meter_id, device, export_wh in (
-        ("ada-heat", HEAT_DEVICE, 2_500),
-        ("ada-pv", PV_DEVICE, 2_700),
+    for meter_id, device, export_wh, import_wh in (
+        ("ada-heat", HEAT_DEVICE, 2_500, 0),
+        ("ada-pv", PV_DEVICE, 2_700, 0),
+        ("ben-heat", BEN_HEAT_DEVICE, 0, 3_200),
     ):
-        body = batch(reading(ms_of_datetime(slot), export_wh, duration_s=60)).encode()
+        flows = reading(ms_of_datetime(slot), export_wh, import_wh=import_wh, duration_s=60)
+        body = batch(flows).encode()
         stored = meter_services.readings_ingest(
             meter=meters[meter_id], body=body, signature_header=header_value(device, body, t=t)
         )
@@ -141,7 +167,7 @@ def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
     network.until(
         "the readings on the ledger",
         lambda: StateEntry.objects.filter(
-            key=f"meter/inslot/{ms_of_datetime(slot)}", value=2
+            key=f"meter/inslot/{ms_of_datetime(slot)}", value=3
         ).exists(),
     )
 
@@ -155,9 +181,27 @@ def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
     line = SettlementLine.objects.get(contract=contract)
     assert line.carrier == "heat"
     assert (line.delivered_wh, line.paid, line.fee, line.penalty) == (2_500, 30, 7, 3)
+    # Heat's residual, at heat's band: Ben bought the 700 Wh thermal his contract did not bring
+    # (value(700, 10) = 7, fee value(700, 2) = 1); Ada's heat all went to her contract.
+    lines = {row.account: row for row in GridSettlement.objects.filter(slot=slot)}
+    assert {row.carrier for row in lines.values()} == {"heat"}
+    assert set(lines) == {seller, buyer}  # electricity has no tariff: no electricity line
+    bens = lines[buyer]
+    assert (bens.import_wh, bens.p2p_in_wh, bens.grid_import_wh) == (3_200, 2_500, 700)
+    assert (bens.retail, bens.import_cost, bens.import_fee, bens.arrears) == (10, 7, 1, 0)
+    adas = lines[seller]
+    assert (adas.export_wh, adas.p2p_out_wh, adas.grid_export_wh, adas.feed_in_paid) == (
+        2_500,
+        2_500,
+        0,
+        0,
+    )
+    settled_slot = SlotSettlement.objects.get(slot=slot)
+    assert settled_slot.residual is None
+    assert settled_slot.carriers["heat"]["residual"]["import_cost"] == 7
     assert balance(seller) == CREDITS + 30 - 3
-    assert balance(buyer) == CREDITS - 30 - 7 + 3
-    assert balance(OPERATOR.address) == operator_before + 7
+    assert balance(buyer) == CREDITS - 30 - 7 + 3 - 7 - 1
+    assert balance(OPERATOR.address) == operator_before + 7 + 7 + 1
     assert dict(
         MarketAccount.objects.filter(address__in=[seller, buyer]).values_list("address", "locked")
     ) == {seller: 0, buyer: 0}

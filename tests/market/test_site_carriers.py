@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from gridplatform.accounts.models import User
 from ledger import read_model_audit
+from ledger.identity import KeyPair
 from ledger.models import SubmittedTransaction
 from ledger.projection import datetime_of_ms
 from ledger.services import TransactionRejected
@@ -24,11 +25,13 @@ from market.chain.options import UNITS, market_options
 from market.errors import MESSAGES, NO_SEGMENT
 from market.models import (
     Contract,
+    GridSettlement,
     MarketAccount,
     Offer,
     Order,
     SettlementLine,
     SlotSettlement,
+    Tariff,
 )
 from meters import services as meter_services
 from meters.chain.schema import meter_carrier
@@ -47,6 +50,7 @@ from tests.ledger.site import (
     order,
     trading_site,
 )
+from tests.market.support import batch, device_signature, reading
 from tests.market.test_api import API, client_for, error_of, iso, pending, post
 from tests.market.test_views import order_data
 
@@ -214,7 +218,7 @@ def test_the_statement_and_the_dashboard_show_each_carrier_in_its_own_unit(
     day = timezone.localtime(datetime_of_ms(slot)).date().isoformat()
     bill = client.get("/market/bill/", {"period": "day", "date": day}).content.decode()
     heat_bill = bill[bill.index('data-testid="bill-carrier" data-carrier="heat"') :]
-    assert "Heat: what you bought from and sold to neighbours, in kWh thermal" in heat_bill
+    assert "Heat: what you bought, sold and paid, in kWh thermal" in heat_bill
     assert "3 kWh thermal" in heat_bill
 
 
@@ -538,3 +542,149 @@ def test_a_meters_unit_is_its_carriers_and_the_meters_page_says_it(
     client.force_login(prosumer)
     page = client.get("/meters/").content.decode()
     assert '<td data-carrier="heat">heat, in kWh thermal</td>' in page
+
+
+# --- heat's tariff and its residual --------------------------------------------------------------
+
+ADA_HEAT = KeyPair(private_key=bytes(range(90, 122)))
+BEN_HEAT = KeyPair(private_key=bytes(range(91, 123)))
+
+
+def test_a_heat_tariff_is_published_from_the_page_and_the_heat_residual_shows_apart(
+    site: Site, grid_operator: User, consumer: User
+) -> None:
+    """docs/market.md, "Heat with the supplier: a worked example", through the site: Ada sells
+    Ben 2,000 Wh thermal at 12; her heat meter feeds in 2,600 Wh, his draws 3,450 Wh."""
+    slot = open_slot(site)
+    operator = Client()
+    operator.force_login(grid_operator)
+    form = operator.get("/market/tariffs/").content.decode()
+    assert 'id="tariff-carrier"' in form
+    assert '<option value="heat">Heat (kWh thermal)</option>' in form
+    published = operator.post(
+        "/market/tariffs/", {"carrier": "heat", "from_slot": iso(slot), "bands": "00:00 10 4 2"}
+    )
+    assert published.status_code == 302
+    assert list(commit_pending(site).results) == ["ok"]
+    heat_tariff = Tariff.objects.get()
+    assert heat_tariff.carrier == "heat"
+    assert heat_tariff.bands == [{"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}]
+    page = operator.get("/market/tariffs/").content.decode()
+    assert "Heat, from" in page
+    assert "<td>€0.10/kWh thermal</td><td>€0.04/kWh thermal</td><td>€0.02/kWh thermal</td>" in page
+    api = client_for(consumer)
+    listed = api.get(f"{API}/tariffs", {"carrier": "heat"}).json()["results"]
+    assert [(t["carrier"], t["from_slot"]) for t in listed] == [("heat", iso(slot))]
+    assert api.get(f"{API}/tariffs", {"carrier": "electricity"}).json()["results"] == []
+    assert error_of(api.get(f"{API}/tariffs", {"carrier": "gas"})) == (400, "bad_carrier")
+
+    interval_s = market_options(site.state).slot_ms // 1_000
+    register = [
+        site.sign(
+            OPERATOR,
+            "meter.register",
+            meter=meter_id,
+            owner=who.address,
+            kind="heat",
+            public_key=device.public_key_hex,
+            feeder=SEGMENT,
+            interval_s=interval_s,
+        )
+        for who, meter_id, device in ((ADA, "ada-heat", ADA_HEAT), (BEN, "ben-heat", BEN_HEAT))
+    ]
+    trades = [
+        heat_order(site, ADA, "sell", 2_000, 12, slot),
+        heat_order(site, BEN, "buy", 2_000, 12, slot),
+    ]
+    assert list(site.commit([*register, *trades]).results) == ["ok"] * 4
+    end = slot + market_options(site.state).slot_ms
+    relays = []
+    for meter_id, device, flows_of in (
+        ("ada-heat", ADA_HEAT, reading(slot, 2_600, duration_s=interval_s)),
+        ("ben-heat", BEN_HEAT, reading(slot, 0, import_wh=3_450, duration_s=interval_s)),
+    ):
+        body = batch(flows_of)
+        t = end // 1_000 + 1
+        signature = device_signature(device, t, body)
+        relays.append(
+            site.sign(
+                OPERATOR, "meter.readings", meter=meter_id, t=t, body=body, signature=signature
+            )
+        )
+    assert list(site.commit(relays, timestamp_ms=end + 2_000).results) == ["ok", "ok"]
+    settle(site, slot)
+
+    lines = {row.account: row for row in GridSettlement.objects.all()}
+    assert {row.carrier for row in lines.values()} == {"heat"}
+    ben = lines[BEN.address]
+    assert (ben.grid_import_wh, ben.import_cost, ben.import_fee) == (1_450, 14, 2)
+    assert (lines[ADA.address].grid_export_wh, lines[ADA.address].feed_in_paid) == (600, 2)
+    summary = SlotSettlement.objects.get()
+    assert summary.residual is None  # no electricity tariff
+    assert summary.carriers["heat"]["residual"]["households"] == 2
+    assert read_model_audit.read_models_compare().differences == []
+
+    household = Client()
+    household.force_login(consumer)
+    day = timezone.localtime(datetime_of_ms(slot)).date().isoformat()
+    bill = household.get("/market/bill/", {"period": "day", "date": day}).content.decode()
+    heat_bill = bill[bill.index('data-testid="bill-carrier" data-carrier="heat"') :]
+    assert "Bought from the network, at heat's retail" in heat_bill
+    assert "<td>1.45 kWh thermal</td><td>€0.14</td>" in heat_bill
+    summary_table = bill[: bill.index('data-testid="bill-carrier"')]
+    assert "1.45 kWh" not in summary_table  # electricity's table has none of heat's
+    statement = household.get("/market/statements/").content.decode()
+    supplier = statement[statement.index('data-testid="statement-supplier"') :]
+    assert "1.45 kWh thermal: €0.14 + €0.02" in supplier
+    traded = flows.household_flows(user=consumer, period=flows.DAY, now=datetime_of_ms(end))
+    assert [(c.carrier, c.grid_import_wh) for c in traded.carriers] == [
+        ("electricity", 0),
+        ("heat", 1_450),
+    ]
+    dashboard = household.get("/dashboard/").content.decode()
+    assert "Bought from the supplier, at its tariff" in dashboard
+
+
+def test_the_audit_log_names_a_heat_tariffs_carrier_and_unit() -> None:
+    from supervision.templatetags.supervision_format import _tariff_text
+
+    band = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
+    text = _tariff_text({"from_slot": 0, "bands": [band], "carrier": "heat"})
+    assert text.startswith("Published the heat tariff in force from ")
+    assert text.endswith(
+        "from 00:00 UTC, retail €0.10/kWh thermal, feed-in €0.04/kWh thermal, network fee "
+        "€0.02/kWh thermal"
+    )
+    assert _tariff_text({"from_slot": 0, "bands": [band]}).startswith(
+        "Published the electricity tariff"
+    )
+
+
+def test_a_heat_bid_above_heats_retail_is_shown_back_against_heats_tariff(
+    consumer: User,
+) -> None:
+    from market import warnings
+
+    slot = datetime_of_ms(1_798_761_600_000)
+    common = {"from_slot": slot, "tx": "a" * 64, "height": 1, "published_at": slot}
+    band = {"from_minute": 0, "retail": 30, "feed_in": 8, "network_fee": 6}
+    Tariff.objects.create(carrier="electricity", bands=[band], **common)
+
+    def said(price: int) -> list[str]:
+        return warnings.order_warnings(
+            user=consumer,
+            slot=slot,
+            slot_ms=900_000,
+            side="buy",
+            energy_wh=1_000,
+            price=price,
+            carrier="heat",
+        )
+
+    assert not [w for w in said(20) if "supplier charges" in w]  # electricity's is not heat's
+    heat_band = {"from_minute": 0, "retail": 10, "feed_in": 4, "network_fee": 2}
+    Tariff.objects.create(carrier="heat", bands=[heat_band], **common)
+    assert (
+        "You bid €0.20/kWh thermal, more than the €0.10/kWh thermal the supplier charges for "
+        "energy in this slot"
+    ) in said(20)[0]

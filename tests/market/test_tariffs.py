@@ -4,6 +4,7 @@ page, where the grid operator publishes and everyone reads the tariff in force."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,15 @@ def test_the_operator_publishes_on_the_tariffs_page_and_households_read_it(
     assert "<td>07:00\u201322:00</td><td>€0.32/kWh</td><td>€0.08/kWh</td><td>€0.05/kWh</td>" in page
     assert "<td>22:00\u201324:00</td>" in page
     api = household.get("/api/v1/tariffs").json()["results"]
-    assert api == [{"from_slot": from_slot, "bands": BANDS, "tx": row.tx, "height": row.height}]
+    assert api == [
+        {
+            "carrier": "electricity",
+            "from_slot": from_slot,
+            "bands": BANDS,
+            "tx": row.tx,
+            "height": row.height,
+        }
+    ]
 
 
 @pytest.mark.django_db
@@ -183,3 +192,28 @@ def test_the_read_model_audit_names_an_altered_or_missing_tariff(
         ("Tariff", str(start), "bands"),
         ("Tariff", str(start + SLOT_MS), "(row)"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_carrier_migration_keeps_every_tariff_as_electricitys() -> None:
+    """Tariffs projected before carriers (keyed by ``from_slot``) are electricity's after the
+    migration that gave tariffs their carrier, and back again."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("market", "0010_merge_0009_carriers_0009_contract_kind_flexibility")]
+    after = [("market", "0011_tariff_and_residual_carriers")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("market", "Tariff")
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    old.objects.create(from_slot=start, bands=BANDS, tx="a" * 64, height=3, published_at=start)
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("market", "Tariff")
+    (row,) = new.objects.all()
+    assert (row.carrier, row.from_slot, row.bands, row.height) == ("electricity", start, BANDS, 3)
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
