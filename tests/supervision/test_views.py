@@ -256,7 +256,7 @@ def test_it_shows_the_review_queue_with_the_rules_that_flagged_each_contract(
     # both.
     assert 'data-live-target="#supervision-live" data-live-targeted' in html
     assert html.count('hx-trigger="live:refresh from:#supervision-live, live:row') == 4
-    assert 'id="contract-rows" data-live-topic="acts"' in html
+    assert 'id="contract-rows" data-live-topic="verdicts"' in html
     # The audit log reads only the acts after its cursor on an act's hint (static/js/audit.js)
     # and the whole log again on a reconnect.
     assert 'id="audit-rows" data-live-topic="acts" data-audit-through="' in html
