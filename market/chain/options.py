@@ -69,6 +69,8 @@ BPS = 10_000
 UNITS = {ELECTRICITY: "kWh", HEAT: "kWh thermal"}
 # The options a carrier other than electricity may set for itself, as market.<carrier>.<name>.
 CARRIER_OPTIONS = (
+    "slot_ms",
+    "energy_step_wh",
     "energy_min_wh",
     "energy_max_wh",
     "price_min",
@@ -85,6 +87,7 @@ class Options:
     horizon_ms: int = 86_400_000
     gate_closure_ms: int = 300_000
     call_auction: int = 0
+    energy_step_wh: int = 1
     energy_min_wh: int = 1
     energy_max_wh: int = 1_000_000
     price_min: int = 1
@@ -109,6 +112,18 @@ class Options:
         and for a carrier the market does not trade)."""
         return _carrier_options(self, name)
 
+    def ending_with(self, slot: int) -> tuple[tuple[str, int, int], ...]:
+        """``(carrier, start, slot_ms)`` of each carrier's slot that ends where the market's slot
+        starting at ``slot`` ends (electricity's is that slot; heat's, with hourly heat slots and
+        15-minute market slots, only for the hour's last quarter)."""
+        spans = []
+        for name in self.carriers:
+            own = self.carrier(name).slot_ms
+            start = slot + self.slot_ms - own
+            if start >= 0 and not start % own:
+                spans.append((name, start, own))
+        return tuple(spans)
+
     @classmethod
     def from_genesis(cls, genesis_options: dict[str, Any]) -> Options:
         """The options named ``market.<field>`` in genesis, the defaults for the others.
@@ -129,7 +144,7 @@ class Options:
                 if type(value := genesis_options.get(f"market.heat.{name}")) is int
             )
             given["overrides"] = ((HEAT, heat),)
-        return _clamped(cls(**given))
+        return _with_carrier_slots(_clamped(cls(**given)))
 
 
 def _clamped(o: Options) -> Options:
@@ -139,6 +154,7 @@ def _clamped(o: Options) -> Options:
         horizon_ms=max(0, o.horizon_ms),
         gate_closure_ms=max(0, o.gate_closure_ms),
         call_auction=1 if o.call_auction else 0,
+        energy_step_wh=min(max(1, o.energy_step_wh), ENERGY_LIMIT_WH),
         energy_min_wh=min(max(1, o.energy_min_wh), ENERGY_LIMIT_WH),
         energy_max_wh=min(max(1, o.energy_max_wh), ENERGY_LIMIT_WH),
         price_min=min(max(1, o.price_min), PRICE_LIMIT),
@@ -151,6 +167,19 @@ def _clamped(o: Options) -> Options:
         heat=o.heat,
         overrides=o.overrides,
     )
+
+
+def _with_carrier_slots(o: Options) -> Options:
+    """``o`` with each carrier's own ``slot_ms`` a whole multiple of the market's (rounded
+    down, at least one market slot), so that its slots start on the market's slot boundaries
+    and the meters' intervals tile them."""
+    overrides = []
+    for carrier, values in o.overrides:
+        own = dict(values)
+        if "slot_ms" in own:
+            own["slot_ms"] = max(1, own["slot_ms"] // o.slot_ms) * o.slot_ms
+        overrides.append((carrier, tuple((name, own[name]) for name, _ in values)))
+    return replace(o, overrides=tuple(overrides))
 
 
 @functools.lru_cache(maxsize=64)

@@ -110,9 +110,12 @@ from meters.chain import schema as meters
 SLOT_SETTLED_HOOK = "market.slot_settled"
 
 
-def _check_due(state: State, slot: int, now: int, options: Options) -> dict[str, int]:
-    """The number of contracts of ``slot`` of each carrier, if it may settle at block time
-    ``now``."""
+def _check_due(
+    state: State, slot: int, now: int, options: Options
+) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """The number of contracts of each carrier's slot that ends with ``slot``, and that slot's
+    ``(start, slot_ms)``, if they may settle at block time ``now``."""
+    spans = {carrier: (start, own) for carrier, start, own in options.ending_with(slot)}
     if slot % options.slot_ms:
         raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
     end = slot + options.slot_ms
@@ -120,12 +123,15 @@ def _check_due(state: State, slot: int, now: int, options: Options) -> dict[str,
         raise TxFailed("slot_not_ended")
     if now < end + options.settlement_delay_ms:
         raise TxFailed("settlement_not_due", "meter data has until market.settlement_delay_ms")
-    if any(has_open_trading(state, slot, carrier) for carrier in options.carriers):
+    if any(has_open_trading(state, start, carrier) for carrier, (start, _) in spans.items()):
         raise TxFailed("slot_not_cleared", "orders or offers of the slot are left: clear it")
-    counts = {carrier: state.get(contracts_key(slot, carrier), 0) for carrier in options.carriers}
+    counts = {
+        carrier: state.get(contracts_key(start, carrier), 0)
+        for carrier, (start, _) in spans.items()
+    }
     if not any(counts.values()) and not meters.slot_has_readings(state, slot):
         raise TxFailed("nothing_to_settle")
-    return counts
+    return counts, spans
 
 
 _SUMMED = (
@@ -151,7 +157,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     if type(slot) is not int or slot < 0:
         raise TxFailed("bad_slot")
     options = market_options(state)
-    counts = _check_due(state, slot, context.timestamp_ms, options)
+    counts, spans = _check_due(state, slot, context.timestamp_ms, options)
     operator = issuer(state)
 
     # Each (carrier, seller)'s metered (import, export) by its meters of the carrier, read at its
@@ -168,9 +174,10 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     p2p_out: Counter[str] = Counter()
     summaries = {carrier: Counter[str]() for carrier in options.carriers}
     contracts: list[Contract] = []
-    numbered = [(carrier, n) for carrier in options.carriers for n in range(counts[carrier])]
+    numbered = [(carrier, n) for carrier in spans for n in range(counts[carrier])]
     for carrier, index in numbered:
-        made = state.get(contract_key(contract_id(slot, index, carrier)))
+        start, own = spans[carrier]  # the carrier's slot ending with this one
+        made = state.get(contract_key(contract_id(start, index, carrier)))
         contracts.append(made)
         state.delete(contract_key(made["id"]))
         if made.get("vetoed"):
@@ -180,7 +187,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
         if (carrier, seller) not in flows:
-            flows[carrier, seller] = metered(state, seller, slot, options.slot_ms, carrier)
+            flows[carrier, seller] = metered(state, seller, start, own, carrier)
             if carrier == ELECTRICITY:
                 measured[seller] = flows[carrier, seller]
         flexible = made["kind"] == FLEXIBILITY
@@ -188,7 +195,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             pool = (carrier, seller, made["direction"])
             flow = flows[carrier, seller][DIRECTIONS.index(made["direction"])]
             if pool not in left:  # nothing is reduced that no meter saw: every interval read
-                read = metered_in_full(state, seller, slot, options.slot_ms, carrier)
+                read = metered_in_full(state, seller, start, own, carrier)
                 left[pool] = max(0, made["baseline_wh"] - flow) if read else 0
         else:
             pool = (carrier, seller, "")
@@ -214,7 +221,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             shortfalls[seller] += 1
             shortfall_wh[seller] += undelivered
         result: SettlementResult = {
-            "slot": slot,
+            "slot": start,
             "contract": made["id"],
             "seller": seller,
             "buyer": buyer,
@@ -261,12 +268,14 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
                 "last_slot": slot,
             },
         )
-    for carrier in options.carriers:
-        state.delete(contracts_key(slot, carrier))
+    for carrier, (start, _) in spans.items():
+        state.delete(contracts_key(start, carrier))
     with_readings = meters.slot_meters(state, slot)
-    baselines_update(state, slot, options.slot_ms, with_readings)
+    baselines_update(state, slot, options.slot_ms, with_readings, spans=spans)
     parties = [
-        (made[party], carrier_of(made)) for made in contracts for party in ("seller", "buyer")
+        (made[party], carrier_of(made), made["slot"])
+        for made in contracts
+        for party in ("seller", "buyer")
     ]
     storage.slot_settled(state, slot, options.slot_ms, parties, with_readings, context)
     residual = residual_settle(
@@ -283,12 +292,15 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         "timestamp_ms": context.timestamp_ms,
     }
     for carrier in options.carriers[1:]:  # another carrier's totals, never added to these
-        if counts[carrier]:
+        if counts.get(carrier):
             other = summaries[carrier]
-            summary_event[carrier] = {
+            totals: dict[str, int] = {
                 "contracts": other["contracts"],
                 **{name: other[name] for name in _SUMMED},
             }
+            if spans[carrier][0] != slot:  # a longer slot than the market's: its own start
+                totals["slot"] = spans[carrier][0]
+            summary_event[carrier] = totals
     context.emit(SLOT_SETTLED, summary_event)
     for settled_hook in context.hooks.get(SLOT_SETTLED_HOOK, ()):
         settled_hook(state, slot, contracts, context)
