@@ -227,6 +227,7 @@ SLOT_CHECKS = (
     "slot_closed",
     "beyond_horizon",
     "energy_out_of_bounds",
+    "energy_not_in_steps",
     "price_out_of_bounds",
 )
 SIGNING = (
@@ -639,6 +640,7 @@ class OfferAcceptApi(APIView):
             "own_offer",
             "not_offered_to_you",
             "exceeds_offer",
+            "energy_not_in_steps",
             *QUALIFICATION,
             "grid_refused",
             "insufficient_free_balance",

@@ -15,6 +15,9 @@ option                                default         meaning
                                                       the slot starts (5 min)
 ``market.call_auction``               0               0: continuous double auction; 1: uniform-price
                                                       call auction at gate closure
+``market.energy_step_wh``             1               energy of an order, offer or contract is a
+                                                      whole number of these Wh; energy the market
+                                                      computes is rounded down to it
 ``market.energy_min_wh``              1               smallest order or offer, Wh
 ``market.energy_max_wh``              1 000 000       largest order or offer, Wh (1 MWh)
 ``market.price_min``                  1               lowest price, minor units per kWh
@@ -39,11 +42,16 @@ Carriers
 ========
 
 Electricity is the market's first carrier and its default: every option above is electricity's.
-A genesis with ``market.heat`` = 1 adds heat, traded in kWh thermal on the same delivery slots
-(``slot_ms``, ``horizon_ms``, ``gate_closure_ms``, ``call_auction`` and ``settlement_delay_ms``
-are the market's, shared by its carriers), with its own bounds, fees and rates:
-``market.heat.<name>`` for each name of :data:`CARRIER_OPTIONS` (a name genesis does not set
-takes electricity's value). ``Options.carrier("heat")`` is the market's options with heat's in
+A genesis with ``market.heat`` = 1 adds heat, traded in kWh thermal (``horizon_ms``,
+``gate_closure_ms``, ``call_auction`` and ``settlement_delay_ms`` are the market's, shared by its
+carriers), with its own slot length, energy step, bounds, fees and rates: ``market.heat.<name>``
+for each name of :data:`CARRIER_OPTIONS` (a name genesis does not set takes electricity's value).
+
+Heat's ``slot_ms`` is rounded down to a whole multiple of the market's ``slot_ms`` (at least
+one), so that its slots start on the market's slot boundaries and the meters' intervals tile
+them: with ``market.heat.slot_ms`` = 3 600 000 heat is traded by the hour beside 15-minute
+electricity. A heat slot settles with its last market slot (:meth:`Options.ending_with`,
+``market.chain.settlement``). Unset, heat's slots are the market's. ``Options.carrier("heat")`` is the market's options with heat's in
 place, so the code that checks an order or prices a margin reads one set of options whichever
 carrier it trades. Energy is in Wh of the carrier's unit (:data:`UNITS`) and money in minor
 units, with the market's one rounding rule (``market.chain.pricing``) for every carrier.

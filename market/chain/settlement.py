@@ -72,6 +72,15 @@ Events and state keys
 ``market/defaults/<address>``  state: ``{"unsettled", "shortfalls", "shortfall_wh", "last_slot"}``
 =============================  =================================================================
 
+A carrier whose slots are longer than the market's (``market.heat.slot_ms``, e.g. hourly heat
+beside 15-minute electricity) settles each of its slots with the market slot that ends where it
+ends (:meth:`~market.chain.options.Options.ending_with`): ``market.slot.settle`` for 10:45
+settles electricity's 10:45 and heat's 10:00-11:00, both due at the same time. The heat slot's
+contracts are measured over all of its meter intervals (the meters keep them until it settles:
+``market.chain.slot_closed``), must be cleared, and count against ``nothing_to_settle``; their
+``market.contract_settled`` name the heat slot, and the summary's heat totals carry its start as
+``"slot"`` when it differs from the settled market slot.
+
 Refusals, in this order: ``bad_payload``, ``bad_slot`` (not an integer >= 0),
 ``slot_misaligned``, ``slot_not_ended``, ``settlement_not_due`` (ended less than
 ``market.settlement_delay_ms`` ago), ``slot_not_cleared`` (orders or offers of the slot are left:
