@@ -51,10 +51,14 @@ Heat's ``slot_ms`` is rounded down to a whole multiple of the market's ``slot_ms
 one), so that its slots start on the market's slot boundaries and the meters' intervals tile
 them: with ``market.heat.slot_ms`` = 3 600 000 heat is traded by the hour beside 15-minute
 electricity. A heat slot settles with its last market slot (:meth:`Options.ending_with`,
-``market.chain.settlement``). Unset, heat's slots are the market's. ``Options.carrier("heat")`` is the market's options with heat's in
-place, so the code that checks an order or prices a margin reads one set of options whichever
-carrier it trades. Energy is in Wh of the carrier's unit (:data:`UNITS`) and money in minor
-units, with the market's one rounding rule (``market.chain.pricing``) for every carrier.
+``market.chain.settlement``). Unset, heat's slots are the market's.
+
+``Options.carrier("heat")`` is the market's options with heat's in place, so the code that
+checks an order or prices a margin reads one set of options whichever carrier it trades. Energy
+is in Wh of the carrier's unit (:data:`UNITS`), in whole steps of the carrier's
+``energy_step_wh`` (energy the market computes, a tailored match or an auction's allocation, is
+rounded down to the step), and money in minor units, with the market's one rounding rule
+(``market.chain.pricing``) for every carrier.
 """
 
 from __future__ import annotations
