@@ -223,3 +223,42 @@ def test_a_call_auctions_heat_allocation_is_rounded_down_to_whole_steps() -> Non
     assert place(kwh, BEN, "buy", 4_000, 14) == "ok"
     assert kwh.send(OPERATOR, "market.slot.clear", slot=HEAT, at=HEAT - 300_000) == "ok"
     assert [made["energy_wh"] for made in heat_contracts(kwh)] == [2_000]
+
+
+def test_a_heat_baseline_folds_the_whole_hour_by_heats_slot_of_the_day(market: Market) -> None:
+    assert market.send(ADA, "market.flexibility.enroll", carrier="heat") == "ok"
+    assert market.meter(ADA, ADA_METER, "ada-heat", kind="heat", interval_s=900) == "ok"
+    for quarter, import_wh in enumerate((400, 300, 200, 100)):
+        start = HEAT + quarter * SLOT_MS
+        body = batch(reading(start, 0, import_wh=import_wh, duration_s=900))
+        assert market.relay("ada-heat", ADA_METER, body, at=start + SLOT_MS + 1_000) == "ok"
+        assert market.settle(slot=start, at=start + 2 * SLOT_MS) == "ok"
+        if quarter < 3:  # heat's hour has not ended: its baseline waits
+            assert market.state.get(market_schema.baseline_key(ADA.address, "heat")) == {
+                "slots": {}
+            }
+    record = market.state.get(market_schema.baseline_key(ADA.address, "heat"))
+    hour_of_day = str(HEAT % 86_400_000 // HOUR_MS)
+    assert record["slots"] == {hour_of_day: [1_000, 0, 1]}  # 400 + 300 + 200 + 100 Wh drawn
+    assert record["recent"] == [1_000, 0, 1]
+
+
+def test_a_thermal_stores_hourly_commitment_is_released_when_its_hour_settles(
+    market: Market,
+) -> None:
+    assert market.meter(ADA, ADA_METER, "ada-tank", kind="thermal_storage", interval_s=900) == "ok"
+    store = {"address": ADA.address, "meter": "ada-tank", "capacity_wh": 20_000, "soc_wh": 5_000}
+    assert market.send(OPERATOR, "market.storage.register", **store) == "ok"
+    assert place(market, ADA, "sell", 3_000, 12) == "ok"
+    assert place(market, BEN, "buy", 3_000, 12) == "ok"
+    committed = f"market/storage/heat/{ADA.address}/{HEAT}"
+    assert market.state.get(committed) is not None
+    for quarter in range(4):
+        start = HEAT + quarter * SLOT_MS
+        body = batch(reading(start, 750, duration_s=900))
+        assert market.relay("ada-tank", ADA_METER, body, at=start + SLOT_MS + 1_000) == "ok"
+        assert market.settle(slot=start, at=start + 2 * SLOT_MS) == "ok"
+        # Each quarter's readings move the charge; the hour's commitment waits for the hour.
+        assert (market.state.get(committed) is None) == (quarter == 3)
+    tank = market.state.get(f"market/storage/heat/{ADA.address}")
+    assert (tank["soc_wh"], tank["sell_wh"]) == (2_000, 0)  # 5,000 - 4 x 750
