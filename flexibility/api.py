@@ -113,6 +113,7 @@ SLOT_CHECKS = (
     "slot_closed",
     "beyond_horizon",
     "energy_out_of_bounds",
+    "energy_not_in_steps",
     "price_out_of_bounds",
 )
 QUALIFICATION = (
@@ -247,6 +248,7 @@ class AnswerPostApi(APIView):
             "slot_past",
             "slot_closed",
             "energy_out_of_bounds",
+            "energy_not_in_steps",
             "price_out_of_bounds",
             "exceeds_requirement",
             "price_above_requirement",

@@ -110,7 +110,7 @@ def _answer_posted(data: dict[str, Any], height: int, when: datetime, state: Sta
         data["owner"],
         carrier,
         data["slot"],
-        market_options(state).slot_ms,
+        market_options(state).carrier(carrier).slot_ms,
         requirement.direction,
     )
     Answer.objects.create(

@@ -123,10 +123,12 @@ def baselines(*, user: User, now: datetime | None = None) -> list[BaselineSlot]:
     address = _household_address(user)
     if address is None:
         return []
-    slots = market_selectors.slot_list(now=now)[:BASELINE_SLOTS]
-    slot_ms = market_selectors.options().slot_ms
+    options = market_selectors.options()
     rows = []
     for carrier in enrolled_carriers(user=user):
+        # Each carrier's own slots: heat's may be longer (market.heat.slot_ms).
+        slots = market_selectors.slot_list(now=now, carrier=carrier)[:BASELINE_SLOTS]
+        slot_ms = options.carrier(carrier).slot_ms
         record = _state_value(baseline_key(address, carrier))
         state = State({baseline_key(address, carrier): record} if record is not None else None)
         for slot in slots:

@@ -129,11 +129,12 @@ def _carrier_of(request: Request) -> str:
     return carrier
 
 
-def _slot_of(text: str) -> datetime:
+def _slot_of(text: str, carrier: str = ELECTRICITY) -> datetime:
+    """A slot's start in ``carrier``'s slots (heat's may be longer than the market's)."""
     start = parse_slot(text)
     if start is None:
         raise InvalidInput(MESSAGES["bad_slot"], code="bad_slot")
-    if ms_of_datetime(start) % selectors.options().slot_ms:
+    if ms_of_datetime(start) % selectors.options().carrier(carrier).slot_ms:
         raise InvalidInput(MESSAGES["slot_misaligned"], code="slot_misaligned")
     return start
 
@@ -244,6 +245,7 @@ SLOT_CHECKS = (
     "slot_closed",
     "beyond_horizon",
     "energy_out_of_bounds",
+    "energy_not_in_steps",
     "price_out_of_bounds",
 )
 SIGNING = (
@@ -492,7 +494,8 @@ class BookApi(APIView):
         },
     )
     def get(self, request: Request, slot: str) -> Response:
-        book = selectors.book(slot=_slot_of(slot), carrier=_carrier_of(request))
+        carrier = _carrier_of(request)
+        book = selectors.book(slot=_slot_of(slot, carrier), carrier=carrier)
         return Response(BookSerializer(book).data)
 
 
@@ -656,6 +659,7 @@ class OfferAcceptApi(APIView):
             "own_offer",
             "not_offered_to_you",
             "exceeds_offer",
+            "energy_not_in_steps",
             *QUALIFICATION,
             "grid_refused",
             "insufficient_free_balance",

@@ -328,6 +328,13 @@ class _MarketForm(forms.Form):
                 f"{energy_text(high, self.carrier)}.",
             )
             return
+        step = self.options.energy_step_wh
+        if energy_wh % step:
+            self.add_error(
+                "energy",
+                f"This energy is traded in whole steps of {energy_text(step, self.carrier)}.",
+            )
+            return
         cleaned["energy_wh"] = energy_wh
 
     def clean(self) -> dict[str, Any]:
@@ -447,7 +454,10 @@ class _PricedForm(_MarketForm):
         cleaned = super().clean()
         self._price(cleaned)
         if isinstance(cleaned.get("slot"), int):
-            cleaned["slot_start"] = datetime_of_ms(cleaned["slot"])
+            if cleaned["slot"] % self.options.slot_ms:  # heat's slots may be longer (hourly)
+                self.add_error("slot", MESSAGES["slot_misaligned"])  # drops cleaned["slot"]
+            else:
+                cleaned["slot_start"] = datetime_of_ms(cleaned["slot"])
         return cleaned
 
 

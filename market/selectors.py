@@ -159,8 +159,9 @@ def offers_to_accept(*, user: User, now: datetime | None = None) -> QuerySet[Off
 
 def slot_list(*, now: datetime | None = None, carrier: str = ELECTRICITY) -> list[Slot]:
     """The slots open for trading now (gate not closed, within the horizon), earliest first,
-    with the best bid and ask of each in ``carrier``'s book."""
-    o = options()
+    with the best bid and ask of each in ``carrier``'s book. Each slot is the carrier's own
+    (``market.heat.slot_ms``: heat's may be hourly beside 15-minute electricity)."""
+    o = options().carrier(carrier)
     now_ms = projection.ms_of_datetime(now or timezone.now())
     # Open while now < start - gate closure and start - now <= horizon (market.chain.contract).
     first = (now_ms + o.gate_closure_ms) // o.slot_ms * o.slot_ms + o.slot_ms
@@ -261,14 +262,15 @@ def statement(
         rows = rows.filter(slot__gte=start)
     if end is not None:
         rows = rows.filter(slot__lt=end)
-    slot_length = timedelta(milliseconds=options().slot_ms)
+    o = options()  # each carrier's slot length: heat's may be longer (market.heat.slot_ms)
+    slot_length = {c: timedelta(milliseconds=o.carrier(c).slot_ms) for c in o.carriers}
     lines = []
     for row in rows.order_by("-slot", "contract_id"):
         selling = row.seller == address
         lines.append(
             StatementLine(
                 slot=row.slot,
-                slot_end=row.slot + slot_length,
+                slot_end=row.slot + slot_length.get(row.carrier, slot_length[ELECTRICITY]),
                 contract=row.contract_id,
                 carrier=row.carrier,
                 role="seller" if selling else "buyer",

@@ -260,10 +260,16 @@ def slots_clear(*, operator: User, now: datetime) -> list[Transaction]:
 
 def slots_due_for_settlement(*, now: datetime) -> list[datetime]:
     """Slots ended at least the settlement delay ago and not settled yet, with contracts or with
-    recorded readings (which settle with the supplier of last resort)."""
+    recorded readings (which settle with the supplier of last resort). A carrier's slot longer
+    than the market's (``market.heat.slot_ms``) settles with its last market slot: that one is
+    named for its contracts."""
     o = market_options()
     due_by = now - timedelta(milliseconds=o.slot_ms + o.settlement_delay_ms)
-    slots = set(Contract.objects.filter(slot__lte=due_by).values_list("slot", flat=True))
+    slots: set[datetime] = set()
+    for carrier in o.carriers:
+        last = timedelta(milliseconds=o.carrier(carrier).slot_ms - o.slot_ms)
+        made = Contract.objects.filter(carrier=carrier, slot__lte=due_by - last)
+        slots.update(start + last for start in made.values_list("slot", flat=True))
     slots -= set(SlotSettlement.objects.filter(slot__in=slots).values_list("slot", flat=True))
     slots |= set(meters_selectors.slots_with_readings(ended_by=due_by))
     return sorted(slots)

@@ -422,7 +422,7 @@ def _second_look(
     warnings = order_warnings(
         user=request.user,
         slot=data["slot_start"],
-        slot_ms=selectors.options().slot_ms,
+        slot_ms=selectors.options().carrier(data["carrier"]).slot_ms,
         side=side,
         energy_wh=data["energy_wh"],
         price=data["price_minor"],

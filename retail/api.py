@@ -255,6 +255,7 @@ class OrderListApi(ListAPIView):
             "slot_closed",
             "beyond_horizon",
             "energy_out_of_bounds",
+            "energy_not_in_steps",
             "price_out_of_bounds",
             "no_grant",
             "exceeds_grant",

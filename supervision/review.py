@@ -192,7 +192,7 @@ def feeder_load(
     """A feeder loaded to ``feeder_load_bps`` of its capacity or more, right after it
     (``later``: what the slot's contracts made after it add to the load the state holds)."""
     slot, carrier = contract["slot"], carrier_of(contract)
-    slot_ms = market_options(state).slot_ms
+    slot_ms = market_options(state).carrier(carrier).slot_ms  # heat's slots may be longer
     found = []
     for direction, party in (("export", "seller"), ("import", "buyer")):
         feeder = feeder_of(state, contract[party], carrier)

@@ -480,7 +480,7 @@ def _loaded(load_wh: int, capacity_wh: int, threshold_bps: int) -> bool:
 
 
 def _loading(feeder: Feeder, slot: datetime, load: FeederLoad | None) -> FeederLoading:
-    slot_ms = market_options().slot_ms
+    slot_ms = market_options().carrier(feeder.carrier).slot_ms  # heat's slots may be longer
     export_cap = grid.capacity_wh(feeder.export_limit_w, slot_ms)
     import_cap = grid.capacity_wh(feeder.import_limit_w, slot_ms)
     export_wh = load.export_wh if load else 0

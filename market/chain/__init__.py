@@ -94,21 +94,25 @@ def spend_free_balance_only(state: State, address: str) -> None:
 
 def slot_closed(state: State, slot: int, now: int) -> bool:
     """The meters' hook: whether no settlement can ever need the readings of the meters' slot
-    starting at ``slot`` (block time ``now``): the delivery slot holding it has ended at least
+    starting at ``slot`` (block time ``now``): no meter's reading is indexed under the delivery
+    slot holding it (none was made or recorded, or it has settled), and each carrier's slot
+    holding it (heat's may be longer, ``market.heat.slot_ms``) has ended at least
     ``market.settlement_delay_ms`` ago, is cleared (no order or offer left, so no contract can
-    be made for it any more) and waits for no settlement: it holds no contract and no meter's
-    reading is indexed under it (none was made or recorded, or it has settled)."""
+    be made for it any more) and waits for no settlement: it holds no contract."""
     options = market_options(state)
     start = slot - slot % options.slot_ms
-    return (
-        now >= start + options.slot_ms + options.settlement_delay_ms
-        and not meters.slot_has_readings(state, start)
-        and not any(
-            state.get(contracts_key(start, carrier)) is not None
-            or contract.has_open_trading(state, start, carrier)
-            for carrier in options.carriers
-        )
-    )
+    if meters.slot_has_readings(state, start):
+        return False
+    for carrier in options.carriers:  # each carrier's slot holding it (heat's may be longer)
+        own = options.carrier(carrier).slot_ms
+        held = slot - slot % own
+        if (
+            now < held + own + options.settlement_delay_ms
+            or state.get(contracts_key(held, carrier)) is not None
+            or contract.has_open_trading(state, held, carrier)
+        ):
+            return False
+    return True
 
 
 def register(registry: Registry) -> Registry:

@@ -164,8 +164,10 @@ from market.chain.terms import (
     check_bounds,
     check_free,
     check_slot_open,
+    check_steps,
     check_trading,
     close_event,
+    in_steps,
     integer_field,
     lock_margin,
     qualify,
@@ -214,6 +216,15 @@ def _order_terms(
 
 
 # --- contracts ---------------------------------------------------------------------------------
+
+
+def _in_steps(allowance: Allowance, options: Options) -> Allowance:
+    """What the grid allows of a match, rounded down to the carrier's energy step (the matched
+    orders' energies are whole steps, so only a tailored match can need it)."""
+    energy_wh = in_steps(allowance.energy_wh, options)
+    return (
+        allowance if energy_wh == allowance.energy_wh else allowance._replace(energy_wh=energy_wh)
+    )
 
 
 class Trade(NamedTuple):
@@ -378,8 +389,9 @@ def _match(
         resting = book.head(state, slot, resting_side, best, carrier)
         buy, sell = (order, resting) if side == BUY else (resting, order)
         asked = min(order["remaining_wh"], resting["remaining_wh"])
-        allowance = view.allowed(
-            seller=sell["owner"], buyer=buy["owner"], slot=slot, energy_wh=asked
+        allowance = _in_steps(
+            view.allowed(seller=sell["owner"], buyer=buy["owner"], slot=slot, energy_wh=asked),
+            options,
         )
         if allowance.energy_wh == 0:
             break
@@ -535,11 +547,14 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("not_offered_to_you")
     if energy_wh > offer["remaining_wh"]:
         raise TxFailed("exceeds_offer")
+    check_steps(energy_wh, options)
     qualify(state, tx.sender, options, context, carrier)
     net = network(context.hooks)
     net.check_counterparty(state, seller, context.timestamp_ms, carrier)
     view = net.view(state, context.timestamp_ms, carrier=carrier)
-    allowance = view.allowed(seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh)
+    allowance = _in_steps(
+        view.allowed(seller=seller, buyer=tx.sender, slot=slot, energy_wh=energy_wh), options
+    )
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
     escrow = buyer_margin(allowance.energy_wh, offer["price"], options.network_fee)
@@ -665,8 +680,9 @@ def _call_auction(
             if bid["price"] < clearing.price or ask["price"] > clearing.price:
                 break
             asked = min(bid["remaining_wh"], ask["remaining_wh"])
-            allowance = view.allowed(
-                seller=ask["owner"], buyer=bid["owner"], slot=slot, energy_wh=asked
+            allowance = _in_steps(
+                view.allowed(seller=ask["owner"], buyer=bid["owner"], slot=slot, energy_wh=asked),
+                options,
             )
             if allowance.energy_wh:
                 trade = _trade(

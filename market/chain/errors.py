@@ -27,6 +27,8 @@ MESSAGES: dict[str, str] = {
     "slot_open": "Trading for that slot is still open.",
     "beyond_horizon": "That slot is too far ahead to trade yet.",
     "energy_out_of_bounds": "The energy is outside what the market accepts.",
+    "energy_not_in_steps": "The energy must be a whole number of this carrier's steps (heat may "
+    "be traded in whole kWh only).",
     "price_out_of_bounds": "The price is outside what the market accepts.",
     # market.tariff.publish
     "tariff_in_past": "A tariff applies from a slot that has not started yet.",

@@ -89,6 +89,8 @@ it never counts in the residual's P2P energy or in a feeder's load.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ledger.application import Context, TxFailed, payload_fields
 from ledger.crypto import Transaction, is_name
 from ledger.state import State
@@ -125,6 +127,7 @@ from market.chain.terms import (
     carrier_field,
     check_bounds,
     check_slot_open,
+    check_steps,
     check_trading,
     close_event,
     integer_field,
@@ -172,9 +175,22 @@ def _fold(old: list[int] | None, flows: tuple[int, int], limit: int) -> list[int
     return [*new, min(old[2] + 1, limit)]
 
 
-def baselines_update(state: State, slot: int, slot_ms: int, meter_ids: list[str]) -> None:
+def baselines_update(
+    state: State,
+    slot: int,
+    slot_ms: int,
+    meter_ids: list[str],
+    *,
+    spans: Mapping[str, tuple[int, int]] | None = None,
+) -> None:
     """Fold the slot's metered flows into the baseline of every enrolled owner of ``meter_ids``
-    (the meters with readings in the slot), once per owner and carrier, in address order."""
+    (the meters with readings in the slot), once per owner and carrier, in address order.
+
+    ``spans``: ``(start, slot_ms)`` of each carrier's slot that ends with this one (settlement's);
+    a carrier whose slot is longer than the market's (``market.heat.slot_ms``) folds its whole
+    slot's flows, by its own slot of the day, when its last market slot settles, and a carrier
+    not in ``spans`` (its slot has not ended) is left alone. Without ``spans`` every carrier
+    folds this slot."""
     owners: set[tuple[str, str]] = set()
     for meter_id in meter_ids:
         registered = meters.meter(state, meter_id)
@@ -183,9 +199,12 @@ def baselines_update(state: State, slot: int, slot_ms: int, meter_ids: list[str]
         carrier = meters.meter_carrier(registered["kind"])
         if state.get(baseline_key(registered["owner"], carrier)) is not None:
             owners.add((registered["owner"], carrier))
-    index = slot_of_day(slot, slot_ms)
     for address, carrier in sorted(owners):
-        flows = metered(state, address, slot, slot_ms, carrier)
+        start, own = (slot, slot_ms) if spans is None else spans.get(carrier, (-1, 0))
+        if start < 0:
+            continue
+        index = slot_of_day(start, own)
+        flows = metered(state, address, start, own, carrier)
         record = state.get(baseline_key(address, carrier))
         by_day = _fold(record["slots"].get(index), flows, BASELINE_DAYS)
         recent = _fold(record.get("recent"), flows, RECENT_SLOTS)
@@ -318,6 +337,7 @@ def answer_accept(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("exceeds_answer")
     if energy_wh > requirement["remaining_wh"]:
         raise TxFailed("exceeds_requirement")
+    check_steps(energy_wh, options)
 
     requirement_left = requirement["remaining_wh"] - energy_wh
     budget_left = value(requirement_left, requirement["price"])

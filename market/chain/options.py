@@ -15,6 +15,9 @@ option                                default         meaning
                                                       the slot starts (5 min)
 ``market.call_auction``               0               0: continuous double auction; 1: uniform-price
                                                       call auction at gate closure
+``market.energy_step_wh``             1               energy of an order, offer or contract is a
+                                                      whole number of these Wh; energy the market
+                                                      computes is rounded down to it
 ``market.energy_min_wh``              1               smallest order or offer, Wh
 ``market.energy_max_wh``              1 000 000       largest order or offer, Wh (1 MWh)
 ``market.price_min``                  1               lowest price, minor units per kWh
@@ -39,14 +42,23 @@ Carriers
 ========
 
 Electricity is the market's first carrier and its default: every option above is electricity's.
-A genesis with ``market.heat`` = 1 adds heat, traded in kWh thermal on the same delivery slots
-(``slot_ms``, ``horizon_ms``, ``gate_closure_ms``, ``call_auction`` and ``settlement_delay_ms``
-are the market's, shared by its carriers), with its own bounds, fees and rates:
-``market.heat.<name>`` for each name of :data:`CARRIER_OPTIONS` (a name genesis does not set
-takes electricity's value). ``Options.carrier("heat")`` is the market's options with heat's in
-place, so the code that checks an order or prices a margin reads one set of options whichever
-carrier it trades. Energy is in Wh of the carrier's unit (:data:`UNITS`) and money in minor
-units, with the market's one rounding rule (``market.chain.pricing``) for every carrier.
+A genesis with ``market.heat`` = 1 adds heat, traded in kWh thermal (``horizon_ms``,
+``gate_closure_ms``, ``call_auction`` and ``settlement_delay_ms`` are the market's, shared by its
+carriers), with its own slot length, energy step, bounds, fees and rates: ``market.heat.<name>``
+for each name of :data:`CARRIER_OPTIONS` (a name genesis does not set takes electricity's value).
+
+Heat's ``slot_ms`` is rounded down to a whole multiple of the market's ``slot_ms`` (at least
+one), so that its slots start on the market's slot boundaries and the meters' intervals tile
+them: with ``market.heat.slot_ms`` = 3 600 000 heat is traded by the hour beside 15-minute
+electricity. A heat slot settles with its last market slot (:meth:`Options.ending_with`,
+``market.chain.settlement``). Unset, heat's slots are the market's.
+
+``Options.carrier("heat")`` is the market's options with heat's in place, so the code that
+checks an order or prices a margin reads one set of options whichever carrier it trades. Energy
+is in Wh of the carrier's unit (:data:`UNITS`), in whole steps of the carrier's
+``energy_step_wh`` (energy the market computes, a tailored match or an auction's allocation, is
+rounded down to the step), and money in minor units, with the market's one rounding rule
+(``market.chain.pricing``) for every carrier.
 """
 
 from __future__ import annotations
@@ -69,6 +81,8 @@ BPS = 10_000
 UNITS = {ELECTRICITY: "kWh", HEAT: "kWh thermal"}
 # The options a carrier other than electricity may set for itself, as market.<carrier>.<name>.
 CARRIER_OPTIONS = (
+    "slot_ms",
+    "energy_step_wh",
     "energy_min_wh",
     "energy_max_wh",
     "price_min",
@@ -85,6 +99,7 @@ class Options:
     horizon_ms: int = 86_400_000
     gate_closure_ms: int = 300_000
     call_auction: int = 0
+    energy_step_wh: int = 1
     energy_min_wh: int = 1
     energy_max_wh: int = 1_000_000
     price_min: int = 1
@@ -109,6 +124,18 @@ class Options:
         and for a carrier the market does not trade)."""
         return _carrier_options(self, name)
 
+    def ending_with(self, slot: int) -> tuple[tuple[str, int, int], ...]:
+        """``(carrier, start, slot_ms)`` of each carrier's slot that ends where the market's slot
+        starting at ``slot`` ends (electricity's is that slot; heat's, with hourly heat slots and
+        15-minute market slots, only for the hour's last quarter)."""
+        spans = []
+        for name in self.carriers:
+            own = self.carrier(name).slot_ms
+            start = slot + self.slot_ms - own
+            if start >= 0 and not start % own:
+                spans.append((name, start, own))
+        return tuple(spans)
+
     @classmethod
     def from_genesis(cls, genesis_options: dict[str, Any]) -> Options:
         """The options named ``market.<field>`` in genesis, the defaults for the others.
@@ -129,7 +156,7 @@ class Options:
                 if type(value := genesis_options.get(f"market.heat.{name}")) is int
             )
             given["overrides"] = ((HEAT, heat),)
-        return _clamped(cls(**given))
+        return _with_carrier_slots(_clamped(cls(**given)))
 
 
 def _clamped(o: Options) -> Options:
@@ -139,6 +166,7 @@ def _clamped(o: Options) -> Options:
         horizon_ms=max(0, o.horizon_ms),
         gate_closure_ms=max(0, o.gate_closure_ms),
         call_auction=1 if o.call_auction else 0,
+        energy_step_wh=min(max(1, o.energy_step_wh), ENERGY_LIMIT_WH),
         energy_min_wh=min(max(1, o.energy_min_wh), ENERGY_LIMIT_WH),
         energy_max_wh=min(max(1, o.energy_max_wh), ENERGY_LIMIT_WH),
         price_min=min(max(1, o.price_min), PRICE_LIMIT),
@@ -151,6 +179,19 @@ def _clamped(o: Options) -> Options:
         heat=o.heat,
         overrides=o.overrides,
     )
+
+
+def _with_carrier_slots(o: Options) -> Options:
+    """``o`` with each carrier's own ``slot_ms`` a whole multiple of the market's (rounded
+    down, at least one market slot), so that its slots start on the market's slot boundaries
+    and the meters' intervals tile them."""
+    overrides = []
+    for carrier, values in o.overrides:
+        own = dict(values)
+        if "slot_ms" in own:
+            own["slot_ms"] = max(1, own["slot_ms"] // o.slot_ms) * o.slot_ms
+        overrides.append((carrier, tuple((name, own[name]) for name, _ in values)))
+    return replace(o, overrides=tuple(overrides))
 
 
 @functools.lru_cache(maxsize=64)

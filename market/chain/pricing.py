@@ -11,6 +11,12 @@ into several contracts never costs more than the whole. The margin locked for an
 enough for every contract it becomes, whatever the fills; rounding half up would let an order of
 3 Wh at 500/kWh (value 1.5, locked 2) fill as three 1 Wh contracts of 0.5 -> 1 each (3 > 2).
 Rounding is in the payer's favour by less than one minor unit per contract.
+
+Energy itself comes in whole steps of its carrier (``energy_step_wh``, ``market.chain.options``:
+1 Wh, or e.g. 1 kWh for heat): orders, offers and acceptances are refused off the step
+(``energy_not_in_steps``, ``market.chain.terms.check_steps``), and energy the market computes,
+a match tailored to a segment's headroom or a call auction's allocation, is rounded down to the
+step (``market.chain.terms.in_steps``) before any money is computed from it here.
 """
 
 from __future__ import annotations

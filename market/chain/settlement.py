@@ -76,6 +76,19 @@ Events and state keys
 ``market/defaults/<address>``  state: ``{"unsettled", "shortfalls", "shortfall_wh", "last_slot"}``
 =============================  =================================================================
 
+A carrier whose slots are longer than the market's (``market.heat.slot_ms``, e.g. hourly heat
+beside 15-minute electricity) settles each of its slots with the market slot that ends where it
+ends (:meth:`~market.chain.options.Options.ending_with`): ``market.slot.settle`` for 10:45
+settles electricity's 10:45 and heat's 10:00-11:00, both due at the same time. The heat slot's
+contracts are measured over all of its meter intervals (the meters keep them until it settles:
+``market.chain.slot_closed``), must be cleared, and count against ``nothing_to_settle``; their
+``market.contract_settled`` name the heat slot, and the summary's heat totals carry its start as
+``"slot"`` when it differs from the settled market slot. Its residual with the supplier (a
+tariff of the carrier in force) is settled then too, over the whole slot, for every household
+whose meters of the carrier read in any of its market slots: each market slot settled before its
+end keeps those meters' ids under ``market/residual-meters/<carrier>/<start>`` (the market
+slot's own index leaves the state as it settles), and the last takes them.
+
 Refusals, in this order: ``bad_payload``, ``bad_slot`` (not an integer >= 0),
 ``slot_misaligned``, ``slot_not_ended``, ``settlement_not_due`` (ended less than
 ``market.settlement_delay_ms`` ago), ``slot_not_cleared`` (orders or offers of the slot are left:
@@ -100,6 +113,7 @@ from market.chain.schema import (
     CONTRACT_SETTLED,
     SLOT_SETTLED,
     Contract,
+    ResidualSummary,
     SettlementResult,
     add_locked,
     carrier_of,
@@ -108,15 +122,19 @@ from market.chain.schema import (
     contracts_key,
     defaults_key,
 )
+from market.chain.tariff import in_force
 from meters.chain import schema as meters
 
 # The hook point called at the end of a settlement: fn(state, slot, contracts, context).
 SLOT_SETTLED_HOOK = "market.slot_settled"
 
 
-def _check_due(state: State, slot: int, now: int, options: Options) -> dict[str, int]:
-    """The number of contracts of ``slot`` of each carrier, if it may settle at block time
-    ``now``."""
+def _check_due(
+    state: State, slot: int, now: int, options: Options
+) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """The number of contracts of each carrier's slot that ends with ``slot``, and that slot's
+    ``(start, slot_ms)``, if they may settle at block time ``now``."""
+    spans = {carrier: (start, own) for carrier, start, own in options.ending_with(slot)}
     if slot % options.slot_ms:
         raise TxFailed("slot_misaligned", "a slot starts at a multiple of market.slot_ms")
     end = slot + options.slot_ms
@@ -124,12 +142,15 @@ def _check_due(state: State, slot: int, now: int, options: Options) -> dict[str,
         raise TxFailed("slot_not_ended")
     if now < end + options.settlement_delay_ms:
         raise TxFailed("settlement_not_due", "meter data has until market.settlement_delay_ms")
-    if any(has_open_trading(state, slot, carrier) for carrier in options.carriers):
+    if any(has_open_trading(state, start, carrier) for carrier, (start, _) in spans.items()):
         raise TxFailed("slot_not_cleared", "orders or offers of the slot are left: clear it")
-    counts = {carrier: state.get(contracts_key(slot, carrier), 0) for carrier in options.carriers}
+    counts = {
+        carrier: state.get(contracts_key(start, carrier), 0)
+        for carrier, (start, _) in spans.items()
+    }
     if not any(counts.values()) and not meters.slot_has_readings(state, slot):
         raise TxFailed("nothing_to_settle")
-    return counts
+    return counts, spans
 
 
 _SUMMED = (
@@ -155,7 +176,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     if type(slot) is not int or slot < 0:
         raise TxFailed("bad_slot")
     options = market_options(state)
-    counts = _check_due(state, slot, context.timestamp_ms, options)
+    counts, spans = _check_due(state, slot, context.timestamp_ms, options)
     operator = issuer(state)
 
     # Each (carrier, seller)'s metered (import, export) by its meters of the carrier, read at its
@@ -174,9 +195,10 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
     p2p_out = {carrier: Counter[str]() for carrier in options.carriers}
     summaries = {carrier: Counter[str]() for carrier in options.carriers}
     contracts: list[Contract] = []
-    numbered = [(carrier, n) for carrier in options.carriers for n in range(counts[carrier])]
+    numbered = [(carrier, n) for carrier in spans for n in range(counts[carrier])]
     for carrier, index in numbered:
-        made = state.get(contract_key(contract_id(slot, index, carrier)))
+        start, own = spans[carrier]  # the carrier's slot ending with this one
+        made = state.get(contract_key(contract_id(start, index, carrier)))
         contracts.append(made)
         state.delete(contract_key(made["id"]))
         if made.get("vetoed"):
@@ -186,14 +208,14 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         seller, buyer = made["seller"], made["buyer"]
         energy, price = made["energy_wh"], made["price"]
         if (carrier, seller) not in flows:
-            flows[carrier, seller] = metered(state, seller, slot, options.slot_ms, carrier)
+            flows[carrier, seller] = metered(state, seller, start, own, carrier)
             measured[carrier][seller] = flows[carrier, seller]
         flexible = made["kind"] == FLEXIBILITY
         if flexible:  # a reduction against the baseline (market.chain.flexibility)
             pool = (carrier, seller, made["direction"])
             flow = flows[carrier, seller][DIRECTIONS.index(made["direction"])]
             if pool not in left:  # nothing is reduced that no meter saw: every interval read
-                read = metered_in_full(state, seller, slot, options.slot_ms, carrier)
+                read = metered_in_full(state, seller, start, own, carrier)
                 left[pool] = max(0, made["baseline_wh"] - flow) if read else 0
         else:
             pool = (carrier, seller, "")
@@ -219,7 +241,7 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
             shortfalls[seller] += 1
             shortfall_wh[seller] += undelivered
         result: SettlementResult = {
-            "slot": slot,
+            "slot": start,
             "contract": made["id"],
             "seller": seller,
             "buyer": buyer,
@@ -266,29 +288,38 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
                 "last_slot": slot,
             },
         )
-    for carrier in options.carriers:
-        state.delete(contracts_key(slot, carrier))
+    for carrier, (start, _) in spans.items():
+        state.delete(contracts_key(start, carrier))
     with_readings = meters.slot_meters(state, slot)
-    baselines_update(state, slot, options.slot_ms, with_readings)
+    baselines_update(state, slot, options.slot_ms, with_readings, spans=spans)
     parties = [
-        (made[party], carrier_of(made)) for made in contracts for party in ("seller", "buyer")
+        (made[party], carrier_of(made), made["slot"])
+        for made in contracts
+        for party in ("seller", "buyer")
     ]
     storage.slot_settled(state, slot, options.slot_ms, parties, with_readings, context)
     meter_ids = meters.slot_meters_take(state, slot)
-    residuals = {
-        carrier: residual_settle(
+    residuals: dict[str, ResidualSummary | None] = {}
+    for carrier in options.carriers:
+        if carrier not in spans:  # its longer slot goes on: keep its meters for when it ends
+            _residual_meters_keep(state, carrier, slot, options, meter_ids)
+            residuals[carrier] = None
+            continue
+        start, own = spans[carrier]
+        ids = (
+            meter_ids if start == slot else _residual_meters_take(state, carrier, start) + meter_ids
+        )
+        residuals[carrier] = residual_settle(
             state,
-            slot,
-            options.slot_ms,
+            start,
+            own,
             p2p_in[carrier],
             p2p_out[carrier],
             context,
-            meter_ids=meter_ids,
+            meter_ids=ids,
             measured=measured[carrier],
             carrier=carrier,
         )
-        for carrier in options.carriers
-    }
     settled = summaries[ELECTRICITY]
     summary_event: dict[str, object] = {
         "slot": slot,
@@ -300,15 +331,53 @@ def slot_settle(state: State, tx: Transaction, context: Context) -> None:
         "timestamp_ms": context.timestamp_ms,
     }
     for carrier in options.carriers[1:]:  # another carrier's totals, never added to these
-        if counts[carrier] or residuals[carrier] is not None:
+        if counts.get(carrier) or residuals[carrier] is not None:
             other = summaries[carrier]
             totals: dict[str, object] = {
                 "contracts": other["contracts"],
                 **{name: other[name] for name in _SUMMED},
             }
+            if spans[carrier][0] != slot:  # a longer slot than the market's: its own start
+                totals["slot"] = spans[carrier][0]
             if residuals[carrier] is not None:  # only with a tariff of the carrier in force
                 totals["residual"] = residuals[carrier]
             summary_event[carrier] = totals
     context.emit(SLOT_SETTLED, summary_event)
     for settled_hook in context.hooks.get(SLOT_SETTLED_HOOK, ()):
         settled_hook(state, slot, contracts, context)
+
+
+def _residual_meters_key(carrier: str, start: int) -> str:
+    return f"market/residual-meters/{carrier}/{start}"
+
+
+def _residual_meters_keep(
+    state: State, carrier: str, slot: int, options: Options, meter_ids: list[str]
+) -> None:
+    """Keep the ids of ``carrier``'s meters among ``meter_ids`` (those that read in the market
+    slot ``slot``, settled now) for the residual of the carrier's longer slot holding it, when a
+    tariff of the carrier is in force for it (none: nothing to settle with the supplier)."""
+    own = options.carrier(carrier).slot_ms
+    start = slot - slot % own
+    if in_force(state, start, carrier) is None:
+        return
+    key = _residual_meters_key(carrier, start)
+    kept: list[str] = list(state.get(key, []))
+    known = set(kept)
+    for meter_id in meter_ids:
+        found = meters.meter(state, meter_id)
+        if found is not None and meters.meter_carrier(found["kind"]) == carrier:
+            if meter_id not in known:
+                known.add(meter_id)
+                kept.append(meter_id)
+    if kept:
+        state.set(key, kept)
+
+
+def _residual_meters_take(state: State, carrier: str, start: int) -> list[str]:
+    """The meter ids kept for the carrier's slot starting at ``start``; the key leaves the state."""
+    key = _residual_meters_key(carrier, start)
+    kept: list[str] = state.get(key, [])
+    if kept:
+        state.delete(key)
+    return kept

@@ -159,15 +159,17 @@ def slot_settled(
     state: State,
     slot: int,
     slot_ms: int,
-    parties: Iterable[tuple[str, str]],
+    parties: Iterable[tuple[str, str, int]],
     meter_ids: list[str],
     context: Context,
 ) -> None:
     """After a slot's contracts settled: release the commitments of the slot of every store
-    among ``parties`` ((address, carrier) of its contracts), and move the state of charge of
-    every store whose meter is among ``meter_ids`` (those with readings in the slot)."""
-    for address, carrier in sorted(set(parties)):
-        key = _slot_key(address, carrier, slot)
+    among ``parties`` ((address, carrier, the carrier's slot) of its contracts: a carrier's slot
+    may be longer than the market's, ``market.heat.slot_ms``), and move the state of charge of
+    every store whose meter is among ``meter_ids`` (those with readings in the market's slot
+    ``slot``, of ``slot_ms``)."""
+    for address, carrier, start in sorted(set(parties)):
+        key = _slot_key(address, carrier, start)
         in_slot = state.get(key)
         if in_slot is not None:
             record = store(state, address, carrier)

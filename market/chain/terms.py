@@ -67,8 +67,21 @@ def check_slot_open(slot: int, now: int, options: Options) -> None:
 def check_bounds(energy_wh: int, price: int, options: Options) -> None:
     if not options.energy_min_wh <= energy_wh <= options.energy_max_wh:
         raise TxFailed("energy_out_of_bounds")
+    check_steps(energy_wh, options)
     if not options.price_min <= price <= options.price_max:
         raise TxFailed("price_out_of_bounds")
+
+
+def check_steps(energy_wh: int, options: Options) -> None:
+    """``energy_wh`` is a whole number of the carrier's energy steps (``energy_step_wh``)."""
+    if energy_wh % options.energy_step_wh:
+        raise TxFailed("energy_not_in_steps", f"energy is in steps of {options.energy_step_wh} Wh")
+
+
+def in_steps(energy_wh: int, options: Options) -> int:
+    """Energy the market computes (a match tailored to a segment's headroom, a call auction's
+    allocation), rounded down to the carrier's energy step."""
+    return energy_wh - energy_wh % options.energy_step_wh
 
 
 def carrier_field(value: Any, options: Options) -> str:

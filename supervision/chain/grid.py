@@ -10,8 +10,9 @@ State keys
 Declared, with their records, in ``supervision.chain.schema`` (``grid/...``).
 
 Limits are in W (integers; 5 kW is 5000). A slot of ``market.slot_ms`` lets a feeder carry
-``limit_w * slot_ms // 3 600 000`` Wh each way: its *capacity* for the slot. Its *headroom* is
-the capacity less the load already contracted.
+``limit_w * slot_ms // 3 600 000`` Wh each way: its *capacity* for the slot (a segment of the
+heating network: for heat's slot, ``market.heat.slot_ms``). Its *headroom* is the capacity less
+the load already contracted.
 
 Transaction types (grid operator only)
 ======================================
@@ -110,7 +111,9 @@ def headroom(state: State, slot: int, feeder: str, direction: str) -> int | None
     published = topology(state, feeder)
     if published is None:
         return None
-    cap = capacity_wh(limit_w(published, direction), market_options(state).slot_ms)
+    # A segment of the heating network carries heat's slots (``market.heat.slot_ms``).
+    slot_ms = market_options(state).carrier(carrier_of_feeder(published)).slot_ms
+    cap = capacity_wh(limit_w(published, direction), slot_ms)
     return max(0, cap - loaded_wh(state, slot, feeder, direction))
 
 
@@ -172,18 +175,21 @@ def slot_settled(state: State, slot: int, contracts: list[Contract], context: Co
     """The market's ``market.slot_settled`` hook: the slot's loads leave the state (no match can
     count in them any more, no act can change them), each feeder's last load in the event
     ``grid.loads_settled``. O(the slot's contracts)."""
-    feeders: set[str] = set()
+    # A carrier's slot may be longer than the market's (``market.heat.slot_ms``): its contracts
+    # settle with its last market slot, and their loads are counted under its own start.
+    feeders: dict[int, set[str]] = {slot: set()}
     for made in contracts:
         record: dict[str, Any] = dict(made)
         counted: dict[str, str] = record.get("feeders", {})
-        feeders.update(counted.values())
-    loads: dict[str, Load] = {}
-    for feeder in sorted(feeders):
-        if state.get(load_key(slot, feeder)) is not None:
-            loads[feeder] = load(state, slot, feeder)
-            state.delete(load_key(slot, feeder))
-    if loads:
-        context.emit(LOADS_SETTLED, {"slot": slot, "loads": loads})
+        feeders.setdefault(record.get("slot", slot), set()).update(counted.values())
+    for start in sorted(feeders, key=lambda s: (s != slot, s)):
+        loads: dict[str, Load] = {}
+        for feeder in sorted(feeders[start]):
+            if state.get(load_key(start, feeder)) is not None:
+                loads[feeder] = load(state, start, feeder)
+                state.delete(load_key(start, feeder))
+        if loads:
+            context.emit(LOADS_SETTLED, {"slot": start, "loads": loads})
 
 
 # --- payload checks shared with supervision ------------------------------------------------------
