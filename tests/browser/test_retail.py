@@ -2,10 +2,10 @@
 validator processes and the site's worker projecting their blocks, behind the real daphne
 server.
 
-Ada grants Ben, a retailer account the grid operator registered, by his email on her page; Ben sees her among his customers and places
-an order for her through his page; the order shows on his page and, as hers, on her market
-page. Ada revokes the grant; Ben's next order, from the page he still has open, is refused with
-a message, and nothing is sent.
+Ada grants Ben, a retailer account the grid operator registered, by his email on her page; Ben
+sees her among his customers and places an order for her through his page; the order shows on
+his page and, as hers, on her market page. Ada revokes the grant; Ben's next order, from the
+page he still has open, is refused with a message, and nothing is sent.
 """
 
 from __future__ import annotations
