@@ -40,6 +40,11 @@ urlpatterns = [
         name="console-household",
     ),
     path(
+        "console/operator/participants/register/",
+        views.operator_participant_register,
+        name="operator-participant-register",
+    ),
+    path(
         "console/operator/households/<int:user_id>/enrol/",
         views.operator_household_enrol,
         name="operator-household-enrol",

@@ -15,11 +15,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from gridplatform.accounts import views as account_views
-from gridplatform.accounts.models import HouseholdKind, Role, User
+from gridplatform.accounts.models import TRADING_ROLES, HouseholdKind, Role, User
 from gridplatform.decorators import role_required
 from gridplatform.money import MoneyError, minor_from_text, text_from_minor
 from ledger import config as ledger_config
@@ -39,6 +40,8 @@ from supervision.views import live_partial
 
 _HOME_BY_ROLE = {
     Role.HOUSEHOLD: "dashboard",
+    Role.STORAGE_PROVIDER: "market",
+    Role.RETAILER: "retail-customers",
     Role.GRID_OPERATOR: "operator-console",
     Role.REGULATOR: "regulator-console",
     Role.ADMIN: "operator-console",
@@ -338,7 +341,7 @@ def _operator_summary(request: HttpRequest) -> Summary:
 
 
 def _household(user_id: int) -> User:
-    return get_object_or_404(User, pk=user_id, role=Role.HOUSEHOLD, email_confirmed=True)
+    return get_object_or_404(User, pk=user_id, role__in=TRADING_ROLES, email_confirmed=True)
 
 
 HOUSEHOLD_DETAIL_ROWS = 50
@@ -382,6 +385,30 @@ def household_detail(request: HttpRequest, user_id: int) -> HttpResponse:
         ],
     }
     return render(request, "console/household.html", context)
+
+
+@require_POST
+@role_required(Role.GRID_OPERATOR)
+def operator_participant_register(request: HttpRequest) -> HttpResponse:
+    """Open an account for a storage provider or a retailer and register it on the ledger
+    (``supervision.services.participant_register``)."""
+    name = request.POST.get("name", "")
+    try:
+        user = supervision_services.participant_register(
+            operator=request.user,
+            name=name,
+            email=request.POST.get("email", ""),
+            role=request.POST.get("role", ""),
+        )
+    except ledger_services.TransactionRejected as error:
+        messages.error(request, f"Registering {name or 'the account'}: {error.message}")
+    else:
+        messages.success(
+            request,
+            f"{user.name} ({user.get_role_display().lower()}) is being registered on the "
+            "ledger; an email tells them how to choose a password.",
+        )
+    return redirect(reverse("operator-console") + "#participants-heading")
 
 
 @require_POST

@@ -37,7 +37,7 @@ from flexibility.serializers import (
     StoreSerializer,
 )
 from gridplatform import api
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import Forbidden, InvalidInput, NotFoundError
 from ledger.services import TransactionRejected
@@ -76,7 +76,8 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 
 
 def _allow(user: User, role: object) -> None:
-    if user.role != role:
+    roles = TRADING_ROLES if role == Role.HOUSEHOLD else (role,)
+    if user.role not in roles:
         raise Forbidden(MESSAGES["forbidden"])
 
 

@@ -30,7 +30,7 @@ from flexibility.models import (
     Store,
     StoreCharge,
 )
-from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Identity, Role, User
 from gridplatform.errors import NotFoundError
 from ledger.models import StateEntry
 from ledger.projection import ms_of_datetime
@@ -54,7 +54,7 @@ def is_operator(user: User) -> bool:
 
 
 def _household_address(user: User) -> str | None:
-    if not user.is_authenticated or user.role != Role.HOUSEHOLD:
+    if not user.is_authenticated or user.role not in TRADING_ROLES:
         return None
     return market_selectors.address_of(user)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from flexibility import selectors
 from flexibility.errors import MESSAGES
 from flexibility.models import Requirement, RequirementStatus
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from ledger.crypto import Transaction
 from ledger.services import TransactionRejected
 from market import chain as market_chain
@@ -31,7 +31,9 @@ from market.selectors import options as market_options
 
 
 def _require(user: User, role: object) -> None:
-    if user.role != role:
+    # A household's actions are a storage provider's too (it answers with its store).
+    roles = TRADING_ROLES if role == Role.HOUSEHOLD else (role,)
+    if user.role not in roles:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
 
 

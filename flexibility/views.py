@@ -33,7 +33,7 @@ from flexibility import selectors, services
 from flexibility.errors import MESSAGES
 from flexibility.forms import FIELD_OF_CODE, AnswerForm, RequirementForm, StoreForm
 from flexibility.models import Answer, AnswerStatus, Requirement, RequirementStatus
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from gridplatform.actions import signed_form, submitted
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
@@ -138,27 +138,27 @@ def _household_page(
 
 
 @require_GET
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def household_page(request: HttpRequest) -> HttpResponse:
     return _household_page(request)
 
 
 requirement_rows = live_partial(
-    "flexibility/_requirements.html", household_requirements, Role.HOUSEHOLD, get_only=True
+    "flexibility/_requirements.html", household_requirements, *TRADING_ROLES, get_only=True
 )
 answer_rows = live_partial(
-    "flexibility/_answers.html", household_answers, Role.HOUSEHOLD, get_only=True
+    "flexibility/_answers.html", household_answers, *TRADING_ROLES, get_only=True
 )
 contract_rows = live_partial(
-    "flexibility/_contracts.html", contracts, Role.HOUSEHOLD, *OPERATORS, get_only=True
+    "flexibility/_contracts.html", contracts, *TRADING_ROLES, *OPERATORS, get_only=True
 )
 store_rows = live_partial(
-    "flexibility/_stores.html", stores, Role.HOUSEHOLD, *OPERATORS, get_only=True
+    "flexibility/_stores.html", stores, *TRADING_ROLES, *OPERATORS, get_only=True
 )
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def enrol(request: HttpRequest) -> HttpResponse:
     carrier = request.POST.get("carrier", "")
     try:
@@ -170,7 +170,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def answer(request: HttpRequest, requirement_id: str) -> HttpResponse:
     """Answer one open requirement on the household's feeder: the reduction and its price."""
     requirement = selectors.open_requirements(user=request.user).filter(id=requirement_id).first()

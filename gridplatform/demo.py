@@ -57,6 +57,10 @@ class DemoLogin:
     email: str
 
 
+# An energy seller households may grant trading to (docs/retail.md); on the ledger as a retailer.
+DEMO_RETAILER = "Sol Energy"
+
+
 def demo_email(name: str) -> str:
     return f"{name.split()[0].lower()}@{DEMO_DOMAIN}"
 
@@ -66,6 +70,7 @@ def demo_community_create() -> list[DemoLogin]:
     people: list[tuple[str, str, Role, str]] = [
         ("Feeder Grid Operator", f"operator@{DEMO_DOMAIN}", Role.GRID_OPERATOR, ""),
         ("Energy Regulator", f"regulator@{DEMO_DOMAIN}", Role.REGULATOR, ""),
+        (DEMO_RETAILER, f"retailer@{DEMO_DOMAIN}", Role.RETAILER, ""),
     ]
     people += [(name, demo_email(name), Role.HOUSEHOLD, kind) for name, kind in HOUSEHOLDS]
     existing = set(User.objects.values_list("email", flat=True))
@@ -84,6 +89,7 @@ def demo_community_create() -> list[DemoLogin]:
 # settlement two minutes after a slot ends. It trades heat beside electricity (heat's prices are
 # lower: at most 1.00 per kWh thermal, a network fee of 2 cents).
 DEMO_MARKET_OPTIONS = {
+    "market.retailers": 1,  # only retailer accounts trade for households (docs/retail.md)
     "market.slot_ms": 300_000,
     "market.gate_closure_ms": 60_000,
     "market.settlement_delay_ms": 120_000,
@@ -187,6 +193,12 @@ def _ledger_register(households: Any, *, publish: bool, limit: int | None = None
                 signed("grid.feeder.publish", {"feeder": feeder, **limits, **carrier})
     if publish and application.balance(state, keys.address) == 0:
         signed("credit.issue", {"to": keys.address, "amount": DEMO_OPERATOR_BUDGET})
+    retailer = User.objects.filter(role=Role.RETAILER, email=f"retailer@{DEMO_DOMAIN}").first()
+    if publish and retailer is not None:
+        found = retailer.identity
+        if application.account(state, found.address) is None:
+            registration = {"address": found.address, "public_key": found.public_key}
+            signed("account.register", registration | {"role": application.RETAILER})
     if publish and not tariff.tariffs(state):
         slot_ms = market_options(state).slot_ms
         from_slot = (time.time_ns() // 1_000_000 // slot_ms + 2) * slot_ms

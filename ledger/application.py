@@ -63,13 +63,21 @@ from ledger.state import State
 
 ANY_ROLE = "*"
 
-# Roles on the ledger. Households are registered by the grid operator; the grid operator (also
-# the issuer of credits) and the regulators are listed in genesis.
+# Roles on the ledger. The grid operator (also the issuer of credits) and the regulators are
+# listed in genesis. Households, energy storage providers and energy sellers (retailers) are
+# participants: genesis may list some (``members``), the grid operator registers the others
+# (``account.register``). What each role may send is in its types' registry entries
+# (docs/ledger.md has the table); what a participant's role allows beyond that the applications
+# check (a storage provider trades within its store, a retailer for households only).
 HOUSEHOLD = "household"
+STORAGE_PROVIDER = "storage_provider"
+RETAILER = "retailer"
 GRID_OPERATOR = "grid_operator"
 REGULATOR = "regulator"
-ROLES = frozenset({HOUSEHOLD, GRID_OPERATOR, REGULATOR})
-REGISTRABLE_ROLES = frozenset({HOUSEHOLD})
+ROLES = frozenset({HOUSEHOLD, STORAGE_PROVIDER, RETAILER, GRID_OPERATOR, REGULATOR})
+REGISTRABLE_ROLES = frozenset({HOUSEHOLD, STORAGE_PROVIDER, RETAILER})
+# The participants that trade energy for themselves (own meters, feeders, orders, offers).
+TRADERS = frozenset({HOUSEHOLD, STORAGE_PROVIDER})
 
 
 class TxFailed(Exception):
@@ -345,8 +353,10 @@ def genesis_state(
     regulator_public_keys: Sequence[str],
     validators: Sequence[str] = (),
     options: Mapping[str, int] | None = None,
+    members: Sequence[tuple[str, str]] = (),
 ) -> State:
-    """The state at height 0: the grid operator (the issuer of credits) and the regulators.
+    """The state at height 0: the grid operator (the issuer of credits), the regulators and the
+    participants genesis lists (``members``: (public key, one of :data:`REGISTRABLE_ROLES`)).
 
     The validator set and the network's options are part of it, so block 0's state root (and
     so its hash) commits to the whole genesis document.
@@ -363,9 +373,13 @@ def genesis_state(
         },
     )
     state.set("ledger/supply", 0)
-    members = [(issuer_public_key, GRID_OPERATOR)]
-    members += [(key, REGULATOR) for key in regulator_public_keys]
+    accounts = [(issuer_public_key, GRID_OPERATOR)]
+    accounts += [(key, REGULATOR) for key in regulator_public_keys]
     for public_key, role in members:
+        if role not in REGISTRABLE_ROLES:
+            raise ValueError(f"genesis lists a {role!r} only as the issuer or a regulator")
+        accounts.append((public_key, role))
+    for public_key, role in accounts:
         address = address_from_public_key(public_key)
         if account(state, address) is not None:
             raise ValueError(f"{address} is listed twice in genesis")
@@ -383,7 +397,7 @@ def _account_register(state: State, tx: Transaction, context: Context) -> None:
     """The grid operator binds a new address to its public key and a role."""
     address, public_key, role = payload_fields(tx, "address", "public_key", "role")
     if role not in REGISTRABLE_ROLES:
-        raise TxFailed("bad_role", "only households are registered by transaction")
+        raise TxFailed("bad_role", "households, storage providers and retailers are registered")
     try:
         public_key_bytes(public_key)
         derived = address_from_public_key(public_key)
@@ -456,6 +470,8 @@ def register_ledger_types(registry: Registry) -> Registry:
     registry.register("account.register", senders={GRID_OPERATOR}, handler=_account_register)
     registry.register("key.rotate", senders={ANY_ROLE}, handler=_key_rotate)
     registry.register("credit.issue", senders={GRID_OPERATOR}, handler=_credit_issue)
-    registry.register("credit.transfer", senders={HOUSEHOLD}, handler=_credit_transfer)
-    registry.register("credit.redeem", senders={HOUSEHOLD}, handler=_credit_redeem)
+    # Every participant holds credits: a storage provider's trades, a retailer's fees (paid by
+    # transfer); each may pass them on or redeem them.
+    registry.register("credit.transfer", senders=REGISTRABLE_ROLES, handler=_credit_transfer)
+    registry.register("credit.redeem", senders=REGISTRABLE_ROLES, handler=_credit_redeem)
     return registry

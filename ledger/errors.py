@@ -56,7 +56,7 @@ MESSAGES: dict[str, str] = {
     "bad_amount": "The amount must be a positive number of cents.",
     "bad_address": "That is not an account address (50 hexadecimal characters, starting 01).",
     "unknown_account": "No account has that address.",
-    "bad_role": "Only households are registered by transaction.",
+    "bad_role": "Only households, storage providers and retailers are registered by transaction.",
     "bad_public_key": "The public key is an Ed25519 public key, 64 lowercase hex.",
     "address_key_mismatch": "The address does not derive from the public key.",
     "already_registered": "That account is on the ledger already.",

@@ -13,7 +13,13 @@ JSON (canonical when written by :meth:`Genesis.dumps`)::
       "regulator_public_keys": [64-hex public key, ...]
       "options":               {name: int, ...}
       "protocol":              4, the ledger protocol (``ledger.state.PROTOCOL_VERSION``)
+      "members":               [{"public_key": 64-hex, "role": str}, ...], optional
     }
+
+``members`` lists participants that exist from block 0 with their role: ``household``,
+``storage_provider`` or ``retailer`` (``ledger.application.REGISTRABLE_ROLES``; the others are
+registered later by the grid operator). A document without members has no ``members`` key at
+all, so the documents (and block 0 hashes) of networks created before it existed are unchanged.
 
 A document of another protocol (one without ``protocol`` is of protocol 1, whose state root
 hashed the whole state) is refused with a message that says how to create a new network.
@@ -76,6 +82,8 @@ GENESIS_FIELDS = frozenset(
         "protocol",
     }
 )
+OPTIONAL_GENESIS_FIELDS = frozenset({"members"})
+MEMBER_FIELDS = frozenset({"public_key", "role"})
 KEY_FILE_FIELDS = frozenset({"chain", "index", "public_key", "private_key"})
 KEY_FILE_MODE = 0o600
 
@@ -102,6 +110,24 @@ def _check_public_key(what: str, value: object) -> str:
     return value
 
 
+def _check_members(value: object) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise GenesisError("members must be a list of (public key, role)")
+    members = []
+    for index, member in enumerate(value):
+        if isinstance(member, (str, bytes)) or not isinstance(member, Sequence) or len(member) != 2:
+            raise GenesisError(f"member {index} must be a public key and a role")
+        key, role = member
+        _check_public_key(f"member {index}", key)
+        if role not in application.REGISTRABLE_ROLES:
+            raise GenesisError(
+                f"member {index}: role {role!r} is not one of"
+                f" {sorted(application.REGISTRABLE_ROLES)}"
+            )
+        members.append((key, role))
+    return tuple(members)
+
+
 def fault_tolerance(validator_count: int) -> int:
     """f for N = 3f + 1 validators; GenesisError unless N is 3f + 1 with f >= 1 (4, 7, 10...)."""
     if validator_count < 4 or (validator_count - 1) % 3:
@@ -122,6 +148,8 @@ class Genesis:
     regulator_public_keys: tuple[str, ...] = ()
     options: Mapping[str, int] = field(default_factory=dict)
     protocol: int = PROTOCOL_VERSION
+    # (public key, role) of each participant listed in genesis, in the document's order.
+    members: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.protocol != PROTOCOL_VERSION or not _is_int(self.protocol):
@@ -146,6 +174,10 @@ class Genesis:
         members = [self.issuer_public_key, *self.regulator_public_keys]
         if len(set(members)) != len(members):
             raise GenesisError("the issuer and the regulators must have distinct keys")
+        object.__setattr__(self, "members", _check_members(self.members))
+        keys = [*members, *(key for key, _ in self.members)]
+        if len(set(keys)) != len(keys):
+            raise GenesisError("every member of genesis must have a key of its own")
         if not isinstance(self.options, Mapping):
             raise GenesisError("options must be an object")
         for name, value in self.options.items():
@@ -166,7 +198,7 @@ class Genesis:
     # --- JSON --------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "chain": self.chain,
             "timestamp_ms": self.timestamp_ms,
             "validators": list(self.validators),
@@ -175,16 +207,30 @@ class Genesis:
             "options": dict(self.options),
             "protocol": self.protocol,
         }
+        if self.members:
+            document["members"] = [{"public_key": k, "role": r} for k, r in self.members]
+        return document
 
     @classmethod
     def from_json(cls, obj: object) -> Genesis:
-        """Parse a decoded genesis document strictly: exactly its seven fields."""
+        """Parse a decoded genesis document strictly: exactly its seven fields, and ``members``
+        if it lists any."""
         if isinstance(obj, dict) and obj.keys() == GENESIS_FIELDS - {"protocol"}:
             raise GenesisError(f"a genesis document of protocol 1: {RECREATE_HINT}")
-        if not isinstance(obj, dict) or obj.keys() != GENESIS_FIELDS:
+        if not isinstance(obj, dict) or not GENESIS_FIELDS <= obj.keys() <= (
+            GENESIS_FIELDS | OPTIONAL_GENESIS_FIELDS
+        ):
             raise GenesisError(
                 f"a genesis document is an object with keys {sorted(GENESIS_FIELDS)}"
+                f" and optionally {sorted(OPTIONAL_GENESIS_FIELDS)}"
             )
+        if "members" in obj:
+            listed = obj["members"]
+            if not isinstance(listed, list) or not listed:
+                raise GenesisError("members must be a non-empty list (or left out)")
+            if not all(isinstance(m, dict) and m.keys() == MEMBER_FIELDS for m in listed):
+                raise GenesisError('each member is {"public_key": ..., "role": ...}')
+            obj = obj | {"members": [(m["public_key"], m["role"]) for m in listed]}
         for name in ("validators", "regulator_public_keys"):
             if not isinstance(obj[name], list):
                 raise GenesisError(f"{name} must be a list")
@@ -236,6 +282,7 @@ class Genesis:
             regulator_public_keys=list(self.regulator_public_keys),
             validators=list(self.validators),
             options=dict(self.options),
+            members=self.members,
         )
 
     def block_header(self) -> BlockHeader:
@@ -276,6 +323,7 @@ def create_genesis(
     issuer_public_key: str,
     regulator_public_keys: Sequence[str] = (),
     options: Mapping[str, int] | None = None,
+    members: Sequence[tuple[str, str]] = (),
 ) -> tuple[Genesis, Block]:
     """A new network's genesis document and block 0, signed by every validator key.
 
@@ -288,6 +336,7 @@ def create_genesis(
         issuer_public_key=issuer_public_key,
         regulator_public_keys=tuple(regulator_public_keys),
         options=dict(options or {}),
+        members=tuple(members),
     )
     header = genesis.block_header()
     proposal = propose_block(

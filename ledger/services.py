@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from gridplatform import embedded_redis
-from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.models import PARTICIPANT_ROLES, Identity, Role, User
 from gridplatform.accounts.services import AccountError, identity_unseal
 from gridplatform.errors import DomainError
 from gridplatform.money import text_from_minor
@@ -440,10 +440,12 @@ def key_take_over(*, user: User, public_key: str) -> Transaction:
 
 
 def _operator_household(operator: User, household: User) -> Identity:
+    """The identity of a participant (a household, storage provider or retailer) the grid
+    operator acts on."""
     if operator.role != Role.GRID_OPERATOR:
         raise TransactionRejected("not_allowed")
     identity_: Identity | None = Identity.objects.filter(
-        user=household, user__role=Role.HOUSEHOLD
+        user=household, user__role__in=PARTICIPANT_ROLES
     ).first()
     if identity_ is None:
         raise TransactionRejected("no_identity")
@@ -451,8 +453,10 @@ def _operator_household(operator: User, household: User) -> Identity:
 
 
 def household_enrol(*, operator: User, household: User) -> Transaction:
-    """The grid operator registers a household's address and public key on the ledger, so that
-    it can hold credits and trade (``account.register``, signed with the operator's key).
+    """The grid operator registers a participant's address and public key on the ledger, so that
+    it can hold credits and trade (``account.register``, signed with the operator's key), with
+    its role: a household, a storage provider or a retailer (the site's role and the ledger's
+    have one name).
 
     Raises ``TransactionRejected``: ``not_allowed`` (not the grid operator), ``no_identity``,
     ``already_registered`` (on the ledger, or its registration pending), or an admission code.
@@ -466,7 +470,7 @@ def household_enrol(*, operator: User, household: User) -> Transaction:
         payload={
             "address": identity_.address,
             "public_key": identity_.public_key,
-            "role": application.HOUSEHOLD,
+            "role": str(household.role),
         },
     )
 

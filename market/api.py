@@ -35,7 +35,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gridplatform import api
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, User
 from gridplatform.api import UNAUTHENTICATED, codes_text, error_response
 from gridplatform.errors import DomainError, Forbidden, InvalidInput, NotFoundError
 from ledger.projection import ms_of_datetime
@@ -110,7 +110,7 @@ def _check_id(id: str, *, code: str | None = None) -> None:
 
 
 def _household(user: User) -> None:
-    if user.role != Role.HOUSEHOLD:
+    if user.role not in TRADING_ROLES:
         raise Forbidden(MESSAGES["forbidden"])
 
 

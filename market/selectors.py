@@ -18,7 +18,7 @@ from django.db.models.functions import Substr
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Identity, Role, User
 from ledger import config, projection
 from ledger.models import LedgerAccount, StateEntry
 from market.chain.options import ELECTRICITY, Options
@@ -332,9 +332,10 @@ class HouseholdPage:
 
 
 def _households_with_money(user: User) -> QuerySet[User]:
-    """The households (with an identity) the grid operator and admins see, each with its ledger
-    balance, locked margin and feeder from the read models; none for anyone else."""
-    households = User.objects.filter(role=Role.HOUSEHOLD, identity__isnull=False)
+    """The households and storage providers (with an identity) the grid operator and admins
+    see, each with its ledger balance, locked margin and feeder from the read models; none for
+    anyone else."""
+    households = User.objects.filter(role__in=TRADING_ROLES, identity__isnull=False)
     if not user.is_authenticated or user.role not in (Role.GRID_OPERATOR, Role.ADMIN):
         households = households.none()
     address = OuterRef("identity__address")

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Identity, Role, User
 from ledger.crypto import Transaction, is_lower_hex
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
@@ -112,7 +112,7 @@ def order_place(
     """A limit order for ``slot`` (its start): ``side`` buy or sell, energy in Wh, price in minor
     units per kWh, of ``carrier`` (kWh thermal for heat). Locks its margin when its block
     commits."""
-    if user.role != Role.HOUSEHOLD:
+    if user.role not in TRADING_ROLES:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     payload = {
         "slot": slot_ms(slot),
@@ -147,7 +147,7 @@ def offer_post(
 ) -> Transaction:
     """A bilateral offer to sell ``carrier``: to the account at ``buyer``, or to anyone
     (``""``)."""
-    if user.role != Role.HOUSEHOLD:
+    if user.role not in TRADING_ROLES:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     if not isinstance(buyer, str):  # never "anyone" by mistake: that is the empty string
         raise TransactionRejected("bad_address", MESSAGES["bad_address"])
@@ -162,7 +162,7 @@ def offer_post(
 
 def offer_accept(*, user: User, offer_id: str, energy_wh: int) -> Transaction:
     """Take ``energy_wh`` of an open offer made to anyone or to ``user``, at its price."""
-    if user.role != Role.HOUSEHOLD:
+    if user.role not in TRADING_ROLES:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
     # Only offers made to anyone or to this user exist for it (one made to another buyer is
     # "unknown" here, as in the API, rather than "not offered to you").
@@ -217,7 +217,7 @@ def feeder_assign(
     ``carrier_mismatch`` (the name is published for the other carrier's network)."""
     if operator.role != Role.GRID_OPERATOR:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
-    if household.role != Role.HOUSEHOLD:
+    if household.role not in TRADING_ROLES:
         raise TransactionRejected("not_household", MESSAGES["not_household"])
     payload = {"address": _address(household), "feeder": feeder}
     return submit(operator, "grid.feeder.assign", with_carrier(payload, carrier))

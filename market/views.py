@@ -36,7 +36,7 @@ from django.utils import dateformat, timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from ledger.projection import datetime_of_ms, ms_of_datetime
@@ -253,7 +253,7 @@ def _trade_page(
         "slot": slot,
         "slot_ms": chosen_ms,
         "slot_label": slot_label(slot) if slot is not None else "",
-        "household": user.role == Role.HOUSEHOLD,
+        "household": user.role in TRADING_ROLES,
         "errors": errors or {},
         "rule_preview": rule_preview,
         "order_warnings": order_warnings or [],
@@ -339,32 +339,32 @@ def book(request: HttpRequest) -> HttpResponse:
     return render(request, "market/_book.html", context)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def money(request: HttpRequest) -> HttpResponse:
     return render(request, "market/_money.html", {"money": selectors.money(user=request.user)})
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def order_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "market/_orders.html", _orders_context(request.user))
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def offer_rows(request: HttpRequest) -> HttpResponse:
     context = _offers_context(request.user, selectors.options())
     return render(request, "market/_offers.html", context)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def my_offer_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "market/_my_offers.html", _my_offers_context(request.user))
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def contract_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "market/_contracts.html", _contracts_context(request.user))
@@ -374,7 +374,7 @@ def contract_rows(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def order_place(request: HttpRequest) -> HttpResponse:
     form = OrderForm(
         request.POST,
@@ -448,7 +448,7 @@ def _second_look(
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
     order: Order | None = selectors.order_list(user=request.user).filter(id=order_id).first()
     try:
@@ -465,7 +465,7 @@ def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def offer_post(request: HttpRequest) -> HttpResponse:
     form = OfferForm(
         request.POST,
@@ -522,7 +522,7 @@ def _refused_form_page(
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def offer_accept(request: HttpRequest, offer_id: str) -> HttpResponse:
     # Only an offer this household may see: another buyer's offer is "no such offer" here.
     offer: Offer | None = selectors.offers_to_accept(user=request.user).filter(id=offer_id).first()
@@ -548,7 +548,7 @@ def offer_accept(request: HttpRequest, offer_id: str) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 def offer_withdraw(request: HttpRequest, offer_id: str) -> HttpResponse:
     address = selectors.address_of(request.user) or "-"
     offer: Offer | None = (
@@ -721,7 +721,7 @@ def tariffs(request: HttpRequest) -> HttpResponse:
     return render(request, "market/tariffs.html", context, status=400 if errors else 200)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def statement_page(request: HttpRequest) -> HttpResponse:
     """The household's settled contracts, each in its carrier's unit, and, where it traded more
@@ -739,7 +739,7 @@ def statement_page(request: HttpRequest) -> HttpResponse:
     return render(request, "market/statements.html", context)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def statement_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(

@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from gridplatform.errors import DomainError
 from ledger import identity
 from meters import readings as batch_rules
@@ -80,10 +80,10 @@ def _token_issue(meter: Meter) -> tuple[MeterToken, str]:
 
 
 def _may_manage(*, by: User, owner: User) -> bool:
-    """The household itself, or the grid operator for any household."""
+    """The household (or storage provider) itself, or the grid operator for any of them."""
     if by.role == Role.GRID_OPERATOR:
         return True
-    return by.role == Role.HOUSEHOLD and by.pk == owner.pk
+    return by.role in TRADING_ROLES and by.pk == owner.pk
 
 
 # --- registration and tokens -----------------------------------------------------------------
@@ -114,7 +114,7 @@ def meter_register(
     """
     if not _may_manage(by=by, owner=owner):
         raise Forbidden(MESSAGES["forbidden"])
-    if owner.role != Role.HOUSEHOLD or not owner.is_active:
+    if owner.role not in TRADING_ROLES or not owner.is_active:
         raise _refuse("not_household")
     if not isinstance(meter_id, str) or not _METER_ID.fullmatch(meter_id):
         raise _refuse("bad_meter_id")

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from gridplatform.accounts.models import Role
+from gridplatform.accounts.models import TRADING_ROLES
 from gridplatform.decorators import role_required
 from gridplatform.errors import DomainError
 from meters import relay, selectors, services
@@ -49,13 +49,13 @@ def _page(
     return response
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_GET
 def meter_page(request: HttpRequest) -> HttpResponse:
     return _page(request, form=MeterForm(user=request.user))
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_POST
 def meter_register(request: HttpRequest) -> HttpResponse:
     """Register one of the household's meters and show its token, once."""
@@ -82,7 +82,7 @@ def meter_register(request: HttpRequest) -> HttpResponse:
     return _page(request, form=form, status=400)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_POST
 def meter_token_rotate(request: HttpRequest, meter_id: str) -> HttpResponse:
     """A new token for one of the household's meters (another's is a 404), shown once."""
@@ -99,7 +99,7 @@ def meter_token_rotate(request: HttpRequest, meter_id: str) -> HttpResponse:
     return _page(request, form=MeterForm(user=request.user), new_token=token, token_meter=meter_id)
 
 
-@role_required(Role.HOUSEHOLD)
+@role_required(*TRADING_ROLES)
 @require_POST
 def meter_token_revoke(request: HttpRequest, meter_id: str) -> HttpResponse:
     """Revoke a meter's token: it cannot send readings until given a new one."""

@@ -62,8 +62,8 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     )
 
 
-def _household(user: User) -> None:
-    if user.role != Role.HOUSEHOLD:
+def _household(user: User, role: object = Role.HOUSEHOLD) -> None:
+    if user.role != role:
         raise Forbidden(MESSAGES["forbidden"])
 
 
@@ -257,6 +257,7 @@ class OrderListApi(ListAPIView):
             "energy_out_of_bounds",
             "energy_not_in_steps",
             "price_out_of_bounds",
+            "not_retailer",
             "no_grant",
             "exceeds_grant",
             "price_outside_grant",
@@ -271,7 +272,7 @@ class OrderListApi(ListAPIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        _household(request.user)
+        _household(request.user, Role.RETAILER)
         data = validated(self.InputSerializer, request.data)
         return api.sent(services.order_place_for(retailer=request.user, **data))
 
@@ -286,7 +287,7 @@ class OrderDetailApi(APIView):
         responses={404: error_response("`unknown_order`: not placed by you, or not open.")},
     )
     def delete(self, request: Request, id: str) -> Response:
-        _household(request.user)
+        _household(request.user, Role.RETAILER)
         if not TX_ID.fullmatch(id):
             raise NotFoundError(MESSAGES["unknown_order"], code="unknown_order")
         try:

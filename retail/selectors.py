@@ -1,8 +1,8 @@
 """Reads of grants and of the orders retailers placed, each scoped by who asks.
 
 A household sees the grants it gave (its retailers) and the orders retailers placed for it; a
-retailer (any household account some household granted) sees the grants given to it (its
-customers) and the orders it placed. Nobody else sees any.
+retailer (an account of the retailer role) sees the grants given to it (its customers) and the
+orders it placed. Nobody else sees any.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from market.selectors import address_of
 from retail.models import Grant, RetailOrder
 
 
-def _address(user: User) -> str:
-    """The household's address, or a value no row has."""
-    if not user.is_authenticated or user.role != Role.HOUSEHOLD:
+def _address(user: User, role: object = Role.HOUSEHOLD) -> str:
+    """The address of ``user`` if it has ``role``, or a value no row has."""
+    if not user.is_authenticated or user.role != role:
         return "-"
     return address_of(user) or "-"
 
@@ -32,17 +32,14 @@ def grant_list(*, user: User) -> QuerySet[Grant]:
 
 def customer_list(*, user: User) -> QuerySet[Grant]:
     """The active grants given to the retailer: its customers and their limits."""
-    return Grant.objects.filter(retailer=_address(user), revoked_height__isnull=True)
-
-
-def is_retailer(*, user: User) -> bool:
-    """Whether any household has granted ``user`` (now or before): it has a retailer's page."""
-    return Grant.objects.filter(retailer=_address(user)).exists()
+    return Grant.objects.filter(retailer=_address(user, Role.RETAILER), revoked_height__isnull=True)
 
 
 def placed_orders(*, user: User) -> QuerySet[RetailOrder]:
     """The orders the retailer placed for its customers, newest first."""
-    return RetailOrder.objects.select_related("order").filter(placed_by=_address(user))
+    return RetailOrder.objects.select_related("order").filter(
+        placed_by=_address(user, Role.RETAILER)
+    )
 
 
 def placed_for_me(*, user: User) -> QuerySet[RetailOrder]:

@@ -26,14 +26,15 @@ from retail import selectors
 from retail.errors import MESSAGES
 
 
-def _household(user: User) -> None:
-    if user.role != Role.HOUSEHOLD:
+def _household(user: User, role: object = Role.HOUSEHOLD) -> None:
+    if user.role != role:
         raise TransactionRejected("not_allowed", MESSAGES["not_allowed"])
 
 
 def retailer_address(text: str) -> str:
     """The account a household names as its retailer: an address (checked: a mistyped one is
-    ``bad_address``), or the email of a household on the ledger (else ``unknown_retailer``)."""
+    ``bad_address``; the validators check its role), or the email of a retailer account on the
+    ledger (else ``unknown_retailer``)."""
     text = text.strip()
     if "@" not in text:
         try:
@@ -41,7 +42,7 @@ def retailer_address(text: str) -> str:
         except IdentityError:
             raise TransactionRejected("bad_address", MESSAGES["bad_address"]) from None
     found = (
-        Identity.objects.filter(user__email__iexact=text, user__role=Role.HOUSEHOLD)
+        Identity.objects.filter(user__email__iexact=text, user__role=Role.RETAILER)
         .values_list("address", flat=True)
         .first()
     )
@@ -63,7 +64,7 @@ def grant_give(
     ``carrier``, each at most ``max_energy_wh``, buying at most ``max_price`` and selling at
     least ``min_price`` (minor units per kWh): ``market.grant``; given again, the limits change.
     Refusals: ``bad_address``, ``unknown_retailer``, then the validators' (``own_grant``,
-    ``bad_grant_limit``, ``unknown_account``, ``bad_carrier``)."""
+    ``not_retailer``, ``bad_grant_limit``, ``unknown_account``, ``bad_carrier``)."""
     _household(user)
     payload = {
         "retailer": retailer_address(retailer),
@@ -105,8 +106,8 @@ def order_place_for(
     (``market.order.place`` with ``for``). A household that has no grant to the retailer in
     the read models is ``not_a_customer``; then the validators' refusals (``no_grant``,
     ``exceeds_grant``, ``price_outside_grant``, the slot's, the household's qualification and
-    free balance)."""
-    _household(retailer)
+    free balance). Only a retailer account places them (``not_allowed``)."""
+    _household(retailer, Role.RETAILER)
     if not selectors.customer_list(user=retailer).filter(household=household).exists():
         raise TransactionRejected("not_a_customer", MESSAGES["not_a_customer"])
     payload = {
@@ -125,7 +126,7 @@ def order_cancel_for(*, retailer: User, order_id: str) -> Transaction:
     """The retailer cancels the unmatched rest of an open order it placed for a customer
     (``market.order.cancel``: its placer may). Refusals: ``unknown_order``, then the
     validators' (``slot_past``, ``slot_closed``)."""
-    _household(retailer)
+    _household(retailer, Role.RETAILER)
     placed = selectors.placed_orders(user=retailer).filter(order__status=OrderStatus.OPEN)
     if not market_services.is_id(order_id) or not placed.filter(order_id=order_id).exists():
         raise TransactionRejected("unknown_order", MESSAGES["unknown_order"])

@@ -3,7 +3,7 @@
 * ``/retail/`` (a household): grant a retailer (by its email or address) the right to trade for
   it, per carrier, within limits; change the limits by granting again; revoke; its grants and
   the orders retailers placed for it.
-* ``/retail/customers/`` (a retailer: any household some household granted): its customers and
+* ``/retail/customers/`` (a retailer account; ``/retail/`` brings it here): its customers and
   their limits, a form to place an order for one of them, and the orders it placed, each
   cancellable while open. The list follows the blocks live.
 
@@ -52,7 +52,6 @@ def _grants_page(
         "grants": [(grant, parties[grant.retailer]) for grant in grants],
         "placed_for_me": [(row, parties[row.placed_by]) for row in placed],
         "form": form or GrantForm(prefix="grant", options=market_selectors.options()),
-        "is_retailer": selectors.is_retailer(user=user),
         "error": error,
     }
     failed = bool(error) or (form is not None and bool(form.errors))
@@ -60,8 +59,10 @@ def _grants_page(
 
 
 @require_GET
-@role_required(Role.HOUSEHOLD)
+@role_required(Role.HOUSEHOLD, Role.RETAILER)
 def grants_page(request: HttpRequest) -> HttpResponse:
+    if request.user.role == Role.RETAILER:
+        return redirect("retail-customers")
     return _grants_page(request)
 
 
@@ -160,16 +161,16 @@ def _order_form(user: User, data: Any = None) -> RetailOrderForm:
 
 
 @require_GET
-@role_required(Role.HOUSEHOLD)
+@role_required(Role.RETAILER)
 def retailer_page(request: HttpRequest) -> HttpResponse:
     return _retailer_page(request)
 
 
-placed_order_rows = live_partial("retail/_placed.html", placed_rows, Role.HOUSEHOLD, get_only=True)
+placed_order_rows = live_partial("retail/_placed.html", placed_rows, Role.RETAILER, get_only=True)
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(Role.RETAILER)
 def order_place(request: HttpRequest) -> HttpResponse:
     form = _order_form(request.user, request.POST)
 
@@ -203,7 +204,7 @@ def order_place(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@role_required(Role.HOUSEHOLD)
+@role_required(Role.RETAILER)
 def order_cancel(request: HttpRequest, order_id: str) -> HttpResponse:
     try:
         tx = services.order_cancel_for(retailer=request.user, order_id=order_id)

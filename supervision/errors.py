@@ -24,6 +24,11 @@ SITE_MESSAGES: dict[str, str] = {
     "alert_acknowledged": "That alert is acknowledged already.",
     "alert_changed": "That alert changed since it was shown: read it again, then acknowledge it.",
     "bad_desk": "The desk is operator or regulator.",
+    "bad_participant_role": "The grid operator opens accounts for storage providers and "
+    "retailers here; households register themselves.",
+    "bad_name": "Give the account a name.",
+    "bad_email": "Give a valid email address.",
+    "email_taken": "An account with this email address already exists.",
 }
 
 MESSAGES: dict[str, str] = ledger_errors.compose(

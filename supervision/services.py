@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from gridplatform.accounts.models import Role, User
+from gridplatform.accounts import services as account_services
+from gridplatform.accounts.models import TRADING_ROLES, Role, User
 from gridplatform.errors import DomainError, NotFoundError
 from gridplatform.money import text_from_minor
 from ledger import services as ledger_services
+from ledger.application import RETAILER, STORAGE_PROVIDER
 from ledger.crypto import Transaction
 from ledger.projection import ms_of_datetime
 from ledger.services import TransactionRejected, transaction_sign_and_submit
@@ -58,6 +60,53 @@ def _whole(value: object, code: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TransactionRejected(code, MESSAGES[code])
     return value
+
+
+# --- participants the grid operator opens -------------------------------------------------------
+
+# The roles whose accounts the grid operator opens (households register themselves).
+OPENED_ROLES = (STORAGE_PROVIDER, RETAILER)
+
+
+def participant_register(*, operator: User, name: str, email: str, role: str) -> User:
+    """The grid operator opens an account for a storage provider or a retailer and registers it
+    on the ledger with that role (``account.register``, signed with the operator's key).
+
+    The account has no password: its owner sets one from the login page's "Forgot your
+    password?" link, as the email sent to it says. Raises ``PermissionDenied`` (not the grid
+    operator) or ``TransactionRejected``: ``bad_participant_role``, ``bad_name``,
+    ``bad_email``, ``email_taken``, or what signing and admission answer (the account then
+    stays, not on the ledger; the operator registers it again from its console row).
+    """
+    _require(operator, Role.GRID_OPERATOR, "the grid operator can")
+    if role not in OPENED_ROLES:
+        raise TransactionRejected("bad_participant_role", MESSAGES["bad_participant_role"])
+    if not isinstance(name, str) or not name.strip():
+        raise TransactionRejected("bad_name", MESSAGES["bad_name"])
+    try:
+        user = account_services.user_create(
+            email=email,
+            name=name,
+            password=None,
+            role=Role(role),
+        )
+    except account_services.EmailTaken:
+        raise TransactionRejected("email_taken", MESSAGES["email_taken"]) from None
+    except ValidationError:
+        raise TransactionRejected("bad_email", MESSAGES["bad_email"]) from None
+    ledger_services.household_enrol(operator=operator, household=user)
+    label = Role(role).label
+    body = (
+        f"Hello {user.name},\n\nthe grid operator opened your account on the grid platform as "
+        f"a {label.lower()}: it is on the ledger with the next block. To log in, choose a "
+        'password with the login page\'s "Forgot your password?" link, for this email '
+        "address.\n"
+    )
+    try:
+        send_mail("Your account on the grid platform", body, None, [user.email])
+    except OSError:  # the account stands; the operator can tell its owner too
+        log.warning("welcome email to participant %s not sent", user.pk, exc_info=True)
+    return user
 
 
 # --- the regulators' acts ------------------------------------------------------------------------
@@ -241,7 +290,7 @@ def household_approve(*, operator: User, household: User, feeder: str, top_up: i
     a notification once the assignment commits).
     """
     _require(operator, Role.GRID_OPERATOR, "the grid operator can")
-    if household.role != Role.HOUSEHOLD or not household.is_active:
+    if household.role not in TRADING_ROLES or not household.is_active:
         raise TransactionRejected("not_household", MESSAGES["not_household"])
     published = Feeder.objects.filter(name=feeder, carrier=ELECTRICITY)  # not a heat segment
     if not isinstance(feeder, str) or not published.exists():

@@ -33,7 +33,7 @@ from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from gridplatform.accounts.models import Identity, Role, User
+from gridplatform.accounts.models import TRADING_ROLES, Identity, Role, User
 from gridplatform.decorators import View, role_required
 from gridplatform.errors import DomainError
 from ledger.crypto import Transaction
@@ -556,7 +556,7 @@ def trading_stop_context(user: User) -> dict[str, Any]:
 
 # The order form's notice (``/market/``), re-fetched on every block.
 trading_stop = live_partial(
-    "supervision/_trading_stop.html", trading_stop_context, Role.HOUSEHOLD, get_only=True
+    "supervision/_trading_stop.html", trading_stop_context, *TRADING_ROLES, get_only=True
 )
 
 

@@ -67,6 +67,10 @@ def test_the_demo_households_are_registered_on_feeders_with_credits(network: Liv
     network.wait(ready, seconds=90, what="demo households registered, on feeders, funded")
     feeders = set(MarketAccount.objects.values_list("feeder", flat=True))
     assert feeders == set(DEMO_FEEDERS)
+    # The demo's energy seller is on the ledger as a retailer, with no feeder or credits.
+    retailer = User.objects.get(email=f"retailer@{DEMO_DOMAIN}")
+    assert retailer.role == Role.RETAILER
+    assert LedgerAccount.objects.get(address=retailer.identity.address).role == "retailer"
     # The grid operator published the demo grid, with one tight feeder for the checks to bite.
     limits = {
         entry.key.removeprefix("grid/topology/"): (

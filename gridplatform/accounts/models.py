@@ -7,6 +7,8 @@ from django.utils import timezone
 
 class Role(models.TextChoices):
     HOUSEHOLD = "household", "Household"
+    STORAGE_PROVIDER = "storage_provider", "Storage provider"
+    RETAILER = "retailer", "Retailer (energy seller)"
     GRID_OPERATOR = "grid_operator", "Grid operator"
     REGULATOR = "regulator", "Regulator"
     ADMIN = "admin", "Administrator"
@@ -17,6 +19,12 @@ class HouseholdKind(models.TextChoices):
     PROSUMER = "prosumer", "Prosumer (rooftop PV)"
     STORAGE = "storage", "Storage owner (PV and battery)"
 
+
+# The participants: on the ledger under the same role name (``ledger.application``), registered
+# there by the grid operator. Households and storage providers trade for themselves; a retailer
+# trades for the households that granted it.
+PARTICIPANT_ROLES = (Role.HOUSEHOLD, Role.STORAGE_PROVIDER, Role.RETAILER)
+TRADING_ROLES = (Role.HOUSEHOLD, Role.STORAGE_PROVIDER)
 
 # Roles that watch every account: the grid operator sees all balances and changes none.
 SUPERVISORY_ROLES = (Role.GRID_OPERATOR, Role.REGULATOR, Role.ADMIN)

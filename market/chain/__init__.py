@@ -37,8 +37,10 @@ from ledger.application import (
     ANY_ROLE,
     GRID_OPERATOR,
     HOUSEHOLD,
+    RETAILER,
     SPEND_GUARDS,
     TOPPED_UP,
+    TRADERS,
     Registry,
     TxFailed,
 )
@@ -66,22 +68,27 @@ GRANT_REVOKE = "market.grant.revoke"
 SLOT_SETTLE = "market.slot.settle"
 TARIFF_PUBLISH = "market.tariff.publish"
 
+# Who may send each type. Households and storage providers trade for themselves (TRADERS); a
+# retailer places and cancels orders for the households that granted it (market.chain.retail);
+# the handlers check the rest of each role's rights (docs/ledger.md has the table).
+OPERATOR = frozenset({GRID_OPERATOR})
+ANYONE = frozenset({ANY_ROLE})
 TYPES = {
-    ORDER_PLACE: (HOUSEHOLD, contract.order_place),
-    ORDER_CANCEL: (HOUSEHOLD, contract.order_cancel),
-    OFFER_POST: (HOUSEHOLD, contract.offer_post),
-    OFFER_ACCEPT: (HOUSEHOLD, contract.offer_accept),
-    OFFER_WITHDRAW: (HOUSEHOLD, contract.offer_withdraw),
-    SLOT_CLEAR: (ANY_ROLE, contract.slot_clear),
-    FLEXIBILITY_ENROLL: (HOUSEHOLD, flexibility.enroll),
-    REQUIREMENT_POST: (GRID_OPERATOR, flexibility.requirement_post),
-    REQUIREMENT_ANSWER: (HOUSEHOLD, flexibility.answer_post),
-    REQUIREMENT_ACCEPT: (GRID_OPERATOR, flexibility.answer_accept),
-    STORAGE_REGISTER: (GRID_OPERATOR, storage.register),
-    GRANT: (HOUSEHOLD, retail.grant),
-    GRANT_REVOKE: (HOUSEHOLD, retail.revoke),
-    SLOT_SETTLE: (ANY_ROLE, settlement.slot_settle),
-    TARIFF_PUBLISH: (GRID_OPERATOR, tariff.tariff_publish),
+    ORDER_PLACE: (TRADERS | {RETAILER}, contract.order_place),
+    ORDER_CANCEL: (TRADERS | {RETAILER}, contract.order_cancel),
+    OFFER_POST: (TRADERS, contract.offer_post),
+    OFFER_ACCEPT: (TRADERS, contract.offer_accept),
+    OFFER_WITHDRAW: (TRADERS, contract.offer_withdraw),
+    SLOT_CLEAR: (ANYONE, contract.slot_clear),
+    FLEXIBILITY_ENROLL: (TRADERS, flexibility.enroll),
+    REQUIREMENT_POST: (OPERATOR, flexibility.requirement_post),
+    REQUIREMENT_ANSWER: (TRADERS, flexibility.answer_post),
+    REQUIREMENT_ACCEPT: (OPERATOR, flexibility.answer_accept),
+    STORAGE_REGISTER: (OPERATOR, storage.register),
+    GRANT: (frozenset({HOUSEHOLD}), retail.grant),
+    GRANT_REVOKE: (frozenset({HOUSEHOLD}), retail.revoke),
+    SLOT_SETTLE: (ANYONE, settlement.slot_settle),
+    TARIFF_PUBLISH: (OPERATOR, tariff.tariff_publish),
 }
 
 
@@ -117,8 +124,8 @@ def slot_closed(state: State, slot: int, now: int) -> bool:
 
 def register(registry: Registry) -> Registry:
     """Add the market's types and hooks to ``registry`` (the ledger's and the meters' first)."""
-    for name, (sender, handler) in TYPES.items():
-        registry.register(name, senders={sender}, handler=handler)
+    for name, (senders, handler) in TYPES.items():
+        registry.register(name, senders=senders, handler=handler)
     registry.hook(SPEND_GUARDS, spend_free_balance_only)
     registry.hook(SLOT_CLOSED, slot_closed)
     registry.hook(TOPPED_UP, residual.arrears_from_top_up)

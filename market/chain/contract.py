@@ -53,19 +53,25 @@ energy's value from the deposit (``market.chain.settlement``, ``market.slot.sett
 Transaction types
 =================
 
-Households send every market type but ``market.slot.clear`` (anyone) and the grid's types
-(``supervision.chain.grid``, grid operator). Each payload has exactly the fields
+Households and storage providers send the types below but ``market.slot.clear`` (anyone) and
+the grid's types (``supervision.chain.grid``, grid operator); a retailer sends
+``market.order.place`` for a household and ``market.order.cancel`` (``market.chain.retail``). A
+storage provider trades within its store (``market.chain.storage``: ``no_store``,
+``beyond_state_of_charge``). Each payload has exactly the fields
 listed (``bad_payload``); the codes are listed in the order they are checked.
 
 ``market.order.place`` ``{"slot": int, "side": "buy"|"sell", "energy_wh": int, "price": int}``
     A limit order. Refusals: ``bad_side``, ``bad_slot``, ``bad_energy``, ``bad_price`` (wrong
     types; ``slot`` must be an integer >= 0, ``energy_wh`` and ``price`` integers),
     ``slot_misaligned``, ``slot_past`` (started already), ``slot_closed`` (gate closed),
-    ``beyond_horizon``, ``energy_out_of_bounds``, ``price_out_of_bounds``, then the
-    qualification audit: ``market_suspended``, ``account_restricted``, ``no_feeder``,
+    ``beyond_horizon``, ``energy_out_of_bounds``, ``price_out_of_bounds``, for a retailer's
+    order ``not_retailer`` / ``no_grant`` / ``exceeds_grant`` / ``price_outside_grant``
+    (``market.chain.retail``) and ``for_customers_only`` (a retailer's order without ``for``),
+    then the qualification audit: ``market_suspended``, ``account_restricted``, ``no_feeder``,
     ``feeder_suspended``, ``grid_high_load`` / ``grid_unstable`` (the grid operator's
     declaration for the grid or the feeder), ``too_many_defaults``, ``opposite_side_open``
     (the account has resting orders on the other side of this slot: no self-trades),
+    ``no_store`` / ``beyond_state_of_charge`` (``market.chain.storage``),
     ``insufficient_free_balance``.
     Continuous market: the order trades at once with the best resting orders that it crosses,
     at each resting order's price, in price-time priority; the remainder rests in the book.
@@ -77,7 +83,8 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
 ``market.offer.post`` ``{"slot", "energy_wh", "price", "buyer": address or ""}``
     A seller's bilateral offer, to one buyer or (``""``) to anyone; locks the seller's deposit.
     Refusals: as ``market.order.place`` (no side, no ``opposite_side_open``), with
-    ``bad_address``, ``unknown_account``, ``not_household``, ``own_offer`` (the named buyer)
+    ``bad_address``, ``unknown_account``, ``not_household`` (neither a household nor a storage
+    provider), ``own_offer`` (the named buyer), then ``no_store`` / ``beyond_state_of_charge``,
     before ``insufficient_free_balance``.
 ``market.offer.accept`` ``{"offer": id, "energy_wh": int}``
     A buyer takes all or part of an offer at its price: a contract. Refusals: ``unknown_offer``,
@@ -86,7 +93,8 @@ listed (``bad_payload``); the codes are listed in the order they are checked.
     (``market_suspended``, ``account_restricted``, ``no_feeder``, ``feeder_suspended``,
     ``grid_high_load``, ``grid_unstable``, ``too_many_defaults``), ``feeder_suspended`` (or a
     ``grid_*`` code: the seller's feeder), ``grid_refused`` (the grid check allows nothing),
-    ``insufficient_free_balance``.
+    for a storage provider ``no_store`` / ``beyond_state_of_charge`` (what the grid allows must
+    fit its store's room), ``insufficient_free_balance``.
 ``market.offer.withdraw`` ``{"offer": id}``
     Releases the rest of the offer's deposit. Refusals: ``unknown_offer``, ``not_owner``,
     ``slot_past``, ``slot_closed``.
@@ -118,7 +126,8 @@ import itertools
 from typing import Any, NamedTuple
 
 from ledger.application import (
-    HOUSEHOLD,
+    STORAGE_PROVIDER,
+    TRADERS,
     Context,
     TxFailed,
     account,
@@ -210,7 +219,9 @@ def _order_terms(
     check_slot_open(slot, context.timestamp_ms, options)
     check_bounds(energy_wh, price, options)
     if owner != tx.sender:
-        retail.check_grant(state, owner, tx.sender, carrier, side, energy_wh, price)
+        retail.check_grant(state, owner, tx.sender, carrier, side, energy_wh, price, context)
+    else:
+        retail.check_own_order(context)
     feeder = qualify(state, owner, options, context, carrier)
     return slot, energy_wh, price, options, carrier, feeder
 
@@ -342,6 +353,7 @@ def order_place(state: State, tx: Transaction, context: Context) -> None:
     if resting is not None and resting["side"] != side:
         raise TxFailed("opposite_side_open", "the account has resting orders on the other side")
     margin = _margin(side, energy_wh, price, options)
+    storage.require_store(state, owner, carrier, context)
     storage.commit(state, owner, carrier, slot, side, energy_wh)
     check_free(state, owner, margin)
     order = with_carrier(
@@ -502,11 +514,12 @@ def offer_post(state: State, tx: Transaction, context: Context) -> None:
     if buyer != "":
         buyer = registered_address(state, buyer)
         named = account(state, buyer)
-        if named is None or named["role"] != HOUSEHOLD:
+        if named is None or named["role"] not in TRADERS:
             raise TxFailed("not_household")
         if buyer == tx.sender:
             raise TxFailed("own_offer")
     deposit = _margin(SELL, energy_wh, price, options)
+    storage.require_store(state, tx.sender, carrier, context)
     storage.commit(state, tx.sender, carrier, slot, SELL, energy_wh)
     lock_margin(state, tx.sender, deposit)
     offer = with_carrier(
@@ -558,6 +571,12 @@ def offer_accept(state: State, tx: Transaction, context: Context) -> None:
     if allowance.energy_wh == 0:
         raise TxFailed("grid_refused", allowance.constraint)
     escrow = buyer_margin(allowance.energy_wh, offer["price"], options.network_fee)
+    if context.sender_role == STORAGE_PROVIDER:
+        # A storage provider charges only into its store's room; what it takes is matched at
+        # once, so it stays committed until the slot settles (a household's store is not asked:
+        # chains from before storage providers replay unchanged).
+        storage.require_store(state, tx.sender, carrier, context)
+        storage.commit(state, tx.sender, carrier, slot, BUY, allowance.energy_wh)
     lock_margin(state, tx.sender, escrow)
     acceptance = {
         "id": context.tx_id,

@@ -70,10 +70,15 @@ MESSAGES: dict[str, str] = {
     "bad_grant_limit": "Limits are whole numbers: energy at least 1 Wh, prices 0 or more.",
     "unknown_grant": "You have no such grant.",
     "no_grant": "That household has not granted you trading in this carrier.",
+    "not_retailer": "Only a retailer account trades for households.",
+    "for_customers_only": "A retailer places orders for the households that granted it, never "
+    "for itself.",
     "exceeds_grant": "That is more energy than the household's grant allows in one order.",
     "price_outside_grant": "That price is outside the household's grant.",
     # energy storage providers (market.chain.storage)
     "beyond_state_of_charge": "Your store cannot give (or take) that much now: see its charge.",
+    "no_store": "A storage provider trades only within a store of that carrier: the grid "
+    "operator registers it first.",
     "not_storage_meter": "That is not a battery or thermal store meter of that account.",
     "bad_capacity": "A capacity is a positive whole number of Wh.",
     "bad_state_of_charge": "The state of charge is a whole number of Wh from 0 to the capacity.",

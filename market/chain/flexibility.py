@@ -29,12 +29,14 @@ the order checked.
     ``bad_direction``, ``bad_energy``, ``bad_price``, ``slot_misaligned``, ``slot_past``,
     ``slot_closed``, ``beyond_horizon``, ``energy_out_of_bounds``, ``price_out_of_bounds``,
     ``insufficient_free_balance``.
-``market.requirement.answer`` ``{"requirement": id, "energy_wh", "price"}`` (a household)
+``market.requirement.answer`` ``{"requirement": id, "energy_wh", "price"}`` (a household or a
+storage provider)
     Offers a reduction of ``energy_wh`` at ``price`` (at most the requirement's); locks a deposit
     like a sell order's (``deposit_bps`` of its value). Refusals: ``unknown_requirement`` (also:
     filled or expired), ``bad_energy``, ``bad_price``, ``slot_past``, ``slot_closed``,
     ``energy_out_of_bounds``, ``price_out_of_bounds``, ``exceeds_requirement``,
-    ``price_above_requirement``, the qualification audit (``market_suspended``,
+    ``price_above_requirement``, ``no_store`` (a storage provider without a store of the
+    carrier), the qualification audit (``market_suspended``,
     ``account_restricted``, ``no_feeder``, ``feeder_suspended``, ``grid_*``,
     ``too_many_defaults``), ``not_on_feeder`` (the household is on another feeder or segment),
     ``not_enrolled``, ``no_baseline`` (none yet for the slot's time of day),
@@ -94,6 +96,7 @@ from collections.abc import Mapping
 from ledger.application import Context, TxFailed, payload_fields
 from ledger.crypto import Transaction, is_name
 from ledger.state import State
+from market.chain import storage
 from market.chain.book import queue_delete, queue_push, queue_unlink
 from market.chain.options import ELECTRICITY, market_options
 from market.chain.pricing import seller_deposit, value
@@ -286,6 +289,7 @@ def answer_post(state: State, tx: Transaction, context: Context) -> None:
         raise TxFailed("exceeds_requirement")
     if price > requirement["price"]:
         raise TxFailed("price_above_requirement")
+    storage.require_store(state, tx.sender, carrier, context)
     feeder = qualify(state, tx.sender, options, context, carrier)
     if feeder != requirement["feeder"]:
         raise TxFailed("not_on_feeder", f"the requirement is for {requirement['feeder']}")

@@ -36,6 +36,10 @@ option                                default         meaning
                                                       (15 min)
 ``market.heat``                       0               1: the market also trades heat (a second
                                                       carrier, below)
+``market.retailers``                  0               1: only ``retailer`` accounts may be named in
+                                                      a grant and place orders for a household
+                                                      (``not_retailer``); 0: any account may, as
+                                                      before roles existed (``market.chain.retail``)
 ====================================  ==============  =============================================
 
 Carriers
@@ -110,6 +114,7 @@ class Options:
     max_unsettled_defaults: int = 0
     settlement_delay_ms: int = 900_000
     heat: int = 0
+    retailers: int = 0
     # The other carriers' own options (``CARRIER_OPTIONS``) as genesis set them:
     # (carrier, ((name, value), ...)).
     overrides: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
@@ -177,6 +182,7 @@ def _clamped(o: Options) -> Options:
         max_unsettled_defaults=max(0, o.max_unsettled_defaults),
         settlement_delay_ms=max(0, o.settlement_delay_ms),
         heat=o.heat,
+        retailers=1 if o.retailers else 0,
         overrides=o.overrides,
     )
 

@@ -10,7 +10,13 @@ capacity and its state of charge then. From then on, for that carrier:
 * a **buy** order (charging) only while what it has committed to buy, plus the new one, fits in
   the room left, ``capacity - state of charge``;
 
-otherwise ``beyond_state_of_charge``. A commitment is the order's or offer's energy when
+otherwise ``beyond_state_of_charge``.
+
+Two kinds of account hold a store. A household with a home battery or a buffer tank trades as
+any household, its store's carrier within the state of charge. A ``storage_provider`` account
+(a role genesis gives or the grid operator registers) trades *only* within a store: an order,
+an offer, an accepted offer (charging, like a buy) or an answer to a requirement in a carrier
+it has no store of is refused with ``no_store``. A commitment is the order's or offer's energy when
 published; what is cancelled, withdrawn or expires unmatched is released; what was matched stays
 committed until its slot settles. When a slot settles, the store's meter readings of the slot
 move the state of charge: ``soc + import_wh - export_wh``, kept within ``[0, capacity]`` (the
@@ -22,7 +28,8 @@ Transaction type
 
 ``market.storage.register`` ``{"address", "meter", "capacity_wh", "soc_wh"}`` (the grid operator)
     Registers (or registers again: new capacity, meter or state of charge; commitments stay) the
-    account's store. Refusals: ``bad_address`` / ``unknown_account``, ``not_household``,
+    account's store. Refusals: ``bad_address`` / ``unknown_account``, ``not_household`` (the
+    account is neither a household nor a storage provider),
     ``unknown_meter``, ``not_storage_meter`` (not a ``battery`` or ``thermal_storage`` meter of
     that account), ``bad_capacity`` (a positive integer), ``bad_state_of_charge`` (an integer
     from 0 to the capacity), ``bad_carrier`` (the meter's carrier is not traded here).
@@ -49,7 +56,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ledger.application import (
-    HOUSEHOLD,
+    STORAGE_PROVIDER,
+    TRADERS,
     Context,
     TxFailed,
     account,
@@ -90,7 +98,7 @@ def register(state: State, tx: Transaction, context: Context) -> None:
     address = registered_address(state, address)
     owner = account(state, address)
     assert owner is not None  # registered_address checked it
-    if owner["role"] != HOUSEHOLD:
+    if owner["role"] not in TRADERS:
         raise TxFailed("not_household")
     meter = meters.meter(state, meter_id) if isinstance(meter_id, str) else None
     if meter is None:
@@ -130,6 +138,12 @@ def _add(state: State, address: str, carrier: str, slot: int, side: str, delta: 
         state.set(key, in_slot)
     else:
         state.delete(key)
+
+
+def require_store(state: State, address: str, carrier: str, context: Context) -> None:
+    """A storage provider (the sender, ``address``) trades only a carrier it has a store of."""
+    if context.sender_role == STORAGE_PROVIDER and store(state, address, carrier) is None:
+        raise TxFailed("no_store", "a storage provider trades within its registered store")
 
 
 def commit(state: State, address: str, carrier: str, slot: int, side: str, energy_wh: int) -> None:

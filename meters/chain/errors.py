@@ -14,7 +14,7 @@ MESSAGES: dict[str, str] = {
     # meter.register
     "bad_meter": "That is not a meter id (1-64 of a-z, 0-9, '.', '_' and '-', starting with a "
     "letter or digit).",
-    "not_household": "That account is not a household.",
+    "not_household": "That account is neither a household nor a storage provider.",
     "bad_kind": "The kind is one of pv, consumption, bidirectional, battery, heat, "
     "thermal_storage.",
     "bad_feeder": "A feeder name is 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter "

@@ -79,8 +79,9 @@ applies is the result, and a refused transaction changes nothing but the sender'
 
 ``meter.register`` ``{"meter", "owner", "kind", "public_key", "feeder", "interval_s"}``
     ``bad_payload``, ``bad_meter`` (not an id), ``bad_address`` / ``unknown_account`` /
-    ``not_household`` (the owner), ``bad_kind`` (not one of :data:`KINDS`), ``bad_public_key``
-    (not 64 lowercase hex of an Ed25519 key), ``bad_feeder`` (not a name like a meter id),
+    ``not_household`` (the owner is neither a household nor a storage provider), ``bad_kind``
+    (not one of :data:`KINDS`), ``bad_public_key`` (not 64 lowercase hex of an Ed25519 key),
+    ``bad_feeder`` (not a name like a meter id),
     ``bad_interval`` (not an integer >= 60 dividing the slot), ``owner_mismatch`` /
     ``interval_mismatch`` (re-registration changing them), ``key_in_use`` (another meter's key),
     ``too_many_meters`` (the owner has :data:`MAX_METERS_PER_OWNER`).
@@ -101,7 +102,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.application import (
-    HOUSEHOLD,
+    TRADERS,
     Context,
     TxFailed,
     account,
@@ -253,7 +254,7 @@ def meter_register(state: State, tx: Transaction, context: Context) -> None:
     owner = registered_address(state, owner)
     owner_account = account(state, owner)
     assert owner_account is not None  # registered_address checked it
-    if owner_account["role"] != HOUSEHOLD:
+    if owner_account["role"] not in TRADERS:
         raise TxFailed("not_household")
     if kind not in KINDS:
         raise TxFailed("bad_kind", f"a meter's kind is one of {', '.join(KINDS)}")

@@ -81,7 +81,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ledger.application import (
-    HOUSEHOLD,
+    TRADERS,
     Context,
     TxFailed,
     account,
@@ -270,7 +270,7 @@ def _household(state: State, value: Any) -> str:
     address = registered_address(state, value)
     acct = account(state, address)
     assert acct is not None  # registered_address checked it
-    if acct["role"] != HOUSEHOLD:
+    if acct["role"] not in TRADERS:
         raise TxFailed("not_household")
     return address
 

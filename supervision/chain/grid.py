@@ -61,7 +61,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.application import (
-    HOUSEHOLD,
+    TRADERS,
     Context,
     TxFailed,
     account,
@@ -247,7 +247,7 @@ def feeder_assign(state: State, tx: Transaction, context: Context) -> None:
     address = registered_address(state, address)
     acct = account(state, address)
     assert acct is not None  # registered_address checked it
-    if acct["role"] != HOUSEHOLD:
+    if acct["role"] not in TRADERS:
         raise TxFailed("not_household")
     feeder = _check_feeder_name(feeder)
     carrier = _check_carrier(state, carrier, feeder)

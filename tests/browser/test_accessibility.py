@@ -50,8 +50,9 @@ PAGES = {
         "/accounts/password/done/",
         "/accounts/settings/key/",
         "/retail/",
-        "/retail/customers/",
     ],
+    Role.RETAILER: ["/retail/customers/"],
+    Role.STORAGE_PROVIDER: ["/flexibility/"],
     Role.GRID_OPERATOR: [
         "/console/operator/",
         "/console/households/{household}/",

@@ -136,8 +136,16 @@ class Market:
 
     # --- setting up ----------------------------------------------------------------------------
 
-    def household(self, who: KeyPair, *, credits: int = 100_000, feeder: str = "f1") -> None:
-        payload = {"address": who.address, "public_key": who.public_key_hex, "role": "household"}
+    def household(
+        self,
+        who: KeyPair,
+        *,
+        credits: int = 100_000,
+        feeder: str = "f1",
+        role: str = "household",
+    ) -> None:
+        """Register ``who`` (as a household, or ``role``), credit it and put it on ``feeder``."""
+        payload = {"address": who.address, "public_key": who.public_key_hex, "role": role}
         assert self.send(OPERATOR, "account.register", **payload) == "ok"
         if credits:
             assert self.send(OPERATOR, "credit.issue", to=who.address, amount=credits) == "ok"

@@ -1,6 +1,7 @@
 """Named actors on a network (``tests.flexibility.support``): Ada, a household who grants; Ben,
-the retailer she grants (a household account too); Cat, a household who granted nobody; and the
-grid operator. All on feeder north with credits."""
+the retailer she grants (a retailer account on the site; on this network's ledger, whose genesis
+leaves ``market.retailers`` at 0, any account may be named); Cat, a household who granted
+nobody; and the grid operator. All on feeder north with credits."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gridplatform.accounts.models import User
+from gridplatform.accounts.models import Role, User
 from tests.factories import UserFactory
 from tests.flexibility.support import ADA, BEN, CAT, History, network, user_with_key
 from tests.ledger.site import Site
@@ -29,7 +30,8 @@ def ada(site: Site) -> User:
 
 @pytest.fixture
 def ben(site: Site) -> User:
-    return user_with_key(UserFactory(name="Ben Retail", email="ben@test.example"), BEN)
+    user = UserFactory(name="Ben Retail", email="ben@test.example", role=Role.RETAILER)
+    return user_with_key(user, BEN)
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from gridplatform.accounts.models import User
+from gridplatform.accounts.models import Role, User
 from ledger.models import SubmittedTransaction
 from ledger.projection import ms_of_datetime
 from market import selectors as market_selectors
 from retail.errors import MESSAGES
 from retail.models import Grant
+from tests.factories import UserFactory
 from tests.flexibility.support import ADA, BEN, commit_pending
 from tests.ledger.site import Site
 
@@ -107,7 +108,8 @@ def test_a_household_grants_a_retailer_by_its_email_and_changes_the_limits(
     [
         ({"retailer": "nobody@test.example"}, "retailer", "unknown_retailer"),
         ({"retailer": "0" * 50}, "retailer", "bad_address"),
-        ({"retailer": "ada@test.example"}, "retailer", "own_grant"),
+        ({"retailer": "ada@test.example"}, "retailer", "unknown_retailer"),  # not a retailer
+        ({"retailer": ADA.address}, "retailer", "own_grant"),
         ({"max_energy": "0"}, "max_energy", "bad_grant_limit"),
         ({"max_price": "a lot"}, "max_price", "bad_grant_limit"),
         ({"carrier": "gas"}, "carrier", None),
@@ -130,8 +132,9 @@ def test_a_retailer_places_an_order_for_its_customer_and_a_revoked_grant_refuses
 ) -> None:
     page = text(client_for(ben).get(CUSTOMERS))
     assert "Ada Sun <ada@test.example> electricity 2 kWh €0.30/kWh €0.10/kWh" in page
-    assert "No household has granted you trading." in text(client_for(cat).get(CUSTOMERS))
-    assert "Households have granted you trading" in text(client_for(ben).get(GRANTS))
+    # The customers' page is a retailer account's; a retailer's /retail/ leads to it.
+    assert client_for(cat).get(CUSTOMERS).status_code == 403
+    assert client_for(ben).get(GRANTS)["Location"] == CUSTOMERS
 
     # Beyond the grant: the validators' refusal, beside the field.
     over = order_for(ben, ADA.address, energy="2.5")
@@ -202,7 +205,9 @@ def test_a_retailer_cannot_cancel_an_order_it_did_not_place(
         r'data-order="([0-9a-f]{64})"', client_for(ben).get(CUSTOMERS).content.decode()
     )
     assert placed is not None
-    response = client_for(cat).post(f"{CUSTOMERS}orders/{placed[1]}/cancel/")
+    assert client_for(cat).post(f"{CUSTOMERS}orders/{placed[1]}/cancel/").status_code == 403
+    other = UserFactory(name="Other Retail", email="other@test.example", role=Role.RETAILER)
+    response = client_for(other).post(f"{CUSTOMERS}orders/{placed[1]}/cancel/")
     assert response.status_code == 400
     assert MESSAGES["unknown_order"] in text(response)
     assert not SubmittedTransaction.objects.exists()

@@ -717,7 +717,8 @@ def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
     assert '<td class="num">250000</td>' in html
     assert f'<tr data-feeder="{FEEDER}">' in html  # the topology
     assert "The whole grid: normal" in html
-    # No control that moves money but the grid operator's own issuing (top-up) and enrolment.
+    # No control that moves money but the grid operator's own issuing (top-up) and enrolment
+    # (of households, and of the storage providers and retailers it opens).
     actions = set(re.findall(r'action="([^"]*)"', html))
     household_controls = re.compile(r"/console/operator/households/[0-9]+/(enrol|top-up)/")
     assert {a for a in actions if not household_controls.fullmatch(a)} == {
@@ -727,6 +728,7 @@ def test_the_operator_console_shows_loading_as_a_chart_and_a_table(
         "/accounts/logout/",
         "/console/operator/#households-heading",  # finding households: a GET, changes nothing
         "/console/operator/#accounts-heading",  # finding accounts: a GET too
+        "/console/operator/participants/register/",  # a new account, on the ledger: no money
     }
     assert 'method="get" action="/console/operator/#households-heading"' in html
 
