@@ -125,7 +125,7 @@ def test_it_creates_the_demo_community_once(db: None) -> None:
     call_command("create_demo_community")
     call_command("create_demo_community")
     roles = Counter(User.objects.values_list("role", flat=True))
-    assert roles == {Role.HOUSEHOLD: 30, Role.GRID_OPERATOR: 1, Role.REGULATOR: 1}
+    assert roles == {Role.HOUSEHOLD: 30, Role.GRID_OPERATOR: 1, Role.REGULATOR: 1, Role.RETAILER: 1}
     kinds = Counter(
         User.objects.filter(role=Role.HOUSEHOLD).values_list("household_kind", flat=True)
     )
