@@ -125,11 +125,16 @@ def test_it_creates_the_demo_community_once(db: None) -> None:
     call_command("create_demo_community")
     call_command("create_demo_community")
     roles = Counter(User.objects.values_list("role", flat=True))
-    assert roles == {Role.HOUSEHOLD: 30, Role.GRID_OPERATOR: 1, Role.REGULATOR: 1, Role.RETAILER: 1}
+    assert roles == {
+        Role.HOUSEHOLD: 30,
+        Role.GRID_OPERATOR: 1,
+        Role.REGULATOR: 1,
+        Role.RETAILER: 1,
+    }
     kinds = Counter(
         User.objects.filter(role=Role.HOUSEHOLD).values_list("household_kind", flat=True)
     )
     assert kinds == {"prosumer": 20, "consumer": 6, "storage": 4}
-    assert Identity.objects.count() == 32
+    assert Identity.objects.count() == 33  # every account has its key, the retailer's too
     operator = User.objects.get(role=Role.GRID_OPERATOR)
     assert operator.check_password(DEMO_PASSWORD)
