@@ -19,7 +19,6 @@ import pytest
 from django.utils import timezone
 
 from gridplatform.accounts.models import User
-from ledger import services as ledger_services
 from ledger.identity import KeyPair
 from ledger.models import LedgerAccount, StateEntry
 from ledger.projection import ms_of_datetime
@@ -29,10 +28,9 @@ from market import services as market_services
 from market.models import Contract, MarketAccount, SettlementLine, SlotSettlement
 from meters import services as meter_services
 from meters.signing import header_value
-from tests.factories import UserFactory
 from tests.ledger.live import LiveNetwork, running_network
-from tests.ledger.site import give_issuer_key
 from tests.market.support import batch, reading
+from tests.market.test_carriers_live import CREDITS, heat_households
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 MINUTE = timedelta(minutes=1)
@@ -43,7 +41,6 @@ OPTIONS = {
     "market.heat": 1,
     "market.heat.slot_ms": 120_000,
 }
-CREDITS = 100_000
 HEAT_DEVICE = KeyPair(private_key=bytes(range(52, 84)))
 
 
@@ -56,21 +53,8 @@ def network(tmp_path: Path, settings: Any) -> Iterator[LiveNetwork]:
 def test_a_two_minute_heat_slot_settles_against_both_minutes_on_the_real_network(
     network: LiveNetwork, grid_operator: User
 ) -> None:
-    give_issuer_key(grid_operator)
-    ada = UserFactory(name="Ada", email="ada@test.example")
-    ben = UserFactory(name="Ben", email="ben@test.example", household_kind="consumer")
-    for household in (ada, ben):
-        ledger_services.household_enrol(operator=grid_operator, household=household)
+    ada, ben = heat_households(network, grid_operator)
     seller, buyer = ada.identity.address, ben.identity.address
-    network.until(
-        "both registered",
-        lambda: LedgerAccount.objects.filter(address__in=[seller, buyer]).count() == 2,
-    )
-    for household in (ada, ben):
-        market_services.feeder_assign(
-            operator=grid_operator, household=household, feeder="loop-a", carrier="heat"
-        )
-        ledger_services.credits_top_up(operator=grid_operator, household=household, amount=CREDITS)
     meter, _ = meter_services.meter_register(
         by=ada,
         owner=ada,

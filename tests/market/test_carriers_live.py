@@ -73,25 +73,38 @@ def balance(address: str) -> int:
     return value
 
 
-def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
-    network: LiveNetwork, grid_operator: User
-) -> None:
+def heat_households(
+    network: LiveNetwork, grid_operator: User, *, feeder: str | None = None
+) -> tuple[User, User]:
+    """Ada and Ben (a consumer) enrolled through the site's services, on the heat segment
+    loop-a (and on the electricity ``feeder``, if one), funded with ``CREDITS``."""
     give_issuer_key(grid_operator)
     ada = UserFactory(name="Ada", email="ada@test.example")
     ben = UserFactory(name="Ben", email="ben@test.example", household_kind="consumer")
     for household in (ada, ben):
         ledger_services.household_enrol(operator=grid_operator, household=household)
-    seller, buyer = ada.identity.address, ben.identity.address
+    addresses = [ada.identity.address, ben.identity.address]
     network.until(
         "both registered",
-        lambda: LedgerAccount.objects.filter(address__in=[seller, buyer]).count() == 2,
+        lambda: LedgerAccount.objects.filter(address__in=addresses).count() == 2,
     )
     for household in (ada, ben):
-        market_services.feeder_assign(operator=grid_operator, household=household, feeder="f-1")
+        if feeder is not None:
+            market_services.feeder_assign(
+                operator=grid_operator, household=household, feeder=feeder
+            )
         market_services.feeder_assign(
             operator=grid_operator, household=household, feeder="loop-a", carrier="heat"
         )
         ledger_services.credits_top_up(operator=grid_operator, household=household, amount=CREDITS)
+    return ada, ben
+
+
+def test_a_heat_trade_settles_by_its_worked_example_on_the_real_network(
+    network: LiveNetwork, grid_operator: User
+) -> None:
+    ada, ben = heat_households(network, grid_operator, feeder="f-1")
+    seller, buyer = ada.identity.address, ben.identity.address
     meters = {}
     for owner, meter_id, kind, device, feeder in (
         (ada, "ada-heat", "heat", HEAT_DEVICE, "loop-a"),
