@@ -5,6 +5,7 @@ shows a heat line's hour; electricity keeps its 15-minute slots."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from market import services as market_services
 from market.errors import MESSAGES
 from market.models import Contract
 from tests.ledger.chains import HOUSEHOLDS, OPERATOR
-from tests.ledger.site import GATE_MS, SLOT_MS, Site, give_issuer_key, give_key, trading_site
+from tests.ledger.site import GATE_MS, SLOT_MS, Site
 from tests.market.test_api import client_for, error_of, iso, post
+from tests.market.test_site_carriers import heat_site
 from tests.market.test_views import order_data
 
 pytestmark = pytest.mark.django_db
@@ -42,29 +44,15 @@ def site(
 ) -> Site:
     """Ada (``prosumer``) and Ben (``consumer``) on heat segment loop-1, heat traded hourly in
     whole kWh."""
-    give_key(prosumer, ADA)
-    give_key(consumer, BEN)
-    give_issuer_key(grid_operator)
-    site = trading_site(settings, tmp_path, (ADA, BEN), options=HOURLY)
-    publish = site.sign(
-        OPERATOR,
-        "grid.feeder.publish",
-        feeder=SEGMENT,
-        export_limit_w=100_000,
-        import_limit_w=100_000,
-        carrier="heat",
-    )
-    assign = [
-        site.sign(OPERATOR, "grid.feeder.assign", address=a, feeder=SEGMENT, carrier="heat")
-        for a in (ADA.address, BEN.address)
-    ]
-    assert list(site.commit([publish, *assign]).results) == ["ok"] * 3
-    return site
+    return heat_site(settings, tmp_path, prosumer, consumer, grid_operator, HOURLY)
 
 
 def open_hour(site: Site) -> int:
-    """An hour open for heat at the next blocks and on the site's clock."""
-    now = site.blocks[-1].timestamp_ms + 5_000
+    """An hour open for heat at the next blocks and on the site's clock, for the next minute
+    whichever of the two is ahead (the blocks' time lags the wall clock a little: near the
+    hour's gate the two would disagree)."""
+    wall = int(time.time() * 1_000)
+    now = max(site.blocks[-1].timestamp_ms, wall) + 60_000
     return (now + GATE_MS) // HOUR_MS * HOUR_MS + HOUR_MS
 
 

@@ -92,16 +92,15 @@ def settle(site: Site, slot: int) -> None:
     assert list(settled.results) == ["ok"]
 
 
-@pytest.fixture
-def site(
-    settings: Any, tmp_path: Path, prosumer: User, consumer: User, grid_operator: User
+def heat_site(
+    settings: Any, tmp_path: Path, prosumer: User, consumer: User, grid_operator: User, options: Any
 ) -> Site:
-    """Ada (``prosumer``) and Ben (``consumer``) on feeder-1 and on heat segment loop-1, with
-    credits, on a market that trades heat; the site's grid operator signs as the issuer."""
+    """Ada (``prosumer``) and Ben (``consumer``) on heat segment loop-1 (published), with
+    credits, on a market of ``options``; the site's grid operator signs as the issuer."""
     give_key(prosumer, ADA)
     give_key(consumer, BEN)
     give_issuer_key(grid_operator)
-    site = trading_site(settings, tmp_path, (ADA, BEN), options=HEAT)
+    site = trading_site(settings, tmp_path, (ADA, BEN), options=options)
     publish = site.sign(
         OPERATOR,
         "grid.feeder.publish",
@@ -116,6 +115,14 @@ def site(
     ]
     assert list(site.commit([publish, *assign]).results) == ["ok"] * 3
     return site
+
+
+@pytest.fixture
+def site(
+    settings: Any, tmp_path: Path, prosumer: User, consumer: User, grid_operator: User
+) -> Site:
+    """Ada and Ben on feeder-1 and on heat segment loop-1, on a market that trades heat."""
+    return heat_site(settings, tmp_path, prosumer, consumer, grid_operator, HEAT)
 
 
 @pytest.fixture
